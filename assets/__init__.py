@@ -1,0 +1,1 @@
+"""Daily partitioned assets: thin wrappers that read, call a `chatpulse` function, write."""

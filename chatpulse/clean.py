@@ -1,0 +1,142 @@
+"""Turn a partition's extracted rows into clean rows, quarantine and a quality record.
+
+Every input row ends in exactly one place: clean, quarantined (with its reasons)
+or counted as a duplicate. Recoverable values are repaired and counted first,
+so a repairable row is never quarantined for what could be fixed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from chatpulse.extract import ERRORS, read_lines
+from chatpulse.schema import COLUMNS, ID_COLUMN, SOURCE_FILE, SOURCE_LINE, Kind
+from chatpulse.validate import Validation, validate
+
+QUARANTINE_COLUMNS = ("kind", SOURCE_FILE, SOURCE_LINE, "record_id", "reasons", "raw")
+
+
+@dataclass(frozen=True)
+class Cleaned:
+    """The outcome of cleaning one kind for one day."""
+
+    clean: pd.DataFrame
+    quarantine: pd.DataFrame
+    quality: dict[str, object]
+    validation: Validation
+
+
+def derive_ids(frame: pd.DataFrame, kind: Kind) -> pd.Series:
+    """Fill missing identifiers with a hash of the row's canonical values.
+
+    The hash ignores where the row came from, so the same record arriving twice
+    (a rerun, a late copy in another file) gets the same id and is deduplicated.
+    """
+    id_column = ID_COLUMN[kind]
+    ids = frame[id_column].astype(object)
+    missing = ids.isna()
+    if not missing.any():
+        return ids
+    content = [c for c in COLUMNS[kind] if c != id_column]
+    hashes = pd.util.hash_pandas_object(frame.loc[missing, content], index=False)
+    return ids.mask(missing, hashes.map("{:016x}".format))
+
+
+def _repair_tokens(frame: pd.DataFrame) -> dict[str, pd.Series]:
+    """Recover token counts from the other two of prompt, completion and total."""
+    prompt, completion, total = frame["prompt_tokens"], frame["completion_tokens"], frame["total_tokens"]
+    fixes = {
+        "total_tokens": (prompt.notna() & completion.notna() & (total.isna() | (total != prompt + completion)), prompt + completion),
+        "prompt_tokens": (prompt.isna() & completion.notna() & total.notna() & (total >= completion), total - completion),
+        "completion_tokens": (completion.isna() & prompt.notna() & total.notna() & (total >= prompt), total - prompt),
+    }
+    repaired = {}
+    for column, (mask, value) in fixes.items():
+        mask = mask.fillna(False).astype(bool)
+        if mask.any():
+            frame[column] = frame[column].mask(mask, value)
+            repaired[f"{column}: recomputed"] = mask
+    return repaired
+
+
+def _repair_roles(frame: pd.DataFrame) -> dict[str, pd.Series]:
+    """Normalise role spelling ('User ' -> 'user') before the role expectation runs."""
+    role = frame["role"]
+    normalised = role.str.strip().str.lower()
+    mask = (role.notna() & (role != normalised)).astype(bool)
+    if not mask.any():
+        return {}
+    frame["role"] = normalised
+    return {"role: normalised": mask}
+
+
+REPAIRS: dict[Kind, Callable[[pd.DataFrame], dict[str, pd.Series]]] = {
+    Kind.REQUESTS: _repair_tokens,
+    Kind.MESSAGES: _repair_roles,
+    Kind.FEEDBACK: lambda frame: {},
+}
+
+
+def _reasons(frame: pd.DataFrame, validation: Validation) -> pd.Series:
+    """Each row's reasons: extract problems first, then failed expectations."""
+    reasons = frame[ERRORS].map(lambda r: list(r) if isinstance(r, list | np.ndarray) else [])
+    for position, failed in validation.row_reasons.items():
+        reasons.iat[position] = reasons.iat[position] + failed
+    return reasons
+
+
+def clean_partition(extracted: pd.DataFrame, kind: Kind, day: str) -> Cleaned:
+    """Repair, validate, quarantine and deduplicate one kind's rows for one day."""
+    frame = extracted.reset_index(drop=True).copy()
+    frame[ID_COLUMN[kind]] = derive_ids(frame, kind)
+    repairs = REPAIRS[kind](frame)
+    validation = validate(frame, kind)
+    reasons = _reasons(frame, validation)
+    bad = (reasons.map(len) > 0).to_numpy()
+    quarantine = pd.DataFrame({
+        "day": day,
+        "kind": kind.value,
+        SOURCE_FILE: frame.loc[bad, SOURCE_FILE],
+        SOURCE_LINE: frame.loc[bad, SOURCE_LINE],
+        "record_id": frame.loc[bad, ID_COLUMN[kind]],
+        "reasons": reasons[bad].map(json.dumps),
+    }).reset_index(drop=True)
+    valid = frame.loc[~bad].sort_values([SOURCE_FILE, SOURCE_LINE], kind="stable")
+    duplicate = valid.duplicated(ID_COLUMN[kind], keep="first").to_numpy()
+    clean = valid.loc[~duplicate].drop(columns=[ERRORS]).reset_index(drop=True)
+    kept = pd.Series(False, index=frame.index)
+    kept[valid.index[~duplicate]] = True
+    repair_counts = {name: int((mask & kept).sum()) for name, mask in repairs.items()}
+    repaired = pd.DataFrame(repairs).any(axis=1) if repairs else pd.Series(False, index=frame.index)
+    quality: dict[str, object] = {
+        "day": day,
+        "kind": kind.value,
+        "rows_in": len(frame),
+        "clean": len(clean),
+        "quarantined": int(bad.sum()),
+        "duplicates": int(duplicate.sum()),
+        "repaired": int((repaired & kept).sum()),
+        "reasons": json.dumps(dict(Counter(r for rs in reasons[bad] for r in rs).most_common())),
+        "repairs": json.dumps({k: v for k, v in repair_counts.items() if v}),
+    }
+    return Cleaned(clean, quarantine, quality, validation)
+
+
+def attach_raw(quarantine: pd.DataFrame, landing_dir: Path) -> pd.DataFrame:
+    """Add each quarantined row's original line, read back from its landing file.
+
+    Reading back only the few quarantined lines keeps extract lean on big files.
+    """
+    raw = pd.Series(None, index=quarantine.index, dtype=object)
+    for label, group in quarantine.groupby(SOURCE_FILE):
+        path = landing_dir / str(label)
+        lines = read_lines(path, group[SOURCE_LINE].astype(int)) if path.is_file() else {}
+        raw[group.index] = group[SOURCE_LINE].map(lambda number: lines.get(int(number)))
+    return quarantine.assign(raw=raw)

@@ -1,0 +1,264 @@
+"""Settings: where data lives, which time zone a day is in, and how sources map.
+
+Everything comes from one optional YAML file plus a few environment variables,
+so a user adapts ChatPulse to their logs with configuration, not code. Errors
+name the key and what was expected, never a bare traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from chatpulse.schema import COLUMNS, Kind
+
+CONFIG_ENV = "CHATPULSE_CONFIG"
+HOME_ENV = "CHATPULSE_HOME"
+DATABASE_ENV = "CHATPULSE_DATABASE_URL"
+DEFAULT_CONFIG_FILE = "chatpulse.yaml"
+DEFAULT_HOME = ".chatpulse"
+
+TIMESTAMP_FORMATS = ("iso", "epoch_s", "epoch_ms", "seconds_since")
+LATENCY_UNITS = {"ms": 1.0, "s": 1000.0}
+LAYOUTS = ("rows", "sessions")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; the message names the key."""
+
+
+@dataclass(frozen=True)
+class FailureRule:
+    """Marks a request failed when a column equals a value (for logs without a status)."""
+
+    column: str
+    equals: Any
+    status_code: int = 500
+    error_type: str = "failed"
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """How one family of landing files maps onto a canonical record kind."""
+
+    name: str
+    kind: Kind
+    pattern: str
+    columns: Mapping[str, str] = field(default_factory=dict)
+    timestamp_format: str = "iso"
+    timestamp_origin: datetime | None = None
+    naive_timezone: str = "UTC"
+    latency_unit: str = "ms"
+    failure: FailureRule | None = None
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    layout: str = "rows"
+
+    def source_column(self, canonical: str) -> str:
+        """The column of the foreign log that holds a canonical field."""
+        return self.columns.get(canonical, canonical)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved configuration of one ChatPulse installation."""
+
+    data_home: Path
+    database_url: str
+    landing_dir: Path
+    reports_dir: Path
+    timezone: str = "UTC"
+    start_date: date = date(2026, 1, 1)
+    session_gap_minutes: float = 30.0
+    quarantine_warn_rate: float = 0.05
+    schedule_time: time = time(6, 0)
+    scenario_rules: Path | None = None
+    sources: tuple[SourceConfig, ...] = ()
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.data_home / "dagster"
+
+
+DEFAULT_SOURCES: tuple[SourceConfig, ...] = (
+    SourceConfig(name="requests", kind=Kind.REQUESTS, pattern="requests*"),
+    SourceConfig(name="messages", kind=Kind.MESSAGES, pattern="messages*"),
+    SourceConfig(name="sessions", kind=Kind.MESSAGES, pattern="sessions*", layout="sessions"),
+    SourceConfig(name="feedback", kind=Kind.FEEDBACK, pattern="feedback*"),
+)
+
+
+def _expect(value: Any, types: type | tuple[type, ...], key: str, expected: str) -> Any:
+    if not isinstance(value, types):
+        raise ConfigError(f"{key}: expected {expected}, got {value!r}")
+    return value
+
+
+def _choice(value: Any, choices: tuple[str, ...] | Mapping[str, Any], key: str) -> str:
+    if value not in choices:
+        raise ConfigError(f"{key}: expected one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _timezone(value: Any, key: str) -> str:
+    _expect(value, str, key, "an IANA time zone name such as UTC or Asia/Shanghai")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"{key}: unknown time zone {value!r}") from exc
+    return value
+
+
+def _parse_date(value: Any, key: str) -> date:
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError as exc:
+        raise ConfigError(f"{key}: expected a date YYYY-MM-DD, got {value!r}") from exc
+
+
+def _parse_time(value: Any, key: str) -> time:
+    try:
+        return time.fromisoformat(str(value))
+    except ValueError as exc:
+        raise ConfigError(f"{key}: expected a time of day HH:MM, got {value!r}") from exc
+
+
+def _parse_origin(value: Any, key: str) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError as exc:
+        raise ConfigError(f"{key}: expected an ISO date or time, got {value!r}") from exc
+
+
+def _parse_failure(raw: Any, key: str) -> FailureRule:
+    _expect(raw, dict, key, "a mapping with 'column' and 'equals'")
+    for required in ("column", "equals"):
+        if required not in raw:
+            raise ConfigError(f"{key}.{required}: required")
+    return FailureRule(
+        column=_expect(raw["column"], str, f"{key}.column", "a canonical column name"),
+        equals=raw["equals"],
+        status_code=_expect(raw.get("status_code", 500), int, f"{key}.status_code", "an integer"),
+        error_type=_expect(raw.get("error_type", "failed"), str, f"{key}.error_type", "a string"),
+    )
+
+
+def parse_source(raw: Any, key: str) -> SourceConfig:
+    """Build one source from its YAML mapping, checking every key."""
+    _expect(raw, dict, key, "a mapping")
+    known = {"name", "kind", "pattern", "columns", "timestamp", "latency_unit", "failure", "defaults", "layout"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{key}.{unknown[0]}: unknown key (expected one of {', '.join(sorted(known))})")
+    kind = Kind(_choice(raw.get("kind"), tuple(k.value for k in Kind), f"{key}.kind"))
+    canonical = COLUMNS[kind]
+    columns = _expect(raw.get("columns", {}), dict, f"{key}.columns", "a mapping of canonical name to source column")
+    for name in columns:
+        if name not in canonical:
+            raise ConfigError(f"{key}.columns.{name}: not a canonical {kind} column ({', '.join(canonical)})")
+    defaults = _expect(raw.get("defaults", {}), dict, f"{key}.defaults", "a mapping of canonical name to value")
+    for name in defaults:
+        if name not in canonical:
+            raise ConfigError(f"{key}.defaults.{name}: not a canonical {kind} column")
+    ts = raw.get("timestamp", {})
+    if isinstance(ts, str):
+        ts = {"format": ts}
+    _expect(ts, dict, f"{key}.timestamp", "a format name or a mapping with 'format'")
+    ts_format = _choice(ts.get("format", "iso"), TIMESTAMP_FORMATS, f"{key}.timestamp.format")
+    origin = ts.get("origin")
+    if ts_format == "seconds_since" and origin is None:
+        raise ConfigError(f"{key}.timestamp.origin: required when format is seconds_since")
+    return SourceConfig(
+        name=_expect(raw.get("name", kind.value), str, f"{key}.name", "a string"),
+        kind=kind,
+        pattern=_expect(raw.get("pattern"), str, f"{key}.pattern", "a glob relative to the landing folder"),
+        columns=columns,
+        timestamp_format=ts_format,
+        timestamp_origin=None if origin is None else _parse_origin(origin, f"{key}.timestamp.origin"),
+        naive_timezone=_timezone(ts.get("timezone", "UTC"), f"{key}.timestamp.timezone"),
+        latency_unit=_choice(raw.get("latency_unit", "ms"), LATENCY_UNITS, f"{key}.latency_unit"),
+        failure=None if raw.get("failure") is None else _parse_failure(raw["failure"], f"{key}.failure"),
+        defaults=defaults,
+        layout=_choice(raw.get("layout", "rows"), LAYOUTS, f"{key}.layout"),
+    )
+
+
+def _resolve(base: Path, value: Any, key: str) -> Path:
+    path = Path(_expect(value, (str, Path), key, "a path")).expanduser()
+    return path if path.is_absolute() else (base / path)
+
+
+def settings_from_mapping(raw: Mapping[str, Any], base: Path, env: Mapping[str, str]) -> Settings:
+    """Resolve a parsed config mapping; relative paths are taken from `base`."""
+    known = {
+        "data_home", "database_url", "landing_dir", "reports_dir", "timezone", "start_date",
+        "session_gap_minutes", "quarantine_warn_rate", "schedule_time", "scenario_rules", "sources",
+    }
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown key (expected one of {', '.join(sorted(known))})")
+    home = _resolve(base, env.get(HOME_ENV) or raw.get("data_home", DEFAULT_HOME), "data_home").resolve()
+    database_url = env.get(DATABASE_ENV) or raw.get("database_url") or f"sqlite:///{home / 'warehouse.db'}"
+    gap = raw.get("session_gap_minutes", 30)
+    if isinstance(gap, bool) or not isinstance(gap, int | float) or gap <= 0:
+        raise ConfigError(f"session_gap_minutes: expected a positive number, got {gap!r}")
+    warn_rate = raw.get("quarantine_warn_rate", 0.05)
+    if isinstance(warn_rate, bool) or not isinstance(warn_rate, int | float) or not 0 <= warn_rate <= 1:
+        raise ConfigError(f"quarantine_warn_rate: expected a share between 0 and 1, got {warn_rate!r}")
+    sources_raw = raw.get("sources")
+    if sources_raw is None:
+        sources = DEFAULT_SOURCES
+    else:
+        _expect(sources_raw, list, "sources", "a list of source mappings")
+        sources = tuple(parse_source(item, f"sources[{i}]") for i, item in enumerate(sources_raw))
+    rules = raw.get("scenario_rules")
+    return Settings(
+        data_home=home,
+        database_url=_expect(database_url, str, "database_url", "a SQLAlchemy URL"),
+        landing_dir=_resolve(base, raw.get("landing_dir", home / "landing"), "landing_dir"),
+        reports_dir=_resolve(base, raw.get("reports_dir", home / "reports"), "reports_dir"),
+        timezone=_timezone(raw.get("timezone", "UTC"), "timezone"),
+        start_date=_parse_date(raw.get("start_date", "2026-01-01"), "start_date"),
+        session_gap_minutes=float(gap),
+        quarantine_warn_rate=float(warn_rate),
+        schedule_time=_parse_time(raw.get("schedule_time", "06:00"), "schedule_time"),
+        scenario_rules=None if rules is None else _resolve(base, rules, "scenario_rules"),
+        sources=sources,
+    )
+
+
+def load_settings(path: Path | str | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Load settings from `path`, else $CHATPULSE_CONFIG, else ./chatpulse.yaml, else defaults."""
+    env = os.environ if env is None else env
+    chosen = path or env.get(CONFIG_ENV)
+    if chosen is None and Path(DEFAULT_CONFIG_FILE).is_file():
+        chosen = DEFAULT_CONFIG_FILE
+    if chosen is None:
+        return settings_from_mapping({}, Path.cwd(), env)
+    config_path = Path(chosen).expanduser()
+    try:
+        text = config_path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {config_path}: {exc.strerror}") from exc
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{config_path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{config_path}: expected a mapping at the top level")
+    try:
+        return settings_from_mapping(raw, config_path.resolve().parent, env)
+    except ConfigError as exc:
+        raise ConfigError(f"{config_path}: {exc}") from exc

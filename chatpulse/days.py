@@ -1,0 +1,29 @@
+"""Day boundaries in the configured time zone.
+
+A row belongs to the local day of its own timestamp, so every stage asks the
+same question the same way: which UTC instants make up this local day?
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pandas as pd
+
+
+def day_bounds(day: date, tz: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The UTC start (inclusive) and end (exclusive) of a local day; DST-safe."""
+    start = pd.Timestamp(day).tz_localize(tz)
+    end = pd.Timestamp(day + timedelta(days=1)).tz_localize(tz)
+    return start.tz_convert("UTC"), end.tz_convert("UTC")
+
+
+def local_days(timestamps: pd.Series, tz: str) -> pd.Series:
+    """The local calendar day of each UTC timestamp, as midnight timestamps in tz."""
+    return timestamps.dt.tz_convert(tz).dt.normalize()
+
+
+def in_day(timestamps: pd.Series, day: date, tz: str) -> pd.Series:
+    """Boolean mask of timestamps that fall on the local day."""
+    start, end = day_bounds(day, tz)
+    return (timestamps >= start) & (timestamps < end)

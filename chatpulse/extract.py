@@ -1,0 +1,370 @@
+"""Read landing files and map them onto the canonical schema.
+
+Reading is tolerant per line and strict per file: a malformed line becomes a
+row with a reason (so it can be quarantined and nothing is lost), while a file
+that cannot be read at all raises `ExtractError` naming the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from chatpulse.config import LATENCY_UNITS, SourceConfig
+from chatpulse.days import in_day, local_days
+from chatpulse.schema import COLUMNS, SOURCE_FILE, SOURCE_LINE, Kind
+
+ERRORS = "_errors"
+JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
+TURN_KEYS = ("turns", "messages")
+
+
+class ExtractError(RuntimeError):
+    """A landing file cannot be read at all; the message names the file."""
+
+
+@dataclass(frozen=True)
+class RawFile:
+    """The records of one file as read, before any mapping."""
+
+    records: pd.DataFrame
+    lines: np.ndarray
+    malformed: list[tuple[int, str]]
+
+
+@dataclass(frozen=True)
+class FileStamp:
+    """What a landing file looked like when read, and which local days it touched."""
+
+    size: int
+    mtime_ns: int
+    days: frozenset[str]
+
+    def unchanged(self, path: Path) -> bool:
+        stat = path.stat()
+        return stat.st_size == self.size and stat.st_mtime_ns == self.mtime_ns
+
+
+def _file_format(path: Path) -> str:
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith(JSON_SUFFIXES):
+        return "jsonl"
+    if name.endswith(".csv"):
+        return "csv"
+    raise ExtractError(f"{path}: unknown file type (expected .jsonl, .ndjson, .json or .csv, optionally .gz)")
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+        return gzip.decompress(data) if path.name.lower().endswith(".gz") else data
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise ExtractError(f"{path}: cannot read file: {exc}") from exc
+
+
+def _expand_sessions(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """One session per line with a list of turns -> one record per turn."""
+    turns_key = next((key for key in TURN_KEYS if isinstance(record.get(key), list)), None)
+    if turns_key is None:
+        raise ValueError("session line has no 'turns' list")
+    shared = {key: value for key, value in record.items() if key != turns_key}
+    expanded = []
+    for position, turn in enumerate(record[turns_key]):
+        if not isinstance(turn, dict):
+            raise ValueError(f"turn {position} is not an object")
+        expanded.append({**shared, "turn_index": position, **turn})
+    return expanded
+
+
+def _read_jsonl(data: bytes, layout: str) -> RawFile:
+    records: list[dict[str, Any]] = []
+    lines: list[int] = []
+    malformed: list[tuple[int, str]] = []
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = orjson.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+            batch = _expand_sessions(record) if layout == "sessions" else [record]
+        except (orjson.JSONDecodeError, ValueError) as exc:
+            malformed.append((number, f"malformed JSON: {str(exc).split(':')[0]}"))
+            continue
+        records.extend(batch)
+        lines.extend([number] * len(batch))
+    return RawFile(pd.DataFrame.from_records(records), np.asarray(lines, dtype="int64"), malformed)
+
+
+def _read_csv(path: Path, data: bytes) -> RawFile:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ExtractError(f"{path}: not UTF-8 text: {exc}") from exc
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if header is None:
+        return RawFile(pd.DataFrame(), np.empty(0, dtype="int64"), [])
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    malformed: list[tuple[int, str]] = []
+    start = reader.line_num + 1
+    try:
+        for row in reader:
+            if not any(row):
+                pass
+            elif len(row) != len(header):
+                malformed.append((start, f"expected {len(header)} fields, got {len(row)}"))
+            else:
+                rows.append(row)
+                lines.append(start)
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise ExtractError(f"{path}: line {reader.line_num}: {exc}") from exc
+    frame = pd.DataFrame(rows, columns=header, dtype=object).replace("", None)
+    return RawFile(frame, np.asarray(lines, dtype="int64"), malformed)
+
+
+def read_file(path: Path, layout: str = "rows") -> RawFile:
+    """Read one landing file; malformed lines are reported, not raised."""
+    fmt = _file_format(path)
+    data = _read_bytes(path)
+    if fmt == "csv":
+        return _read_csv(path, data)
+    return _read_jsonl(data, layout)
+
+
+def read_lines(path: Path, numbers: Iterable[int]) -> dict[int, str]:
+    """The original text of some lines of a file, for quarantine records."""
+    wanted = set(numbers)
+    text = _read_bytes(path).decode("utf-8", errors="replace")
+    return {number: line for number, line in enumerate(text.split("\n"), start=1) if number in wanted}
+
+
+class _Problems:
+    """Collects (row, reason) pairs and folds them into one list per row."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.rows: list[np.ndarray] = []
+        self.reasons: list[str] = []
+
+    def add(self, mask: pd.Series | np.ndarray, reason: str) -> None:
+        positions = np.flatnonzero(np.asarray(mask, dtype=bool))
+        if positions.size:
+            self.rows.append(positions)
+            self.reasons.append(reason)
+
+    def column(self) -> np.ndarray:
+        folded = np.full(self.size, None, dtype=object)
+        for positions, reason in zip(self.rows, self.reasons, strict=True):
+            for position in positions:
+                if folded[position] is None:
+                    folded[position] = []
+                folded[position].append(reason)
+        return folded
+
+
+def _present(values: pd.Series) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(values):
+        return values.notna()
+    return values.notna() & (values.astype(str).str.strip() != "")
+
+
+def _to_string(values: pd.Series) -> pd.Series:
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        return values.astype(object)
+    return values.astype(object).where(values.isna(), values.astype(str))
+
+
+def _to_number(values: pd.Series, name: str, problems: _Problems, integer: bool) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        numbers = values.astype("float64")
+    else:
+        numbers = pd.to_numeric(values.astype(object), errors="coerce")
+    problems.add(numbers.isna() & _present(values), f"{name}: not a number")
+    if not integer:
+        return numbers.astype("float64")
+    fractional = numbers.notna() & (numbers != np.floor(numbers))
+    problems.add(fractional, f"{name}: not an integer")
+    return numbers.where(~fractional).astype("Int64")
+
+
+def _to_json(values: pd.Series) -> pd.Series:
+    return values.map(lambda v: v if v is None or isinstance(v, str) else orjson.dumps(v).decode(), na_action="ignore")
+
+
+def _extras_json(extras: pd.DataFrame) -> pd.Series:
+    """Unmapped source columns kept as the request's metadata, absent values left out."""
+    rows = extras.astype(object).where(extras.notna(), None).to_dict("records")
+    kept = [{k: v for k, v in row.items() if v is not None} for row in rows]
+    return pd.Series([orjson.dumps(row).decode() if row else None for row in kept], dtype=object)
+
+
+def parse_timestamps(values: pd.Series, source: SourceConfig) -> pd.Series:
+    """Parse a source's timestamps into UTC; unparseable values become NaT."""
+    fmt = source.timestamp_format
+    if fmt in ("epoch_s", "epoch_ms", "seconds_since"):
+        numbers = pd.to_numeric(values, errors="coerce")
+        if fmt == "seconds_since":
+            origin = pd.Timestamp(source.timestamp_origin)
+            if origin.tzinfo is None:
+                origin = origin.tz_localize(source.naive_timezone)
+            parsed = (origin + pd.to_timedelta(numbers, unit="s")).dt.tz_convert("UTC")
+        else:
+            parsed = pd.to_datetime(numbers, unit="s" if fmt == "epoch_s" else "ms", utc=True)
+        return parsed.astype("datetime64[ns, UTC]")
+    text = values.astype(object).where(values.isna(), values.astype(str))
+    parsed = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=True)
+    if source.naive_timezone != "UTC":
+        naive = text.notna() & ~text.astype(str).str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True)
+        if naive.any():
+            local = pd.to_datetime(text[naive], errors="coerce", format="ISO8601")
+            parsed[naive] = local.dt.tz_localize(source.naive_timezone, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
+    return parsed.astype("datetime64[ns, UTC]")
+
+
+def _apply_failure_rule(frame: pd.DataFrame, source: SourceConfig) -> None:
+    """Derive status and error type where the log has no status column (in place)."""
+    rule = source.failure
+    if rule is None:
+        return
+    failed = (frame[rule.column] == rule.equals).fillna(False).astype(bool)
+    unknown = frame["status_code"].isna()
+    frame["status_code"] = frame["status_code"].mask(unknown & failed, rule.status_code).mask(unknown & ~failed, 200)
+    frame["error_type"] = frame["error_type"].mask(frame["error_type"].isna() & failed, rule.error_type)
+
+
+def map_records(raw: RawFile, source: SourceConfig, label: str) -> pd.DataFrame:
+    """Rename, convert and type one file's records; problems go to the errors column."""
+    kind_columns = COLUMNS[source.kind]
+    records = raw.records
+    size = len(records)
+    problems = _Problems(size)
+    source_names = {source.source_column(name) for name in kind_columns}
+    frame = pd.DataFrame(index=pd.RangeIndex(size))
+    for name, value_kind in kind_columns.items():
+        column = source.source_column(name)
+        if column in records.columns:
+            values = records[column].reset_index(drop=True)
+        else:
+            values = pd.Series(source.defaults.get(name), index=frame.index, dtype=object)
+        if value_kind == "datetime":
+            parsed = parse_timestamps(values, source)
+            problems.add(parsed.isna() & _present(values), f"{name}: unrecognised time format")
+            frame[name] = parsed
+        elif value_kind in ("int", "float"):
+            numbers = _to_number(values, name, problems, integer=value_kind == "int")
+            if name in ("latency_ms", "ttft_ms"):
+                numbers = numbers * LATENCY_UNITS[source.latency_unit]
+            frame[name] = numbers
+        elif value_kind == "json":
+            frame[name] = _to_json(values)
+        else:
+            frame[name] = _to_string(values)
+    if source.kind == Kind.REQUESTS:
+        _apply_failure_rule(frame, source)
+        extras = [c for c in records.columns if c not in source_names]
+        if extras and "metadata" not in source.columns:
+            frame["metadata"] = _extras_json(records[extras])
+    frame[SOURCE_FILE] = label
+    frame[SOURCE_LINE] = raw.lines
+    frame[ERRORS] = problems.column()
+    return pd.concat([frame, _malformed_rows(raw.malformed, kind_columns, label)], ignore_index=True) if raw.malformed else frame
+
+
+def _malformed_rows(malformed: list[tuple[int, str]], kind_columns: Mapping[str, str], label: str) -> pd.DataFrame:
+    rows = pd.DataFrame({name: pd.Series([None] * len(malformed), dtype=object) for name in kind_columns})
+    rows["timestamp"] = pd.Series(pd.NaT, index=rows.index, dtype="datetime64[ns, UTC]")
+    rows[SOURCE_FILE] = label
+    rows[SOURCE_LINE] = [line for line, _ in malformed]
+    rows[ERRORS] = [[f"line: {reason}"] for _, reason in malformed]
+    return rows
+
+
+def home_day(frame: pd.DataFrame, tz: str, path: Path) -> pd.Timestamp:
+    """The day a file's undatable rows are filed under: its busiest day, else its mtime's."""
+    days = local_days(frame["timestamp"].dropna(), tz)
+    if len(days):
+        counts = days.value_counts()
+        return counts[counts == counts.max()].index.min()
+    return pd.Timestamp(path.stat().st_mtime, unit="s", tz="UTC").tz_convert(tz).normalize()
+
+
+def landing_files(landing_dir: Path, sources: Iterable[SourceConfig], kind: Kind) -> list[tuple[Path, SourceConfig]]:
+    """The files of a kind in the landing folder, each with the first source it matches."""
+    matched: dict[Path, SourceConfig] = {}
+    for source in sources:
+        if source.kind != kind:
+            continue
+        for path in sorted(landing_dir.glob(source.pattern)):
+            if path.is_file():
+                matched.setdefault(path, source)
+    return sorted(matched.items())
+
+
+@dataclass(frozen=True)
+class Extract:
+    """The rows of one kind that belong to one local day, and what was read to find them."""
+
+    frame: pd.DataFrame
+    stamps: dict[str, FileStamp]
+
+
+def extract_day(
+    landing_dir: Path,
+    sources: Iterable[SourceConfig],
+    kind: Kind,
+    day: date,
+    tz: str,
+    known: Mapping[str, FileStamp] | None = None,
+) -> Extract:
+    """Every row of `kind` whose timestamp falls on `day`, from whichever file it came.
+
+    Files whose stamp in `known` is unchanged and does not list the day are skipped,
+    so a daily run reads only what can matter while a late file is still picked up.
+    """
+    known = known or {}
+    day_key = day.isoformat()
+    parts: list[pd.DataFrame] = []
+    stamps: dict[str, FileStamp] = {}
+    for path, source in landing_files(landing_dir, sources, kind):
+        label = path.relative_to(landing_dir).as_posix()
+        stamp = known.get(label)
+        if stamp is not None and stamp.unchanged(path) and day_key not in stamp.days:
+            continue
+        stat = path.stat()
+        frame = map_records(read_file(path, source.layout), source, label)
+        home = home_day(frame, tz, path)
+        touched = {d.date().isoformat() for d in local_days(frame["timestamp"].dropna(), tz).unique()}
+        undated = frame["timestamp"].isna()
+        if undated.any():
+            touched.add(home.date().isoformat())
+        stamps[label] = FileStamp(stat.st_size, stat.st_mtime_ns, frozenset(touched))
+        keep = in_day(frame["timestamp"], day, tz).fillna(False)
+        if home.date() == day:
+            keep |= undated
+        parts.append(frame[keep.to_numpy(dtype=bool)])
+    if not parts:
+        return Extract(empty_frame(kind), stamps)
+    return Extract(pd.concat(parts, ignore_index=True), stamps)
+
+
+def empty_frame(kind: Kind) -> pd.DataFrame:
+    """A zero-row frame with the canonical columns of a kind, correctly typed."""
+    dtypes = {"string": object, "json": object, "int": "Int64", "float": "float64", "datetime": "datetime64[ns, UTC]"}
+    columns = {name: pd.Series(dtype=dtypes[value_kind]) for name, value_kind in COLUMNS[kind].items()}
+    columns[SOURCE_FILE] = pd.Series(dtype=object)
+    columns[SOURCE_LINE] = pd.Series(dtype="int64")
+    columns[ERRORS] = pd.Series(dtype=object)
+    return pd.DataFrame(columns)

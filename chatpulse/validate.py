@@ -1,0 +1,92 @@
+"""Run the Great Expectations suites in `expectations/` over a partition's rows.
+
+GX Core 1.x has no Dagster integration we can use (dagster-ge targets GX 0.x), so
+this wraps it directly: one ephemeral context, suites loaded from plain JSON, and
+per-row failures read back from COMPLETE results so rows can be quarantined.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import pandas as pd
+
+from chatpulse.schema import COLUMNS, Kind
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+
+import great_expectations as gx  # noqa: E402  (must follow the analytics switch)
+from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
+
+ROW = "_row"
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    """One expectation's verdict on a batch, for Dagster checks and the report."""
+
+    expectation: str
+    column: str | None
+    success: bool
+    unexpected_count: int
+
+
+@dataclass(frozen=True)
+class Validation:
+    """Per-row failure reasons (by row position) plus every expectation's outcome."""
+
+    row_reasons: dict[int, list[str]] = field(default_factory=dict)
+    outcomes: list[ExpectationOutcome] = field(default_factory=list)
+
+    @property
+    def batch_failures(self) -> list[ExpectationOutcome]:
+        """Failed expectations that name no rows (aggregate ones fail the whole batch)."""
+        return [o for o in self.outcomes if not o.success and o.unexpected_count == 0]
+
+
+def suite_definition(kind: Kind) -> dict[str, Any]:
+    """The suite JSON for a kind, as shipped in the `expectations` package."""
+    text = resources.files("expectations").joinpath(f"{kind.value}.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+@cache
+def _context() -> Any:
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    return context
+
+
+@cache
+def _batch_definition(kind: Kind) -> Any:
+    source = _context().data_sources.add_pandas(f"chatpulse_{kind.value}")
+    return source.add_dataframe_asset(kind.value).add_batch_definition_whole_dataframe("partition")
+
+
+def validate(frame: pd.DataFrame, kind: Kind) -> Validation:
+    """Validate the canonical columns of `frame` against the kind's suite."""
+    if frame.empty:
+        return Validation()
+    columns = [c for c in COLUMNS[kind] if c in frame.columns]
+    data = frame[columns].reset_index(drop=True)
+    data[ROW] = range(len(data))
+    suite = gx.ExpectationSuite(**suite_definition(kind))
+    batch = _batch_definition(kind).get_batch(batch_parameters={"dataframe": data})
+    result = batch.validate(suite, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW]})
+    reasons: dict[int, list[str]] = defaultdict(list)
+    outcomes = []
+    for item in result.results:
+        config = item.expectation_config
+        column = config.kwargs.get("column")
+        unexpected = item.result.get("unexpected_index_list") or []
+        reason = f"{column}: {config.type}" if column else config.type
+        for entry in unexpected:
+            reasons[int(entry[ROW])].append(reason)
+        outcomes.append(ExpectationOutcome(config.type, column, bool(item.success), len(unexpected)))
+    return Validation(dict(reasons), outcomes)

@@ -1,0 +1,1 @@
+"""Great Expectations suites, one JSON file per record kind (requests, messages, feedback)."""

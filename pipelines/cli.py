@@ -1,0 +1,129 @@
+"""The `chatpulse` command: demo, generate sample data, run the pipeline for days.
+
+A thin shell over the same Dagster job the UI and the schedule run, so a day run
+here shows up in `dagster dev` and is written exactly as a scheduled run would be.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from chatpulse.config import ConfigError, Settings, load_settings
+
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a day YYYY-MM-DD, got {text!r}") from exc
+
+
+def last_days(settings: Settings, count: int) -> list[date]:
+    """The `count` complete local days before today, oldest first."""
+    today = datetime.now(ZoneInfo(settings.timezone)).date()
+    return [today - timedelta(days=offset) for offset in range(count, 0, -1)]
+
+
+def run_days(settings: Settings, days: Sequence[date], config_file: str | None) -> None:
+    """Materialize every asset for each day, printing one progress line per day."""
+    from dagster import DagsterInstance
+
+    from pipelines.definitions import DAILY_JOB, build_definitions
+
+    for day in days:
+        if day < settings.start_date:
+            raise CliError(f"day {day} is before start_date {settings.start_date}: set start_date in the config")
+    os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    job = build_definitions(settings, config_file).resolve_job_def(DAILY_JOB)
+    with DagsterInstance.get() as instance:
+        for number, day in enumerate(days, start=1):
+            started = time.perf_counter()
+            result = job.execute_in_process(
+                partition_key=day.isoformat(), instance=instance, run_config=QUIET_LOGS, raise_on_error=False
+            )
+            if not result.success:
+                failures = [_root_cause(event.step_failure_data.error) for event in result.get_step_failure_events()]
+                raise CliError(f"run for {day} failed: " + "; ".join(failures or ["see the Dagster run log"]))
+            print(f"[{number}/{len(days)}] {day} done in {time.perf_counter() - started:.1f} s", flush=True)
+
+
+def _root_cause(error: Any) -> str:
+    """The innermost error of a Dagster failure: the one that names the file or key."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
+
+
+def report_path(settings: Settings, day: date) -> Path:
+    """Where the report of a day was written; its absence means the run wrote none."""
+    path = settings.reports_dir / f"{day.isoformat()}.html"
+    if not path.is_file():
+        raise CliError(f"no report was written at {path}")
+    return path
+
+
+def _generate(settings: Settings, days: Sequence[date], requests_per_day: int | None) -> None:
+    from chatpulse.sample import write_sample
+
+    counts = write_sample(settings.landing_dir, list(days), tz=settings.timezone, requests_per_day=requests_per_day)
+    print(f"wrote sample data for {days[0]} .. {days[-1]} to {settings.landing_dir}: "
+          + ", ".join(f"{key} {value:,}" for key, value in counts.items()))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chatpulse", description="Daily analytics of LLM API usage.")
+    parser.add_argument("--config", help="YAML configuration (default: $CHATPULSE_CONFIG or ./chatpulse.yaml)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="write sample data for the last days, run them, print the newest report")
+    demo.add_argument("--days", type=int, default=7)
+    generate = commands.add_parser("generate", help="write sample data into the landing folder")
+    generate.add_argument("--days", type=int, default=7, help="how many days before today (default 7)")
+    generate.add_argument("--requests-per-day", type=int, default=None)
+    run = commands.add_parser("run", help="run the pipeline for one day or a range of days")
+    run.add_argument("--start", type=_day, required=True, help="first day, YYYY-MM-DD")
+    run.add_argument("--end", type=_day, help="last day (default: the start day)")
+    for sub in (demo, generate, run):
+        sub.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        if args.command == "demo":
+            days = last_days(settings, args.days)
+            _generate(settings, days, None)
+            run_days(settings, days, args.config)
+            print(f"report: {report_path(settings, days[-1])}")
+        elif args.command == "generate":
+            _generate(settings, last_days(settings, args.days), args.requests_per_day)
+        else:
+            end = args.end or args.start
+            if end < args.start:
+                raise CliError(f"--end {end} is before --start {args.start}")
+            run_days(settings, [args.start + timedelta(days=n) for n in range((end - args.start).days + 1)], args.config)
+            print(f"report: {report_path(settings, end)}")
+    except (ConfigError, CliError) as exc:
+        print(f"chatpulse: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""The one Dagster `Definitions` of ChatPulse, loaded by workspace.yaml."""
+
+from __future__ import annotations
+
+from dagster import (
+    AssetSelection,
+    DailyPartitionsDefinition,
+    Definitions,
+    build_schedule_from_partitioned_job,
+    define_asset_job,
+)
+
+from assets.analytics import analytics_assets
+from assets.ingest import ingest_assets
+from assets.report import report_assets
+from chatpulse.config import Settings, load_settings
+from pipelines.resources import ChatPulseSettings, ParquetIOManager, WarehouseResource
+
+DAILY_JOB = "daily_pipeline"
+
+
+def daily_partitions(settings: Settings) -> DailyPartitionsDefinition:
+    """Days from the configured start, cut at midnight in the configured time zone."""
+    return DailyPartitionsDefinition(start_date=settings.start_date.isoformat(), timezone=settings.timezone)
+
+
+def build_definitions(settings: Settings, config_file: str | None = None) -> Definitions:
+    """Assets, job, schedule and resources for one configuration."""
+    partitions = daily_partitions(settings)
+    job = define_asset_job(DAILY_JOB, selection=AssetSelection.all(), partitions_def=partitions)
+    return Definitions(
+        assets=[*ingest_assets(partitions), *analytics_assets(partitions), *report_assets(partitions)],
+        jobs=[job],
+        schedules=[build_schedule_from_partitioned_job(
+            job, hour_of_day=settings.schedule_time.hour, minute_of_hour=settings.schedule_time.minute
+        )],
+        resources={
+            "chatpulse": ChatPulseSettings(config_file=config_file),
+            "warehouse": WarehouseResource(database_url=settings.database_url),
+            "io_manager": ParquetIOManager(base_dir=str(settings.data_home / "storage")),
+        },
+    )
+
+
+defs = build_definitions(load_settings())

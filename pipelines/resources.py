@@ -1,0 +1,60 @@
+"""Dagster resources: the only way assets reach files, the warehouse and settings."""
+
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+from dagster import ConfigurableIOManager, ConfigurableResource, InputContext, OutputContext
+
+from chatpulse.config import Settings, load_settings
+from chatpulse.warehouse import Warehouse
+
+
+class ChatPulseSettings(ConfigurableResource):
+    """Where the YAML configuration lives (None: $CHATPULSE_CONFIG, ./chatpulse.yaml, defaults)."""
+
+    config_file: str | None = None
+
+    @property
+    def settings(self) -> Settings:
+        return load_settings(self.config_file)
+
+
+class WarehouseResource(ConfigurableResource):
+    """The SQL warehouse, by SQLAlchemy URL."""
+
+    database_url: str
+
+    @property
+    def warehouse(self) -> Warehouse:
+        return _open_warehouse(self.database_url)
+
+
+@cache
+def _open_warehouse(url: str) -> Warehouse:
+    """One engine (and one schema check) per URL per process."""
+    return Warehouse(url)
+
+
+class ParquetIOManager(ConfigurableIOManager):
+    """Hands partition DataFrames between assets as Parquet files, one per asset and day.
+
+    Parquet keeps types (tz-aware timestamps, nullable integers) and reads a
+    million rows in a fraction of a second, where pickle would not.
+    """
+
+    base_dir: str
+
+    def _path(self, context: InputContext | OutputContext) -> Path:
+        key = "/".join(context.asset_key.path)
+        return Path(self.base_dir) / key / f"{context.asset_partition_key}.parquet"
+
+    def handle_output(self, context: OutputContext, obj: pd.DataFrame | None) -> None:
+        if obj is None:
+            return
+        path = self._path(context)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        obj.to_parquet(path, index=False)
+
+    def load_input(self, context: InputContext) -> pd.DataFrame:
+        return pd.read_parquet(self._path(context))

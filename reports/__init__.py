@@ -1,0 +1,1 @@
+"""Daily HTML report: charts and page rendering for ChatPulse."""

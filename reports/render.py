@@ -1,0 +1,202 @@
+"""Render the daily report: one self-contained HTML page plus its chart PNGs.
+
+All numbers are formatted here, so the template only lays them out. Only counts
+and labels reach the page: session content is never passed in.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from reports import charts
+
+_TEMPLATES = Path(__file__).parent / "templates"
+# autoescape=True, not select_autoescape(): the ".html.j2" suffix would not match its extension list.
+_ENV = Environment(
+    loader=FileSystemLoader(_TEMPLATES),
+    autoescape=True,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_DASH = "—"  # shown for a number the day doesn't have (e.g. latency with no requests)
+_TOP_REASONS = 3
+
+
+def _missing(value: Any) -> bool:
+    """True for None/NaN/NA, which pandas uses interchangeably for absent numbers."""
+    return value is None or bool(pd.isna(value))
+
+
+def format_int(value: Any) -> str:
+    """Whole number with thousands separators: 1234 -> "1,234"."""
+    return _DASH if _missing(value) else f"{round(float(value)):,}"
+
+
+def format_decimal(value: Any) -> str:
+    """A mean with one decimal: 3.14 -> "3.1"."""
+    return _DASH if _missing(value) else f"{float(value):,.1f}"
+
+
+def format_pct(rate: Any) -> str:
+    """A 0-1 fraction as a percentage with one decimal: 0.025 -> "2.5%"."""
+    return _DASH if _missing(rate) else f"{float(rate) * 100:.1f}%"
+
+
+def format_ms(ms: Any) -> str:
+    """Latency in ms below a second, else seconds: 420 -> "420 ms", 1834 -> "1.8 s"."""
+    if _missing(ms):
+        return _DASH
+    ms = float(ms)
+    return f"{ms:,.0f} ms" if ms < 1000 else f"{ms / 1000:,.1f} s"
+
+
+def format_duration(seconds: Any) -> str:
+    """Session length in the largest sensible unit: "45 s", "3.5 min", "1.2 h"."""
+    if _missing(seconds):
+        return _DASH
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:,.1f} h"
+
+
+def format_usd(amount: Any) -> str:
+    """Dollars with cents; sub-cent spend shows as "<$0.01" rather than a misleading "$0.00"."""
+    if _missing(amount):
+        return _DASH
+    amount = float(amount)
+    return "<$0.01" if 0 < amount < 0.005 else f"${amount:,.2f}"
+
+
+def format_clock(iso: Any) -> str:
+    """Time of day from an ISO timestamp: "2026-11-20T14:32:00+00:00" -> "14:32 UTC"."""
+    if _missing(iso):
+        return _DASH
+    return pd.Timestamp(iso).strftime("%H:%M %Z").strip()
+
+
+def _top_reasons(reasons: Any) -> tuple[list[dict[str, str]], int]:
+    """The most frequent rejection reasons with their counts, plus how many more were left out."""
+    if _missing(reasons) or not str(reasons).strip():
+        return [], 0
+    counts: dict[str, int] = json.loads(reasons)
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    shown = [{"reason": reason, "count": format_int(count)} for reason, count in ranked[:_TOP_REASONS]]
+    return shown, len(ranked) - len(shown)
+
+
+def _detail(text: str, *values: Any) -> str:
+    """A card's footnote, left blank when a number it quotes is missing rather than showing dashes."""
+    return "" if any(_missing(value) for value in values) else text
+
+
+def _cards(row: pd.Series) -> list[dict[str, str]]:
+    """Headline numbers as label/value/detail cards, in reading order."""
+    get = row.get
+    models, peak, turns = get("models"), get("peak_rpm"), get("turns_mean")
+    median_session = get("session_duration_p50_s")
+    return [
+        {"label": "Requests", "value": format_int(get("requests")),
+         "detail": _detail(f"across {format_int(models)} model{'' if models == 1 else 's'}", models)},
+        {"label": "Users", "value": format_int(get("users")), "detail": ""},
+        {"label": "Sessions", "value": format_int(get("sessions")),
+         "detail": _detail(f"median {format_duration(median_session)} · "
+                           f"{format_decimal(turns)} turns avg",
+                           median_session, turns)},
+        {"label": "Error rate", "value": format_pct(get("error_rate")),
+         "detail": _detail(f"{format_int(get('errors'))} errors", get("errors"))},
+        {"label": "Latency p50", "value": format_ms(get("latency_p50_ms")),
+         "detail": _detail(f"first token {format_ms(get('ttft_p50_ms'))}", get("ttft_p50_ms"))},
+        {"label": "Latency p95", "value": format_ms(get("latency_p95_ms")),
+         "detail": _detail(f"first token {format_ms(get('ttft_p95_ms'))}", get("ttft_p95_ms"))},
+        {"label": "Latency p99", "value": format_ms(get("latency_p99_ms")),
+         "detail": _detail(f"mean {format_ms(get('latency_mean_ms'))}", get("latency_mean_ms"))},
+        {"label": "Peak load", "value": _DASH if _missing(peak) else f"{format_int(peak)} req/min",
+         "detail": _detail(f"at {format_clock(get('peak_minute'))}", get("peak_minute"))},
+        {"label": "Tokens", "value": format_int(get("total_tokens")),
+         "detail": _detail(f"{format_int(get('prompt_tokens'))} prompt · "
+                           f"{format_int(get('completion_tokens'))} completion",
+                           get("prompt_tokens"), get("completion_tokens"))},
+        {"label": "Cost", "value": format_usd(get("cost_usd")),
+         "detail": _detail("USD", get("cost_usd"))},
+    ]
+
+
+def _scenario_rows(scenarios: pd.DataFrame) -> list[dict[str, str]]:
+    """Scenarios by sessions, largest first, with each one's share of the day's sessions."""
+    ordered = scenarios.sort_values(["sessions", "scenario"], ascending=[False, True])
+    total = ordered["sessions"].sum()
+    return [
+        {
+            "scenario": str(row.scenario),
+            "sessions": format_int(row.sessions),
+            "requests": format_int(row.requests),
+            "share": format_pct(row.sessions / total) if total else _DASH,
+        }
+        for row in ordered.itertuples(index=False)
+    ]
+
+
+def _quality_rows(quality: pd.DataFrame) -> list[dict[str, Any]]:
+    """One row per record kind with its counts and top rejection reasons."""
+    rows: list[dict[str, Any]] = []
+    for row in quality.itertuples(index=False):
+        reasons, more = _top_reasons(row.reasons)
+        rows.append({
+            "kind": str(row.kind),
+            "rows_in": format_int(row.rows_in),
+            "clean": format_int(row.clean),
+            "quarantined": format_int(row.quarantined),
+            "duplicates": format_int(row.duplicates),
+            "repaired": format_int(row.repaired),
+            "reasons": reasons,
+            "more_reasons": more,
+        })
+    return rows
+
+
+def render_report(
+    day: date,
+    daily: pd.DataFrame,
+    hourly: pd.DataFrame,
+    latencies: pd.Series,
+    quality: pd.DataFrame,
+    scenarios: pd.DataFrame,
+    out_dir: Path,
+) -> Path:
+    """Write ``out_dir/<day>.html`` and its charts in ``out_dir/<day>/``; return the HTML path.
+
+    Frames must already hold only ``day``'s rows. Charts are linked relatively,
+    so the HTML file and its folder can be moved or published together.
+    """
+    stamp = day.isoformat()
+    chart_dir = Path(out_dir) / stamp
+    chart_dir.mkdir(parents=True, exist_ok=True)
+    row = daily.iloc[0] if len(daily) else pd.Series(dtype=object)
+    drawn = [
+        ("Requests per hour", charts.requests_per_hour(hourly, chart_dir / "requests_per_hour.png")),
+        ("Latency distribution",
+         charts.latency_distribution(latencies, daily, chart_dir / "latency_distribution.png")),
+        ("Error rate by hour", charts.error_rate_by_hour(hourly, chart_dir / "error_rate_by_hour.png")),
+    ]
+    requests = row.get("requests")
+    html = _ENV.get_template("report.html.j2").render(
+        day=stamp,
+        no_requests=_missing(requests) or float(requests) == 0,
+        cards=_cards(row),
+        charts=[{"title": title, "src": f"{stamp}/{png.name}"} for title, png in drawn],
+        scenarios=_scenario_rows(scenarios),
+        quality=_quality_rows(quality),
+    )
+    html_path = Path(out_dir) / f"{stamp}.html"
+    html_path.write_text(html, encoding="utf-8")
+    return html_path

@@ -1,0 +1,91 @@
+import json
+from datetime import date
+from pathlib import Path
+
+from chatpulse.clean import attach_raw, clean_partition
+from chatpulse.config import SourceConfig
+from chatpulse.extract import extract_day
+from chatpulse.schema import Kind
+from tests.conftest import write_jsonl
+
+DAY = "2026-11-20"
+T = "2026-11-20T10:00:00+00:00"
+
+DIRTY = [
+    {"request_id": "ok", "timestamp": T, "status_code": 200, "latency_ms": 100, "prompt_tokens": 10, "completion_tokens": 5},
+    {"request_id": "ok", "timestamp": T, "status_code": 200, "latency_ms": 100, "prompt_tokens": 10, "completion_tokens": 5},
+    {"request_id": "typo", "timestamp": T, "latency_ms": "fast"},
+    {"request_id": "negative", "timestamp": T, "latency_ms": -5},
+    {"request_id": "status", "timestamp": T, "status_code": 999},
+    {"request_id": "undated", "timestamp": "half past ten"},
+    {"request_id": "nodate"},
+    '{"request_id": "cut", "timestamp": "2026-11-20T10:0',
+    {"timestamp": T, "user_id": "u", "prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 99},
+    {"timestamp": T, "user_id": "u", "prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 99},
+    {"request_id": "derive", "timestamp": T, "completion_tokens": 3, "total_tokens": 10},
+]
+
+
+def _clean(tmp_path: Path, records: list, kind: Kind = Kind.REQUESTS):
+    write_jsonl(tmp_path / f"{kind.value}-1.jsonl", records)
+    source = SourceConfig(name=kind.value, kind=kind, pattern=f"{kind.value}*")
+    extracted = extract_day(tmp_path, [source], kind, date(2026, 11, 20), "UTC").frame
+    return clean_partition(extracted, kind, DAY)
+
+
+def test_every_row_ends_in_exactly_one_place(tmp_path: Path) -> None:
+    result = _clean(tmp_path, DIRTY)
+    quality = result.quality
+    assert (quality["rows_in"], quality["clean"], quality["quarantined"], quality["duplicates"]) == (11, 3, 6, 2)
+    assert quality["rows_in"] == quality["clean"] + quality["quarantined"] + quality["duplicates"]
+    assert sorted(result.clean["request_id"])[1:] == ["derive", "ok"]
+    reasons = json.loads(quality["reasons"])
+    assert reasons["latency_ms: not a number"] == 1
+    assert reasons["latency_ms: expect_column_values_to_be_between"] == 1
+    assert reasons["status_code: expect_column_values_to_be_between"] == 1
+    assert reasons["timestamp: expect_column_values_to_not_be_null"] == 3
+    assert reasons["line: malformed JSON: unexpected end of data"] == 1
+
+
+def test_recoverable_token_counts_are_repaired_and_counted(tmp_path: Path) -> None:
+    result = _clean(tmp_path, DIRTY)
+    clean = result.clean.set_index("request_id")
+    assert clean.loc["derive", "prompt_tokens"] == 7
+    assert clean.loc["ok", "total_tokens"] == 15
+    derived = clean.index.difference(["ok", "derive"])[0]
+    assert clean.loc[derived, "total_tokens"] == 10
+    assert result.quality["repaired"] == 3
+    assert json.loads(result.quality["repairs"]) == {"total_tokens: recomputed": 2, "prompt_tokens: recomputed": 1}
+
+
+def test_missing_ids_are_derived_from_content_not_location(tmp_path: Path) -> None:
+    first = _clean(tmp_path / "a", DIRTY)
+    again = _clean(tmp_path / "b", [{"x": "padding"}, *DIRTY])
+    ids = set(first.clean["request_id"])
+    assert ids == set(again.clean["request_id"])
+    assert all(len(i) == 16 for i in ids - {"ok", "derive"})
+
+
+def test_quarantine_keeps_file_line_reasons_and_the_raw_record(tmp_path: Path) -> None:
+    result = _clean(tmp_path, DIRTY)
+    quarantine = attach_raw(result.quarantine, tmp_path).set_index("source_line")
+    assert sorted(quarantine.index) == [3, 4, 5, 6, 7, 8]
+    assert quarantine.loc[3, "source_file"] == "requests-1.jsonl"
+    assert json.loads(quarantine.loc[3, "reasons"]) == ["latency_ms: not a number"]
+    assert json.loads(quarantine.loc[3, "raw"])["latency_ms"] == "fast"
+    assert quarantine.loc[8, "raw"] == DIRTY[7]
+
+
+def test_message_roles_are_normalised_and_unknown_roles_quarantined(tmp_path: Path) -> None:
+    result = _clean(tmp_path, [
+        {"session_id": "s", "timestamp": T, "role": " User", "content": "hi"},
+        {"session_id": "s", "timestamp": T, "role": "robot", "content": "beep"},
+    ], Kind.MESSAGES)
+    assert result.clean["role"].tolist() == ["user"]
+    assert json.loads(result.quality["reasons"]) == {"role: expect_column_values_to_be_in_set": 1}
+    assert result.quality["repaired"] == 1
+
+
+def test_empty_partitions_are_well_formed(tmp_path: Path) -> None:
+    result = _clean(tmp_path, [])
+    assert result.quality["rows_in"] == 0 and result.clean.empty and result.quarantine.empty

@@ -1,0 +1,157 @@
+"""Tests for the daily HTML report: files written, numbers formatted for people, markup escaped."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reports.render import render_report
+
+DAY = date(2026, 11, 20)
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+CHARTS = ("requests_per_hour.png", "latency_distribution.png", "error_rate_by_hour.png")
+
+
+def _hourly(requests: list[int], errors: list[int]) -> pd.DataFrame:
+    """24 hourly rows; error_rate is NaN for hours without requests, as the warehouse stores it."""
+    req = np.array(requests, dtype=float)
+    err = np.array(errors, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.where(req > 0, err / req, np.nan)
+    return pd.DataFrame({
+        "day": DAY.isoformat(), "hour": range(24), "requests": requests, "errors": errors,
+        "error_rate": rate, "peak_rpm": [r // 10 for r in requests],
+        "latency_mean_ms": np.where(req > 0, 600.0, np.nan),
+        "latency_p50_ms": np.where(req > 0, 420.0, np.nan),
+        "latency_p95_ms": np.where(req > 0, 1834.0, np.nan),
+        "latency_p99_ms": np.where(req > 0, 3250.0, np.nan),
+        "prompt_tokens": [r * 100 for r in requests],
+        "completion_tokens": [r * 50 for r in requests],
+        "total_tokens": [r * 150 for r in requests],
+    })
+
+
+def _daily(**overrides: object) -> pd.DataFrame:
+    """One daily row; overrides let a test change just the numbers it checks."""
+    row: dict[str, object] = {
+        "day": DAY.isoformat(), "requests": 1234, "errors": 31, "error_rate": 31 / 1234,
+        "peak_rpm": 87, "peak_minute": "2026-11-20T14:32:00+00:00",
+        "latency_mean_ms": 640.2, "latency_p50_ms": 420.0, "latency_p95_ms": 1834.0,
+        "latency_p99_ms": 3310.0, "ttft_p50_ms": 180.0, "ttft_p95_ms": 910.0,
+        "prompt_tokens": 1_000_000, "completion_tokens": 234_567, "total_tokens": 1_234_567,
+        "cost_usd": 12.345, "users": 56, "models": 3, "sessions": 210,
+        "session_duration_p50_s": 200.0, "session_duration_p95_s": 1500.0, "turns_mean": 3.14,
+    }
+    row.update(overrides)
+    return pd.DataFrame([row])
+
+
+def _quality(reasons: dict[str, int]) -> pd.DataFrame:
+    return pd.DataFrame({
+        "day": DAY.isoformat(),
+        "kind": ["requests", "messages", "feedback"],
+        "rows_in": [1300, 5021, 40],
+        "clean": [1234, 4990, 40],
+        "quarantined": [3, 7, 0],
+        "duplicates": [63, 24, 0],
+        "repaired": [12, 0, 0],
+        "reasons": [json.dumps(reasons), "{}", None],
+    })
+
+
+def _scenarios(labels: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({
+        "day": DAY.isoformat(), "scenario": labels,
+        "sessions": [150, 60][: len(labels)], "requests": [900, 334][: len(labels)],
+    })
+
+
+@pytest.fixture
+def busy_day(tmp_path: Path) -> tuple[Path, str]:
+    """A day with traffic: returns the output folder and the rendered HTML."""
+    requests = [5, 3, 2, 2, 3, 8, 20, 45, 70, 85, 102, 107, 104, 100, 108, 96, 85, 75, 60, 50,
+                42, 30, 20, 12]
+    errors = [0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 2, 3, 2, 1, 6, 4, 2, 2, 1, 1, 1, 1, 0, 1]
+    assert sum(requests) == 1234 and sum(errors) == 31
+    latencies = pd.Series(np.random.default_rng(0).lognormal(6.2, 0.8, 1234))
+    reasons = {
+        "latency_ms: expect_column_values_to_be_between": 2,
+        "timestamp: unparseable": 1,
+        "model: missing": 1,
+        "status_code: not an integer": 1,
+    }
+    html = render_report(DAY, _daily(), _hourly(requests, errors), latencies, _quality(reasons),
+                         _scenarios(["coding", "writing"]), tmp_path)
+    return tmp_path, html.read_text(encoding="utf-8")
+
+
+def test_writes_html_and_png_charts(busy_day: tuple[Path, str]) -> None:
+    out_dir, html = busy_day
+    assert (out_dir / "2026-11-20.html").is_file()
+    for name in CHARTS:
+        png = out_dir / "2026-11-20" / name
+        assert png.read_bytes()[:8] == PNG_MAGIC
+        assert f'src="2026-11-20/{name}"' in html
+
+
+def test_headline_numbers_are_formatted(busy_day: tuple[Path, str]) -> None:
+    _, html = busy_day
+    assert "ChatPulse daily report — 2026-11-20" in html
+    for text in ("1,234", "2.5%", "31 errors", "56", "210", "420 ms", "1.8 s", "3.3 s",
+                 "across 3 models", "87 req/min", "at 14:32 UTC", "1,234,567", "$12.35", "first token 180 ms",
+                 "median 3.3 min · 3.1 turns avg"):
+        assert text in html, text
+    assert "No requests recorded" not in html
+
+
+def test_scenario_table_shows_share_of_sessions(busy_day: tuple[Path, str]) -> None:
+    _, html = busy_day
+    assert "coding" in html and "71.4%" in html and "28.6%" in html
+    assert html.index("coding") < html.index("writing")
+
+
+def test_quality_counts_and_top_reasons(busy_day: tuple[Path, str]) -> None:
+    _, html = busy_day
+    for count in ("1,300", "5,021", "4,990", "63", "24"):
+        assert f'<td class="num">{count}</td>' in html, count
+    assert "<code>latency_ms: expect_column_values_to_be_between</code> (2)" in html
+    assert "+1 more" in html  # four reasons, three shown
+
+
+def test_empty_day_renders(tmp_path: Path) -> None:
+    empty_daily = _daily(
+        requests=0, errors=0, error_rate=float("nan"), peak_rpm=0, peak_minute=None,
+        latency_mean_ms=float("nan"), latency_p50_ms=float("nan"), latency_p95_ms=float("nan"),
+        latency_p99_ms=float("nan"), ttft_p50_ms=float("nan"), ttft_p95_ms=float("nan"),
+        prompt_tokens=0, completion_tokens=0, total_tokens=0, cost_usd=0.0, users=0, models=0,
+        sessions=0, session_duration_p50_s=float("nan"), session_duration_p95_s=float("nan"),
+        turns_mean=float("nan"),
+    )
+    html_path = render_report(DAY, empty_daily, _hourly([0] * 24, [0] * 24),
+                              pd.Series([], dtype=float), _quality({}).iloc[0:0],
+                              _scenarios([]), tmp_path)
+    html = html_path.read_text(encoding="utf-8")
+    assert "No requests recorded on this day" in html
+    for name in CHARTS:
+        assert (tmp_path / "2026-11-20" / name).read_bytes()[:8] == PNG_MAGIC
+
+
+def test_empty_daily_frame_renders(tmp_path: Path) -> None:
+    html_path = render_report(DAY, _daily().iloc[0:0], _hourly([0] * 24, [0] * 24).iloc[0:0],
+                              pd.Series([], dtype=float), _quality({}).iloc[0:0],
+                              _scenarios([]), tmp_path)
+    assert "No requests recorded on this day" in html_path.read_text(encoding="utf-8")
+
+
+def test_labels_are_autoescaped(tmp_path: Path) -> None:
+    html = render_report(DAY, _daily(), _hourly([10] * 24, [0] * 24), pd.Series([500.0]),
+                         _quality({"<b>bad</b>": 1}), _scenarios(["<script>alert(1)</script>"]),
+                         tmp_path).read_text(encoding="utf-8")
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<code>&lt;b&gt;bad&lt;/b&gt;</code>" in html
