@@ -280,12 +280,12 @@ def map_records(raw: RawFile, source: SourceConfig, label: str) -> pd.DataFrame:
     frame[SOURCE_FILE] = label
     frame[SOURCE_LINE] = raw.lines
     frame[ERRORS] = problems.column()
-    return pd.concat([frame, _malformed_rows(raw.malformed, kind_columns, label)], ignore_index=True) if raw.malformed else frame
+    return pd.concat([frame, _malformed_rows(raw.malformed, source.kind, label)], ignore_index=True) if raw.malformed else frame
 
 
-def _malformed_rows(malformed: list[tuple[int, str]], kind_columns: Mapping[str, str], label: str) -> pd.DataFrame:
-    rows = pd.DataFrame({name: pd.Series([None] * len(malformed), dtype=object) for name in kind_columns})
-    rows["timestamp"] = pd.Series(pd.NaT, index=rows.index, dtype="datetime64[ns, UTC]")
+def _malformed_rows(malformed: list[tuple[int, str]], kind: Kind, label: str) -> pd.DataFrame:
+    """Rows for lines that held no record: all values missing, typed like real rows."""
+    rows = empty_frame(kind).reindex(pd.RangeIndex(len(malformed)))
     rows[SOURCE_FILE] = label
     rows[SOURCE_LINE] = [line for line, _ in malformed]
     rows[ERRORS] = [[f"line: {reason}"] for _, reason in malformed]

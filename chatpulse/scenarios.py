@@ -1,11 +1,11 @@
 """Keyword classification of sessions into usage scenarios.
 
 A rule is a label with keywords (literal text) and patterns (regular expressions),
-all matched case-insensitively anywhere in the text. A keyword that begins or ends
-with a Latin letter or digit must stand as a whole word on that side ("api" does not
-match "capital"); CJK keywords match inside text, which has no word boundaries.
-Rules are tried in order and the first match wins, so the more specific scenarios
-come first; text no rule matches is OTHER.
+matched anywhere in the lowercased text; patterns also get re.IGNORECASE, so case
+never matters. A keyword that begins or ends with a Latin letter or digit must stand
+as a whole word on that side ("api" does not match "capital"); CJK keywords match
+inside text, which has no word boundaries. Rules are tried in order and the first
+match wins, so the more specific scenarios come first; text no rule matches is OTHER.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -31,20 +32,21 @@ _NOT_LATIN_AFTER = r"(?![a-z0-9_])"
 
 
 def _compile(keywords: tuple[str, ...], patterns: tuple[str, ...]) -> re.Pattern[str]:
-    """One case-insensitive regex matching any keyword or pattern.
+    """One regex, for lowercased text, matching any keyword or pattern.
 
-    Keywords sharing the same boundary needs go in one alternation, so a boundary is
-    checked once per text position rather than once per keyword.
+    Speed matters with many sessions: keywords are matched case-sensitively in their
+    lowercase form (several times faster than re.IGNORECASE), and keywords sharing
+    boundary needs form one alternation so each boundary is checked once per position.
     """
     by_bounds: dict[tuple[bool, bool], list[str]] = {}
     for keyword in keywords:
         bounds = (bool(_LATIN.match(keyword[0])), bool(_LATIN.match(keyword[-1])))
-        by_bounds.setdefault(bounds, []).append(re.escape(keyword))
+        by_bounds.setdefault(bounds, []).append(re.escape(keyword.lower()))
     alternatives = [
         (_NOT_LATIN_BEFORE if before else "") + f"(?:{'|'.join(words)})" + (_NOT_LATIN_AFTER if after else "")
         for (before, after), words in by_bounds.items()
     ]
-    return re.compile("|".join(f"(?:{a})" for a in [*alternatives, *patterns]), re.IGNORECASE)
+    return re.compile("|".join([*alternatives, *(f"(?i:{pattern})" for pattern in patterns)]))
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class Rule:
 _LANGUAGES = "english|chinese|mandarin|japanese|korean|french|german|spanish|russian|arabic"
 _ZH_LANGUAGES = "英文|中文|英语|汉语|日语|日文|韩语|法语|德语|西班牙语|俄语"
 
+# fmt: off
 DEFAULT_RULES: tuple[Rule, ...] = (
     Rule(
         "coding",
@@ -76,7 +79,8 @@ DEFAULT_RULES: tuple[Rule, ...] = (
             "代码", "编程", "程序", "报错", "调试", "算法", "脚本", "编译", "正则", "数据库", "前端", "后端", "接口",
         ),
         patterns=(
-            r"(?-i:(?<=[a-z])(?:Error|Exception))\b",  # TypeError, NullPointerException
+            r"\b(?:type|value|key|index|attribute|syntax|name|import|runtime|assertion|zerodivision"
+            r"|modulenotfound|filenotfound|nullpointer|illegalargument)(?:error|exception)\b",
             r"(?<=\w)\.(?:py|js|ts|java|cpp|go|rs|sh|sql)\b",  # file names
             r"\b(?:pip|npm|yarn|apt-get|brew) install\b",
             r"\bdef \w+\(",
@@ -105,7 +109,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
             "agenda", "proposal", "proposals", "negotiation", "invoice", "quotation", "follow-up",
             "follow up", "stakeholder", "stakeholders", "client", "clients", "customer", "customers",
             "colleague", "colleagues", "manager", "managers", "boss", "supplier", "suppliers", "vendor",
-            "vendors", "reply to", "respond to", "slack message", "linkedin", "press release",
+            "vendors", "reply to", "respond to", "slack message", "press release",
             "newsletter", "business letter",
             "邮件", "客户", "同事", "领导", "老板", "上司", "会议", "纪要", "商务", "报价", "合同", "谈判",
             "周报", "月报", "汇报", "通知", "邀请函", "求职信", "述职",
@@ -133,6 +137,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         ),
     ),
 )
+# fmt: on
 
 DEFAULT_LABELS: tuple[str, ...] = (*(rule.label for rule in DEFAULT_RULES), OTHER)
 
@@ -177,7 +182,7 @@ def load_rules(path: Path | None) -> list[Rule]:
             raise ValueError(f"{path}: {where} needs keywords or patterns")
         for index, pattern in enumerate(patterns):
             try:
-                re.compile(pattern)
+                _compile((), (pattern,))
             except re.error as error:
                 raise ValueError(f"{path}: {where}.patterns[{index}] is not a valid regex: {error}") from error
         rules.append(Rule(label, keywords, patterns))
@@ -186,7 +191,8 @@ def load_rules(path: Path | None) -> list[Rule]:
 
 def classify(text: str, rules: Sequence[Rule]) -> str:
     """Label of the first rule matching text, OTHER when none does."""
-    return next((rule.label for rule in rules if rule.regex.search(text)), OTHER)
+    lowered = text.lower()
+    return next((rule.label for rule in rules if rule.regex.search(lowered)), OTHER)
 
 
 def label_sessions(sessions: pd.DataFrame, messages: pd.DataFrame, rules: Sequence[Rule]) -> pd.Series:
@@ -199,33 +205,32 @@ def label_sessions(sessions: pd.DataFrame, messages: pd.DataFrame, rules: Sequen
     user_messages = user_messages.sort_values("timestamp", kind="stable")
     lines = user_messages["content"].fillna("").astype(str) + "\n"
     texts = lines.groupby(user_messages[SESSION_KEY].to_numpy()).sum().str[:-1]
-    text = sessions["session_id"].map(texts).fillna("")
-    labels = pd.Series(OTHER, index=sessions.index, name=SCENARIO, dtype="str")
-    unlabelled = text.index
+    text = sessions["session_id"].map(texts).astype("str").fillna("").str.lower().to_numpy(dtype=object)
+    labels = np.full(len(sessions), OTHER, dtype=object)
+    unlabelled = np.arange(len(sessions))
     for rule in rules:
-        matched = unlabelled[text[unlabelled].str.contains(rule.regex)]
-        labels[matched] = rule.label
-        unlabelled = unlabelled.difference(matched, sort=False)
-    return labels
+        matched = pd.Series(text[unlabelled]).str.contains(rule.regex).to_numpy(dtype=bool)
+        labels[unlabelled[matched]] = rule.label
+        unlabelled = unlabelled[~matched]
+    return pd.Series(labels, index=sessions.index, name=SCENARIO, dtype="str")
 
 
-def scenario_summary(sessions: pd.DataFrame, requests: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+def scenario_summary(sessions: pd.DataFrame, day: dt.date) -> pd.DataFrame:
     """Sessions and requests per scenario for day: columns day, scenario, sessions, requests.
 
-    sessions carries SCENARIO (label_sessions), requests carries SESSION_KEY. There is
-    a row for every DEFAULT_LABELS label (zero when unused, so the table's shape is
-    stable across days) followed by any other label present, alphabetically. A request
-    counts under its session's scenario; requests in no session are not counted.
+    sessions carries SCENARIO (label_sessions) and its requests count (build_sessions),
+    so a request counts under its session's scenario and requests in no session are
+    not counted. There is a row for every DEFAULT_LABELS label (zero when unused, so
+    the table's shape is stable across days), then any other label, alphabetically.
     """
-    scenario_of = pd.Series(sessions[SCENARIO].to_numpy(), index=sessions["session_id"].to_numpy())
-    request_scenarios = requests[SESSION_KEY].map(scenario_of).dropna()
     extra = sorted(set(sessions[SCENARIO]) - set(DEFAULT_LABELS))
     labels = [*DEFAULT_LABELS, *extra]
+    grouped = sessions.groupby(SCENARIO)["requests"].agg(["size", "sum"]).reindex(labels, fill_value=0)
     return pd.DataFrame(
         {
             "day": day.isoformat(),
             "scenario": pd.Series(labels, dtype="str"),
-            "sessions": sessions[SCENARIO].value_counts().reindex(labels, fill_value=0).to_numpy(dtype="int64"),
-            "requests": request_scenarios.value_counts().reindex(labels, fill_value=0).to_numpy(dtype="int64"),
+            "sessions": grouped["size"].to_numpy(dtype="int64"),
+            "requests": grouped["sum"].to_numpy(dtype="int64"),
         }
     )

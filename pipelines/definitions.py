@@ -27,7 +27,7 @@ def daily_partitions(settings: Settings) -> DailyPartitionsDefinition:
 def build_definitions(settings: Settings, config_file: str | None = None) -> Definitions:
     """Assets, job, schedule and resources for one configuration."""
     partitions = daily_partitions(settings)
-    job = define_asset_job(DAILY_JOB, selection=AssetSelection.all(), partitions_def=partitions)
+    job = define_asset_job(DAILY_JOB, selection=AssetSelection.all())
     return Definitions(
         assets=[*ingest_assets(partitions), *analytics_assets(partitions), *report_assets(partitions)],
         jobs=[job],

@@ -37,18 +37,67 @@ def at(time: str, **fields) -> dict:
 
 # Hour 10 UTC: three requests in minute 10:03, one in 10:04, two in 10:30; hour 11: one.
 SAMPLE = requests(
-    at("10:03:00", user_id="u1", session_id="s1", model="m1", status_code=200, latency_ms=100.0, ttft_ms=10.0,
-       prompt_tokens=10, completion_tokens=5, total_tokens=15, cost_usd=0.25),
-    at("10:03:20", user_id="u1", session_id="s1", model="m1", status_code=429, latency_ms=200.0, ttft_ms=20.0,
-       prompt_tokens=20, completion_tokens=None, total_tokens=20, cost_usd=0.5),
-    at("10:03:59.999", user_id="u2", session_id="s2", model="m2", status_code=200, error_type="timeout",
-       latency_ms=300.0),
-    at("10:04:00", user_id="u2", session_id="s2", model="m2", status_code=399, latency_ms=400.0, ttft_ms=40.0,
-       prompt_tokens=1, completion_tokens=1, total_tokens=2),
+    at(
+        "10:03:00",
+        user_id="u1",
+        session_id="s1",
+        model="m1",
+        status_code=200,
+        latency_ms=100.0,
+        ttft_ms=10.0,
+        prompt_tokens=10,
+        completion_tokens=5,
+        total_tokens=15,
+        cost_usd=0.25,
+    ),
+    at(
+        "10:03:20",
+        user_id="u1",
+        session_id="s1",
+        model="m1",
+        status_code=429,
+        latency_ms=200.0,
+        ttft_ms=20.0,
+        prompt_tokens=20,
+        completion_tokens=None,
+        total_tokens=20,
+        cost_usd=0.5,
+    ),
+    at(
+        "10:03:59.999",
+        user_id="u2",
+        session_id="s2",
+        model="m2",
+        status_code=200,
+        error_type="timeout",
+        latency_ms=300.0,
+    ),
+    at(
+        "10:04:00",
+        user_id="u2",
+        session_id="s2",
+        model="m2",
+        status_code=399,
+        latency_ms=400.0,
+        ttft_ms=40.0,
+        prompt_tokens=1,
+        completion_tokens=1,
+        total_tokens=2,
+    ),
     at("10:30:00", user_id=None, session_id="s3", model=None, status_code=None, latency_ms=1000.0),
     at("10:30:30", user_id="u3", session_id="s3", model="m1", status_code=500, latency_ms=None, ttft_ms=100.0),
-    at("11:00:00", user_id="u1", session_id="s4", model="m1", status_code=200, latency_ms=50.0,
-       prompt_tokens=3, completion_tokens=4, total_tokens=7, cost_usd=1.0),
+    at(
+        "11:00:00",
+        user_id="u1",
+        session_id="s4",
+        model="m1",
+        status_code=200,
+        latency_ms=50.0,
+        prompt_tokens=3,
+        completion_tokens=4,
+        total_tokens=7,
+        cost_usd=1.0,
+    ),
 )
 
 
@@ -132,8 +181,11 @@ def test_shanghai_day_and_hour_boundaries():
 
 def test_daylight_saving_days_still_have_24_rows():
     # 2026-11-01 New York falls back: 01:30 EDT (05:30Z) and 01:30 EST (06:30Z) are both local hour 1.
-    fall = requests({"timestamp": "2026-11-01T05:30:00Z"}, {"timestamp": "2026-11-01T06:30:00Z"},
-                    {"timestamp": "2026-11-02T04:59:00Z"})  # 23:59 EST
+    fall = requests(
+        {"timestamp": "2026-11-01T05:30:00Z"},
+        {"timestamp": "2026-11-01T06:30:00Z"},
+        {"timestamp": "2026-11-02T04:59:00Z"},
+    )  # 23:59 EST
     hourly = hourly_metrics(fall, dt.date(2026, 11, 1), "America/New_York")
     assert len(hourly) == 24
     assert (hourly["requests"][1], hourly["peak_rpm"][1], hourly["requests"][23]) == (2, 1, 1)
@@ -161,8 +213,14 @@ def test_empty_inputs():
     assert (row["requests"], row["errors"], row["peak_rpm"], row["users"], row["sessions"]) == (0, 0, 0, 0, 0)
     assert (row["total_tokens"], row["cost_usd"]) == (0, 0.0)
     assert row["peak_minute"] is None
-    for column in ("error_rate", "latency_mean_ms", "latency_p99_ms", "ttft_p50_ms", "session_duration_p50_s",
-                   "turns_mean"):
+    for column in (
+        "error_rate",
+        "latency_mean_ms",
+        "latency_p99_ms",
+        "ttft_p50_ms",
+        "session_duration_p50_s",
+        "turns_mean",
+    ):
         assert math.isnan(row[column]), column
 
 

@@ -41,6 +41,7 @@ EXAMPLES = {
     "请解释一下量子计算是什么": "information_query",
     "WHY IS THE SKY BLUE": "information_query",
     "What is the capital of France? Answer in English.": "information_query",
+    "What caused the reign of terror?": "information_query",
     "hello": OTHER,
     "谢谢": OTHER,
 }
@@ -56,6 +57,11 @@ def test_latin_keywords_match_whole_words_only():
     assert classify("call the API now", [Rule("coding", keywords=("api",))]) == "coding"
     assert classify("调用接口api", [Rule("coding", keywords=("api",))]) == "coding"  # CJK is not a word char here
     assert classify("改写这段", [Rule("writing", keywords=("写",))]) == "writing"
+
+
+def test_keywords_and_patterns_ignore_case():
+    rules = [Rule("kw", keywords=("GitHub",)), Rule("re", patterns=(r"[A-Z]{3}-\d+",))]
+    assert [classify(text, rules) for text in ("open GITHUB", "ticket abc-12", "nothing")] == ["kw", "re", OTHER]
 
 
 def test_first_matching_rule_wins():
@@ -107,6 +113,7 @@ def test_load_rules_from_yaml(tmp_path: Path):
         ("rules: [{label: x, keywords: a}]\n", "rules[0].keywords"),
         ("rules: [{label: x, keywords: [a, 3]}]\n", "rules[0].keywords"),
         ("rules: [{label: x, keywords: [a]}, {label: y, patterns: ['(']}]\n", "rules[1].patterns[0]"),
+        ("rules: [{label: x, patterns: [a, '(?i)b']}]\n", "rules[0].patterns[1]"),
         ("rules: [{label: x, keyword: [a]}]\n", "rules[0]"),
         ("rules: [{label: x}]\n", "rules[0]"),
         ("rules: [x]\n", "rules[0]"),
@@ -161,7 +168,7 @@ def test_label_sessions_uses_user_messages_only():
     labels = label_sessions(sessions, messages, DEFAULT_RULES)
     assert labels.index.equals(sessions.index)
     assert labels.name == SCENARIO
-    assert dict(zip(sessions["session_id"], labels)) == {
+    assert dict(zip(sessions["session_id"], labels, strict=True)) == {
         "s1": "coding",
         "s2": "translation",
         "u9@2026-11-20T12:00:00+00:00": "writing",
@@ -194,16 +201,24 @@ def test_label_sessions_agrees_with_classify():
     )
     messages[SESSION_KEY] = messages["session_id"].astype(object)
     sessions = build_sessions(_frame(REQUEST_COLUMNS, []), messages)
-    labels = dict(zip(sessions["session_id"], label_sessions(sessions, messages, DEFAULT_RULES)))
+    labels = dict(zip(sessions["session_id"], label_sessions(sessions, messages, DEFAULT_RULES), strict=True))
     assert [labels[f"s{number}"] for number in range(len(texts))] == list(EXAMPLES.values())
+
+
+def test_label_sessions_without_messages():
+    requests, messages = _conversations()
+    sessions = build_sessions(requests, messages.iloc[:0])
+    no_messages = messages.iloc[:0].assign(**{SESSION_KEY: pd.Series(dtype=object)})
+    assert label_sessions(sessions, no_messages, DEFAULT_RULES).tolist() == [OTHER] * 4
+    assert label_sessions(sessions.iloc[:0], no_messages, DEFAULT_RULES).empty
 
 
 def test_scenario_summary():
     requests, messages = _conversations()
     sessions = build_sessions(requests, messages)
-    request_keys, message_keys = session_keys(requests, messages)
+    _, message_keys = session_keys(requests, messages)
     sessions[SCENARIO] = label_sessions(sessions, messages.assign(**{SESSION_KEY: message_keys}), DEFAULT_RULES)
-    summary = scenario_summary(sessions, requests.assign(**{SESSION_KEY: request_keys}), DAY)
+    summary = scenario_summary(sessions, DAY)
     assert list(summary.columns) == ["day", "scenario", "sessions", "requests"]
     assert summary.values.tolist() == [
         ["2026-11-20", "coding", 1, 2],
@@ -216,13 +231,12 @@ def test_scenario_summary():
 
 
 def test_scenario_summary_appends_custom_labels_and_handles_empty():
-    sessions = pd.DataFrame({"session_id": ["a", "b"], SCENARIO: ["zeta", "billing"]})
-    requests = pd.DataFrame({SESSION_KEY: ["a", "a", "b", None]})
-    summary = scenario_summary(sessions, requests, DAY)
+    sessions = pd.DataFrame({"session_id": ["a", "b"], SCENARIO: ["zeta", "billing"], "requests": [2, 1]})
+    summary = scenario_summary(sessions, DAY)
     assert summary["scenario"].tolist() == [*DEFAULT_LABELS, "billing", "zeta"]
     assert summary["sessions"].tolist()[-2:] == [1, 1]
     assert summary["requests"].tolist() == [0] * len(DEFAULT_LABELS) + [1, 2]
 
-    empty = scenario_summary(sessions.iloc[:0], requests.iloc[:0], DAY)
+    empty = scenario_summary(sessions.iloc[:0], DAY)
     assert empty["scenario"].tolist() == list(DEFAULT_LABELS)
     assert empty[["sessions", "requests"]].sum().tolist() == [0, 0]

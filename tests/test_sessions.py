@@ -123,9 +123,7 @@ def test_events_without_ids_are_in_no_session():
     )
     msgs = messages({"timestamp": "2026-11-20T10:00:30Z", "role": "user"})
     sessions = build_sessions(reqs, msgs)
-    assert sessions[["session_id", "requests", "messages"]].values.tolist() == [
-        ["u1@2026-11-20T10:01:00+00:00", 1, 0]
-    ]
+    assert sessions[["session_id", "requests", "messages"]].values.tolist() == [["u1@2026-11-20T10:01:00+00:00", 1, 0]]
     request_keys, message_keys = session_keys(reqs, msgs)
     assert request_keys.isna().tolist() == [True, False]
     assert message_keys.isna().tolist() == [True]

@@ -1,0 +1,61 @@
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from chatpulse.extract import FileStamp
+from chatpulse.schema import Kind
+from chatpulse.warehouse import Warehouse, Write
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Warehouse:
+    return Warehouse(f"sqlite:///{tmp_path / 'sub' / 'w.db'}")
+
+
+def _requests(*ids: str) -> pd.DataFrame:
+    return pd.DataFrame({
+        "request_id": list(ids),
+        "timestamp": pd.to_datetime(["2026-11-20T10:00:00.123456Z"] * len(ids), utc=True),
+        "latency_ms": [1.5] * len(ids),
+        "status_code": pd.array([200] * len(ids), dtype="Int64"),
+        "prompt_tokens": pd.array([None] * len(ids), dtype="Int64"),
+    })
+
+
+def test_replacing_a_day_never_doubles_it(warehouse: Warehouse) -> None:
+    warehouse.replace_day("2026-11-20", Write("requests", _requests("a", "b")))
+    warehouse.replace_day("2026-11-21", Write("requests", _requests("c")))
+    warehouse.replace_day("2026-11-20", Write("requests", _requests("a", "b")))
+    assert sorted(warehouse.read("requests")["request_id"]) == ["a", "b", "c"]
+
+
+def test_values_round_trip_with_types(warehouse: Warehouse) -> None:
+    warehouse.replace_day("2026-11-20", Write("requests", _requests("a")))
+    row = warehouse.read("requests", "2026-11-20").iloc[0]
+    assert row["timestamp"] == pd.Timestamp("2026-11-20T10:00:00.123456Z")
+    assert row["latency_ms"] == 1.5 and row["status_code"] == 200 and pd.isna(row["prompt_tokens"])
+
+
+def test_kind_scoped_writes_leave_other_kinds_alone(warehouse: Warehouse) -> None:
+    quality = pd.DataFrame([{"rows_in": 1, "clean": 1, "quarantined": 0, "duplicates": 0, "repaired": 0}])
+    warehouse.replace_day("2026-11-20", Write("data_quality", quality.assign(kind="requests"), kind="requests"))
+    warehouse.replace_day("2026-11-20", Write("data_quality", quality.assign(kind="messages"), kind="messages"))
+    warehouse.replace_day("2026-11-20", Write("data_quality", quality.assign(kind="messages", rows_in=5), kind="messages"))
+    table = warehouse.read("data_quality", "2026-11-20").set_index("kind")
+    assert table["rows_in"].to_dict() == {"requests": 1, "messages": 5}
+
+
+def test_a_failed_write_leaves_the_day_as_it_was(warehouse: Warehouse) -> None:
+    warehouse.replace_day("2026-11-20", Write("requests", _requests("a")))
+    with pytest.raises(KeyError):
+        warehouse.replace_day("2026-11-20", Write("requests", _requests("b")), Write("no_such_table", _requests("x")))
+    assert warehouse.read("requests")["request_id"].tolist() == ["a"]
+
+
+def test_file_stamps_round_trip(warehouse: Warehouse) -> None:
+    stamp = FileStamp(10, 20, frozenset({"2026-11-20"}))
+    warehouse.save_stamps(Kind.REQUESTS, {"a.jsonl": stamp})
+    warehouse.save_stamps(Kind.REQUESTS, {"a.jsonl": FileStamp(11, 21, frozenset({"2026-11-21"}))})
+    assert warehouse.file_stamps(Kind.REQUESTS) == {"a.jsonl": FileStamp(11, 21, frozenset({"2026-11-21"}))}
+    assert warehouse.file_stamps(Kind.MESSAGES) == {}
