@@ -77,9 +77,11 @@ def _clean_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefiniti
             Write("quarantine", quarantine, kind=kind.value),
             Write("data_quality", pd.DataFrame([result.quality]), kind=kind.value),
         )
-        for row in quarantine.head(20).itertuples():
-            context.log.warning(f"quarantined {row.source_file}:{row.source_line}: {row.reasons}")
         quality = result.quality
+        if quality["quarantined"]:
+            context.log.warning(f"quarantined {quality['quarantined']} {kind.value} rows: {quality['reasons']}")
+        for row in quarantine.head(50).itertuples():
+            context.log.info(f"quarantined {row.source_file}:{row.source_line}: {row.reasons}")
         yield Output(result.clean, metadata={key: quality[key] for key in ("rows_in", "clean", "quarantined", "duplicates", "repaired")})
         accounted = quality["clean"] + quality["quarantined"] + quality["duplicates"]
         yield AssetCheckResult(

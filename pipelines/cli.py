@@ -38,6 +38,16 @@ def last_days(settings: Settings, count: int) -> list[date]:
     return [today - timedelta(days=offset) for offset in range(count, 0, -1)]
 
 
+def prepare_dagster_home(settings: Settings) -> Path:
+    """Use $DAGSTER_HOME, else <data_home>/dagster, so CLI runs show up in `dagster dev`."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home)))
+    home.mkdir(parents=True, exist_ok=True)
+    instance_config = home / "dagster.yaml"
+    if not instance_config.exists():
+        instance_config.write_text("telemetry:\n  enabled: false\n")
+    return home
+
+
 def run_days(settings: Settings, days: Sequence[date], config_file: str | None) -> None:
     """Materialize every asset for each day, printing one progress line per day."""
     from dagster import DagsterInstance
@@ -47,8 +57,7 @@ def run_days(settings: Settings, days: Sequence[date], config_file: str | None) 
     for day in days:
         if day < settings.start_date:
             raise CliError(f"day {day} is before start_date {settings.start_date}: set start_date in the config")
-    os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    prepare_dagster_home(settings)
     job = build_definitions(settings, config_file).resolve_job_def(DAILY_JOB)
     with DagsterInstance.get() as instance:
         for number, day in enumerate(days, start=1):
