@@ -1,0 +1,40 @@
+"""The Dagster definitions load, validate and carry the configured partitions."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from chatpulse.config import settings_from_mapping
+from pipelines.definitions import DAILY_JOB, build_definitions
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSETS = {
+    "raw_requests", "raw_messages", "raw_feedback", "clean_requests", "clean_messages", "clean_feedback",
+    "sessions", "scenario_daily", "hourly_metrics", "daily_metrics", "daily_report",
+}
+
+
+def test_every_stage_is_a_daily_partitioned_asset_in_the_configured_zone(tmp_path: Path) -> None:
+    settings = settings_from_mapping({"timezone": "Asia/Shanghai", "schedule_time": "07:30"}, tmp_path, {})
+    defs = build_definitions(settings)
+    graph = defs.resolve_asset_graph()
+    assert {key.path[-1] for key in graph.get_all_asset_keys()} == ASSETS
+    for key in graph.get_all_asset_keys():
+        partitions = graph.get(key).partitions_def
+        assert partitions is not None and partitions.timezone == "Asia/Shanghai"
+    checks = {(key.asset_key.path[-1], key.name) for key in graph.asset_check_keys}
+    assert ("clean_requests", "rows_accounted_for") in checks and len(checks) == 9
+    schedule = defs.resolve_schedule_def(f"{DAILY_JOB}_schedule")
+    assert schedule.cron_schedule == "30 7 * * *" and schedule.execution_timezone == "Asia/Shanghai"
+
+
+def test_dagster_validates_the_workspace(tmp_path: Path) -> None:
+    env = {**os.environ, "CHATPULSE_HOME": str(tmp_path), "DAGSTER_HOME": str(tmp_path)}
+    dagster = Path(sys.executable).with_name("dagster")
+    result = subprocess.run(
+        [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Validation successful" in result.stdout + result.stderr

@@ -1,0 +1,73 @@
+"""The real Dagster webserver shows the asset graph, partitions, checks and CLI runs."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipelines.cli import main
+from tests.conftest import write_jsonl
+from tests.test_definitions import ASSETS, ROOT
+from tests.test_pipeline import DAY, REQUESTS
+
+QUERY = """{
+  assetNodes { assetKey { path } partitionDefinition { description }
+    assetChecksOrError { ... on AssetChecks { checks { name } } } }
+  assetOrError(assetKey: {path: ["daily_report"]}) { ... on Asset { assetMaterializations(limit: 5) { partition } } }
+}"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def webserver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    write_jsonl(tmp_path / "landing" / "requests-1.jsonl", REQUESTS)
+    config = tmp_path / "chatpulse.yaml"
+    config.write_text("data_home: .\n")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    monkeypatch.setenv("CHATPULSE_CONFIG", str(config))
+    assert main(["run", "--start", DAY]) == 0
+    port = _free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("dagster-webserver")), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=ROOT, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/server_info", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_the_ui_shows_assets_partitions_checks_and_runs(webserver: str) -> None:
+    request = urllib.request.Request(
+        f"{webserver}/graphql", data=json.dumps({"query": QUERY}).encode(), headers={"Content-Type": "application/json"}
+    )
+    data = json.load(urllib.request.urlopen(request, timeout=60))["data"]
+    nodes = {node["assetKey"]["path"][-1]: node for node in data["assetNodes"]}
+    assert set(nodes) == ASSETS
+    assert all(node["partitionDefinition"]["description"] == "Daily, starting 2026-01-01 UTC." for node in nodes.values())
+    checks = {check["name"] for check in nodes["clean_requests"]["assetChecksOrError"]["checks"]}
+    assert checks == {"rows_accounted_for", "quarantine_rate", "expectations_pass"}
+    assert [m["partition"] for m in data["assetOrError"]["assetMaterializations"]] == [DAY]
