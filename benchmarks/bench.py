@@ -1,0 +1,118 @@
+"""Benchmark: the whole pipeline on one day of a million requests, against a pandas script.
+
+The pipeline does far more than the baseline (cleaning, sessions, checks, warehouse,
+report), so the ratio says what that costs relative to the simplest hourly summary one
+could write. The pipeline runs in a subprocess, as a user runs it, so its peak memory
+can be read from the children's resource usage. The last line printed is one JSON object.
+
+    .venv/bin/python benchmarks/bench.py [--rows N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a plain script, the project need not be installed
+
+from chatpulse.sample import write_sample  # noqa: E402
+
+DEFAULT_ROWS = 1_000_000
+# Variables that would point the run at another installation's data or Dagster home.
+ISOLATED_ENV_PREFIXES = ("CHATPULSE_", "DAGSTER_HOME")
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", flush=True)
+
+
+def write_config(home: Path, day: date) -> Path:
+    config = home / "chatpulse.yaml"
+    config.write_text(f"data_home: {home}\ntimezone: UTC\nstart_date: {day.isoformat()}\n")
+    return config
+
+
+def run_pipeline(day: date, config: Path) -> tuple[float, float]:
+    """Runs the CLI for one day; returns its wall time (s) and peak RSS (MB)."""
+    command = [sys.executable, "-m", "pipelines.cli", "run", "--start", day.isoformat(), "--config", str(config)]
+    env = {key: value for key, value in os.environ.items() if not key.startswith(ISOLATED_ENV_PREFIXES)}
+    started = time.perf_counter()
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if result.returncode != 0:
+        output = "\n".join((result.stdout + result.stderr).strip().splitlines()[-40:])
+        sys.exit(f"[bench] pipeline failed with exit code {result.returncode}: {' '.join(command)}\n{output}")
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KB on Linux
+    return wall, peak_mb
+
+
+def baseline(path: Path) -> pd.DataFrame:
+    """The simplest hourly summary: requests, mean latency and error share per hour.
+
+    pandas cannot skip a malformed line, so lines that do not close their object are
+    dropped first; non-numeric latencies and missing timestamps are coerced away.
+    """
+    with gzip.open(path, "rt", encoding="utf-8") as lines:
+        text = "".join(line for line in lines if line.rstrip().endswith("}"))
+    requests = pd.read_json(io.StringIO(text), lines=True)
+    hours = pd.to_datetime(requests["timestamp"], utc=True, errors="coerce", format="ISO8601").dt.floor("h")
+    summary = pd.DataFrame({
+        "hour": hours,
+        "latency_ms": pd.to_numeric(requests["latency_ms"], errors="coerce"),
+        "failed": requests["status_code"] >= 400,
+    })
+    return summary.groupby("hour").agg(
+        requests=("failed", "size"), mean_latency_ms=("latency_ms", "mean"), error_share=("failed", "mean")
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help=f"requests in the day ({DEFAULT_ROWS:,})")
+    args = parser.parse_args()
+    day = datetime.now(UTC).date() - timedelta(days=1)
+
+    with tempfile.TemporaryDirectory(prefix="chatpulse-bench-") as tmp:
+        home = Path(tmp)
+        config = write_config(home, day)
+        log(f"generating {args.rows:,} requests for {day} in {home / 'landing'}")
+        started = time.perf_counter()
+        counts = write_sample(home / "landing", [day], requests_per_day=args.rows)
+        requests_file = home / "landing" / f"requests-{day.isoformat()}.jsonl.gz"
+        log(f"generated in {time.perf_counter() - started:.1f} s: {counts['request_lines']:,} request lines, "
+            f"{counts['message_lines']:,} message lines, {requests_file.stat().st_size / 2**20:.1f} MiB of requests")
+
+        log("running the pipeline")
+        pipeline_wall, peak_mb = run_pipeline(day, config)
+        log(f"pipeline: {pipeline_wall:.1f} s, peak RSS {peak_mb:.0f} MB")
+
+        log("running the baseline (pandas.read_json + hourly groupby)")
+        started = time.perf_counter()
+        hourly = baseline(requests_file)
+        baseline_wall = time.perf_counter() - started
+        log(f"baseline: {baseline_wall:.1f} s for {int(hourly['requests'].sum()):,} rows in {len(hourly)} hours")
+
+    print(json.dumps({
+        "rows": args.rows,
+        "pipeline_wall_s": round(pipeline_wall, 2),
+        "pipeline_peak_rss_mb": round(peak_mb, 1),
+        "baseline_wall_s": round(baseline_wall, 2),
+        "ratio": round(pipeline_wall / baseline_wall, 2),
+    }))
+
+
+if __name__ == "__main__":
+    main()
