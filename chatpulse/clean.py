@@ -84,30 +84,34 @@ REPAIRS: dict[Kind, Callable[[pd.DataFrame], dict[str, pd.Series]]] = {
 }
 
 
-def _reasons(frame: pd.DataFrame, validation: Validation) -> pd.Series:
-    """Each row's reasons: extract problems first, then failed expectations."""
-    reasons = frame[ERRORS].map(lambda r: list(r) if isinstance(r, list | np.ndarray) else [])
+def _reasons(frame: pd.DataFrame, validation: Validation) -> dict[int, list[str]]:
+    """Reasons of each failing row, by position: extract problems first, then expectations."""
+    problems = frame[ERRORS]
+    reasons = {int(p): list(problems.iat[p]) for p in np.flatnonzero(problems.notna().to_numpy())}
     for position, failed in validation.row_reasons.items():
-        reasons.iat[position] = reasons.iat[position] + failed
+        reasons.setdefault(position, []).extend(failed)
     return reasons
 
 
 def clean_partition(extracted: pd.DataFrame, kind: Kind, day: str) -> Cleaned:
     """Repair, validate, quarantine and deduplicate one kind's rows for one day."""
-    frame = extracted.reset_index(drop=True).copy()
+    frame = extracted.reset_index(drop=True)
     frame[ID_COLUMN[kind]] = derive_ids(frame, kind)
     repairs = REPAIRS[kind](frame)
     validation = validate(frame, kind)
     reasons = _reasons(frame, validation)
-    bad = (reasons.map(len) > 0).to_numpy()
+    positions = sorted(reasons)
+    bad = np.zeros(len(frame), dtype=bool)
+    bad[positions] = True
+    rejected = frame.iloc[positions]
     quarantine = pd.DataFrame({
         "day": day,
         "kind": kind.value,
-        SOURCE_FILE: frame.loc[bad, SOURCE_FILE],
-        SOURCE_LINE: frame.loc[bad, SOURCE_LINE],
-        "record_id": frame.loc[bad, ID_COLUMN[kind]],
-        "reasons": reasons[bad].map(json.dumps),
-    }).reset_index(drop=True)
+        SOURCE_FILE: rejected[SOURCE_FILE].to_numpy(),
+        SOURCE_LINE: rejected[SOURCE_LINE].to_numpy(),
+        "record_id": rejected[ID_COLUMN[kind]].to_numpy(),
+        "reasons": [json.dumps(reasons[p]) for p in positions],
+    })
     valid = frame.loc[~bad].sort_values([SOURCE_FILE, SOURCE_LINE], kind="stable")
     duplicate = valid.duplicated(ID_COLUMN[kind], keep="first").to_numpy()
     clean = valid.loc[~duplicate].drop(columns=[ERRORS]).reset_index(drop=True)
@@ -123,7 +127,7 @@ def clean_partition(extracted: pd.DataFrame, kind: Kind, day: str) -> Cleaned:
         "quarantined": int(bad.sum()),
         "duplicates": int(duplicate.sum()),
         "repaired": int((repaired & kept).sum()),
-        "reasons": json.dumps(dict(Counter(r for rs in reasons[bad] for r in rs).most_common())),
+        "reasons": json.dumps(dict(Counter(r for rs in reasons.values() for r in rs).most_common())),
         "repairs": json.dumps({k: v for k, v in repair_counts.items() if v}),
     }
     return Cleaned(clean, quarantine, quality, validation)

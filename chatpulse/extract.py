@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
+from pyarrow import json as pa_json
 
 from chatpulse.config import LATENCY_UNITS, SourceConfig
 from chatpulse.days import in_day, local_days
@@ -27,6 +29,7 @@ from chatpulse.schema import COLUMNS, SOURCE_FILE, SOURCE_LINE, Kind
 ERRORS = "_errors"
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
 TURN_KEYS = ("turns", "messages")
+JSON_CHUNK_BYTES = 8 << 20
 
 
 class ExtractError(RuntimeError):
@@ -86,13 +89,12 @@ def _expand_sessions(record: dict[str, Any]) -> list[dict[str, Any]]:
     return expanded
 
 
-def _read_jsonl(data: bytes, layout: str) -> RawFile:
+def _parse_lines(numbered: list[tuple[int, bytes]], layout: str) -> RawFile:
+    """Line by line: slow, but it pins every malformed line to its number."""
     records: list[dict[str, Any]] = []
     lines: list[int] = []
     malformed: list[tuple[int, str]] = []
-    for number, line in enumerate(data.split(b"\n"), start=1):
-        if not line.strip():
-            continue
+    for number, line in numbered:
         try:
             record = orjson.loads(line)
             if not isinstance(record, dict):
@@ -104,6 +106,44 @@ def _read_jsonl(data: bytes, layout: str) -> RawFile:
         records.extend(batch)
         lines.extend([number] * len(batch))
     return RawFile(pd.DataFrame.from_records(records), np.asarray(lines, dtype="int64"), malformed)
+
+
+def _parse_chunk(data: bytes, start: int, end: int, first_line: int, layout: str) -> RawFile:
+    """The whole lines data[start:end] through Arrow's columnar JSON reader, else line by line.
+
+    Arrow reads a clean chunk several times faster than per-line parsing and builds
+    columns directly. Only when it yields exactly one row per line are line numbers
+    certain; otherwise (a bad or blank line, nested sessions) the chunk is parsed
+    line by line, so only that chunk pays the slow path.
+    """
+    end -= data.endswith(b"\n", start, end)
+    lines = data.count(b"\n", start, end) + 1
+    if layout == "rows":
+        try:
+            table = pa_json.read_json(pa.BufferReader(pa.py_buffer(memoryview(data)[start:end])))
+        except pa.ArrowInvalid:
+            table = None
+        if table is not None and table.num_rows == lines:
+            return RawFile(table.to_pandas(), np.arange(first_line, first_line + lines, dtype="int64"), [])
+    numbered = [(first_line + i, line) for i, line in enumerate(data[start:end].split(b"\n")) if line.strip()]
+    return _parse_lines(numbered, layout)
+
+
+def _read_jsonl(data: bytes, layout: str) -> RawFile:
+    blocks: list[RawFile] = []
+    start, first_line = 0, 1
+    while start < len(data):
+        end = data.find(b"\n", start + JSON_CHUNK_BYTES)
+        end = len(data) if end == -1 else end + 1
+        blocks.append(_parse_chunk(data, start, end, first_line, layout))
+        start, first_line = end, first_line + data.count(b"\n", start, end)
+    if not blocks:
+        return RawFile(pd.DataFrame(), np.empty(0, dtype="int64"), [])
+    return RawFile(
+        pd.concat([block.records for block in blocks], ignore_index=True),
+        np.concatenate([block.lines for block in blocks]),
+        [entry for block in blocks for entry in block.malformed],
+    )
 
 
 def _read_csv(path: Path, data: bytes) -> RawFile:
@@ -146,9 +186,8 @@ def read_file(path: Path, layout: str = "rows") -> RawFile:
 
 def read_lines(path: Path, numbers: Iterable[int]) -> dict[int, str]:
     """The original text of some lines of a file, for quarantine records."""
-    wanted = set(numbers)
-    text = _read_bytes(path).decode("utf-8", errors="replace")
-    return {number: line for number, line in enumerate(text.split("\n"), start=1) if number in wanted}
+    lines = _read_bytes(path).split(b"\n")
+    return {n: lines[n - 1].decode("utf-8", errors="replace") for n in set(numbers) if 0 < n <= len(lines)}
 
 
 class _Problems:
@@ -201,7 +240,17 @@ def _to_number(values: pd.Series, name: str, problems: _Problems, integer: bool)
 
 
 def _to_json(values: pd.Series) -> pd.Series:
-    return values.map(lambda v: v if v is None or isinstance(v, str) else orjson.dumps(v).decode(), na_action="ignore")
+    """JSON text of each value; a mapping's null keys are left out, as if absent."""
+    dumps = orjson.dumps
+    return pd.Series(
+        [
+            value if value is None or isinstance(value, str)
+            else dumps({k: v for k, v in value.items() if v is not None} if isinstance(value, dict) else value).decode()
+            for value in values.to_numpy(dtype=object, na_value=None)
+        ],
+        index=values.index,
+        dtype=object,
+    )
 
 
 def _extras_json(extras: pd.DataFrame) -> pd.Series:
@@ -224,6 +273,9 @@ def parse_timestamps(values: pd.Series, source: SourceConfig) -> pd.Series:
         else:
             parsed = pd.to_datetime(numbers, unit="s" if fmt == "epoch_s" else "ms", utc=True)
         return parsed.astype("datetime64[ns, UTC]")
+    if pd.api.types.is_datetime64_any_dtype(values):
+        stamps = values if values.dt.tz is not None else values.dt.tz_localize(source.naive_timezone)
+        return stamps.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
     text = values.astype(object).where(values.isna(), values.astype(str))
     parsed = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=True)
     if source.naive_timezone != "UTC":

@@ -73,10 +73,16 @@ def validate(frame: pd.DataFrame, kind: Kind) -> Validation:
     """Validate the canonical columns of `frame` against the kind's suite."""
     if frame.empty:
         return Validation()
-    columns = [c for c in COLUMNS[kind] if c in frame.columns]
+    definition = suite_definition(kind)
+    # Only the columns the suite names: GX copies and filters its whole batch per expectation.
+    named = {e.get("kwargs", {}).get("column") for e in definition.get("expectations", [])}
+    columns = [c for c in COLUMNS[kind] if c in frame.columns and c in named]
     data = frame[columns].reset_index(drop=True)
+    # GX compares nullable integers one Python value at a time; floats go vectorised.
+    integers = [c for c in columns if isinstance(data[c].dtype, pd.Int64Dtype)]
+    data[integers] = data[integers].astype("float64")
     data[ROW] = range(len(data))
-    suite = gx.ExpectationSuite(**suite_definition(kind))
+    suite = gx.ExpectationSuite(**definition)
     batch = _batch_definition(kind).get_batch(batch_parameters={"dataframe": data})
     result = batch.validate(suite, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW]})
     reasons: dict[int, list[str]] = defaultdict(list)

@@ -12,8 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import adbc_driver_sqlite.dbapi as adbc_sqlite
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 
 from chatpulse.extract import FileStamp
@@ -127,15 +129,40 @@ def _placeholder(dialect: sa.Dialect) -> str:
     return {"qmark": "?", "format": "%s", "pyformat": "%s"}[dialect.paramstyle]
 
 
+def _timestamp_text(series: pd.Series, dialect: sa.Dialect) -> pd.Series:
+    """UTC timestamps as text: SQLAlchemy's SQLite layout, with an explicit offset elsewhere."""
+    stamps = pd.to_datetime(series, utc=True).dt.tz_localize(None).to_numpy("datetime64[us]")
+    text = pd.Series(np.datetime_as_string(stamps, unit="us"), index=series.index).str.replace("T", " ", regex=False)
+    if dialect.name != "sqlite":
+        text = text + "+00:00"
+    return text.where(series.notna())
+
+
 def _python_values(series: pd.Series, column: sa.Column, dialect: sa.Dialect) -> list[object]:
     """One column as DB-API values: None for missing, UTC text for timestamps."""
     if isinstance(column.type, sa.DateTime):
-        stamps = pd.to_datetime(series, utc=True).dt.tz_localize(None).to_numpy("datetime64[us]")
-        text = np.char.replace(np.datetime_as_string(stamps, unit="us"), "T", " ").astype(object)
-        if dialect.name == "postgresql":
-            text = text + "+00:00"
-        return pd.Series(text, index=series.index).where(series.notna(), None).tolist()
-    return series.astype(object).where(series.notna(), None).tolist()
+        series = _timestamp_text(series, dialect)
+    return series.to_numpy(dtype=object, na_value=None).tolist()
+
+
+def _arrow_type(column: sa.Column) -> pa.DataType:
+    if isinstance(column.type, sa.Integer):
+        return pa.int64()
+    if isinstance(column.type, sa.Float):
+        return pa.float64()
+    return pa.string()
+
+
+def _arrow_table(table: sa.Table, frame: pd.DataFrame, dialect: sa.Dialect) -> pa.Table:
+    """The frame's columns of `table`, typed as the table declares them."""
+    arrays = {}
+    for column in table.columns:
+        if column.name in frame.columns:
+            values = frame[column.name]
+            if isinstance(column.type, sa.DateTime):
+                values = _timestamp_text(values, dialect)
+            arrays[column.name] = pa.array(values, type=_arrow_type(column), from_pandas=True)
+    return pa.table(arrays)
 
 
 def _insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> None:
@@ -151,6 +178,13 @@ def _insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> None:
     conn.exec_driver_sql(sql, list(zip(*values, strict=True)))
 
 
+def _delete_day(table: sa.Table, day: str, kind: str | None) -> sa.Delete:
+    condition = table.c.day == day
+    if kind is not None:
+        condition &= table.c.kind == kind
+    return table.delete().where(condition)
+
+
 @dataclass(frozen=True)
 class Write:
     """One table's rows for a partition, optionally limited to one record kind."""
@@ -164,21 +198,43 @@ class Warehouse:
     """Partitioned reads and writes over one SQLAlchemy engine."""
 
     def __init__(self, url: str) -> None:
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.engine = sa.create_engine(url)
+        database = self.engine.url.database if self.engine.url.get_backend_name() == "sqlite" else None
+        self._sqlite_file = database if database and database != ":memory:" else None
+        if self._sqlite_file:
+            Path(self._sqlite_file).parent.mkdir(parents=True, exist_ok=True)
         metadata.create_all(self.engine)
 
     def replace_day(self, day: str, *writes: Write) -> None:
         """Replace `day` in every written table in one transaction."""
+        if self._sqlite_file:
+            self._replace_day_arrow(day, writes)
+            return
         with self.engine.begin() as conn:
             for write in writes:
                 table = TABLES[write.table]
-                condition = table.c.day == day
-                if write.kind is not None:
-                    condition &= table.c.kind == write.kind
-                conn.execute(table.delete().where(condition))
+                conn.execute(_delete_day(table, day, write.kind))
                 _insert(conn, table, write.frame.assign(day=day))
+
+    def _replace_day_arrow(self, day: str, writes: tuple[Write, ...]) -> None:
+        """The same transaction through ADBC, which ingests Arrow columns in C.
+
+        For a SQLite file this writes a million rows several times faster than
+        executemany; the DELETE is the portable statement compiled for SQLite.
+        """
+        with adbc_sqlite.connect(self._sqlite_file) as conn, conn.cursor() as cursor:
+            try:
+                for write in writes:
+                    table = TABLES[write.table]
+                    delete = _delete_day(table, day, write.kind)
+                    cursor.execute(str(delete.compile(dialect=self.engine.dialect, compile_kwargs={"literal_binds": True})))
+                    if not write.frame.empty:
+                        rows = _arrow_table(table, write.frame.assign(day=day), self.engine.dialect)
+                        cursor.adbc_ingest(table.name, rows, mode="append")
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
 
     def read(self, table_name: str, day: str | None = None, kind: str | None = None) -> pd.DataFrame:
         """A table's rows, for one day and kind when given; timestamps come back as UTC."""

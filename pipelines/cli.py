@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from chatpulse.config import ConfigError, Settings, load_settings
+from chatpulse.config import CONFIG_ENV, ConfigError, Settings, load_settings
 
-QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+RUN_CONFIG = {
+    "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+    "execution": {"config": {"in_process": {}}},
+}
 
 
 class CliError(Exception):
@@ -49,25 +52,31 @@ def prepare_dagster_home(settings: Settings) -> Path:
 
 
 def run_days(settings: Settings, days: Sequence[date], config_file: str | None) -> None:
-    """Materialize every asset for each day, printing one progress line per day."""
-    from dagster import DagsterInstance
+    """Materialize every asset for each day, printing one progress line per day.
 
-    from pipelines.definitions import DAILY_JOB, build_definitions
+    Runs go through `execute_job` on the reconstructable job, in process: unlike
+    `execute_in_process` it keeps no step outputs in memory, so a big day's frames
+    are freed as soon as the next step has read them.
+    """
+    from dagster import DagsterInstance, execute_job, reconstructable
+
+    from pipelines.definitions import daily_job
 
     for day in days:
         if day < settings.start_date:
             raise CliError(f"day {day} is before start_date {settings.start_date}: set start_date in the config")
+    if config_file is not None:
+        os.environ[CONFIG_ENV] = str(Path(config_file).resolve())
     prepare_dagster_home(settings)
-    job = build_definitions(settings, config_file).resolve_job_def(DAILY_JOB)
+    job = reconstructable(daily_job)
     with DagsterInstance.get() as instance:
         for number, day in enumerate(days, start=1):
             started = time.perf_counter()
-            result = job.execute_in_process(
-                partition_key=day.isoformat(), instance=instance, run_config=QUIET_LOGS, raise_on_error=False
-            )
-            if not result.success:
-                failures = [_root_cause(event.step_failure_data.error) for event in result.get_step_failure_events()]
-                raise CliError(f"run for {day} failed: " + "; ".join(failures or ["see the Dagster run log"]))
+            tags = {"dagster/partition": day.isoformat()}
+            with execute_job(job, instance, run_config=RUN_CONFIG, tags=tags) as result:
+                if not result.success:
+                    failures = [_root_cause(e.step_failure_data.error) for e in result.get_step_failure_events()]
+                    raise CliError(f"run for {day} failed: " + "; ".join(failures or ["see the Dagster run log"]))
             print(f"[{number}/{len(days)}] {day} done in {time.perf_counter() - started:.1f} s", flush=True)
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 from dagster import (
     AssetSelection,
+    JobDefinition,
     DailyPartitionsDefinition,
     Definitions,
     build_schedule_from_partitioned_job,
@@ -13,7 +16,7 @@ from dagster import (
 from assets.analytics import analytics_assets
 from assets.ingest import ingest_assets
 from assets.report import report_assets
-from chatpulse.config import Settings, load_settings
+from chatpulse.config import CONFIG_ENV, Settings, load_settings
 from pipelines.resources import ChatPulseSettings, ParquetIOManager, WarehouseResource
 
 DAILY_JOB = "daily_pipeline"
@@ -40,6 +43,11 @@ def build_definitions(settings: Settings, config_file: str | None = None) -> Def
             "io_manager": ParquetIOManager(base_dir=str(settings.data_home / "storage")),
         },
     )
+
+
+def daily_job() -> JobDefinition:
+    """The daily job for the configuration in the environment; Dagster reconstructs it by name."""
+    return build_definitions(load_settings(), os.environ.get(CONFIG_ENV)).resolve_job_def(DAILY_JOB)
 
 
 defs = build_definitions(load_settings())

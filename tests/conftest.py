@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterable
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
-REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+ROOT = Path(__file__).resolve().parents[1]
+REALDATA = ROOT.parent / "shared" / "realdata"
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/"
 
 
 def write_jsonl(path: Path, records: Iterable[dict | str]) -> Path:
@@ -28,3 +35,30 @@ def realdata() -> Path:
     if not REALDATA.is_dir():
         pytest.skip(f"real public data not found at {REALDATA}")
     return REALDATA
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the local PostgreSQL server, dropped afterwards."""
+    admin = sa.create_engine(POSTGRES + "test", isolation_level="AUTOCOMMIT")
+    name = f"chatpulse_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        pytest.skip(f"no PostgreSQL server answers at 127.0.0.1:5432 ({exc.orig})")
+    try:
+        yield POSTGRES + name
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+        admin.dispose()
+
+
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The `chatpulse` command in a fresh process, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args],
+        cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=600,
+    )

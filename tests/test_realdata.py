@@ -9,27 +9,27 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
-import pytest
 import yaml
 
 from chatpulse.config import load_settings
 from chatpulse.warehouse import Warehouse
-from pipelines.cli import main
+from tests.conftest import run_cli
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-def _run_example(name: str, day: str, realdata: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Warehouse:
+def _run_example(name: str, day: str, realdata: Path, tmp_path: Path) -> Warehouse:
     config = yaml.safe_load((EXAMPLES / name).read_text())
     config.update(data_home=str(tmp_path), landing_dir=str(realdata))
     path = tmp_path / name
     path.write_text(yaml.safe_dump(config))
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
-    assert main(["--config", str(path), "run", "--start", day]) == 0
+    result = run_cli("--config", str(path), "run", "--start", day, DAGSTER_HOME=str(tmp_path / "dagster"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == f"report: {tmp_path / 'reports' / day}.html"
     return Warehouse(load_settings(path, env={}).database_url)
 
 
-def test_burstgpt_hours_failures_and_sessions(realdata: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_burstgpt_hours_failures_and_sessions(realdata: Path, tmp_path: Path) -> None:
     with (realdata / "burstgpt3_first400.csv").open() as f:
         rows = list(csv.DictReader(f))
     per_hour = Counter(int(float(r["Timestamp"])) // 3600 % 24 for r in rows)
@@ -37,7 +37,7 @@ def test_burstgpt_hours_failures_and_sessions(realdata: Path, tmp_path: Path, mo
     sessions = Counter(r["Session ID"] for r in rows if r["Session ID"])
     tokens = sum(int(r["Total tokens"]) for r in rows)
 
-    warehouse = _run_example("burstgpt.yaml", "2023-08-14", realdata, tmp_path, monkeypatch)
+    warehouse = _run_example("burstgpt.yaml", "2023-08-14", realdata, tmp_path)
     hourly = warehouse.read("hourly_metrics", "2023-08-14").set_index("hour")
     assert {h: n for h, n in hourly["requests"].items() if n} == dict(per_hour)
     daily = warehouse.read("daily_metrics", "2023-08-14").iloc[0]
@@ -47,7 +47,7 @@ def test_burstgpt_hours_failures_and_sessions(realdata: Path, tmp_path: Path, mo
     assert table["turns"].to_dict() == dict(sessions)
 
 
-def test_azure_trace_minutes_and_tokens(realdata: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_azure_trace_minutes_and_tokens(realdata: Path, tmp_path: Path) -> None:
     with (realdata / "AzureLLMInferenceTrace_code.csv").open() as f:
         rows = list(csv.DictReader(f))
     # Parse the 7-digit fractions by hand, independently of pandas.
@@ -56,7 +56,7 @@ def test_azure_trace_minutes_and_tokens(realdata: Path, tmp_path: Path, monkeypa
     peak_minute, peak = min(per_minute.items(), key=lambda item: (-item[1], item[0]))
     per_hour = Counter(s.hour for s in starts)
 
-    warehouse = _run_example("azure_code.yaml", "2023-11-16", realdata, tmp_path, monkeypatch)
+    warehouse = _run_example("azure_code.yaml", "2023-11-16", realdata, tmp_path)
     daily = warehouse.read("daily_metrics", "2023-11-16").iloc[0]
     assert daily["requests"] == len(rows) and daily["errors"] == 0
     assert daily["peak_rpm"] == peak

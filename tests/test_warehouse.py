@@ -1,3 +1,4 @@
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -8,9 +9,16 @@ from chatpulse.schema import Kind
 from chatpulse.warehouse import Warehouse, Write
 
 
-@pytest.fixture
-def warehouse(tmp_path: Path) -> Warehouse:
-    return Warehouse(f"sqlite:///{tmp_path / 'sub' / 'w.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Warehouse]:
+    """The same tests on the default SQLite file and on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'sub' / 'w.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    warehouse = Warehouse(url)
+    yield warehouse
+    warehouse.engine.dispose()
 
 
 def _requests(*ids: str) -> pd.DataFrame:

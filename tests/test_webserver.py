@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.cli import main
-from tests.conftest import write_jsonl
+from tests.conftest import run_cli, write_jsonl
 from tests.test_definitions import ASSETS, ROOT
 from tests.test_pipeline import DAY, REQUESTS
 
@@ -37,7 +36,8 @@ def webserver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     config.write_text("data_home: .\n")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     monkeypatch.setenv("CHATPULSE_CONFIG", str(config))
-    assert main(["run", "--start", DAY]) == 0
+    result = run_cli("run", "--start", DAY)
+    assert result.returncode == 0, result.stderr
     port = _free_port()
     server = subprocess.Popen(
         [str(Path(sys.executable).with_name("dagster-webserver")), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
