@@ -93,6 +93,19 @@ def _reasons(frame: pd.DataFrame, validation: Validation) -> dict[int, list[str]
     return reasons
 
 
+def _duplicates(frame: pd.DataFrame, id_column: str, candidates: np.ndarray) -> np.ndarray:
+    """Candidate rows whose id an earlier row (by file, then line) already has.
+
+    Only the two ordering columns are sorted, never the whole frame.
+    """
+    rows = np.flatnonzero(candidates)
+    files = pd.factorize(frame[SOURCE_FILE].to_numpy()[rows], sort=True)[0]
+    rows = rows[np.lexsort((frame[SOURCE_LINE].to_numpy()[rows], files))]
+    duplicate = np.zeros(len(frame), dtype=bool)
+    duplicate[rows[pd.Series(frame[id_column].to_numpy()[rows]).duplicated().to_numpy()]] = True
+    return duplicate
+
+
 def clean_partition(extracted: pd.DataFrame, kind: Kind, day: str) -> Cleaned:
     """Repair, validate, quarantine and deduplicate one kind's rows for one day."""
     frame = extracted.reset_index(drop=True)
@@ -112,11 +125,9 @@ def clean_partition(extracted: pd.DataFrame, kind: Kind, day: str) -> Cleaned:
         "record_id": rejected[ID_COLUMN[kind]].to_numpy(),
         "reasons": [json.dumps(reasons[p]) for p in positions],
     })
-    valid = frame.loc[~bad].sort_values([SOURCE_FILE, SOURCE_LINE], kind="stable")
-    duplicate = valid.duplicated(ID_COLUMN[kind], keep="first").to_numpy()
-    clean = valid.loc[~duplicate].drop(columns=[ERRORS]).reset_index(drop=True)
-    kept = pd.Series(False, index=frame.index)
-    kept[valid.index[~duplicate]] = True
+    duplicate = _duplicates(frame, ID_COLUMN[kind], candidates=~bad)
+    kept = ~bad & ~duplicate
+    clean = frame.loc[kept, [c for c in frame.columns if c != ERRORS]].reset_index(drop=True)
     repair_counts = {name: int((mask & kept).sum()) for name, mask in repairs.items()}
     repaired = pd.DataFrame(repairs).any(axis=1) if repairs else pd.Series(False, index=frame.index)
     quality: dict[str, object] = {

@@ -214,16 +214,17 @@ class _Problems:
         return folded
 
 
-def _present(values: pd.Series) -> pd.Series:
-    if pd.api.types.is_numeric_dtype(values):
-        return values.notna()
-    return values.notna() & (values.astype(str).str.strip() != "")
+def _unreadable(values: pd.Series, converted: pd.Series) -> pd.Series:
+    """Rows that held a value (not blank) which the conversion could not read."""
+    lost = converted.isna() & values.notna()
+    if lost.any() and not pd.api.types.is_numeric_dtype(values):
+        lost[lost] = values[lost].astype(str).str.strip() != ""
+    return lost
 
 
 def _to_string(values: pd.Series) -> pd.Series:
-    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
-        return values.astype(object)
-    return values.astype(object).where(values.isna(), values.astype(str))
+    """Text values, missing ones kept missing (numbers such as user ids become text)."""
+    return values if pd.api.types.is_string_dtype(values.dtype) and values.dtype != object else values.astype("str")
 
 
 def _to_number(values: pd.Series, name: str, problems: _Problems, integer: bool) -> pd.Series:
@@ -231,7 +232,7 @@ def _to_number(values: pd.Series, name: str, problems: _Problems, integer: bool)
         numbers = values.astype("float64")
     else:
         numbers = pd.to_numeric(values.astype(object), errors="coerce")
-    problems.add(numbers.isna() & _present(values), f"{name}: not a number")
+    problems.add(_unreadable(values, numbers), f"{name}: not a number")
     if not integer:
         return numbers.astype("float64")
     fractional = numbers.notna() & (numbers != np.floor(numbers))
@@ -313,7 +314,7 @@ def map_records(raw: RawFile, source: SourceConfig, label: str) -> pd.DataFrame:
             values = pd.Series(source.defaults.get(name), index=frame.index, dtype=object)
         if value_kind == "datetime":
             parsed = parse_timestamps(values, source)
-            problems.add(parsed.isna() & _present(values), f"{name}: unrecognised time format")
+            problems.add(_unreadable(values, parsed), f"{name}: unrecognised time format")
             frame[name] = parsed
         elif value_kind in ("int", "float"):
             numbers = _to_number(values, name, problems, integer=value_kind == "int")
