@@ -1,5 +1,6 @@
 """Extract and clean assets, one pair per record kind (requests, messages, feedback)."""
 
+import json
 from collections.abc import Iterator
 from datetime import date
 
@@ -17,7 +18,7 @@ from dagster import (
     asset,
 )
 
-from chatpulse.clean import attach_raw, clean_partition
+from chatpulse.clean import clean_partition
 from chatpulse.extract import extract_day
 from chatpulse.schema import Kind
 from chatpulse.warehouse import Write
@@ -70,7 +71,7 @@ def _clean_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefiniti
         settings = chatpulse.settings
         day = context.partition_key
         result = clean_partition(raw, kind, day)
-        quarantine = attach_raw(result.quarantine, settings.landing_dir)
+        quarantine = result.quarantine
         warehouse.warehouse.replace_day(
             day,
             Write(kind.value, result.clean),
@@ -94,7 +95,7 @@ def _clean_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefiniti
             check_name=QUARANTINE_RATE,
             passed=rate <= settings.quarantine_warn_rate,
             severity=AssetCheckSeverity.WARN,
-            metadata={"rate": rate, "limit": settings.quarantine_warn_rate, "reasons": MetadataValue.json(quality["reasons"])},
+            metadata={"rate": rate, "limit": settings.quarantine_warn_rate, "reasons": MetadataValue.json(json.loads(quality["reasons"]))},
         )
         failed = {f"{o.column}: {o.expectation}": o.unexpected_count for o in result.validation.outcomes if not o.success}
         yield AssetCheckResult(

@@ -11,17 +11,13 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from chatpulse.extract import ERRORS, read_lines
+from chatpulse.extract import ERRORS, RAW
 from chatpulse.schema import COLUMNS, ID_COLUMN, SOURCE_FILE, SOURCE_LINE, Kind
 from chatpulse.validate import Validation, validate
-
-QUARANTINE_COLUMNS = ("kind", SOURCE_FILE, SOURCE_LINE, "record_id", "reasons", "raw")
-
 
 @dataclass(frozen=True)
 class Cleaned:
@@ -93,6 +89,20 @@ def _reasons(frame: pd.DataFrame, validation: Validation) -> dict[int, list[str]
     return reasons
 
 
+def _raw_records(rejected: pd.DataFrame, kind: Kind) -> list[str]:
+    """The original line where extract kept it, else the record as read, as JSON.
+
+    A row that parsed but failed an expectation is shown by its canonical fields,
+    which is what the expectation judged.
+    """
+    fields = rejected[list(COLUMNS[kind])]
+    records = fields.astype(object).where(fields.notna(), None).to_dict("records")
+    return [
+        line if isinstance(line, str) else json.dumps({k: v for k, v in record.items() if v is not None}, default=str)
+        for line, record in zip(rejected[RAW], records, strict=True)
+    ]
+
+
 def _duplicates(frame: pd.DataFrame, id_column: str, candidates: np.ndarray) -> np.ndarray:
     """Candidate rows whose id an earlier row (by file, then line) already has.
 
@@ -124,10 +134,11 @@ def clean_partition(extracted: pd.DataFrame, kind: Kind, day: str) -> Cleaned:
         SOURCE_LINE: rejected[SOURCE_LINE].to_numpy(),
         "record_id": rejected[ID_COLUMN[kind]].to_numpy(),
         "reasons": [json.dumps(reasons[p]) for p in positions],
+        "raw": _raw_records(rejected, kind),
     })
     duplicate = _duplicates(frame, ID_COLUMN[kind], candidates=~bad)
     kept = ~bad & ~duplicate
-    clean = frame.loc[kept, [c for c in frame.columns if c != ERRORS]].reset_index(drop=True)
+    clean = frame.loc[kept, [c for c in frame.columns if c not in (ERRORS, RAW)]].reset_index(drop=True)
     repair_counts = {name: int((mask & kept).sum()) for name, mask in repairs.items()}
     repaired = pd.DataFrame(repairs).any(axis=1) if repairs else pd.Series(False, index=frame.index)
     quality: dict[str, object] = {
@@ -142,16 +153,3 @@ def clean_partition(extracted: pd.DataFrame, kind: Kind, day: str) -> Cleaned:
         "repairs": json.dumps({k: v for k, v in repair_counts.items() if v}),
     }
     return Cleaned(clean, quarantine, quality, validation)
-
-
-def attach_raw(quarantine: pd.DataFrame, landing_dir: Path) -> pd.DataFrame:
-    """Add each quarantined row's original line, read back from its landing file.
-
-    Reading back only the few quarantined lines keeps extract lean on big files.
-    """
-    raw = pd.Series(None, index=quarantine.index, dtype=object)
-    for label, group in quarantine.groupby(SOURCE_FILE):
-        path = landing_dir / str(label)
-        lines = read_lines(path, group[SOURCE_LINE].astype(int)) if path.is_file() else {}
-        raw[group.index] = group[SOURCE_LINE].map(lambda number: lines.get(int(number)))
-    return quarantine.assign(raw=raw)

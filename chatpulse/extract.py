@@ -11,7 +11,7 @@ import csv
 import gzip
 import io
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from chatpulse.days import in_day, local_days
 from chatpulse.schema import COLUMNS, SOURCE_FILE, SOURCE_LINE, Kind
 
 ERRORS = "_errors"
+RAW = "_raw"  # the original line, kept only for rows extract already found faulty
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
 TURN_KEYS = ("turns", "messages")
 JSON_CHUNK_BYTES = 8 << 20
@@ -43,6 +44,15 @@ class RawFile:
     records: pd.DataFrame
     lines: np.ndarray
     malformed: list[tuple[int, str]]
+    text: bytes = b""
+
+    def original_lines(self, numbers: Iterable[int]) -> dict[int, str]:
+        """The file's own text of some lines, for the quarantine."""
+        wanted = set(numbers)
+        if not wanted:
+            return {}
+        lines = self.text.split(b"\n")
+        return {n: lines[n - 1].decode("utf-8", errors="replace") for n in wanted if 0 < n <= len(lines)}
 
 
 @dataclass(frozen=True)
@@ -179,15 +189,8 @@ def read_file(path: Path, layout: str = "rows") -> RawFile:
     """Read one landing file; malformed lines are reported, not raised."""
     fmt = _file_format(path)
     data = _read_bytes(path)
-    if fmt == "csv":
-        return _read_csv(path, data)
-    return _read_jsonl(data, layout)
-
-
-def read_lines(path: Path, numbers: Iterable[int]) -> dict[int, str]:
-    """The original text of some lines of a file, for quarantine records."""
-    lines = _read_bytes(path).split(b"\n")
-    return {n: lines[n - 1].decode("utf-8", errors="replace") for n in set(numbers) if 0 < n <= len(lines)}
+    raw = _read_csv(path, data) if fmt == "csv" else _read_jsonl(data, layout)
+    return replace(raw, text=data)
 
 
 class _Problems:
@@ -333,15 +336,21 @@ def map_records(raw: RawFile, source: SourceConfig, label: str) -> pd.DataFrame:
     frame[SOURCE_FILE] = label
     frame[SOURCE_LINE] = raw.lines
     frame[ERRORS] = problems.column()
-    return pd.concat([frame, _malformed_rows(raw.malformed, source.kind, label)], ignore_index=True) if raw.malformed else frame
+    troubled = frame[ERRORS].notna().to_numpy()
+    texts = raw.original_lines([*raw.lines[troubled], *(line for line, _ in raw.malformed)])
+    frame[RAW] = pd.Series([texts.get(int(n)) for n in raw.lines[troubled]], index=frame.index[troubled], dtype=object)
+    if raw.malformed:
+        frame = pd.concat([frame, _malformed_rows(raw.malformed, texts, source.kind, label)], ignore_index=True)
+    return frame
 
 
-def _malformed_rows(malformed: list[tuple[int, str]], kind: Kind, label: str) -> pd.DataFrame:
+def _malformed_rows(malformed: list[tuple[int, str]], texts: dict[int, str], kind: Kind, label: str) -> pd.DataFrame:
     """Rows for lines that held no record: all values missing, typed like real rows."""
     rows = empty_frame(kind).reindex(pd.RangeIndex(len(malformed)))
     rows[SOURCE_FILE] = label
     rows[SOURCE_LINE] = [line for line, _ in malformed]
     rows[ERRORS] = [[f"line: {reason}"] for _, reason in malformed]
+    rows[RAW] = [texts.get(line) for line, _ in malformed]
     return rows
 
 
@@ -420,4 +429,5 @@ def empty_frame(kind: Kind) -> pd.DataFrame:
     columns[SOURCE_FILE] = pd.Series(dtype=object)
     columns[SOURCE_LINE] = pd.Series(dtype="int64")
     columns[ERRORS] = pd.Series(dtype=object)
+    columns[RAW] = pd.Series(dtype=object)
     return pd.DataFrame(columns)

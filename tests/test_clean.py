@@ -2,7 +2,7 @@ import json
 from datetime import date
 from pathlib import Path
 
-from chatpulse.clean import attach_raw, clean_partition
+from chatpulse.clean import clean_partition
 from chatpulse.config import SourceConfig
 from chatpulse.extract import extract_day
 from chatpulse.schema import Kind
@@ -68,12 +68,16 @@ def test_missing_ids_are_derived_from_content_not_location(tmp_path: Path) -> No
 
 def test_quarantine_keeps_file_line_reasons_and_the_raw_record(tmp_path: Path) -> None:
     result = _clean(tmp_path, DIRTY)
-    quarantine = attach_raw(result.quarantine, tmp_path).set_index("source_line")
+    quarantine = result.quarantine.set_index("source_line")
     assert sorted(quarantine.index) == [3, 4, 5, 6, 7, 8]
     assert quarantine.loc[3, "source_file"] == "requests-1.jsonl"
     assert json.loads(quarantine.loc[3, "reasons"]) == ["latency_ms: not a number"]
     assert json.loads(quarantine.loc[3, "raw"])["latency_ms"] == "fast"
     assert quarantine.loc[8, "raw"] == DIRTY[7]
+    # A row that parsed but failed an expectation is shown as read, under canonical names.
+    assert json.loads(quarantine.loc[4, "raw"]) == {
+        "request_id": "negative", "timestamp": "2026-11-20 10:00:00+00:00", "latency_ms": -5.0
+    }
 
 
 def test_message_roles_are_normalised_and_unknown_roles_quarantined(tmp_path: Path) -> None:
