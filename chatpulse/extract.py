@@ -95,7 +95,7 @@ def _expand_sessions(record: dict[str, Any]) -> list[dict[str, Any]]:
     for position, turn in enumerate(record[turns_key]):
         if not isinstance(turn, dict):
             raise ValueError(f"turn {position} is not an object")
-        expanded.append({**shared, "turn_index": position, **turn})
+        expanded.append({**shared, **turn})
     return expanded
 
 
@@ -171,13 +171,11 @@ def _read_csv(path: Path, data: bytes) -> RawFile:
     start = reader.line_num + 1
     try:
         for row in reader:
-            if not any(row):
-                pass
-            elif len(row) != len(header):
-                malformed.append((start, f"expected {len(header)} fields, got {len(row)}"))
-            else:
+            if len(row) == len(header):
                 rows.append(row)
                 lines.append(start)
+            elif any(row):  # a blank line is no record; a short or long one is malformed
+                malformed.append((start, f"expected {len(header)} fields, got {len(row)}"))
             start = reader.line_num + 1
     except csv.Error as exc:
         raise ExtractError(f"{path}: line {reader.line_num}: {exc}") from exc
