@@ -12,9 +12,15 @@ import pandas as pd
 
 
 def day_bounds(day: date, tz: str) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """The UTC start (inclusive) and end (exclusive) of a local day; DST-safe."""
-    start = pd.Timestamp(day).tz_localize(tz)
-    end = pd.Timestamp(day + timedelta(days=1)).tz_localize(tz)
+    """The UTC start (inclusive) and end (exclusive) of a local day.
+
+    Where daylight saving skips midnight the day starts at the next valid instant;
+    where midnight repeats, at its first occurrence.
+    """
+    start, end = (
+        pd.Timestamp(d).tz_localize(tz, nonexistent="shift_forward", ambiguous=True)
+        for d in (day, day + timedelta(days=1))
+    )
     return start.tz_convert("UTC"), end.tz_convert("UTC")
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from chatpulse.days import day_bounds
 from chatpulse.schema import is_error
 
 HOURLY_COLUMNS = (
@@ -73,12 +74,8 @@ class _Day:
 
     @classmethod
     def of(cls, day: dt.date, tz: str) -> _Day:
-        """Bounds at local midnights; a skipped midnight moves to the next valid instant,
-        a repeated one is its first occurrence."""
-        start, end = (
-            pd.Timestamp(d).tz_localize(tz, nonexistent="shift_forward", ambiguous=True)
-            for d in (day, day + dt.timedelta(days=1))
-        )
+        """Bounds at local midnights (see days.day_bounds)."""
+        start, end = (bound.tz_convert(tz) for bound in day_bounds(day, tz))
         minutes = pd.date_range(start, end, freq="min", inclusive="left")
         return cls(start, end, minutes.hour.to_numpy())
 

@@ -18,10 +18,7 @@ from zoneinfo import ZoneInfo
 
 from chatpulse.config import CONFIG_ENV, ConfigError, Settings, load_settings
 
-RUN_CONFIG = {
-    "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-    "execution": {"config": {"in_process": {}}},
-}
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 class CliError(Exception):
@@ -54,9 +51,9 @@ def prepare_dagster_home(settings: Settings) -> Path:
 def run_days(settings: Settings, days: Sequence[date], config_file: str | None) -> None:
     """Materialize every asset for each day, printing one progress line per day.
 
-    Runs go through `execute_job` on the reconstructable job, in process: unlike
-    `execute_in_process` it keeps no step outputs in memory, so a big day's frames
-    are freed as soon as the next step has read them.
+    Runs go through `execute_job` on the reconstructable job, as the UI launches
+    them: unlike `execute_in_process` it keeps no step outputs in memory, so a big
+    day's frames are freed as soon as the next step has read them.
     """
     from dagster import DagsterInstance, execute_job, reconstructable
 
@@ -73,7 +70,7 @@ def run_days(settings: Settings, days: Sequence[date], config_file: str | None) 
         for number, day in enumerate(days, start=1):
             started = time.perf_counter()
             tags = {"dagster/partition": day.isoformat()}
-            with execute_job(job, instance, run_config=RUN_CONFIG, tags=tags) as result:
+            with execute_job(job, instance, run_config=QUIET_LOGS, tags=tags) as result:
                 if not result.success:
                     failures = [_root_cause(e.step_failure_data.error) for e in result.get_step_failure_events()]
                     raise CliError(f"run for {day} failed: " + "; ".join(failures or ["see the Dagster run log"]))
@@ -99,8 +96,8 @@ def _generate(settings: Settings, days: Sequence[date], requests_per_day: int | 
     from chatpulse.sample import write_sample
 
     counts = write_sample(settings.landing_dir, list(days), tz=settings.timezone, requests_per_day=requests_per_day)
-    print(f"wrote sample data for {days[0]} .. {days[-1]} to {settings.landing_dir}: "
-          + ", ".join(f"{key} {value:,}" for key, value in counts.items()))
+    summary = ", ".join(f"{counts[key]:,} {key}" for key in ("requests", "messages", "feedback", "sessions"))
+    print(f"wrote sample data for {days[0]} .. {days[-1]} to {settings.landing_dir}: {summary}")
 
 
 def _parser() -> argparse.ArgumentParser:

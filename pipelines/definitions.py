@@ -11,6 +11,7 @@ from dagster import (
     Definitions,
     build_schedule_from_partitioned_job,
     define_asset_job,
+    in_process_executor,
 )
 
 from assets.analytics import analytics_assets
@@ -30,7 +31,9 @@ def daily_partitions(settings: Settings) -> DailyPartitionsDefinition:
 def build_definitions(settings: Settings, config_file: str | None = None) -> Definitions:
     """Assets, job, schedule and resources for one configuration."""
     partitions = daily_partitions(settings)
-    job = define_asset_job(DAILY_JOB, selection=AssetSelection.all())
+    # One process per run: the steps of a day are sequential and share heavy imports
+    # (pandas, Great Expectations), which a process per step would pay eleven times.
+    job = define_asset_job(DAILY_JOB, selection=AssetSelection.all(), executor_def=in_process_executor)
     return Definitions(
         assets=[*ingest_assets(partitions), *analytics_assets(partitions), *report_assets(partitions)],
         jobs=[job],
