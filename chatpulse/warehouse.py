@@ -238,10 +238,16 @@ class Warehouse:
 
     def read(self, table_name: str, day: str | None = None, kind: str | None = None) -> pd.DataFrame:
         """A table's rows, for one day and kind when given; timestamps come back as UTC."""
+        return self.read_days(table_name, day, day, kind)
+
+    def read_days(self, table_name: str, first: str | None, last: str | None, kind: str | None = None) -> pd.DataFrame:
+        """A table's rows from day `first` to day `last`, both included (None: unbounded)."""
         table = TABLES[table_name]
         query = sa.select(table)
-        if day is not None:
-            query = query.where(table.c.day == day)
+        if first is not None:
+            query = query.where(table.c.day >= first)
+        if last is not None:
+            query = query.where(table.c.day <= last)
         if kind is not None:
             query = query.where(table.c.kind == kind)
         with self.engine.connect() as conn:

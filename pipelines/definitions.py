@@ -14,9 +14,10 @@ from dagster import (
     in_process_executor,
 )
 
-from assets.analytics import analytics_assets
 from assets.ingest import ingest_assets
+from assets.metrics import metric_assets
 from assets.report import report_assets
+from assets.sessions import session_assets
 from chatpulse.config import CONFIG_ENV, Settings, load_settings
 from pipelines.resources import ChatPulseSettings, ParquetIOManager, WarehouseResource
 
@@ -35,7 +36,7 @@ def build_definitions(settings: Settings, config_file: str | None = None) -> Def
     # (pandas, Great Expectations), which a process per step would pay eleven times.
     job = define_asset_job(DAILY_JOB, selection=AssetSelection.all(), executor_def=in_process_executor)
     return Definitions(
-        assets=[*ingest_assets(partitions), *analytics_assets(partitions), *report_assets(partitions)],
+        assets=[*ingest_assets(partitions), *session_assets(partitions), *metric_assets(partitions), *report_assets(partitions)],
         jobs=[job],
         schedules=[build_schedule_from_partitioned_job(
             job, hour_of_day=settings.schedule_time.hour, minute_of_hour=settings.schedule_time.minute

@@ -38,6 +38,13 @@ def test_replacing_a_day_never_doubles_it(warehouse: Warehouse) -> None:
     assert sorted(warehouse.read("requests")["request_id"]) == ["a", "b", "c"]
 
 
+def test_reading_a_range_of_days(warehouse: Warehouse) -> None:
+    for day, rid in (("2026-11-19", "a"), ("2026-11-20", "b"), ("2026-11-21", "c")):
+        warehouse.replace_day(day, Write("requests", _requests(rid)))
+    assert sorted(warehouse.read_days("requests", "2026-11-20", None)["request_id"]) == ["b", "c"]
+    assert sorted(warehouse.read_days("requests", None, "2026-11-20")["request_id"]) == ["a", "b"]
+
+
 def test_values_round_trip_with_types(warehouse: Warehouse) -> None:
     warehouse.replace_day("2026-11-20", Write("requests", _requests("a")))
     row = warehouse.read("requests", "2026-11-20").iloc[0]
