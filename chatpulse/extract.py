@@ -257,9 +257,8 @@ def _to_json(values: pd.Series) -> pd.Series:
 
 def _extras_json(extras: pd.DataFrame) -> pd.Series:
     """Unmapped source columns kept as the request's metadata, absent values left out."""
-    rows = extras.astype(object).where(extras.notna(), None).to_dict("records")
-    kept = [{k: v for k, v in row.items() if v is not None} for row in rows]
-    return pd.Series([orjson.dumps(row).decode() if row else None for row in kept], dtype=object)
+    metadata = _to_json(pd.Series(extras.astype(object).where(extras.notna(), None).to_dict("records"), dtype=object))
+    return metadata.mask(metadata == "{}")
 
 
 def parse_timestamps(values: pd.Series, source: SourceConfig) -> pd.Series:
@@ -278,7 +277,7 @@ def parse_timestamps(values: pd.Series, source: SourceConfig) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(values):
         stamps = values if values.dt.tz is not None else values.dt.tz_localize(source.naive_timezone)
         return stamps.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
-    text = values.astype(object).where(values.isna(), values.astype(str))
+    text = _to_string(values)
     parsed = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=True)
     if source.naive_timezone != "UTC":
         naive = text.notna() & ~text.astype(str).str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True)

@@ -7,6 +7,7 @@ and labels reach the page: session content is never passed in.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -99,8 +100,43 @@ def _detail(text: str, *values: Any) -> str:
     return "" if any(_missing(value) for value in values) else text
 
 
-def _cards(row: pd.Series) -> list[dict[str, str]]:
-    """Headline numbers as label/value/detail cards, in reading order."""
+# Headline cards that carry deltas: label -> (daily column, relative change or percentage points).
+_DELTAS = {
+    "Requests": ("requests", False),
+    "Users": ("users", False),
+    "Sessions": ("sessions", False),
+    "Error rate": ("error_rate", True),
+    "Latency p95": ("latency_p95_ms", False),
+    "Tokens": ("total_tokens", False),
+    "Cost": ("cost_usd", False),
+}
+
+
+def format_change(now: Any, then: Any, points: bool) -> str | None:
+    """'+12%' (relative) or '+0.4 pp' (a rate's difference); None when it cannot be said."""
+    if _missing(now) or _missing(then):
+        return None
+    if points:
+        return f"{(float(now) - float(then)) * 100:+.1f} pp"
+    if float(then) == 0:
+        return None
+    return f"{(float(now) - float(then)) / float(then):+.0%}"
+
+
+def _deltas(label: str, row: pd.Series, comparisons: Mapping[str, pd.Series]) -> list[str]:
+    if label not in _DELTAS:
+        return []
+    column, points = _DELTAS[label]
+    changes = ((format_change(row.get(column), then.get(column), points), name) for name, then in comparisons.items())
+    return [f"{change} vs {name}" for change, name in changes if change is not None]
+
+
+def _cards(row: pd.Series, comparisons: Mapping[str, pd.Series]) -> list[dict[str, Any]]:
+    """Headline numbers as label/value/detail cards, in reading order, with their deltas."""
+    return [{**card, "deltas": _deltas(card["label"], row, comparisons)} for card in _card_values(row)]
+
+
+def _card_values(row: pd.Series) -> list[dict[str, str]]:
     get = row.get
     models, peak, turns = get("models"), get("peak_rpm"), get("turns_mean")
     median_session = get("session_duration_p50_s")
@@ -172,11 +208,13 @@ def render_report(
     quality: pd.DataFrame,
     scenarios: pd.DataFrame,
     out_dir: Path,
+    comparisons: Mapping[str, pd.Series] | None = None,
 ) -> Path:
     """Write ``out_dir/<day>.html`` and its charts in ``out_dir/<day>/``; return the HTML path.
 
-    Frames must already hold only ``day``'s rows. Charts are linked relatively,
-    so the HTML file and its folder can be moved or published together.
+    Frames must already hold only ``day``'s rows; ``comparisons`` maps a name
+    ("yesterday") to that day's daily row, for the headline deltas. Charts are linked
+    relatively, so the HTML file and its folder can be moved or published together.
     """
     stamp = day.isoformat()
     chart_dir = Path(out_dir) / stamp
@@ -192,7 +230,7 @@ def render_report(
     html = _ENV.get_template("report.html.j2").render(
         day=stamp,
         no_requests=_missing(requests) or float(requests) == 0,
-        cards=_cards(row),
+        cards=_cards(row, comparisons or {}),
         charts=[{"title": title, "src": f"{stamp}/{png.name}"} for title, png in drawn],
         scenarios=_scenario_rows(scenarios),
         quality=_quality_rows(quality),

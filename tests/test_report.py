@@ -155,3 +155,16 @@ def test_labels_are_autoescaped(tmp_path: Path) -> None:
     assert "<script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<code>&lt;b&gt;bad&lt;/b&gt;</code>" in html
+
+
+def test_headline_numbers_carry_their_deltas(tmp_path: Path) -> None:
+    yesterday = _daily(requests=1000, error_rate=0.02, cost_usd=5.0).iloc[0]
+    last_week = _daily(requests=2468, error_rate=0.03).iloc[0]
+    html = render_report(
+        DAY, _daily(), _hourly([10] * 24, [0] * 24), pd.Series([100.0]), _quality({}), _scenarios(["coding"]),
+        tmp_path, comparisons={"yesterday": yesterday, "last Friday": last_week},
+    ).read_text()
+    # 1,234 requests against 1,000 and 2,468; error rate 2.51% against 2% and 3%.
+    assert "+23% vs yesterday" in html and "-50% vs last Friday" in html
+    assert "+0.5 pp vs yesterday" in html and "-0.5 pp vs last Friday" in html
+    assert "+147% vs yesterday" in html  # cost $12.35 against $5.00
