@@ -20,6 +20,7 @@ from dagster import (
 
 from chatpulse.clean import clean_partition
 from chatpulse.extract import extract_day
+from chatpulse.privacy import content_columns, mask_frame
 from chatpulse.schema import Kind
 from chatpulse.warehouse import Write
 from pipelines.resources import ChatPulseSettings, WarehouseResource
@@ -43,6 +44,8 @@ def _raw_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefinition
         day = date.fromisoformat(context.partition_key)
         extract = extract_day(settings.landing_dir, settings.sources, kind, day, settings.timezone, store.file_stamps(kind))
         store.save_stamps(kind, extract.stamps)
+        # Personal data is masked before anything (hand-off, quarantine, tables) stores the text.
+        mask_frame(extract.frame, content_columns(kind.value))
         files = sorted(extract.frame["source_file"].unique())
         return Output(extract.frame, metadata={"rows": len(extract.frame), "files": MetadataValue.json(files), "files_read": len(extract.stamps)})
 

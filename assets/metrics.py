@@ -1,12 +1,22 @@
-"""Metric tables computed from the day's clean requests and sessions."""
+"""Metric tables computed from the day's clean requests and sessions, and the rolling
+user and trend tables computed from the metric tables already in the warehouse."""
 
-from datetime import date
+from datetime import date, timedelta
 
 import pandas as pd
-from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, MaterializeResult, PartitionsDefinition, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    AssetKey,
+    AssetsDefinition,
+    MaterializeResult,
+    PartitionsDefinition,
+    asset,
+)
 
-from chatpulse import metrics
-from chatpulse.warehouse import Write
+from chatpulse import metrics, trends, users
+from chatpulse.pricing import load_prices, prices_on
+from chatpulse.warehouse import Warehouse, Write
 from pipelines.resources import ChatPulseSettings, WarehouseResource
 
 
@@ -51,4 +61,120 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
             "latency_p95_ms": float(row["latency_p95_ms"]) if pd.notna(row["latency_p95_ms"]) else 0.0,
         })
 
-    return [hourly_metrics, daily_metrics]
+    @asset(
+        partitions_def=partitions,
+        ins={"requests": AssetIn("clean_requests")},
+        group_name="metrics",
+        kinds={"pandas", "sql"},
+        description="Requests per minute; traffic, concurrency, latency and errors overall, per model and per endpoint; "
+        "errors by kind; the failed and the slowest requests (ids only, never content); tokens and estimated cost "
+        "per model from the versioned price table (unpriced models named); usage per user.",
+    )
+    def request_metrics(
+        context: AssetExecutionContext, requests: pd.DataFrame, chatpulse: ChatPulseSettings, warehouse: WarehouseResource
+    ) -> MaterializeResult:
+        settings = chatpulse.settings
+        day, tz = date.fromisoformat(context.partition_key), settings.timezone
+        rates = prices_on(load_prices(settings.prices), day)
+        table = metrics.request_metrics(requests, day, tz, settings.slow_request_seconds * 1000.0)
+        kinds = metrics.error_kinds(requests, day, tz)
+        failed = metrics.failed_requests(requests, day, tz)
+        costs = metrics.model_costs(requests, day, tz, rates)
+        warehouse.warehouse.replace_day(
+            context.partition_key,
+            Write("request_metrics", table),
+            Write("minute_metrics", metrics.minute_metrics(requests, day, tz)),
+            Write("error_kinds", kinds),
+            Write("failed_requests", failed),
+            Write("slowest_requests", metrics.slowest_requests(requests, day, tz)),
+            Write("model_costs", costs),
+            Write("daily_users", metrics.daily_users(requests, day, tz, rates)),
+        )
+        overall = table.iloc[0]
+        unpriced = costs[costs["unpriced_requests"] > 0]
+        return MaterializeResult(metadata={
+            "peak_rps": int(overall["peak_rps"]),
+            "concurrency_peak": int(overall["concurrency_peak"]) if pd.notna(overall["concurrency_peak"]) else 0,
+            "failed_requests": len(failed),
+            **{f"errors_{row.error_kind}": int(row.errors) for row in kinds.itertuples()},
+            "cost_estimate_usd": float(costs["cost_estimate_usd"].sum()),
+            "unpriced_requests": int(unpriced["unpriced_requests"].sum()),
+            "unpriced_models": ", ".join(str(m) for m in unpriced["model"]) or "none",
+        })
+
+    @asset(
+        partitions_def=partitions,
+        ins={"requests": AssetIn("clean_requests"), "messages": AssetIn("clean_messages")},
+        group_name="metrics",
+        kinds={"pandas", "sql"},
+        description="Sessions in depth: duration, turns, time between turns, single-turn and unanswered sessions.",
+    )
+    def session_metrics(
+        context: AssetExecutionContext,
+        sessions: pd.DataFrame,
+        requests: pd.DataFrame,
+        messages: pd.DataFrame,
+        chatpulse: ChatPulseSettings,
+        warehouse: WarehouseResource,
+    ) -> MaterializeResult:
+        settings = chatpulse.settings
+        table = metrics.session_metrics(
+            sessions, requests, messages, date.fromisoformat(context.partition_key), settings.timezone, settings.session_gap_minutes
+        )
+        warehouse.warehouse.replace_day(context.partition_key, Write("session_metrics", table))
+        row = table.iloc[0]
+        return MaterializeResult(metadata={"sessions": int(row["sessions"]), "unanswered_sessions": int(row["unanswered_sessions"])})
+
+    @asset(
+        partitions_def=partitions,
+        deps=[AssetKey("request_metrics"), AssetKey("daily_metrics")],
+        group_name="metrics",
+        kinds={"sql"},
+        description="Daily, weekly and monthly active users (rolling 7 and 28 days) and new versus returning users, "
+        "from daily_users; also recomputes later days already run, whose windows include this day.",
+    )
+    def user_metrics(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+        store = warehouse.warehouse
+        days = _this_and_later_days(store, context.partition_key)
+        first, _ = users.window(context.partition_key, max(users.WINDOWS))
+        table = users.user_metrics(
+            store.read_days("daily_users", first, None),
+            store.first_days("daily_users", "user_id"),
+            set(store.read_days("daily_metrics", first, None)["day"]),
+            days,
+        )
+        for day, row in table.groupby("day"):
+            store.replace_day(day, Write("user_metrics", row))
+        today = table.iloc[0]
+        return MaterializeResult(metadata={
+            "active_users": int(today["active_users"]), "wau": int(today["wau"]), "mau": int(today["mau"]),
+            "new_users": int(today["new_users"]), "days_recomputed": len(days),
+        })
+
+    @asset(
+        partitions_def=partitions,
+        deps=[AssetKey(name) for name in ("daily_metrics", "request_metrics", "session_metrics", "user_metrics")],
+        group_name="metrics",
+        kinds={"sql"},
+        description="Headline numbers with day-over-day and week-over-week deltas and 7- and 28-day rolling means; "
+        "also recomputes later days already run.",
+    )
+    def daily_trends(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+        store = warehouse.warehouse
+        days = _this_and_later_days(store, context.partition_key)
+        first = (date.fromisoformat(context.partition_key) - timedelta(days=28)).isoformat()
+        names = {table for table, _ in trends.HEADLINES.values()}
+        values = trends.headlines({name: store.read_days(name, first, None) for name in names})
+        table = trends.trends(values, days)
+        for day, rows in table.groupby("day"):
+            store.replace_day(day, Write("daily_trends", rows))
+        return MaterializeResult(metadata={"metrics": int(table["metric"].nunique()), "days_recomputed": len(days)})
+
+    return [hourly_metrics, daily_metrics, request_metrics, session_metrics, user_metrics, daily_trends]
+
+
+def _this_and_later_days(store: Warehouse, day: str) -> list[str]:
+    """day and every later day already run: their rolling windows and first-seen users
+    may include day, so filling an earlier day late corrects them."""
+    later = store.read_days("daily_metrics", day, None)["day"]
+    return sorted(set(later) | {day})

@@ -1,13 +1,25 @@
-"""The daily HTML report with its charts, written under the data home."""
+"""The daily HTML report with its charts, written under the data home, and its e-mail."""
 
 from datetime import date, timedelta
 
 import pandas as pd
-from dagster import AssetExecutionContext, AssetIn, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, PartitionsDefinition, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    AssetKey,
+    AssetsDefinition,
+    Backoff,
+    MaterializeResult,
+    MetadataValue,
+    PartitionsDefinition,
+    RetryPolicy,
+    asset,
+)
 
 from chatpulse.warehouse import Warehouse
 from pipelines.resources import ChatPulseSettings, WarehouseResource
-from reports.render import render_report
+from reports.mail import deliver
+from reports.render import render_report, report_file
 
 
 def _comparisons(store: Warehouse, day: date) -> dict[str, pd.Series]:
@@ -46,4 +58,20 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         )
         return MaterializeResult(metadata={"path": MetadataValue.path(str(path))})
 
-    return [daily_report]
+    @asset(
+        partitions_def=partitions,
+        deps=[daily_report],
+        group_name="report",
+        kinds={"email"},
+        retry_policy=RetryPolicy(max_retries=3, delay=30, backoff=Backoff.EXPONENTIAL),
+        description="Mails the day's report once (charts inline); a rerun sends nothing new.",
+    )
+    def report_email(context: AssetExecutionContext, chatpulse: ChatPulseSettings, warehouse: WarehouseResource) -> MaterializeResult:
+        settings = chatpulse.settings
+        if settings.mail is None:
+            return MaterializeResult(metadata={"sent": False, "why": "no mail section in the configuration"})
+        day = date.fromisoformat(context.partition_key)
+        message_id = deliver(day, settings.mail, warehouse.warehouse, report_file(settings.reports_dir, day))
+        return MaterializeResult(metadata={"sent": message_id is not None, "message_id": message_id or "sent before"})
+
+    return [daily_report, report_email]

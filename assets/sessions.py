@@ -1,50 +1,140 @@
-"""Sessions and their usage scenarios, from the day's clean requests and messages."""
+"""Sessions, their usage scenarios and feedback, from the day's clean requests, messages and ratings."""
 
-from datetime import date
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pandas as pd
-from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, MaterializeResult, Output, PartitionsDefinition, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    AssetsDefinition,
+    MaterializeResult,
+    MetadataValue,
+    Output,
+    PartitionsDefinition,
+    asset,
+)
 
-from chatpulse.scenarios import label_sessions, load_rules, scenario_summary
-from chatpulse.sessions import build_sessions, session_keys
-from chatpulse.warehouse import Write
+from chatpulse import feedback
+from chatpulse.privacy import drop_content, drop_stored_content, retention_cutoff
+from chatpulse.scenarios import (
+    OTHER,
+    SCENARIO,
+    SESSION_ROW,
+    label_sessions,
+    load_rules,
+    scenario_summary,
+    session_rows,
+    session_usage,
+)
+from chatpulse.sessions import build_sessions
+from chatpulse.warehouse import TABLES, Write
 from pipelines.resources import ChatPulseSettings, WarehouseResource
+
+SPOTLIGHT_DAYS = 7
 
 
 def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
-    """The session and scenario assets over one partitions definition."""
+    """The session, scenario, feedback and content-retention assets over one partitions definition."""
 
     @asset(
         partitions_def=partitions,
-        ins={"requests": AssetIn("clean_requests"), "messages": AssetIn("clean_messages")},
+        ins={
+            "requests": AssetIn("clean_requests"),
+            "messages": AssetIn("clean_messages"),
+            "ratings": AssetIn("clean_feedback"),
+        },
         group_name="behaviour",
         kinds={"pandas", "sql"},
-        description="One row per session (by session_id, else by a user's inactivity gap) with its scenario label.",
+        description="One row per session with its scenario (rule, confidence), model, latency, errors and ratings.",
     )
     def sessions(
         context: AssetExecutionContext,
         requests: pd.DataFrame,
         messages: pd.DataFrame,
+        ratings: pd.DataFrame,
         chatpulse: ChatPulseSettings,
         warehouse: WarehouseResource,
     ) -> Output[pd.DataFrame]:
         settings = chatpulse.settings
         gap = settings.session_gap_minutes
-        _, message_keys = session_keys(requests, messages, gap)
         table = build_sessions(requests, messages, gap)
-        table["scenario"] = label_sessions(table, messages.assign(session_key=message_keys), load_rules(settings.scenario_rules))
-        warehouse.warehouse.replace_day(context.partition_key, Write("sessions", table))
-        return Output(table, metadata={"sessions": len(table), "turns": int(table["turns"].sum())})
+        requests[SESSION_ROW], messages[SESSION_ROW] = session_rows(table, requests, messages, gap)
+        table = pd.concat(
+            [
+                table,
+                label_sessions(table, messages, load_rules(settings.scenario_rules)),
+                session_usage(table, requests),
+            ],
+            axis=1,
+        )
+        rated = feedback.rate(table, ratings, messages, requests)
+        table = pd.concat([table, feedback.session_ratings(table, rated)], axis=1)
+        day = date.fromisoformat(context.partition_key)
+        summary = scenario_summary(table, requests, rated, day)
+        warehouse.warehouse.replace_day(
+            context.partition_key,
+            Write("sessions", table),
+            Write("scenario_daily", summary),
+            Write("scenario_model_daily", scenario_summary(table, requests, rated, day, by_model=True)),
+            Write("feedback_daily", feedback.feedback_daily(table, rated, day)),
+            Write("feedback_by_model", feedback.satisfaction_by(rated, table, "model")),
+            Write("feedback_by_latency", feedback.satisfaction_by_latency(rated)),
+            Write("negative_sessions", feedback.negative_sessions(table, rated)),
+        )
+        other = summary.loc[summary[SCENARIO] == OTHER, "share"].iloc[0]
+        return Output(
+            table,
+            metadata={
+                "sessions": len(table),
+                "turns": int(table["turns"].sum()),
+                "other_share": float(other) if pd.notna(other) else 0.0,
+                "ratings": len(rated),
+            },
+        )
 
     @asset(
         partitions_def=partitions,
+        deps=[sessions],
         group_name="behaviour",
-        kinds={"pandas", "sql"},
-        description="Sessions and requests per usage scenario.",
+        kinds={"sql"},
+        description=(
+            "The scenarios whose p95 latency, error rate or satisfaction moved most against the previous 7 days. "
+            "scenario_daily and scenario_model_daily are written with the sessions, in one pass over the day."
+        ),
     )
-    def scenario_daily(context: AssetExecutionContext, sessions: pd.DataFrame, warehouse: WarehouseResource) -> MaterializeResult:
-        table = scenario_summary(sessions, date.fromisoformat(context.partition_key))
-        warehouse.warehouse.replace_day(context.partition_key, Write("scenario_daily", table))
-        return MaterializeResult(metadata={"scenarios": int((table["sessions"] > 0).sum())})
+    def scenario_daily(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+        day = date.fromisoformat(context.partition_key)
+        store = warehouse.warehouse
+        today = store.read("scenario_daily", context.partition_key)
+        history = store.read_days(
+            "scenario_daily", (day - timedelta(days=SPOTLIGHT_DAYS)).isoformat(), (day - timedelta(days=1)).isoformat()
+        )
+        table = feedback.spotlight(today, history)
+        store.replace_day(context.partition_key, Write("scenario_spotlight", table))
+        return MaterializeResult(
+            metadata={
+                "scenarios": int((today["sessions"] > 0).sum()),
+                "spotlight": MetadataValue.json([f"{row.metric}: {row.scenario}" for row in table.itertuples()]),
+            }
+        )
 
-    return [sessions, scenario_daily]
+    @asset(
+        partitions_def=partitions,
+        deps=[sessions, scenario_daily],
+        group_name="behaviour",
+        kinds={"sql"},
+        description="Clears stored message text and comments older than content_retention_days; labels, metrics stay.",
+    )
+    def content_retention(
+        context: AssetExecutionContext, chatpulse: ChatPulseSettings, warehouse: WarehouseResource
+    ) -> MaterializeResult:
+        settings = chatpulse.settings
+        today = datetime.now(ZoneInfo(settings.timezone)).date()
+        cutoff = retention_cutoff(today, settings.content_retention_days)
+        cleared = drop_content(warehouse.warehouse.engine, TABLES, cutoff)
+        files = drop_stored_content(Path(settings.data_home) / "storage", cutoff)
+        return MaterializeResult(metadata={"cutoff": cutoff.isoformat(), **cleared, "parquet_files": len(files)})
+
+    return [sessions, scenario_daily, content_retention]

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from chatpulse.pricing import PriceError, read_prices
 from chatpulse.schema import COLUMNS, Kind
 
 CONFIG_ENV = "CHATPULSE_CONFIG"
@@ -66,6 +67,21 @@ class SourceConfig:
 
 
 @dataclass(frozen=True)
+class MailSettings:
+    """Where and how the daily report is mailed."""
+
+    host: str
+    sender: str
+    recipients: tuple[str, ...]
+    port: int = 587
+    security: str = "starttls"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_file: str | None = None
+    timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
 class Settings:
     """The resolved configuration of one ChatPulse installation."""
 
@@ -79,7 +95,11 @@ class Settings:
     quarantine_warn_rate: float = 0.05
     schedule_time: time = time(6, 0)
     scenario_rules: Path | None = None
+    content_retention_days: int = 30
+    prices: Path | None = None
+    slow_request_seconds: float = 10.0
     sources: tuple[SourceConfig, ...] = ()
+    mail: MailSettings | None = None
 
     @property
     def dagster_home(self) -> Path:
@@ -195,6 +215,39 @@ def parse_source(raw: Any, key: str) -> SourceConfig:
     )
 
 
+MAIL_SECURITY = ("starttls", "ssl", "none")
+PASSWORD_ENV = "CHATPULSE_SMTP_PASSWORD"
+
+
+def parse_mail(raw: Any, base: Path, env: Mapping[str, str]) -> MailSettings:
+    """The `mail` section; the password comes from the environment variable it names."""
+    key = "mail"
+    _expect(raw, dict, key, "a mapping with host, sender and recipients")
+    known = {"host", "port", "security", "username", "password_env", "sender", "recipients", "ca_file", "timeout_s"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{key}.{unknown[0]}: unknown key (expected one of {', '.join(sorted(known))})")
+    for required in ("host", "sender", "recipients"):
+        if required not in raw:
+            raise ConfigError(f"{key}.{required}: required")
+    recipients = raw["recipients"]
+    if not isinstance(recipients, list) or not recipients or not all(isinstance(r, str) and "@" in r for r in recipients):
+        raise ConfigError(f"{key}.recipients: expected a non-empty list of e-mail addresses, got {recipients!r}")
+    password_env = _expect(raw.get("password_env", PASSWORD_ENV), str, f"{key}.password_env", "a variable name")
+    ca_file = raw.get("ca_file")
+    return MailSettings(
+        host=_expect(raw["host"], str, f"{key}.host", "a host name"),
+        sender=_expect(raw["sender"], str, f"{key}.sender", "an e-mail address"),
+        recipients=tuple(recipients),
+        port=_expect(raw.get("port", 587), int, f"{key}.port", "a port number"),
+        security=_choice(raw.get("security", "starttls"), MAIL_SECURITY, f"{key}.security"),
+        username=_expect(raw.get("username"), (str, type(None)), f"{key}.username", "a user name"),
+        password=env.get(password_env),
+        ca_file=None if ca_file is None else str(_resolve(base, ca_file, f"{key}.ca_file")),
+        timeout_s=float(_expect(raw.get("timeout_s", 30), (int, float), f"{key}.timeout_s", "seconds")),
+    )
+
+
 def _resolve(base: Path, value: Any, key: str) -> Path:
     path = Path(_expect(value, (str, Path), key, "a path")).expanduser()
     return path if path.is_absolute() else (base / path)
@@ -204,7 +257,8 @@ def settings_from_mapping(raw: Mapping[str, Any], base: Path, env: Mapping[str, 
     """Resolve a parsed config mapping; relative paths are taken from `base`."""
     known = {
         "data_home", "database_url", "landing_dir", "reports_dir", "timezone", "start_date",
-        "session_gap_minutes", "quarantine_warn_rate", "schedule_time", "scenario_rules", "sources",
+        "session_gap_minutes", "quarantine_warn_rate", "schedule_time", "scenario_rules", "sources", "mail",
+        "prices", "slow_request_seconds", "content_retention_days",
     }
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -224,6 +278,18 @@ def settings_from_mapping(raw: Mapping[str, Any], base: Path, env: Mapping[str, 
         _expect(sources_raw, list, "sources", "a list of source mappings")
         sources = tuple(parse_source(item, f"sources[{i}]") for i, item in enumerate(sources_raw))
     rules = raw.get("scenario_rules")
+    retention = raw.get("content_retention_days", 30)
+    if isinstance(retention, bool) or not isinstance(retention, int) or retention < 1:
+        raise ConfigError(f"content_retention_days: expected a whole number of days, at least 1, got {retention!r}")
+    prices = None if raw.get("prices") is None else _resolve(base, raw["prices"], "prices")
+    if prices is not None:
+        try:
+            read_prices(prices)
+        except PriceError as exc:
+            raise ConfigError(f"prices: {exc}") from exc
+    slow = raw.get("slow_request_seconds", 10)
+    if isinstance(slow, bool) or not isinstance(slow, int | float) or slow <= 0:
+        raise ConfigError(f"slow_request_seconds: expected a positive number, got {slow!r}")
     return Settings(
         data_home=home,
         database_url=_expect(database_url, str, "database_url", "a SQLAlchemy URL"),
@@ -235,7 +301,11 @@ def settings_from_mapping(raw: Mapping[str, Any], base: Path, env: Mapping[str, 
         quarantine_warn_rate=float(warn_rate),
         schedule_time=_parse_time(raw.get("schedule_time", "06:00"), "schedule_time"),
         scenario_rules=None if rules is None else _resolve(base, rules, "scenario_rules"),
+        content_retention_days=retention,
+        prices=prices,
+        slow_request_seconds=float(slow),
         sources=sources,
+        mail=None if raw.get("mail") is None else parse_mail(raw["mail"], base, env),
     )
 
 

@@ -1,11 +1,15 @@
-"""Keyword classification of sessions into usage scenarios.
+"""Rule-based classification of sessions into usage scenarios, and per-scenario summaries.
 
 A rule is a label with keywords (literal text) and patterns (RE2 regular expressions:
-no lookarounds or backreferences), matched anywhere in the lowercased text; patterns
-are also case-insensitive, so case never matters. A keyword that begins or ends with a Latin letter or digit must stand
-as a whole word on that side ("api" does not match "capital"); CJK keywords match
-inside text, which has no word boundaries. Rules are tried in order and the first
-match wins, so the more specific scenarios come first; text no rule matches is OTHER.
+no lookarounds or backreferences), matched case-insensitively. A keyword that begins or
+ends with a Latin letter or digit must stand as a whole word on that side ("api" does
+not match "capital"); CJK keywords match inside text, which has no word boundaries.
+
+A session is scored per rule: FIRST_TURN_WEIGHT when the rule matches its first user
+message (what the user came for) plus LATER_TURNS_WEIGHT when it matches any later one.
+The best-scoring rule decides the label (the earlier rule on ties, so the file's order is
+the priority); the confidence is the winning label's score over the summed scores of
+every label with evidence, so 1.0 means no other label matched at all.
 """
 
 from __future__ import annotations
@@ -22,10 +26,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
-from chatpulse.sessions import SESSION_KEY
+from chatpulse.schema import is_error
+from chatpulse.sessions import event_sessions
 
 OTHER = "other"
 SCENARIO = "scenario"
+SCENARIO_RULE = "scenario_rule"
+SCENARIO_CONFIDENCE = "scenario_confidence"
+SESSION_ROW = "session_row"
+FIRST_TURN_WEIGHT = 2.0
+LATER_TURNS_WEIGHT = 1.0
+DEFAULT_RULES_FILE = "scenario_rules.yaml"
 
 
 _LATIN = re.compile(r"[a-z0-9_]", re.IGNORECASE)
@@ -57,97 +68,24 @@ def _matches(texts: pa.Array, expression: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Rule:
-    """One scenario label and the keywords and patterns (RE2 syntax) that select it."""
+    """One scenario label and the keywords and patterns (RE2 syntax) that select it.
+
+    name identifies the rule in sessions.scenario_rule (a label may have several rules);
+    it defaults to the label.
+    """
 
     label: str
     keywords: tuple[str, ...] = ()
     patterns: tuple[str, ...] = ()
+    name: str = ""
     expression: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "name", self.name or self.label)
         object.__setattr__(self, "expression", _compile(self.keywords, self.patterns))
 
 
-_LANGUAGES = "english|chinese|mandarin|japanese|korean|french|german|spanish|russian|arabic"
-_ZH_LANGUAGES = "英文|中文|英语|汉语|日语|日文|韩语|法语|德语|西班牙语|俄语"
-
-# fmt: off
-DEFAULT_RULES: tuple[Rule, ...] = (
-    Rule(
-        "coding",
-        keywords=(
-            "python", "javascript", "typescript", "java", "golang", "c++", "c#", "kotlin", "swift", "sql",
-            "html", "css", "json", "yaml", "regex", "bash", "powershell", "dockerfile", "kubernetes", "git",
-            "code", "coding", "programming", "debug", "debugging", "bug", "bugs", "compile", "compiler",
-            "traceback", "stack trace", "segfault", "api", "sdk", "algorithm", "refactor", "unit test",
-            "leetcode", "numpy", "pandas", "function", "functions", "class", "classes", "method", "methods",
-            "variable", "variables", "```",
-            "代码", "编程", "程序", "报错", "调试", "算法", "脚本", "编译", "正则", "数据库", "前端", "后端", "接口",
-        ),
-        patterns=(
-            r"\b(?:type|value|key|index|attribute|syntax|name|import|runtime|assertion|zerodivision"
-            r"|modulenotfound|filenotfound|nullpointer|illegalargument)(?:error|exception)\b",
-            r"\w\.(?:py|js|ts|java|cpp|go|rs|sh|sql)\b",  # file names
-            r"\b(?:pip|npm|yarn|apt-get|brew) install\b",
-            r"\bdef \w+\(",
-            r"写.{0,10}函数",
-            r"函数.{0,6}(?:实现|报错|调用|返回)",
-        ),
-    ),
-    Rule(
-        "translation",
-        keywords=(
-            "translate", "translation", "translating", "translated", "translator",
-            "how do you say", "how do i say", "how to say",
-            "翻译", "译成", "译为", "翻成", "中译英", "英译中", "英文怎么说", "英语怎么说", "中文怎么说",
-        ),
-        patterns=(
-            rf"\binto (?:{_LANGUAGES})\b",
-            rf"\bin (?:{_LANGUAGES}) ?[?？]",
-            rf"(?:改成|换成|转成)(?:{_ZH_LANGUAGES})",
-            rf"用(?:{_ZH_LANGUAGES})(?:怎么|如何)(?:说|讲|表达|写)",
-        ),
-    ),
-    Rule(
-        "business_communication",
-        keywords=(
-            "email", "emails", "e-mail", "e-mails", "cover letter", "memo", "meeting", "meetings",
-            "agenda", "proposal", "proposals", "negotiation", "invoice", "quotation", "follow-up",
-            "follow up", "stakeholder", "stakeholders", "client", "clients", "customer", "customers",
-            "colleague", "colleagues", "manager", "managers", "boss", "supplier", "suppliers", "vendor",
-            "vendors", "reply to", "respond to", "slack message", "press release",
-            "newsletter", "business letter",
-            "邮件", "客户", "同事", "领导", "老板", "上司", "会议", "纪要", "商务", "报价", "合同", "谈判",
-            "周报", "月报", "汇报", "通知", "邀请函", "求职信", "述职",
-        ),
-    ),
-    Rule(
-        "writing",
-        keywords=(
-            "write", "writes", "wrote", "writing", "draft", "drafts", "rewrite", "essay", "essays",
-            "article", "articles", "blog", "story", "stories", "poem", "poems", "lyrics", "novel",
-            "script", "outline", "slogan", "caption", "captions", "speech", "paraphrase", "proofread",
-            "polish", "edit", "summarize", "summarise", "summary",
-            "写", "作文", "文章", "论文", "润色", "改写", "扩写", "缩写", "续写", "故事", "诗", "小说", "文案",
-            "大纲", "演讲稿", "标题", "总结", "摘要", "仿写",
-        ),
-    ),
-    Rule(
-        "information_query",
-        keywords=(
-            "what", "who", "whom", "whose", "where", "when", "why", "how", "which", "explain", "define",
-            "definition", "meaning", "tell me about", "difference between", "compare", "is it true",
-            "?", "？",
-            "什么", "为什么", "怎么", "怎样", "如何", "哪", "谁", "吗", "呢", "是否", "多少", "几",
-            "解释", "介绍", "区别", "定义", "含义", "意思", "请问", "告诉我",
-        ),
-    ),
-)
-# fmt: on
-
-DEFAULT_LABELS: tuple[str, ...] = (*(rule.label for rule in DEFAULT_RULES), OTHER)
-
-_RULE_KEYS = {"label", "keywords", "patterns"}
+_RULE_KEYS = {"label", "name", "keywords", "patterns"}
 
 
 def _string_list(value: object, where: str, path: Path) -> tuple[str, ...]:
@@ -160,7 +98,7 @@ def _string_list(value: object, where: str, path: Path) -> tuple[str, ...]:
 
 
 def load_rules(path: Path | None) -> list[Rule]:
-    """Rules from a YAML file {rules: [{label, keywords: [...], patterns: [...]}]}, DEFAULT_RULES for None.
+    """Rules from a YAML file {rules: [{label, name, keywords: [...], patterns: [...]}]}; the defaults for None.
 
     Unknown keys are rejected so a misspelt "keyword" fails loudly instead of matching nothing.
     """
@@ -179,9 +117,11 @@ def load_rules(path: Path | None) -> list[Rule]:
             raise ValueError(f"{path}: {where} must be a mapping")
         if unknown := set(entry) - _RULE_KEYS:
             raise ValueError(f"{path}: {where} has unknown keys {sorted(unknown)}")
-        label = entry.get("label")
+        label, name = entry.get("label"), entry.get("name", "")
         if not isinstance(label, str) or not label:
             raise ValueError(f"{path}: {where}.label must be a non-empty string")
+        if not isinstance(name, str):
+            raise ValueError(f"{path}: {where}.name must be a string")
         keywords = _string_list(entry.get("keywords"), f"{where}.keywords", path)
         patterns = _string_list(entry.get("patterns"), f"{where}.patterns", path)
         if not keywords and not patterns:
@@ -191,59 +131,262 @@ def load_rules(path: Path | None) -> list[Rule]:
                 _matches(pa.array([""], pa.string()), _compile((), (pattern,)))
             except pa.ArrowInvalid as error:
                 raise ValueError(f"{path}: {where}.patterns[{index}] is not a valid RE2 regex: {error}") from error
-        rules.append(Rule(label, keywords, patterns))
+        rules.append(Rule(label, keywords, patterns, name))
     return rules
 
 
-def _label(texts: pa.Array, rules: Sequence[Rule]) -> np.ndarray:
-    """The first matching rule's label for each lowercased text, OTHER when none."""
-    labels = np.full(len(texts), OTHER, dtype=object)
-    unlabelled = np.arange(len(texts))
-    for rule in rules:
-        if not len(unlabelled):
-            break
-        matched = _matches(texts.take(unlabelled), rule.expression)
-        labels[unlabelled[matched]] = rule.label
-        unlabelled = unlabelled[~matched]
-    return labels
+DEFAULT_RULES_PATH = Path(__file__).with_name(DEFAULT_RULES_FILE)
+DEFAULT_RULES: tuple[Rule, ...] = tuple(load_rules(DEFAULT_RULES_PATH))
+DEFAULT_LABELS: tuple[str, ...] = (*dict.fromkeys(rule.label for rule in DEFAULT_RULES), OTHER)
 
 
-def classify(text: str, rules: Sequence[Rule]) -> str:
-    """Label of the first rule matching text, OTHER when none does."""
-    return str(_label(pa.array([text.lower()], pa.string()), rules)[0])
+@dataclass(frozen=True)
+class Labels:
+    """Per text: the scenario, the deciding rule's name (None for OTHER) and the confidence (NaN for OTHER)."""
+
+    scenario: np.ndarray
+    rule: np.ndarray
+    confidence: np.ndarray
 
 
-def label_sessions(sessions: pd.DataFrame, messages: pd.DataFrame, rules: Sequence[Rule]) -> pd.Series:
-    """Scenario of each session (index-aligned with sessions, named SCENARIO).
+def _lowered(texts: pd.Series) -> pa.Array:
+    """Lowercased text, "" for missing, as Arrow (zero-copy from pandas' Arrow-backed strings)."""
+    return pc.utf8_lower(pc.fill_null(pa.array(texts, pa.string()), ""))
 
-    messages must carry SESSION_KEY (from sessions.session_keys). A session's text is
-    its user messages in time order joined by newlines; without any it is OTHER.
+
+def _mask(size: int, positions: np.ndarray) -> pa.Array:
+    mask = np.zeros(size, dtype=bool)
+    mask[positions] = True
+    return pa.array(mask)
+
+
+def _classify(first: pa.Array, later: pa.Array, later_rows: np.ndarray, count: int, rules: Sequence[Rule]) -> Labels:
+    """Labels of `count` conversations from their lowercased first turns and later turns (with their conversation)."""
+    labels = list(dict.fromkeys(rule.label for rule in rules))
+    evidence = np.zeros((count, len(labels)))
+    best_score, best_rule = np.zeros(count), np.full(count, -1)
+    for number, rule in enumerate(rules):
+        score = FIRST_TURN_WEIGHT * _matches(first, rule.expression)
+        later_hit = np.bincount(later_rows[_matches(later, rule.expression)], minlength=count) > 0
+        score += LATER_TURNS_WEIGHT * later_hit
+        better = score > best_score
+        best_rule[better], best_score[better] = number, score[better]
+        column = labels.index(rule.label)
+        evidence[:, column] = np.maximum(evidence[:, column], score)
+    names = np.array([rule.name for rule in rules] + [None], dtype=object)
+    scenarios = np.array([rule.label for rule in rules] + [OTHER], dtype=object)
+    total = evidence.sum(axis=1)
+    confidence = np.full(count, np.nan)
+    decided = best_rule >= 0
+    confidence[decided] = best_score[decided] / total[decided]
+    return Labels(scenarios[best_rule], names[best_rule], confidence)
+
+
+def classify(text: str, rules: Sequence[Rule], later: Sequence[str] = ()) -> str:
+    """Label of one conversation: its first user message and its later ones."""
+    later_texts = _lowered(pd.Series(list(later), dtype=object))
+    result = _classify(_lowered(pd.Series([text])), later_texts, np.zeros(len(later), dtype=np.int64), 1, rules)
+    return str(result.scenario[0])
+
+
+def session_rows(
+    sessions: pd.DataFrame, requests: pd.DataFrame, messages: pd.DataFrame, gap_minutes: float = 30
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row in sessions (build_sessions of the same frames) of each request's and message's session, -1 when in none.
+
+    Passed on as SESSION_ROW, so every summary groups by integers instead of building
+    and hashing a session id string per event.
     """
-    user_messages = messages[(messages["role"] == "user") & messages[SESSION_KEY].notna()]
-    user_messages = user_messages.sort_values("timestamp", kind="stable")
-    lines = user_messages["content"].fillna("").astype(str) + "\n"
-    texts = lines.groupby(user_messages[SESSION_KEY].to_numpy()).sum().str[:-1]
-    text = sessions["session_id"].map(texts).astype("str").fillna("")
-    lowered = pc.utf8_lower(pa.array(text.to_numpy(dtype=object), pa.string()))
-    return pd.Series(_label(lowered, rules), index=sessions.index, name=SCENARIO, dtype="str")
+    codes, ids = event_sessions(requests, messages, gap_minutes)
+    row_of_code = np.append(pd.Index(sessions["session_id"].to_numpy(dtype=object)).get_indexer(ids), -1)
+    rows = row_of_code[codes]
+    return rows[: len(requests)], rows[len(requests) :]
 
 
-def scenario_summary(sessions: pd.DataFrame, day: dt.date) -> pd.DataFrame:
-    """Sessions and requests per scenario for day: columns day, scenario, sessions, requests.
+def label_sessions(sessions: pd.DataFrame, messages: pd.DataFrame, rules: Sequence[Rule]) -> pd.DataFrame:
+    """SCENARIO, SCENARIO_RULE and SCENARIO_CONFIDENCE of each session (index-aligned with sessions).
 
-    sessions carries SCENARIO (label_sessions) and its requests count (build_sessions),
-    so a request counts under its session's scenario and requests in no session are
-    not counted. There is a row for every DEFAULT_LABELS label (zero when unused, so
-    the table's shape is stable across days), then any other label, alphabetically.
+    messages carry SESSION_ROW (session_rows). A session's first turn is its earliest user
+    message; its later turns are its other user messages, each matched on its own (a
+    pattern does not span two messages). A session without user text is OTHER with no
+    rule and no confidence.
     """
-    extra = sorted(set(sessions[SCENARIO]) - set(DEFAULT_LABELS))
-    labels = [*DEFAULT_LABELS, *extra]
-    grouped = sessions.groupby(SCENARIO)["requests"].agg(["size", "sum"]).reindex(labels, fill_value=0)
+    user = messages[(messages["role"] == "user").to_numpy(bool) & (messages[SESSION_ROW] >= 0).to_numpy()]
+    rows = user[SESSION_ROW].to_numpy()
+    order = np.lexsort((user["timestamp"].to_numpy(dtype="datetime64[ns]"), rows))
+    rows = rows[order]
+    is_first = np.ones(len(rows), dtype=bool)
+    is_first[1:] = rows[1:] != rows[:-1]
+    texts = _lowered(user["content"]).take(pa.array(order))
+    first = pa.array(np.full(len(sessions), "", dtype=object), pa.string())
+    first = pc.replace_with_mask(first, _mask(len(sessions), rows[is_first]), texts.filter(pa.array(is_first)))
+    result = _classify(first, texts.filter(pa.array(~is_first)), rows[~is_first], len(sessions), rules)
     return pd.DataFrame(
         {
-            "day": day.isoformat(),
-            "scenario": pd.Series(labels, dtype="str"),
-            "sessions": grouped["size"].to_numpy(dtype="int64"),
-            "requests": grouped["sum"].to_numpy(dtype="int64"),
-        }
+            SCENARIO: pd.Series(result.scenario, index=sessions.index, dtype="str"),
+            SCENARIO_RULE: pd.Series(result.rule, index=sessions.index, dtype="str"),
+            SCENARIO_CONFIDENCE: result.confidence,
+        },
+        index=sessions.index,
     )
+
+
+def session_usage(sessions: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame:
+    """Per session (index-aligned): model, errors, latency_mean_ms, latency_max_ms, total_tokens, cost_usd.
+
+    requests carry SESSION_ROW. model is the one that served most of the session's
+    requests (alphabetically first on ties), so every session counts under one model.
+    """
+    keyed = requests[(requests[SESSION_ROW] >= 0).to_numpy()]
+    rows = keyed[SESSION_ROW].to_numpy()
+    model_codes, models = pd.factorize(keyed["model"].fillna("unknown").to_numpy(dtype=object), sort=True)
+    pairs = pd.DataFrame({"row": rows, "model": model_codes}).value_counts().reset_index()
+    pairs = pairs.sort_values(["row", "count", "model"], ascending=[True, False, True], kind="stable").drop_duplicates(
+        "row"
+    )
+    model = np.full(len(sessions), None, dtype=object)
+    model[pairs["row"].to_numpy()] = np.asarray(models, dtype=object)[pairs["model"].to_numpy()]
+    grouped = pd.DataFrame(
+        {
+            "errors": is_error(keyed).to_numpy(dtype="int64"),
+            "latency_ms": keyed["latency_ms"].to_numpy(dtype="float64"),
+            "total_tokens": keyed["total_tokens"].astype("float64").to_numpy(),
+            "cost_usd": keyed["cost_usd"].to_numpy(dtype="float64"),
+        }
+    ).groupby(rows)
+    stats = grouped.agg(
+        errors=("errors", "sum"),
+        latency_mean_ms=("latency_ms", "mean"),
+        latency_max_ms=("latency_ms", "max"),
+        total_tokens=("total_tokens", "sum"),
+        cost_usd=("cost_usd", "sum"),
+    ).reindex(range(len(sessions)))
+    return pd.DataFrame(
+        {
+            "model": pd.Series(model, dtype="str").to_numpy(),
+            "errors": stats["errors"].fillna(0).to_numpy(dtype="int64"),
+            "latency_mean_ms": stats["latency_mean_ms"].to_numpy(dtype="float64"),
+            "latency_max_ms": stats["latency_max_ms"].to_numpy(dtype="float64"),
+            "total_tokens": stats["total_tokens"].fillna(0).to_numpy(dtype="int64"),
+            "cost_usd": stats["cost_usd"].fillna(0.0).to_numpy(dtype="float64"),
+        },
+        index=sessions.index,
+    )
+
+
+SUMMARY_COLUMNS = (
+    "sessions",
+    "share",
+    "users",
+    "requests",
+    "turns",
+    "duration_p50_s",
+    "duration_p95_s",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "errors",
+    "error_rate",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cost_usd",
+    "rated_sessions",
+    "feedback_coverage",
+    "ratings",
+    "satisfaction",
+)
+_COUNTS = (
+    "sessions",
+    "users",
+    "requests",
+    "turns",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "rated_sessions",
+    "ratings",
+)
+
+
+def scenario_summary(
+    sessions: pd.DataFrame, requests: pd.DataFrame, ratings: pd.DataFrame, day: dt.date, by_model: bool = False
+) -> pd.DataFrame:
+    """Per scenario (and model when by_model): day, scenario, [model], then SUMMARY_COLUMNS.
+
+    sessions carries SCENARIO, user_id, turns, duration_s, requests (build_sessions) and
+    model (session_usage); requests and ratings (feedback.rate) carry SESSION_ROW and count
+    under their session's scenario and model, so rows in no session are left out. share is
+    of the day's sessions; error_rate = errors / requests; feedback_coverage = rated
+    sessions / sessions; satisfaction is the mean score of the ratings; percentiles use
+    NumPy's linear interpolation. Per scenario there is a row for every DEFAULT_LABELS label
+    (zero when unused, so the shape is stable across days), then other labels alphabetically;
+    per scenario and model, one row per pair seen.
+    """
+    keys = [SCENARIO, "model"] if by_model else [SCENARIO]
+    group, index = (
+        pd.MultiIndex.from_frame(sessions[keys].astype(object)).factorize()
+        if by_model
+        else pd.factorize(sessions[SCENARIO].to_numpy(dtype=object))
+    )
+
+    def grouped(frame: pd.DataFrame, columns: dict[str, np.ndarray]) -> pd.api.typing.DataFrameGroupBy:
+        rows = frame[SESSION_ROW].to_numpy()
+        inside = rows >= 0
+        return pd.DataFrame({name: values[inside] for name, values in columns.items()}).groupby(group[rows[inside]])
+
+    by_session = pd.DataFrame(
+        {name: sessions[name].to_numpy() for name in ("requests", "turns", "duration_s")}
+        | {"user": pd.factorize(sessions["user_id"].to_numpy(dtype=object))[0]}
+    ).groupby(group)
+    by_request = grouped(
+        requests,
+        {
+            "latency": requests["latency_ms"].to_numpy(dtype="float64"),
+            "errors": is_error(requests).to_numpy(dtype="int64"),
+            **{
+                c: requests[c].astype("float64").to_numpy()
+                for c in ("prompt_tokens", "completion_tokens", "total_tokens")
+            },
+            "cost_usd": requests["cost_usd"].to_numpy(dtype="float64"),
+        },
+    )
+    by_rating = grouped(
+        ratings, {"score": ratings["score"].to_numpy(dtype="float64"), "row": ratings[SESSION_ROW].to_numpy()}
+    )
+    table = pd.DataFrame(
+        {
+            "sessions": by_session.size(),
+            "users": by_session["user"].nunique(),
+            "requests": by_session["requests"].sum(),
+            "turns": by_session["turns"].sum(),
+            "duration_p50_s": by_session["duration_s"].quantile(0.5),
+            "duration_p95_s": by_session["duration_s"].quantile(0.95),
+            "latency_p50_ms": by_request["latency"].quantile(0.5),
+            "latency_p95_ms": by_request["latency"].quantile(0.95),
+            **{
+                c: by_request[c].sum()
+                for c in ("errors", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd")
+            },
+            "rated_sessions": by_rating["row"].nunique(),
+            "ratings": by_rating.size(),
+            "satisfaction": by_rating["score"].mean(),
+        }
+    ).reindex(range(len(index)))
+    table.index = index
+    if by_model:
+        table = table.sort_index()
+    else:
+        table = table.reindex([*DEFAULT_LABELS, *sorted(set(index) - set(DEFAULT_LABELS))])
+    table[list(_COUNTS)] = table[list(_COUNTS)].fillna(0).astype("int64")
+    table["cost_usd"] = table["cost_usd"].fillna(0.0)
+    table["share"] = table["sessions"] / len(sessions) if len(sessions) else np.nan
+    table["error_rate"] = (table["errors"] / table["requests"].where(table["requests"] > 0)).astype("float64")
+    table["feedback_coverage"] = (table["rated_sessions"] / table["sessions"].where(table["sessions"] > 0)).astype(
+        "float64"
+    )
+    table = table.rename_axis(keys).reset_index()
+    table.insert(0, "day", day.isoformat())
+    for key in keys:
+        table[key] = table[key].astype("str")
+    return table[["day", *keys, *SUMMARY_COLUMNS]]

@@ -52,6 +52,16 @@ def _counts(*names: str) -> list[sa.Column]:
     return [sa.Column(name, sa.BigInteger()) for name in names]
 
 
+def _scenario_summary() -> list[sa.Column]:
+    """The columns scenarios.scenario_summary adds after sessions and requests."""
+    return [
+        *_floats("share"), *_counts("users", "turns"), *_floats("duration_p50_s", "duration_p95_s", "latency_p50_ms",
+        "latency_p95_ms"), *_counts("errors"), *_floats("error_rate"), *_counts("prompt_tokens", "completion_tokens",
+        "total_tokens"), *_floats("cost_usd"), *_counts("rated_sessions"), *_floats("feedback_coverage"),
+        *_counts("ratings"), *_floats("satisfaction"),
+    ]
+
+
 LATENCY = ("latency_mean_ms", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms")
 TOKENS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
@@ -106,11 +116,172 @@ TABLES: dict[str, sa.Table] = {
         *_counts("turns", "messages", "requests"),
         sa.Column("delimited_by", sa.String(16)),
         sa.Column("scenario", sa.String(64)),
+        # Behaviour (issue 4): why the label, the session's model, and its outcome.
+        sa.Column("scenario_rule", sa.String(64)),
+        *_floats("scenario_confidence"),
+        sa.Column("model", sa.Text()),
+        *_counts("errors"),
+        *_floats("latency_mean_ms", "latency_max_ms"),
+        *_counts("total_tokens"),
+        *_floats("cost_usd"),
+        *_counts("ratings"),
+        *_floats("satisfaction"),
     ),
     "scenario_daily": _table(
         "scenario_daily",
         sa.Column("scenario", sa.String(64)),
         *_counts("sessions", "requests"),
+        *_scenario_summary(),
+    ),
+    "scenario_model_daily": _table(
+        "scenario_model_daily",
+        sa.Column("scenario", sa.String(64)),
+        sa.Column("model", sa.Text()),
+        *_counts("sessions", "requests"),
+        *_scenario_summary(),
+    ),
+    "feedback_daily": _table(
+        "feedback_daily",
+        *_counts("ratings", "thumbs", "stars", "sessions", "rated_sessions"),
+        *_floats("feedback_coverage", "satisfaction"),
+        *_counts("negative_sessions"),
+    ),
+    "feedback_by_model": _table(
+        "feedback_by_model", sa.Column("model", sa.Text()), *_counts("ratings", "rated_sessions"), *_floats("satisfaction")
+    ),
+    "feedback_by_latency": _table(
+        "feedback_by_latency",
+        sa.Column("bucket", sa.String(16)),
+        *_counts("bucket_order", "ratings"),
+        *_floats("satisfaction"),
+    ),
+    "negative_sessions": _table(
+        "negative_sessions",
+        sa.Column("session_id", sa.Text()),
+        sa.Column("user_id", sa.Text()),
+        sa.Column("scenario", sa.String(64)),
+        sa.Column("model", sa.Text()),
+        *_counts("ratings", "negative_ratings"),
+        *_floats("satisfaction", "latency_mean_ms", "latency_max_ms"),
+        *_counts("requests", "errors"),
+    ),
+    "scenario_spotlight": _table(
+        "scenario_spotlight",
+        sa.Column("metric", sa.String(32)),
+        *_counts("rank"),
+        sa.Column("scenario", sa.String(64)),
+        *_floats("value", "baseline", "change", "score"),
+        *_counts("baseline_days"),
+    ),
+    # Metrics in depth (docs/metrics.md defines every column).
+    "minute_metrics": _table(
+        "minute_metrics",
+        sa.Column("start", sa.DateTime(timezone=True)),
+        sa.Column("hour", sa.Integer()),
+        *_counts("requests", "errors"),
+    ),
+    "request_metrics": _table(
+        "request_metrics",
+        sa.Column("dimension", sa.String(16)),
+        sa.Column("value", sa.Text()),
+        *_counts("requests", "errors"),
+        *_floats("error_rate"),
+        *_counts("peak_rpm"),
+        sa.Column("peak_minute", sa.Text()),
+        *_counts("peak_rps"),
+        sa.Column("peak_second", sa.Text()),
+        *_counts("concurrency_peak"),
+        sa.Column("concurrency_peak_at", sa.Text()),
+        *_floats(
+            "concurrency_p95", "latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "latency_p95_ms",
+            "latency_p99_ms", "latency_max_ms", "ttft_p50_ms", "ttft_p90_ms", "ttft_p95_ms", "ttft_p99_ms",
+            "output_tps_p10", "output_tps_p50", "output_tps_mean",
+        ),
+        *_counts("slow_requests"),
+        *_floats("slow_share"),
+        *_counts("users"),
+    ),
+    "error_kinds": _table(
+        "error_kinds",
+        sa.Column("error_kind", sa.String(32)),
+        *_counts("errors"),
+        *_floats("share_of_errors", "share_of_requests"),
+    ),
+    "failed_requests": _table(
+        "failed_requests",
+        *[sa.Column(name, sa.Text()) for name in ("request_id", "user_id", "session_id", "model", "endpoint")],
+        sa.Column("timestamp", sa.DateTime(timezone=True)),
+        *_counts("status_code"),
+        sa.Column("error_type", sa.Text()),
+        sa.Column("error_kind", sa.String(32)),
+        *_floats("latency_ms"),
+    ),
+    "slowest_requests": _table(
+        "slowest_requests",
+        sa.Column("rank", sa.Integer()),
+        *[sa.Column(name, sa.Text()) for name in ("request_id", "user_id", "session_id", "model", "endpoint")],
+        sa.Column("timestamp", sa.DateTime(timezone=True)),
+        *_counts("status_code"),
+        *_floats("latency_ms", "ttft_ms"),
+    ),
+    "model_costs": _table(
+        "model_costs",
+        sa.Column("model", sa.Text()),
+        *_counts("requests", "prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens", "total_tokens"),
+        *_floats("input_usd_per_mtok", "cached_input_usd_per_mtok", "output_usd_per_mtok"),
+        sa.Column("price_from", sa.String(10)),
+        *_counts("unpriced_requests"),
+        *_floats("cost_estimate_usd", "cost_logged_usd"),
+        *_counts("logged_requests"),
+        *_floats("cost_difference_usd"),
+    ),
+    "daily_users": _table(
+        "daily_users",
+        sa.Column("user_id", sa.Text()),
+        sa.Column("rank", sa.Integer()),
+        *_counts("requests", "errors", "total_tokens"),
+        *_floats("cost_logged_usd", "cost_estimate_usd"),
+        *_counts("unpriced_requests"),
+    ),
+    "user_metrics": _table(
+        "user_metrics",
+        *_counts("active_users", "wau", "mau", "new_users", "returning_users", "days_7", "days_28"),
+        *_floats(
+            "requests_per_user_mean", "requests_per_user_p50", "tokens_per_user_mean",
+            "cost_estimate_per_user_mean", "top_user_share",
+        ),
+    ),
+    "session_metrics": _table(
+        "session_metrics",
+        *_counts("sessions"),
+        *_floats(
+            "duration_mean_s", "duration_p50_s", "duration_p90_s", "duration_max_s",
+            "turns_mean", "turns_p50", "turns_p90",
+        ),
+        *_counts("turns_max"),
+        *_floats("messages_mean", "requests_mean"),
+        *_counts("turn_gaps"),
+        *_floats("turn_gap_mean_s", "turn_gap_p50_s", "turn_gap_p90_s"),
+        *_counts("single_turn_sessions"),
+        *_floats("single_turn_share"),
+        *_counts("unanswered_sessions"),
+        *_floats("unanswered_share"),
+    ),
+    "daily_trends": _table(
+        "daily_trends",
+        sa.Column("metric", sa.String(32)),
+        *_floats(
+            "value", "previous_day", "day_over_day", "day_over_day_pct", "week_ago", "week_over_week",
+            "week_over_week_pct", "mean_7d", "mean_28d",
+        ),
+        *_counts("days_7", "days_28"),
+    ),
+    "report_sends": _table(
+        "report_sends",
+        sa.Column("message_id", sa.Text()),
+        sa.Column("sent_at", sa.DateTime(timezone=True)),
+        sa.Column("recipients", sa.Text()),
+        sa.Column("subject", sa.Text()),
     ),
 }
 
@@ -236,6 +407,12 @@ class Warehouse:
                 conn.rollback()
                 raise
 
+    def append(self, table_name: str, frame: pd.DataFrame) -> None:
+        """Add rows without replacing any: for logs such as the record of sent mail."""
+        table = TABLES[table_name]
+        with self.engine.begin() as conn:
+            _insert(conn, table, frame)
+
     def read(self, table_name: str, day: str | None = None, kind: str | None = None) -> pd.DataFrame:
         """A table's rows, for one day and kind when given; timestamps come back as UTC."""
         return self.read_days(table_name, day, day, kind)
@@ -256,6 +433,14 @@ class Warehouse:
             if isinstance(column.type, sa.DateTime):
                 frame[column.name] = pd.to_datetime(frame[column.name], utc=True)
         return frame
+
+    def first_days(self, table_name: str, column: str) -> pd.Series:
+        """The earliest day each value of `column` appears in a table (index: value), in one GROUP BY."""
+        table = TABLES[table_name]
+        query = sa.select(table.c[column], sa.func.min(table.c.day).label("day")).group_by(table.c[column])
+        with self.engine.connect() as conn:
+            frame = pd.read_sql(query, conn)
+        return frame.set_index(column)["day"]
 
     def file_stamps(self, kind: Kind) -> dict[str, FileStamp]:
         """What each landing file of a kind looked like when it was last read."""

@@ -86,7 +86,9 @@ def _root_cause(error: Any) -> str:
 
 def report_path(settings: Settings, day: date) -> Path:
     """Where the report of a day was written; its absence means the run wrote none."""
-    path = settings.reports_dir / f"{day.isoformat()}.html"
+    from reports.render import report_file
+
+    path = report_file(settings.reports_dir, day)
     if not path.is_file():
         raise CliError(f"no report was written at {path}")
     return path
@@ -98,6 +100,33 @@ def _generate(settings: Settings, days: Sequence[date], requests_per_day: int | 
     counts = write_sample(settings.landing_dir, list(days), tz=settings.timezone, requests_per_day=requests_per_day)
     summary = ", ".join(f"{counts[key]:,} {key}" for key in ("requests", "messages", "feedback", "sessions"))
     print(f"wrote sample data for {days[0]} .. {days[-1]} to {settings.landing_dir}: {summary}")
+
+
+def _send_report(settings: Settings, day: date, force: bool) -> None:
+    from chatpulse.warehouse import Warehouse
+    from reports.mail import MailError, deliver
+
+    if settings.mail is None:
+        raise CliError("no mail settings: add a `mail` section to the configuration (see the README)")
+    try:
+        message_id = deliver(day, settings.mail, Warehouse(settings.database_url), report_path(settings, day), force=force)
+    except MailError as exc:
+        raise CliError(str(exc)) from exc
+    if message_id is None:
+        print(f"the report for {day} was mailed before; use --force to send it again")
+    else:
+        print(f"sent the report for {day} to {', '.join(settings.mail.recipients)}: {message_id}")
+
+
+def _convert_oasst(settings: Settings, source: Path, out: Path | None) -> None:
+    from chatpulse.convert_oasst import convert
+
+    if not source.is_file():
+        raise CliError(f"cannot read {source}: no such file")
+    target = out or settings.landing_dir
+    counts = convert(source, target)
+    print(f"wrote {counts['sessions']:,} sessions ({counts['trees']:,} trees, {counts['repeated_trees']:,} repeats skipped), "
+          f"{counts['messages']:,} messages and {counts['feedback']:,} ratings to {target}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -112,7 +141,13 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the pipeline for one day or a range of days")
     run.add_argument("--start", type=_day, required=True, help="first day, YYYY-MM-DD")
     run.add_argument("--end", type=_day, help="last day (default: the start day)")
-    for sub in (demo, generate, run):
+    send = commands.add_parser("send-report", help="mail a day's report (once per day, unless --force)")
+    send.add_argument("--date", type=_day, required=True, help="the report's day, YYYY-MM-DD")
+    send.add_argument("--force", action="store_true", help="send again even if this day was mailed")
+    convert = commands.add_parser("convert-oasst", help="turn oasst2 conversation trees into session and feedback files")
+    convert.add_argument("source", type=Path, help="an oasst2 JSONL file of message trees")
+    convert.add_argument("--out", type=Path, help="folder to write into (default: the landing folder)")
+    for sub in (demo, generate, run, send, convert):
         sub.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
@@ -128,6 +163,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"report: {report_path(settings, days[-1])}")
         elif args.command == "generate":
             _generate(settings, last_days(settings, args.days), args.requests_per_day)
+        elif args.command == "convert-oasst":
+            _convert_oasst(settings, args.source, args.out)
+        elif args.command == "send-report":
+            _send_report(settings, args.date, args.force)
         else:
             end = args.end or args.start
             if end < args.start:

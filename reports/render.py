@@ -200,6 +200,11 @@ def _quality_rows(quality: pd.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
+def report_file(out_dir: Path, day: date) -> Path:
+    """Where a day's report lives: ``<out_dir>/<day>.html``, its charts in ``<out_dir>/<day>/``."""
+    return Path(out_dir) / f"{day.isoformat()}.html"
+
+
 def render_report(
     day: date,
     daily: pd.DataFrame,
@@ -217,7 +222,7 @@ def render_report(
     relatively, so the HTML file and its folder can be moved or published together.
     """
     stamp = day.isoformat()
-    chart_dir = Path(out_dir) / stamp
+    chart_dir = report_file(out_dir, day).with_suffix("")
     chart_dir.mkdir(parents=True, exist_ok=True)
     row = daily.iloc[0] if len(daily) else pd.Series(dtype=object)
     drawn = [
@@ -235,6 +240,6 @@ def render_report(
         scenarios=_scenario_rows(scenarios),
         quality=_quality_rows(quality),
     )
-    html_path = Path(out_dir) / f"{stamp}.html"
+    html_path = report_file(out_dir, day)
     html_path.write_text(html, encoding="utf-8")
     return html_path

@@ -8,19 +8,26 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from chatpulse.feedback import rate
 from chatpulse.scenarios import (
     DEFAULT_LABELS,
     DEFAULT_RULES,
+    DEFAULT_RULES_PATH,
     OTHER,
     SCENARIO,
+    SCENARIO_CONFIDENCE,
+    SCENARIO_RULE,
+    SESSION_ROW,
     Rule,
     classify,
     label_sessions,
     load_rules,
     scenario_summary,
+    session_rows,
+    session_usage,
 )
-from chatpulse.schema import MESSAGE_COLUMNS, REQUEST_COLUMNS
-from chatpulse.sessions import SESSION_KEY, build_sessions, session_keys
+from chatpulse.schema import FEEDBACK_COLUMNS, MESSAGE_COLUMNS, REQUEST_COLUMNS
+from chatpulse.sessions import build_sessions
 
 DAY = dt.date(2026, 11, 20)
 
@@ -32,15 +39,23 @@ EXAMPLES = {
     "把这段话翻译成英文": "translation",
     "Translate the following paragraph into French": "translation",
     "How do you say 'good morning' in Japanese?": "translation",
+    "Solve for x: 3x + 5 = 20": "math_reasoning",
+    "计算一下这个月的平均数是多少": "math_reasoning",
+    "Here is a logic puzzle for you": "math_reasoning",
+    "Pretend you are a pirate and tell me about your ship": "creative_roleplay",
+    "写一首关于秋天的诗": "creative_roleplay",
+    "Tell me a bedtime story about a dragon": "creative_roleplay",
+    "Summarize this article in three bullet points": "extraction_summary",
+    "从这段文字中提取所有人名": "extraction_summary",
     "帮我写一封邮件给客户，说明发货延迟": "business_communication",
     "Write an email to my manager asking for a day off": "business_communication",
     "Draft a blog post about remote work": "writing",
-    "写一首关于秋天的诗": "writing",
     "Please proofread my essay": "writing",
+    "How do I get rid of mold in my bathroom?": "practical_guidance",
+    "推荐几个适合新手的健身计划": "practical_guidance",
     "What is the capital of Australia?": "information_query",
     "请解释一下量子计算是什么": "information_query",
     "WHY IS THE SKY BLUE": "information_query",
-    "What is the capital of France? Answer in English.": "information_query",
     "What caused the reign of terror?": "information_query",
     "hello": OTHER,
     "谢谢": OTHER,
@@ -69,16 +84,48 @@ def test_first_matching_rule_wins():
     assert [classify(text, rules) for text in ("x y", "y", "z")] == ["a", "b", OTHER]
 
 
-def test_default_labels_in_priority_order():
-    assert [rule.label for rule in DEFAULT_RULES] == [
+def test_first_turn_outweighs_later_turns_and_sets_confidence():
+    rules = [Rule("a", keywords=("x",), name="a1"), Rule("b", keywords=("y",)), Rule("a", keywords=("z",), name="a2")]
+    # first turn 2 points, any later turn 1 point; confidence = winner / sum of label scores
+    assert classify("y", rules, later=["x"]) == "b"
+    assert classify("hello", rules, later=["thanks", "y"]) == "b"
+    messages = _frame(
+        MESSAGE_COLUMNS,
+        [
+            {"timestamp": "2026-11-20T10:00:00Z", "session_id": "s1", "role": "user", "content": "y"},
+            {"timestamp": "2026-11-20T10:01:00Z", "session_id": "s1", "role": "user", "content": "x z"},
+            {"timestamp": "2026-11-20T10:00:00Z", "session_id": "s2", "role": "user", "content": "x and y"},
+            {"timestamp": "2026-11-20T10:00:00Z", "session_id": "s3", "role": "user", "content": "z"},
+            {"timestamp": "2026-11-20T10:00:00Z", "session_id": "s4", "role": "user", "content": "nothing"},
+        ],
+    )
+    requests = _frame(REQUEST_COLUMNS, [])
+    sessions = build_sessions(requests, messages)
+    messages[SESSION_ROW] = session_rows(sessions, requests, messages)[1]
+    labels = label_sessions(sessions, messages, rules).set_index(sessions["session_id"])
+    assert labels[SCENARIO].tolist() == ["b", "a", "a", OTHER]
+    assert labels[SCENARIO_RULE].tolist()[:3] == ["b", "a1", "a2"]
+    assert pd.isna(labels[SCENARIO_RULE].iloc[3])
+    # s1: b 2 vs a 1 -> 2/3; s2: a 2 and b 2, a first -> 1/2; s3: only a -> 1
+    assert labels[SCENARIO_CONFIDENCE].tolist()[:3] == [2 / 3, 0.5, 1.0]
+    assert pd.isna(labels[SCENARIO_CONFIDENCE].iloc[3])
+
+
+def test_default_taxonomy_in_priority_order():
+    assert DEFAULT_LABELS == (
         "coding",
         "translation",
+        "math_reasoning",
+        "creative_roleplay",
+        "extraction_summary",
         "business_communication",
         "writing",
+        "practical_guidance",
         "information_query",
-    ]
-    assert DEFAULT_LABELS[-1] == OTHER
-    assert load_rules(None) == list(DEFAULT_RULES)
+        OTHER,
+    )
+    assert load_rules(None) == list(DEFAULT_RULES) == load_rules(DEFAULT_RULES_PATH)
+    assert len({rule.name for rule in DEFAULT_RULES}) == len(DEFAULT_RULES)
 
 
 def test_load_rules_from_yaml(tmp_path: Path):
@@ -88,13 +135,14 @@ def test_load_rules_from_yaml(tmp_path: Path):
         "  - label: billing\n"
         "    keywords: [invoice, 发票]\n"
         "  - label: greeting\n"
+        "    name: hello\n"
         "    patterns: ['^\\s*(hi|hello)\\b']\n",
         encoding="utf-8",
     )
     rules = load_rules(path)
-    assert [(rule.label, rule.keywords, rule.patterns) for rule in rules] == [
-        ("billing", ("invoice", "发票"), ()),
-        ("greeting", (), (r"^\s*(hi|hello)\b",)),
+    assert [(rule.label, rule.name, rule.keywords, rule.patterns) for rule in rules] == [
+        ("billing", "billing", ("invoice", "发票"), ()),
+        ("greeting", "hello", (), (r"^\s*(hi|hello)\b",)),
     ]
     assert [classify(text, rules) for text in ("Where is my INVOICE", "开发票", "Hello there", "say hello")] == [
         "billing",
@@ -116,6 +164,7 @@ def test_load_rules_from_yaml(tmp_path: Path):
         ("rules: [{label: x, patterns: [a, '(?<=a)b']}]\n", "rules[0].patterns[1]"),
         ("rules: [{label: x, keyword: [a]}]\n", "rules[0]"),
         ("rules: [{label: x}]\n", "rules[0]"),
+        ("rules: [{label: x, name: 3, keywords: [a]}]\n", "rules[0].name"),
         ("rules: [x]\n", "rules[0]"),
         ("rules: [\n", "YAML"),
     ],
@@ -161,33 +210,24 @@ def _conversations() -> tuple[pd.DataFrame, pd.DataFrame]:
     return requests, messages
 
 
+def _keyed(requests: pd.DataFrame, messages: pd.DataFrame) -> pd.DataFrame:
+    """Sessions of the frames, with SESSION_ROW set on both frames."""
+    sessions = build_sessions(requests, messages)
+    requests[SESSION_ROW], messages[SESSION_ROW] = session_rows(sessions, requests, messages)
+    return sessions
+
+
 def test_label_sessions_uses_user_messages_only():
     requests, messages = _conversations()
-    sessions = build_sessions(requests, messages)
-    messages[SESSION_KEY] = session_keys(requests, messages)[1]
+    sessions = _keyed(requests, messages)
     labels = label_sessions(sessions, messages, DEFAULT_RULES)
     assert labels.index.equals(sessions.index)
-    assert labels.name == SCENARIO
-    assert dict(zip(sessions["session_id"], labels, strict=True)) == {
+    assert dict(zip(sessions["session_id"], labels[SCENARIO], strict=True)) == {
         "s1": "coding",
         "s2": "translation",
         "u9@2026-11-20T12:00:00+00:00": "writing",
         "s4": OTHER,
     }
-
-
-def test_label_sessions_joins_user_messages_first_message_first():
-    messages = _frame(
-        MESSAGE_COLUMNS,
-        [
-            {"timestamp": "2026-11-20T10:05:00Z", "session_id": "s1", "role": "user", "content": "second"},
-            {"timestamp": "2026-11-20T10:00:00Z", "session_id": "s1", "role": "user", "content": "first"},
-        ],
-    )
-    messages[SESSION_KEY] = messages["session_id"].astype(object)
-    sessions = build_sessions(_frame(REQUEST_COLUMNS, []), messages)
-    rules = [Rule("ordered", patterns=(r"\Afirst\nsecond\z",))]
-    assert label_sessions(sessions, messages, rules).tolist() == ["ordered"]
 
 
 def test_label_sessions_agrees_with_classify():
@@ -199,44 +239,96 @@ def test_label_sessions_agrees_with_classify():
             for number, text in enumerate(texts)
         ],
     )
-    messages[SESSION_KEY] = messages["session_id"].astype(object)
-    sessions = build_sessions(_frame(REQUEST_COLUMNS, []), messages)
-    labels = dict(zip(sessions["session_id"], label_sessions(sessions, messages, DEFAULT_RULES), strict=True))
+    sessions = _keyed(_frame(REQUEST_COLUMNS, []), messages)
+    labels = dict(zip(sessions["session_id"], label_sessions(sessions, messages, DEFAULT_RULES)[SCENARIO], strict=True))
     assert [labels[f"s{number}"] for number in range(len(texts))] == list(EXAMPLES.values())
 
 
 def test_label_sessions_without_messages():
     requests, messages = _conversations()
-    sessions = build_sessions(requests, messages.iloc[:0])
-    no_messages = messages.iloc[:0].assign(**{SESSION_KEY: pd.Series(dtype=object)})
-    assert label_sessions(sessions, no_messages, DEFAULT_RULES).tolist() == [OTHER] * 4
+    sessions = _keyed(requests, messages.iloc[:0].copy())
+    no_messages = messages.iloc[:0].assign(**{SESSION_ROW: pd.Series(dtype="int64")})
+    assert label_sessions(sessions, no_messages, DEFAULT_RULES)[SCENARIO].tolist() == [OTHER] * 4
     assert label_sessions(sessions.iloc[:0], no_messages, DEFAULT_RULES).empty
 
 
-def test_scenario_summary():
+def _summary_day() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The conversations with models, latencies, errors, tokens, costs and two ratings on s1."""
     requests, messages = _conversations()
-    sessions = build_sessions(requests, messages)
-    _, message_keys = session_keys(requests, messages)
-    sessions[SCENARIO] = label_sessions(sessions, messages.assign(**{SESSION_KEY: message_keys}), DEFAULT_RULES)
-    summary = scenario_summary(sessions, DAY)
-    assert list(summary.columns) == ["day", "scenario", "sessions", "requests"]
-    assert summary.values.tolist() == [
-        ["2026-11-20", "coding", 1, 2],
-        ["2026-11-20", "translation", 1, 1],
-        ["2026-11-20", "business_communication", 0, 0],
-        ["2026-11-20", "writing", 1, 1],
-        ["2026-11-20", "information_query", 0, 0],
-        ["2026-11-20", OTHER, 1, 1],
+    requests["model"] = ["gpt-4o", "gpt-4o-mini", "gpt-4o", "o3", "gpt-4o", "gpt-4o"]
+    requests["latency_ms"] = [100.0, 300.0, 1000.0, 50.0, 70.0, 5.0]
+    requests["status_code"] = [200, 500, 200, 200, 200, 200]
+    requests["error_type"] = pd.Series([None] * 6, dtype="str")
+    requests["prompt_tokens"] = pd.array([10, 20, 30, 40, 50, 60], dtype="Int64")
+    requests["completion_tokens"] = pd.array([1, 2, 3, 4, 5, 6], dtype="Int64")
+    requests["total_tokens"] = requests["prompt_tokens"] + requests["completion_tokens"]
+    requests["cost_usd"] = [0.5, 0.25, 1.0, 2.0, 4.0, 8.0]
+    sessions = _keyed(requests, messages)
+    sessions = pd.concat(
+        [sessions, label_sessions(sessions, messages, DEFAULT_RULES), session_usage(sessions, requests)], axis=1
+    )
+    feedback = _frame(
+        FEEDBACK_COLUMNS,
+        [
+            {"timestamp": "2026-11-20T10:02:00Z", "session_id": "s1", "user_id": "u1", "rating": 1},
+            {"timestamp": "2026-11-20T10:03:00Z", "session_id": "s1", "user_id": "u1", "rating": -1},
+        ],
+    )
+    return sessions, requests, rate(sessions, feedback, messages, requests)
+
+
+def test_session_usage():
+    sessions, _, _ = _summary_day()
+    usage = sessions.set_index("session_id")[
+        ["model", "errors", "latency_mean_ms", "latency_max_ms", "total_tokens", "cost_usd"]
     ]
+    assert usage.loc["s1"].tolist() == ["gpt-4o", 1, 200.0, 300.0, 33, 0.75]  # tie gpt-4o / gpt-4o-mini: alphabetical
+    assert usage.loc["s4"].tolist() == ["gpt-4o", 0, 70.0, 70.0, 55, 4.0]
+    assert usage.loc["u9@2026-11-20T12:00:00+00:00"].tolist() == ["o3", 0, 50.0, 50.0, 44, 2.0]
 
 
-def test_scenario_summary_appends_custom_labels_and_handles_empty():
-    sessions = pd.DataFrame({"session_id": ["a", "b"], SCENARIO: ["zeta", "billing"], "requests": [2, 1]})
-    summary = scenario_summary(sessions, DAY)
+def test_scenario_summary():
+    sessions, requests, rated = _summary_day()
+    summary = scenario_summary(sessions, requests, rated, DAY).set_index("scenario")
+    assert summary.index.tolist() == list(DEFAULT_LABELS)
+    coding = summary.loc["coding"]
+    assert coding[["sessions", "users", "requests", "turns", "errors", "prompt_tokens", "total_tokens"]].tolist() == [
+        1,
+        1,
+        2,
+        1,
+        1,
+        30,
+        33,
+    ]
+    assert coding["share"] == 0.25 and coding["error_rate"] == 0.5
+    assert coding["latency_p50_ms"] == 200.0 and coding["latency_p95_ms"] == pytest.approx(100 + 0.95 * 200)
+    assert coding["duration_p50_s"] == pytest.approx(60.3)  # 10:00:00 to the request ending 10:01:00.3
+    assert (coding["rated_sessions"], coding["ratings"], coding["satisfaction"], coding["feedback_coverage"]) == (
+        1,
+        2,
+        0.5,
+        1.0,
+    )
+    assert (
+        summary.loc["other", "requests"] == 1 and summary.loc["other", "cost_usd"] == 4.0
+    )  # s4; the id-less request is in none
+    assert summary.loc["math_reasoning", "sessions"] == 0 and pd.isna(summary.loc["math_reasoning", "error_rate"])
+    assert summary["sessions"].sum() == len(sessions) and summary["requests"].sum() == 5
+
+
+def test_scenario_summary_by_model_and_custom_labels():
+    sessions, requests, rated = _summary_day()
+    by_model = scenario_summary(sessions, requests, rated, DAY, by_model=True)
+    assert by_model[["scenario", "model", "sessions", "requests"]].values.tolist() == [
+        ["coding", "gpt-4o", 1, 2],
+        ["other", "gpt-4o", 1, 1],
+        ["translation", "gpt-4o", 1, 1],
+        ["writing", "o3", 1, 1],
+    ]
+    sessions[SCENARIO] = ["zeta", "billing", "zeta", "billing"]
+    summary = scenario_summary(sessions, requests, rated, DAY)
     assert summary["scenario"].tolist() == [*DEFAULT_LABELS, "billing", "zeta"]
-    assert summary["sessions"].tolist()[-2:] == [1, 1]
-    assert summary["requests"].tolist() == [0] * len(DEFAULT_LABELS) + [1, 2]
-
-    empty = scenario_summary(sessions.iloc[:0], DAY)
+    empty = scenario_summary(sessions.iloc[:0], requests.iloc[:0], rated.iloc[:0], DAY)
     assert empty["scenario"].tolist() == list(DEFAULT_LABELS)
-    assert empty[["sessions", "requests"]].sum().tolist() == [0, 0]
+    assert empty[["sessions", "requests", "ratings"]].sum().tolist() == [0, 0, 0]

@@ -1,0 +1,265 @@
+"""Feedback: ratings normalised to one satisfaction score, and what they say per day, model and latency.
+
+Ratings arrive as thumbs (+1 / -1) or stars (1-5) and become a score in [0, 1]:
+thumbs up 1.0, thumbs down 0.0, stars (s - 1) / 4. A rating of 1 is ambiguous (thumbs up
+or one star): it is read as a star when the same rater (user, else session) gives a 2-5
+rating that day and never a -1, else as a thumbs up. A rating scoring below 0.5 (thumbs
+down, 1 or 2 stars) is negative. Only ids, labels and numbers leave this module: never
+message text or comments.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from chatpulse.scenarios import SCENARIO, SESSION_ROW
+
+SCORE = "score"
+NEGATIVE_BELOW = 0.5
+# Latency of the answer a rating is about: bucket upper bounds in ms and their labels.
+LATENCY_EDGES_MS = (1_000.0, 2_000.0, 5_000.0, 10_000.0, 30_000.0)
+LATENCY_BUCKETS = ("<1s", "1-2s", "2-5s", "5-10s", "10-30s", ">=30s", "unknown")
+
+
+def scores(feedback: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The score in [0, 1] and the scale ("thumbs" or "stars") of each rating (see the module docstring)."""
+    rating = feedback["rating"].to_numpy(dtype="float64")
+    rater = feedback["user_id"].astype(object).fillna(feedback["session_id"].astype(object)).fillna("")
+    rater = rater.to_numpy(dtype=object)
+    stars_seen = pd.Series((rating >= 2) & (rating <= 5)).groupby(rater).transform("any").to_numpy(bool)
+    thumbs_seen = pd.Series(rating == -1).groupby(rater).transform("any").to_numpy(bool)
+    stars = (rating >= 2) | ((rating == 1) & stars_seen & ~thumbs_seen)
+    score = np.where(stars, (rating - 1) / 4, (rating + 1) / 2)
+    return score, np.where(stars, "stars", "thumbs")
+
+
+def _instants(timestamps: pd.Series) -> np.ndarray:
+    """UTC instants as naive datetime64[ns]."""
+    return pd.to_datetime(timestamps, utc=True).dt.tz_localize(None).to_numpy("datetime64[ns]")
+
+
+def rate(
+    sessions: pd.DataFrame, feedback: pd.DataFrame, messages: pd.DataFrame, requests: pd.DataFrame
+) -> pd.DataFrame:
+    """One row per rating: SESSION_ROW (-1 when in no session of the day), score, scale and latency_ms.
+
+    messages and requests carry SESSION_ROW (scenarios.session_rows). A rating belongs
+    to its session_id, else to the session of its message_id. The rated answer is the
+    latest request of the session finished (timestamp + latency) by the rated message's
+    time, or by the rating's own time when it names no message; latency_ms is that
+    request's latency, NaN when there is none.
+    """
+    score, scale = scores(feedback)
+    wanted = pc.is_in(
+        pa.array(messages["message_id"], pa.string()), pa.array(feedback["message_id"].dropna(), pa.string())
+    )
+    rated_messages = messages.loc[wanted.to_numpy(zero_copy_only=False), ["message_id", "timestamp", SESSION_ROW]]
+    rated_messages = rated_messages.drop_duplicates("message_id")
+    found = pd.Index(rated_messages["message_id"].to_numpy(dtype=object)).get_indexer(
+        feedback["message_id"].to_numpy(dtype=object)
+    )
+    by_id = pd.Index(sessions["session_id"].to_numpy(dtype=object)).get_indexer(
+        feedback["session_id"].to_numpy(dtype=object)
+    )
+    # Index -1 (no such message) picks the appended fallback: no session, no message time.
+    by_message = np.append(rated_messages[SESSION_ROW].to_numpy(dtype="int64"), -1)[found]
+    message_at = np.append(_instants(rated_messages["timestamp"]), np.datetime64("NaT", "ns"))[found]
+    rows = np.where(feedback["session_id"].notna().to_numpy(), by_id, by_message)
+    rated = pd.DataFrame(
+        {
+            SESSION_ROW: rows,
+            SCORE: score,
+            "scale": scale,
+            "at": np.where(found >= 0, message_at, _instants(feedback["timestamp"])),
+            "order": np.arange(len(feedback)),
+        }
+    )
+    answers = requests.loc[
+        np.isin(requests[SESSION_ROW].to_numpy(), rows[rows >= 0]), [SESSION_ROW, "timestamp", "latency_ms"]
+    ]
+    latency = answers["latency_ms"].astype("float64")
+    answers = pd.DataFrame(
+        {
+            SESSION_ROW: answers[SESSION_ROW].to_numpy(),
+            "at": _instants(answers["timestamp"])
+            + pd.to_timedelta(latency.fillna(0), unit="ms").to_numpy("timedelta64[ns]"),
+            "latency_ms": latency.to_numpy(),
+        }
+    ).sort_values("at", kind="stable")
+    matched = pd.merge_asof(
+        rated[rows >= 0].sort_values("at", kind="stable"), answers, on="at", by=SESSION_ROW, direction="backward"
+    )
+    rated["latency_ms"] = matched.set_index("order")["latency_ms"].reindex(rated["order"]).to_numpy()
+    return rated[[SESSION_ROW, SCORE, "scale", "latency_ms"]]
+
+
+def _in_sessions(rated: pd.DataFrame) -> pd.DataFrame:
+    return rated[rated[SESSION_ROW].to_numpy() >= 0]
+
+
+def session_ratings(sessions: pd.DataFrame, rated: pd.DataFrame) -> pd.DataFrame:
+    """Per session (index-aligned): ratings (count) and satisfaction (mean score, NaN when unrated)."""
+    rated = _in_sessions(rated)
+    rows = rated[SESSION_ROW].to_numpy()
+    count = np.bincount(rows, minlength=len(sessions))
+    total = np.bincount(rows, weights=rated[SCORE].to_numpy(dtype="float64"), minlength=len(sessions))
+    satisfaction = np.full(len(sessions), np.nan)
+    np.divide(total, count, out=satisfaction, where=count > 0)
+    return pd.DataFrame({"ratings": count.astype("int64"), "satisfaction": satisfaction}, index=sessions.index)
+
+
+def _mean(values: pd.Series) -> float:
+    return float(values.mean()) if len(values) else np.nan
+
+
+def feedback_daily(sessions: pd.DataFrame, rated: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    """The day's one row: ratings (thumbs, stars), sessions, rated_sessions, coverage, satisfaction, negative_sessions.
+
+    Every rating of the day counts in ratings and satisfaction; coverage counts the day's
+    sessions with a rating (sessions carries ratings and satisfaction from session_ratings).
+    """
+    rated_sessions = int((sessions["ratings"] > 0).sum())
+    return pd.DataFrame(
+        {
+            "day": [day.isoformat()],
+            "ratings": [len(rated)],
+            "thumbs": [int((rated["scale"] == "thumbs").sum())],
+            "stars": [int((rated["scale"] == "stars").sum())],
+            "sessions": [len(sessions)],
+            "rated_sessions": [rated_sessions],
+            "feedback_coverage": [rated_sessions / len(sessions) if len(sessions) else np.nan],
+            "satisfaction": [_mean(rated[SCORE])],
+            "negative_sessions": [int((_negative_counts(sessions, rated) > 0).sum())],
+        }
+    )
+
+
+def _negative_counts(sessions: pd.DataFrame, rated: pd.DataFrame) -> np.ndarray:
+    """Negative ratings (score below NEGATIVE_BELOW) per session."""
+    rated = _in_sessions(rated)
+    return np.bincount(rated[SESSION_ROW].to_numpy()[rated[SCORE].to_numpy() < NEGATIVE_BELOW], minlength=len(sessions))
+
+
+def negative_sessions(sessions: pd.DataFrame, rated: pd.DataFrame) -> pd.DataFrame:
+    """The day's negatively rated sessions: ids, scenario, model, ratings, satisfaction, latency, errors. No content."""
+    columns = [
+        "session_id",
+        "user_id",
+        SCENARIO,
+        "model",
+        "ratings",
+        "negative_ratings",
+        "satisfaction",
+        "latency_mean_ms",
+        "latency_max_ms",
+        "requests",
+        "errors",
+    ]
+    negative = _negative_counts(sessions, rated)
+    table = sessions.assign(negative_ratings=negative)[negative > 0]
+    return table[columns].sort_values(["satisfaction", "session_id"], kind="stable").reset_index(drop=True)
+
+
+def satisfaction_by(rated: pd.DataFrame, sessions: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Ratings, rated sessions and satisfaction per value of a session column (e.g. model), ratings in sessions only."""
+    rated = _in_sessions(rated)
+    values = sessions[column].astype(object).fillna("unknown").to_numpy(dtype=object)[rated[SESSION_ROW].to_numpy()]
+    grouped = rated.groupby(values)
+    return pd.DataFrame(
+        {
+            column: grouped.size().index.astype("str"),
+            "ratings": grouped.size().to_numpy(dtype="int64"),
+            "rated_sessions": grouped[SESSION_ROW].nunique().to_numpy(dtype="int64"),
+            "satisfaction": grouped[SCORE].mean().to_numpy(dtype="float64"),
+        }
+    )
+
+
+def satisfaction_by_latency(rated: pd.DataFrame) -> pd.DataFrame:
+    """Ratings and satisfaction per latency bucket of the rated answer (every bucket, in order)."""
+    position = np.searchsorted(np.array(LATENCY_EDGES_MS), rated["latency_ms"].to_numpy(dtype="float64"), side="right")
+    position = np.where(rated["latency_ms"].isna().to_numpy(), len(LATENCY_BUCKETS) - 1, position)
+    grouped = rated[SCORE].groupby(position)
+    return pd.DataFrame(
+        {
+            "bucket": pd.Series(LATENCY_BUCKETS, dtype="str"),
+            "bucket_order": np.arange(len(LATENCY_BUCKETS), dtype="int64"),
+            "ratings": grouped.size().reindex(range(len(LATENCY_BUCKETS)), fill_value=0).to_numpy(dtype="int64"),
+            "satisfaction": grouped.mean().reindex(range(len(LATENCY_BUCKETS))).to_numpy(dtype="float64"),
+        }
+    )
+
+
+# Spotlight: metric -> (direction that is worse: +1 higher, -1 lower; volume column; minimum volume).
+SPOTLIGHT_METRICS = {
+    "latency_p95_ms": (1, "requests", 20),
+    "error_rate": (1, "requests", 20),
+    "satisfaction": (-1, "ratings", 5),
+}
+SPOTLIGHT_TOP = 3
+
+
+def spotlight(today: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """The scenarios whose metrics moved most against the previous days (scenario_daily rows).
+
+    Baselines over history: latency_p95_ms the mean of the daily values, error_rate
+    errors / requests, satisfaction the rating-weighted mean. change = today - baseline,
+    and the ranking is by the change in the bad direction, relative for latency (change /
+    baseline) and absolute for the rates. A scenario needs the metric's minimum volume
+    today and over the history; up to SPOTLIGHT_TOP worsened scenarios per metric.
+    """
+    rows = []
+    history = history[history[SCENARIO].isin(today[SCENARIO])]
+    grouped = history.groupby(SCENARIO)
+    weighted = (history["satisfaction"] * history["ratings"]).groupby(history[SCENARIO]).sum()
+    baselines = pd.DataFrame(
+        {
+            "latency_p95_ms": grouped["latency_p95_ms"].mean(),
+            "error_rate": grouped["errors"].sum() / grouped["requests"].sum().where(lambda n: n > 0),
+            "satisfaction": weighted / grouped["ratings"].sum().where(lambda n: n > 0),
+            "requests": grouped["requests"].sum(),
+            "ratings": grouped["ratings"].sum(),
+            "days": grouped["day"].nunique(),
+        }
+    )
+    current = today.set_index(SCENARIO)
+    for metric, (worse, volume, minimum) in SPOTLIGHT_METRICS.items():
+        base = baselines.reindex(current.index)
+        eligible = (
+            (current[volume] >= minimum) & (base[volume] >= minimum) & current[metric].notna() & base[metric].notna()
+        )
+        change = current[metric] - base[metric]
+        moved = worse * (change / base[metric] if metric == "latency_p95_ms" else change)
+        candidates = moved[eligible & (moved > 0)].sort_values(ascending=False, kind="stable").head(SPOTLIGHT_TOP)
+        for rank, scenario in enumerate(candidates.index, start=1):
+            rows.append(
+                {
+                    "metric": metric,
+                    "rank": rank,
+                    SCENARIO: scenario,
+                    "value": current.at[scenario, metric],
+                    "baseline": base.at[scenario, metric],
+                    "change": change[scenario],
+                    "score": candidates[scenario],
+                    "baseline_days": int(base.at[scenario, "days"]),
+                }
+            )
+    columns = ["metric", "rank", SCENARIO, "value", "baseline", "change", "score", "baseline_days"]
+    table = pd.DataFrame(rows, columns=columns)
+    return table.astype(
+        {
+            "metric": "str",
+            SCENARIO: "str",
+            "rank": "int64",
+            "baseline_days": "int64",
+            "value": "float64",
+            "baseline": "float64",
+            "change": "float64",
+            "score": "float64",
+        }
+    )

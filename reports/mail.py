@@ -1,0 +1,149 @@
+"""E-mail the daily report: one multipart message, charts inline, sent once per day.
+
+Mail clients block data: URIs and external images, and Gmail clips HTML over
+about 100 KB, so the report's charts travel as CID attachments, its CSS is inlined
+and the plain-text part carries the headline numbers for clients without HTML.
+"""
+
+from __future__ import annotations
+
+import re
+import smtplib
+import ssl
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+
+import css_inline
+import pandas as pd
+
+from chatpulse.config import MailSettings
+from chatpulse.warehouse import Warehouse
+from reports.render import format_int, format_ms, format_pct, format_usd
+
+MAX_HTML_BYTES = 100_000
+_CHART = re.compile(r'src="(?P<day>\d{4}-\d\d-\d\d)/(?P<name>[\w-]+\.png)"')
+
+
+class MailError(RuntimeError):
+    """The report could not be mailed; the message says what is missing or refused."""
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The numbers a subject line and the plain-text part quote."""
+
+    requests: str
+    users: str
+    sessions: str
+    error_rate: str
+    latency_p95: str
+    tokens: str
+    cost: str
+
+    @classmethod
+    def of(cls, daily: pd.Series) -> Headline:
+        return cls(
+            requests=format_int(daily.get("requests")),
+            users=format_int(daily.get("users")),
+            sessions=format_int(daily.get("sessions")),
+            error_rate=format_pct(daily.get("error_rate")),
+            latency_p95=format_ms(daily.get("latency_p95_ms")),
+            tokens=format_int(daily.get("total_tokens")),
+            cost=format_usd(daily.get("cost_usd")),
+        )
+
+
+def subject(day: date, headline: Headline) -> str:
+    return (f"ChatPulse {day.isoformat()}: {headline.requests} requests, "
+            f"{headline.error_rate} errors, p95 {headline.latency_p95}")
+
+
+def plain_text(day: date, headline: Headline) -> str:
+    """The text/plain alternative: headline numbers only, never session content."""
+    rows = [
+        ("Requests", headline.requests), ("Active users", headline.users), ("Sessions", headline.sessions),
+        ("Error rate", headline.error_rate), ("Latency p95", headline.latency_p95),
+        ("Tokens", headline.tokens), ("Cost", headline.cost),
+    ]
+    width = max(len(label) for label, _ in rows)
+    lines = [f"ChatPulse daily report for {day.isoformat()}", ""]
+    lines += [f"{label.ljust(width)}  {value}" for label, value in rows]
+    lines += ["", "The HTML part of this message has the charts and the data-quality summary."]
+    return "\n".join(lines) + "\n"
+
+
+def inline_report(report: Path) -> tuple[str, dict[str, bytes]]:
+    """The report's HTML with CSS inlined and charts as cid: links, plus the chart bytes by CID."""
+    images: dict[str, bytes] = {}
+
+    def to_cid(match: re.Match[str]) -> str:
+        cid = f"{match['name'].removesuffix('.png')}.{match['day']}@chatpulse"
+        images[cid] = (report.parent / match["day"] / match["name"]).read_bytes()
+        return f'src="cid:{cid}"'
+
+    html = _CHART.sub(to_cid, css_inline.inline(report.read_text(encoding="utf-8")))
+    return html, images
+
+
+def build_message(day: date, daily: pd.Series, report: Path, settings: MailSettings) -> EmailMessage:
+    """multipart/alternative: text, then HTML related to its inline charts."""
+    html, images = inline_report(report)
+    size = len(html.encode("utf-8"))
+    if size > MAX_HTML_BYTES:
+        raise MailError(f"{report}: HTML body is {size:,} bytes, over the {MAX_HTML_BYTES:,} that mail clients show whole")
+    headline = Headline.of(daily)
+    message = EmailMessage()
+    message["Subject"] = subject(day, headline)
+    message["From"] = settings.sender
+    message["To"] = ", ".join(settings.recipients)
+    message["Message-ID"] = make_msgid(idstring=f"report-{day.isoformat()}", domain="chatpulse")
+    message.set_content(plain_text(day, headline))
+    message.add_alternative(html, subtype="html")
+    html_part = message.get_payload()[1]
+    for cid, data in images.items():
+        html_part.add_related(data, "image", "png", cid=f"<{cid}>", filename=cid.split(".")[0] + ".png")
+    return message
+
+
+def send(message: EmailMessage, settings: MailSettings) -> None:
+    """Deliver over SMTP with SSL, STARTTLS or plain, logging in when a user is set."""
+    context = ssl.create_default_context(cafile=settings.ca_file)
+    try:
+        if settings.security == "ssl":
+            client: smtplib.SMTP = smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout_s, context=context)
+        else:
+            client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_s)
+        with client:
+            if settings.security == "starttls":
+                client.starttls(context=context)
+            if settings.username:
+                client.login(settings.username, settings.password or "")
+            client.send_message(message)
+    except (OSError, smtplib.SMTPException) as exc:
+        raise MailError(f"cannot send mail through {settings.host}:{settings.port}: {exc}") from exc
+
+
+def deliver(day: date, settings: MailSettings, warehouse: Warehouse, report: Path, *, force: bool = False) -> str | None:
+    """Mail the day's report once; returns the Message-ID, or None when it was already sent.
+
+    Every send is recorded in `report_sends`, so a rerun of the day stays quiet unless forced.
+    """
+    stamp = day.isoformat()
+    if not force and not warehouse.read("report_sends", stamp).empty:
+        return None
+    if not report.is_file():
+        raise MailError(f"no report for {stamp} at {report}: run the pipeline for that day first")
+    daily = warehouse.read("daily_metrics", stamp)
+    message = build_message(day, daily.iloc[0] if len(daily) else pd.Series(dtype=object), report, settings)
+    send(message, settings)
+    warehouse.append("report_sends", pd.DataFrame([{
+        "day": stamp,
+        "message_id": message["Message-ID"],
+        "sent_at": datetime.now(UTC),
+        "recipients": message["To"],
+        "subject": message["Subject"],
+    }]))
+    return str(message["Message-ID"])

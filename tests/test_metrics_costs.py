@@ -1,0 +1,135 @@
+"""Price table, cost estimate, tokens per model and usage per user."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from chatpulse.config import ConfigError, settings_from_mapping
+from chatpulse.metrics import MODEL_COST_COLUMNS, USER_COLUMNS, daily_users, model_costs
+from chatpulse.pricing import PriceError, estimate_cost, load_prices, prices_on, read_prices
+from tests.test_metrics import DAY, requests
+
+RATES = prices_on(load_prices(), DAY)
+
+
+def at(time: str, **fields) -> dict:
+    return {"timestamp": f"2026-11-20T{time}Z", "status_code": 200, **fields}
+
+
+FRAME = requests(
+    # gpt-4o on 2026-11-20: $2.50 input, $1.25 cached, $10 output per million tokens.
+    at("01:00:00", user_id="a", model="gpt-4o", prompt_tokens=1000, cached_tokens=400, completion_tokens=300,
+       reasoning_tokens=100, total_tokens=1300, cost_usd=0.006),
+    # Completion missing: the reasoning tokens are the output.
+    at("02:00:00", user_id="a", model="gpt-4o", prompt_tokens=200, completion_tokens=None, reasoning_tokens=50,
+       total_tokens=250),
+    at("03:00:00", user_id="b", model="mystery-1", prompt_tokens=10, completion_tokens=10, total_tokens=20, cost_usd=1.0),
+    at("04:00:00", user_id="b", model="mystery-1", status_code=429, error_type="rate_limit"),
+    at("05:00:00", user_id=None, model=None, prompt_tokens=7, completion_tokens=1, total_tokens=8),
+    at("06:00:00", user_id="c", model="text-embedding-3-small", prompt_tokens=5000, total_tokens=5000, cost_usd=0.0001),
+)
+
+
+def test_estimate_bills_cached_and_reasoning_tokens_as_documented() -> None:
+    usd = estimate_cost(FRAME, RATES)
+    assert usd[0] == pytest.approx((600 * 2.50 + 400 * 1.25 + 300 * 10.0) / 1e6)
+    assert usd[1] == pytest.approx((200 * 2.50 + 50 * 10.0) / 1e6)
+    assert np.isnan(usd[2]) and np.isnan(usd[3]) and np.isnan(usd[4])  # unpriced, never 0
+    assert usd[5] == pytest.approx(5000 * 0.02 / 1e6)
+
+
+def test_prices_are_versioned_by_day() -> None:
+    table = load_prices()
+    before_caching = prices_on(table, dt.date(2024, 9, 1)).loc["gpt-4o"]
+    assert (before_caching["input"], before_caching["cached_input"], before_caching["output"]) == (5.0, 5.0, 15.0)
+    assert prices_on(table, dt.date(2026, 1, 1)).loc["gpt-4o", "price_from"] == "2024-10-01"
+    assert "o3-mini" not in prices_on(table, dt.date(2025, 1, 30)).index  # before its first price
+
+
+def test_user_prices_extend_and_override_the_built_in_table(tmp_path: Path) -> None:
+    path = tmp_path / "prices.yaml"
+    path.write_text(
+        "models:\n"
+        "  gpt-4o:\n    - {from: 2026-11-01, input: 2.0, cached_input: 1.0, output: 8.0}\n"
+        "  mystery-1:\n    - {from: 2026-01-01, input: 1.0, output: 2.0}\n"
+    )
+    table = load_prices(path)
+    assert [p.start.isoformat() for p in table["gpt-4o"]] == ["2024-05-13", "2024-10-01", "2026-11-01"]
+    rates = prices_on(table, DAY)
+    assert rates.loc["mystery-1", "cached_input"] == 1.0  # defaults to the input rate
+    costs = model_costs(FRAME, DAY, "UTC", rates).set_index("model")
+    assert costs.loc["mystery-1", "cost_estimate_usd"] == pytest.approx((10 * 1.0 + 10 * 2.0) / 1e6)
+    assert costs.loc["gpt-4o", "cost_estimate_usd"] == pytest.approx((600 * 2 + 400 * 1 + 300 * 8 + 200 * 2 + 50 * 8) / 1e6)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("models: {m: [{from: 2026-01-01, input: -1, output: 1}]}", "models.m[0].input: expected a non-negative number"),
+        ("models: {m: [{input: 1, output: 1}]}", "models.m[0].from: required"),
+        ("models: {m: [{from: soon, input: 1, output: 1}]}", "models.m[0].from: expected a date"),
+        ("models: {m: [{from: 2026-01-01, input: 1, output: 1, extra: 2}]}", "models.m[0].extra: unknown key"),
+        ("models: {m: []}", "models.m: expected a non-empty list"),
+        ("prices: {}", "models: expected a mapping"),
+    ],
+)
+def test_price_file_errors_name_the_entry(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    with pytest.raises(PriceError, match=re.escape(message)):
+        read_prices(path)
+    with pytest.raises(ConfigError, match=f"^prices: .*{re.escape(message)}"):
+        settings_from_mapping({"prices": "p.yaml"}, tmp_path, {})
+
+
+def test_config_keys_for_prices_and_slow_requests(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text("models: {m: [{from: 2026-01-01, input: 1, output: 1}]}")
+    settings = settings_from_mapping({"prices": "p.yaml", "slow_request_seconds": 2.5}, tmp_path, {})
+    assert (settings.prices, settings.slow_request_seconds) == (tmp_path / "p.yaml", 2.5)
+    assert settings_from_mapping({}, tmp_path, {}).slow_request_seconds == 10.0
+    with pytest.raises(ConfigError, match="slow_request_seconds: expected a positive number"):
+        settings_from_mapping({"slow_request_seconds": 0}, tmp_path, {})
+    with pytest.raises(ConfigError, match="prices: cannot read"):
+        settings_from_mapping({"prices": "missing.yaml"}, tmp_path, {})
+
+
+def test_model_costs_name_unpriced_models_and_keep_the_logged_cost() -> None:
+    table = model_costs(FRAME, DAY, "UTC", RATES)
+    assert list(table.columns) == list(MODEL_COST_COLUMNS)
+    assert table["model"].tolist() == ["gpt-4o", "mystery-1", "text-embedding-3-small", None]
+    rows = table.set_index(table["model"].fillna("-")).to_dict("index")
+    gpt = rows["gpt-4o"]
+    assert (gpt["requests"], gpt["prompt_tokens"], gpt["cached_tokens"], gpt["completion_tokens"]) == (2, 1200, 400, 300)
+    assert (gpt["reasoning_tokens"], gpt["total_tokens"], gpt["unpriced_requests"]) == (150, 1550, 0)
+    estimate = (600 * 2.50 + 400 * 1.25 + 300 * 10.0 + 200 * 2.50 + 50 * 10.0) / 1e6
+    assert gpt["cost_estimate_usd"] == pytest.approx(estimate)
+    assert (gpt["cost_logged_usd"], gpt["logged_requests"]) == (0.006, 1)
+    assert gpt["cost_difference_usd"] == pytest.approx(0.006 - (600 * 2.50 + 400 * 1.25 + 300 * 10.0) / 1e6)
+    assert (gpt["input_usd_per_mtok"], gpt["output_usd_per_mtok"], gpt["price_from"]) == (2.5, 10.0, "2024-10-01")
+    mystery = rows["mystery-1"]
+    assert (mystery["requests"], mystery["unpriced_requests"], mystery["cost_logged_usd"]) == (2, 2, 1.0)
+    assert np.isnan(mystery["cost_estimate_usd"]) and np.isnan(mystery["cost_difference_usd"])
+    assert pd.isna(mystery["price_from"])
+    assert rows["-"]["unpriced_requests"] == 1 and np.isnan(rows["-"]["cost_logged_usd"])
+    assert rows["text-embedding-3-small"]["cost_difference_usd"] == pytest.approx(0.0001 - 0.0001)
+
+
+def test_daily_users_rank_and_sum_per_user() -> None:
+    table = daily_users(FRAME, DAY, "UTC", RATES)
+    assert list(table.columns) == list(USER_COLUMNS)
+    # a and b both made 2 requests: a has more tokens (1550 against 20); c made one.
+    assert table["user_id"].tolist() == ["a", "b", "c"]
+    assert table["rank"].tolist() == [1, 2, 3]
+    assert table["requests"].tolist() == [2, 2, 1]
+    assert table["errors"].tolist() == [0, 1, 0]
+    assert table["total_tokens"].tolist() == [1550, 20, 5000]
+    assert table["unpriced_requests"].tolist() == [0, 2, 0]
+    assert table["cost_estimate_usd"][0] == pytest.approx((600 * 2.50 + 400 * 1.25 + 300 * 10.0 + 200 * 2.50 + 50 * 10.0) / 1e6)
+    assert np.isnan(table["cost_estimate_usd"][1])  # nothing priced: unknown, not $0
+    assert table["cost_logged_usd"].tolist()[::2] == [0.006, 0.0001]

@@ -1,0 +1,101 @@
+"""oasst2 conversations in: threads become sessions, emojis become ratings (Open-Paws subset of OpenAssistant
+oasst2, Apache-2.0; see ../shared/realdata/README.md). Expected counts are computed here from the file itself."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from chatpulse.convert_oasst import convert
+from chatpulse.warehouse import Warehouse
+from tests.conftest import run_cli
+
+FILE = "oasst2_openpaws_filtered.jsonl"
+DAY = "2023-02-09"
+
+
+def _threads(path: Path) -> list[str]:
+    """Distinct (tree, leaf) pairs: one per root-to-leaf thread."""
+    leaves = set()
+
+    def walk(tree_id: str, node: dict) -> None:
+        if not node.get("replies"):
+            leaves.add((tree_id, node["message_id"]))
+        for reply in node.get("replies") or []:
+            walk(tree_id, reply)
+
+    for line in path.read_text(encoding="utf-8").splitlines():
+        tree = json.loads(line)
+        walk(tree["message_tree_id"], tree["prompt"])
+    return sorted(leaves)
+
+
+def _expected(path: Path) -> dict[str, Counter]:
+    """Per UTC day: thread-messages, threads touching it, and +1/-1 votes on assistant messages (per thread)."""
+    days: dict[str, Counter] = {
+        "messages": Counter(),
+        "sessions": Counter(),
+        "feedback": Counter(),
+        "negative": Counter(),
+    }
+
+    def paths(node: dict, prefix: list[dict]) -> list[list[dict]]:
+        here = [*prefix, node]
+        return [p for reply in node.get("replies") or [] for p in paths(reply, here)] or [here]
+
+    trees = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        tree = json.loads(line)
+        trees.setdefault(tree["message_tree_id"], tree)  # a repeated tree id counts once, first line wins
+    for tree in trees.values():
+        for thread in paths(tree["prompt"], []):
+            for day in {m["created_date"][:10] for m in thread}:
+                days["sessions"][day] += 1
+            for message in thread:
+                day = message["created_date"][:10]
+                days["messages"][day] += 1
+                if message["role"] == "assistant":
+                    emojis = message.get("emojis") or {}
+                    days["feedback"][day] += emojis.get("+1", 0) + emojis.get("-1", 0)
+                    days["negative"][day] += emojis.get("-1", 0)
+    return days
+
+
+def test_convert_counts(realdata: Path, tmp_path: Path) -> None:
+    expected = _expected(realdata / FILE)
+    counts = convert(realdata / FILE, tmp_path)
+    assert (counts["trees"], counts["repeated_trees"]) == (520, 31)
+    assert counts["sessions"] == sum(1 for _ in _threads(realdata / FILE))
+    assert counts["messages"] == sum(expected["messages"].values())
+    assert counts["feedback"] == sum(expected["feedback"].values())
+    lines = (tmp_path / "sessions-oasst2.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len({json.loads(line)["session_id"] for line in lines}) == counts["sessions"]
+
+
+def test_a_day_of_oasst_through_the_pipeline(realdata: Path, tmp_path: Path) -> None:
+    expected = _expected(realdata / FILE)
+    landing = tmp_path / "landing"
+    result = run_cli("--config", "/dev/null", "convert-oasst", str(realdata / FILE), "--out", str(landing))
+    assert result.returncode == 0, result.stderr
+    config = tmp_path / "oasst.yaml"
+    config.write_text(f"data_home: {tmp_path / 'home'}\nlanding_dir: {landing}\nstart_date: 2023-01-01\n")
+    result = run_cli("--config", str(config), "run", "--start", DAY)
+    assert result.returncode == 0, result.stderr
+    warehouse = Warehouse(f"sqlite:///{tmp_path / 'home' / 'warehouse.db'}")
+    messages = warehouse.read("messages", DAY)
+    sessions = warehouse.read("sessions", DAY)
+    feedback = warehouse.read("feedback", DAY)
+    assert (len(messages), len(sessions), len(feedback)) == (
+        expected["messages"][DAY],
+        expected["sessions"][DAY],
+        expected["feedback"][DAY],
+    )
+    daily = warehouse.read("feedback_daily", DAY).iloc[0]
+    assert daily["ratings"] == expected["feedback"][DAY] and daily["thumbs"] == daily["ratings"]
+    votes_up = expected["feedback"][DAY] - expected["negative"][DAY]
+    assert daily["satisfaction"] == votes_up / expected["feedback"][DAY]
+    assert warehouse.read("scenario_daily", DAY)["sessions"].sum() == len(sessions)
+    assert sessions["scenario"].notna().all()
+    # 2023 is long past the 30-day retention: the text is gone, the rows, labels and ratings stay.
+    assert messages["content"].isna().all()
