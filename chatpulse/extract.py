@@ -251,7 +251,7 @@ def _to_json(values: pd.Series) -> pd.Series:
             for value in values.to_numpy(dtype=object, na_value=None)
         ],
         index=values.index,
-        dtype=object,
+        dtype="str",
     )
 
 
@@ -421,7 +421,7 @@ def extract_day(
 
 def empty_frame(kind: Kind) -> pd.DataFrame:
     """A zero-row frame with the canonical columns of a kind, correctly typed."""
-    dtypes = {"string": object, "json": object, "int": "Int64", "float": "float64", "datetime": "datetime64[ns, UTC]"}
+    dtypes = {"string": "str", "json": "str", "int": "Int64", "float": "float64", "datetime": "datetime64[ns, UTC]"}
     columns = {name: pd.Series(dtype=dtypes[value_kind]) for name, value_kind in COLUMNS[kind].items()}
     columns[SOURCE_FILE] = pd.Series(dtype=object)
     columns[SOURCE_LINE] = pd.Series(dtype="int64")
