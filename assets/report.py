@@ -20,6 +20,18 @@ from chatpulse.warehouse import Warehouse
 from pipelines.resources import ChatPulseSettings, WarehouseResource
 from reports.mail import deliver
 from reports.render import render_report, report_file
+from reports.sections import detail_sections
+
+
+# What the report shows comes from these assets' tables, so it runs after all of them.
+SHOWN_ASSETS = (
+    "daily_metrics", "hourly_metrics", "request_metrics", "session_metrics", "user_metrics", "daily_trends",
+    "sessions", "scenario_spotlight", "clean_messages", "clean_feedback",
+)
+SECTION_TABLES = (
+    "daily_trends", "scenario_daily", "scenario_spotlight", "feedback_daily", "feedback_by_model",
+    "feedback_by_latency", "negative_sessions", "error_kinds", "model_costs", "slowest_requests",
+)
 
 
 def _comparisons(store: Warehouse, day: date) -> dict[str, pd.Series]:
@@ -36,10 +48,11 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
     @asset(
         partitions_def=partitions,
         ins={"requests": AssetIn("clean_requests")},
-        deps=[AssetKey(name) for name in ("daily_metrics", "hourly_metrics", "scenario_daily", "clean_messages", "clean_feedback")],
+        deps=[AssetKey(name) for name in SHOWN_ASSETS],
         group_name="report",
         kinds={"html"},
-        description="reports/<day>.html: headline numbers, charts and data quality for the day.",
+        description="reports/<day>.html: headline numbers with deltas, charts, trends, scenarios, feedback, "
+        "errors, costs, slowest requests and data quality for the day.",
     )
     def daily_report(
         context: AssetExecutionContext, requests: pd.DataFrame, chatpulse: ChatPulseSettings, warehouse: WarehouseResource
@@ -52,7 +65,7 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
             hourly=store.read("hourly_metrics", day).sort_values("hour"),
             latencies=requests["latency_ms"].dropna(),
             quality=store.read("data_quality", day),
-            scenarios=store.read("scenario_daily", day),
+            sections=detail_sections({table: store.read(table, day) for table in SECTION_TABLES}),
             out_dir=chatpulse.settings.reports_dir,
             comparisons=_comparisons(store, date.fromisoformat(day)),
         )

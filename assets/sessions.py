@@ -1,7 +1,6 @@
 """Sessions, their usage scenarios and feedback, from the day's clean requests, messages and ratings."""
 
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -99,12 +98,9 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         deps=[sessions],
         group_name="behaviour",
         kinds={"sql"},
-        description=(
-            "The scenarios whose p95 latency, error rate or satisfaction moved most against the previous 7 days. "
-            "scenario_daily and scenario_model_daily are written with the sessions, in one pass over the day."
-        ),
+        description="The scenarios whose p95 latency, error rate or satisfaction moved most against the previous 7 days.",
     )
-    def scenario_daily(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    def scenario_spotlight(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
         day = date.fromisoformat(context.partition_key)
         store = warehouse.warehouse
         today = store.read("scenario_daily", context.partition_key)
@@ -122,7 +118,7 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
 
     @asset(
         partitions_def=partitions,
-        deps=[sessions, scenario_daily],
+        deps=[sessions, scenario_spotlight],
         group_name="behaviour",
         kinds={"sql"},
         description="Clears stored message text and comments older than content_retention_days; labels, metrics stay.",
@@ -134,7 +130,7 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         today = datetime.now(ZoneInfo(settings.timezone)).date()
         cutoff = retention_cutoff(today, settings.content_retention_days)
         cleared = drop_content(warehouse.warehouse.engine, TABLES, cutoff)
-        files = drop_stored_content(Path(settings.data_home) / "storage", cutoff)
+        files = drop_stored_content(settings.storage_dir, cutoff)
         return MaterializeResult(metadata={"cutoff": cutoff.isoformat(), **cleared, "parquet_files": len(files)})
 
-    return [sessions, scenario_daily, content_retention]
+    return [sessions, scenario_spotlight, content_retention]

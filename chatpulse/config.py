@@ -105,6 +105,11 @@ class Settings:
     def dagster_home(self) -> Path:
         return self.data_home / "dagster"
 
+    @property
+    def storage_dir(self) -> Path:
+        """Where assets hand each other their daily DataFrames (Parquet)."""
+        return self.data_home / "storage"
+
 
 DEFAULT_SOURCES: tuple[SourceConfig, ...] = (
     SourceConfig(name="requests", kind=Kind.REQUESTS, pattern="requests*"),

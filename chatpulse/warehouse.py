@@ -349,6 +349,23 @@ def _insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> None:
     conn.exec_driver_sql(sql, list(zip(*values, strict=True)))
 
 
+def _add_missing_columns(engine: sa.Engine) -> None:
+    """Give tables made by an earlier version the columns this one declares (all nullable).
+
+    create_all only makes missing tables; without this an upgraded warehouse would
+    fail on its first write of a new column.
+    """
+    inspector = sa.inspect(engine)
+    quote = engine.dialect.identifier_preparer.quote
+    with engine.begin() as conn:
+        for table in metadata.sorted_tables:
+            existing = {column["name"] for column in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in existing:
+                    kind = column.type.compile(dialect=engine.dialect)
+                    conn.exec_driver_sql(f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}")
+
+
 def _delete_day(table: sa.Table, day: str, kind: str | None) -> sa.Delete:
     condition = table.c.day == day
     if kind is not None:
@@ -375,6 +392,7 @@ class Warehouse:
         if self._sqlite_file:
             Path(self._sqlite_file).parent.mkdir(parents=True, exist_ok=True)
         metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
 
     def replace_day(self, day: str, *writes: Write) -> None:
         """Replace `day` in every written table in one transaction."""

@@ -44,7 +44,7 @@ def build_definitions(settings: Settings, config_file: str | None = None) -> Def
         resources={
             "chatpulse": ChatPulseSettings(config_file=config_file),
             "warehouse": WarehouseResource(database_url=settings.database_url),
-            "io_manager": ParquetIOManager(base_dir=str(settings.data_home / "storage")),
+            "io_manager": ParquetIOManager(base_dir=str(settings.storage_dir)),
         },
     )
 

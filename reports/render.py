@@ -7,15 +7,18 @@ and labels reach the page: session content is never passed in.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from reports import charts
+
+if TYPE_CHECKING:
+    from reports.sections import Section
 
 _TEMPLATES = Path(__file__).parent / "templates"
 # autoescape=True, not select_autoescape(): the ".html.j2" suffix would not match its extension list.
@@ -167,21 +170,6 @@ def _card_values(row: pd.Series) -> list[dict[str, str]]:
     ]
 
 
-def _scenario_rows(scenarios: pd.DataFrame) -> list[dict[str, str]]:
-    """Scenarios by sessions, largest first, with each one's share of the day's sessions."""
-    ordered = scenarios.sort_values(["sessions", "scenario"], ascending=[False, True])
-    total = ordered["sessions"].sum()
-    return [
-        {
-            "scenario": str(row.scenario),
-            "sessions": format_int(row.sessions),
-            "requests": format_int(row.requests),
-            "share": format_pct(row.sessions / total) if total else _DASH,
-        }
-        for row in ordered.itertuples(index=False)
-    ]
-
-
 def _quality_rows(quality: pd.DataFrame) -> list[dict[str, Any]]:
     """One row per record kind with its counts and top rejection reasons."""
     rows: list[dict[str, Any]] = []
@@ -211,13 +199,14 @@ def render_report(
     hourly: pd.DataFrame,
     latencies: pd.Series,
     quality: pd.DataFrame,
-    scenarios: pd.DataFrame,
+    sections: Sequence[Section],
     out_dir: Path,
     comparisons: Mapping[str, pd.Series] | None = None,
 ) -> Path:
     """Write ``out_dir/<day>.html`` and its charts in ``out_dir/<day>/``; return the HTML path.
 
-    Frames must already hold only ``day``'s rows; ``comparisons`` maps a name
+    Frames must already hold only ``day``'s rows; ``sections`` are the table sections
+    (reports.sections.detail_sections); ``comparisons`` maps a name
     ("yesterday") to that day's daily row, for the headline deltas. Charts are linked
     relatively, so the HTML file and its folder can be moved or published together.
     """
@@ -237,7 +226,7 @@ def render_report(
         no_requests=_missing(requests) or float(requests) == 0,
         cards=_cards(row, comparisons or {}),
         charts=[{"title": title, "src": f"{stamp}/{png.name}"} for title, png in drawn],
-        scenarios=_scenario_rows(scenarios),
+        sections=sections,
         quality=_quality_rows(quality),
     )
     html_path = report_file(out_dir, day)

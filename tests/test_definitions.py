@@ -11,7 +11,7 @@ from pipelines.definitions import DAILY_JOB, build_definitions
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = {
     "raw_requests", "raw_messages", "raw_feedback", "clean_requests", "clean_messages", "clean_feedback",
-    "sessions", "scenario_daily", "content_retention", "hourly_metrics", "daily_metrics", "daily_report",
+    "sessions", "scenario_spotlight", "content_retention", "hourly_metrics", "daily_metrics", "daily_report",
     "request_metrics", "session_metrics", "user_metrics", "daily_trends", "report_email",
 }
 

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from reports.render import render_report
+from reports.sections import Section, detail_sections
 
 DAY = date(2026, 11, 20)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -64,11 +65,13 @@ def _quality(reasons: dict[str, int]) -> pd.DataFrame:
     })
 
 
-def _scenarios(labels: list[str]) -> pd.DataFrame:
-    return pd.DataFrame({
-        "day": DAY.isoformat(), "scenario": labels,
-        "sessions": [150, 60][: len(labels)], "requests": [900, 334][: len(labels)],
-    })
+def _scenarios(labels: list[str]) -> list[Section]:
+    """The report's table sections for a day whose only table is its scenario summary."""
+    sessions = [150, 60][: len(labels)]
+    return detail_sections({"scenario_daily": pd.DataFrame({
+        "day": DAY.isoformat(), "scenario": labels, "sessions": sessions, "requests": [900, 334][: len(labels)],
+        "share": [n / sum(sessions) for n in sessions],
+    })})
 
 
 @pytest.fixture
@@ -113,6 +116,7 @@ def test_scenario_table_shows_share_of_sessions(busy_day: tuple[Path, str]) -> N
     _, html = busy_day
     assert "coding" in html and "71.4%" in html and "28.6%" in html
     assert html.index("coding") < html.index("writing")
+    assert "No feedback recorded on this day." in html  # sections without data say so
 
 
 def test_quality_counts_and_top_reasons(busy_day: tuple[Path, str]) -> None:
@@ -168,3 +172,20 @@ def test_headline_numbers_carry_their_deltas(tmp_path: Path) -> None:
     assert "+23% vs yesterday" in html and "-50% vs last Friday" in html
     assert "+0.5 pp vs yesterday" in html and "-0.5 pp vs last Friday" in html
     assert "+147% vs yesterday" in html  # cost $12.35 against $5.00
+
+
+def test_sections_format_each_metric_in_its_unit(tmp_path: Path) -> None:
+    trends = pd.DataFrame([
+        {"metric": "latency_p95_ms", "value": 1834.0, "previous_day": 1500.0, "week_ago": None, "mean_7d": 1600.0, "mean_28d": 1700.0},
+        {"metric": "error_rate", "value": 0.025, "previous_day": 0.02, "week_ago": 0.03, "mean_7d": 0.02, "mean_28d": 0.02},
+    ])
+    spotlight = pd.DataFrame([{"metric": "satisfaction", "rank": 1, "scenario": "coding", "value": 0.5, "baseline": 0.8}])
+    sections = {s.title: s for s in detail_sections({"daily_trends": trends, "scenario_spotlight": spotlight})}
+    assert sections["Trends"].rows == [
+        {"metric": "latency p95 ms", "value": "1.8 s", "day_over_day": "+22%", "week_over_week": "—",
+         "mean_7d": "1.6 s", "mean_28d": "1.7 s"},
+        {"metric": "error rate", "value": "2.5%", "day_over_day": "+0.5 pp", "week_over_week": "-0.5 pp",
+         "mean_7d": "2.0%", "mean_28d": "2.0%"},
+    ]
+    assert sections["Scenario spotlight"].rows == [{"metric": "satisfaction", "scenario": "coding", "value": "50.0%", "baseline": "80.0%"}]
+    assert sections["Feedback by model"].rows == [] and sections["Feedback by model"].empty == "No feedback recorded on this day."

@@ -74,3 +74,12 @@ def test_file_stamps_round_trip(warehouse: Warehouse) -> None:
     warehouse.save_stamps(Kind.REQUESTS, {"a.jsonl": FileStamp(11, 21, frozenset({"2026-11-21"}))})
     assert warehouse.file_stamps(Kind.REQUESTS) == {"a.jsonl": FileStamp(11, 21, frozenset({"2026-11-21"}))}
     assert warehouse.file_stamps(Kind.MESSAGES) == {}
+
+
+def test_an_older_warehouse_gains_new_columns(warehouse: Warehouse) -> None:
+    with warehouse.engine.begin() as conn:
+        conn.exec_driver_sql('ALTER TABLE scenario_daily DROP COLUMN requests')
+    upgraded = Warehouse(warehouse.engine.url.render_as_string(hide_password=False))
+    upgraded.replace_day("2026-11-20", Write("scenario_daily", pd.DataFrame({"scenario": ["coding"], "requests": [3]})))
+    assert upgraded.read("scenario_daily")[["scenario", "requests"]].values.tolist() == [["coding", 3]]
+    upgraded.engine.dispose()
