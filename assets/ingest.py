@@ -38,16 +38,27 @@ def _raw_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefinition
         kinds={"pandas"},
         description=f"Every {kind.value} row whose own timestamp falls on the day, from whichever landing file.",
     )
-    def _raw(context: AssetExecutionContext, chatpulse: ChatPulseSettings, warehouse: WarehouseResource) -> Output[pd.DataFrame]:
+    def _raw(
+        context: AssetExecutionContext, chatpulse: ChatPulseSettings, warehouse: WarehouseResource
+    ) -> Output[pd.DataFrame]:
         settings = chatpulse.settings
         store = warehouse.warehouse
         day = date.fromisoformat(context.partition_key)
-        extract = extract_day(settings.landing_dir, settings.sources, kind, day, settings.timezone, store.file_stamps(kind))
+        extract = extract_day(
+            settings.landing_dir, settings.sources, kind, day, settings.timezone, store.file_stamps(kind)
+        )
         store.save_stamps(kind, extract.stamps)
         # Personal data is masked before anything (hand-off, quarantine, tables) stores the text.
         mask_frame(extract.frame, content_columns(kind.value))
         files = sorted(extract.frame["source_file"].unique())
-        return Output(extract.frame, metadata={"rows": len(extract.frame), "files": MetadataValue.json(files), "files_read": len(extract.stamps)})
+        return Output(
+            extract.frame,
+            metadata={
+                "rows": len(extract.frame),
+                "files": MetadataValue.json(files),
+                "files_read": len(extract.stamps),
+            },
+        )
 
     return _raw
 
@@ -64,8 +75,12 @@ def _clean_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefiniti
         description=f"Validated, repaired and deduplicated {kind.value}; rejects go to the quarantine table.",
         check_specs=[
             AssetCheckSpec(ACCOUNTED, asset=name, description="rows in = clean + quarantined + duplicates"),
-            AssetCheckSpec(QUARANTINE_RATE, asset=name, description="share of rows quarantined stays under the configured limit"),
-            AssetCheckSpec(EXPECTATIONS, asset=name, description=f"the Great Expectations suite expectations/{kind.value}.json"),
+            AssetCheckSpec(
+                QUARANTINE_RATE, asset=name, description="share of rows quarantined stays under the configured limit"
+            ),
+            AssetCheckSpec(
+                EXPECTATIONS, asset=name, description=f"the Great Expectations suite expectations/{kind.value}.json"
+            ),
         ],
     )
     def _clean(
@@ -86,7 +101,10 @@ def _clean_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefiniti
             context.log.warning(f"quarantined {quality['quarantined']} {kind.value} rows: {quality['reasons']}")
         for row in quarantine.head(50).itertuples():
             context.log.info(f"quarantined {row.source_file}:{row.source_line}: {row.reasons}")
-        yield Output(result.clean, metadata={key: quality[key] for key in ("rows_in", "clean", "quarantined", "duplicates", "repaired")})
+        yield Output(
+            result.clean,
+            metadata={key: quality[key] for key in ("rows_in", "clean", "quarantined", "duplicates", "repaired")},
+        )
         accounted = quality["clean"] + quality["quarantined"] + quality["duplicates"]
         yield AssetCheckResult(
             check_name=ACCOUNTED,
@@ -98,9 +116,15 @@ def _clean_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefiniti
             check_name=QUARANTINE_RATE,
             passed=rate <= settings.quarantine_warn_rate,
             severity=AssetCheckSeverity.WARN,
-            metadata={"rate": rate, "limit": settings.quarantine_warn_rate, "reasons": MetadataValue.json(json.loads(quality["reasons"]))},
+            metadata={
+                "rate": rate,
+                "limit": settings.quarantine_warn_rate,
+                "reasons": MetadataValue.json(json.loads(quality["reasons"])),
+            },
         )
-        failed = {f"{o.column}: {o.expectation}": o.unexpected_count for o in result.validation.outcomes if not o.success}
+        failed = {
+            f"{o.column}: {o.expectation}": o.unexpected_count for o in result.validation.outcomes if not o.success
+        }
         yield AssetCheckResult(
             check_name=EXPECTATIONS,
             passed=not failed,

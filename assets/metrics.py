@@ -31,12 +31,17 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         description="Per local hour: requests, peak requests per minute, latency percentiles, errors, tokens.",
     )
     def hourly_metrics(
-        context: AssetExecutionContext, requests: pd.DataFrame, chatpulse: ChatPulseSettings, warehouse: WarehouseResource
+        context: AssetExecutionContext,
+        requests: pd.DataFrame,
+        chatpulse: ChatPulseSettings,
+        warehouse: WarehouseResource,
     ) -> MaterializeResult:
         table = metrics.hourly_metrics(requests, date.fromisoformat(context.partition_key), chatpulse.settings.timezone)
         warehouse.warehouse.replace_day(context.partition_key, Write("hourly_metrics", table))
         busiest = table.loc[table["requests"].idxmax()]
-        return MaterializeResult(metadata={"busiest_hour": int(busiest["hour"]), "busiest_hour_requests": int(busiest["requests"])})
+        return MaterializeResult(
+            metadata={"busiest_hour": int(busiest["hour"]), "busiest_hour_requests": int(busiest["requests"])}
+        )
 
     @asset(
         partitions_def=partitions,
@@ -52,26 +57,33 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         chatpulse: ChatPulseSettings,
         warehouse: WarehouseResource,
     ) -> MaterializeResult:
-        table = metrics.daily_metrics(requests, sessions, date.fromisoformat(context.partition_key), chatpulse.settings.timezone)
+        table = metrics.daily_metrics(
+            requests, sessions, date.fromisoformat(context.partition_key), chatpulse.settings.timezone
+        )
         warehouse.warehouse.replace_day(context.partition_key, Write("daily_metrics", table))
         row = table.iloc[0]
-        return MaterializeResult(metadata={
-            "requests": int(row["requests"]),
-            "error_rate": float(row["error_rate"]) if pd.notna(row["error_rate"]) else 0.0,
-            "latency_p95_ms": float(row["latency_p95_ms"]) if pd.notna(row["latency_p95_ms"]) else 0.0,
-        })
+        return MaterializeResult(
+            metadata={
+                "requests": int(row["requests"]),
+                "error_rate": float(row["error_rate"]) if pd.notna(row["error_rate"]) else 0.0,
+                "latency_p95_ms": float(row["latency_p95_ms"]) if pd.notna(row["latency_p95_ms"]) else 0.0,
+            }
+        )
 
     @asset(
         partitions_def=partitions,
         ins={"requests": AssetIn("clean_requests")},
         group_name="metrics",
         kinds={"pandas", "sql"},
-        description="Requests per minute; traffic, concurrency, latency and errors overall, per model and per endpoint; "
+        description="Requests per minute; traffic, concurrency, latency and errors overall, per model and endpoint; "
         "errors by kind; the failed and the slowest requests (ids only, never content); tokens and estimated cost "
         "per model from the versioned price table (unpriced models named); usage per user.",
     )
     def request_metrics(
-        context: AssetExecutionContext, requests: pd.DataFrame, chatpulse: ChatPulseSettings, warehouse: WarehouseResource
+        context: AssetExecutionContext,
+        requests: pd.DataFrame,
+        chatpulse: ChatPulseSettings,
+        warehouse: WarehouseResource,
     ) -> MaterializeResult:
         settings = chatpulse.settings
         day, tz = date.fromisoformat(context.partition_key), settings.timezone
@@ -92,15 +104,17 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         )
         overall = table.iloc[0]
         unpriced = costs[costs["unpriced_requests"] > 0]
-        return MaterializeResult(metadata={
-            "peak_rps": int(overall["peak_rps"]),
-            "concurrency_peak": int(overall["concurrency_peak"]) if pd.notna(overall["concurrency_peak"]) else 0,
-            "failed_requests": len(failed),
-            **{f"errors_{row.error_kind}": int(row.errors) for row in kinds.itertuples()},
-            "cost_estimate_usd": float(costs["cost_estimate_usd"].sum()),
-            "unpriced_requests": int(unpriced["unpriced_requests"].sum()),
-            "unpriced_models": ", ".join(str(m) for m in unpriced["model"]) or "none",
-        })
+        return MaterializeResult(
+            metadata={
+                "peak_rps": int(overall["peak_rps"]),
+                "concurrency_peak": int(overall["concurrency_peak"]) if pd.notna(overall["concurrency_peak"]) else 0,
+                "failed_requests": len(failed),
+                **{f"errors_{row.error_kind}": int(row.errors) for row in kinds.itertuples()},
+                "cost_estimate_usd": float(costs["cost_estimate_usd"].sum()),
+                "unpriced_requests": int(unpriced["unpriced_requests"].sum()),
+                "unpriced_models": ", ".join(str(m) for m in unpriced["model"]) or "none",
+            }
+        )
 
     @asset(
         partitions_def=partitions,
@@ -119,11 +133,18 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
     ) -> MaterializeResult:
         settings = chatpulse.settings
         table = metrics.session_metrics(
-            sessions, requests, messages, date.fromisoformat(context.partition_key), settings.timezone, settings.session_gap_minutes
+            sessions,
+            requests,
+            messages,
+            date.fromisoformat(context.partition_key),
+            settings.timezone,
+            settings.session_gap_minutes,
         )
         warehouse.warehouse.replace_day(context.partition_key, Write("session_metrics", table))
         row = table.iloc[0]
-        return MaterializeResult(metadata={"sessions": int(row["sessions"]), "unanswered_sessions": int(row["unanswered_sessions"])})
+        return MaterializeResult(
+            metadata={"sessions": int(row["sessions"]), "unanswered_sessions": int(row["unanswered_sessions"])}
+        )
 
     @asset(
         partitions_def=partitions,
@@ -146,10 +167,15 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         for day, row in table.groupby("day"):
             store.replace_day(day, Write("user_metrics", row))
         today = table.iloc[0]
-        return MaterializeResult(metadata={
-            "active_users": int(today["active_users"]), "wau": int(today["wau"]), "mau": int(today["mau"]),
-            "new_users": int(today["new_users"]), "days_recomputed": len(days),
-        })
+        return MaterializeResult(
+            metadata={
+                "active_users": int(today["active_users"]),
+                "wau": int(today["wau"]),
+                "mau": int(today["mau"]),
+                "new_users": int(today["new_users"]),
+                "days_recomputed": len(days),
+            }
+        )
 
     @asset(
         partitions_def=partitions,

@@ -22,21 +22,38 @@ from reports.mail import deliver
 from reports.render import render_report, report_file
 from reports.sections import detail_sections
 
-
 # What the report shows comes from these assets' tables, so it runs after all of them.
 SHOWN_ASSETS = (
-    "daily_metrics", "hourly_metrics", "request_metrics", "session_metrics", "user_metrics", "daily_trends",
-    "sessions", "scenario_spotlight", "clean_messages", "clean_feedback",
+    "daily_metrics",
+    "hourly_metrics",
+    "request_metrics",
+    "session_metrics",
+    "user_metrics",
+    "daily_trends",
+    "sessions",
+    "scenario_spotlight",
+    "clean_messages",
+    "clean_feedback",
 )
 SECTION_TABLES = (
-    "daily_trends", "scenario_daily", "scenario_spotlight", "feedback_daily", "feedback_by_model",
-    "feedback_by_latency", "negative_sessions", "error_kinds", "model_costs", "slowest_requests",
+    "daily_trends",
+    "scenario_daily",
+    "scenario_spotlight",
+    "feedback_daily",
+    "feedback_by_model",
+    "feedback_by_latency",
+    "negative_sessions",
+    "error_kinds",
+    "model_costs",
+    "slowest_requests",
 )
 
 
 def _comparisons(store: Warehouse, day: date) -> dict[str, pd.Series]:
     """The daily rows a day's headline numbers are compared with, where they exist."""
-    earlier = store.read_days("daily_metrics", (day - timedelta(days=7)).isoformat(), (day - timedelta(days=1)).isoformat())
+    earlier = store.read_days(
+        "daily_metrics", (day - timedelta(days=7)).isoformat(), (day - timedelta(days=1)).isoformat()
+    )
     rows = earlier.set_index("day")
     wanted = {"yesterday": day - timedelta(days=1), f"last {day:%A}": day - timedelta(days=7)}
     return {name: rows.loc[other.isoformat()] for name, other in wanted.items() if other.isoformat() in rows.index}
@@ -55,7 +72,10 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         "errors, costs, slowest requests and data quality for the day.",
     )
     def daily_report(
-        context: AssetExecutionContext, requests: pd.DataFrame, chatpulse: ChatPulseSettings, warehouse: WarehouseResource
+        context: AssetExecutionContext,
+        requests: pd.DataFrame,
+        chatpulse: ChatPulseSettings,
+        warehouse: WarehouseResource,
     ) -> MaterializeResult:
         day = context.partition_key
         store = warehouse.warehouse
@@ -79,7 +99,9 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         retry_policy=RetryPolicy(max_retries=3, delay=30, backoff=Backoff.EXPONENTIAL),
         description="Mails the day's report once (charts inline); a rerun sends nothing new.",
     )
-    def report_email(context: AssetExecutionContext, chatpulse: ChatPulseSettings, warehouse: WarehouseResource) -> MaterializeResult:
+    def report_email(
+        context: AssetExecutionContext, chatpulse: ChatPulseSettings, warehouse: WarehouseResource
+    ) -> MaterializeResult:
         settings = chatpulse.settings
         if settings.mail is None:
             return MaterializeResult(metadata={"sent": False, "why": "no mail section in the configuration"})

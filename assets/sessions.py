@@ -98,7 +98,7 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         deps=[sessions],
         group_name="behaviour",
         kinds={"sql"},
-        description="The scenarios whose p95 latency, error rate or satisfaction moved most against the previous 7 days.",
+        description="The scenarios whose p95 latency, error rate or satisfaction moved most against the last 7 days.",
     )
     def scenario_spotlight(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
         day = date.fromisoformat(context.partition_key)

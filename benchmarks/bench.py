@@ -69,11 +69,13 @@ def baseline(path: Path) -> pd.DataFrame:
         text = "".join(line for line in lines if line.rstrip().endswith("}"))
     requests = pd.read_json(io.StringIO(text), lines=True)
     hours = pd.to_datetime(requests["timestamp"], utc=True, errors="coerce", format="ISO8601").dt.floor("h")
-    summary = pd.DataFrame({
-        "hour": hours,
-        "latency_ms": pd.to_numeric(requests["latency_ms"], errors="coerce"),
-        "failed": requests["status_code"] >= 400,
-    })
+    summary = pd.DataFrame(
+        {
+            "hour": hours,
+            "latency_ms": pd.to_numeric(requests["latency_ms"], errors="coerce"),
+            "failed": requests["status_code"] >= 400,
+        }
+    )
     return summary.groupby("hour").agg(
         requests=("failed", "size"), mean_latency_ms=("latency_ms", "mean"), error_share=("failed", "mean")
     )
@@ -92,8 +94,10 @@ def main() -> None:
         started = time.perf_counter()
         counts = write_sample(home / "landing", [day], requests_per_day=args.rows)
         requests_file = home / "landing" / f"requests-{day.isoformat()}.jsonl.gz"
-        log(f"generated in {time.perf_counter() - started:.1f} s: {counts['request_lines']:,} request lines, "
-            f"{counts['message_lines']:,} message lines, {requests_file.stat().st_size / 2**20:.1f} MiB of requests")
+        log(
+            f"generated in {time.perf_counter() - started:.1f} s: {counts['request_lines']:,} request lines, "
+            f"{counts['message_lines']:,} message lines, {requests_file.stat().st_size / 2**20:.1f} MiB of requests"
+        )
 
         log("running the pipeline")
         pipeline_wall, peak_mb = run_pipeline(day, config)
@@ -105,13 +109,17 @@ def main() -> None:
         baseline_wall = time.perf_counter() - started
         log(f"baseline: {baseline_wall:.1f} s for {int(hourly['requests'].sum()):,} rows in {len(hourly)} hours")
 
-    print(json.dumps({
-        "rows": args.rows,
-        "pipeline_wall_s": round(pipeline_wall, 2),
-        "pipeline_peak_rss_mb": round(peak_mb, 1),
-        "baseline_wall_s": round(baseline_wall, 2),
-        "ratio": round(pipeline_wall / baseline_wall, 2),
-    }))
+    print(
+        json.dumps(
+            {
+                "rows": args.rows,
+                "pipeline_wall_s": round(pipeline_wall, 2),
+                "pipeline_peak_rss_mb": round(peak_mb, 1),
+                "baseline_wall_s": round(baseline_wall, 2),
+                "ratio": round(pipeline_wall / baseline_wall, 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

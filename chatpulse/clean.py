@@ -19,6 +19,7 @@ from chatpulse.extract import ERRORS, RAW
 from chatpulse.schema import COLUMNS, ID_COLUMN, SOURCE_FILE, SOURCE_LINE, Kind
 from chatpulse.validate import Validation, validate
 
+
 @dataclass(frozen=True)
 class Cleaned:
     """The outcome of cleaning one kind for one day."""
@@ -49,8 +50,14 @@ def _repair_tokens(frame: pd.DataFrame) -> dict[str, pd.Series]:
     """Recover token counts from the other two of prompt, completion and total."""
     prompt, completion, total = frame["prompt_tokens"], frame["completion_tokens"], frame["total_tokens"]
     fixes = {
-        "total_tokens": (prompt.notna() & completion.notna() & (total.isna() | (total != prompt + completion)), prompt + completion),
-        "prompt_tokens": (prompt.isna() & completion.notna() & total.notna() & (total >= completion), total - completion),
+        "total_tokens": (
+            prompt.notna() & completion.notna() & (total.isna() | (total != prompt + completion)),
+            prompt + completion,
+        ),
+        "prompt_tokens": (
+            prompt.isna() & completion.notna() & total.notna() & (total >= completion),
+            total - completion,
+        ),
         "completion_tokens": (completion.isna() & prompt.notna() & total.notna() & (total >= prompt), total - prompt),
     }
     repaired = {}
@@ -127,15 +134,17 @@ def clean_partition(extracted: pd.DataFrame, kind: Kind, day: str) -> Cleaned:
     bad = np.zeros(len(frame), dtype=bool)
     bad[positions] = True
     rejected = frame.iloc[positions]
-    quarantine = pd.DataFrame({
-        "day": day,
-        "kind": kind.value,
-        SOURCE_FILE: rejected[SOURCE_FILE].to_numpy(),
-        SOURCE_LINE: rejected[SOURCE_LINE].to_numpy(),
-        "record_id": rejected[ID_COLUMN[kind]].to_numpy(),
-        "reasons": [json.dumps(reasons[p]) for p in positions],
-        "raw": _raw_records(rejected, kind),
-    })
+    quarantine = pd.DataFrame(
+        {
+            "day": day,
+            "kind": kind.value,
+            SOURCE_FILE: rejected[SOURCE_FILE].to_numpy(),
+            SOURCE_LINE: rejected[SOURCE_LINE].to_numpy(),
+            "record_id": rejected[ID_COLUMN[kind]].to_numpy(),
+            "reasons": [json.dumps(reasons[p]) for p in positions],
+            "raw": _raw_records(rejected, kind),
+        }
+    )
     duplicate = _duplicates(frame, ID_COLUMN[kind], candidates=~bad)
     kept = ~bad & ~duplicate
     clean = frame.loc[kept, [c for c in frame.columns if c not in (ERRORS, RAW)]].reset_index(drop=True)

@@ -236,7 +236,11 @@ def parse_mail(raw: Any, base: Path, env: Mapping[str, str]) -> MailSettings:
         if required not in raw:
             raise ConfigError(f"{key}.{required}: required")
     recipients = raw["recipients"]
-    if not isinstance(recipients, list) or not recipients or not all(isinstance(r, str) and "@" in r for r in recipients):
+    if (
+        not isinstance(recipients, list)
+        or not recipients
+        or not all(isinstance(r, str) and "@" in r for r in recipients)
+    ):
         raise ConfigError(f"{key}.recipients: expected a non-empty list of e-mail addresses, got {recipients!r}")
     password_env = _expect(raw.get("password_env", PASSWORD_ENV), str, f"{key}.password_env", "a variable name")
     ca_file = raw.get("ca_file")
@@ -261,9 +265,21 @@ def _resolve(base: Path, value: Any, key: str) -> Path:
 def settings_from_mapping(raw: Mapping[str, Any], base: Path, env: Mapping[str, str]) -> Settings:
     """Resolve a parsed config mapping; relative paths are taken from `base`."""
     known = {
-        "data_home", "database_url", "landing_dir", "reports_dir", "timezone", "start_date",
-        "session_gap_minutes", "quarantine_warn_rate", "schedule_time", "scenario_rules", "sources", "mail",
-        "prices", "slow_request_seconds", "content_retention_days",
+        "data_home",
+        "database_url",
+        "landing_dir",
+        "reports_dir",
+        "timezone",
+        "start_date",
+        "session_gap_minutes",
+        "quarantine_warn_rate",
+        "schedule_time",
+        "scenario_rules",
+        "sources",
+        "mail",
+        "prices",
+        "slow_request_seconds",
+        "content_retention_days",
     }
     unknown = sorted(set(raw) - known)
     if unknown:

@@ -246,7 +246,8 @@ def _to_json(values: pd.Series) -> pd.Series:
     dumps = orjson.dumps
     return pd.Series(
         [
-            value if value is None or isinstance(value, str)
+            value
+            if value is None or isinstance(value, str)
             else dumps({k: v for k, v in value.items() if v is not None} if isinstance(value, dict) else value).decode()
             for value in values.to_numpy(dtype=object, na_value=None)
         ],
@@ -283,7 +284,9 @@ def parse_timestamps(values: pd.Series, source: SourceConfig) -> pd.Series:
         naive = text.notna() & ~text.astype(str).str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True)
         if naive.any():
             local = pd.to_datetime(text[naive], errors="coerce", format="ISO8601")
-            parsed[naive] = local.dt.tz_localize(source.naive_timezone, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
+            parsed[naive] = local.dt.tz_localize(
+                source.naive_timezone, ambiguous="NaT", nonexistent="NaT"
+            ).dt.tz_convert("UTC")
     return parsed.astype("datetime64[ns, UTC]")
 
 

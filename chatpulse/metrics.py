@@ -241,13 +241,31 @@ DIMENSIONS = (("all", None), ("model", "model"), ("endpoint", "endpoint"))
 ERROR_KINDS = ("rate_limit", "timeout", "server", "client", "content_filter", "other")
 ERROR_KIND_COLUMNS = ("day", "error_kind", "errors", "share_of_errors", "share_of_requests")
 FAILED_COLUMNS = (
-    "day", "request_id", "timestamp", "user_id", "session_id", "model", "endpoint",
-    "status_code", "error_type", "error_kind", "latency_ms",
+    "day",
+    "request_id",
+    "timestamp",
+    "user_id",
+    "session_id",
+    "model",
+    "endpoint",
+    "status_code",
+    "error_type",
+    "error_kind",
+    "latency_ms",
 )
 SLOWEST_COUNT = 20
 SLOWEST_COLUMNS = (
-    "day", "rank", "request_id", "timestamp", "user_id", "session_id", "model", "endpoint",
-    "status_code", "latency_ms", "ttft_ms",
+    "day",
+    "rank",
+    "request_id",
+    "timestamp",
+    "user_id",
+    "session_id",
+    "model",
+    "endpoint",
+    "status_code",
+    "latency_ms",
+    "ttft_ms",
 )
 
 _SECOND_NS = 1_000_000_000
@@ -399,29 +417,45 @@ def request_metrics(requests: pd.DataFrame, day: dt.date, tz: str, slow_ms: floa
         timed = np.bincount(codes, weights=~np.isnan(latency), minlength=n)
         slow = np.bincount(codes, weights=latency > slow_ms, minlength=n).astype("int64")
         pairs = np.unique(codes[user_codes >= 0].astype("int64") * max(len(users), 1) + user_codes[user_codes >= 0])
-        frames.append(pd.DataFrame({
-            "dimension": dimension,
-            "value": pd.Series(labels, dtype=object),
-            "requests": count,
-            "errors": errors,
-            "error_rate": np.divide(errors, count, out=np.full(n, np.nan), where=count > 0),
-            "peak_rpm": rpm,
-            "peak_minute": [_local_iso(grid.start, m * _MINUTE_NS) if m >= 0 else None for m in minute],
-            "peak_rps": rps,
-            "peak_second": [_local_iso(grid.start, s * _SECOND_NS) if s >= 0 else None for s in second],
-            "concurrency_peak": pd.array(c_peak, dtype="Int64"),
-            "concurrency_peak_at": [_local_iso(grid.start, t) if t >= 0 else None for t in c_at],
-            "concurrency_p95": c_p95,
-            **dict(zip(
-                ["latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms", "latency_max_ms"],
-                latency_stats.T, strict=True,
-            )),
-            **dict(zip(["ttft_p50_ms", "ttft_p90_ms", "ttft_p95_ms", "ttft_p99_ms"], ttft_stats.T, strict=True)),
-            **dict(zip(["output_tps_mean", "output_tps_p10", "output_tps_p50"], speed_stats.T, strict=True)),
-            "slow_requests": slow,
-            "slow_share": np.divide(slow, timed, out=np.full(n, np.nan), where=timed > 0),
-            "users": np.bincount(pairs // max(len(users), 1), minlength=n),
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "dimension": dimension,
+                    "value": pd.Series(labels, dtype=object),
+                    "requests": count,
+                    "errors": errors,
+                    "error_rate": np.divide(errors, count, out=np.full(n, np.nan), where=count > 0),
+                    "peak_rpm": rpm,
+                    "peak_minute": [_local_iso(grid.start, m * _MINUTE_NS) if m >= 0 else None for m in minute],
+                    "peak_rps": rps,
+                    "peak_second": [_local_iso(grid.start, s * _SECOND_NS) if s >= 0 else None for s in second],
+                    "concurrency_peak": pd.array(c_peak, dtype="Int64"),
+                    "concurrency_peak_at": [_local_iso(grid.start, t) if t >= 0 else None for t in c_at],
+                    "concurrency_p95": c_p95,
+                    **dict(
+                        zip(
+                            [
+                                "latency_mean_ms",
+                                "latency_p50_ms",
+                                "latency_p90_ms",
+                                "latency_p95_ms",
+                                "latency_p99_ms",
+                                "latency_max_ms",
+                            ],
+                            latency_stats.T,
+                            strict=True,
+                        )
+                    ),
+                    **dict(
+                        zip(["ttft_p50_ms", "ttft_p90_ms", "ttft_p95_ms", "ttft_p99_ms"], ttft_stats.T, strict=True)
+                    ),
+                    **dict(zip(["output_tps_mean", "output_tps_p10", "output_tps_p50"], speed_stats.T, strict=True)),
+                    "slow_requests": slow,
+                    "slow_share": np.divide(slow, timed, out=np.full(n, np.nan), where=timed > 0),
+                    "users": np.bincount(pairs // max(len(users), 1), minlength=n),
+                }
+            )
+        )
     out = pd.concat(frames, ignore_index=True).assign(day=day.isoformat())
     return out[list(REQUEST_METRIC_COLUMNS)]
 
@@ -433,13 +467,17 @@ def minute_metrics(requests: pd.DataFrame, day: dt.date, tz: str) -> pd.DataFram
     rows = grid.select(requests, "timestamp")
     minutes = grid.minute_of(rows["timestamp"])
     slots = len(grid.hour_of_minute)
-    return pd.DataFrame({
-        "day": day.isoformat(),
-        "start": pd.date_range(grid.start, grid.end, freq="min", inclusive="left").tz_convert("UTC"),
-        "hour": grid.hour_of_minute.astype("int64"),
-        "requests": grid.minute_counts(minutes),
-        "errors": np.bincount(minutes, weights=is_error(rows).to_numpy(dtype="float64"), minlength=slots).astype("int64"),
-    })[list(MINUTE_COLUMNS)]
+    return pd.DataFrame(
+        {
+            "day": day.isoformat(),
+            "start": pd.date_range(grid.start, grid.end, freq="min", inclusive="left").tz_convert("UTC"),
+            "hour": grid.hour_of_minute.astype("int64"),
+            "requests": grid.minute_counts(minutes),
+            "errors": np.bincount(minutes, weights=is_error(rows).to_numpy(dtype="float64"), minlength=slots).astype(
+                "int64"
+            ),
+        }
+    )[list(MINUTE_COLUMNS)]
 
 
 def error_kind(requests: pd.DataFrame) -> pd.Series:
@@ -451,8 +489,10 @@ def error_kind(requests: pd.DataFrame) -> pd.Series:
     failed = is_error(requests).to_numpy(dtype=bool)
     status = requests["status_code"].to_numpy(dtype="float64", na_value=0.0)[failed]
     text = requests["error_type"][failed].fillna("").astype("str").str.lower()
-    has = {word: text.str.contains(pattern, regex=True).to_numpy(dtype=bool)
-           for word, pattern in (("content", "content"), ("rate", "rate"), ("timeout", r"timeout|timed out"))}
+    has = {
+        word: text.str.contains(pattern, regex=True).to_numpy(dtype=bool)
+        for word, pattern in (("content", "content"), ("rate", "rate"), ("timeout", r"timeout|timed out"))
+    }
     kinds = np.select(
         [
             has["content"],
@@ -474,13 +514,15 @@ def error_kinds(requests: pd.DataFrame, day: dt.date, tz: str) -> pd.DataFrame:
     rows = _Day.of(day, tz).select(requests, "timestamp")
     counts = error_kind(rows).value_counts().reindex(list(ERROR_KINDS), fill_value=0).to_numpy(dtype="int64")
     total, count = int(counts.sum()), len(rows)
-    return pd.DataFrame({
-        "day": day.isoformat(),
-        "error_kind": list(ERROR_KINDS),
-        "errors": counts,
-        "share_of_errors": counts / total if total else np.nan,
-        "share_of_requests": counts / count if count else np.nan,
-    })[list(ERROR_KIND_COLUMNS)]
+    return pd.DataFrame(
+        {
+            "day": day.isoformat(),
+            "error_kind": list(ERROR_KINDS),
+            "errors": counts,
+            "share_of_errors": counts / total if total else np.nan,
+            "share_of_requests": counts / count if count else np.nan,
+        }
+    )[list(ERROR_KIND_COLUMNS)]
 
 
 def failed_requests(requests: pd.DataFrame, day: dt.date, tz: str) -> pd.DataFrame:
@@ -523,8 +565,15 @@ MODEL_COST_COLUMNS = (
 )
 USAGE_TOKENS = ("prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens", "total_tokens")
 USER_COLUMNS = (
-    "day", "user_id", "rank", "requests", "errors", "total_tokens",
-    "cost_logged_usd", "cost_estimate_usd", "unpriced_requests",
+    "day",
+    "user_id",
+    "rank",
+    "requests",
+    "errors",
+    "total_tokens",
+    "cost_logged_usd",
+    "cost_estimate_usd",
+    "unpriced_requests",
 )
 
 
@@ -564,21 +613,26 @@ def model_costs(requests: pd.DataFrame, day: dt.date, tz: str, rates: pd.DataFra
     logged_sum, logged_count = _sum_where(codes, n, logged)
     estimate_sum, _ = _sum_where(codes, n, estimate)
     difference, _ = _sum_where(codes, n, logged - estimate)
-    out = pd.DataFrame({
-        "day": day.isoformat(),
-        "model": pd.Series(models, dtype=object),
-        "requests": count,
-        **{c: np.bincount(codes, weights=np.nan_to_num(_floats(rows, c)), minlength=n).astype("int64") for c in USAGE_TOKENS},
-        "input_usd_per_mtok": rate["input"].to_numpy(),
-        "cached_input_usd_per_mtok": rate["cached_input"].to_numpy(),
-        "output_usd_per_mtok": rate["output"].to_numpy(),
-        "price_from": rate["price_from"].to_numpy(dtype=object),
-        "unpriced_requests": np.where(priced, 0, count),
-        "cost_estimate_usd": np.where(priced, np.nan_to_num(estimate_sum), np.nan),
-        "cost_logged_usd": logged_sum,
-        "logged_requests": logged_count,
-        "cost_difference_usd": difference,
-    })
+    out = pd.DataFrame(
+        {
+            "day": day.isoformat(),
+            "model": pd.Series(models, dtype=object),
+            "requests": count,
+            **{
+                c: np.bincount(codes, weights=np.nan_to_num(_floats(rows, c)), minlength=n).astype("int64")
+                for c in USAGE_TOKENS
+            },
+            "input_usd_per_mtok": rate["input"].to_numpy(),
+            "cached_input_usd_per_mtok": rate["cached_input"].to_numpy(),
+            "output_usd_per_mtok": rate["output"].to_numpy(),
+            "price_from": rate["price_from"].to_numpy(dtype=object),
+            "unpriced_requests": np.where(priced, 0, count),
+            "cost_estimate_usd": np.where(priced, np.nan_to_num(estimate_sum), np.nan),
+            "cost_logged_usd": logged_sum,
+            "logged_requests": logged_count,
+            "cost_difference_usd": difference,
+        }
+    )
     return out.sort_values("model", na_position="last", kind="stable")[list(MODEL_COST_COLUMNS)].reset_index(drop=True)
 
 
@@ -601,17 +655,19 @@ def daily_users(requests: pd.DataFrame, day: dt.date, tz: str, rates: pd.DataFra
     order = np.lexsort((users.astype(str), -tokens, -count))
     rank = np.empty(n, dtype="int64")
     rank[order] = np.arange(1, n + 1)
-    out = pd.DataFrame({
-        "day": day.isoformat(),
-        "user_id": pd.Series(users, dtype="str"),
-        "rank": rank,
-        "requests": count,
-        "errors": np.bincount(codes, weights=is_error(rows).to_numpy(dtype="float64"), minlength=n).astype("int64"),
-        "total_tokens": tokens,
-        "cost_logged_usd": _sum_where(codes, n, _floats(rows, "cost_usd"))[0],
-        "cost_estimate_usd": estimate_sum,
-        "unpriced_requests": count - priced,
-    })
+    out = pd.DataFrame(
+        {
+            "day": day.isoformat(),
+            "user_id": pd.Series(users, dtype="str"),
+            "rank": rank,
+            "requests": count,
+            "errors": np.bincount(codes, weights=is_error(rows).to_numpy(dtype="float64"), minlength=n).astype("int64"),
+            "total_tokens": tokens,
+            "cost_logged_usd": _sum_where(codes, n, _floats(rows, "cost_usd"))[0],
+            "cost_estimate_usd": estimate_sum,
+            "unpriced_requests": count - priced,
+        }
+    )
     return out.sort_values("rank")[list(USER_COLUMNS)].reset_index(drop=True)
 
 
@@ -642,7 +698,12 @@ SESSION_METRIC_COLUMNS = (
 
 
 def session_metrics(
-    sessions: pd.DataFrame, requests: pd.DataFrame, messages: pd.DataFrame, day: dt.date, tz: str, gap_minutes: float = 30
+    sessions: pd.DataFrame,
+    requests: pd.DataFrame,
+    messages: pd.DataFrame,
+    day: dt.date,
+    tz: str,
+    gap_minutes: float = 30,
 ) -> pd.DataFrame:
     """One row on the sessions starting on day (columns SESSION_METRIC_COLUMNS).
 

@@ -139,7 +139,10 @@ def estimate_cost(requests: pd.DataFrame, rates: pd.DataFrame) -> np.ndarray:
     """
     codes, models = pd.factorize(requests["model"])
     known = rates.reindex(pd.Index(models, dtype=object))
-    per_model = {name: np.append(known[name].to_numpy(dtype="float64"), np.nan)[codes] for name in ("input", "cached_input", "output")}
+    per_model = {
+        name: np.append(known[name].to_numpy(dtype="float64"), np.nan)[codes]
+        for name in ("input", "cached_input", "output")
+    }
     prompt = np.nan_to_num(_tokens(requests, "prompt_tokens"))
     cached = np.minimum(np.nan_to_num(_tokens(requests, "cached_tokens")), prompt)
     completion = _tokens(requests, "completion_tokens")

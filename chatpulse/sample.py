@@ -69,9 +69,7 @@ SYSTEM_PROMPT_TOKENS = np.array([450, 300, 600, 250, 150])
 CLIENTS = ("web", "desktop", "mobile")
 CLIENT_P = np.array([0.60, 0.25, 0.15])
 # Shared dict objects: a million rows reference a handful of small dicts.
-CHAT_METADATA = np.array(
-    [{"app": app, "client": client} for app in APPS for client in CLIENTS], dtype=object
-)
+CHAT_METADATA = np.array([{"app": app, "client": client} for app in APPS for client in CLIENTS], dtype=object)
 BATCH_METADATA = np.array(
     [{"app": "docs-search", "job": "index-docs"}, {"app": "helpdesk", "job": "ticket-summary"}],
     dtype=object,
@@ -98,135 +96,333 @@ EN, ZH = 0, 1
 # (scenario, language) -> templates with the fillers for each of their slots.
 PROMPT_TEMPLATES: dict[tuple[str, int], list[tuple[str, list[list[str]]]]] = {
     ("information", EN): [
-        ("What is the difference between {}?", [["TCP and UDP", "a Roth IRA and a traditional IRA",
-                                                  "GDPR and CCPA", "supervised and unsupervised learning"]]),
-        ("Can you explain {} in simple terms?", [["how mortgage rates are set", "what a p-value means",
-                                                  "how vaccines train the immune system", "zero-trust networking"]]),
-        ("What are the current rules for {}?", [["remote work tax deductions", "EU AI Act obligations for startups",
-                                                 "password rotation", "carry-on luggage in Europe"]]),
+        (
+            "What is the difference between {}?",
+            [
+                [
+                    "TCP and UDP",
+                    "a Roth IRA and a traditional IRA",
+                    "GDPR and CCPA",
+                    "supervised and unsupervised learning",
+                ]
+            ],
+        ),
+        (
+            "Can you explain {} in simple terms?",
+            [
+                [
+                    "how mortgage rates are set",
+                    "what a p-value means",
+                    "how vaccines train the immune system",
+                    "zero-trust networking",
+                ]
+            ],
+        ),
+        (
+            "What are the current rules for {}?",
+            [
+                [
+                    "remote work tax deductions",
+                    "EU AI Act obligations for startups",
+                    "password rotation",
+                    "carry-on luggage in Europe",
+                ]
+            ],
+        ),
     ],
     ("information", ZH): [
         ("{}有什么区别？", [["TCP 和 UDP", "社保和商业保险", "增值税普通发票和专用发票", "监督学习和无监督学习"]]),
-        ("用通俗的话解释一下{}。", [["什么是通货膨胀", "区块链的原理", "复利是怎么计算的",
-                                    "大语言模型为什么会产生幻觉"]]),
-        ("请问{}？", [["北京到上海的高铁大概要多久", "个人所得税专项附加扣除有哪些",
-                      "公司年假一般怎么计算", "五险一金的缴纳比例是多少"]]),
+        (
+            "用通俗的话解释一下{}。",
+            [["什么是通货膨胀", "区块链的原理", "复利是怎么计算的", "大语言模型为什么会产生幻觉"]],
+        ),
+        (
+            "请问{}？",
+            [
+                [
+                    "北京到上海的高铁大概要多久",
+                    "个人所得税专项附加扣除有哪些",
+                    "公司年假一般怎么计算",
+                    "五险一金的缴纳比例是多少",
+                ]
+            ],
+        ),
     ],
     ("business", EN): [
-        ("Draft a polite email to {} explaining that {}.", [
-            ["a client", "my manager", "our vendor"],
-            ["the delivery will slip by one week", "we need to move Friday's meeting",
-             "last month's invoice has an error"]]),
-        ("Turn these notes into meeting minutes with action items: {}", [[
-            "Q3 budget review, marketing 12% over, Tom to follow up",
-            "launch moved to May 6; QA needs two more testers; Lisa owns the checklist",
-            "churn up in APAC, propose a customer call plan by Monday"]]),
-        ("Reply professionally to this customer complaint: \"{}\"", [[
-            "My order arrived damaged and nobody answers the phone.",
-            "I was charged twice this month.", "The app keeps logging me out."]]),
+        (
+            "Draft a polite email to {} explaining that {}.",
+            [
+                ["a client", "my manager", "our vendor"],
+                [
+                    "the delivery will slip by one week",
+                    "we need to move Friday's meeting",
+                    "last month's invoice has an error",
+                ],
+            ],
+        ),
+        (
+            "Turn these notes into meeting minutes with action items: {}",
+            [
+                [
+                    "Q3 budget review, marketing 12% over, Tom to follow up",
+                    "launch moved to May 6; QA needs two more testers; Lisa owns the checklist",
+                    "churn up in APAC, propose a customer call plan by Monday",
+                ]
+            ],
+        ),
+        (
+            'Reply professionally to this customer complaint: "{}"',
+            [
+                [
+                    "My order arrived damaged and nobody answers the phone.",
+                    "I was charged twice this month.",
+                    "The app keeps logging me out.",
+                ]
+            ],
+        ),
     ],
     ("business", ZH): [
-        ("帮我给{}写一封邮件，说明{}。", [["客户", "领导", "供应商"],
-                                          ["交付要推迟一周", "周五的会议需要改期", "上个月的发票金额有误"]]),
-        ("把下面的会议记录整理成纪要并列出待办事项：{}", [[
-            "讨论了第三季度预算，市场部超支12%，小王负责跟进",
-            "新版本上线推迟到5月6日，测试人手不足，李娜负责检查清单",
-            "华东区客户流失增加，周一前制定回访计划"]]),
-        ("帮我回复客户的投诉，语气专业一些：“{}”", [[
-            "收到的货物有破损，客服电话一直打不通。", "这个月被重复扣费了。", "App 总是自动退出登录。"]]),
+        (
+            "帮我给{}写一封邮件，说明{}。",
+            [["客户", "领导", "供应商"], ["交付要推迟一周", "周五的会议需要改期", "上个月的发票金额有误"]],
+        ),
+        (
+            "把下面的会议记录整理成纪要并列出待办事项：{}",
+            [
+                [
+                    "讨论了第三季度预算，市场部超支12%，小王负责跟进",
+                    "新版本上线推迟到5月6日，测试人手不足，李娜负责检查清单",
+                    "华东区客户流失增加，周一前制定回访计划",
+                ]
+            ],
+        ),
+        (
+            "帮我回复客户的投诉，语气专业一些：“{}”",
+            [["收到的货物有破损，客服电话一直打不通。", "这个月被重复扣费了。", "App 总是自动退出登录。"]],
+        ),
     ],
     ("writing", EN): [
-        ("Write a {} about {}.", [["short blog post", "LinkedIn post", "product description", "short poem"],
-                                  ["our new time-tracking app", "working from home", "autumn in Kyoto"]]),
-        ("Proofread and improve this paragraph: \"{}\"", [[
-            "Our team have been working hard to delivered the best results for you.",
-            "In conclusion the datas shows that sales was increasing.",
-            "We are exciting to announce our new partner ship."]]),
+        (
+            "Write a {} about {}.",
+            [
+                ["short blog post", "LinkedIn post", "product description", "short poem"],
+                ["our new time-tracking app", "working from home", "autumn in Kyoto"],
+            ],
+        ),
+        (
+            'Proofread and improve this paragraph: "{}"',
+            [
+                [
+                    "Our team have been working hard to delivered the best results for you.",
+                    "In conclusion the datas shows that sales was increasing.",
+                    "We are exciting to announce our new partner ship.",
+                ]
+            ],
+        ),
     ],
     ("writing", ZH): [
-        ("写一篇关于{}的{}。", [["远程办公", "秋天的杭州", "我们的新款智能手表"],
-                                ["小红书文案", "公众号文章开头", "产品介绍", "短诗"]]),
-        ("帮我润色这段话：“{}”", [[
-            "我们团队一直在努力的工作为了给客户提供最好的服务。",
-            "总的来说这个数据显示了销售额是在增长的。",
-            "本次活动取得了圆满的成功，得到了大家的一致好评和认可。"]]),
+        (
+            "写一篇关于{}的{}。",
+            [["远程办公", "秋天的杭州", "我们的新款智能手表"], ["小红书文案", "公众号文章开头", "产品介绍", "短诗"]],
+        ),
+        (
+            "帮我润色这段话：“{}”",
+            [
+                [
+                    "我们团队一直在努力的工作为了给客户提供最好的服务。",
+                    "总的来说这个数据显示了销售额是在增长的。",
+                    "本次活动取得了圆满的成功，得到了大家的一致好评和认可。",
+                ]
+            ],
+        ),
     ],
     ("coding", EN): [
-        ("Write a Python function that {}.", [[
-            "parses an ISO 8601 date and returns the weekday", "removes duplicates from a list but keeps the order",
-            "reads a CSV file and sums the 'amount' column", "retries an HTTP request with exponential backoff"]]),
-        ("Why do I get {} here?\n```python\n{}\n```", [
-            ["KeyError: 'id'", "TypeError: 'NoneType' object is not subscriptable"],
-            ["row = data['items'][0]\nprint(row['id'])", "user = find_user(name)\nprint(user['email'])"]]),
-        ("Convert this SQL to pandas: {}", [[
-            "SELECT region, SUM(sales) FROM orders GROUP BY region",
-            "SELECT * FROM users WHERE signup_date >= '2024-01-01' ORDER BY signup_date"]]),
+        (
+            "Write a Python function that {}.",
+            [
+                [
+                    "parses an ISO 8601 date and returns the weekday",
+                    "removes duplicates from a list but keeps the order",
+                    "reads a CSV file and sums the 'amount' column",
+                    "retries an HTTP request with exponential backoff",
+                ]
+            ],
+        ),
+        (
+            "Why do I get {} here?\n```python\n{}\n```",
+            [
+                ["KeyError: 'id'", "TypeError: 'NoneType' object is not subscriptable"],
+                ["row = data['items'][0]\nprint(row['id'])", "user = find_user(name)\nprint(user['email'])"],
+            ],
+        ),
+        (
+            "Convert this SQL to pandas: {}",
+            [
+                [
+                    "SELECT region, SUM(sales) FROM orders GROUP BY region",
+                    "SELECT * FROM users WHERE signup_date >= '2024-01-01' ORDER BY signup_date",
+                ]
+            ],
+        ),
     ],
     ("coding", ZH): [
-        ("用 Python 写一个函数，{}。", [[
-            "解析 ISO 8601 日期并返回星期几", "去掉列表里的重复元素并保持顺序",
-            "读取 CSV 文件并对 amount 列求和", "对 HTTP 请求做指数退避重试"]]),
-        ("这段代码为什么报错 {}？\n```python\n{}\n```", [
-            ["KeyError: 'id'", "TypeError: 'NoneType' object is not subscriptable"],
-            ["row = data['items'][0]\nprint(row['id'])", "user = find_user(name)\nprint(user['email'])"]]),
-        ("这个 SQL 怎么改成 pandas 写法：{}", [[
-            "SELECT region, SUM(sales) FROM orders GROUP BY region",
-            "SELECT * FROM users WHERE signup_date >= '2024-01-01' ORDER BY signup_date"]]),
+        (
+            "用 Python 写一个函数，{}。",
+            [
+                [
+                    "解析 ISO 8601 日期并返回星期几",
+                    "去掉列表里的重复元素并保持顺序",
+                    "读取 CSV 文件并对 amount 列求和",
+                    "对 HTTP 请求做指数退避重试",
+                ]
+            ],
+        ),
+        (
+            "这段代码为什么报错 {}？\n```python\n{}\n```",
+            [
+                ["KeyError: 'id'", "TypeError: 'NoneType' object is not subscriptable"],
+                ["row = data['items'][0]\nprint(row['id'])", "user = find_user(name)\nprint(user['email'])"],
+            ],
+        ),
+        (
+            "这个 SQL 怎么改成 pandas 写法：{}",
+            [
+                [
+                    "SELECT region, SUM(sales) FROM orders GROUP BY region",
+                    "SELECT * FROM users WHERE signup_date >= '2024-01-01' ORDER BY signup_date",
+                ]
+            ],
+        ),
     ],
     ("translation", EN): [
-        ("Translate into Chinese: \"{}\"", [[
-            "Please find the revised contract attached.", "The meeting has been moved to 3 pm tomorrow.",
-            "Thank you for your patience while we investigate.", "Our quarterly revenue grew by eight percent."]]),
-        ("Translate this into {}: \"{}\"", [
-            ["French", "Japanese", "Spanish"],
-            ["Where is the nearest train station?", "We look forward to working with you."]]),
+        (
+            'Translate into Chinese: "{}"',
+            [
+                [
+                    "Please find the revised contract attached.",
+                    "The meeting has been moved to 3 pm tomorrow.",
+                    "Thank you for your patience while we investigate.",
+                    "Our quarterly revenue grew by eight percent.",
+                ]
+            ],
+        ),
+        (
+            'Translate this into {}: "{}"',
+            [
+                ["French", "Japanese", "Spanish"],
+                ["Where is the nearest train station?", "We look forward to working with you."],
+            ],
+        ),
     ],
     ("translation", ZH): [
-        ("翻译成英文：{}", [["附件是修改后的合同，请查收。", "会议改到明天下午三点。",
-                            "我们正在排查问题，感谢您的耐心等待。", "本季度营收增长了百分之八。"]]),
+        (
+            "翻译成英文：{}",
+            [
+                [
+                    "附件是修改后的合同，请查收。",
+                    "会议改到明天下午三点。",
+                    "我们正在排查问题，感谢您的耐心等待。",
+                    "本季度营收增长了百分之八。",
+                ]
+            ],
+        ),
         ("把这句话翻译成{}：{}", [["日语", "法语", "韩语"], ["最近的地铁站在哪里？", "期待与您的合作。"]]),
     ],
     ("other", EN): [
-        ("{}", [["hi", "Tell me a joke about cats.", "What should I cook tonight?", "Are you conscious?",
-                 "asdf", "Recommend a movie for a rainy Sunday.", "Who will win the World Cup?", "thanks"]]),
+        (
+            "{}",
+            [
+                [
+                    "hi",
+                    "Tell me a joke about cats.",
+                    "What should I cook tonight?",
+                    "Are you conscious?",
+                    "asdf",
+                    "Recommend a movie for a rainy Sunday.",
+                    "Who will win the World Cup?",
+                    "thanks",
+                ]
+            ],
+        ),
     ],
     ("other", ZH): [
-        ("{}", [["你好", "讲个笑话", "今晚吃什么好？", "你是谁？", "哈哈哈",
-                 "推荐一部适合周末看的电影", "今天心情不太好", "谢谢"]]),
+        (
+            "{}",
+            [
+                [
+                    "你好",
+                    "讲个笑话",
+                    "今晚吃什么好？",
+                    "你是谁？",
+                    "哈哈哈",
+                    "推荐一部适合周末看的电影",
+                    "今天心情不太好",
+                    "谢谢",
+                ]
+            ],
+        ),
     ],
 }
 FOLLOW_UPS: dict[int, tuple[str, ...]] = {
-    EN: ("Can you make it shorter?", "Thanks! Can you give me an example?", "Please explain the second point.",
-         "Make it more formal.", "That doesn't look right, can you check again?", "Great, now put it in a table."),
-    ZH: ("能再简短一点吗？", "谢谢！能举个例子吗？", "第二点能详细说说吗？",
-         "语气再正式一些。", "好像不对，请再检查一下。", "很好，用表格整理一下。"),
+    EN: (
+        "Can you make it shorter?",
+        "Thanks! Can you give me an example?",
+        "Please explain the second point.",
+        "Make it more formal.",
+        "That doesn't look right, can you check again?",
+        "Great, now put it in a table.",
+    ),
+    ZH: (
+        "能再简短一点吗？",
+        "谢谢！能举个例子吗？",
+        "第二点能详细说说吗？",
+        "语气再正式一些。",
+        "好像不对，请再检查一下。",
+        "很好，用表格整理一下。",
+    ),
 }
 REPLIES: dict[tuple[str, int], tuple[str, ...]] = {
-    ("information", EN): ("In short: they differ in how they trade speed for reliability. Key points:\n"
-                          "1. Purpose\n2. Cost\n3. Typical use cases\nWant a deeper comparison?",
-                          "Here is a simple explanation with an everyday example, followed by the details."),
-    ("information", ZH): ("简单来说，两者的主要区别在于用途和成本：\n"
-                          "1. 适用场景不同\n2. 费用不同\n3. 风险不同\n需要更详细的对比吗？",
-                          "用一个生活中的例子来说明：……具体细节如下。"),
-    ("business", EN): ("Subject: Update on our schedule\n\nDear team,\n\nThank you for your patience. "
-                       "Unfortunately ... Best regards,",
-                       "Meeting minutes\n- Decisions: ...\n- Action items: owner, due date"),
-    ("business", ZH): ("主题：关于进度调整的说明\n\n您好：\n感谢您一直以来的支持。由于……\n此致\n敬礼",
-                       "会议纪要\n一、讨论事项：……\n二、待办事项：负责人、截止时间"),
-    ("writing", EN): ("Here is a draft:\n\nWorking smarter, not longer. ...",
-                      "Revised version: \"Our team has worked hard to deliver the best results for you.\""),
-    ("writing", ZH): ("为你写了一版初稿：\n\n在秋天的杭州，……",
-                      "润色后：“我们团队一直努力工作，致力于为客户提供最好的服务。”"),
-    ("coding", EN): ("```python\ndef dedupe(items):\n    return list(dict.fromkeys(items))\n```\nThis keeps the first "
-                     "occurrence of each item.",
-                     "The error means the key is missing; use `row.get('id')` or check the input first."),
-    ("coding", ZH): ("```python\ndef dedupe(items):\n    return list(dict.fromkeys(items))\n```\n"
-                     "这样可以保留每个元素第一次出现的顺序。",
-                     "报错是因为字典里没有这个键，可以先用 `row.get('id')` 检查一下。"),
+    ("information", EN): (
+        "In short: they differ in how they trade speed for reliability. Key points:\n"
+        "1. Purpose\n2. Cost\n3. Typical use cases\nWant a deeper comparison?",
+        "Here is a simple explanation with an everyday example, followed by the details.",
+    ),
+    ("information", ZH): (
+        "简单来说，两者的主要区别在于用途和成本：\n1. 适用场景不同\n2. 费用不同\n3. 风险不同\n需要更详细的对比吗？",
+        "用一个生活中的例子来说明：……具体细节如下。",
+    ),
+    ("business", EN): (
+        "Subject: Update on our schedule\n\nDear team,\n\nThank you for your patience. Unfortunately ... Best regards,",
+        "Meeting minutes\n- Decisions: ...\n- Action items: owner, due date",
+    ),
+    ("business", ZH): (
+        "主题：关于进度调整的说明\n\n您好：\n感谢您一直以来的支持。由于……\n此致\n敬礼",
+        "会议纪要\n一、讨论事项：……\n二、待办事项：负责人、截止时间",
+    ),
+    ("writing", EN): (
+        "Here is a draft:\n\nWorking smarter, not longer. ...",
+        'Revised version: "Our team has worked hard to deliver the best results for you."',
+    ),
+    ("writing", ZH): (
+        "为你写了一版初稿：\n\n在秋天的杭州，……",
+        "润色后：“我们团队一直努力工作，致力于为客户提供最好的服务。”",
+    ),
+    ("coding", EN): (
+        "```python\ndef dedupe(items):\n    return list(dict.fromkeys(items))\n```\nThis keeps the first "
+        "occurrence of each item.",
+        "The error means the key is missing; use `row.get('id')` or check the input first.",
+    ),
+    ("coding", ZH): (
+        "```python\ndef dedupe(items):\n    return list(dict.fromkeys(items))\n```\n"
+        "这样可以保留每个元素第一次出现的顺序。",
+        "报错是因为字典里没有这个键，可以先用 `row.get('id')` 检查一下。",
+    ),
     ("translation", EN): ("附件是修改后的合同，请查收。", "Voici la traduction : « Où est la gare la plus proche ? »"),
     ("translation", ZH): ("Please find the revised contract attached.", "翻訳：最寄りの駅はどこですか？"),
-    ("other", EN): ("Hi! How can I help you today?",
-                    "Why did the cat sit on the computer? To keep an eye on the mouse."),
+    ("other", EN): (
+        "Hi! How can I help you today?",
+        "Why did the cat sit on the computer? To keep an eye on the mouse.",
+    ),
     ("other", ZH): ("你好！有什么可以帮你的吗？", "为什么程序员总分不清万圣节和圣诞节？因为 Oct 31 = Dec 25。"),
 }
 COMMENTS: dict[tuple[bool, int], tuple[str, ...]] = {
@@ -302,9 +498,13 @@ def _bump(hours: np.ndarray, peak: float, width: float, height: float) -> np.nda
 _HOURS = (np.arange(1440) + 0.5) / 60
 # Minute-of-day weights: quiet nights, peaks at 10:00 and 15:00, a lunch dip and a small evening.
 WORKDAY_PROFILE = np.clip(
-    0.03 + _bump(_HOURS, 10.0, 1.4, 1.0) + _bump(_HOURS, 15.0, 1.6, 0.9)
-    + _bump(_HOURS, 20.5, 1.3, 0.2) - _bump(_HOURS, 12.5, 0.5, 0.35),
-    0.01, None,
+    0.03
+    + _bump(_HOURS, 10.0, 1.4, 1.0)
+    + _bump(_HOURS, 15.0, 1.6, 0.9)
+    + _bump(_HOURS, 20.5, 1.3, 0.2)
+    - _bump(_HOURS, 12.5, 0.5, 0.35),
+    0.01,
+    None,
 )
 WORKDAY_PROFILE /= WORKDAY_PROFILE.sum()
 # The embedding batch adds a nightly indexing job between 01:00 and 03:00.
@@ -358,8 +558,9 @@ def _draw_seconds(rng: np.random.Generator, count: int, profile: np.ndarray) -> 
     return rng.choice(1440, size=count, p=profile) * 60.0 + rng.random(count) * 60.0
 
 
-def _lognormal(rng: np.random.Generator, median: np.ndarray | float, sigma: np.ndarray | float,
-               count: int) -> np.ndarray:
+def _lognormal(
+    rng: np.random.Generator, median: np.ndarray | float, sigma: np.ndarray | float, count: int
+) -> np.ndarray:
     return median * np.exp(sigma * rng.standard_normal(count))
 
 
@@ -385,8 +586,12 @@ def _failure_latency(rng: np.random.Generator, kind: np.ndarray) -> np.ndarray:
     n = len(kind)
     return np.choose(
         kind,
-        [np.zeros(n), _lognormal(rng, 35.0, 0.4, n), _lognormal(rng, 900.0, 0.6, n),
-         60_000.0 + _lognormal(rng, 300.0, 0.5, n)],
+        [
+            np.zeros(n),
+            _lognormal(rng, 35.0, 0.4, n),
+            _lognormal(rng, 900.0, 0.6, n),
+            60_000.0 + _lognormal(rng, 300.0, 0.5, n),
+        ],
     )
 
 
@@ -395,8 +600,9 @@ def _cost(model: np.ndarray, prompt: np.ndarray, cached: np.ndarray, completion:
     return np.round(usd / 1e6, 8)
 
 
-def _timeline(start: np.ndarray, turns: np.ndarray, starts: np.ndarray, think: np.ndarray,
-              send: np.ndarray, latency: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _timeline(
+    start: np.ndarray, turns: np.ndarray, starts: np.ndarray, think: np.ndarray, send: np.ndarray, latency: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Per turn: when the user message is sent and when the request reaches the API (ms)."""
     answered = np.repeat(start, turns) + _within(think + send + latency, starts, turns)
     requested = answered - latency
@@ -457,8 +663,7 @@ class _Day:
     incident_errors: int
 
 
-def _simulate(day: date, tz: str, n: int, users: _Users, rng: np.random.Generator,
-              incident: bool, seed: int) -> _Day:
+def _simulate(day: date, tz: str, n: int, users: _Users, rng: np.random.Generator, incident: bool, seed: int) -> _Day:
     """One day of traffic: chat sessions with messages and ratings, plus session-less batch calls."""
     day_end = _utc_ms(day + timedelta(days=1), tz, np.zeros(1))[0]
     n_chat = round(n * CHAT_SHARE)
@@ -486,11 +691,14 @@ def _simulate(day: date, tz: str, n: int, users: _Users, rng: np.random.Generato
 
     user, lang, scenario, model = s_user[session], s_lang[session], s_scenario[session], s_model[session]
     follow_up = (turn_no > 0) & (rng.random(n_chat) < 0.7)
-    user_tokens = np.where(
-        follow_up,
-        _lognormal(rng, FOLLOW_UP_TOKENS_MEDIAN, 0.5, n_chat),
-        _lognormal(rng, PROMPT_TOKEN_MEDIAN[scenario], 0.6, n_chat),
-    ).astype(np.int64) + 1
+    user_tokens = (
+        np.where(
+            follow_up,
+            _lognormal(rng, FOLLOW_UP_TOKENS_MEDIAN, 0.5, n_chat),
+            _lognormal(rng, PROMPT_TOKEN_MEDIAN[scenario], 0.6, n_chat),
+        ).astype(np.int64)
+        + 1
+    )
     answer = (_lognormal(rng, ANSWER_MEDIAN[model] * ANSWER_SCALE[scenario], 0.5, n_chat)).astype(np.int64) + 1
     reasoning = np.where(model == O3, _lognormal(rng, REASONING_MEDIAN, 0.6, n_chat).astype(np.int64), 0)
     ttft = _lognormal(rng, TTFT_MEDIAN_MS[model], TTFT_SIGMA[model], n_chat)
@@ -560,16 +768,19 @@ def _simulate(day: date, tz: str, n: int, users: _Users, rng: np.random.Generato
     # Messages: every chat turn has the user's message, every answered turn the reply.
     group = scenario * 2 + lang
     content = np.where(follow_up, FOLLOW_UP_POOL.pick(rng, lang), PROMPTS.pick(rng, group))
-    messages = _sorted({
-        "session_id": np.concatenate([session, session[ok]]),
-        "user": np.concatenate([user, user[ok]]),
-        "timestamp": np.concatenate([sent, (requested + latency)[ok]]),
-        "role": np.repeat(np.array(["user", "assistant"], dtype=object), [n_chat, int(ok.sum())]),
-        "content": np.concatenate([content, ANSWERS.pick(rng, group[ok])]),
-        "latency": np.concatenate([latency, latency[ok]]),
-        "model": np.concatenate([model, model[ok]]),
-        "lang": np.concatenate([lang, lang[ok]]),
-    }, "timestamp")
+    messages = _sorted(
+        {
+            "session_id": np.concatenate([session, session[ok]]),
+            "user": np.concatenate([user, user[ok]]),
+            "timestamp": np.concatenate([sent, (requested + latency)[ok]]),
+            "role": np.repeat(np.array(["user", "assistant"], dtype=object), [n_chat, int(ok.sum())]),
+            "content": np.concatenate([content, ANSWERS.pick(rng, group[ok])]),
+            "latency": np.concatenate([latency, latency[ok]]),
+            "model": np.concatenate([model, model[ok]]),
+            "lang": np.concatenate([lang, lang[ok]]),
+        },
+        "timestamp",
+    )
     messages["message_id"] = np.arange(len(messages["role"]))
     messages["user_id"] = users.ids[messages["user"]]
     message_rows = _Rows(
@@ -580,8 +791,12 @@ def _simulate(day: date, tz: str, n: int, users: _Users, rng: np.random.Generato
     feedback["feedback_id"] = np.arange(len(feedback["timestamp"]))
     feedback_rows = _Rows(
         {name: feedback[name] for name in FEEDBACK_COLUMNS},
-        {"feedback_id": partial(_ids, "fb_", day, seed), "timestamp": _iso, "session_id": session_ids,
-         "message_id": partial(_ids, "msg_", day, seed)},
+        {
+            "feedback_id": partial(_ids, "fb_", day, seed),
+            "timestamp": _iso,
+            "session_id": session_ids,
+            "message_id": partial(_ids, "msg_", day, seed),
+        },
     )
     return _Day(
         requests=request_rows,
@@ -593,18 +808,24 @@ def _simulate(day: date, tz: str, n: int, users: _Users, rng: np.random.Generato
     )
 
 
-def _batch(day: date, tz: str, n_embed: int, n_completion: int, users: _Users,
-           rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _batch(
+    day: date, tz: str, n_embed: int, n_completion: int, users: _Users, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     """Session-less API traffic: embeddings for a search index, ticket summaries on completion."""
     n = n_embed + n_completion
     embedding = np.arange(n) < n_embed
     model = np.where(embedding, EMBED, MINI)
-    seconds = np.concatenate([_draw_seconds(rng, n_embed, EMBEDDING_PROFILE),
-                              _draw_seconds(rng, n_completion, WORKDAY_PROFILE)])
+    seconds = np.concatenate(
+        [_draw_seconds(rng, n_embed, EMBEDDING_PROFILE), _draw_seconds(rng, n_completion, WORKDAY_PROFILE)]
+    )
     status, kind = _statuses(rng, np.full(n, P_RATE_LIMIT * 1.5))
     ok = kind == OK
-    prompt = np.where(embedding, np.minimum(_lognormal(rng, 350.0, 0.7, n), 8191),
-                      _lognormal(rng, 900.0, 0.5, n)).astype(np.int64) + 1
+    prompt = (
+        np.where(embedding, np.minimum(_lognormal(rng, 350.0, 0.7, n), 8191), _lognormal(rng, 900.0, 0.5, n)).astype(
+            np.int64
+        )
+        + 1
+    )
     answer = np.where(embedding, 0, _lognormal(rng, 180.0, 0.5, n).astype(np.int64) + 1)
     ttft = np.where(embedding, np.nan, _lognormal(rng, 300.0, 0.3, n))
     latency = np.where(
@@ -644,21 +865,28 @@ def _feedback(messages: dict[str, np.ndarray], users: _Users, rng: np.random.Gen
     slow = latency > 2.5 * typical[model]
     rated = rng.random(n) < np.where(slow, 0.20, 0.06)
     positive = rng.random(n) < np.where(slow, 0.30, 0.85)
-    stars = np.where(positive, rng.choice([4, 5], size=n, p=[0.4, 0.6]),
-                     rng.choice([1, 2, 3], size=n, p=[0.40, 0.35, 0.25]))
+    stars = np.where(
+        positive, rng.choice([4, 5], size=n, p=[0.4, 0.6]), rng.choice([1, 2, 3], size=n, p=[0.40, 0.35, 0.25])
+    )
     user = messages["user"][reply]
     rating = np.where(users.stars[user], stars, np.where(positive, 1, -1))
-    comment = np.where(rng.random(n) < np.where(positive, 0.25, 0.6),
-                       COMMENT_POOL.pick(rng, positive * 2 + messages["lang"][reply]), None)
+    comment = np.where(
+        rng.random(n) < np.where(positive, 0.25, 0.6),
+        COMMENT_POOL.pick(rng, positive * 2 + messages["lang"][reply]),
+        None,
+    )
     delay = np.clip(_lognormal(rng, 20_000.0, 0.9, n), 2_000.0, FEEDBACK_BUDGET_MS - 20_000.0)
-    return _sorted({
-        "session_id": messages["session_id"][reply][rated],
-        "message_id": reply[rated],
-        "user_id": users.ids[user][rated],
-        "timestamp": (messages["timestamp"][reply] + delay)[rated],
-        "rating": rating[rated],
-        "comment": comment[rated],
-    }, "timestamp")
+    return _sorted(
+        {
+            "session_id": messages["session_id"][reply][rated],
+            "message_id": reply[rated],
+            "user_id": users.ids[user][rated],
+            "timestamp": (messages["timestamp"][reply] + delay)[rated],
+            "rating": rating[rated],
+            "comment": comment[rated],
+        },
+        "timestamp",
+    )
 
 
 @dataclass
@@ -737,12 +965,16 @@ def _write(path: Path, rows: _Rows, dirt: _Dirt) -> int:
     """
     n = len(rows)
     cuts = sorted(
-        {c for c in range(0, n, CHUNK_ROWS)} | set(dirt.inserts) | set(dirt.replaces)
-        | {r + 1 for r in dirt.replaces} | {n}
+        {c for c in range(0, n, CHUNK_ROWS)}
+        | set(dirt.inserts)
+        | set(dirt.replaces)
+        | {r + 1 for r in dirt.replaces}
+        | {n}
     )
-    with open(path, "wb") as raw, gzip.GzipFile(
-        filename="", mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL, mtime=0
-    ) as out:
+    with (
+        open(path, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL, mtime=0) as out,
+    ):
         for cut, next_cut in zip(cuts, cuts[1:] + [n], strict=True):
             for line in dirt.inserts.get(cut, []):
                 out.write(f"{line}\n".encode())
@@ -806,8 +1038,28 @@ def write_sample(
             for category, count in dirt.counts.items():
                 counts[f"{kind}_{category}"] += count
                 counts[category] += count
-    keys = ("days", "requests", "messages", "feedback", "sessions", "request_lines", "message_lines",
-            "feedback_lines", "duplicates", "malformed", "invalid", "repairable", "request_duplicates",
-            "request_malformed", "request_invalid", "request_repairable", "message_duplicates",
-            "message_malformed", "message_invalid", "errors", "incident_requests", "incident_errors")
+    keys = (
+        "days",
+        "requests",
+        "messages",
+        "feedback",
+        "sessions",
+        "request_lines",
+        "message_lines",
+        "feedback_lines",
+        "duplicates",
+        "malformed",
+        "invalid",
+        "repairable",
+        "request_duplicates",
+        "request_malformed",
+        "request_invalid",
+        "request_repairable",
+        "message_duplicates",
+        "message_malformed",
+        "message_invalid",
+        "errors",
+        "incident_requests",
+        "incident_errors",
+    )
     return {key: counts[key] for key in keys}

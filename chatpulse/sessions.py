@@ -66,7 +66,9 @@ def _events(requests: pd.DataFrame, messages: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([requests[columns], messages[columns]], ignore_index=True)
 
 
-def event_sessions(requests: pd.DataFrame, messages: pd.DataFrame, gap_minutes: float = 30) -> tuple[np.ndarray, np.ndarray]:
+def event_sessions(
+    requests: pd.DataFrame, messages: pd.DataFrame, gap_minutes: float = 30
+) -> tuple[np.ndarray, np.ndarray]:
     """Session code of every request then every message (-1 when in none) and the
     session_id of each code: session_keys without building a string per event."""
     codes, ids, _ = _event_sessions(_events(requests, messages), gap_minutes)

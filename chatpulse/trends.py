@@ -51,7 +51,9 @@ def headlines(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     columns = {}
     for metric, (name, column) in HEADLINES.items():
         frame = tables[name]
-        columns[metric] = frame.groupby("day")[column].sum(min_count=1) if name == "model_costs" else frame.set_index("day")[column]
+        columns[metric] = (
+            frame.groupby("day")[column].sum(min_count=1) if name == "model_costs" else frame.set_index("day")[column]
+        )
     return pd.DataFrame(columns).astype("float64")
 
 

@@ -62,19 +62,21 @@ def user_metrics(
             distinct[span] = int(daily_users.loc[in_window, "user_id"].nunique())
             present[span] = sum(first <= d <= last for d in known_days)
         new = int((first_seen.reindex(active).to_numpy(dtype=object) == day).sum())
-        rows.append({
-            "day": day,
-            "active_users": len(active),
-            "wau": distinct[7],
-            "mau": distinct[28],
-            "new_users": new,
-            "returning_users": len(active) - new,
-            "days_7": present[7],
-            "days_28": present[28],
-            "requests_per_user_mean": float(requests.mean()) if len(requests) else np.nan,
-            "requests_per_user_p50": float(np.median(requests)) if len(requests) else np.nan,
-            "tokens_per_user_mean": float(today["total_tokens"].mean()) if len(today) else np.nan,
-            "cost_estimate_per_user_mean": float(today["cost_estimate_usd"].mean()) if len(today) else np.nan,
-            "top_user_share": float(requests.max() / requests.sum()) if requests.sum() else np.nan,
-        })
+        rows.append(
+            {
+                "day": day,
+                "active_users": len(active),
+                "wau": distinct[7],
+                "mau": distinct[28],
+                "new_users": new,
+                "returning_users": len(active) - new,
+                "days_7": present[7],
+                "days_28": present[28],
+                "requests_per_user_mean": float(requests.mean()) if len(requests) else np.nan,
+                "requests_per_user_p50": float(np.median(requests)) if len(requests) else np.nan,
+                "tokens_per_user_mean": float(today["total_tokens"].mean()) if len(today) else np.nan,
+                "cost_estimate_per_user_mean": float(today["cost_estimate_usd"].mean()) if len(today) else np.nan,
+                "top_user_share": float(requests.max() / requests.sum()) if requests.sum() else np.nan,
+            }
+        )
     return pd.DataFrame(rows, columns=list(USER_METRIC_COLUMNS))

@@ -103,7 +103,9 @@ def validate(frame: pd.DataFrame, kind: Kind) -> Validation:
         data = _batch_frame(frame, canonical if column is None else [column])
         suite = gx.ExpectationSuite(name=f"{definition['name']}:{column}", expectations=expectations)
         batch = _batch_definition(kind).get_batch(batch_parameters={"dataframe": data})
-        result = batch.validate(suite, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW]})
+        result = batch.validate(
+            suite, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW]}
+        )
         for item in result.results:
             config = item.expectation_config
             unexpected = item.result.get("unexpected_index_list") or []

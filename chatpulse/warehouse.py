@@ -55,10 +55,17 @@ def _counts(*names: str) -> list[sa.Column]:
 def _scenario_summary() -> list[sa.Column]:
     """The columns scenarios.scenario_summary adds after sessions and requests."""
     return [
-        *_floats("share"), *_counts("users", "turns"), *_floats("duration_p50_s", "duration_p95_s", "latency_p50_ms",
-        "latency_p95_ms"), *_counts("errors"), *_floats("error_rate"), *_counts("prompt_tokens", "completion_tokens",
-        "total_tokens"), *_floats("cost_usd"), *_counts("rated_sessions"), *_floats("feedback_coverage"),
-        *_counts("ratings"), *_floats("satisfaction"),
+        *_floats("share"),
+        *_counts("users", "turns"),
+        *_floats("duration_p50_s", "duration_p95_s", "latency_p50_ms", "latency_p95_ms"),
+        *_counts("errors"),
+        *_floats("error_rate"),
+        *_counts("prompt_tokens", "completion_tokens", "total_tokens"),
+        *_floats("cost_usd"),
+        *_counts("rated_sessions"),
+        *_floats("feedback_coverage"),
+        *_counts("ratings"),
+        *_floats("satisfaction"),
     ]
 
 
@@ -147,7 +154,10 @@ TABLES: dict[str, sa.Table] = {
         *_counts("negative_sessions"),
     ),
     "feedback_by_model": _table(
-        "feedback_by_model", sa.Column("model", sa.Text()), *_counts("ratings", "rated_sessions"), *_floats("satisfaction")
+        "feedback_by_model",
+        sa.Column("model", sa.Text()),
+        *_counts("ratings", "rated_sessions"),
+        *_floats("satisfaction"),
     ),
     "feedback_by_latency": _table(
         "feedback_by_latency",
@@ -193,9 +203,20 @@ TABLES: dict[str, sa.Table] = {
         *_counts("concurrency_peak"),
         sa.Column("concurrency_peak_at", sa.Text()),
         *_floats(
-            "concurrency_p95", "latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "latency_p95_ms",
-            "latency_p99_ms", "latency_max_ms", "ttft_p50_ms", "ttft_p90_ms", "ttft_p95_ms", "ttft_p99_ms",
-            "output_tps_p10", "output_tps_p50", "output_tps_mean",
+            "concurrency_p95",
+            "latency_mean_ms",
+            "latency_p50_ms",
+            "latency_p90_ms",
+            "latency_p95_ms",
+            "latency_p99_ms",
+            "latency_max_ms",
+            "ttft_p50_ms",
+            "ttft_p90_ms",
+            "ttft_p95_ms",
+            "ttft_p99_ms",
+            "output_tps_p10",
+            "output_tps_p50",
+            "output_tps_mean",
         ),
         *_counts("slow_requests"),
         *_floats("slow_share"),
@@ -247,16 +268,24 @@ TABLES: dict[str, sa.Table] = {
         "user_metrics",
         *_counts("active_users", "wau", "mau", "new_users", "returning_users", "days_7", "days_28"),
         *_floats(
-            "requests_per_user_mean", "requests_per_user_p50", "tokens_per_user_mean",
-            "cost_estimate_per_user_mean", "top_user_share",
+            "requests_per_user_mean",
+            "requests_per_user_p50",
+            "tokens_per_user_mean",
+            "cost_estimate_per_user_mean",
+            "top_user_share",
         ),
     ),
     "session_metrics": _table(
         "session_metrics",
         *_counts("sessions"),
         *_floats(
-            "duration_mean_s", "duration_p50_s", "duration_p90_s", "duration_max_s",
-            "turns_mean", "turns_p50", "turns_p90",
+            "duration_mean_s",
+            "duration_p50_s",
+            "duration_p90_s",
+            "duration_max_s",
+            "turns_mean",
+            "turns_p50",
+            "turns_p90",
         ),
         *_counts("turns_max"),
         *_floats("messages_mean", "requests_mean"),
@@ -271,8 +300,15 @@ TABLES: dict[str, sa.Table] = {
         "daily_trends",
         sa.Column("metric", sa.String(32)),
         *_floats(
-            "value", "previous_day", "day_over_day", "day_over_day_pct", "week_ago", "week_over_week",
-            "week_over_week_pct", "mean_7d", "mean_28d",
+            "value",
+            "previous_day",
+            "day_over_day",
+            "day_over_day_pct",
+            "week_ago",
+            "week_over_week",
+            "week_over_week_pct",
+            "mean_7d",
+            "mean_28d",
         ),
         *_counts("days_7", "days_28"),
     ),
@@ -343,7 +379,9 @@ def _insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> None:
     columns = [c for c in table.columns if c.name in frame.columns]
     quote = conn.dialect.identifier_preparer.quote
     sql = "INSERT INTO {} ({}) VALUES ({})".format(
-        quote(table.name), ", ".join(quote(c.name) for c in columns), ", ".join([_placeholder(conn.dialect)] * len(columns))
+        quote(table.name),
+        ", ".join(quote(c.name) for c in columns),
+        ", ".join([_placeholder(conn.dialect)] * len(columns)),
     )
     values = [_python_values(frame[c.name], c, conn.dialect) for c in columns]
     conn.exec_driver_sql(sql, list(zip(*values, strict=True)))
@@ -416,7 +454,9 @@ class Warehouse:
                 for write in writes:
                     table = TABLES[write.table]
                     delete = _delete_day(table, day, write.kind)
-                    cursor.execute(str(delete.compile(dialect=self.engine.dialect, compile_kwargs={"literal_binds": True})))
+                    cursor.execute(
+                        str(delete.compile(dialect=self.engine.dialect, compile_kwargs={"literal_binds": True}))
+                    )
                     if not write.frame.empty:
                         rows = _arrow_table(table, write.frame.assign(day=day), self.engine.dialect)
                         cursor.adbc_ingest(table.name, rows, mode="append")
@@ -472,10 +512,21 @@ class Warehouse:
         if not stamps:
             return
         with self.engine.begin() as conn:
-            conn.execute(LANDING_FILES.delete().where(
-                (LANDING_FILES.c.kind == kind.value) & LANDING_FILES.c.path.in_(list(stamps))
-            ))
-            conn.execute(LANDING_FILES.insert(), [
-                {"kind": kind.value, "path": path, "size": s.size, "mtime_ns": s.mtime_ns, "days": json.dumps(sorted(s.days))}
-                for path, s in stamps.items()
-            ])
+            conn.execute(
+                LANDING_FILES.delete().where(
+                    (LANDING_FILES.c.kind == kind.value) & LANDING_FILES.c.path.in_(list(stamps))
+                )
+            )
+            conn.execute(
+                LANDING_FILES.insert(),
+                [
+                    {
+                        "kind": kind.value,
+                        "path": path,
+                        "size": s.size,
+                        "mtime_ns": s.mtime_ns,
+                        "days": json.dumps(sorted(s.days)),
+                    }
+                    for path, s in stamps.items()
+                ],
+            )

@@ -109,7 +109,9 @@ def _send_report(settings: Settings, day: date, force: bool) -> None:
     if settings.mail is None:
         raise CliError("no mail settings: add a `mail` section to the configuration (see the README)")
     try:
-        message_id = deliver(day, settings.mail, Warehouse(settings.database_url), report_path(settings, day), force=force)
+        message_id = deliver(
+            day, settings.mail, Warehouse(settings.database_url), report_path(settings, day), force=force
+        )
     except MailError as exc:
         raise CliError(str(exc)) from exc
     if message_id is None:
@@ -125,8 +127,11 @@ def _convert_oasst(settings: Settings, source: Path, out: Path | None) -> None:
         raise CliError(f"cannot read {source}: no such file")
     target = out or settings.landing_dir
     counts = convert(source, target)
-    print(f"wrote {counts['sessions']:,} sessions ({counts['trees']:,} trees, {counts['repeated_trees']:,} repeats skipped), "
-          f"{counts['messages']:,} messages and {counts['feedback']:,} ratings to {target}")
+    print(
+        f"wrote {counts['sessions']:,} sessions "
+        f"({counts['trees']:,} trees, {counts['repeated_trees']:,} repeats skipped), "
+        f"{counts['messages']:,} messages and {counts['feedback']:,} ratings to {target}"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -144,7 +149,9 @@ def _parser() -> argparse.ArgumentParser:
     send = commands.add_parser("send-report", help="mail a day's report (once per day, unless --force)")
     send.add_argument("--date", type=_day, required=True, help="the report's day, YYYY-MM-DD")
     send.add_argument("--force", action="store_true", help="send again even if this day was mailed")
-    convert = commands.add_parser("convert-oasst", help="turn oasst2 conversation trees into session and feedback files")
+    convert = commands.add_parser(
+        "convert-oasst", help="turn oasst2 conversation trees into session and feedback files"
+    )
     convert.add_argument("source", type=Path, help="an oasst2 JSONL file of message trees")
     convert.add_argument("--out", type=Path, help="folder to write into (default: the landing folder)")
     for sub in (demo, generate, run, send, convert):
@@ -171,7 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             end = args.end or args.start
             if end < args.start:
                 raise CliError(f"--end {end} is before --start {args.start}")
-            run_days(settings, [args.start + timedelta(days=n) for n in range((end - args.start).days + 1)], args.config)
+            run_days(
+                settings, [args.start + timedelta(days=n) for n in range((end - args.start).days + 1)], args.config
+            )
             print(f"report: {report_path(settings, end)}")
     except (ConfigError, CliError) as exc:
         print(f"chatpulse: error: {exc}", file=sys.stderr)

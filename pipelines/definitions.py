@@ -6,9 +6,9 @@ import os
 
 from dagster import (
     AssetSelection,
-    JobDefinition,
     DailyPartitionsDefinition,
     Definitions,
+    JobDefinition,
     build_schedule_from_partitioned_job,
     define_asset_job,
     in_process_executor,
@@ -36,11 +36,18 @@ def build_definitions(settings: Settings, config_file: str | None = None) -> Def
     # (pandas, Great Expectations), which a process per step would pay eleven times.
     job = define_asset_job(DAILY_JOB, selection=AssetSelection.all(), executor_def=in_process_executor)
     return Definitions(
-        assets=[*ingest_assets(partitions), *session_assets(partitions), *metric_assets(partitions), *report_assets(partitions)],
+        assets=[
+            *ingest_assets(partitions),
+            *session_assets(partitions),
+            *metric_assets(partitions),
+            *report_assets(partitions),
+        ],
         jobs=[job],
-        schedules=[build_schedule_from_partitioned_job(
-            job, hour_of_day=settings.schedule_time.hour, minute_of_hour=settings.schedule_time.minute
-        )],
+        schedules=[
+            build_schedule_from_partitioned_job(
+                job, hour_of_day=settings.schedule_time.hour, minute_of_hour=settings.schedule_time.minute
+            )
+        ],
         resources={
             "chatpulse": ChatPulseSettings(config_file=config_file),
             "warehouse": WarehouseResource(database_url=settings.database_url),

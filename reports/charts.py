@@ -79,8 +79,7 @@ def _chart(path: Path, title: str, xlabel: str, ylabel: str) -> Iterator[Axes]:
 
 def _no_data(ax: Axes) -> None:
     """Mark an empty chart explicitly, so a blank plot isn't mistaken for a rendering bug."""
-    ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center",
-            fontsize=14, color=MUTED)
+    ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", fontsize=14, color=MUTED)
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -139,8 +138,7 @@ def latency_distribution(latencies: pd.Series, daily: pd.DataFrame, path: Path) 
         for name, colour in PERCENTILE_COLOURS.items():
             ms = row.get(f"latency_{name}_ms")
             if ms is not None and pd.notna(ms):
-                ax.axvline(ms, color=colour, linestyle="--", linewidth=1.6,
-                           label=f"{name} {ms:,.0f} ms")
+                ax.axvline(ms, color=colour, linestyle="--", linewidth=1.6, label=f"{name} {ms:,.0f} ms")
         if ax.get_legend_handles_labels()[0]:
             _legend_top_right(ax)
     return path
@@ -162,8 +160,7 @@ def error_rate_by_hour(hourly: pd.DataFrame, path: Path) -> Path:
         idle = hours.index.difference(rate.index)
         if len(idle):
             ax.bar(idle, top, width=0.8, color=IDLE, label="No requests")
-        ax.axhline(day_rate, color=INK, linestyle="--", linewidth=1.2,
-                   label=f"Day {day_rate:.1%}")
+        ax.axhline(day_rate, color=INK, linestyle="--", linewidth=1.2, label=f"Day {day_rate:.1%}")
         ax.yaxis.set_major_formatter(PercentFormatter(xmax=1))
         _legend_top_right(ax)
     return path

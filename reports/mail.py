@@ -57,16 +57,22 @@ class Headline:
 
 
 def subject(day: date, headline: Headline) -> str:
-    return (f"ChatPulse {day.isoformat()}: {headline.requests} requests, "
-            f"{headline.error_rate} errors, p95 {headline.latency_p95}")
+    return (
+        f"ChatPulse {day.isoformat()}: {headline.requests} requests, "
+        f"{headline.error_rate} errors, p95 {headline.latency_p95}"
+    )
 
 
 def plain_text(day: date, headline: Headline) -> str:
     """The text/plain alternative: headline numbers only, never session content."""
     rows = [
-        ("Requests", headline.requests), ("Active users", headline.users), ("Sessions", headline.sessions),
-        ("Error rate", headline.error_rate), ("Latency p95", headline.latency_p95),
-        ("Tokens", headline.tokens), ("Cost", headline.cost),
+        ("Requests", headline.requests),
+        ("Active users", headline.users),
+        ("Sessions", headline.sessions),
+        ("Error rate", headline.error_rate),
+        ("Latency p95", headline.latency_p95),
+        ("Tokens", headline.tokens),
+        ("Cost", headline.cost),
     ]
     width = max(len(label) for label, _ in rows)
     lines = [f"ChatPulse daily report for {day.isoformat()}", ""]
@@ -93,7 +99,9 @@ def build_message(day: date, daily: pd.Series, report: Path, settings: MailSetti
     html, images = inline_report(report)
     size = len(html.encode("utf-8"))
     if size > MAX_HTML_BYTES:
-        raise MailError(f"{report}: HTML body is {size:,} bytes, over the {MAX_HTML_BYTES:,} that mail clients show whole")
+        raise MailError(
+            f"{report}: HTML body is {size:,} bytes, over the {MAX_HTML_BYTES:,} that mail clients show whole"
+        )
     headline = Headline.of(daily)
     message = EmailMessage()
     message["Subject"] = subject(day, headline)
@@ -113,7 +121,9 @@ def send(message: EmailMessage, settings: MailSettings) -> None:
     context = ssl.create_default_context(cafile=settings.ca_file)
     try:
         if settings.security == "ssl":
-            client: smtplib.SMTP = smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout_s, context=context)
+            client: smtplib.SMTP = smtplib.SMTP_SSL(
+                settings.host, settings.port, timeout=settings.timeout_s, context=context
+            )
         else:
             client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_s)
         with client:
@@ -126,7 +136,9 @@ def send(message: EmailMessage, settings: MailSettings) -> None:
         raise MailError(f"cannot send mail through {settings.host}:{settings.port}: {exc}") from exc
 
 
-def deliver(day: date, settings: MailSettings, warehouse: Warehouse, report: Path, *, force: bool = False) -> str | None:
+def deliver(
+    day: date, settings: MailSettings, warehouse: Warehouse, report: Path, *, force: bool = False
+) -> str | None:
     """Mail the day's report once; returns the Message-ID, or None when it was already sent.
 
     Every send is recorded in `report_sends`, so a rerun of the day stays quiet unless forced.
@@ -139,11 +151,18 @@ def deliver(day: date, settings: MailSettings, warehouse: Warehouse, report: Pat
     daily = warehouse.read("daily_metrics", stamp)
     message = build_message(day, daily.iloc[0] if len(daily) else pd.Series(dtype=object), report, settings)
     send(message, settings)
-    warehouse.append("report_sends", pd.DataFrame([{
-        "day": stamp,
-        "message_id": message["Message-ID"],
-        "sent_at": datetime.now(UTC),
-        "recipients": message["To"],
-        "subject": message["Subject"],
-    }]))
+    warehouse.append(
+        "report_sends",
+        pd.DataFrame(
+            [
+                {
+                    "day": stamp,
+                    "message_id": message["Message-ID"],
+                    "sent_at": datetime.now(UTC),
+                    "recipients": message["To"],
+                    "subject": message["Subject"],
+                }
+            ]
+        ),
+    )
     return str(message["Message-ID"])

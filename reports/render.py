@@ -144,29 +144,54 @@ def _card_values(row: pd.Series) -> list[dict[str, str]]:
     models, peak, turns = get("models"), get("peak_rpm"), get("turns_mean")
     median_session = get("session_duration_p50_s")
     return [
-        {"label": "Requests", "value": format_int(get("requests")),
-         "detail": _detail(f"across {format_int(models)} model{'' if models == 1 else 's'}", models)},
+        {
+            "label": "Requests",
+            "value": format_int(get("requests")),
+            "detail": _detail(f"across {format_int(models)} model{'' if models == 1 else 's'}", models),
+        },
         {"label": "Users", "value": format_int(get("users")), "detail": ""},
-        {"label": "Sessions", "value": format_int(get("sessions")),
-         "detail": _detail(f"median {format_duration(median_session)} · "
-                           f"{format_decimal(turns)} turns avg",
-                           median_session, turns)},
-        {"label": "Error rate", "value": format_pct(get("error_rate")),
-         "detail": _detail(f"{format_int(get('errors'))} errors", get("errors"))},
-        {"label": "Latency p50", "value": format_ms(get("latency_p50_ms")),
-         "detail": _detail(f"first token {format_ms(get('ttft_p50_ms'))}", get("ttft_p50_ms"))},
-        {"label": "Latency p95", "value": format_ms(get("latency_p95_ms")),
-         "detail": _detail(f"first token {format_ms(get('ttft_p95_ms'))}", get("ttft_p95_ms"))},
-        {"label": "Latency p99", "value": format_ms(get("latency_p99_ms")),
-         "detail": _detail(f"mean {format_ms(get('latency_mean_ms'))}", get("latency_mean_ms"))},
-        {"label": "Peak load", "value": _DASH if _missing(peak) else f"{format_int(peak)} req/min",
-         "detail": _detail(f"at {format_clock(get('peak_minute'))}", get("peak_minute"))},
-        {"label": "Tokens", "value": format_int(get("total_tokens")),
-         "detail": _detail(f"{format_int(get('prompt_tokens'))} prompt · "
-                           f"{format_int(get('completion_tokens'))} completion",
-                           get("prompt_tokens"), get("completion_tokens"))},
-        {"label": "Cost", "value": format_usd(get("cost_usd")),
-         "detail": _detail("USD", get("cost_usd"))},
+        {
+            "label": "Sessions",
+            "value": format_int(get("sessions")),
+            "detail": _detail(
+                f"median {format_duration(median_session)} · {format_decimal(turns)} turns avg", median_session, turns
+            ),
+        },
+        {
+            "label": "Error rate",
+            "value": format_pct(get("error_rate")),
+            "detail": _detail(f"{format_int(get('errors'))} errors", get("errors")),
+        },
+        {
+            "label": "Latency p50",
+            "value": format_ms(get("latency_p50_ms")),
+            "detail": _detail(f"first token {format_ms(get('ttft_p50_ms'))}", get("ttft_p50_ms")),
+        },
+        {
+            "label": "Latency p95",
+            "value": format_ms(get("latency_p95_ms")),
+            "detail": _detail(f"first token {format_ms(get('ttft_p95_ms'))}", get("ttft_p95_ms")),
+        },
+        {
+            "label": "Latency p99",
+            "value": format_ms(get("latency_p99_ms")),
+            "detail": _detail(f"mean {format_ms(get('latency_mean_ms'))}", get("latency_mean_ms")),
+        },
+        {
+            "label": "Peak load",
+            "value": _DASH if _missing(peak) else f"{format_int(peak)} req/min",
+            "detail": _detail(f"at {format_clock(get('peak_minute'))}", get("peak_minute")),
+        },
+        {
+            "label": "Tokens",
+            "value": format_int(get("total_tokens")),
+            "detail": _detail(
+                f"{format_int(get('prompt_tokens'))} prompt · {format_int(get('completion_tokens'))} completion",
+                get("prompt_tokens"),
+                get("completion_tokens"),
+            ),
+        },
+        {"label": "Cost", "value": format_usd(get("cost_usd")), "detail": _detail("USD", get("cost_usd"))},
     ]
 
 
@@ -175,16 +200,18 @@ def _quality_rows(quality: pd.DataFrame) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for row in quality.itertuples(index=False):
         reasons, more = _top_reasons(row.reasons)
-        rows.append({
-            "kind": str(row.kind),
-            "rows_in": format_int(row.rows_in),
-            "clean": format_int(row.clean),
-            "quarantined": format_int(row.quarantined),
-            "duplicates": format_int(row.duplicates),
-            "repaired": format_int(row.repaired),
-            "reasons": reasons,
-            "more_reasons": more,
-        })
+        rows.append(
+            {
+                "kind": str(row.kind),
+                "rows_in": format_int(row.rows_in),
+                "clean": format_int(row.clean),
+                "quarantined": format_int(row.quarantined),
+                "duplicates": format_int(row.duplicates),
+                "repaired": format_int(row.repaired),
+                "reasons": reasons,
+                "more_reasons": more,
+            }
+        )
     return rows
 
 
@@ -216,8 +243,7 @@ def render_report(
     row = daily.iloc[0] if len(daily) else pd.Series(dtype=object)
     drawn = [
         ("Requests per hour", charts.requests_per_hour(hourly, chart_dir / "requests_per_hour.png")),
-        ("Latency distribution",
-         charts.latency_distribution(latencies, daily, chart_dir / "latency_distribution.png")),
+        ("Latency distribution", charts.latency_distribution(latencies, daily, chart_dir / "latency_distribution.png")),
         ("Error rate by hour", charts.error_rate_by_hour(hourly, chart_dir / "error_rate_by_hour.png")),
     ]
     requests = row.get("requests")

@@ -50,11 +50,17 @@ def _metric_format(metric: str) -> Formatter:
     return format_int
 
 
-def _section(title: str, table: pd.DataFrame | None, columns: tuple[Column, ...], empty: str, note: str = "") -> Section:
-    rows = [] if table is None else [
-        {column.key: column.format(record.get(column.key)) for column in columns}
-        for record in table.to_dict("records")
-    ]
+def _section(
+    title: str, table: pd.DataFrame | None, columns: tuple[Column, ...], empty: str, note: str = ""
+) -> Section:
+    rows = (
+        []
+        if table is None
+        else [
+            {column.key: column.format(record.get(column.key)) for column in columns}
+            for record in table.to_dict("records")
+        ]
+    )
     return Section(title, columns, rows, empty, note)
 
 
@@ -65,14 +71,16 @@ def _trend_rows(trends: pd.DataFrame | None) -> pd.DataFrame | None:
     records = []
     for row in trends.to_dict("records"):
         fmt, rate = _metric_format(row["metric"]), row["metric"].endswith(("_rate", "_share"))
-        records.append({
-            "metric": row["metric"].replace("_", " "),
-            "value": fmt(row["value"]),
-            "day_over_day": format_change(row["value"], row["previous_day"], rate) or "—",
-            "week_over_week": format_change(row["value"], row["week_ago"], rate) or "—",
-            "mean_7d": fmt(row["mean_7d"]),
-            "mean_28d": fmt(row["mean_28d"]),
-        })
+        records.append(
+            {
+                "metric": row["metric"].replace("_", " "),
+                "value": fmt(row["value"]),
+                "day_over_day": format_change(row["value"], row["previous_day"], rate) or "—",
+                "week_over_week": format_change(row["value"], row["week_ago"], rate) or "—",
+                "mean_7d": fmt(row["mean_7d"]),
+                "mean_28d": fmt(row["mean_28d"]),
+            }
+        )
     return pd.DataFrame(records)
 
 
@@ -80,11 +88,17 @@ def _spotlight_rows(spotlight: pd.DataFrame | None) -> pd.DataFrame | None:
     """Spotlight rows with today's value and the week's baseline in the metric's unit."""
     if spotlight is None or spotlight.empty:
         return None
-    return pd.DataFrame([
-        {"metric": row["metric"].replace("_", " "), "scenario": row["scenario"],
-         "value": _metric_format(row["metric"])(row["value"]), "baseline": _metric_format(row["metric"])(row["baseline"])}
-        for row in spotlight.sort_values(["metric", "rank"]).to_dict("records")
-    ])
+    return pd.DataFrame(
+        [
+            {
+                "metric": row["metric"].replace("_", " "),
+                "scenario": row["scenario"],
+                "value": _metric_format(row["metric"])(row["value"]),
+                "baseline": _metric_format(row["metric"])(row["baseline"]),
+            }
+            for row in spotlight.sort_values(["metric", "rank"]).to_dict("records")
+        ]
+    )
 
 
 def detail_sections(tables: Mapping[str, pd.DataFrame]) -> list[Section]:
@@ -94,56 +108,124 @@ def detail_sections(tables: Mapping[str, pd.DataFrame]) -> list[Section]:
     feedback_note = ""
     if feedback is not None and len(feedback) and feedback.iloc[0]["ratings"]:
         row = feedback.iloc[0]
-        feedback_note = (f"{format_int(row['ratings'])} ratings on {format_int(row['rated_sessions'])} sessions "
-                         f"({format_pct(row['feedback_coverage'])} of sessions); satisfaction "
-                         f"{format_pct(row['satisfaction'])}.")
+        feedback_note = (
+            f"{format_int(row['ratings'])} ratings on {format_int(row['rated_sessions'])} sessions "
+            f"({format_pct(row['feedback_coverage'])} of sessions); satisfaction "
+            f"{format_pct(row['satisfaction'])}."
+        )
     has_feedback = bool(feedback_note)
     return [
-        _section("Trends", _trend_rows(get("daily_trends")), (
-            Column("Metric", "metric", _text, numeric=False), Column("Today", "value", _text),
-            Column("vs yesterday", "day_over_day", _text), Column("vs a week ago", "week_over_week", _text),
-            Column("7-day mean", "mean_7d", _text), Column("28-day mean", "mean_28d", _text),
-        ), "No trend data yet."),
-        _section("Scenarios", _nonzero(get("scenario_daily"), "sessions"), (
-            Column("Scenario", "scenario", _text, numeric=False), Column("Sessions", "sessions", format_int),
-            Column("Share", "share", format_pct), Column("Users", "users", format_int),
-            Column("Requests", "requests", format_int), Column("Latency p95", "latency_p95_ms", format_ms),
-            Column("Error rate", "error_rate", format_pct), Column("Rated", "feedback_coverage", format_pct),
-            Column("Satisfaction", "satisfaction", format_pct),
-        ), "No sessions recorded on this day."),
-        _section("Scenario spotlight", _spotlight_rows(get("scenario_spotlight")), (
-            Column("Metric", "metric", _text, numeric=False), Column("Scenario", "scenario", _text, numeric=False),
-            Column("Today", "value", _text), Column("Previous 7 days", "baseline", _text),
-        ), "No scenario moved noticeably against the previous 7 days.",
-            "Scenarios whose p95 latency, error rate or satisfaction moved most against the previous week."),
-        _section("Feedback by model", get("feedback_by_model") if has_feedback else None, (
-            Column("Model", "model", _text, numeric=False), Column("Ratings", "ratings", format_int),
-            Column("Satisfaction", "satisfaction", format_pct),
-        ), "No feedback recorded on this day.", feedback_note),
-        _section("Satisfaction by latency", _sorted(get("feedback_by_latency"), "bucket_order") if has_feedback else None, (
-            Column("Latency", "bucket", _text, numeric=False), Column("Ratings", "ratings", format_int),
-            Column("Satisfaction", "satisfaction", format_pct),
-        ), "No feedback recorded on this day."),
-        _section("Worst-rated sessions", _head(_sorted(get("negative_sessions"), "satisfaction"), 10), (
-            Column("Session", "session_id", _text, numeric=False), Column("Scenario", "scenario", _text, numeric=False),
-            Column("Model", "model", _text, numeric=False), Column("Satisfaction", "satisfaction", format_pct),
-            Column("Mean latency", "latency_mean_ms", format_ms), Column("Errors", "errors", format_int),
-        ), "No negatively rated sessions on this day."),
-        _section("Errors by kind", _nonzero(get("error_kinds"), "errors"), (
-            Column("Kind", "error_kind", _text, numeric=False), Column("Errors", "errors", format_int),
-            Column("Share of errors", "share_of_errors", format_pct),
-            Column("Share of requests", "share_of_requests", format_pct),
-        ), "No failed requests on this day."),
-        _section("Tokens and cost by model", _sorted(get("model_costs"), "requests", descending=True), (
-            Column("Model", "model", _text, numeric=False), Column("Requests", "requests", format_int),
-            Column("Tokens", "total_tokens", format_int), Column("Estimated cost", "cost_estimate_usd", format_usd),
-            Column("Logged cost", "cost_logged_usd", format_usd), Column("Unpriced requests", "unpriced_requests", format_int),
-        ), "No requests on this day."),
-        _section("Slowest requests", _head(_sorted(get("slowest_requests"), "rank"), 10), (
-            Column("Request", "request_id", _text, numeric=False), Column("Model", "model", _text, numeric=False),
-            Column("User", "user_id", _text, numeric=False), Column("Latency", "latency_ms", format_ms),
-            Column("First token", "ttft_ms", format_ms),
-        ), "No requests on this day."),
+        _section(
+            "Trends",
+            _trend_rows(get("daily_trends")),
+            (
+                Column("Metric", "metric", _text, numeric=False),
+                Column("Today", "value", _text),
+                Column("vs yesterday", "day_over_day", _text),
+                Column("vs a week ago", "week_over_week", _text),
+                Column("7-day mean", "mean_7d", _text),
+                Column("28-day mean", "mean_28d", _text),
+            ),
+            "No trend data yet.",
+        ),
+        _section(
+            "Scenarios",
+            _nonzero(get("scenario_daily"), "sessions"),
+            (
+                Column("Scenario", "scenario", _text, numeric=False),
+                Column("Sessions", "sessions", format_int),
+                Column("Share", "share", format_pct),
+                Column("Users", "users", format_int),
+                Column("Requests", "requests", format_int),
+                Column("Latency p95", "latency_p95_ms", format_ms),
+                Column("Error rate", "error_rate", format_pct),
+                Column("Rated", "feedback_coverage", format_pct),
+                Column("Satisfaction", "satisfaction", format_pct),
+            ),
+            "No sessions recorded on this day.",
+        ),
+        _section(
+            "Scenario spotlight",
+            _spotlight_rows(get("scenario_spotlight")),
+            (
+                Column("Metric", "metric", _text, numeric=False),
+                Column("Scenario", "scenario", _text, numeric=False),
+                Column("Today", "value", _text),
+                Column("Previous 7 days", "baseline", _text),
+            ),
+            "No scenario moved noticeably against the previous 7 days.",
+            "Scenarios whose p95 latency, error rate or satisfaction moved most against the previous week.",
+        ),
+        _section(
+            "Feedback by model",
+            get("feedback_by_model") if has_feedback else None,
+            (
+                Column("Model", "model", _text, numeric=False),
+                Column("Ratings", "ratings", format_int),
+                Column("Satisfaction", "satisfaction", format_pct),
+            ),
+            "No feedback recorded on this day.",
+            feedback_note,
+        ),
+        _section(
+            "Satisfaction by latency",
+            _sorted(get("feedback_by_latency"), "bucket_order") if has_feedback else None,
+            (
+                Column("Latency", "bucket", _text, numeric=False),
+                Column("Ratings", "ratings", format_int),
+                Column("Satisfaction", "satisfaction", format_pct),
+            ),
+            "No feedback recorded on this day.",
+        ),
+        _section(
+            "Worst-rated sessions",
+            _head(_sorted(get("negative_sessions"), "satisfaction"), 10),
+            (
+                Column("Session", "session_id", _text, numeric=False),
+                Column("Scenario", "scenario", _text, numeric=False),
+                Column("Model", "model", _text, numeric=False),
+                Column("Satisfaction", "satisfaction", format_pct),
+                Column("Mean latency", "latency_mean_ms", format_ms),
+                Column("Errors", "errors", format_int),
+            ),
+            "No negatively rated sessions on this day.",
+        ),
+        _section(
+            "Errors by kind",
+            _nonzero(get("error_kinds"), "errors"),
+            (
+                Column("Kind", "error_kind", _text, numeric=False),
+                Column("Errors", "errors", format_int),
+                Column("Share of errors", "share_of_errors", format_pct),
+                Column("Share of requests", "share_of_requests", format_pct),
+            ),
+            "No failed requests on this day.",
+        ),
+        _section(
+            "Tokens and cost by model",
+            _sorted(get("model_costs"), "requests", descending=True),
+            (
+                Column("Model", "model", _text, numeric=False),
+                Column("Requests", "requests", format_int),
+                Column("Tokens", "total_tokens", format_int),
+                Column("Estimated cost", "cost_estimate_usd", format_usd),
+                Column("Logged cost", "cost_logged_usd", format_usd),
+                Column("Unpriced requests", "unpriced_requests", format_int),
+            ),
+            "No requests on this day.",
+        ),
+        _section(
+            "Slowest requests",
+            _head(_sorted(get("slowest_requests"), "rank"), 10),
+            (
+                Column("Request", "request_id", _text, numeric=False),
+                Column("Model", "model", _text, numeric=False),
+                Column("User", "user_id", _text, numeric=False),
+                Column("Latency", "latency_ms", format_ms),
+                Column("First token", "ttft_ms", format_ms),
+            ),
+            "No requests on this day.",
+        ),
     ]
 
 

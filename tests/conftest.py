@@ -60,5 +60,9 @@ def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """The `chatpulse` command in a fresh process, as a user runs it."""
     return subprocess.run(
         [sys.executable, "-m", "pipelines.cli", *args],
-        cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
     )

@@ -12,8 +12,22 @@ DAY = "2026-11-20"
 T = "2026-11-20T10:00:00+00:00"
 
 DIRTY = [
-    {"request_id": "ok", "timestamp": T, "status_code": 200, "latency_ms": 100, "prompt_tokens": 10, "completion_tokens": 5},
-    {"request_id": "ok", "timestamp": T, "status_code": 200, "latency_ms": 100, "prompt_tokens": 10, "completion_tokens": 5},
+    {
+        "request_id": "ok",
+        "timestamp": T,
+        "status_code": 200,
+        "latency_ms": 100,
+        "prompt_tokens": 10,
+        "completion_tokens": 5,
+    },
+    {
+        "request_id": "ok",
+        "timestamp": T,
+        "status_code": 200,
+        "latency_ms": 100,
+        "prompt_tokens": 10,
+        "completion_tokens": 5,
+    },
     {"request_id": "typo", "timestamp": T, "latency_ms": "fast"},
     {"request_id": "negative", "timestamp": T, "latency_ms": -5},
     {"request_id": "status", "timestamp": T, "status_code": 999},
@@ -76,15 +90,21 @@ def test_quarantine_keeps_file_line_reasons_and_the_raw_record(tmp_path: Path) -
     assert quarantine.loc[8, "raw"] == DIRTY[7]
     # A row that parsed but failed an expectation is shown as read, under canonical names.
     assert json.loads(quarantine.loc[4, "raw"]) == {
-        "request_id": "negative", "timestamp": "2026-11-20 10:00:00+00:00", "latency_ms": -5.0
+        "request_id": "negative",
+        "timestamp": "2026-11-20 10:00:00+00:00",
+        "latency_ms": -5.0,
     }
 
 
 def test_message_roles_are_normalised_and_unknown_roles_quarantined(tmp_path: Path) -> None:
-    result = _clean(tmp_path, [
-        {"session_id": "s", "timestamp": T, "role": " User", "content": "hi"},
-        {"session_id": "s", "timestamp": T, "role": "robot", "content": "beep"},
-    ], Kind.MESSAGES)
+    result = _clean(
+        tmp_path,
+        [
+            {"session_id": "s", "timestamp": T, "role": " User", "content": "hi"},
+            {"session_id": "s", "timestamp": T, "role": "robot", "content": "beep"},
+        ],
+        Kind.MESSAGES,
+    )
     assert result.clean["role"].tolist() == ["user"]
     assert json.loads(result.quality["reasons"]) == {"role: expect_column_values_to_be_in_set": 1}
     assert result.quality["repaired"] == 1

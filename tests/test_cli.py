@@ -52,14 +52,22 @@ def test_days_before_the_first_partition_are_refused(tmp_path: Path) -> None:
 def test_a_range_runs_every_day(tmp_path: Path) -> None:
     lines = [{"timestamp": f"2026-11-{d}T12:00:00Z", "latency_ms": 5} for d in (20, 21, 22)]
     (tmp_path / "landing").mkdir()
-    (tmp_path / "landing" / "requests.jsonl.gz").write_bytes(gzip.compress(
-        "\n".join(json.dumps(line) for line in lines).encode()
-    ))
+    (tmp_path / "landing" / "requests.jsonl.gz").write_bytes(
+        gzip.compress("\n".join(json.dumps(line) for line in lines).encode())
+    )
     result = run_cli(
-        "run", "--start", "2026-11-20", "--end", "2026-11-22", CHATPULSE_HOME=str(tmp_path), DAGSTER_HOME=str(tmp_path / "d")
+        "run",
+        "--start",
+        "2026-11-20",
+        "--end",
+        "2026-11-22",
+        CHATPULSE_HOME=str(tmp_path),
+        DAGSTER_HOME=str(tmp_path / "d"),
     )
     assert result.returncode == 0, result.stderr
     assert [line.split()[0] for line in result.stdout.splitlines()[:3]] == ["[1/3]", "[2/3]", "[3/3]"]
     assert sorted(p.name for p in (tmp_path / "reports").glob("*.html")) == [
-        "2026-11-20.html", "2026-11-21.html", "2026-11-22.html"
+        "2026-11-20.html",
+        "2026-11-21.html",
+        "2026-11-22.html",
     ]

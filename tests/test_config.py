@@ -33,11 +33,18 @@ def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
 
 
 def test_source_mapping_is_parsed(tmp_path: Path) -> None:
-    raw = {"sources": [{
-        "kind": "requests", "pattern": "*.csv", "columns": {"timestamp": "TS", "latency_ms": "Elapsed"},
-        "timestamp": {"format": "seconds_since", "origin": "2023-01-01"}, "latency_unit": "s",
-        "failure": {"column": "completion_tokens", "equals": 0},
-    }]}
+    raw = {
+        "sources": [
+            {
+                "kind": "requests",
+                "pattern": "*.csv",
+                "columns": {"timestamp": "TS", "latency_ms": "Elapsed"},
+                "timestamp": {"format": "seconds_since", "origin": "2023-01-01"},
+                "latency_unit": "s",
+                "failure": {"column": "completion_tokens", "equals": 0},
+            }
+        ]
+    }
     source = settings_from_mapping(raw, tmp_path, {}).sources[0]
     assert source.source_column("timestamp") == "TS"
     assert source.source_column("model") == "model"
@@ -51,11 +58,23 @@ def test_source_mapping_is_parsed(tmp_path: Path) -> None:
         ({"timezone": "Mars/Base"}, "timezone: unknown time zone 'Mars/Base'"),
         ({"session_gap_minutes": -1}, "session_gap_minutes: expected a positive number"),
         ({"colour": "red"}, "colour: unknown key"),
-        ({"sources": [{"kind": "logs", "pattern": "*"}]}, "sources[0].kind: expected one of requests, messages, feedback"),
+        (
+            {"sources": [{"kind": "logs", "pattern": "*"}]},
+            "sources[0].kind: expected one of requests, messages, feedback",
+        ),
         ({"sources": [{"kind": "requests"}]}, "sources[0].pattern: expected a glob"),
-        ({"sources": [{"kind": "requests", "pattern": "*", "columns": {"latency": "x"}}]}, "sources[0].columns.latency"),
-        ({"sources": [{"kind": "requests", "pattern": "*", "timestamp": "seconds_since"}]}, "sources[0].timestamp.origin: required"),
-        ({"sources": [{"kind": "requests", "pattern": "*", "latency_unit": "min"}]}, "sources[0].latency_unit: expected one of ms, s"),
+        (
+            {"sources": [{"kind": "requests", "pattern": "*", "columns": {"latency": "x"}}]},
+            "sources[0].columns.latency",
+        ),
+        (
+            {"sources": [{"kind": "requests", "pattern": "*", "timestamp": "seconds_since"}]},
+            "sources[0].timestamp.origin: required",
+        ),
+        (
+            {"sources": [{"kind": "requests", "pattern": "*", "latency_unit": "min"}]},
+            "sources[0].latency_unit: expected one of ms, s",
+        ),
         ({"schedule_time": "late"}, "schedule_time: expected a time of day HH:MM"),
     ],
 )

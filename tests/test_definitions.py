@@ -10,9 +10,23 @@ from pipelines.definitions import DAILY_JOB, build_definitions
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = {
-    "raw_requests", "raw_messages", "raw_feedback", "clean_requests", "clean_messages", "clean_feedback",
-    "sessions", "scenario_spotlight", "content_retention", "hourly_metrics", "daily_metrics", "daily_report",
-    "request_metrics", "session_metrics", "user_metrics", "daily_trends", "report_email",
+    "raw_requests",
+    "raw_messages",
+    "raw_feedback",
+    "clean_requests",
+    "clean_messages",
+    "clean_feedback",
+    "sessions",
+    "scenario_spotlight",
+    "content_retention",
+    "hourly_metrics",
+    "daily_metrics",
+    "daily_report",
+    "request_metrics",
+    "session_metrics",
+    "user_metrics",
+    "daily_trends",
+    "report_email",
 }
 
 
@@ -35,7 +49,11 @@ def test_dagster_validates_the_workspace(tmp_path: Path) -> None:
     dagster = Path(sys.executable).with_name("dagster")
     result = subprocess.run(
         [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Validation successful" in result.stdout + result.stderr

@@ -25,7 +25,11 @@ def _source(**raw: object) -> SourceConfig:
         ({"timestamp": "epoch_s"}, [1763632800], ["2025-11-20T10:00:00"]),
         ({"timestamp": "epoch_ms"}, [1763632800500], ["2025-11-20T10:00:00.500"]),
         ({"timestamp": {"format": "seconds_since", "origin": "2023-01-01"}}, ["90061.5"], ["2023-01-02T01:01:01.500"]),
-        ({"timestamp": {"format": "iso", "timezone": "Asia/Shanghai"}}, ["2026-11-20 08:00:00"], ["2026-11-20T00:00:00"]),
+        (
+            {"timestamp": {"format": "iso", "timezone": "Asia/Shanghai"}},
+            ["2026-11-20 08:00:00"],
+            ["2026-11-20T00:00:00"],
+        ),
     ],
 )
 def test_timestamp_formats(raw: dict, values: list, expected: list[str]) -> None:
@@ -65,12 +69,15 @@ def test_unreadable_files_fail_with_the_file_name(tmp_path: Path) -> None:
 
 
 def test_rows_go_to_the_day_of_their_own_timestamp_whatever_file(tmp_path: Path) -> None:
-    write_jsonl(tmp_path / "requests-20.jsonl", [
-        {"request_id": "a", "timestamp": "2026-11-20T23:59:59+00:00"},
-        {"request_id": "a2", "timestamp": "2026-11-20T00:00:00+00:00"},
-        {"request_id": "late", "timestamp": "2026-11-19T12:00:00+00:00"},
-        {"request_id": "undated", "timestamp": "soon"},
-    ])
+    write_jsonl(
+        tmp_path / "requests-20.jsonl",
+        [
+            {"request_id": "a", "timestamp": "2026-11-20T23:59:59+00:00"},
+            {"request_id": "a2", "timestamp": "2026-11-20T00:00:00+00:00"},
+            {"request_id": "late", "timestamp": "2026-11-19T12:00:00+00:00"},
+            {"request_id": "undated", "timestamp": "soon"},
+        ],
+    )
     write_jsonl(tmp_path / "requests-21.jsonl", [{"request_id": "b", "timestamp": "2026-11-21T00:00:00+00:00"}])
     day20 = extract_day(tmp_path, [REQUESTS], Kind.REQUESTS, date(2026, 11, 20), "UTC")
     day19 = extract_day(tmp_path, [REQUESTS], Kind.REQUESTS, date(2026, 11, 19), "UTC")
@@ -82,10 +89,13 @@ def test_rows_go_to_the_day_of_their_own_timestamp_whatever_file(tmp_path: Path)
 
 
 def test_day_boundaries_follow_the_configured_time_zone(tmp_path: Path) -> None:
-    write_jsonl(tmp_path / "requests.jsonl", [
-        {"request_id": "a", "timestamp": "2026-11-19T16:00:00+00:00"},  # 00:00 on the 20th in Shanghai
-        {"request_id": "b", "timestamp": "2026-11-19T15:59:59+00:00"},
-    ])
+    write_jsonl(
+        tmp_path / "requests.jsonl",
+        [
+            {"request_id": "a", "timestamp": "2026-11-19T16:00:00+00:00"},  # 00:00 on the 20th in Shanghai
+            {"request_id": "b", "timestamp": "2026-11-19T15:59:59+00:00"},
+        ],
+    )
     frame = extract_day(tmp_path, [REQUESTS], Kind.REQUESTS, date(2026, 11, 20), "Asia/Shanghai").frame
     assert frame["request_id"].tolist() == ["a"]
 
@@ -120,13 +130,19 @@ def test_mapping_units_failures_and_type_errors(tmp_path: Path) -> None:
 
 
 def test_session_per_line_layout_expands_turns(tmp_path: Path) -> None:
-    write_jsonl(tmp_path / "sessions.jsonl", [{
-        "session_id": "s1", "user_id": "u1",
-        "turns": [
-            {"role": "user", "content": "hi", "timestamp": "2026-11-20T10:00:00Z"},
-            {"role": "assistant", "content": "hello", "timestamp": "2026-11-20T10:00:02Z"},
+    write_jsonl(
+        tmp_path / "sessions.jsonl",
+        [
+            {
+                "session_id": "s1",
+                "user_id": "u1",
+                "turns": [
+                    {"role": "user", "content": "hi", "timestamp": "2026-11-20T10:00:00Z"},
+                    {"role": "assistant", "content": "hello", "timestamp": "2026-11-20T10:00:02Z"},
+                ],
+            }
         ],
-    }])
+    )
     source = SourceConfig(name="sessions", kind=Kind.MESSAGES, pattern="sessions*", layout="sessions")
     frame = extract_day(tmp_path, [source], Kind.MESSAGES, date(2026, 11, 20), "UTC").frame
     assert frame[["session_id", "user_id", "role"]].values.tolist() == [["s1", "u1", "user"], ["s1", "u1", "assistant"]]

@@ -36,7 +36,9 @@ class Inbox:
         self.messages.append(email.message_from_bytes(envelope.content, policy=default))
         return "250 OK"
 
-    def authenticate(self, server: object, session: object, envelope: object, mechanism: str, data: object) -> AuthResult:
+    def authenticate(
+        self, server: object, session: object, envelope: object, mechanism: str, data: object
+    ) -> AuthResult:
         assert isinstance(data, LoginPassword)
         self.logins.append((data.login.decode(), data.password.decode()))
         return AuthResult(success=(data.login.decode(), data.password.decode()) == (USER, PASSWORD))
@@ -53,9 +55,26 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
     )
     return cert, key
 
@@ -77,9 +96,15 @@ def server(request: pytest.FixtureRequest, certificate: tuple[Path, Path]) -> It
     controller = Controller(inbox, hostname="127.0.0.1", port=port, **options)
     controller.start()
     settings = MailSettings(
-        host="127.0.0.1", port=port, security=request.param, username=USER, password=PASSWORD,
-        sender="ChatPulse <reports@example.com>", recipients=("ops@example.com", "lead@example.com"),
-        ca_file=str(certificate[0]), timeout_s=10,
+        host="127.0.0.1",
+        port=port,
+        security=request.param,
+        username=USER,
+        password=PASSWORD,
+        sender="ChatPulse <reports@example.com>",
+        recipients=("ops@example.com", "lead@example.com"),
+        ca_file=str(certificate[0]),
+        timeout_s=10,
     )
     try:
         yield inbox, settings
@@ -91,8 +116,13 @@ def server(request: pytest.FixtureRequest, certificate: tuple[Path, Path]) -> It
 def day_report(tmp_path: Path) -> tuple[Path, Warehouse]:
     requests = [0] * 7 + [40, 120, 180, 160, 90, 60, 110, 150, 130, 90, 40, 20, 10, 5, 3, 1, 0]
     report = render_report(
-        DAY, _daily(), _hourly(requests, [r // 20 for r in requests]), pd.Series([120.0, 900.0, 4000.0]),
-        _quality({"latency_ms: not a number": 2}), _scenarios(["coding", "writing"]), tmp_path / "reports",
+        DAY,
+        _daily(),
+        _hourly(requests, [r // 20 for r in requests]),
+        pd.Series([120.0, 900.0, 4000.0]),
+        _quality({"latency_ms: not a number": 2}),
+        _scenarios(["coding", "writing"]),
+        tmp_path / "reports",
     )
     warehouse = Warehouse(f"sqlite:///{tmp_path / 'w.db'}")
     warehouse.replace_day(DAY.isoformat(), Write("daily_metrics", _daily()))
@@ -159,8 +189,8 @@ def test_the_pipeline_mails_each_day_once(tmp_path: Path) -> None:
         write_jsonl(tmp_path / "landing" / "requests-1.jsonl", REQUESTS)
         config = tmp_path / "chatpulse.yaml"
         config.write_text(
-            "data_home: .\nmail:\n  host: 127.0.0.1\n  port: %d\n  security: none\n"
-            "  sender: reports@example.com\n  recipients: [ops@example.com]\n" % port
+            f"data_home: .\nmail:\n  host: 127.0.0.1\n  port: {port}\n  security: none\n"
+            "  sender: reports@example.com\n  recipients: [ops@example.com]\n"
         )
         job = build_definitions(load_settings(config, env={}), str(config)).resolve_job_def(DAILY_JOB)
         for _ in range(2):

@@ -24,12 +24,36 @@ def at(time: str, **fields) -> dict:
 
 FRAME = requests(
     # gpt-4o on 2026-11-20: $2.50 input, $1.25 cached, $10 output per million tokens.
-    at("01:00:00", user_id="a", model="gpt-4o", prompt_tokens=1000, cached_tokens=400, completion_tokens=300,
-       reasoning_tokens=100, total_tokens=1300, cost_usd=0.006),
+    at(
+        "01:00:00",
+        user_id="a",
+        model="gpt-4o",
+        prompt_tokens=1000,
+        cached_tokens=400,
+        completion_tokens=300,
+        reasoning_tokens=100,
+        total_tokens=1300,
+        cost_usd=0.006,
+    ),
     # Completion missing: the reasoning tokens are the output.
-    at("02:00:00", user_id="a", model="gpt-4o", prompt_tokens=200, completion_tokens=None, reasoning_tokens=50,
-       total_tokens=250),
-    at("03:00:00", user_id="b", model="mystery-1", prompt_tokens=10, completion_tokens=10, total_tokens=20, cost_usd=1.0),
+    at(
+        "02:00:00",
+        user_id="a",
+        model="gpt-4o",
+        prompt_tokens=200,
+        completion_tokens=None,
+        reasoning_tokens=50,
+        total_tokens=250,
+    ),
+    at(
+        "03:00:00",
+        user_id="b",
+        model="mystery-1",
+        prompt_tokens=10,
+        completion_tokens=10,
+        total_tokens=20,
+        cost_usd=1.0,
+    ),
     at("04:00:00", user_id="b", model="mystery-1", status_code=429, error_type="rate_limit"),
     at("05:00:00", user_id=None, model=None, prompt_tokens=7, completion_tokens=1, total_tokens=8),
     at("06:00:00", user_id="c", model="text-embedding-3-small", prompt_tokens=5000, total_tokens=5000, cost_usd=0.0001),
@@ -65,13 +89,18 @@ def test_user_prices_extend_and_override_the_built_in_table(tmp_path: Path) -> N
     assert rates.loc["mystery-1", "cached_input"] == 1.0  # defaults to the input rate
     costs = model_costs(FRAME, DAY, "UTC", rates).set_index("model")
     assert costs.loc["mystery-1", "cost_estimate_usd"] == pytest.approx((10 * 1.0 + 10 * 2.0) / 1e6)
-    assert costs.loc["gpt-4o", "cost_estimate_usd"] == pytest.approx((600 * 2 + 400 * 1 + 300 * 8 + 200 * 2 + 50 * 8) / 1e6)
+    assert costs.loc["gpt-4o", "cost_estimate_usd"] == pytest.approx(
+        (600 * 2 + 400 * 1 + 300 * 8 + 200 * 2 + 50 * 8) / 1e6
+    )
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("models: {m: [{from: 2026-01-01, input: -1, output: 1}]}", "models.m[0].input: expected a non-negative number"),
+        (
+            "models: {m: [{from: 2026-01-01, input: -1, output: 1}]}",
+            "models.m[0].input: expected a non-negative number",
+        ),
         ("models: {m: [{input: 1, output: 1}]}", "models.m[0].from: required"),
         ("models: {m: [{from: soon, input: 1, output: 1}]}", "models.m[0].from: expected a date"),
         ("models: {m: [{from: 2026-01-01, input: 1, output: 1, extra: 2}]}", "models.m[0].extra: unknown key"),
@@ -105,7 +134,12 @@ def test_model_costs_name_unpriced_models_and_keep_the_logged_cost() -> None:
     assert table["model"].tolist() == ["gpt-4o", "mystery-1", "text-embedding-3-small", None]
     rows = table.set_index(table["model"].fillna("-")).to_dict("index")
     gpt = rows["gpt-4o"]
-    assert (gpt["requests"], gpt["prompt_tokens"], gpt["cached_tokens"], gpt["completion_tokens"]) == (2, 1200, 400, 300)
+    assert (gpt["requests"], gpt["prompt_tokens"], gpt["cached_tokens"], gpt["completion_tokens"]) == (
+        2,
+        1200,
+        400,
+        300,
+    )
     assert (gpt["reasoning_tokens"], gpt["total_tokens"], gpt["unpriced_requests"]) == (150, 1550, 0)
     estimate = (600 * 2.50 + 400 * 1.25 + 300 * 10.0 + 200 * 2.50 + 50 * 10.0) / 1e6
     assert gpt["cost_estimate_usd"] == pytest.approx(estimate)
@@ -130,6 +164,8 @@ def test_daily_users_rank_and_sum_per_user() -> None:
     assert table["errors"].tolist() == [0, 1, 0]
     assert table["total_tokens"].tolist() == [1550, 20, 5000]
     assert table["unpriced_requests"].tolist() == [0, 2, 0]
-    assert table["cost_estimate_usd"][0] == pytest.approx((600 * 2.50 + 400 * 1.25 + 300 * 10.0 + 200 * 2.50 + 50 * 10.0) / 1e6)
+    assert table["cost_estimate_usd"][0] == pytest.approx(
+        (600 * 2.50 + 400 * 1.25 + 300 * 10.0 + 200 * 2.50 + 50 * 10.0) / 1e6
+    )
     assert np.isnan(table["cost_estimate_usd"][1])  # nothing priced: unknown, not $0
     assert table["cost_logged_usd"].tolist()[::2] == [0.006, 0.0001]

@@ -35,20 +35,22 @@ def _random_day(seed: int = 7, n: int = 400) -> tuple[list[dict], pd.DataFrame]:
         latency = rng.choice([None, rng.randrange(1, 200_000) / 10, rng.randrange(100_000, 150_000) / 10])
         ttft = None if latency is None or rng.random() < 0.2 else round(latency * rng.random(), 1)
         status = rng.choice([200] * 8 + [429, 500, 504, 400, None])
-        rows.append({
-            "request_id": f"r{i:03d}",
-            "timestamp": (MIDNIGHT + dt.timedelta(milliseconds=start_ms)).isoformat(),
-            "user_id": rng.choice(["u1", "u2", "u3", None]),
-            "model": rng.choice(["m1", "m2", None]),
-            "endpoint": rng.choice(["chat", "embeddings"]),
-            "status_code": status,
-            "error_type": rng.choice([None] * 9 + ["content_filter"]),
-            "latency_ms": latency,
-            "ttft_ms": ttft,
-            "completion_tokens": rng.choice([None, 0, rng.randrange(1, 900)]),
-            "reasoning_tokens": rng.choice([None, 0, 5]),
-            "_start_ms": start_ms,
-        })
+        rows.append(
+            {
+                "request_id": f"r{i:03d}",
+                "timestamp": (MIDNIGHT + dt.timedelta(milliseconds=start_ms)).isoformat(),
+                "user_id": rng.choice(["u1", "u2", "u3", None]),
+                "model": rng.choice(["m1", "m2", None]),
+                "endpoint": rng.choice(["chat", "embeddings"]),
+                "status_code": status,
+                "error_type": rng.choice([None] * 9 + ["content_filter"]),
+                "latency_ms": latency,
+                "ttft_ms": ttft,
+                "completion_tokens": rng.choice([None, 0, rng.randrange(1, 900)]),
+                "reasoning_tokens": rng.choice([None, 0, 5]),
+                "_start_ms": start_ms,
+            }
+        )
     frame = requests(*({k: v for k, v in r.items() if k != "_start_ms"} for r in rows))
     return rows, frame
 
@@ -71,7 +73,11 @@ def _expected(rows: list[dict], slow_ms: float) -> dict[tuple[str, str | None], 
         secs = Counter(r["_start_ms"] // 1000 for r in members)
         minute, rpm = min(minutes.items(), key=lambda kv: (-kv[1], kv[0]))
         second, rps = min(secs.items(), key=lambda kv: (-kv[1], kv[0]))
-        timed = [(r["_start_ms"] * 10, r["_start_ms"] * 10 + round(r["latency_ms"] * 10)) for r in members if r["latency_ms"] is not None]
+        timed = [
+            (r["_start_ms"] * 10, r["_start_ms"] * 10 + round(r["latency_ms"] * 10))
+            for r in members
+            if r["latency_ms"] is not None
+        ]
         at_starts = [(sum(s <= t < e for s, e in timed), t) for t, _ in timed]
         peak, peak_at = max(at_starts, key=lambda x: (x[0], -x[1]))
         starts, ends = np.array([s for s, _ in timed]), np.array([e for _, e in timed])
@@ -81,8 +87,11 @@ def _expected(rows: list[dict], slow_ms: float) -> dict[tuple[str, str | None], 
         speeds = [
             (r["completion_tokens"] - (r["reasoning_tokens"] or 0)) / ((r["latency_ms"] - r["ttft_ms"]) / 1000)
             for r in members
-            if not _failed(r) and r["ttft_ms"] is not None and r["completion_tokens"] is not None
-            and r["latency_ms"] > r["ttft_ms"] and r["completion_tokens"] - (r["reasoning_tokens"] or 0) > 0
+            if not _failed(r)
+            and r["ttft_ms"] is not None
+            and r["completion_tokens"] is not None
+            and r["latency_ms"] > r["ttft_ms"]
+            and r["completion_tokens"] - (r["reasoning_tokens"] or 0) > 0
         ]
         errors = sum(_failed(r) for r in members)
         slow = sum(x > slow_ms for x in latencies)
@@ -182,12 +191,26 @@ def test_error_kinds_from_status_and_error_type() -> None:
         {"timestamp": "2026-11-20T01:00:09Z", "status_code": 500, "error_type": "empty_response"},
     )
     assert error_kind(frame).tolist() == [
-        None, "rate_limit", "rate_limit", "timeout", "timeout", "server", "client", "content_filter", "other", "server",
+        None,
+        "rate_limit",
+        "rate_limit",
+        "timeout",
+        "timeout",
+        "server",
+        "client",
+        "content_filter",
+        "other",
+        "server",
     ]
     table = error_kinds(frame, DAY, "UTC")
     assert table["error_kind"].tolist() == list(ERROR_KINDS)
     assert dict(zip(table["error_kind"], table["errors"], strict=True)) == {
-        "rate_limit": 2, "timeout": 2, "server": 2, "client": 1, "content_filter": 1, "other": 1,
+        "rate_limit": 2,
+        "timeout": 2,
+        "server": 2,
+        "client": 1,
+        "content_filter": 1,
+        "other": 1,
     }
     assert table["share_of_errors"].tolist() == [2 / 9, 2 / 9, 2 / 9, 1 / 9, 1 / 9, 1 / 9]
     assert table["share_of_requests"].tolist() == [0.2, 0.2, 0.2, 0.1, 0.1, 0.1]
@@ -200,7 +223,9 @@ def test_failed_and_slowest_requests_carry_ids_not_content() -> None:
     assert failed["request_id"].tolist() == [rid for _, rid in expected]
     assert "content" not in failed.columns and "metadata" not in failed.columns
     slowest = slowest_requests(frame, DAY, "UTC", count=5)
-    ranked = sorted((r for r in rows if r["latency_ms"] is not None), key=lambda r: (-r["latency_ms"], r["_start_ms"]))[:5]
+    ranked = sorted((r for r in rows if r["latency_ms"] is not None), key=lambda r: (-r["latency_ms"], r["_start_ms"]))[
+        :5
+    ]
     assert slowest["request_id"].tolist() == [r["request_id"] for r in ranked]
     assert slowest["rank"].tolist() == [1, 2, 3, 4, 5]
     assert slowest["latency_ms"].tolist() == [r["latency_ms"] for r in ranked]

@@ -75,6 +75,8 @@ def test_session_metrics_by_hand() -> None:
 
 def test_a_day_without_sessions() -> None:
     empty_requests, empty_messages = requests(), messages()
-    row = session_metrics(build_sessions(empty_requests, empty_messages), empty_requests, empty_messages, DAY, "UTC").iloc[0]
+    row = session_metrics(
+        build_sessions(empty_requests, empty_messages), empty_requests, empty_messages, DAY, "UTC"
+    ).iloc[0]
     assert (row["sessions"], row["turn_gaps"], row["unanswered_sessions"], row["turns_max"]) == (0, 0, 0, 0)
     assert np.isnan(row["single_turn_share"]) and np.isnan(row["turn_gap_p50_s"])

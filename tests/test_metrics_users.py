@@ -30,7 +30,8 @@ ACTIVE = {0: {"a": 3, "b": 1}, 5: {"c": 2}, 20: {"a": 1, "d": 4}, 29: {"a": 2, "
 def _daily_users() -> pd.DataFrame:
     rows = [
         {"day": _day(d), "user_id": u, "requests": n, "total_tokens": 10 * n, "cost_estimate_usd": 0.5 * n}
-        for d, users in ACTIVE.items() for u, n in users.items()
+        for d, users in ACTIVE.items()
+        for u, n in users.items()
     ]
     return pd.DataFrame(rows)
 
@@ -78,16 +79,28 @@ def test_trends_deltas_and_rolling_means_skip_days_not_run() -> None:
 
 def _requests(day: str, users: list[str]) -> list[dict]:
     return [
-        {"request_id": f"{day}-{i}", "timestamp": f"{day}T10:00:0{i}Z", "user_id": u, "model": "gpt-4o",
-         "status_code": 200, "latency_ms": 100, "prompt_tokens": 10, "completion_tokens": 5}
+        {
+            "request_id": f"{day}-{i}",
+            "timestamp": f"{day}T10:00:0{i}Z",
+            "user_id": u,
+            "model": "gpt-4o",
+            "status_code": 200,
+            "latency_ms": 100,
+            "prompt_tokens": 10,
+            "completion_tokens": 5,
+        }
         for i, u in enumerate(users)
     ]
 
 
 def test_a_day_run_late_corrects_the_later_days(tmp_path: Path) -> None:
-    write_jsonl(tmp_path / "landing" / "requests-1.jsonl", [
-        *_requests("2026-11-20", ["u1", "u2"]), *_requests("2026-11-22", ["u1", "u3", "u3"]),
-    ])
+    write_jsonl(
+        tmp_path / "landing" / "requests-1.jsonl",
+        [
+            *_requests("2026-11-20", ["u1", "u2"]),
+            *_requests("2026-11-22", ["u1", "u3", "u3"]),
+        ],
+    )
     (tmp_path / "chatpulse.yaml").write_text("data_home: .\nstart_date: 2026-11-01\n")
     config = tmp_path / "chatpulse.yaml"
     job = build_definitions(load_settings(config, env={}), str(config)).resolve_job_def(DAILY_JOB)

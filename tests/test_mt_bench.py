@@ -1,4 +1,6 @@
-"""Classifier accuracy on MT-Bench's 80 labelled prompts (lm-sys/FastChat, Apache-2.0; see ../shared/realdata/README.md).
+"""Classifier accuracy on MT-Bench's 80 labelled prompts.
+
+Source: lm-sys/FastChat, Apache-2.0; see ../shared/realdata/README.md.
 
 MT-Bench groups prompts by subject, our taxonomy by what the user wants done, so a
 category maps onto the labels that cover it: its "writing" spans our writing, business

@@ -21,7 +21,9 @@ def _request(rid: str | None, ts: str, **fields: object) -> dict:
 REQUESTS = [
     _request("r1", "10:00:05", user_id="u1", session_id="s1", latency_ms=100, prompt_tokens=10, completion_tokens=20),
     _request("r2", "10:00:35", user_id="u1", session_id="s1", latency_ms=300, prompt_tokens=5, completion_tokens=5),
-    _request("r3", "10:00:50", user_id="u2", model="gpt-4o-mini", status_code=429, error_type="rate_limit", latency_ms=50),
+    _request(
+        "r3", "10:00:50", user_id="u2", model="gpt-4o-mini", status_code=429, error_type="rate_limit", latency_ms=50
+    ),
     _request("r4", "11:30:00", user_id="u2", model="gpt-4o-mini", latency_ms=200, prompt_tokens=1, completion_tokens=1),
     _request("r5", "23:59:59", user_id="u3", session_id="s3", latency_ms=1000),
     _request("r1", "10:00:05", user_id="u1", session_id="s1", latency_ms=100, prompt_tokens=10, completion_tokens=20),
@@ -29,11 +31,41 @@ REQUESTS = [
     {"request_id": "tomorrow", "timestamp": "2026-11-21T00:00:00+00:00"},
 ]
 MESSAGES = [
-    {"session_id": "s1", "user_id": "u1", "timestamp": "2026-11-20T10:00:00Z", "role": "user", "content": "Write a Python function to parse dates"},
-    {"session_id": "s1", "user_id": "u1", "timestamp": "2026-11-20T10:00:06Z", "role": "assistant", "content": "def parse(s): ..."},
-    {"session_id": "s1", "user_id": "u1", "timestamp": "2026-11-20T10:00:30Z", "role": "user", "content": "now add tests"},
-    {"session_id": "s1", "user_id": "u1", "timestamp": "2026-11-20T10:00:36Z", "role": "assistant", "content": "def test(): ..."},
-    {"session_id": "s3", "user_id": "u3", "timestamp": "2026-11-20T23:59:58Z", "role": "user", "content": "把这段话翻译成英文"},
+    {
+        "session_id": "s1",
+        "user_id": "u1",
+        "timestamp": "2026-11-20T10:00:00Z",
+        "role": "user",
+        "content": "Write a Python function to parse dates",
+    },
+    {
+        "session_id": "s1",
+        "user_id": "u1",
+        "timestamp": "2026-11-20T10:00:06Z",
+        "role": "assistant",
+        "content": "def parse(s): ...",
+    },
+    {
+        "session_id": "s1",
+        "user_id": "u1",
+        "timestamp": "2026-11-20T10:00:30Z",
+        "role": "user",
+        "content": "now add tests",
+    },
+    {
+        "session_id": "s1",
+        "user_id": "u1",
+        "timestamp": "2026-11-20T10:00:36Z",
+        "role": "assistant",
+        "content": "def test(): ...",
+    },
+    {
+        "session_id": "s3",
+        "user_id": "u3",
+        "timestamp": "2026-11-20T23:59:58Z",
+        "role": "user",
+        "content": "把这段话翻译成英文",
+    },
 ]
 FEEDBACK = [{"session_id": "s1", "user_id": "u1", "timestamp": "2026-11-20T10:01:00Z", "rating": 1}]
 
@@ -79,7 +111,13 @@ def test_a_day_end_to_end(home: Path) -> None:
     assert scenarios.loc[["coding", "translation", "other"], "requests"].tolist() == [2, 1, 2]
 
     quality = warehouse.read("data_quality", DAY).set_index("kind")
-    assert quality.loc["requests", ["rows_in", "clean", "quarantined", "duplicates", "repaired"]].tolist() == [7, 5, 1, 1, 3]
+    assert quality.loc["requests", ["rows_in", "clean", "quarantined", "duplicates", "repaired"]].tolist() == [
+        7,
+        5,
+        1,
+        1,
+        3,
+    ]
     quarantine = warehouse.read("quarantine", DAY)
     assert quarantine[["source_file", "source_line"]].values.tolist() == [["requests-1.jsonl.gz", 7]]
 
@@ -93,7 +131,9 @@ def test_a_day_end_to_end(home: Path) -> None:
     assert "ChatPulse daily report" in html and "860 ms" in html
     assert "Write a Python function" not in html  # session content never reaches the report
     assert sorted(p.name for p in (home / "reports" / DAY).glob("*.png")) == [
-        "error_rate_by_hour.png", "latency_distribution.png", "requests_per_hour.png"
+        "error_rate_by_hour.png",
+        "latency_distribution.png",
+        "requests_per_hour.png",
     ]
 
 

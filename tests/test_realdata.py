@@ -83,7 +83,9 @@ def test_burstgpt_metrics_in_depth(realdata: Path, tmp_path: Path) -> None:
     # Price GPT-4 only (cached input defaults to input): ChatGPT must come out unpriced and named.
     prices = tmp_path / "prices.yaml"
     prices.write_text("models:\n  GPT-4:\n    - {from: 2023-01-01, input: 30.0, output: 60.0}\n")
-    gpt4_cost = sum(int(r["Request tokens"]) * 30e-6 + int(r["Response tokens"]) * 60e-6 for r in rows if r["Model"] == "GPT-4")
+    gpt4_cost = sum(
+        int(r["Request tokens"]) * 30e-6 + int(r["Response tokens"]) * 60e-6 for r in rows if r["Model"] == "GPT-4"
+    )
 
     warehouse = _run_example("burstgpt.yaml", "2023-08-14", realdata, tmp_path, prices=str(prices))
     minutes = warehouse.read("minute_metrics", "2023-08-14")

@@ -24,61 +24,92 @@ def _hourly(requests: list[int], errors: list[int]) -> pd.DataFrame:
     err = np.array(errors, dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
         rate = np.where(req > 0, err / req, np.nan)
-    return pd.DataFrame({
-        "day": DAY.isoformat(), "hour": range(24), "requests": requests, "errors": errors,
-        "error_rate": rate, "peak_rpm": [r // 10 for r in requests],
-        "latency_mean_ms": np.where(req > 0, 600.0, np.nan),
-        "latency_p50_ms": np.where(req > 0, 420.0, np.nan),
-        "latency_p95_ms": np.where(req > 0, 1834.0, np.nan),
-        "latency_p99_ms": np.where(req > 0, 3250.0, np.nan),
-        "prompt_tokens": [r * 100 for r in requests],
-        "completion_tokens": [r * 50 for r in requests],
-        "total_tokens": [r * 150 for r in requests],
-    })
+    return pd.DataFrame(
+        {
+            "day": DAY.isoformat(),
+            "hour": range(24),
+            "requests": requests,
+            "errors": errors,
+            "error_rate": rate,
+            "peak_rpm": [r // 10 for r in requests],
+            "latency_mean_ms": np.where(req > 0, 600.0, np.nan),
+            "latency_p50_ms": np.where(req > 0, 420.0, np.nan),
+            "latency_p95_ms": np.where(req > 0, 1834.0, np.nan),
+            "latency_p99_ms": np.where(req > 0, 3250.0, np.nan),
+            "prompt_tokens": [r * 100 for r in requests],
+            "completion_tokens": [r * 50 for r in requests],
+            "total_tokens": [r * 150 for r in requests],
+        }
+    )
 
 
 def _daily(**overrides: object) -> pd.DataFrame:
     """One daily row; overrides let a test change just the numbers it checks."""
     row: dict[str, object] = {
-        "day": DAY.isoformat(), "requests": 1234, "errors": 31, "error_rate": 31 / 1234,
-        "peak_rpm": 87, "peak_minute": "2026-11-20T14:32:00+00:00",
-        "latency_mean_ms": 640.2, "latency_p50_ms": 420.0, "latency_p95_ms": 1834.0,
-        "latency_p99_ms": 3310.0, "ttft_p50_ms": 180.0, "ttft_p95_ms": 910.0,
-        "prompt_tokens": 1_000_000, "completion_tokens": 234_567, "total_tokens": 1_234_567,
-        "cost_usd": 12.345, "users": 56, "models": 3, "sessions": 210,
-        "session_duration_p50_s": 200.0, "session_duration_p95_s": 1500.0, "turns_mean": 3.14,
+        "day": DAY.isoformat(),
+        "requests": 1234,
+        "errors": 31,
+        "error_rate": 31 / 1234,
+        "peak_rpm": 87,
+        "peak_minute": "2026-11-20T14:32:00+00:00",
+        "latency_mean_ms": 640.2,
+        "latency_p50_ms": 420.0,
+        "latency_p95_ms": 1834.0,
+        "latency_p99_ms": 3310.0,
+        "ttft_p50_ms": 180.0,
+        "ttft_p95_ms": 910.0,
+        "prompt_tokens": 1_000_000,
+        "completion_tokens": 234_567,
+        "total_tokens": 1_234_567,
+        "cost_usd": 12.345,
+        "users": 56,
+        "models": 3,
+        "sessions": 210,
+        "session_duration_p50_s": 200.0,
+        "session_duration_p95_s": 1500.0,
+        "turns_mean": 3.14,
     }
     row.update(overrides)
     return pd.DataFrame([row])
 
 
 def _quality(reasons: dict[str, int]) -> pd.DataFrame:
-    return pd.DataFrame({
-        "day": DAY.isoformat(),
-        "kind": ["requests", "messages", "feedback"],
-        "rows_in": [1300, 5021, 40],
-        "clean": [1234, 4990, 40],
-        "quarantined": [3, 7, 0],
-        "duplicates": [63, 24, 0],
-        "repaired": [12, 0, 0],
-        "reasons": [json.dumps(reasons), "{}", None],
-    })
+    return pd.DataFrame(
+        {
+            "day": DAY.isoformat(),
+            "kind": ["requests", "messages", "feedback"],
+            "rows_in": [1300, 5021, 40],
+            "clean": [1234, 4990, 40],
+            "quarantined": [3, 7, 0],
+            "duplicates": [63, 24, 0],
+            "repaired": [12, 0, 0],
+            "reasons": [json.dumps(reasons), "{}", None],
+        }
+    )
 
 
 def _scenarios(labels: list[str]) -> list[Section]:
     """The report's table sections for a day whose only table is its scenario summary."""
     sessions = [150, 60][: len(labels)]
-    return detail_sections({"scenario_daily": pd.DataFrame({
-        "day": DAY.isoformat(), "scenario": labels, "sessions": sessions, "requests": [900, 334][: len(labels)],
-        "share": [n / sum(sessions) for n in sessions],
-    })})
+    return detail_sections(
+        {
+            "scenario_daily": pd.DataFrame(
+                {
+                    "day": DAY.isoformat(),
+                    "scenario": labels,
+                    "sessions": sessions,
+                    "requests": [900, 334][: len(labels)],
+                    "share": [n / sum(sessions) for n in sessions],
+                }
+            )
+        }
+    )
 
 
 @pytest.fixture
 def busy_day(tmp_path: Path) -> tuple[Path, str]:
     """A day with traffic: returns the output folder and the rendered HTML."""
-    requests = [5, 3, 2, 2, 3, 8, 20, 45, 70, 85, 102, 107, 104, 100, 108, 96, 85, 75, 60, 50,
-                42, 30, 20, 12]
+    requests = [5, 3, 2, 2, 3, 8, 20, 45, 70, 85, 102, 107, 104, 100, 108, 96, 85, 75, 60, 50, 42, 30, 20, 12]
     errors = [0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 2, 3, 2, 1, 6, 4, 2, 2, 1, 1, 1, 1, 0, 1]
     assert sum(requests) == 1234 and sum(errors) == 31
     latencies = pd.Series(np.random.default_rng(0).lognormal(6.2, 0.8, 1234))
@@ -88,8 +119,15 @@ def busy_day(tmp_path: Path) -> tuple[Path, str]:
         "model: missing": 1,
         "status_code: not an integer": 1,
     }
-    html = render_report(DAY, _daily(), _hourly(requests, errors), latencies, _quality(reasons),
-                         _scenarios(["coding", "writing"]), tmp_path)
+    html = render_report(
+        DAY,
+        _daily(),
+        _hourly(requests, errors),
+        latencies,
+        _quality(reasons),
+        _scenarios(["coding", "writing"]),
+        tmp_path,
+    )
     return tmp_path, html.read_text(encoding="utf-8")
 
 
@@ -105,9 +143,23 @@ def test_writes_html_and_png_charts(busy_day: tuple[Path, str]) -> None:
 def test_headline_numbers_are_formatted(busy_day: tuple[Path, str]) -> None:
     _, html = busy_day
     assert "ChatPulse daily report — 2026-11-20" in html
-    for text in ("1,234", "2.5%", "31 errors", "56", "210", "420 ms", "1.8 s", "3.3 s",
-                 "across 3 models", "87 req/min", "at 14:32 UTC", "1,234,567", "$12.35", "first token 180 ms",
-                 "median 3.3 min · 3.1 turns avg"):
+    for text in (
+        "1,234",
+        "2.5%",
+        "31 errors",
+        "56",
+        "210",
+        "420 ms",
+        "1.8 s",
+        "3.3 s",
+        "across 3 models",
+        "87 req/min",
+        "at 14:32 UTC",
+        "1,234,567",
+        "$12.35",
+        "first token 180 ms",
+        "median 3.3 min · 3.1 turns avg",
+    ):
         assert text in html, text
     assert "No requests recorded" not in html
 
@@ -129,16 +181,37 @@ def test_quality_counts_and_top_reasons(busy_day: tuple[Path, str]) -> None:
 
 def test_empty_day_renders(tmp_path: Path) -> None:
     empty_daily = _daily(
-        requests=0, errors=0, error_rate=float("nan"), peak_rpm=0, peak_minute=None,
-        latency_mean_ms=float("nan"), latency_p50_ms=float("nan"), latency_p95_ms=float("nan"),
-        latency_p99_ms=float("nan"), ttft_p50_ms=float("nan"), ttft_p95_ms=float("nan"),
-        prompt_tokens=0, completion_tokens=0, total_tokens=0, cost_usd=0.0, users=0, models=0,
-        sessions=0, session_duration_p50_s=float("nan"), session_duration_p95_s=float("nan"),
+        requests=0,
+        errors=0,
+        error_rate=float("nan"),
+        peak_rpm=0,
+        peak_minute=None,
+        latency_mean_ms=float("nan"),
+        latency_p50_ms=float("nan"),
+        latency_p95_ms=float("nan"),
+        latency_p99_ms=float("nan"),
+        ttft_p50_ms=float("nan"),
+        ttft_p95_ms=float("nan"),
+        prompt_tokens=0,
+        completion_tokens=0,
+        total_tokens=0,
+        cost_usd=0.0,
+        users=0,
+        models=0,
+        sessions=0,
+        session_duration_p50_s=float("nan"),
+        session_duration_p95_s=float("nan"),
         turns_mean=float("nan"),
     )
-    html_path = render_report(DAY, empty_daily, _hourly([0] * 24, [0] * 24),
-                              pd.Series([], dtype=float), _quality({}).iloc[0:0],
-                              _scenarios([]), tmp_path)
+    html_path = render_report(
+        DAY,
+        empty_daily,
+        _hourly([0] * 24, [0] * 24),
+        pd.Series([], dtype=float),
+        _quality({}).iloc[0:0],
+        _scenarios([]),
+        tmp_path,
+    )
     html = html_path.read_text(encoding="utf-8")
     assert "No requests recorded on this day" in html
     for name in CHARTS:
@@ -146,16 +219,28 @@ def test_empty_day_renders(tmp_path: Path) -> None:
 
 
 def test_empty_daily_frame_renders(tmp_path: Path) -> None:
-    html_path = render_report(DAY, _daily().iloc[0:0], _hourly([0] * 24, [0] * 24).iloc[0:0],
-                              pd.Series([], dtype=float), _quality({}).iloc[0:0],
-                              _scenarios([]), tmp_path)
+    html_path = render_report(
+        DAY,
+        _daily().iloc[0:0],
+        _hourly([0] * 24, [0] * 24).iloc[0:0],
+        pd.Series([], dtype=float),
+        _quality({}).iloc[0:0],
+        _scenarios([]),
+        tmp_path,
+    )
     assert "No requests recorded on this day" in html_path.read_text(encoding="utf-8")
 
 
 def test_labels_are_autoescaped(tmp_path: Path) -> None:
-    html = render_report(DAY, _daily(), _hourly([10] * 24, [0] * 24), pd.Series([500.0]),
-                         _quality({"<b>bad</b>": 1}), _scenarios(["<script>alert(1)</script>"]),
-                         tmp_path).read_text(encoding="utf-8")
+    html = render_report(
+        DAY,
+        _daily(),
+        _hourly([10] * 24, [0] * 24),
+        pd.Series([500.0]),
+        _quality({"<b>bad</b>": 1}),
+        _scenarios(["<script>alert(1)</script>"]),
+        tmp_path,
+    ).read_text(encoding="utf-8")
     assert "<script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<code>&lt;b&gt;bad&lt;/b&gt;</code>" in html
@@ -165,8 +250,14 @@ def test_headline_numbers_carry_their_deltas(tmp_path: Path) -> None:
     yesterday = _daily(requests=1000, error_rate=0.02, cost_usd=5.0).iloc[0]
     last_week = _daily(requests=2468, error_rate=0.03).iloc[0]
     html = render_report(
-        DAY, _daily(), _hourly([10] * 24, [0] * 24), pd.Series([100.0]), _quality({}), _scenarios(["coding"]),
-        tmp_path, comparisons={"yesterday": yesterday, "last Friday": last_week},
+        DAY,
+        _daily(),
+        _hourly([10] * 24, [0] * 24),
+        pd.Series([100.0]),
+        _quality({}),
+        _scenarios(["coding"]),
+        tmp_path,
+        comparisons={"yesterday": yesterday, "last Friday": last_week},
     ).read_text()
     # 1,234 requests against 1,000 and 2,468; error rate 2.51% against 2% and 3%.
     assert "+23% vs yesterday" in html and "-50% vs last Friday" in html
@@ -175,17 +266,52 @@ def test_headline_numbers_carry_their_deltas(tmp_path: Path) -> None:
 
 
 def test_sections_format_each_metric_in_its_unit(tmp_path: Path) -> None:
-    trends = pd.DataFrame([
-        {"metric": "latency_p95_ms", "value": 1834.0, "previous_day": 1500.0, "week_ago": None, "mean_7d": 1600.0, "mean_28d": 1700.0},
-        {"metric": "error_rate", "value": 0.025, "previous_day": 0.02, "week_ago": 0.03, "mean_7d": 0.02, "mean_28d": 0.02},
-    ])
-    spotlight = pd.DataFrame([{"metric": "satisfaction", "rank": 1, "scenario": "coding", "value": 0.5, "baseline": 0.8}])
+    trends = pd.DataFrame(
+        [
+            {
+                "metric": "latency_p95_ms",
+                "value": 1834.0,
+                "previous_day": 1500.0,
+                "week_ago": None,
+                "mean_7d": 1600.0,
+                "mean_28d": 1700.0,
+            },
+            {
+                "metric": "error_rate",
+                "value": 0.025,
+                "previous_day": 0.02,
+                "week_ago": 0.03,
+                "mean_7d": 0.02,
+                "mean_28d": 0.02,
+            },
+        ]
+    )
+    spotlight = pd.DataFrame(
+        [{"metric": "satisfaction", "rank": 1, "scenario": "coding", "value": 0.5, "baseline": 0.8}]
+    )
     sections = {s.title: s for s in detail_sections({"daily_trends": trends, "scenario_spotlight": spotlight})}
     assert sections["Trends"].rows == [
-        {"metric": "latency p95 ms", "value": "1.8 s", "day_over_day": "+22%", "week_over_week": "—",
-         "mean_7d": "1.6 s", "mean_28d": "1.7 s"},
-        {"metric": "error rate", "value": "2.5%", "day_over_day": "+0.5 pp", "week_over_week": "-0.5 pp",
-         "mean_7d": "2.0%", "mean_28d": "2.0%"},
+        {
+            "metric": "latency p95 ms",
+            "value": "1.8 s",
+            "day_over_day": "+22%",
+            "week_over_week": "—",
+            "mean_7d": "1.6 s",
+            "mean_28d": "1.7 s",
+        },
+        {
+            "metric": "error rate",
+            "value": "2.5%",
+            "day_over_day": "+0.5 pp",
+            "week_over_week": "-0.5 pp",
+            "mean_7d": "2.0%",
+            "mean_28d": "2.0%",
+        },
     ]
-    assert sections["Scenario spotlight"].rows == [{"metric": "satisfaction", "scenario": "coding", "value": "50.0%", "baseline": "80.0%"}]
-    assert sections["Feedback by model"].rows == [] and sections["Feedback by model"].empty == "No feedback recorded on this day."
+    assert sections["Scenario spotlight"].rows == [
+        {"metric": "satisfaction", "scenario": "coding", "value": "50.0%", "baseline": "80.0%"}
+    ]
+    assert (
+        sections["Feedback by model"].rows == []
+        and sections["Feedback by model"].empty == "No feedback recorded on this day."
+    )

@@ -54,14 +54,28 @@ def test_counts_are_exact(sample: tuple[Path, dict[str, int]]) -> None:
     assert counts["request_lines"] == 3 * (PER_DAY + 5)  # + duplicate, truncated line, three invalid rows
     assert counts["message_lines"] == counts["messages"] + 3 * 3
     assert counts["feedback_lines"] == counts["feedback"]
-    for key, per_day in {"request_duplicates": 1, "request_malformed": 1, "request_invalid": 3,
-                         "request_repairable": 1, "message_duplicates": 1, "message_malformed": 1,
-                         "message_invalid": 1, "duplicates": 2, "malformed": 2, "invalid": 4}.items():
+    for key, per_day in {
+        "request_duplicates": 1,
+        "request_malformed": 1,
+        "request_invalid": 3,
+        "request_repairable": 1,
+        "message_duplicates": 1,
+        "message_malformed": 1,
+        "message_invalid": 1,
+        "duplicates": 2,
+        "malformed": 2,
+        "invalid": 4,
+    }.items():
         assert counts[key] == 3 * per_day, key
-    written = {kind: sum(len(lines(landing / f"{kind}-{day}.jsonl.gz")) for day in DAYS)
-               for kind in ("requests", "messages", "feedback")}
-    assert written == {"requests": counts["request_lines"], "messages": counts["message_lines"],
-                       "feedback": counts["feedback_lines"]}
+    written = {
+        kind: sum(len(lines(landing / f"{kind}-{day}.jsonl.gz")) for day in DAYS)
+        for kind in ("requests", "messages", "feedback")
+    }
+    assert written == {
+        "requests": counts["request_lines"],
+        "messages": counts["message_lines"],
+        "feedback": counts["feedback_lines"],
+    }
     # Sessions: ~2.9 turns each; messages: a user turn per chat request plus the answered replies.
     assert 3 * PER_DAY * 0.65 / 3.3 < counts["sessions"] < 3 * PER_DAY * 0.65 / 2.5
     assert 2 * 3 * PER_DAY * 0.65 * 0.9 < counts["messages"] < 2 * 3 * PER_DAY * 0.65
@@ -136,13 +150,20 @@ def test_requests_look_like_production(sample: tuple[Path, dict[str, int]]) -> N
     assert (ok["total_tokens"] == ok["prompt_tokens"] + ok["completion_tokens"]).all()
     assert (ok["cached_tokens"] <= ok["prompt_tokens"]).all() and (ok["cached_tokens"] > 0).any()
     assert (ok["reasoning_tokens"] > 0).groupby(ok["model"]).all().to_dict() == {
-        "gpt-4o": False, "gpt-4o-mini": False, "o3-mini": True, "text-embedding-3-small": False}
+        "gpt-4o": False,
+        "gpt-4o-mini": False,
+        "o3-mini": True,
+        "text-embedding-3-small": False,
+    }
     assert (ok["cost_usd"] > 0).all()
     median = ok.groupby("model")["latency_ms"].median()
     assert median["text-embedding-3-small"] < 500 < median["gpt-4o-mini"] < median["gpt-4o"] < median["o3-mini"]
     by_endpoint = clean.groupby("endpoint")
     assert by_endpoint["session_id"].apply(lambda s: s.isna().all()).to_dict() == {
-        "chat": False, "completion": True, "embeddings": True}
+        "chat": False,
+        "completion": True,
+        "embeddings": True,
+    }
     assert clean.loc[clean["endpoint"] == "embeddings", "ttft_ms"].isna().all()
     assert clean["status_code"].value_counts()[200] / len(clean) > 0.95
     assert {429, 500} <= set(clean["status_code"])

@@ -22,13 +22,15 @@ def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Wareho
 
 
 def _requests(*ids: str) -> pd.DataFrame:
-    return pd.DataFrame({
-        "request_id": list(ids),
-        "timestamp": pd.to_datetime(["2026-11-20T10:00:00.123456Z"] * len(ids), utc=True),
-        "latency_ms": [1.5] * len(ids),
-        "status_code": pd.array([200] * len(ids), dtype="Int64"),
-        "prompt_tokens": pd.array([None] * len(ids), dtype="Int64"),
-    })
+    return pd.DataFrame(
+        {
+            "request_id": list(ids),
+            "timestamp": pd.to_datetime(["2026-11-20T10:00:00.123456Z"] * len(ids), utc=True),
+            "latency_ms": [1.5] * len(ids),
+            "status_code": pd.array([200] * len(ids), dtype="Int64"),
+            "prompt_tokens": pd.array([None] * len(ids), dtype="Int64"),
+        }
+    )
 
 
 def test_replacing_a_day_never_doubles_it(warehouse: Warehouse) -> None:
@@ -56,7 +58,9 @@ def test_kind_scoped_writes_leave_other_kinds_alone(warehouse: Warehouse) -> Non
     quality = pd.DataFrame([{"rows_in": 1, "clean": 1, "quarantined": 0, "duplicates": 0, "repaired": 0}])
     warehouse.replace_day("2026-11-20", Write("data_quality", quality.assign(kind="requests"), kind="requests"))
     warehouse.replace_day("2026-11-20", Write("data_quality", quality.assign(kind="messages"), kind="messages"))
-    warehouse.replace_day("2026-11-20", Write("data_quality", quality.assign(kind="messages", rows_in=5), kind="messages"))
+    warehouse.replace_day(
+        "2026-11-20", Write("data_quality", quality.assign(kind="messages", rows_in=5), kind="messages")
+    )
     table = warehouse.read("data_quality", "2026-11-20").set_index("kind")
     assert table["rows_in"].to_dict() == {"requests": 1, "messages": 5}
 
@@ -78,7 +82,7 @@ def test_file_stamps_round_trip(warehouse: Warehouse) -> None:
 
 def test_an_older_warehouse_gains_new_columns(warehouse: Warehouse) -> None:
     with warehouse.engine.begin() as conn:
-        conn.exec_driver_sql('ALTER TABLE scenario_daily DROP COLUMN requests')
+        conn.exec_driver_sql("ALTER TABLE scenario_daily DROP COLUMN requests")
     upgraded = Warehouse(warehouse.engine.url.render_as_string(hide_password=False))
     upgraded.replace_day("2026-11-20", Write("scenario_daily", pd.DataFrame({"scenario": ["coding"], "requests": [3]})))
     assert upgraded.read("scenario_daily")[["scenario", "requests"]].values.tolist() == [["coding", 3]]

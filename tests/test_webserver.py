@@ -40,8 +40,19 @@ def webserver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     assert result.returncode == 0, result.stderr
     port = _free_port()
     server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("dagster-webserver")), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=ROOT, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(Path(sys.executable).with_name("dagster-webserver")),
+            "-w",
+            "workspace.yaml",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -67,7 +78,9 @@ def test_the_ui_shows_assets_partitions_checks_and_runs(webserver: str) -> None:
     data = json.load(urllib.request.urlopen(request, timeout=60))["data"]
     nodes = {node["assetKey"]["path"][-1]: node for node in data["assetNodes"]}
     assert set(nodes) == ASSETS
-    assert all(node["partitionDefinition"]["description"] == "Daily, starting 2026-01-01 UTC." for node in nodes.values())
+    assert all(
+        node["partitionDefinition"]["description"] == "Daily, starting 2026-01-01 UTC." for node in nodes.values()
+    )
     checks = {check["name"] for check in nodes["clean_requests"]["assetChecksOrError"]["checks"]}
     assert checks == {"rows_accounted_for", "quarantine_rate", "expectations_pass"}
     assert [m["partition"] for m in data["assetOrError"]["assetMaterializations"]] == [DAY]
