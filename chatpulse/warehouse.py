@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import adbc_driver_sqlite.dbapi as adbc_sqlite
-import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from chatpulse.extract import FileStamp
@@ -336,19 +336,17 @@ def _placeholder(dialect: sa.Dialect) -> str:
     return {"qmark": "?", "format": "%s", "pyformat": "%s"}[dialect.paramstyle]
 
 
-def _timestamp_text(series: pd.Series, dialect: sa.Dialect) -> pd.Series:
-    """UTC timestamps as text: SQLAlchemy's SQLite layout, with an explicit offset elsewhere."""
-    stamps = pd.to_datetime(series, utc=True).dt.tz_localize(None).to_numpy("datetime64[us]")
-    text = pd.Series(np.datetime_as_string(stamps, unit="us"), index=series.index).str.replace("T", " ", regex=False)
-    if dialect.name != "sqlite":
-        text = text + "+00:00"
-    return text.where(series.notna())
+def _timestamp_text(series: pd.Series, dialect: sa.Dialect) -> pa.Array:
+    """UTC timestamps as text (Arrow casts, in C): SQLAlchemy's SQLite layout, with an offset elsewhere."""
+    stamps = pa.array(pd.to_datetime(series, utc=True)).cast(pa.timestamp("us", "UTC"), safe=False)
+    text = stamps.cast(pa.timestamp("us")).cast(pa.string())  # "2026-11-20 10:00:00.123456"
+    return text if dialect.name == "sqlite" else pc.binary_join_element_wise(text, "+00:00", "")
 
 
 def _python_values(series: pd.Series, column: sa.Column, dialect: sa.Dialect) -> list[object]:
     """One column as DB-API values: None for missing, UTC text for timestamps."""
     if isinstance(column.type, sa.DateTime):
-        series = _timestamp_text(series, dialect)
+        return _timestamp_text(series, dialect).to_pylist()
     return series.to_numpy(dtype=object, na_value=None).tolist()
 
 
@@ -367,8 +365,9 @@ def _arrow_table(table: sa.Table, frame: pd.DataFrame, dialect: sa.Dialect) -> p
         if column.name in frame.columns:
             values = frame[column.name]
             if isinstance(column.type, sa.DateTime):
-                values = _timestamp_text(values, dialect)
-            arrays[column.name] = pa.array(values, type=_arrow_type(column), from_pandas=True)
+                arrays[column.name] = _timestamp_text(values, dialect)
+            else:
+                arrays[column.name] = pa.array(values, type=_arrow_type(column), from_pandas=True)
     return pa.table(arrays)
 
 
