@@ -19,6 +19,7 @@ from dagster import (
 from chatpulse.warehouse import Warehouse
 from pipelines.resources import ChatPulseSettings, WarehouseResource
 from reports.mail import deliver
+from reports.pages import write_pages
 from reports.render import render_report, report_file
 from reports.sections import detail_sections
 
@@ -50,13 +51,17 @@ SECTION_TABLES = (
 
 
 def _comparisons(store: Warehouse, day: date) -> dict[str, pd.Series]:
-    """The daily rows a day's headline numbers are compared with, where they exist."""
-    earlier = store.read_days(
-        "daily_metrics", (day - timedelta(days=7)).isoformat(), (day - timedelta(days=1)).isoformat()
-    )
-    rows = earlier.set_index("day")
+    """The daily rows (with satisfaction where rated) a day's headline numbers are compared with, where they exist."""
+    first, last = (day - timedelta(days=7)).isoformat(), (day - timedelta(days=1)).isoformat()
+    feedback = store.read_days("feedback_daily", first, last)
+    rated = feedback.loc[feedback["ratings"] > 0, ["day", "satisfaction"]]
+    rows = store.read_days("daily_metrics", first, last).merge(rated, on="day", how="left").set_index("day")
     wanted = {"yesterday": day - timedelta(days=1), f"last {day:%A}": day - timedelta(days=7)}
     return {name: rows.loc[other.isoformat()] for name, other in wanted.items() if other.isoformat() in rows.index}
+
+
+def _days_before(day: date, days: int) -> str:
+    return (day - timedelta(days=days)).isoformat()
 
 
 def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
@@ -69,7 +74,8 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         group_name="report",
         kinds={"html"},
         description="reports/<day>.html: headline numbers with deltas, charts, trends, scenarios, feedback, "
-        "errors, costs, slowest requests and data quality for the day.",
+        "errors, costs, slowest requests and data quality for the day; rewrites reports/index.html and, "
+        "on a Sunday, writes reports/week-<Monday>.html.",
     )
     def daily_report(
         context: AssetExecutionContext,
@@ -78,18 +84,25 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         warehouse: WarehouseResource,
     ) -> MaterializeResult:
         day = context.partition_key
+        today = date.fromisoformat(day)
         store = warehouse.warehouse
+        out_dir = chatpulse.settings.reports_dir
+        tables = {table: store.read(table, day) for table in (*SECTION_TABLES, "sessions")}
         path = render_report(
-            date.fromisoformat(day),
+            today,
             daily=store.read("daily_metrics", day),
             hourly=store.read("hourly_metrics", day).sort_values("hour"),
             latencies=requests["latency_ms"].dropna(),
             quality=store.read("data_quality", day),
-            sections=detail_sections({table: store.read(table, day) for table in SECTION_TABLES}),
-            out_dir=chatpulse.settings.reports_dir,
-            comparisons=_comparisons(store, date.fromisoformat(day)),
+            sections=detail_sections(tables),
+            out_dir=out_dir,
+            comparisons=_comparisons(store, today),
+            tables=tables,
+            hourly_previous=store.read_days("hourly_metrics", _days_before(today, 7), _days_before(today, 1)),
+            history=store.read_days("daily_metrics", _days_before(today, 29), day),
         )
-        return MaterializeResult(metadata={"path": MetadataValue.path(str(path))})
+        pages = {"path": path, **write_pages(out_dir, store, today)}
+        return MaterializeResult(metadata={name: MetadataValue.path(str(page)) for name, page in pages.items()})
 
     @asset(
         partitions_def=partitions,

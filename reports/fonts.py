@@ -73,9 +73,7 @@ def main() -> int:
     try:
         path = install()
     except (subprocess.CalledProcessError, StopIteration, OSError) as exc:
-        print(
-            f"could not install {DEBIAN_PACKAGE} ({exc}); Chinese labels will render as boxes until a CJK font is installed"
-        )
+        print(f"could not install {DEBIAN_PACKAGE} ({exc}); Chinese labels show as boxes until a CJK font is installed")
         return 0
     print(f"installed {path}")
     return 0

@@ -7,7 +7,8 @@ and labels reach the page: session content is never passed in.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -106,12 +107,13 @@ def _detail(text: str, *values: Any) -> str:
 # Headline cards that carry deltas: label -> (daily column, relative change or percentage points).
 _DELTAS = {
     "Requests": ("requests", False),
-    "Users": ("users", False),
+    "Active users": ("users", False),
     "Sessions": ("sessions", False),
     "Error rate": ("error_rate", True),
     "Latency p95": ("latency_p95_ms", False),
     "Tokens": ("total_tokens", False),
     "Cost": ("cost_usd", False),
+    "Satisfaction": ("satisfaction", True),
 }
 
 
@@ -149,7 +151,7 @@ def _card_values(row: pd.Series) -> list[dict[str, str]]:
             "value": format_int(get("requests")),
             "detail": _detail(f"across {format_int(models)} model{'' if models == 1 else 's'}", models),
         },
-        {"label": "Users", "value": format_int(get("users")), "detail": ""},
+        {"label": "Active users", "value": format_int(get("users")), "detail": ""},
         {
             "label": "Sessions",
             "value": format_int(get("sessions")),
@@ -192,6 +194,11 @@ def _card_values(row: pd.Series) -> list[dict[str, str]]:
             ),
         },
         {"label": "Cost", "value": format_usd(get("cost_usd")), "detail": _detail("USD", get("cost_usd"))},
+        {
+            "label": "Satisfaction",
+            "value": format_pct(get("satisfaction")),
+            "detail": _detail(f"{format_int(get('ratings'))} ratings", get("ratings"), get("satisfaction")),
+        },
     ]
 
 
@@ -220,6 +227,51 @@ def report_file(out_dir: Path, day: date) -> Path:
     return Path(out_dir) / f"{day.isoformat()}.html"
 
 
+def _feedback(tables: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
+    """The day's satisfaction and rating count for the headline, empty when nobody rated anything."""
+    feedback = tables.get("feedback_daily")
+    if feedback is None or feedback.empty or not feedback.iloc[0]["ratings"]:
+        return {}
+    return {"satisfaction": feedback.iloc[0]["satisfaction"], "ratings": feedback.iloc[0]["ratings"]}
+
+
+def _has_rows(table: pd.DataFrame | None, column: str) -> bool:
+    return table is not None and bool((table[column] > 0).any())
+
+
+def _section_charts(
+    chart_dir: Path, tables: Mapping[str, pd.DataFrame], history: pd.DataFrame | None
+) -> dict[str, list[Path]]:
+    """Charts drawn beside a table section, by section title; a chart whose data the day lacks is left out.
+
+    The table of that section then says what is missing, and a stale PNG from an earlier run is removed
+    so neither the page nor the e-mail can pick it up.
+    """
+    sessions, kinds, scenario_daily, costs = (
+        tables.get(name) for name in ("sessions", "error_kinds", "scenario_daily", "model_costs")
+    )
+    wanted: list[tuple[str, str, bool, Callable[[Path], Path]]] = [
+        ("Trends", "daily_trends.png", history is not None and not history.empty,
+         lambda path: charts.daily_trends(history, path)),
+        ("Scenarios", "scenarios.png", _has_rows(scenario_daily, "sessions"),
+         lambda path: charts.scenarios(scenario_daily, path)),
+        ("Scenarios", "session_length.png", sessions is not None and sessions["duration_s"].notna().any(),
+         lambda path: charts.session_length(sessions["duration_s"], path)),
+        ("Errors by kind", "error_rate_by_kind.png", _has_rows(kinds, "errors"),
+         lambda path: charts.error_rate_by_kind(kinds, path)),
+        ("Tokens and cost by model", "tokens_and_cost.png", _has_rows(costs, "requests"),
+         lambda path: charts.tokens_and_cost(costs, path)),
+    ]  # fmt: skip
+    drawn: dict[str, list[Path]] = {}
+    for title, name, has_data, draw in wanted:
+        path = chart_dir / name
+        if has_data:
+            drawn.setdefault(title, []).append(draw(path))
+        else:
+            path.unlink(missing_ok=True)
+    return drawn
+
+
 def render_report(
     day: date,
     daily: pd.DataFrame,
@@ -229,32 +281,59 @@ def render_report(
     sections: Sequence[Section],
     out_dir: Path,
     comparisons: Mapping[str, pd.Series] | None = None,
+    tables: Mapping[str, pd.DataFrame] | None = None,
+    hourly_previous: pd.DataFrame | None = None,
+    history: pd.DataFrame | None = None,
 ) -> Path:
     """Write ``out_dir/<day>.html`` and its charts in ``out_dir/<day>/``; return the HTML path.
 
     Frames must already hold only ``day``'s rows; ``sections`` are the table sections
     (reports.sections.detail_sections); ``comparisons`` maps a name
-    ("yesterday") to that day's daily row, for the headline deltas. Charts are linked
+    ("yesterday") to that day's daily row (with ``satisfaction`` where known), for the headline deltas.
+    ``tables`` are the day's warehouse tables by name (``sessions``, ``error_kinds``, ``scenario_daily``,
+    ``model_costs``, ``feedback_daily``), ``hourly_previous`` the hourly rows of the 7 days before and
+    ``history`` the daily rows of the last 30 days, for the charts beside the sections. Charts are linked
     relatively, so the HTML file and its folder can be moved or published together.
     """
     stamp = day.isoformat()
+    tables = tables or {}
     chart_dir = report_file(out_dir, day).with_suffix("")
     chart_dir.mkdir(parents=True, exist_ok=True)
-    row = daily.iloc[0] if len(daily) else pd.Series(dtype=object)
+    row = pd.Series({**(daily.iloc[0].to_dict() if len(daily) else {}), **_feedback(tables)}, dtype=object)
+    previous = hourly_previous if hourly_previous is not None else hourly.iloc[0:0]
     drawn = [
-        ("Requests per hour", charts.requests_per_hour(hourly, chart_dir / "requests_per_hour.png")),
+        ("Requests per hour", charts.requests_per_hour(hourly, previous, chart_dir / "requests_per_hour.png")),
         ("Latency distribution", charts.latency_distribution(latencies, daily, chart_dir / "latency_distribution.png")),
         ("Error rate by hour", charts.error_rate_by_hour(hourly, chart_dir / "error_rate_by_hour.png")),
+    ]
+    beside = _section_charts(chart_dir, tables, history)
+    sections = [
+        replace(section, charts=tuple(_chart_ref(stamp, _title(png), png) for png in beside.get(section.title, [])))
+        for section in sections
     ]
     requests = row.get("requests")
     html = _ENV.get_template("report.html.j2").render(
         day=stamp,
         no_requests=_missing(requests) or float(requests) == 0,
         cards=_cards(row, comparisons or {}),
-        charts=[{"title": title, "src": f"{stamp}/{png.name}"} for title, png in drawn],
+        charts=[_chart_ref(stamp, title, png) for title, png in drawn],
         sections=sections,
         quality=_quality_rows(quality),
     )
     html_path = report_file(out_dir, day)
     html_path.write_text(html, encoding="utf-8")
     return html_path
+
+
+def _chart_ref(stamp: str, title: str, png: Path) -> dict[str, str]:
+    """What the template needs for an <img>: a relative src (which the e-mail rewrites to a CID) and alt text."""
+    return {"title": title, "src": f"{stamp}/{png.name}", "width": "900", "height": str(_png_height(png))}
+
+
+def _title(png: Path) -> str:
+    return png.stem.replace("_", " ").capitalize()
+
+
+def _png_height(png: Path) -> int:
+    """Pixel height from the PNG header, so the <img> reserves the right space before the image loads."""
+    return int.from_bytes(png.read_bytes()[20:24], "big")

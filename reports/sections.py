@@ -34,6 +34,7 @@ class Section:
     rows: list[dict[str, str]]
     empty: str
     note: str = ""
+    charts: tuple[dict[str, str], ...] = ()  # filled in by render_report: the PNGs drawn beside the table
 
 
 def _text(value: Any) -> str:

@@ -30,3 +30,32 @@ def test_cjk_text_renders_with_real_glyphs() -> None:
     assert (coding < 128).sum() > 100 and (translation < 128).sum() > 100  # ink on the page
     assert not np.array_equal(coding, translation)  # two different glyphs, not the same missing-glyph box
     assert not np.array_equal(_render("A"), _render("B"))  # Latin text still draws
+
+
+def test_report_charts_draw_chinese_labels(tmp_path) -> None:  # noqa: ANN001
+    if configure() is None:
+        pytest.skip("no CJK font: `make` installs Debian's fonts-wqy-microhei, or install Noto Sans CJK")
+    import pandas as pd
+
+    from reports import charts
+
+    # Labels from the logs: a custom scenario and a model, both Chinese; missing glyphs would warn (an error here).
+    scenario_daily = pd.DataFrame(
+        {
+            "scenario": ["客服问答", "coding"],
+            "sessions": [30, 10],
+            "share": [0.75, 0.25],
+            "satisfaction": [0.8, 0.6],
+            "rated_sessions": [10, 5],
+        }
+    )
+    model_costs = pd.DataFrame(
+        {
+            "model": ["通义千问-max", "gpt-4o"],
+            "requests": [10, 5],
+            "total_tokens": [1000, 500],
+            "cost_estimate_usd": [0.5, 0.2],
+        }
+    )
+    assert charts.scenarios(scenario_daily, tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+    assert charts.tokens_and_cost(model_costs, tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"

@@ -315,3 +315,97 @@ def test_sections_format_each_metric_in_its_unit(tmp_path: Path) -> None:
         sections["Feedback by model"].rows == []
         and sections["Feedback by model"].empty == "No feedback recorded on this day."
     )
+
+
+SECTION_CHARTS = (
+    "daily_trends.png",
+    "scenarios.png",
+    "session_length.png",
+    "error_rate_by_kind.png",
+    "tokens_and_cost.png",
+)
+
+
+def _tables(model: str = "gpt-4o") -> dict[str, pd.DataFrame]:
+    """The day's tables the section charts and the satisfaction card read."""
+    day = DAY.isoformat()
+    return {
+        "sessions": pd.DataFrame({"day": day, "session_id": ["s1", "s2", "s3"], "duration_s": [0.0, 240.0, 4000.0]}),
+        "error_kinds": pd.DataFrame(
+            {"day": day, "error_kind": ["timeout", "rate_limit"], "errors": [20, 11],
+             "share_of_requests": [0.0162, 0.0089]}
+        ),
+        "scenario_daily": pd.DataFrame(
+            {"day": day, "scenario": ["coding", "writing"], "sessions": [2, 1], "share": [2 / 3, 1 / 3],
+             "satisfaction": [0.75, None]}
+        ),
+        "model_costs": pd.DataFrame(
+            {"day": day, "model": [model, "gpt-4o-mini"], "requests": [1000, 234], "total_tokens": [1_000_000, 234_567],
+             "cost_estimate_usd": [12.0, None]}
+        ),
+        "feedback_daily": pd.DataFrame(
+            {"day": day, "ratings": [40], "rated_sessions": [3], "feedback_coverage": [1.0], "satisfaction": [0.825]}
+        ),
+    }  # fmt: skip
+
+
+def _render_with(tmp_path: Path, tables: dict[str, pd.DataFrame], **kwargs: object) -> str:
+    requests = [10] * 24
+    return render_report(
+        DAY,
+        _daily(),
+        _hourly(requests, [1] * 24),
+        pd.Series([100.0, 900.0]),
+        _quality({}),
+        detail_sections(tables),
+        tmp_path,
+        tables=tables,
+        **kwargs,  # type: ignore[arg-type]
+    ).read_text(encoding="utf-8")
+
+
+def test_section_charts_are_pngs_beside_their_tables(tmp_path: Path) -> None:
+    previous = pd.concat(
+        [_hourly([4] * 24, [0] * 24).assign(day=f"2026-11-{d}") for d in range(13, 20)], ignore_index=True
+    )
+    history = pd.concat([_daily(day=f"2026-11-{d:02d}") for d in range(1, 21)], ignore_index=True)
+    html = _render_with(tmp_path, _tables(), hourly_previous=previous, history=history)
+    for name in CHARTS + SECTION_CHARTS:
+        assert (tmp_path / "2026-11-20" / name).read_bytes()[:8] == PNG_MAGIC, name
+        assert html.count(f'src="2026-11-20/{name}"') == 1, name
+    assert html.index("scenarios.png") < html.index("<h2>Feedback by model</h2>") < html.index("error_rate_by_kind")
+    assert 'height="540"' in html  # the 30-day trends are three panels tall
+
+
+def test_charts_for_missing_data_are_left_out_and_the_section_says_so(tmp_path: Path) -> None:
+    _render_with(tmp_path, _tables())  # a first run draws them all but the trends
+    html = _render_with(tmp_path, {"model_costs": _tables()["model_costs"]})
+    drawn = sorted(png.name for png in (tmp_path / "2026-11-20").glob("*.png"))
+    assert drawn == sorted([*CHARTS, "tokens_and_cost.png"])  # stale PNGs of the first run are gone
+    assert "No sessions recorded on this day." in html and "No failed requests on this day." in html
+    assert "scenarios.png" not in html and "session_length.png" not in html
+
+
+def test_satisfaction_card_and_active_users(tmp_path: Path) -> None:
+    yesterday = _daily(satisfaction=0.8).iloc[0]
+    html = _render_with(tmp_path, _tables(), comparisons={"yesterday": yesterday})
+    card = html[html.index('<div class="label">Satisfaction</div>') :].split("</div>\n    </div>")[0]
+    assert "82.5%" in card and "40 ratings" in card and "+2.5 pp vs yesterday" in card
+    assert '<div class="label">Active users</div>' in html and '<div class="label">Users</div>' not in html
+
+
+def test_no_feedback_leaves_satisfaction_blank(tmp_path: Path) -> None:
+    tables = {
+        **_tables(),
+        "feedback_daily": _tables()["feedback_daily"].assign(ratings=0, satisfaction=None),
+    }
+    html = _render_with(tmp_path, tables)
+    card = html[html.index('<div class="label">Satisfaction</div>') :].split("</div>\n    </div>")[0]
+    assert '<div class="value">—</div>' in card and "ratings" not in card
+
+
+def test_model_names_from_logs_are_escaped(tmp_path: Path) -> None:
+    html = _render_with(tmp_path, _tables(model="<script>alert(1)</script>"))
+    assert "<script>" not in html
+    assert "<td>&lt;script&gt;alert(1)&lt;/script&gt;</td>" in html
+    assert (tmp_path / "2026-11-20" / "tokens_and_cost.png").read_bytes()[:8] == PNG_MAGIC

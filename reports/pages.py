@@ -1,0 +1,131 @@
+"""Pages over many days: the index of every report and the weekly report.
+
+They sit beside the daily pages in the reports folder and link to them relatively,
+so the folder can be published as it is. Only daily numbers reach them, never content.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import pandas as pd
+
+from chatpulse.warehouse import Warehouse
+from reports import charts
+from reports.render import _ENV, _chart_ref, format_int, format_ms, format_pct, format_usd, report_file
+
+_WEEK_PREFIX = "week-"
+_SUNDAY = 6  # date.weekday() of the day whose run also writes the Monday-to-Sunday weekly report
+
+
+def week_file(out_dir: Path, monday: date) -> Path:
+    """Where the week starting on ``monday`` is reported: ``<out_dir>/week-<monday>.html``."""
+    return Path(out_dir) / f"{_WEEK_PREFIX}{monday.isoformat()}.html"
+
+
+def _report_days(out_dir: Path) -> list[date]:
+    """Days with a daily report on disk, newest first: the index lists what can be opened, not what was planned."""
+    days = []
+    for page in Path(out_dir).glob("????-??-??.html"):
+        try:
+            days.append(date.fromisoformat(page.stem))
+        except ValueError:
+            continue
+    return sorted(days, reverse=True)
+
+
+def write_index(out_dir: Path, daily: pd.DataFrame) -> Path:
+    """Write ``<out_dir>/index.html``: every daily report, newest first, with its requests and error rate.
+
+    ``daily`` is ``daily_metrics`` over any span; a report without a row there shows dashes.
+    """
+    rows = daily.set_index("day") if len(daily) else pd.DataFrame(columns=["requests", "error_rate"])
+    days = []
+    for day in _report_days(out_dir):
+        row = rows.loc[day.isoformat()] if day.isoformat() in rows.index else pd.Series(dtype=object)
+        days.append(
+            {
+                "day": day.isoformat(),
+                "href": report_file(Path("."), day).name,
+                "requests": format_int(row.get("requests")),
+                "error_rate": format_pct(row.get("error_rate")),
+            }
+        )
+    weeks = [
+        {"label": f"{page.stem.removeprefix(_WEEK_PREFIX)} week", "href": page.name}
+        for page in sorted(Path(out_dir).glob(f"{_WEEK_PREFIX}????-??-??.html"), reverse=True)
+    ]
+    path = Path(out_dir) / "index.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_ENV.get_template("index.html.j2").render(days=days, weeks=weeks), encoding="utf-8")
+    return path
+
+
+_WEEK_HEADERS = ("Day", "Requests", "Errors", "Error rate", "Active users", "Sessions", "Latency p95", "Tokens", "Cost")
+
+
+def write_week(out_dir: Path, sunday: date, daily: pd.DataFrame) -> Path:
+    """Write the report of the Monday-to-Sunday week ending on ``sunday``; return its path.
+
+    ``daily`` is ``daily_metrics`` for those seven days; a day without a row is listed with dashes
+    and counts as nothing in the week's totals.
+    """
+    monday = sunday - timedelta(days=6)
+    week = [monday + timedelta(days=offset) for offset in range(7)]
+    rows = daily[daily["day"].isin([day.isoformat() for day in week])].set_index("day")
+    table = []
+    for day in week:
+        row = rows.loc[day.isoformat()] if day.isoformat() in rows.index else pd.Series(dtype=object)
+        get = row.get
+        table.append(
+            {
+                "day": f"{day:%a} {day.isoformat()}",
+                "href": report_file(Path("."), day).name if report_file(out_dir, day).is_file() else "",
+                "numbers": [
+                    format_int(get("requests")),
+                    format_int(get("errors")),
+                    format_pct(get("error_rate")),
+                    format_int(get("users")),
+                    format_int(get("sessions")),
+                    format_ms(get("latency_p95_ms")),
+                    format_int(get("total_tokens")),
+                    format_usd(get("cost_usd")),
+                ],
+            }
+        )
+    requests, errors = rows["requests"].sum(), rows["errors"].sum()
+    rate = errors / requests if requests else None
+    sessions, tokens, cost = rows["sessions"].sum(), rows["total_tokens"].sum(), rows["cost_usd"].sum()
+    totals = [format_int(requests), format_int(errors), format_pct(rate), "—", format_int(sessions), "—"]
+    totals += [format_int(tokens), format_usd(cost)]
+    path = week_file(out_dir, monday)
+    png = charts.daily_trends(rows.reset_index(), path.with_suffix("") / "trend.png", title="The week")
+    cards = [
+        {"label": "Requests", "value": format_int(requests)},
+        {"label": "Error rate", "value": format_pct(rate)},
+        {"label": "Sessions", "value": format_int(sessions)},
+        {"label": "Tokens", "value": format_int(tokens)},
+        {"label": "Cost", "value": format_usd(cost)},
+    ]
+    html = _ENV.get_template("week.html.j2").render(
+        first=monday.isoformat(),
+        last=sunday.isoformat(),
+        cards=cards,
+        chart=_chart_ref(path.stem, "Requests, p95 latency and error rate by day", png),
+        headers=_WEEK_HEADERS,
+        rows=table,
+        totals=totals,
+    )
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+def write_pages(out_dir: Path, store: Warehouse, day: date) -> dict[str, Path]:
+    """After ``day``'s report: the weekly report when ``day`` is a Sunday, then the index (which lists it)."""
+    pages = {}
+    if day.weekday() == _SUNDAY:
+        week = store.read_days("daily_metrics", (day - timedelta(days=6)).isoformat(), day.isoformat())
+        pages["week"] = write_week(out_dir, day, week)
+    pages["index"] = write_index(out_dir, store.read_days("daily_metrics", None, None))
+    return pages
