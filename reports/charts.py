@@ -291,14 +291,15 @@ def tokens_and_cost(model_costs: pd.DataFrame, path: Path) -> Path:
 
 
 def daily_trends(daily: pd.DataFrame, path: Path, title: str = "Last 30 days") -> Path:
-    """Requests, p95 latency and error rate per day on a shared date axis, so a slow drift is visible."""
+    """Requests, latency percentiles and error rate per day on a shared date axis, so a slow drift is visible."""
     rows = daily.sort_values("day")
     days = pd.to_datetime(rows["day"])
     panels = (
-        ("Requests", rows["requests"], BLUE, _THOUSANDS),
-        ("Latency p95 (ms)", rows["latency_p95_ms"], PERCENTILE_COLOURS["p95"], _THOUSANDS),
-        ("Error rate", rows["error_rate"], RED, PercentFormatter(xmax=1, decimals=1)),
-    )
+        ("Requests", {"": (rows["requests"], BLUE)}, _THOUSANDS),
+        ("Latency (ms)", {name: (rows[f"latency_{name}_ms"], colour) for name, colour in PERCENTILE_COLOURS.items()},
+         _THOUSANDS),
+        ("Error rate", {"": (rows["error_rate"], RED)}, PercentFormatter(xmax=1, decimals=1)),
+    )  # fmt: skip
     with _figure(path, nrows=3, height_in=5.4, sharex=True) as axes:
         axes[0].set_title(title)
         if rows.empty:
@@ -306,8 +307,11 @@ def daily_trends(daily: pd.DataFrame, path: Path, title: str = "Last 30 days") -
             for ax in axes[1:]:
                 ax.set_axis_off()
             return path
-        for ax, (label, values, colour, formatter) in zip(axes, panels, strict=True):
-            ax.plot(days, values, color=colour, marker="o", markersize=3, linewidth=1.6)
+        for ax, (label, lines, formatter) in zip(axes, panels, strict=True):
+            for name, (values, colour) in lines.items():
+                ax.plot(days, values, color=colour, marker="o", markersize=3, linewidth=1.6, label=name or None)
+            if len(lines) > 1:
+                _legend_top_right(ax)
             ax.set_ylabel(label)
             ax.set_ylim(bottom=0)
             ax.yaxis.set_major_formatter(formatter)

@@ -1,9 +1,14 @@
 """The report as a browser shows it: headless Chromium renders the page and its charts."""
 
+import re
 import shutil
 import subprocess
 from datetime import date
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from threading import Thread
+from typing import ClassVar
 
 import matplotlib.image
 import numpy as np
@@ -62,3 +67,38 @@ def test_the_page_shows_its_charts_in_a_browser(tmp_path: Path) -> None:
     without_charts = _chart_pixels(_screenshot(page, tmp_path / "without.png"))
     assert with_charts > 20_000
     assert without_charts < with_charts / 10
+
+
+class _Recorder(SimpleHTTPRequestHandler):
+    """Serves the reports folder and remembers what the browser fetched, with the status sent."""
+
+    served: ClassVar[list[tuple[str, int]]] = []
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        self.served.append((self.path, int(code)))
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (Debian package 'chromium')")
+def test_the_browser_loads_every_image_of_the_page(tmp_path: Path) -> None:
+    requests = [0] * 10 + [50, 120, 90, 60, 110, 150, 130, 90, 40, 20, 10, 5, 3, 1]
+    page = render_report(
+        date(2026, 11, 20), _daily(), _hourly(requests, [r // 25 for r in requests]),
+        pd.Series(np.random.default_rng(2).lognormal(6, 0.8, 500)), _quality({}),
+        _scenarios(["coding", "writing"]), tmp_path / "reports",
+    )  # fmt: skip
+    images = re.findall(r'<img src="([^"]+)"', page.read_text())
+    assert len(images) >= 3
+    _Recorder.served = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Recorder, directory=str(page.parent)))
+    Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{page.name}"
+        subprocess.run(
+            [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={tmp_path / 'p.png'}", url],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    served = dict(_Recorder.served)
+    assert {f"/{src}": 200 for src in images}.items() <= served.items()  # every image fetched, none missing
