@@ -16,7 +16,11 @@ def test_demo_generates_runs_and_prints_the_report(tmp_path: Path) -> None:
     assert re.fullmatch(r"\[1/2\] \d{4}-\d\d-\d\d done in [\d.]+ s", lines[-3])
     report = Path(lines[-1].removeprefix("report: "))
     assert report.parent == tmp_path / "reports" and report.is_file()
-    assert len(list(report.with_suffix("").glob("*.png"))) == 3
+    assert {p.name for p in report.with_suffix("").glob("*.png")} == {
+        "requests_per_hour.png", "latency_distribution.png", "error_rate_by_hour.png", "error_rate_by_kind.png",
+        "session_length.png", "scenarios.png", "tokens_and_cost.png", "daily_trends.png",
+    }  # fmt: skip
+    assert f'href="{report.name}"' in (report.parent / "index.html").read_text()
     daily = Warehouse(f"sqlite:///{tmp_path / 'warehouse.db'}").read("daily_metrics", report.stem).iloc[0]
     assert daily["requests"] > 500
     shown = re.search(r'"label">Requests</div>\s*<div class="value">([\d,]+)<', report.read_text()).group(1)
