@@ -70,8 +70,11 @@ def test_a_range_runs_every_day(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert [line.split()[0] for line in result.stdout.splitlines()[:3]] == ["[1/3]", "[2/3]", "[3/3]"]
+    # 2026-11-22 is a Sunday: its run also writes the week that began on Monday the 16th.
     assert sorted(p.name for p in (tmp_path / "reports").glob("*.html")) == [
         "2026-11-20.html",
         "2026-11-21.html",
         "2026-11-22.html",
+        "index.html",
+        "week-2026-11-16.html",
     ]
