@@ -31,12 +31,13 @@ SHOWN_ASSETS = (
     "session_metrics",
     "user_metrics",
     "daily_trends",
-    "sessions",
+    "alerts",
     "scenario_spotlight",
     "clean_messages",
     "clean_feedback",
 )
 SECTION_TABLES = (
+    "alerts",
     "daily_trends",
     "scenario_daily",
     "scenario_spotlight",
@@ -69,7 +70,10 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
 
     @asset(
         partitions_def=partitions,
-        ins={"requests": AssetIn("clean_requests")},
+        ins={
+            "requests": AssetIn("clean_requests", metadata={"columns": ["latency_ms"]}),
+            "sessions": AssetIn("sessions", metadata={"columns": ["duration_s"]}),
+        },
         deps=[AssetKey(name) for name in SHOWN_ASSETS],
         group_name="report",
         kinds={"html"},
@@ -80,6 +84,7 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
     def daily_report(
         context: AssetExecutionContext,
         requests: pd.DataFrame,
+        sessions: pd.DataFrame,
         chatpulse: ChatPulseSettings,
         warehouse: WarehouseResource,
     ) -> MaterializeResult:
@@ -87,7 +92,7 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         today = date.fromisoformat(day)
         store = warehouse.warehouse
         out_dir = chatpulse.settings.reports_dir
-        tables = {table: store.read(table, day) for table in (*SECTION_TABLES, "sessions")}
+        tables = {table: store.read(table, day) for table in SECTION_TABLES} | {"sessions": sessions}
         path = render_report(
             today,
             daily=store.read("daily_metrics", day),

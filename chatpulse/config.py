@@ -81,6 +81,20 @@ class MailSettings:
     timeout_s: float = 30.0
 
 
+WEBHOOK_FORMATS = ("json", "slack")
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """Where alerts are POSTed, in which payload shape, and how hard to try."""
+
+    url: str
+    format: str = "json"
+    timeout_s: float = 10.0
+    retries: int = 3
+    backoff_s: float = 1.0
+
+
 @dataclass(frozen=True)
 class Settings:
     """The resolved configuration of one ChatPulse installation."""
@@ -100,6 +114,9 @@ class Settings:
     slow_request_seconds: float = 10.0
     sources: tuple[SourceConfig, ...] = ()
     mail: MailSettings | None = None
+    alert_rules: Path | None = None
+    alert_webhook: WebhookSettings | None = None
+    sensor_interval_seconds: int = 60
 
     @property
     def dagster_home(self) -> Path:
@@ -257,6 +274,29 @@ def parse_mail(raw: Any, base: Path, env: Mapping[str, str]) -> MailSettings:
     )
 
 
+def parse_webhook(raw: Any) -> WebhookSettings:
+    """The `alert_webhook` section: a URL, or a mapping with url, format, timeout_s, retries, backoff_s."""
+    key = "alert_webhook"
+    if isinstance(raw, str):
+        raw = {"url": raw}
+    _expect(raw, dict, key, "a URL or a mapping with url")
+    known = {"url", "format", "timeout_s", "retries", "backoff_s"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{key}.{unknown[0]}: unknown key (expected one of {', '.join(sorted(known))})")
+    url = _expect(raw.get("url"), str, f"{key}.url", "an http(s) URL")
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"{key}.url: expected an http(s) URL, got {url!r}")
+    retries = _expect(raw.get("retries", 3), int, f"{key}.retries", "a whole number")
+    return WebhookSettings(
+        url=url,
+        format=_choice(raw.get("format", "json"), WEBHOOK_FORMATS, f"{key}.format"),
+        timeout_s=float(_expect(raw.get("timeout_s", 10), (int, float), f"{key}.timeout_s", "seconds")),
+        retries=retries,
+        backoff_s=float(_expect(raw.get("backoff_s", 1), (int, float), f"{key}.backoff_s", "seconds")),
+    )
+
+
 def _resolve(base: Path, value: Any, key: str) -> Path:
     path = Path(_expect(value, (str, Path), key, "a path")).expanduser()
     return path if path.is_absolute() else (base / path)
@@ -278,6 +318,9 @@ def settings_from_mapping(raw: Mapping[str, Any], base: Path, env: Mapping[str, 
         "sources",
         "mail",
         "prices",
+        "alert_rules",
+        "alert_webhook",
+        "sensor_interval_seconds",
         "slow_request_seconds",
         "content_retention_days",
     }
@@ -303,6 +346,9 @@ def settings_from_mapping(raw: Mapping[str, Any], base: Path, env: Mapping[str, 
     if isinstance(retention, bool) or not isinstance(retention, int) or retention < 1:
         raise ConfigError(f"content_retention_days: expected a whole number of days, at least 1, got {retention!r}")
     prices = None if raw.get("prices") is None else _resolve(base, raw["prices"], "prices")
+    interval = raw.get("sensor_interval_seconds", 60)
+    if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+        raise ConfigError(f"sensor_interval_seconds: expected a whole number of seconds, at least 1, got {interval!r}")
     if prices is not None:
         try:
             read_prices(prices)
@@ -324,6 +370,9 @@ def settings_from_mapping(raw: Mapping[str, Any], base: Path, env: Mapping[str, 
         scenario_rules=None if rules is None else _resolve(base, rules, "scenario_rules"),
         content_retention_days=retention,
         prices=prices,
+        alert_rules=None if raw.get("alert_rules") is None else _resolve(base, raw["alert_rules"], "alert_rules"),
+        alert_webhook=None if raw.get("alert_webhook") is None else parse_webhook(raw["alert_webhook"]),
+        sensor_interval_seconds=interval,
         slow_request_seconds=float(slow),
         sources=sources,
         mail=None if raw.get("mail") is None else parse_mail(raw["mail"], base, env),

@@ -319,6 +319,31 @@ TABLES: dict[str, sa.Table] = {
         sa.Column("recipients", sa.Text()),
         sa.Column("subject", sa.Text()),
     ),
+    # Alerts (issue 6): one row per rule and window, updated over runs (chatpulse/alerts.py).
+    "alerts": _table(
+        "alerts",
+        sa.Column("rule", sa.String(64)),
+        sa.Column("metric", sa.String(32)),
+        sa.Column("severity", sa.String(8)),
+        sa.Column("window_start", sa.DateTime(timezone=True)),
+        sa.Column("window_end", sa.DateTime(timezone=True)),
+        *_floats("value", "threshold", "baseline"),
+        *_counts("requests"),
+        sa.Column("first_seen", sa.DateTime(timezone=True)),
+        sa.Column("last_seen", sa.DateTime(timezone=True)),
+        sa.Column("resolved_at", sa.DateTime(timezone=True)),
+    ),
+    # Alert notifications not delivered yet, retried on the next run (chatpulse/notify.py).
+    "alert_deliveries": _table(
+        "alert_deliveries",
+        sa.Column("delivery_id", sa.String(32)),
+        sa.Column("channel", sa.String(16)),
+        sa.Column("target", sa.Text()),
+        sa.Column("payload", sa.Text()),
+        *_counts("attempts"),
+        sa.Column("last_error", sa.Text()),
+        sa.Column("failed_at", sa.DateTime(timezone=True)),
+    ),
 }
 
 LANDING_FILES = sa.Table(

@@ -134,6 +134,20 @@ def _convert_oasst(settings: Settings, source: Path, out: Path | None) -> None:
     )
 
 
+def _serve_metrics(settings: Settings, host: str, port: int) -> None:
+    from chatpulse.prometheus import server
+    from chatpulse.warehouse import Warehouse
+
+    http = server(Warehouse(settings.database_url), host, port)
+    print(f"serving http://{host}:{http.server_address[1]}/metrics", flush=True)
+    try:
+        http.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        http.server_close()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatpulse", description="Daily analytics of LLM API usage.")
     parser.add_argument("--config", help="YAML configuration (default: $CHATPULSE_CONFIG or ./chatpulse.yaml)")
@@ -154,7 +168,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     convert.add_argument("source", type=Path, help="an oasst2 JSONL file of message trees")
     convert.add_argument("--out", type=Path, help="folder to write into (default: the landing folder)")
-    for sub in (demo, generate, run, send, convert):
+    serve = commands.add_parser("serve-metrics", help="serve the latest metrics in Prometheus format at /metrics")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    serve.add_argument("--port", type=int, default=9464)
+    for sub in (demo, generate, run, send, convert, serve):
         sub.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
@@ -174,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _convert_oasst(settings, args.source, args.out)
         elif args.command == "send-report":
             _send_report(settings, args.date, args.force)
+        elif args.command == "serve-metrics":
+            _serve_metrics(settings, args.host, args.port)
         else:
             end = args.end or args.start
             if end < args.start:

@@ -14,12 +14,14 @@ from dagster import (
     in_process_executor,
 )
 
+from assets.alerts import alert_assets
 from assets.ingest import ingest_assets
 from assets.metrics import metric_assets
 from assets.report import report_assets
 from assets.sessions import session_assets
 from chatpulse.config import CONFIG_ENV, Settings, load_settings
 from pipelines.resources import ChatPulseSettings, ParquetIOManager, WarehouseResource
+from pipelines.sensors import failure_mail_sensor, landing_sensor
 
 DAILY_JOB = "daily_pipeline"
 
@@ -41,8 +43,10 @@ def build_definitions(settings: Settings, config_file: str | None = None) -> Def
             *session_assets(partitions),
             *metric_assets(partitions),
             *report_assets(partitions),
+            *alert_assets(partitions),
         ],
         jobs=[job],
+        sensors=[landing_sensor(DAILY_JOB, partitions, settings), failure_mail_sensor(settings)],
         schedules=[
             build_schedule_from_partitioned_job(
                 job, hour_of_day=settings.schedule_time.hour, minute_of_hour=settings.schedule_time.minute

@@ -57,4 +57,5 @@ class ParquetIOManager(ConfigurableIOManager):
         obj.to_parquet(path, index=False)
 
     def load_input(self, context: InputContext) -> pd.DataFrame:
-        return pd.read_parquet(self._path(context))
+        """The stored frame; an input's `columns` metadata reads only those (Parquet is columnar)."""
+        return pd.read_parquet(self._path(context), columns=(context.definition_metadata or {}).get("columns"))

@@ -46,6 +46,8 @@ def _metric_format(metric: str) -> Formatter:
         return format_ms
     if metric.endswith(("_rate", "_share")) or metric == "satisfaction":
         return format_pct
+    if metric == "cost_per_day":
+        return format_usd
     if metric.endswith("_usd"):
         return format_usd
     return format_int
@@ -102,6 +104,25 @@ def _spotlight_rows(spotlight: pd.DataFrame | None) -> pd.DataFrame | None:
     )
 
 
+def _alert_rows(alerts: pd.DataFrame) -> pd.DataFrame:
+    """Alerts of the day, open ones first, values in their metric's unit."""
+    ordered = alerts.assign(open=alerts["resolved_at"].isna()).sort_values(
+        ["open", "window_start"], ascending=[False, True]
+    )
+    return pd.DataFrame([
+        {
+            "rule": row["rule"],
+            "severity": row["severity"],
+            "window": f"{pd.Timestamp(row['window_start']):%H:%M}–{pd.Timestamp(row['window_end']):%H:%M} UTC",
+            "value": _metric_format(row["metric"])(row["value"]),
+            "limit": f"score > {row['threshold']:g} vs {_metric_format(row['metric'])(row['baseline'])}"
+            if pd.notna(row.get("baseline")) else _metric_format(row["metric"])(row["threshold"]),
+            "status": "open" if row["open"] else "resolved",
+        }
+        for row in ordered.to_dict("records")
+    ])  # fmt: skip
+
+
 def detail_sections(tables: Mapping[str, pd.DataFrame]) -> list[Section]:
     """Every table section of the report, in reading order, from the day's tables by name."""
     get = tables.get
@@ -115,7 +136,16 @@ def detail_sections(tables: Mapping[str, pd.DataFrame]) -> list[Section]:
             f"{format_pct(row['satisfaction'])}."
         )
     has_feedback = bool(feedback_note)
+    alerts = get("alerts")
+    alert_sections = [] if alerts is None or alerts.empty else [
+        _section("Alerts", _alert_rows(alerts), (
+            Column("Rule", "rule", _text, numeric=False), Column("Severity", "severity", _text, numeric=False),
+            Column("Window", "window", _text, numeric=False), Column("Value", "value", _text),
+            Column("Limit", "limit", _text), Column("Status", "status", _text, numeric=False),
+        ), "")
+    ]  # fmt: skip
     return [
+        *alert_sections,
         _section(
             "Trends",
             _trend_rows(get("daily_trends")),

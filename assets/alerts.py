@@ -1,0 +1,92 @@
+"""The alerts asset: evaluate the rules on a day's metric tables, keep the alert lifecycle, notify."""
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetIn,
+    AssetKey,
+    AssetsDefinition,
+    MaterializeResult,
+    MetadataValue,
+    PartitionsDefinition,
+    asset,
+)
+
+from chatpulse import alerts, notify, prometheus
+from chatpulse.warehouse import Write
+from pipelines.resources import ChatPulseSettings, WarehouseResource
+
+NO_ERROR_ALERTS = "no_open_error_alerts"
+NO_WARN_ALERTS = "no_open_warn_alerts"
+
+
+def alert_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
+    """The alerts asset over one partitions definition."""
+
+    @asset(
+        name="alerts",
+        partitions_def=partitions,
+        ins={"requests": AssetIn("clean_requests", metadata={"columns": list(alerts.TABLE_COLUMNS["requests"])})},
+        deps=[AssetKey(name) for name in ("hourly_metrics", "daily_metrics", "request_metrics", "sessions")],
+        group_name="alerts",
+        kinds={"pandas", "sql"},
+        description="Alert rules evaluated on the day's metric tables: one row per rule and window, "
+        "updated while the breach persists and resolved when the metric comes back; new and resolved "
+        "alerts are sent by webhook and e-mail.",
+        check_specs=[
+            AssetCheckSpec(NO_ERROR_ALERTS, asset="alerts", description="no alert of severity error is open"),
+            AssetCheckSpec(NO_WARN_ALERTS, asset="alerts", description="no alert of severity warn is open"),
+        ],
+    )
+    def alerts_asset(
+        context: AssetExecutionContext,
+        requests: pd.DataFrame,
+        chatpulse: ChatPulseSettings,
+        warehouse: WarehouseResource,
+    ) -> Iterator[MaterializeResult | AssetCheckResult]:
+        settings, store = chatpulse.settings, warehouse.warehouse
+        day, now = date.fromisoformat(context.partition_key), datetime.now(UTC)
+        rules = alerts.load_rules(settings.alert_rules)
+        tables = alerts.Tables.read(store, day, alerts.history_days(rules), requests)
+        breaches = alerts.evaluate(rules, tables, day, settings.timezone)
+        stored = alerts.update_alerts(store.read("alerts", context.partition_key), breaches, now)
+        store.replace_day(context.partition_key, Write("alerts", stored))
+        outcome = notify.deliver(
+            store, context.partition_key, notify.deliveries(notify.to_notify(stored, now), settings), settings, now
+        )
+        for error in outcome.errors:
+            context.log.warning(f"alert delivery failed, kept for the next run: {error}")
+        prometheus.write_textfile(settings.data_home / "metrics" / "chatpulse.prom", prometheus.render(store))
+        opened = alerts.open_alerts(stored)
+        yield MaterializeResult(
+            metadata={
+                "open_alerts": len(opened),
+                "resolved_alerts": len(stored) - len(opened),
+                "deliveries_sent": outcome.delivered,
+                "deliveries_pending": outcome.pending,
+            }
+        )
+        for check, severity, level in (
+            (NO_ERROR_ALERTS, AssetCheckSeverity.ERROR, "error"),
+            (NO_WARN_ALERTS, AssetCheckSeverity.WARN, "warn"),
+        ):
+            firing = opened[opened["severity"] == level]
+            yield AssetCheckResult(
+                check_name=check,
+                passed=firing.empty,
+                severity=severity,
+                metadata={
+                    "open": len(firing),
+                    "alerts": MetadataValue.json(
+                        [f"{row.rule} {row.window_start:%H:%M} value {row.value:.4g}" for row in firing.itertuples()]
+                    ),
+                },
+            )
+
+    return [alerts_asset]

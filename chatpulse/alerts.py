@@ -1,0 +1,400 @@
+"""Alert rules, their evaluation over the warehouse tables, and the alert lifecycle.
+
+Pure logic (no Dagster): rules come from a YAML file a user edits, evaluation turns a
+day's metric tables into breaches, and `update_alerts` folds breaches into the alerts
+already stored so a breach that persists over runs stays one alert until it resolves.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+import yaml
+
+from chatpulse.days import day_bounds
+from chatpulse.schema import is_error
+from chatpulse.warehouse import TABLES, Warehouse
+
+DEFAULT_RULES_PATH = Path(__file__).with_name("alert_rules.yaml")
+WINDOWS = {"5m": 5, "1h": 60, "1d": 1440}
+METRICS = (
+    "requests_per_minute",
+    "requests_per_hour",
+    "latency_p95_ms",
+    "error_rate",
+    "cost_per_day",
+    "tokens",
+    "quarantine_rate",
+)
+DAILY_ONLY = {"cost_per_day", "quarantine_rate"}
+COMPARISONS: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+}
+SEVERITIES = ("warn", "error")
+BASELINE_METHODS = ("mad", "ratio")
+MAD_SCALE = 1.4826  # makes the MAD of normal data estimate its standard deviation
+ALERT_COLUMNS = (
+    "day",
+    "rule",
+    "metric",
+    "severity",
+    "window_start",
+    "window_end",
+    "value",
+    "threshold",
+    "baseline",
+    "requests",
+    "first_seen",
+    "last_seen",
+    "resolved_at",
+)
+
+
+class AlertRuleError(ValueError):
+    """A rules file is malformed; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Compare a window with the same window on the previous `days` days."""
+
+    method: str = "mad"
+    days: int = 7
+    min_days: int = 3
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One alert rule: fires when `metric` over a `window` compares true against `threshold`.
+
+    With a baseline, the compared value is the robust z-score (mad) or the ratio to the
+    baseline median (ratio) instead of the metric itself.
+    """
+
+    name: str
+    metric: str
+    comparison: str
+    threshold: float
+    window: str = "1h"
+    min_requests: int = 0
+    severity: str = "warn"
+    model: str | None = None
+    scenario: str | None = None
+    baseline: Baseline | None = None
+
+    def breaches(self, score: float) -> bool:
+        return bool(np.isfinite(score)) and COMPARISONS[self.comparison](score, self.threshold)
+
+
+def _expect(value: Any, types: type | tuple[type, ...], key: str, expected: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, types):
+        raise AlertRuleError(f"{key}: expected {expected}, got {value!r}")
+    return value
+
+
+def _choice(value: Any, choices: tuple[str, ...] | Mapping[str, Any], key: str) -> str:
+    if value not in choices:
+        raise AlertRuleError(f"{key}: expected one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _known(raw: Mapping[str, Any], known: set[str], key: str) -> None:
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise AlertRuleError(f"{key}.{unknown[0]}: unknown key (expected one of {', '.join(sorted(known))})")
+
+
+def _baseline(raw: Any, key: str) -> Baseline:
+    _expect(raw, dict, key, "a mapping with method (mad or ratio)")
+    _known(raw, {"method", "days", "min_days"}, key)
+    days = _expect(raw.get("days", 7), int, f"{key}.days", "a whole number of days")
+    min_days = _expect(raw.get("min_days", 3), int, f"{key}.min_days", "a whole number of days")
+    if not 1 <= min_days <= days:
+        raise AlertRuleError(f"{key}.min_days: expected 1 to {days}, got {min_days}")
+    return Baseline(_choice(raw.get("method", "mad"), BASELINE_METHODS, f"{key}.method"), days, min_days)
+
+
+def parse_rule(raw: Any, key: str) -> Rule:
+    """One rule from its YAML mapping, checking every key."""
+    _expect(raw, dict, key, "a mapping")
+    known = {"name", "metric", "comparison", "threshold", "window", "min_requests", "severity", "model", "scenario"}
+    _known(raw, known | {"baseline"}, key)
+    for required in ("name", "metric", "comparison", "threshold"):
+        if required not in raw:
+            raise AlertRuleError(f"{key}.{required}: required")
+    metric = _choice(raw["metric"], METRICS, f"{key}.metric")
+    window = _choice(str(raw.get("window", "1h")), WINDOWS, f"{key}.window")
+    scenario = _expect(raw.get("scenario"), (str, type(None)), f"{key}.scenario", "a scenario name")
+    model = _expect(raw.get("model"), (str, type(None)), f"{key}.model", "a model name")
+    if (metric in DAILY_ONLY or scenario is not None) and window != "1d":
+        raise AlertRuleError(f"{key}.window: {metric}{' per scenario' if scenario else ''} needs window 1d")
+    if metric == "quarantine_rate" and (model or scenario):
+        raise AlertRuleError(f"{key}.model: quarantine_rate cannot be filtered")
+    if model and scenario:
+        raise AlertRuleError(f"{key}.scenario: filter on model or scenario, not both")
+    min_requests = _expect(raw.get("min_requests", 0), int, f"{key}.min_requests", "a whole number")
+    return Rule(
+        name=_expect(raw["name"], str, f"{key}.name", "a string"),
+        metric=metric,
+        comparison=_choice(raw["comparison"], COMPARISONS, f"{key}.comparison"),
+        threshold=float(_expect(raw["threshold"], (int, float), f"{key}.threshold", "a number")),
+        window=window,
+        min_requests=min_requests,
+        severity=_choice(raw.get("severity", "warn"), SEVERITIES, f"{key}.severity"),
+        model=model,
+        scenario=scenario,
+        baseline=None if raw.get("baseline") is None else _baseline(raw["baseline"], f"{key}.baseline"),
+    )
+
+
+def load_rules(path: Path | None = None) -> tuple[Rule, ...]:
+    """The rules of a YAML file (default: the packaged alert_rules.yaml); errors name the file and key."""
+    path = DEFAULT_RULES_PATH if path is None else Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise AlertRuleError(f"{path}: cannot read: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise AlertRuleError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        rules = _expect(raw.get("rules") if isinstance(raw, dict) else None, list, "rules", "a list of rules")
+        parsed = tuple(parse_rule(item, f"rules[{i}]") for i, item in enumerate(rules))
+        names = [rule.name for rule in parsed]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise AlertRuleError(f"rules: duplicate name {duplicates[0]!r}")
+    except AlertRuleError as exc:
+        raise AlertRuleError(f"{path}: {exc}") from exc
+    return parsed
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The warehouse rows evaluation needs, for the day and the baseline days before it."""
+
+    minute_metrics: pd.DataFrame
+    requests: pd.DataFrame
+    daily_metrics: pd.DataFrame
+    model_costs: pd.DataFrame
+    scenario_daily: pd.DataFrame
+    data_quality: pd.DataFrame
+
+    @classmethod
+    def read(cls, warehouse: Warehouse, day: date, history_days: int, requests: pd.DataFrame) -> Tables:
+        """The columns rules use, from `history_days` before `day` through `day`, typed as declared.
+
+        `requests` are the day's clean requests, already in memory: only the baseline days of
+        the big `requests` table are read back, and only the columns rules need.
+        """
+        first, last = (day - timedelta(days=history_days)).isoformat(), day.isoformat()
+        frames = {}
+        with warehouse.engine.connect() as conn:
+            for name, columns in TABLE_COLUMNS.items():
+                table = TABLES[name]
+                query = sa.select(*(table.c[c] for c in ("day", *columns))).where(table.c.day.between(first, last))
+                if name == "requests":
+                    query = query.where(table.c.day < last)
+                frames[name] = _typed(pd.read_sql(query, conn), table)
+        today = requests[list(TABLE_COLUMNS["requests"])].assign(day=last)
+        frames["requests"] = (
+            pd.concat([frames["requests"], today], ignore_index=True) if len(frames["requests"]) else today
+        )
+        return cls(**frames)
+
+
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "minute_metrics": ("start", "requests", "errors"),
+    "requests": ("timestamp", "model", "status_code", "error_type", "latency_ms", "total_tokens"),
+    "daily_metrics": ("cost_usd", "requests"),
+    "model_costs": ("model", "cost_estimate_usd", "requests"),
+    "scenario_daily": ("scenario", "requests", "latency_p95_ms", "error_rate", "cost_usd", "total_tokens"),
+    "data_quality": ("quarantined", "rows_in"),
+}
+
+
+def _typed(frame: pd.DataFrame, table: sa.Table) -> pd.DataFrame:
+    """SQL results with the declared types, also when no row came back (pandas then says object)."""
+    for column in frame.columns:
+        kind = table.c[column].type
+        if isinstance(kind, sa.DateTime):
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+        elif isinstance(kind, sa.Float | sa.Integer):
+            frame[column] = pd.to_numeric(frame[column]).astype("float64")
+    return frame
+
+
+def history_days(rules: tuple[Rule, ...]) -> int:
+    """How many days before the evaluated one the baseline rules look at."""
+    return max((rule.baseline.days for rule in rules if rule.baseline), default=0)
+
+
+def _window_starts(times: pd.Series, days: pd.Series, tz: str, minutes: int) -> pd.Series:
+    """Start (UTC) of the tumbling window from local midnight that holds each time."""
+    midnights = {day: day_bounds(date.fromisoformat(day), tz)[0] for day in days.unique()}
+    starts = pd.to_datetime(days.map(midnights), utc=True)
+    if minutes >= WINDOWS["1d"]:
+        return starts
+    width = pd.Timedelta(minutes=minutes)
+    return starts + ((pd.to_datetime(times, utc=True) - starts) // width) * width
+
+
+def _window_end(start: pd.Timestamp, day: str, tz: str, minutes: int) -> pd.Timestamp:
+    day_end = pd.Timestamp(day_bounds(date.fromisoformat(day), tz)[1])
+    return min(start + pd.Timedelta(minutes=minutes), day_end)
+
+
+def _series(rule: Rule, tables: Tables, tz: str) -> pd.DataFrame:
+    """Per day and window: value and requests, for every day the tables hold."""
+    minutes = WINDOWS[rule.window]
+    if rule.metric == "quarantine_rate":
+        frame = tables.data_quality.groupby("day", as_index=False)[["quarantined", "rows_in"]].sum()
+        frame["value"] = frame["quarantined"] / frame["rows_in"].where(frame["rows_in"] > 0)
+        frame["requests"] = frame["rows_in"]
+    elif rule.scenario is not None:
+        rows = tables.scenario_daily[tables.scenario_daily["scenario"] == rule.scenario]
+        column = {
+            "requests_per_minute": "requests",
+            "requests_per_hour": "requests",
+            "latency_p95_ms": "latency_p95_ms",
+            "error_rate": "error_rate",
+            "cost_per_day": "cost_usd",
+            "tokens": "total_tokens",
+        }[rule.metric]
+        frame = rows.assign(value=rows[column].astype("float64"))
+        frame["value"] /= {"requests_per_minute": 1440.0, "requests_per_hour": 24.0}.get(rule.metric, 1.0)
+    elif rule.metric == "cost_per_day":
+        if rule.model is None:
+            frame = tables.daily_metrics.assign(value=tables.daily_metrics["cost_usd"])
+        else:
+            rows = tables.model_costs[tables.model_costs["model"] == rule.model]
+            frame = rows.assign(value=rows["cost_estimate_usd"])
+    elif rule.metric in ("requests_per_minute", "requests_per_hour", "error_rate") and rule.model is None:
+        rows = tables.minute_metrics
+        frame = (
+            rows.assign(window_start=_window_starts(rows["start"], rows["day"], tz, minutes))
+            .groupby(["day", "window_start"], as_index=False)[["requests", "errors"]]
+            .sum()
+        )
+    else:
+        rows = tables.requests if rule.model is None else tables.requests[tables.requests["model"] == rule.model]
+        rows = rows.assign(
+            window_start=_window_starts(rows["timestamp"], rows["day"], tz, minutes),
+            errors=is_error(rows).to_numpy(dtype="int64"),
+        )
+        grouped = rows.groupby(["day", "window_start"])
+        frame = grouped.agg(
+            requests=("timestamp", "size"), errors=("errors", "sum"), tokens=("total_tokens", "sum")
+        ).reset_index()
+        if rule.metric == "latency_p95_ms":
+            p95 = grouped["latency_ms"].quantile(0.95).rename("value").reset_index()
+            frame = frame.merge(p95, on=["day", "window_start"])
+        elif rule.metric == "tokens":
+            frame["value"] = frame["tokens"].astype("float64")
+    if "window_start" not in frame:
+        frame = frame.assign(window_start=_window_starts(frame["day"], frame["day"], tz, minutes))
+    if rule.metric == "error_rate" and rule.scenario is None:
+        frame["value"] = frame["errors"] / frame["requests"].where(frame["requests"] > 0)
+    elif rule.metric == "requests_per_minute" and rule.scenario is None:
+        frame["value"] = frame["requests"] / minutes
+    elif rule.metric == "requests_per_hour" and rule.scenario is None:
+        frame["value"] = frame["requests"] * 60.0 / minutes
+    return frame[["day", "window_start", "value", "requests"]].reset_index(drop=True)
+
+
+def _baseline_scores(frame: pd.DataFrame, day: str, tz: str, baseline: Baseline) -> pd.DataFrame:
+    """Score each window of `day` against the same window on the previous days."""
+    midnight = {d: pd.Timestamp(day_bounds(date.fromisoformat(d), tz)[0]) for d in frame["day"].unique()}
+    frame = frame.assign(offset=frame["window_start"] - pd.to_datetime(frame["day"].map(midnight), utc=True))
+    first = (date.fromisoformat(day) - timedelta(days=baseline.days)).isoformat()
+    history = frame[(frame["day"] >= first) & (frame["day"] < day)].dropna(subset=["value"])
+    stats = history.groupby("offset")["value"].agg(
+        median="median", mad=lambda v: float(np.median(np.abs(v - np.median(v)))), count="size"
+    )
+    today = frame[frame["day"] == day].join(stats, on="offset")
+    today = today[today["count"].fillna(0) >= baseline.min_days]
+    if baseline.method == "ratio":
+        score = today["value"] / today["median"].where(today["median"] > 0)
+    else:
+        # A flat history has MAD 0; a scale floor of 1% of the median keeps the score finite.
+        scale = np.maximum(MAD_SCALE * today["mad"], 0.01 * today["median"].abs()).where(lambda s: s > 0)
+        score = (today["value"] - today["median"]) / scale
+    return today.assign(score=score, baseline=today["median"])
+
+
+def evaluate(rules: tuple[Rule, ...], tables: Tables, day: date, tz: str) -> pd.DataFrame:
+    """The breaches of every rule on `day`: one row per rule and window (ALERT_COLUMNS without lifecycle)."""
+    key = day.isoformat()
+    rows = []
+    for rule in rules:
+        frame = _series(rule, tables, tz)
+        if rule.baseline is None:
+            frame = frame[frame["day"] == key].assign(score=lambda f: f["value"], baseline=np.nan)
+        else:
+            frame = _baseline_scores(frame, key, tz, rule.baseline)
+        for row in frame.itertuples():
+            if row.requests < rule.min_requests or not rule.breaches(float(row.score)):
+                continue
+            rows.append(
+                {
+                    "day": key,
+                    "rule": rule.name,
+                    "metric": rule.metric,
+                    "severity": rule.severity,
+                    "window_start": row.window_start,
+                    "window_end": _window_end(row.window_start, key, tz, WINDOWS[rule.window]),
+                    "value": float(row.value),
+                    "threshold": rule.threshold,
+                    "baseline": float(row.baseline),
+                    "requests": int(row.requests),
+                }
+            )
+    breaches = pd.DataFrame(rows, columns=list(ALERT_COLUMNS[:10]))
+    return breaches.sort_values(["window_start", "rule"], kind="stable").reset_index(drop=True)
+
+
+TIME_COLUMNS = ("window_start", "window_end", "first_seen", "last_seen", "resolved_at")
+
+
+def _with_times(frame: pd.DataFrame) -> pd.DataFrame:
+    """The alert time columns as UTC nanosecond timestamps, so frames from SQL and from evaluation merge."""
+    return frame.assign(**{c: pd.to_datetime(frame[c], utc=True).astype("datetime64[ns, UTC]") for c in TIME_COLUMNS})
+
+
+def update_alerts(existing: pd.DataFrame, breaches: pd.DataFrame, now: datetime) -> pd.DataFrame:
+    """Fold this run's breaches into the day's stored alerts.
+
+    An alert is one (rule, window start): a breach seen again updates value and last_seen
+    (and reopens it if it had resolved); a new breach opens an alert; an open alert with no
+    breach this run resolves now.
+    """
+    now_ts = pd.Timestamp(now).tz_convert("UTC") if pd.Timestamp(now).tzinfo else pd.Timestamp(now, tz="UTC")
+    keys = ["rule", "window_start"]
+    old = _with_times(existing.reindex(columns=list(ALERT_COLUMNS)))
+    new = _with_times(breaches.reindex(columns=list(ALERT_COLUMNS)))
+    merged = new.merge(old[[*keys, "first_seen"]], on=keys, how="left", suffixes=("", "_old"))
+    merged["first_seen"] = pd.to_datetime(merged["first_seen_old"], utc=True).fillna(now_ts)
+    merged = merged.drop(columns="first_seen_old").assign(last_seen=now_ts, resolved_at=pd.NaT)
+    gone = old.merge(new[keys], on=keys, how="left", indicator=True)
+    gone = gone[gone["_merge"] == "left_only"].drop(columns="_merge")
+    gone["resolved_at"] = pd.to_datetime(gone["resolved_at"], utc=True).fillna(now_ts)
+    frames = [f for f in (merged, gone) if not f.empty]
+    if not frames:
+        return new.iloc[0:0]
+    result = _with_times(pd.concat(frames, ignore_index=True)[list(ALERT_COLUMNS)])
+    return result.sort_values(["window_start", "rule"], kind="stable").reset_index(drop=True)
+
+
+def open_alerts(alerts: pd.DataFrame) -> pd.DataFrame:
+    """The alerts not resolved yet."""
+    return alerts[alerts["resolved_at"].isna()]

@@ -1,0 +1,55 @@
+"""Which days new or changed landing files touch, for the landing-folder sensor.
+
+A file is known by (size, mtime): one seen before with the same stamp is skipped, so each
+version of a file counts once; a changed file is read again and its days re-run, whatever
+day they are (a late file for an old day re-runs that day).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from chatpulse.config import SourceConfig
+from chatpulse.days import local_days
+from chatpulse.extract import ExtractError, home_day, landing_files, map_records, read_file
+from chatpulse.schema import Kind
+
+
+@dataclass(frozen=True)
+class Scan:
+    """Days touched by the changed files, every file's stamp now, and files that could not be read."""
+
+    days: frozenset[str]
+    stamps: dict[str, tuple[int, int]]
+    unreadable: dict[str, str]
+
+
+def file_days(path: Path, source: SourceConfig, tz: str) -> set[str]:
+    """The local days a file's rows fall on (undatable rows count on the file's busiest day)."""
+    frame = map_records(read_file(path, source.layout), source, path.name)
+    days = {day.date().isoformat() for day in local_days(frame["timestamp"].dropna(), tz)}
+    if frame["timestamp"].isna().any():
+        days.add(home_day(frame, tz, path).date().isoformat())
+    return days
+
+
+def scan(landing_dir: Path, sources: Iterable[SourceConfig], tz: str, seen: Mapping[str, tuple[int, int]]) -> Scan:
+    """Read only the files whose (size, mtime_ns) differ from `seen`."""
+    sources = tuple(sources)
+    days: set[str] = set()
+    stamps: dict[str, tuple[int, int]] = {}
+    unreadable: dict[str, str] = {}
+    for kind in Kind:
+        for path, source in landing_files(landing_dir, sources, kind):
+            stat = path.stat()
+            stamp = (stat.st_size, stat.st_mtime_ns)
+            stamps[str(path)] = stamp
+            if tuple(seen.get(str(path), ())) == stamp:
+                continue
+            try:
+                days |= file_days(path, source, tz)
+            except ExtractError as exc:
+                unreadable[str(path)] = str(exc)
+    return Scan(frozenset(days), stamps, unreadable)

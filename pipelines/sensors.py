@@ -1,0 +1,81 @@
+"""Sensors: the landing-folder sensor that re-runs the days a new or changed file touches."""
+
+import hashlib
+import json
+
+from dagster import (
+    DefaultSensorStatus,
+    PartitionsDefinition,
+    RunFailureSensorContext,
+    RunRequest,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    run_failure_sensor,
+    sensor,
+)
+
+from chatpulse.config import Settings
+from chatpulse.notify import failure_mail
+from chatpulse.watch import scan
+
+LANDING_SENSOR = "landing_sensor"
+FAILURE_SENSOR = "run_failure_mail"
+
+
+def landing_sensor(job_name: str, partitions: PartitionsDefinition, settings: Settings) -> SensorDefinition:
+    """Every `sensor_interval_seconds`, request a run of the job for each day the changed files touch.
+
+    The cursor is {path: [size, mtime_ns]} of every file seen, so each version of a file counts once.
+    """
+
+    @sensor(
+        name=LANDING_SENSOR,
+        job_name=job_name,
+        minimum_interval_seconds=settings.sensor_interval_seconds,
+        default_status=DefaultSensorStatus.STOPPED,
+        description=f"Watches {settings.landing_dir} and runs the days a new or changed file touches.",
+    )
+    def _sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+        seen = json.loads(context.cursor) if context.cursor else {}
+        found = scan(settings.landing_dir, settings.sources, settings.timezone, seen)
+        for path, error in found.unreadable.items():
+            context.log.warning(f"{path}: cannot read, skipped until it changes: {error}")
+        cursor = json.dumps({path: list(stamp) for path, stamp in sorted(found.stamps.items())})
+        valid = set(partitions.get_partition_keys(dynamic_partitions_store=context.instance))
+        days = sorted(day for day in found.days if day in valid)
+        for day in sorted(found.days - set(days)):
+            context.log.info(f"{day}: not a partition yet (before start_date or not ended), not run")
+        if not days:
+            context.update_cursor(cursor)
+            return SkipReason("no new or changed landing file touches a partition")
+        version = hashlib.sha1(cursor.encode()).hexdigest()[:12]
+        return SensorResult(
+            run_requests=[RunRequest(run_key=f"{day}@{version}", partition_key=day) for day in days], cursor=cursor
+        )
+
+    return _sensor
+
+
+def failure_mail_sensor(settings: Settings) -> SensorDefinition:
+    """Mail every failed run (any job) to the report's recipients; without `mail` it only logs."""
+
+    @run_failure_sensor(
+        name=FAILURE_SENSOR,
+        monitor_all_code_locations=False,
+        default_status=DefaultSensorStatus.STOPPED,
+        description="Mails a failed run's job, day and error to the `mail` recipients.",
+    )
+    def _sensor(context: RunFailureSensorContext) -> None:
+        run = context.dagster_run
+        error = context.failure_event.message or "unknown error"
+        if settings.mail is None:
+            context.log.warning(f"run {run.run_id} failed; no mail settings, nothing mailed")
+            return
+        from reports.mail import send  # reports pulls in the rendering stack; only load it to mail
+
+        partition = run.tags.get("dagster/partition")
+        send(failure_mail(run.job_name, run.run_id, partition, error, settings.mail), settings.mail)
+
+    return _sensor

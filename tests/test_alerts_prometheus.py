@@ -1,0 +1,82 @@
+"""Prometheus text format of the latest metrics: the textfile and `chatpulse serve-metrics` on loopback."""
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+
+from chatpulse.prometheus import CONTENT_TYPE, render, write_textfile
+from chatpulse.warehouse import Warehouse, Write
+from tests.conftest import ROOT
+
+
+def _warehouse(path: Path) -> Warehouse:
+    warehouse = Warehouse(f"sqlite:///{path}")
+    for day, requests in (("2026-11-26", 100), ("2026-11-27", 250)):
+        daily = pd.DataFrame(
+            [{"requests": requests, "errors": 5, "error_rate": 5 / requests, "latency_p95_ms": 1234.5, "cost_usd": 0.5}]
+        )
+        warehouse.replace_day(day, Write("daily_metrics", daily))
+    start = pd.Timestamp("2026-11-27 14:00", tz="UTC")
+    alert = {"rule": "r", "metric": "error_rate", "severity": "error", "window_start": start, "resolved_at": pd.NaT}
+    warehouse.replace_day("2026-11-27", Write("alerts", pd.DataFrame([alert])))
+    return warehouse
+
+
+EXPECTED = """\
+# HELP chatpulse_requests Requests on the latest day
+# TYPE chatpulse_requests gauge
+chatpulse_requests{day="2026-11-27"} 250
+# HELP chatpulse_errors Failed requests on the latest day
+# TYPE chatpulse_errors gauge
+chatpulse_errors{day="2026-11-27"} 5
+# HELP chatpulse_error_rate Share of the latest day's requests that failed
+# TYPE chatpulse_error_rate gauge
+chatpulse_error_rate{day="2026-11-27"} 0.02
+# HELP chatpulse_latency_p95_ms 95th percentile latency on the latest day, milliseconds
+# TYPE chatpulse_latency_p95_ms gauge
+chatpulse_latency_p95_ms{day="2026-11-27"} 1234.5
+# HELP chatpulse_cost_usd Logged cost on the latest day, USD
+# TYPE chatpulse_cost_usd gauge
+chatpulse_cost_usd{day="2026-11-27"} 0.5
+# HELP chatpulse_open_alerts Alerts not resolved, by severity
+# TYPE chatpulse_open_alerts gauge
+chatpulse_open_alerts{severity="warn"} 0
+chatpulse_open_alerts{severity="error"} 1
+"""
+
+
+def test_render_and_textfile(tmp_path: Path) -> None:
+    text = render(_warehouse(tmp_path / "w.db"))
+    assert text == EXPECTED
+    target = tmp_path / "textfile" / "chatpulse.prom"
+    write_textfile(target, text)
+    assert target.read_text() == EXPECTED and [p.name for p in target.parent.iterdir()] == ["chatpulse.prom"]
+
+
+def test_serve_metrics_answers_on_loopback(tmp_path: Path) -> None:
+    _warehouse(tmp_path / "warehouse.db")
+    (tmp_path / "chatpulse.yaml").write_text("data_home: .\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "pipelines.cli", "--config", str(tmp_path / "chatpulse.yaml"), "serve-metrics"]
+    process = subprocess.Popen([*command, "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == f"serving http://127.0.0.1:{port}/metrics"
+        for _ in range(50):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+                    body, content_type = response.read().decode(), response.headers["Content-Type"]
+                break
+            except ConnectionError:
+                time.sleep(0.1)
+        assert (body, content_type) == (EXPECTED, CONTENT_TYPE)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        process.stdout.close()
