@@ -20,47 +20,11 @@ from chatpulse.days import day_bounds
 from chatpulse.pricing import estimate_cost
 from chatpulse.schema import is_error
 from chatpulse.sessions import event_sessions
+from chatpulse.warehouse import table_columns
 
-HOURLY_COLUMNS = (
-    "day",
-    "hour",
-    "requests",
-    "errors",
-    "error_rate",
-    "peak_rpm",
-    "latency_mean_ms",
-    "latency_p50_ms",
-    "latency_p95_ms",
-    "latency_p99_ms",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-)
+HOURLY_COLUMNS = table_columns("hourly_metrics")
 
-DAILY_COLUMNS = (
-    "day",
-    "requests",
-    "errors",
-    "error_rate",
-    "peak_rpm",
-    "peak_minute",
-    "latency_mean_ms",
-    "latency_p50_ms",
-    "latency_p95_ms",
-    "latency_p99_ms",
-    "ttft_p50_ms",
-    "ttft_p95_ms",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "cost_usd",
-    "users",
-    "models",
-    "sessions",
-    "session_duration_p50_s",
-    "session_duration_p95_s",
-    "turns_mean",
-)
+DAILY_COLUMNS = table_columns("daily_metrics")
 
 TOKEN_COLUMNS = ("prompt_tokens", "completion_tokens", "total_tokens")
 _MINUTE = pd.Timedelta(minutes=1)
@@ -201,45 +165,15 @@ def daily_metrics(requests: pd.DataFrame, sessions: pd.DataFrame, day: dt.date, 
 
 # ---- Request frequency, response time and errors, overall and per model and endpoint ----
 
-MINUTE_COLUMNS = ("day", "start", "hour", "requests", "errors")
+MINUTE_COLUMNS = table_columns("minute_metrics")
 
-REQUEST_METRIC_COLUMNS = (
-    "day",
-    "dimension",
-    "value",
-    "requests",
-    "errors",
-    "error_rate",
-    "peak_rpm",
-    "peak_minute",
-    "peak_rps",
-    "peak_second",
-    "concurrency_peak",
-    "concurrency_peak_at",
-    "concurrency_p95",
-    "latency_mean_ms",
-    "latency_p50_ms",
-    "latency_p90_ms",
-    "latency_p95_ms",
-    "latency_p99_ms",
-    "latency_max_ms",
-    "ttft_p50_ms",
-    "ttft_p90_ms",
-    "ttft_p95_ms",
-    "ttft_p99_ms",
-    "output_tps_p10",
-    "output_tps_p50",
-    "output_tps_mean",
-    "slow_requests",
-    "slow_share",
-    "users",
-)
+REQUEST_METRIC_COLUMNS = table_columns("request_metrics")
 
 # (dimension, request column): "all" is every request as one group.
 DIMENSIONS = (("all", None), ("model", "model"), ("endpoint", "endpoint"))
 
 ERROR_KINDS = ("rate_limit", "timeout", "server", "client", "content_filter", "other")
-ERROR_KIND_COLUMNS = ("day", "error_kind", "errors", "share_of_errors", "share_of_requests")
+ERROR_KIND_COLUMNS = table_columns("error_kinds")
 FAILED_COLUMNS = (
     "day",
     "request_id",
@@ -544,37 +478,9 @@ def slowest_requests(requests: pd.DataFrame, day: dt.date, tz: str, count: int =
 
 # ---- Tokens and cost per model, usage per user ----
 
-MODEL_COST_COLUMNS = (
-    "day",
-    "model",
-    "requests",
-    "prompt_tokens",
-    "cached_tokens",
-    "completion_tokens",
-    "reasoning_tokens",
-    "total_tokens",
-    "input_usd_per_mtok",
-    "cached_input_usd_per_mtok",
-    "output_usd_per_mtok",
-    "price_from",
-    "unpriced_requests",
-    "cost_estimate_usd",
-    "cost_logged_usd",
-    "logged_requests",
-    "cost_difference_usd",
-)
+MODEL_COST_COLUMNS = table_columns("model_costs")
 USAGE_TOKENS = ("prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens", "total_tokens")
-USER_COLUMNS = (
-    "day",
-    "user_id",
-    "rank",
-    "requests",
-    "errors",
-    "total_tokens",
-    "cost_logged_usd",
-    "cost_estimate_usd",
-    "unpriced_requests",
-)
+USER_COLUMNS = table_columns("daily_users")
 
 
 def _labels(uniques: pd.Index) -> list[str | None]:
@@ -673,28 +579,7 @@ def daily_users(requests: pd.DataFrame, day: dt.date, tz: str, rates: pd.DataFra
 
 # ---- Sessions in depth ----
 
-SESSION_METRIC_COLUMNS = (
-    "day",
-    "sessions",
-    "duration_mean_s",
-    "duration_p50_s",
-    "duration_p90_s",
-    "duration_max_s",
-    "turns_mean",
-    "turns_p50",
-    "turns_p90",
-    "turns_max",
-    "messages_mean",
-    "requests_mean",
-    "turn_gaps",
-    "turn_gap_mean_s",
-    "turn_gap_p50_s",
-    "turn_gap_p90_s",
-    "single_turn_sessions",
-    "single_turn_share",
-    "unanswered_sessions",
-    "unanswered_share",
-)
+SESSION_METRIC_COLUMNS = table_columns("session_metrics")
 
 
 def session_metrics(

@@ -8,6 +8,8 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from chatpulse.warehouse import table_columns
+
 # metric name -> (table, column) it is read from; model_costs columns are summed over models.
 HEADLINES: dict[str, tuple[str, str]] = {
     "requests": ("daily_metrics", "requests"),
@@ -29,21 +31,7 @@ HEADLINES: dict[str, tuple[str, str]] = {
     "mau": ("user_metrics", "mau"),
     "new_users": ("user_metrics", "new_users"),
 }
-TREND_COLUMNS = (
-    "day",
-    "metric",
-    "value",
-    "previous_day",
-    "day_over_day",
-    "day_over_day_pct",
-    "week_ago",
-    "week_over_week",
-    "week_over_week_pct",
-    "mean_7d",
-    "mean_28d",
-    "days_7",
-    "days_28",
-)
+TREND_COLUMNS = table_columns("daily_trends")
 
 
 def headlines(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -411,6 +411,11 @@ def _insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> None:
     conn.exec_driver_sql(sql, list(zip(*values, strict=True)))
 
 
+def table_columns(name: str) -> tuple[str, ...]:
+    """A table's column names in order: the one list a computation that fills it should emit."""
+    return tuple(column.name for column in TABLES[name].columns)
+
+
 def _add_missing_columns(engine: sa.Engine) -> None:
     """Give tables made by an earlier version the columns this one declares (all nullable).
 
