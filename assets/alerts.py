@@ -2,6 +2,7 @@
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pandas as pd
 from dagster import (
@@ -22,8 +23,13 @@ from chatpulse import alerts, notify, prometheus
 from chatpulse.warehouse import Write
 from pipelines.resources import ChatPulseSettings, WarehouseResource
 
-NO_ERROR_ALERTS = "no_open_error_alerts"
-NO_WARN_ALERTS = "no_open_warn_alerts"
+NO_ERROR_ALERTS = "no_error_alerts"
+NO_WARN_ALERTS = "no_warn_alerts"
+
+
+def _summary(alert: Any) -> str:
+    state = "open" if pd.isna(alert.resolved_at) else "resolved"
+    return f"{alert.rule} {alert.window_start:%H:%M}-{alert.window_end:%H:%M} value {alert.value:.4g} ({state})"
 
 
 def alert_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
@@ -36,12 +42,12 @@ def alert_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         deps=[AssetKey(name) for name in ("hourly_metrics", "daily_metrics", "request_metrics", "sessions")],
         group_name="alerts",
         kinds={"pandas", "sql"},
-        description="Alert rules evaluated on the day's metric tables: one row per rule and window, "
-        "updated while the breach persists and resolved when the metric comes back; new and resolved "
-        "alerts are sent by webhook and e-mail.",
+        description="Alert rules evaluated on the day's metric tables: one row per rule and breach "
+        "(back-to-back breaching windows are one breach), open while the breach goes on and resolved once "
+        "the metric is back; opened and resolved alerts are sent by webhook and e-mail.",
         check_specs=[
-            AssetCheckSpec(NO_ERROR_ALERTS, asset="alerts", description="no alert of severity error is open"),
-            AssetCheckSpec(NO_WARN_ALERTS, asset="alerts", description="no alert of severity warn is open"),
+            AssetCheckSpec(NO_ERROR_ALERTS, asset="alerts", description="no alert of severity error on the day"),
+            AssetCheckSpec(NO_WARN_ALERTS, asset="alerts", description="no alert of severity warn on the day"),
         ],
     )
     def alerts_asset(
@@ -54,7 +60,7 @@ def alert_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         day, now = date.fromisoformat(context.partition_key), datetime.now(UTC)
         rules = alerts.load_rules(settings.alert_rules)
         tables = alerts.Tables.read(store, day, alerts.history_days(rules), requests)
-        breaches = alerts.evaluate(rules, tables, day, settings.timezone)
+        breaches = alerts.evaluate(rules, tables, day, settings.timezone, now)
         stored = alerts.update_alerts(store.read("alerts", context.partition_key), breaches, now)
         store.replace_day(context.partition_key, Write("alerts", stored))
         outcome = notify.deliver(
@@ -76,16 +82,14 @@ def alert_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
             (NO_ERROR_ALERTS, AssetCheckSeverity.ERROR, "error"),
             (NO_WARN_ALERTS, AssetCheckSeverity.WARN, "warn"),
         ):
-            firing = opened[opened["severity"] == level]
+            fired = stored[stored["severity"] == level]
             yield AssetCheckResult(
                 check_name=check,
-                passed=firing.empty,
+                passed=fired.empty,
                 severity=severity,
                 metadata={
-                    "open": len(firing),
-                    "alerts": MetadataValue.json(
-                        [f"{row.rule} {row.window_start:%H:%M} value {row.value:.4g}" for row in firing.itertuples()]
-                    ),
+                    "open": int(fired["resolved_at"].isna().sum()),
+                    "alerts": MetadataValue.json([_summary(row) for row in fired.itertuples()]),
                 },
             )
 

@@ -1,6 +1,6 @@
 """The daily HTML report with its charts, written under the data home, and its e-mail."""
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 from dagster import (
@@ -16,6 +16,7 @@ from dagster import (
     asset,
 )
 
+from chatpulse.days import day_bounds
 from chatpulse.warehouse import Warehouse
 from pipelines.resources import ChatPulseSettings, WarehouseResource
 from reports.mail import deliver
@@ -115,7 +116,7 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         group_name="report",
         kinds={"email"},
         retry_policy=RetryPolicy(max_retries=3, delay=30, backoff=Backoff.EXPONENTIAL),
-        description="Mails the day's report once (charts inline); a rerun sends nothing new.",
+        description="Mails the day's report once (charts inline) after the day has ended; a rerun sends nothing new.",
     )
     def report_email(
         context: AssetExecutionContext, chatpulse: ChatPulseSettings, warehouse: WarehouseResource
@@ -124,6 +125,8 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         if settings.mail is None:
             return MaterializeResult(metadata={"sent": False, "why": "no mail section in the configuration"})
         day = date.fromisoformat(context.partition_key)
+        if datetime.now(UTC) < day_bounds(day, settings.timezone)[1]:
+            return MaterializeResult(metadata={"sent": False, "why": "the day is not over; mailed once it is"})
         message_id = deliver(day, settings.mail, warehouse.warehouse, report_file(settings.reports_dir, day))
         return MaterializeResult(metadata={"sent": message_id is not None, "message_id": message_id or "sent before"})
 

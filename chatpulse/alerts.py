@@ -93,8 +93,10 @@ class Rule:
     scenario: str | None = None
     baseline: Baseline | None = None
 
-    def breaches(self, score: float) -> bool:
-        return bool(np.isfinite(score)) and COMPARISONS[self.comparison](score, self.threshold)
+    def breaches(self, scores: pd.Series) -> pd.Series:
+        """Which scores cross the threshold; a missing score (no baseline, no requests) never does."""
+        scores = scores.astype("float64")
+        return np.isfinite(scores) & COMPARISONS[self.comparison](scores, self.threshold)
 
 
 def _expect(value: Any, types: type | tuple[type, ...], key: str, expected: str) -> Any:
@@ -332,19 +334,44 @@ def _baseline_scores(frame: pd.DataFrame, day: str, tz: str, baseline: Baseline)
     return today.assign(score=score, baseline=today["median"])
 
 
-def evaluate(rules: tuple[Rule, ...], tables: Tables, day: date, tz: str) -> pd.DataFrame:
-    """The breaches of every rule on `day`: one row per rule and window (ALERT_COLUMNS without lifecycle)."""
+def _episodes(frame: pd.DataFrame, rule: Rule, minutes: int) -> pd.DataFrame:
+    """Merge back-to-back breaching windows into one row: the first start, the last end, the worst window.
+
+    A spike that lasts an hour is one alert, not twelve of five minutes each.
+    """
+    frame = frame.sort_values("window_start")
+    width = pd.Timedelta(minutes=minutes)
+    starts_new = frame["window_start"] != frame["window_start"].shift() + width
+    frame = frame.assign(episode=starts_new.cumsum(), window_last=frame["window_start"])
+    scores = frame["score"].groupby(frame["episode"])
+    worst = scores.idxmax() if rule.comparison in (">", ">=") else scores.idxmin()
+    bounds = frame.groupby("episode").agg(window_start=("window_start", "first"), window_last=("window_last", "last"))
+    peak = frame.loc[worst.to_numpy(), ["episode", "value", "baseline", "requests"]].set_index("episode")
+    return bounds.join(peak).reset_index(drop=True)
+
+
+def evaluate(rules: tuple[Rule, ...], tables: Tables, day: date, tz: str, now: datetime) -> pd.DataFrame:
+    """The breaches of every rule on `day`: one row per rule and run of back-to-back breaching windows.
+
+    Columns are ALERT_COLUMNS without the lifecycle, plus `ongoing`: True while the breach may
+    still be going on at `now`, i.e. the day is not over and no later window has data yet. Once a
+    later window has data (the metric came back) or the day has ended, the breach is over.
+    """
     key = day.isoformat()
+    day_over = pd.Timestamp(now) >= pd.Timestamp(day_bounds(day, tz)[1])
     rows = []
     for rule in rules:
+        minutes = WINDOWS[rule.window]
         frame = _series(rule, tables, tz)
+        latest = frame.loc[(frame["day"] == key) & (frame["requests"] > 0), "window_start"].max()
         if rule.baseline is None:
             frame = frame[frame["day"] == key].assign(score=lambda f: f["value"], baseline=np.nan)
         else:
             frame = _baseline_scores(frame, key, tz, rule.baseline)
-        for row in frame.itertuples():
-            if row.requests < rule.min_requests or not rule.breaches(float(row.score)):
-                continue
+        breaching = frame[(frame["requests"] >= rule.min_requests) & rule.breaches(frame["score"])]
+        if breaching.empty:
+            continue
+        for row in _episodes(breaching, rule, minutes).itertuples():
             rows.append(
                 {
                     "day": key,
@@ -352,14 +379,15 @@ def evaluate(rules: tuple[Rule, ...], tables: Tables, day: date, tz: str) -> pd.
                     "metric": rule.metric,
                     "severity": rule.severity,
                     "window_start": row.window_start,
-                    "window_end": _window_end(row.window_start, key, tz, WINDOWS[rule.window]),
+                    "window_end": _window_end(row.window_last, key, tz, minutes),
                     "value": float(row.value),
                     "threshold": rule.threshold,
                     "baseline": float(row.baseline),
                     "requests": int(row.requests),
+                    "ongoing": not day_over and row.window_last >= latest,
                 }
             )
-    breaches = pd.DataFrame(rows, columns=list(ALERT_COLUMNS[:10]))
+    breaches = pd.DataFrame(rows, columns=[*ALERT_COLUMNS[:10], "ongoing"])
     return breaches.sort_values(["window_start", "rule"], kind="stable").reset_index(drop=True)
 
 
@@ -372,22 +400,26 @@ def _with_times(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def update_alerts(existing: pd.DataFrame, breaches: pd.DataFrame, now: datetime) -> pd.DataFrame:
-    """Fold this run's breaches into the day's stored alerts.
+    """Fold this run's breaches (from `evaluate`) into the day's stored alerts.
 
-    An alert is one (rule, window start): a breach seen again updates value and last_seen
-    (and reopens it if it had resolved); a new breach opens an alert; an open alert with no
-    breach this run resolves now.
+    An alert is one (rule, start of its breach). Seen again, it keeps `first_seen` and gets
+    `last_seen` = now and the latest value; it is open while its breach is `ongoing` and
+    resolves (`resolved_at` = now, kept from then on) once the breach is over. A stored alert
+    the data no longer shows (a corrected log) resolves too. So a breach that persists over
+    many runs is one alert, and each alert opens and resolves once.
     """
     now_ts = pd.Timestamp(now).tz_convert("UTC") if pd.Timestamp(now).tzinfo else pd.Timestamp(now, tz="UTC")
     keys = ["rule", "window_start"]
     old = _with_times(existing.reindex(columns=list(ALERT_COLUMNS)))
     new = _with_times(breaches.reindex(columns=list(ALERT_COLUMNS)))
-    merged = new.merge(old[[*keys, "first_seen"]], on=keys, how="left", suffixes=("", "_old"))
-    merged["first_seen"] = pd.to_datetime(merged["first_seen_old"], utc=True).fillna(now_ts)
-    merged = merged.drop(columns="first_seen_old").assign(last_seen=now_ts, resolved_at=pd.NaT)
+    ongoing = breaches["ongoing"].to_numpy(dtype=bool) if "ongoing" in breaches else np.zeros(len(new), bool)
+    merged = new.merge(old[[*keys, "first_seen", "resolved_at"]], on=keys, how="left", suffixes=("", "_old"))
+    merged["first_seen"] = merged["first_seen_old"].fillna(now_ts)
+    merged["resolved_at"] = merged["resolved_at_old"].fillna(now_ts).where(~ongoing)
+    merged = merged.drop(columns=["first_seen_old", "resolved_at_old"]).assign(last_seen=now_ts)
     gone = old.merge(new[keys], on=keys, how="left", indicator=True)
     gone = gone[gone["_merge"] == "left_only"].drop(columns="_merge")
-    gone["resolved_at"] = pd.to_datetime(gone["resolved_at"], utc=True).fillna(now_ts)
+    gone["resolved_at"] = gone["resolved_at"].fillna(now_ts)
     frames = [f for f in (merged, gone) if not f.empty]
     if not frames:
         return new.iloc[0:0]

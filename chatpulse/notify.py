@@ -30,8 +30,16 @@ class DeliveryError(RuntimeError):
     """A notification could not be delivered; the message says where and why."""
 
 
+def _state(alert: pd.Series) -> str:
+    """FIRING severity, RESOLVED, or severity "over" for a breach first seen after it ended (a backfill)."""
+    severity = str(alert["severity"]).upper()
+    if pd.isna(alert["resolved_at"]):
+        return severity
+    return f"{severity}, OVER" if alert["resolved_at"] == alert["first_seen"] else "RESOLVED"
+
+
 def _describe(alert: pd.Series) -> str:
-    state = "RESOLVED" if pd.notna(alert["resolved_at"]) else str(alert["severity"]).upper()
+    state = _state(alert)
     reference = (
         f"baseline {alert['baseline']:.4g}, threshold {alert['threshold']:.4g}"
         if pd.notna(alert["baseline"])

@@ -18,6 +18,19 @@ from zoneinfo import ZoneInfo
 
 from chatpulse.config import CONFIG_ENV, ConfigError, Settings, load_settings
 
+# One run per day at a time: the landing sensor may request a day again while it is running,
+# and two runs replacing the same day would race. Runs of different days still go in parallel.
+INSTANCE_CONFIG = """\
+telemetry:
+  enabled: false
+concurrency:
+  runs:
+    tag_concurrency_limits:
+      - key: dagster/partition
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+"""
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -44,7 +57,7 @@ def prepare_dagster_home(settings: Settings) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     instance_config = home / "dagster.yaml"
     if not instance_config.exists():
-        instance_config.write_text("telemetry:\n  enabled: false\n")
+        instance_config.write_text(INSTANCE_CONFIG)
     return home
 
 

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from dagster import (
     AssetSelection,
     DailyPartitionsDefinition,
     Definitions,
     JobDefinition,
-    build_schedule_from_partitioned_job,
+    RunRequest,
+    ScheduleDefinition,
+    ScheduleEvaluationContext,
     define_asset_job,
     in_process_executor,
+    schedule,
 )
 
 from assets.alerts import alert_assets
@@ -27,8 +32,33 @@ DAILY_JOB = "daily_pipeline"
 
 
 def daily_partitions(settings: Settings) -> DailyPartitionsDefinition:
-    """Days from the configured start, cut at midnight in the configured time zone."""
-    return DailyPartitionsDefinition(start_date=settings.start_date.isoformat(), timezone=settings.timezone)
+    """Days from the configured start through today, cut at midnight in the configured time zone.
+
+    Today is a partition too (end_offset=1), so the landing sensor can run the day in progress
+    and its alerts fire within minutes; the schedule and the e-mail wait for a day to end.
+    """
+    return DailyPartitionsDefinition(
+        start_date=settings.start_date.isoformat(), timezone=settings.timezone, end_offset=1
+    )
+
+
+def yesterday_schedule(job: JobDefinition, settings: Settings) -> ScheduleDefinition:
+    """Every day at `schedule_time` (local), run the day that has just ended."""
+    at = settings.schedule_time
+
+    @schedule(
+        name=f"{job.name}_schedule",
+        job=job,
+        cron_schedule=f"{at.minute} {at.hour} * * *",
+        execution_timezone=settings.timezone,
+        description="Runs yesterday's partition (local time) once the day is over; the e-mail goes out then.",
+    )
+    def _schedule(context: ScheduleEvaluationContext) -> RunRequest:
+        local = context.scheduled_execution_time.astimezone(ZoneInfo(settings.timezone))
+        yesterday = (local.date() - timedelta(days=1)).isoformat()
+        return RunRequest(run_key=yesterday, partition_key=yesterday)
+
+    return _schedule
 
 
 def build_definitions(settings: Settings, config_file: str | None = None) -> Definitions:
@@ -47,11 +77,7 @@ def build_definitions(settings: Settings, config_file: str | None = None) -> Def
         ],
         jobs=[job],
         sensors=[landing_sensor(DAILY_JOB, partitions, settings), failure_mail_sensor(settings)],
-        schedules=[
-            build_schedule_from_partitioned_job(
-                job, hour_of_day=settings.schedule_time.hour, minute_of_hour=settings.schedule_time.minute
-            )
-        ],
+        schedules=[yesterday_schedule(job, settings)],
         resources={
             "chatpulse": ChatPulseSettings(config_file=config_file),
             "warehouse": WarehouseResource(database_url=settings.database_url),

@@ -46,7 +46,7 @@ def landing_sensor(job_name: str, partitions: PartitionsDefinition, settings: Se
         valid = set(partitions.get_partition_keys(dynamic_partitions_store=context.instance))
         days = sorted(day for day in found.days if day in valid)
         for day in sorted(found.days - set(days)):
-            context.log.info(f"{day}: not a partition yet (before start_date or not ended), not run")
+            context.log.info(f"{day}: not a partition (before start_date or after today), not run")
         if not days:
             context.update_cursor(cursor)
             return SkipReason("no new or changed landing file touches a partition")

@@ -1,5 +1,6 @@
 """Alert rules, evaluation on the demo's 7 days (incident included) and the alert lifecycle."""
 
+import dataclasses
 import re
 import shutil
 from datetime import UTC, date, datetime, timedelta
@@ -9,7 +10,16 @@ import pandas as pd
 import pytest
 from dagster import AssetCheckSeverity, DagsterInstance
 
-from chatpulse.alerts import AlertRuleError, Tables, evaluate, history_days, load_rules, update_alerts
+from chatpulse.alerts import (
+    TABLE_COLUMNS,
+    AlertRuleError,
+    Tables,
+    evaluate,
+    history_days,
+    load_rules,
+    parse_rule,
+    update_alerts,
+)
 from chatpulse.config import ConfigError, load_settings, settings_from_mapping
 from chatpulse.sample import write_sample
 from chatpulse.warehouse import Warehouse, Write
@@ -97,21 +107,23 @@ def test_the_incident_fires_exactly_the_expected_alerts_and_normal_days_none(dem
     assert by_rule.loc[("error_rate_1h", "14:00"), "value"] == pytest.approx(40 / 234)
     assert by_rule.loc[("latency_p95_spike", "14:00"), "baseline"] == pytest.approx(9635.62)
     assert by_rule.loc[("error_rate_5m", "14:10"), "value"] == pytest.approx(6 / 23)
-    assert stored["resolved_at"].isna().all() and (stored["first_seen"] == stored["last_seen"]).all()
+    # The demo runs after each day has ended, so every breach is over when first seen.
+    assert (stored["first_seen"] == stored["last_seen"]).all()
+    assert (stored["resolved_at"] == stored["first_seen"]).all()
     assert (stored["window_end"] - stored["window_start"]).dt.total_seconds().tolist() == [3600] * 3 + [300] * 2
     assert checks[INCIDENT.isoformat()] == {
-        ("no_open_error_alerts", False, AssetCheckSeverity.ERROR),
-        ("no_open_warn_alerts", False, AssetCheckSeverity.WARN),
+        ("no_error_alerts", False, AssetCheckSeverity.ERROR),
+        ("no_warn_alerts", False, AssetCheckSeverity.WARN),
     }
     for day in DAYS:
         if day != INCIDENT:
             assert checks[day.isoformat()] == {
-                ("no_open_error_alerts", True, AssetCheckSeverity.ERROR),
-                ("no_open_warn_alerts", True, AssetCheckSeverity.WARN),
+                ("no_error_alerts", True, AssetCheckSeverity.ERROR),
+                ("no_warn_alerts", True, AssetCheckSeverity.WARN),
             }
 
 
-def _breach(rule: str, value: float) -> pd.DataFrame:
+def _breach(rule: str, value: float, ongoing: bool = True) -> pd.DataFrame:
     start = pd.Timestamp("2026-11-26 14:00", tz="UTC")
     return pd.DataFrame(
         [
@@ -126,6 +138,7 @@ def _breach(rule: str, value: float) -> pd.DataFrame:
                 "threshold": 0.1,
                 "baseline": float("nan"),
                 "requests": 200,
+                "ongoing": ongoing,
             }
         ]
     )
@@ -136,7 +149,7 @@ def test_a_persisting_breach_is_one_alert_that_resolves(backend: str, tmp_path: 
     url = f"sqlite:///{tmp_path / 'w.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
     warehouse = Warehouse(url)
     request.addfinalizer(warehouse.engine.dispose)
-    runs = [datetime(2026, 11, 26, 15, minute, tzinfo=UTC) for minute in (0, 5, 10, 15)]
+    runs = [datetime(2026, 11, 26, 15, minute, tzinfo=UTC) for minute in (0, 5, 10, 15, 20)]
     for run, value in zip(runs[:3], (0.2, 0.3, 0.25), strict=True):
         stored = update_alerts(warehouse.read("alerts", "2026-11-26"), _breach("errors", value), run)
         warehouse.replace_day("2026-11-26", Write("alerts", stored))
@@ -145,14 +158,97 @@ def test_a_persisting_breach_is_one_alert_that_resolves(backend: str, tmp_path: 
     row = after_three.iloc[0]
     assert (row["value"], row["first_seen"], row["last_seen"]) == (0.25, pd.Timestamp(runs[0]), pd.Timestamp(runs[2]))
     assert pd.isna(row["resolved_at"])
-    stored = update_alerts(after_three, _breach("errors", 0.05).iloc[0:0], runs[3])
-    warehouse.replace_day("2026-11-26", Write("alerts", stored))
-    resolved = warehouse.read("alerts", "2026-11-26").iloc[0]
-    assert (resolved["resolved_at"], resolved["last_seen"], resolved["value"]) == (
+    # The metric came back: the breach is over, and stays resolved at that run on the next one.
+    for run in runs[3:]:
+        stored = update_alerts(warehouse.read("alerts", "2026-11-26"), _breach("errors", 0.25, ongoing=False), run)
+        warehouse.replace_day("2026-11-26", Write("alerts", stored))
+    resolved = warehouse.read("alerts", "2026-11-26")
+    assert len(resolved) == 1
+    assert (resolved.iloc[0]["first_seen"], resolved.iloc[0]["resolved_at"], resolved.iloc[0]["last_seen"]) == (
+        pd.Timestamp(runs[0]),
         pd.Timestamp(runs[3]),
-        pd.Timestamp(runs[2]),
-        0.25,
+        pd.Timestamp(runs[4]),
     )
+
+
+def test_an_open_alert_the_data_no_longer_shows_resolves() -> None:
+    now = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
+    opened = update_alerts(_breach("errors", 0.3).iloc[0:0], _breach("errors", 0.3), now)
+    corrected = update_alerts(opened, _breach("errors", 0.3).iloc[0:0], now + timedelta(minutes=5))
+    assert len(corrected) == 1 and corrected.iloc[0]["resolved_at"] == pd.Timestamp(now + timedelta(minutes=5))
+    assert corrected.iloc[0]["last_seen"] == pd.Timestamp(now)
+
+
+def _as_of(tables: Tables, clock: str) -> tuple[Tables, datetime]:
+    """The incident day's tables as a run at `clock` (UTC) sees them: only rows that have landed."""
+    cut = pd.Timestamp(f"{INCIDENT} {clock}", tz="UTC")
+    seen = dataclasses.replace(
+        tables,
+        minute_metrics=tables.minute_metrics[tables.minute_metrics["start"] < cut],
+        requests=tables.requests[tables.requests["timestamp"] < cut],
+    )
+    return seen, cut.to_pydatetime()
+
+
+def test_during_the_day_a_breach_is_open_while_it_lasts_and_resolves_once_the_metric_is_back(demo) -> None:
+    home, _ = demo
+    warehouse = Warehouse(f"sqlite:///{home / 'warehouse.db'}")
+    rules = load_rules()
+    full = Tables.read(warehouse, INCIDENT, history_days(rules), warehouse.read("requests", INCIDENT.isoformat()))
+    stored = warehouse.read("alerts").iloc[0:0]
+    states = {}
+    for clock in ("14:12", "14:20", "14:50", "15:00", "15:10"):
+        tables, now = _as_of(full, clock)
+        stored = update_alerts(stored, evaluate(rules, tables, INCIDENT, "UTC", now), now)
+        states[clock] = {
+            (row.rule, f"{row.window_start:%H:%M}"): "open" if pd.isna(row.resolved_at) else f"{row.resolved_at:%H:%M}"
+            for row in stored.itertuples()
+        }
+    assert states["14:12"] == {}  # the 14:10 window is two minutes old: too few requests yet
+    # The 5-minute error burst is over once 14:15 has data; the latency spike goes on in its hour.
+    assert states["14:20"] == {("latency_p95_spike", "14:00"): "open", ("error_rate_5m", "14:10"): "14:20"}
+    assert states["14:50"] == {
+        ("latency_p95_spike", "14:00"): "open",
+        ("error_rate_1h", "14:00"): "open",
+        ("latency_p95_1h", "14:00"): "open",
+        ("error_rate_5m", "14:10"): "14:20",
+        ("error_rate_5m", "14:45"): "open",
+    }
+    assert states["15:00"] == {**states["14:50"], ("error_rate_5m", "14:45"): "15:00"}
+    assert states["15:10"] == {
+        **states["15:00"],
+        ("latency_p95_spike", "14:00"): "15:10",
+        ("error_rate_1h", "14:00"): "15:10",
+        ("latency_p95_1h", "14:00"): "15:10",
+    }
+    first_seen = {row.rule: f"{row.first_seen:%H:%M}" for row in stored.itertuples() if row.rule != "error_rate_5m"}
+    assert first_seen == {"latency_p95_spike": "14:20", "error_rate_1h": "14:50", "latency_p95_1h": "14:50"}
+
+
+def test_back_to_back_breaching_windows_are_one_alert() -> None:
+    day = INCIDENT.isoformat()
+    starts = pd.date_range(f"{day} 10:00", periods=7, freq="5min", tz="UTC").repeat(5)
+    errors = [0, 1, 3, 4, 2, 0, 5]  # per 5-minute window of 10 requests: 10:10-10:25 and 10:30 breach
+    minute_metrics = pd.DataFrame(
+        {
+            "day": day,
+            "start": starts + pd.to_timedelta(list(range(5)) * 7, unit="min"),
+            "requests": 2.0,
+            "errors": [float(e) / 5 for e in errors for _ in range(5)],
+        }
+    )
+    empty = {name: pd.DataFrame(columns=["day", *columns]) for name, columns in TABLE_COLUMNS.items()}
+    tables = Tables(**{**empty, "minute_metrics": minute_metrics})
+    rule = parse_rule(
+        {"name": "burst", "metric": "error_rate", "comparison": ">", "threshold": 0.15, "window": "5m"}, "r"
+    )
+    breaches = evaluate((rule,), tables, INCIDENT, "UTC", datetime(2026, 11, 26, 10, 42, tzinfo=UTC))
+    got = [
+        (f"{row.window_start:%H:%M}", f"{row.window_end:%H:%M}", row.value, row.requests, row.ongoing)
+        for row in breaches.itertuples()
+    ]
+    # 10:10-10:25 is one breach at its worst window (10:15, 4 of 10); 10:30 is the newest window: still going.
+    assert got == [("10:10", "10:25", pytest.approx(0.4), 10, False), ("10:30", "10:35", pytest.approx(0.5), 10, True)]
 
 
 def test_baseline_and_min_requests_on_the_demo_tables(demo) -> None:
@@ -163,8 +259,9 @@ def test_baseline_and_min_requests_on_the_demo_tables(demo) -> None:
     tables = Tables.read(warehouse, INCIDENT, history_days(rules), today)
     quiet = [r for r in rules if r.name == "error_rate_5m"]
     loud = tuple(type(r)(**{**r.__dict__, "min_requests": 10_000}) for r in quiet)
-    assert len(evaluate(tuple(quiet), tables, INCIDENT, "UTC")) == 2
-    assert evaluate(loud, tables, INCIDENT, "UTC").empty
+    after = datetime(2026, 11, 27, tzinfo=UTC)
+    assert len(evaluate(tuple(quiet), tables, INCIDENT, "UTC", after)) == 2
+    assert evaluate(loud, tables, INCIDENT, "UTC", after).empty
 
 
 def test_alert_settings_resolve_and_errors_name_the_key(tmp_path: Path) -> None:
@@ -193,7 +290,7 @@ def test_alert_settings_resolve_and_errors_name_the_key(tmp_path: Path) -> None:
             settings_from_mapping(bad, tmp_path, {})
 
 
-def test_the_incident_stays_five_alerts_over_three_runs_and_resolves_when_the_data_does(demo, tmp_path: Path) -> None:
+def test_the_incident_stays_five_alerts_over_three_runs_each_resolved_once(demo, tmp_path: Path) -> None:
     home = tmp_path / "home"
     shutil.copytree(demo[0], home)
     config = home / "chatpulse.yaml"
@@ -204,16 +301,16 @@ def test_the_incident_stays_five_alerts_over_three_runs_and_resolves_when_the_da
     for _ in range(2):
         assert job.execute_in_process(partition_key=INCIDENT.isoformat(), instance=instance).success
     third = warehouse.read("alerts", INCIDENT.isoformat())
-    assert len(third) == 5 and third["resolved_at"].isna().all()
+    assert len(third) == 5
     assert third["first_seen"].tolist() == first["first_seen"].tolist()
+    assert third["resolved_at"].tolist() == first["resolved_at"].tolist()  # not reopened, not resolved again
     assert (third["last_seen"] > first["last_seen"]).all()
-    # The same day rewritten without the incident (a corrected log): every alert resolves.
+    # The same day rewritten without the incident (a corrected log): the alerts stay, resolved as they were.
     write_sample(home / "landing", [INCIDENT], incident_day=date(2000, 1, 1))
     assert job.execute_in_process(partition_key=INCIDENT.isoformat(), instance=instance).success
-    resolved = warehouse.read("alerts", INCIDENT.isoformat())
-    assert len(resolved) == 5 and resolved["resolved_at"].notna().all()
-    assert (resolved["resolved_at"] > third["last_seen"]).all()
-    assert resolved["last_seen"].tolist() == third["last_seen"].tolist()
+    corrected = warehouse.read("alerts", INCIDENT.isoformat())
+    assert corrected["resolved_at"].tolist() == first["resolved_at"].tolist()
+    assert corrected["last_seen"].tolist() == third["last_seen"].tolist()
 
 
 def test_the_report_shows_the_incident_alerts(demo) -> None:

@@ -3,9 +3,15 @@
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from dagster import DagsterInstance, build_schedule_context
 
 from chatpulse.config import settings_from_mapping
+from pipelines.cli import prepare_dagster_home
 from pipelines.definitions import DAILY_JOB, build_definitions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +49,30 @@ def test_every_stage_is_a_daily_partitioned_asset_in_the_configured_zone(tmp_pat
     assert ("clean_requests", "rows_accounted_for") in checks and len(checks) == 11
     schedule = defs.resolve_schedule_def(f"{DAILY_JOB}_schedule")
     assert schedule.cron_schedule == "30 7 * * *" and schedule.execution_timezone == "Asia/Shanghai"
+
+
+def test_today_is_a_partition_and_the_schedule_runs_the_day_that_ended(tmp_path: Path) -> None:
+    settings = settings_from_mapping({"timezone": "Asia/Shanghai", "start_date": "2026-11-01"}, tmp_path, {})
+    defs = build_definitions(settings)
+    job = defs.resolve_job_def(DAILY_JOB)
+    shanghai = ZoneInfo("Asia/Shanghai")
+    keys = job.partitions_def.get_partition_keys(current_time=datetime(2026, 11, 28, 0, 30, tzinfo=shanghai))
+    assert keys[0] == "2026-11-01" and keys[-1] == "2026-11-28"  # today, half an hour old, is a partition
+    schedule = defs.resolve_schedule_def(f"{DAILY_JOB}_schedule")
+    # 06:00 in Shanghai is still the day before in UTC: the run is for the local day that just ended.
+    tick = datetime(2026, 11, 28, 6, 0, tzinfo=shanghai).astimezone(UTC)
+    repository = defs.get_repository_def()
+    with build_schedule_context(scheduled_execution_time=tick, repository_def=repository) as context:
+        requests = list(schedule.evaluate_tick(context).run_requests or [])
+    assert [request.partition_key for request in requests] == ["2026-11-27"]
+
+
+def test_the_instance_runs_one_day_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    home = prepare_dagster_home(settings_from_mapping({}, tmp_path, {}))
+    with DagsterInstance.from_config(str(home)) as instance:
+        limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+    assert limits == [{"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
 
 
 def test_dagster_validates_the_workspace(tmp_path: Path) -> None:

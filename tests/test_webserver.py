@@ -79,7 +79,7 @@ def test_the_ui_shows_assets_partitions_checks_and_runs(webserver: str) -> None:
     nodes = {node["assetKey"]["path"][-1]: node for node in data["assetNodes"]}
     assert set(nodes) == ASSETS
     assert all(
-        node["partitionDefinition"]["description"] == "Daily, starting 2026-01-01 UTC." for node in nodes.values()
+        node["partitionDefinition"]["description"] == "Daily, starting 2026-01-01 UTC. End offsetted by 1 partition." for node in nodes.values()
     )
     checks = {check["name"] for check in nodes["clean_requests"]["assetChecksOrError"]["checks"]}
     assert checks == {"rows_accounted_for", "quarantine_rate", "expectations_pass"}
