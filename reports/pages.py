@@ -1,7 +1,8 @@
 """Pages over many days: the index of every report and the weekly report.
 
 They sit beside the daily pages in the reports folder and link to them relatively,
-so the folder can be published as it is. Only daily numbers reach them, never content.
+so the folder can be published as it is; the weekly chart is embedded like the daily
+ones. Only daily numbers reach them, never content.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def write_week(out_dir: Path, sunday: date, daily: pd.DataFrame) -> Path:
         first=monday.isoformat(),
         last=sunday.isoformat(),
         cards=cards,
-        chart=_chart_ref(path.stem, "Requests, p95 latency and error rate by day", png),
+        chart=_chart_ref("Requests, p95 latency and error rate by day", png),
         headers=_WEEK_HEADERS,
         rows=table,
         totals=totals,

@@ -1,11 +1,14 @@
-"""Render the daily report: one self-contained HTML page plus its chart PNGs.
+"""Render the daily report: one self-contained HTML page, its charts embedded as data: URIs.
 
-All numbers are formatted here, so the template only lays them out. Only counts
-and labels reach the page: session content is never passed in.
+The charts are also kept as PNG files beside the page, for reuse elsewhere; the page does
+not need them, so it can be opened, moved or sent as a single file. All numbers are
+formatted here, so the template only lays them out. Only counts and labels reach the
+page: session content is never passed in.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -223,7 +226,7 @@ def _quality_rows(quality: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def report_file(out_dir: Path, day: date) -> Path:
-    """Where a day's report lives: ``<out_dir>/<day>.html``, its charts in ``<out_dir>/<day>/``."""
+    """Where a day's report lives: ``<out_dir>/<day>.html``; copies of its charts go to ``<out_dir>/<day>/``."""
     return Path(out_dir) / f"{day.isoformat()}.html"
 
 
@@ -285,15 +288,15 @@ def render_report(
     hourly_previous: pd.DataFrame | None = None,
     history: pd.DataFrame | None = None,
 ) -> Path:
-    """Write ``out_dir/<day>.html`` and its charts in ``out_dir/<day>/``; return the HTML path.
+    """Write ``out_dir/<day>.html`` and its charts as PNGs in ``out_dir/<day>/``; return the HTML path.
 
     Frames must already hold only ``day``'s rows; ``sections`` are the table sections
     (reports.sections.detail_sections); ``comparisons`` maps a name
     ("yesterday") to that day's daily row (with ``satisfaction`` where known), for the headline deltas.
     ``tables`` are the day's warehouse tables by name (``sessions``, ``error_kinds``, ``scenario_daily``,
     ``model_costs``, ``feedback_daily``), ``hourly_previous`` the hourly rows of the 7 days before and
-    ``history`` the daily rows of the last 30 days, for the charts beside the sections. Charts are linked
-    relatively, so the HTML file and its folder can be moved or published together.
+    ``history`` the daily rows of the last 30 days, for the charts beside the sections. The page embeds
+    every chart, so it shows them all without the PNG folder, wherever the file is moved.
     """
     stamp = day.isoformat()
     tables = tables or {}
@@ -308,7 +311,7 @@ def render_report(
     ]
     beside = _section_charts(chart_dir, tables, history)
     sections = [
-        replace(section, charts=tuple(_chart_ref(stamp, _title(png), png) for png in beside.get(section.title, [])))
+        replace(section, charts=tuple(_chart_ref(_title(png), png) for png in beside.get(section.title, [])))
         for section in sections
     ]
     requests = row.get("requests")
@@ -316,7 +319,7 @@ def render_report(
         day=stamp,
         no_requests=_missing(requests) or float(requests) == 0,
         cards=_cards(row, comparisons or {}),
-        charts=[_chart_ref(stamp, title, png) for title, png in drawn],
+        charts=[_chart_ref(title, png) for title, png in drawn],
         sections=sections,
         quality=_quality_rows(quality),
     )
@@ -325,15 +328,26 @@ def render_report(
     return html_path
 
 
-def _chart_ref(stamp: str, title: str, png: Path) -> dict[str, str]:
-    """What the template needs for an <img>: a relative src (which the e-mail rewrites to a CID) and alt text."""
-    return {"title": title, "src": f"{stamp}/{png.name}", "width": "900", "height": str(_png_height(png))}
+def _chart_ref(title: str, png: Path) -> dict[str, str]:
+    """What the template needs for an <img>: the PNG as a data: URI, its name and alt text.
+
+    Browsers show data: URIs but mail clients block them: the e-mail swaps each one for a CID
+    attachment named after ``name`` (reports.mail.inline_report).
+    """
+    data = png.read_bytes()
+    return {
+        "title": title,
+        "name": png.stem,
+        "src": "data:image/png;base64," + base64.b64encode(data).decode("ascii"),
+        "width": "900",
+        "height": str(_png_height(data)),
+    }
 
 
 def _title(png: Path) -> str:
     return png.stem.replace("_", " ").capitalize()
 
 
-def _png_height(png: Path) -> int:
-    """Pixel height from the PNG header, so the <img> reserves the right space before the image loads."""
-    return int.from_bytes(png.read_bytes()[20:24], "big")
+def _png_height(data: bytes) -> int:
+    """Pixel height from the PNG header, so the <img> reserves the right space before the image is decoded."""
+    return int.from_bytes(data[20:24], "big")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from chatpulse.warehouse import Warehouse
 from tests.conftest import run_cli, write_jsonl
+from tests.test_report import embedded_charts
 
 
 def test_demo_generates_runs_and_prints_the_report(tmp_path: Path) -> None:
@@ -16,10 +17,13 @@ def test_demo_generates_runs_and_prints_the_report(tmp_path: Path) -> None:
     assert re.fullmatch(r"\[1/2\] \d{4}-\d\d-\d\d done in [\d.]+ s", lines[-3])
     report = Path(lines[-1].removeprefix("report: "))
     assert report.parent == tmp_path / "reports" and report.is_file()
-    assert {p.name for p in report.with_suffix("").glob("*.png")} == {
+    pngs = {p.name: p.read_bytes() for p in report.with_suffix("").glob("*.png")}
+    assert set(pngs) == {
         "requests_per_hour.png", "latency_distribution.png", "error_rate_by_hour.png", "error_rate_by_kind.png",
         "session_length.png", "scenarios.png", "tokens_and_cost.png", "daily_trends.png",
     }  # fmt: skip
+    embedded = sorted((f"{name}.png", data) for name, data in embedded_charts(report.read_text()))
+    assert embedded == sorted(pngs.items())  # the page carries every chart, each once
     assert f'href="{report.name}"' in (report.parent / "index.html").read_text()
     daily = Warehouse(f"sqlite:///{tmp_path / 'warehouse.db'}").read("daily_metrics", report.stem).iloc[0]
     assert daily["requests"] > 500

@@ -1,5 +1,6 @@
 """The report by e-mail, received by a real SMTP server (aiosmtpd) on loopback."""
 
+import base64
 import email
 import re
 import socket
@@ -18,9 +19,9 @@ from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
 
 from chatpulse.config import MailSettings
 from chatpulse.warehouse import Warehouse, Write
-from reports.mail import MAX_HTML_BYTES, deliver
+from reports.mail import MAX_HTML_BYTES, deliver, inline_report
 from reports.render import render_report
-from tests.test_report import DAY, _daily, _hourly, _quality, _scenarios
+from tests.test_report import DATA_PNG, DAY, _daily, _hourly, _quality, _render_with, _scenarios, _tables
 
 USER, PASSWORD = "reporter", "s3cret"
 
@@ -151,9 +152,16 @@ def test_the_report_arrives_once_with_its_charts_inline(
     html = html_part.get_content()
     assert len(html.encode()) < MAX_HTML_BYTES
     cids = re.findall(r'src="cid:([^"]+)"', html)
+    names = ["requests_per_hour", "latency_distribution", "error_rate_by_hour"]
+    assert cids == [f"{name}.2026-11-20@chatpulse" for name in names]
     attached = {part["Content-ID"].strip().strip("<>"): part for part in images}
-    assert len(cids) == 3 and set(cids) == set(attached)
-    assert all(part.get_content_type() == "image/png" and part.get_content()[:4] == b"\x89PNG" for part in images)
+    assert set(attached) == set(cids) and len(images) == len(cids)
+    for cid, part in attached.items():
+        name = cid.split(".")[0]
+        assert part.get_content_type() == "image/png" and part.get_content_disposition() == "inline"
+        assert part.get_filename() == f"{name}.png"
+        assert part.get_content() == (report.with_suffix("") / f"{name}.png").read_bytes()  # the chart, whole
+    assert "data:" not in html  # mail clients block data: URIs
     assert "<style" not in html and 'style="' in html  # CSS inlined for mail clients
 
     assert deliver(DAY, settings, warehouse, report) is None  # a rerun of the day sends nothing new
@@ -161,6 +169,40 @@ def test_the_report_arrives_once_with_its_charts_inline(
     assert deliver(DAY, settings, warehouse, report, force=True) not in (None, message_id)
     assert len(inbox.messages) == 2
     assert len(warehouse.read("report_sends", DAY.isoformat())) == 2
+
+
+def test_a_full_report_fits_in_the_mail_with_its_charts_attached(tmp_path: Path) -> None:
+    history = pd.concat([_daily(day=f"2026-11-{d:02d}") for d in range(1, 21)], ignore_index=True)
+    report = tmp_path / "2026-11-20.html"
+    page = _render_with(tmp_path, _tables(), history=history)
+    assert len(page.encode()) > MAX_HTML_BYTES  # the browser's page carries eight charts in base64
+    html, images = inline_report(report)
+    assert len(html.encode()) < MAX_HTML_BYTES
+    assert "data:" not in html and "<style" not in html
+    assert re.findall(r'src="cid:([^"]+)"', html) == list(images)  # each chart once, in page order
+    folder = tmp_path / "2026-11-20"
+    assert len(images) == 8 and {cid.split(".")[0] for cid in images} == {png.stem for png in folder.glob("*.png")}
+    for cid, data in images.items():
+        assert data == (folder / f"{cid.split('.')[0]}.png").read_bytes(), cid
+
+
+def test_identical_images_share_a_cid_and_names_stay_unique(tmp_path: Path) -> None:
+    pngs = [b"\x89PNG" + bytes([n]) for n in range(3)]
+    one, two, three = (DATA_PNG + base64.b64encode(png).decode() for png in pngs)
+    report = tmp_path / "2026-11-20.html"
+    report.write_text(
+        "<style>img { border: 0 }</style>"
+        f'<img src="{one}" data-chart="hourly" alt="Hourly chart">'
+        f'<img src="{one}" data-chart="hourly" alt="the same image again">'
+        f'<img src="{two}" data-chart="hourly" alt="another image under the same name">'
+        f'<img alt="no name" src="{three}">',
+        encoding="utf-8",
+    )
+    html, images = inline_report(report)
+    cids = ["hourly.2026-11-20@chatpulse", "hourly-2.2026-11-20@chatpulse", "chart.2026-11-20@chatpulse"]
+    assert re.findall(r'src="cid:([^"]+)"', html) == [cids[0], *cids]
+    assert images == dict(zip(cids, pngs, strict=True))  # one attachment per distinct image
+    assert html.count('style="border: 0') == 4 and 'alt="no name"' in html
 
 
 def test_a_refused_login_is_reported_and_not_recorded(

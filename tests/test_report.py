@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 from datetime import date
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,30 @@ from reports.sections import Section, detail_sections
 DAY = date(2026, 11, 20)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CHARTS = ("requests_per_hour.png", "latency_distribution.png", "error_rate_by_hour.png")
+DATA_PNG = "data:image/png;base64,"
+
+
+class _Images(HTMLParser):
+    """The attributes of every <img> of a page, in order."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.images: list[dict[str, str | None]] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img":
+            self.images.append(dict(attrs))
+
+
+def embedded_charts(html: str) -> list[tuple[str, bytes]]:
+    """Each <img> of a page as its chart name and the bytes its src embeds; fails on a src that is not a PNG URI."""
+    charts = []
+    for image in _Images(html).images:
+        src = image["src"] or ""
+        assert src.startswith(DATA_PNG), src[:80]
+        charts.append((image["data-chart"] or "", base64.b64decode(src.removeprefix(DATA_PNG), validate=True)))
+    return charts
 
 
 def _hourly(requests: list[int], errors: list[int]) -> pd.DataFrame:
@@ -135,13 +162,20 @@ def test_writes_html_and_png_charts(busy_day: tuple[Path, str]) -> None:
     out_dir, html = busy_day
     assert (out_dir / "2026-11-20.html").is_file()
     for name in CHARTS:
-        png = out_dir / "2026-11-20" / name
-        assert png.read_bytes()[:8] == PNG_MAGIC
-        assert f'src="2026-11-20/{name}"' in html
+        assert (out_dir / "2026-11-20" / name).read_bytes()[:8] == PNG_MAGIC
+    sources = re.findall(r'\ssrc="([^"]*)"', html)
+    assert len(sources) == len(CHARTS)
+    for src in sources:  # no relative link to the chart folder: the page carries its charts itself
+        assert src.startswith(DATA_PNG), src[:80]
+        assert base64.b64decode(src.removeprefix(DATA_PNG), validate=True)[:8] == PNG_MAGIC
+    assert embedded_charts(html) == [
+        (Path(name).stem, (out_dir / "2026-11-20" / name).read_bytes()) for name in CHARTS
+    ]  # each chart embedded once, in order, the same bytes as the PNG kept on disk
 
 
 def test_headline_numbers_are_formatted(busy_day: tuple[Path, str]) -> None:
-    _, html = busy_day
+    _, page = busy_day
+    html = re.sub(r'src="data:[^"]*"', 'src=""', page)  # base64 holds short numbers like "56" by chance
     assert "ChatPulse daily report — 2026-11-20" in html
     for text in (
         "1,234",
@@ -216,6 +250,7 @@ def test_empty_day_renders(tmp_path: Path) -> None:
     assert "No requests recorded on this day" in html
     for name in CHARTS:
         assert (tmp_path / "2026-11-20" / name).read_bytes()[:8] == PNG_MAGIC
+    assert [name for name, _ in embedded_charts(html)] == [Path(name).stem for name in CHARTS]
 
 
 def test_empty_daily_frame_renders(tmp_path: Path) -> None:
@@ -372,8 +407,12 @@ def test_section_charts_are_pngs_beside_their_tables(tmp_path: Path) -> None:
     html = _render_with(tmp_path, _tables(), hourly_previous=previous, history=history)
     for name in CHARTS + SECTION_CHARTS:
         assert (tmp_path / "2026-11-20" / name).read_bytes()[:8] == PNG_MAGIC, name
-        assert html.count(f'src="2026-11-20/{name}"') == 1, name
-    assert html.index("scenarios.png") < html.index("<h2>Feedback by model</h2>") < html.index("error_rate_by_kind")
+    charts = embedded_charts(html)
+    assert sorted(name for name, _ in charts) == sorted(Path(name).stem for name in CHARTS + SECTION_CHARTS)
+    for name, data in charts:
+        assert data == (tmp_path / "2026-11-20" / f"{name}.png").read_bytes(), name
+    feedback = html.index("<h2>Feedback by model</h2>")
+    assert html.index('data-chart="scenarios"') < feedback < html.index('data-chart="error_rate_by_kind"')
     assert 'height="540"' in html  # the 30-day trends are three panels tall
 
 
@@ -383,7 +422,7 @@ def test_charts_for_missing_data_are_left_out_and_the_section_says_so(tmp_path: 
     drawn = sorted(png.name for png in (tmp_path / "2026-11-20").glob("*.png"))
     assert drawn == sorted([*CHARTS, "tokens_and_cost.png"])  # stale PNGs of the first run are gone
     assert "No sessions recorded on this day." in html and "No failed requests on this day." in html
-    assert "scenarios.png" not in html and "session_length.png" not in html
+    assert [name for name, _ in embedded_charts(html)] == [*(Path(name).stem for name in CHARTS), "tokens_and_cost"]
 
 
 def test_satisfaction_card_and_active_users(tmp_path: Path) -> None:
