@@ -1,6 +1,7 @@
 """The daily HTML report with its charts, written under the data home, and its e-mail."""
 
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 from dagster import (
@@ -92,7 +93,8 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         day = context.partition_key
         today = date.fromisoformat(day)
         store = warehouse.warehouse
-        out_dir = chatpulse.settings.reports_dir
+        out_dir, tz = chatpulse.settings.reports_dir, chatpulse.settings.timezone
+        now = datetime.now(ZoneInfo(tz))
         tables = {table: store.read(table, day) for table in SECTION_TABLES} | {"sessions": sessions}
         path = render_report(
             today,
@@ -106,6 +108,7 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
             tables=tables,
             hourly_previous=store.read_days("hourly_metrics", _days_before(today, 7), _days_before(today, 1)),
             history=store.read_days("daily_metrics", _days_before(today, 29), day),
+            in_progress_at=now if now < day_bounds(today, tz)[1] else None,
         )
         pages = {"path": path, **write_pages(out_dir, store, today)}
         return MaterializeResult(metadata={name: MetadataValue.path(str(page)) for name, page in pages.items()})

@@ -12,7 +12,7 @@ import base64
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -287,6 +287,7 @@ def render_report(
     tables: Mapping[str, pd.DataFrame] | None = None,
     hourly_previous: pd.DataFrame | None = None,
     history: pd.DataFrame | None = None,
+    in_progress_at: datetime | None = None,
 ) -> Path:
     """Write ``out_dir/<day>.html`` and its charts as PNGs in ``out_dir/<day>/``; return the HTML path.
 
@@ -297,6 +298,8 @@ def render_report(
     ``model_costs``, ``feedback_daily``), ``hourly_previous`` the hourly rows of the 7 days before and
     ``history`` the daily rows of the last 30 days, for the charts beside the sections. The page embeds
     every chart, so it shows them all without the PNG folder, wherever the file is moved.
+    ``in_progress_at`` (local time) marks a page drawn before the day ended: it says so, and leaves out
+    the deltas, since part of a day against a whole one would read as a drop.
     """
     stamp = day.isoformat()
     tables = tables or {}
@@ -318,7 +321,8 @@ def render_report(
     html = _ENV.get_template("report.html.j2").render(
         day=stamp,
         no_requests=_missing(requests) or float(requests) == 0,
-        cards=_cards(row, comparisons or {}),
+        cards=_cards(row, {} if in_progress_at else comparisons or {}),
+        in_progress_at=None if in_progress_at is None else in_progress_at.strftime("%H:%M %Z"),
         charts=[_chart_ref(title, png) for title, png in drawn],
         sections=sections,
         quality=_quality_rows(quality),

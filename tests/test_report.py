@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import json
 import re
-from datetime import date
+from datetime import date, datetime
 from html.parser import HTMLParser
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -298,6 +299,24 @@ def test_headline_numbers_carry_their_deltas(tmp_path: Path) -> None:
     assert "+23% vs yesterday" in html and "-50% vs last Friday" in html
     assert "+0.5 pp vs yesterday" in html and "-0.5 pp vs last Friday" in html
     assert "+147% vs yesterday" in html  # cost $12.35 against $5.00
+    assert "Day in progress" not in html
+
+
+def test_a_day_in_progress_says_so_and_compares_with_nothing(tmp_path: Path) -> None:
+    yesterday = _daily(requests=1000).iloc[0]
+    html = render_report(
+        DAY,
+        _daily(),
+        _hourly([10] * 24, [0] * 24),
+        pd.Series([100.0]),
+        _quality({}),
+        _scenarios(["coding"]),
+        tmp_path,
+        comparisons={"yesterday": yesterday},
+        in_progress_at=datetime(2026, 11, 20, 14, 5, tzinfo=ZoneInfo("Asia/Shanghai")),
+    ).read_text()
+    assert "Day in progress: numbers up to 14:05 CST." in html
+    assert " vs yesterday" not in html  # half a day against a whole one would read as a drop
 
 
 def test_sections_format_each_metric_in_its_unit(tmp_path: Path) -> None:

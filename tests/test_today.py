@@ -70,4 +70,5 @@ def test_a_file_landing_now_runs_today_alerts_at_once_and_holds_the_report_mail(
     assert subjects == ["ChatPulse: 1 alert(s) firing, 0 resolved"]  # the alert, not the day's report
     mail = result.asset_materializations_for_node("report_email")[0].metadata
     assert (mail["sent"].value, mail["why"].value) == (False, "the day is not over; mailed once it is")
-    assert (tmp_path / "reports" / f"{today}.html").is_file()
+    page = (tmp_path / "reports" / f"{today}.html").read_text(encoding="utf-8")
+    assert "Day in progress: numbers up to" in page
