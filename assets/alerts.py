@@ -38,7 +38,7 @@ def alert_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
     @asset(
         name="alerts",
         partitions_def=partitions,
-        ins={"requests": AssetIn("clean_requests", metadata={"columns": list(alerts.TABLE_COLUMNS["requests"])})},
+        ins={"requests": AssetIn("clean_requests", metadata={"columns": list(alerts.REQUEST_COLUMNS)})},
         deps=[AssetKey(name) for name in ("hourly_metrics", "daily_metrics", "request_metrics", "sessions")],
         group_name="alerts",
         kinds={"pandas", "sql"},
@@ -59,10 +59,11 @@ def alert_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         settings, store = chatpulse.settings, warehouse.warehouse
         day, now = date.fromisoformat(context.partition_key), datetime.now(UTC)
         rules = alerts.load_rules(settings.alert_rules)
-        tables = alerts.Tables.read(store, day, alerts.history_days(rules), requests)
+        tables = alerts.Tables.read(store, day, rules, requests)
         breaches = alerts.evaluate(rules, tables, day, settings.timezone, now)
         stored = alerts.update_alerts(store.read("alerts", context.partition_key), breaches, now)
-        store.replace_day(context.partition_key, Write("alerts", stored))
+        windows = alerts.window_series(rules, tables, day, settings.timezone)
+        store.replace_day(context.partition_key, Write("alerts", stored), Write("alert_windows", windows))
         outcome = notify.deliver(
             store, context.partition_key, notify.deliveries(notify.to_notify(stored, now), settings), settings, now
         )

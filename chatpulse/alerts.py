@@ -183,7 +183,12 @@ def load_rules(path: Path | None = None) -> tuple[Rule, ...]:
 
 @dataclass(frozen=True)
 class Tables:
-    """The warehouse rows evaluation needs, for the day and the baseline days before it."""
+    """The warehouse rows evaluation needs, for the day and the baseline days before it.
+
+    `requests` holds the day's requests (and those of any baseline day whose windows were never
+    stored); `windows` holds the stored per-window values of request-based series (`alert_windows`)
+    for the baseline days, so a baseline does not read a week of requests on every run.
+    """
 
     minute_metrics: pd.DataFrame
     requests: pd.DataFrame
@@ -191,38 +196,49 @@ class Tables:
     model_costs: pd.DataFrame
     scenario_daily: pd.DataFrame
     data_quality: pd.DataFrame
+    windows: pd.DataFrame
 
     @classmethod
-    def read(cls, warehouse: Warehouse, day: date, history_days: int, requests: pd.DataFrame) -> Tables:
-        """The columns rules use, from `history_days` before `day` through `day`, typed as declared.
+    def read(cls, warehouse: Warehouse, day: date, rules: tuple[Rule, ...], requests: pd.DataFrame) -> Tables:
+        """The columns the rules use, from their longest baseline before `day` through `day`, typed as declared.
 
-        `requests` are the day's clean requests, already in memory: only the baseline days of
-        the big `requests` table are read back, and only the columns rules need.
+        `requests` are the day's clean requests, already in memory. Of earlier days only the stored
+        windows are read, plus the requests of a day that has requests but lacks a series (a day run
+        before a rule existed), so the baseline is complete whatever order days were run in.
         """
-        first, last = (day - timedelta(days=history_days)).isoformat(), day.isoformat()
-        frames = {}
+        first, last = (day - timedelta(days=history_days(rules))).isoformat(), day.isoformat()
+        before = (day - timedelta(days=1)).isoformat()
+        keys = {key for rule in rules if rule.baseline and (key := series_key(rule)) is not None}
         with warehouse.engine.connect() as conn:
-            for name, columns in TABLE_COLUMNS.items():
-                table = TABLES[name]
-                query = sa.select(*(table.c[c] for c in ("day", *columns))).where(table.c.day.between(first, last))
-                if name == "requests":
-                    query = query.where(table.c.day < last)
-                frames[name] = _typed(pd.read_sql(query, conn), table)
-        today = requests[list(TABLE_COLUMNS["requests"])].assign(day=last)
-        frames["requests"] = (
-            pd.concat([frames["requests"], today], ignore_index=True) if len(frames["requests"]) else today
-        )
-        return cls(**frames)
+            frames = {name: _read(conn, name, columns, (first, last)) for name, columns in TABLE_COLUMNS.items()}
+            windows = _read(conn, "alert_windows", WINDOW_COLUMNS[1:], (first, before))
+            windows = windows[windows["series"].isin(keys)]
+            daily = frames["daily_metrics"]
+            busy = set(daily.loc[(daily["requests"] > 0) & (daily["day"] <= before), "day"])
+            stored = windows.groupby("day")["series"].agg(set)
+            unstored = sorted(d for d in busy if not keys <= stored.get(d, set()))
+            old = _read(conn, "requests", REQUEST_COLUMNS, unstored) if unstored else None
+        today = requests[list(REQUEST_COLUMNS)].assign(day=last)
+        frames["requests"] = today if old is None or old.empty else pd.concat([old, today], ignore_index=True)
+        return cls(**frames, windows=windows)
 
 
+REQUEST_COLUMNS = ("timestamp", "model", "status_code", "error_type", "latency_ms", "total_tokens")
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "minute_metrics": ("start", "requests", "errors"),
-    "requests": ("timestamp", "model", "status_code", "error_type", "latency_ms", "total_tokens"),
     "daily_metrics": ("cost_usd", "requests"),
     "model_costs": ("model", "cost_estimate_usd", "requests"),
     "scenario_daily": ("scenario", "requests", "latency_p95_ms", "error_rate", "cost_usd", "total_tokens"),
     "data_quality": ("quarantined", "rows_in"),
 }
+WINDOW_COLUMNS = ("day", "series", "window_start", "value", "requests")
+
+
+def _read(conn: sa.Connection, name: str, columns: tuple[str, ...], days: tuple[str, str] | list[str]) -> pd.DataFrame:
+    """`columns` (and day) of a table for the days from `days[0]` to `days[1]`, or the listed `days`, typed."""
+    table = TABLES[name]
+    where = table.c.day.between(*days) if isinstance(days, tuple) else table.c.day.in_(days)
+    return _typed(pd.read_sql(sa.select(*(table.c[c] for c in ("day", *columns))).where(where), conn), table)
 
 
 def _typed(frame: pd.DataFrame, table: sa.Table) -> pd.DataFrame:
@@ -241,6 +257,17 @@ def history_days(rules: tuple[Rule, ...]) -> int:
     return max((rule.baseline.days for rule in rules if rule.baseline), default=0)
 
 
+def series_key(rule: Rule) -> str | None:
+    """Names a series computed from single requests (latency, tokens, any per-model metric); None otherwise.
+
+    Rules with the same key share stored windows, whatever their names and thresholds.
+    """
+    by_minute = rule.metric in ("requests_per_minute", "requests_per_hour", "error_rate") and rule.model is None
+    if rule.metric in DAILY_ONLY or rule.scenario is not None or by_minute:
+        return None
+    return f"{rule.metric}/{rule.window}/{rule.model or '*'}"
+
+
 def _window_starts(times: pd.Series, days: pd.Series, tz: str, minutes: int) -> pd.Series:
     """Start (UTC) of the tumbling window from local midnight that holds each time."""
     midnights = {day: day_bounds(date.fromisoformat(day), tz)[0] for day in days.unique()}
@@ -254,6 +281,49 @@ def _window_starts(times: pd.Series, days: pd.Series, tz: str, minutes: int) -> 
 def _window_end(start: pd.Timestamp, day: str, tz: str, minutes: int) -> pd.Timestamp:
     day_end = pd.Timestamp(day_bounds(date.fromisoformat(day), tz)[1])
     return min(start + pd.Timedelta(minutes=minutes), day_end)
+
+
+def _request_windows(rule: Rule, requests: pd.DataFrame, tz: str) -> pd.DataFrame:
+    """Per day and window of the rule, its value and request count, from single requests."""
+    minutes = WINDOWS[rule.window]
+    rows = requests if rule.model is None else requests[requests["model"] == rule.model]
+    rows = rows.assign(
+        window_start=_window_starts(rows["timestamp"], rows["day"], tz, minutes),
+        errors=is_error(rows).to_numpy(dtype="int64"),
+    )
+    grouped = rows.groupby(["day", "window_start"])
+    frame = grouped.agg(requests=("timestamp", "size"), errors=("errors", "sum"), tokens=("total_tokens", "sum"))
+    frame = frame.reset_index()
+    if rule.metric == "latency_p95_ms":
+        frame = frame.merge(grouped["latency_ms"].quantile(0.95).rename("value").reset_index())
+    else:
+        frame["value"] = _rate(rule, frame, minutes)
+    return frame[["day", "window_start", "value", "requests"]]
+
+
+def _rate(rule: Rule, frame: pd.DataFrame, minutes: int) -> pd.Series:
+    """A count-based metric of each window from its requests, errors and tokens."""
+    if rule.metric == "error_rate":
+        return frame["errors"] / frame["requests"].where(frame["requests"] > 0)
+    if rule.metric == "requests_per_minute":
+        return frame["requests"] / minutes
+    if rule.metric == "requests_per_hour":
+        return frame["requests"] * 60.0 / minutes
+    return frame["tokens"].astype("float64")
+
+
+def window_series(rules: tuple[Rule, ...], tables: Tables, day: date, tz: str) -> pd.DataFrame:
+    """The day's windows of every request-based series a baseline rule uses, to store in `alert_windows`."""
+    key = day.isoformat()
+    today = tables.requests[tables.requests["day"] == key]
+    frames = {
+        series: _request_windows(rule, today, tz).assign(series=series)
+        for rule in rules
+        if rule.baseline and (series := series_key(rule)) is not None
+    }
+    if not frames:
+        return pd.DataFrame(columns=list(WINDOW_COLUMNS))
+    return pd.concat(frames.values(), ignore_index=True)[list(WINDOW_COLUMNS)]
 
 
 def _series(rule: Rule, tables: Tables, tz: str) -> pd.DataFrame:
@@ -281,36 +351,21 @@ def _series(rule: Rule, tables: Tables, tz: str) -> pd.DataFrame:
         else:
             rows = tables.model_costs[tables.model_costs["model"] == rule.model]
             frame = rows.assign(value=rows["cost_estimate_usd"])
-    elif rule.metric in ("requests_per_minute", "requests_per_hour", "error_rate") and rule.model is None:
+    elif (key := series_key(rule)) is None:
         rows = tables.minute_metrics
         frame = (
             rows.assign(window_start=_window_starts(rows["start"], rows["day"], tz, minutes))
             .groupby(["day", "window_start"], as_index=False)[["requests", "errors"]]
             .sum()
         )
+        frame["value"] = _rate(rule, frame, minutes)
     else:
-        rows = tables.requests if rule.model is None else tables.requests[tables.requests["model"] == rule.model]
-        rows = rows.assign(
-            window_start=_window_starts(rows["timestamp"], rows["day"], tz, minutes),
-            errors=is_error(rows).to_numpy(dtype="int64"),
-        )
-        grouped = rows.groupby(["day", "window_start"])
-        frame = grouped.agg(
-            requests=("timestamp", "size"), errors=("errors", "sum"), tokens=("total_tokens", "sum")
-        ).reset_index()
-        if rule.metric == "latency_p95_ms":
-            p95 = grouped["latency_ms"].quantile(0.95).rename("value").reset_index()
-            frame = frame.merge(p95, on=["day", "window_start"])
-        elif rule.metric == "tokens":
-            frame["value"] = frame["tokens"].astype("float64")
+        frame = _request_windows(rule, tables.requests, tz)
+        stored = tables.windows[(tables.windows["series"] == key) & ~tables.windows["day"].isin(frame["day"])]
+        if len(stored):
+            frame = pd.concat([stored[list(frame.columns)], frame], ignore_index=True)
     if "window_start" not in frame:
         frame = frame.assign(window_start=_window_starts(frame["day"], frame["day"], tz, minutes))
-    if rule.metric == "error_rate" and rule.scenario is None:
-        frame["value"] = frame["errors"] / frame["requests"].where(frame["requests"] > 0)
-    elif rule.metric == "requests_per_minute" and rule.scenario is None:
-        frame["value"] = frame["requests"] / minutes
-    elif rule.metric == "requests_per_hour" and rule.scenario is None:
-        frame["value"] = frame["requests"] * 60.0 / minutes
     return frame[["day", "window_start", "value", "requests"]].reset_index(drop=True)
 
 

@@ -319,7 +319,7 @@ TABLES: dict[str, sa.Table] = {
         sa.Column("recipients", sa.Text()),
         sa.Column("subject", sa.Text()),
     ),
-    # Alerts (issue 6): one row per rule and window, updated over runs (chatpulse/alerts.py).
+    # Alerts (issue 6): one row per rule and breach, updated over runs (chatpulse/alerts.py).
     "alerts": _table(
         "alerts",
         sa.Column("rule", sa.String(64)),
@@ -332,6 +332,15 @@ TABLES: dict[str, sa.Table] = {
         sa.Column("first_seen", sa.DateTime(timezone=True)),
         sa.Column("last_seen", sa.DateTime(timezone=True)),
         sa.Column("resolved_at", sa.DateTime(timezone=True)),
+    ),
+    # Per-window values of the request-based series baseline rules compare with (chatpulse/alerts.py),
+    # so a run reads a week of windows rather than a week of requests.
+    "alert_windows": _table(
+        "alert_windows",
+        sa.Column("series", sa.Text()),
+        sa.Column("window_start", sa.DateTime(timezone=True)),
+        *_floats("value"),
+        *_counts("requests"),
     ),
     # Alert notifications not delivered yet, retried on the next run (chatpulse/notify.py).
     "alert_deliveries": _table(

@@ -11,7 +11,9 @@ import pytest
 from dagster import AssetCheckSeverity, DagsterInstance
 
 from chatpulse.alerts import (
+    REQUEST_COLUMNS,
     TABLE_COLUMNS,
+    WINDOW_COLUMNS,
     AlertRuleError,
     Tables,
     evaluate,
@@ -19,6 +21,7 @@ from chatpulse.alerts import (
     load_rules,
     parse_rule,
     update_alerts,
+    window_series,
 )
 from chatpulse.config import ConfigError, load_settings, settings_from_mapping
 from chatpulse.sample import write_sample
@@ -194,7 +197,7 @@ def test_during_the_day_a_breach_is_open_while_it_lasts_and_resolves_once_the_me
     home, _ = demo
     warehouse = Warehouse(f"sqlite:///{home / 'warehouse.db'}")
     rules = load_rules()
-    full = Tables.read(warehouse, INCIDENT, history_days(rules), warehouse.read("requests", INCIDENT.isoformat()))
+    full = Tables.read(warehouse, INCIDENT, rules, warehouse.read("requests", INCIDENT.isoformat()))
     stored = warehouse.read("alerts").iloc[0:0]
     states = {}
     for clock in ("14:12", "14:20", "14:50", "15:00", "15:10"):
@@ -238,7 +241,9 @@ def test_back_to_back_breaching_windows_are_one_alert() -> None:
         }
     )
     empty = {name: pd.DataFrame(columns=["day", *columns]) for name, columns in TABLE_COLUMNS.items()}
-    tables = Tables(**{**empty, "minute_metrics": minute_metrics})
+    requests = pd.DataFrame(columns=["day", *REQUEST_COLUMNS])
+    windows = pd.DataFrame(columns=list(WINDOW_COLUMNS))
+    tables = Tables(**{**empty, "minute_metrics": minute_metrics}, requests=requests, windows=windows)
     rule = parse_rule(
         {"name": "burst", "metric": "error_rate", "comparison": ">", "threshold": 0.15, "window": "5m"}, "r"
     )
@@ -256,12 +261,40 @@ def test_baseline_and_min_requests_on_the_demo_tables(demo) -> None:
     warehouse = Warehouse(f"sqlite:///{home / 'warehouse.db'}")
     rules = load_rules()
     today = warehouse.read("requests", INCIDENT.isoformat())
-    tables = Tables.read(warehouse, INCIDENT, history_days(rules), today)
+    tables = Tables.read(warehouse, INCIDENT, rules, today)
     quiet = [r for r in rules if r.name == "error_rate_5m"]
     loud = tuple(type(r)(**{**r.__dict__, "min_requests": 10_000}) for r in quiet)
     after = datetime(2026, 11, 27, tzinfo=UTC)
     assert len(evaluate(tuple(quiet), tables, INCIDENT, "UTC", after)) == 2
     assert evaluate(loud, tables, INCIDENT, "UTC", after).empty
+
+
+def test_baselines_read_stored_windows_and_fall_back_to_requests_for_a_day_without_them(demo, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(demo[0], home)
+    warehouse = Warehouse(f"sqlite:///{home / 'warehouse.db'}")
+    rules = load_rules()
+    today = warehouse.read("requests", INCIDENT.isoformat())
+    after = datetime(2026, 11, 27, tzinfo=UTC)
+    stored = Tables.read(warehouse, INCIDENT, rules, today)
+    # The demo ran its days in order, so every earlier day's windows were stored by its own run.
+    assert set(stored.requests["day"]) == {INCIDENT.isoformat()}
+    assert sorted(set(stored.windows["day"])) == [day.isoformat() for day in DAYS[:5]]
+    assert set(stored.windows["series"]) == {"latency_p95_ms/1h/*"}
+    expected = evaluate(rules, stored, INCIDENT, "UTC", after)
+    assert expected.loc[expected["rule"] == "latency_p95_spike", "baseline"].tolist() == [pytest.approx(9635.62)]
+
+    # A day whose windows were never stored (run before the rule existed) is read from its requests.
+    missing = DAYS[2].isoformat()
+    kept = warehouse.read("alert_windows", missing)
+    warehouse.replace_day(missing, Write("alert_windows", kept.iloc[0:0]))
+    fallback = Tables.read(warehouse, INCIDENT, rules, today)
+    assert sorted(set(fallback.requests["day"])) == [missing, INCIDENT.isoformat()]
+    assert missing not in set(fallback.windows["day"])
+    recomputed = window_series(rules, fallback, DAYS[2], "UTC")
+    assert len(kept) == 24 and recomputed["window_start"].tolist() == kept["window_start"].tolist()
+    assert recomputed["value"].tolist() == pytest.approx(kept["value"].tolist())
+    pd.testing.assert_frame_equal(evaluate(rules, fallback, INCIDENT, "UTC", after), expected)
 
 
 def test_alert_settings_resolve_and_errors_name_the_key(tmp_path: Path) -> None:
