@@ -15,6 +15,7 @@ from chatpulse.config import SourceConfig
 from chatpulse.days import local_days
 from chatpulse.extract import ExtractError, home_day, landing_files, map_records, read_file
 from chatpulse.schema import Kind
+from chatpulse.warehouse import Warehouse
 
 
 @dataclass(frozen=True)
@@ -53,3 +54,16 @@ def scan(landing_dir: Path, sources: Iterable[SourceConfig], tz: str, seen: Mapp
             except ExtractError as exc:
                 unreadable[str(path)] = str(exc)
     return Scan(frozenset(days), stamps, unreadable)
+
+
+def already_read(warehouse: Warehouse, landing_dir: Path) -> dict[str, tuple[int, int]]:
+    """The stamps of the landing files whose current version a pipeline run has read.
+
+    The sensor starts from these, so turning it on after the CLI (or an earlier deployment)
+    ran the landing folder's days re-runs nothing; a file no run has read still counts as new.
+    """
+    return {
+        str(landing_dir / label): (stamp.size, stamp.mtime_ns)
+        for kind in Kind
+        for label, stamp in warehouse.file_stamps(kind).items()
+    }

@@ -18,7 +18,8 @@ from dagster import (
 
 from chatpulse.config import Settings
 from chatpulse.notify import failure_mail
-from chatpulse.watch import scan
+from chatpulse.warehouse import Warehouse
+from chatpulse.watch import already_read, scan
 
 LANDING_SENSOR = "landing_sensor"
 FAILURE_SENSOR = "run_failure_mail"
@@ -27,18 +28,22 @@ FAILURE_SENSOR = "run_failure_mail"
 def landing_sensor(job_name: str, partitions: PartitionsDefinition, settings: Settings) -> SensorDefinition:
     """Every `sensor_interval_seconds`, request a run of the job for each day the changed files touch.
 
-    The cursor is {path: [size, mtime_ns]} of every file seen, so each version of a file counts once.
+    The cursor is {path: [size, mtime_ns]} of every file seen, so each version of a file counts once;
+    it starts from the files pipeline runs have already read. It runs as soon as `dagster dev` starts.
     """
 
     @sensor(
         name=LANDING_SENSOR,
         job_name=job_name,
         minimum_interval_seconds=settings.sensor_interval_seconds,
-        default_status=DefaultSensorStatus.STOPPED,
+        default_status=DefaultSensorStatus.RUNNING,
         description=f"Watches {settings.landing_dir} and runs the days a new or changed file touches.",
     )
     def _sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
-        seen = json.loads(context.cursor) if context.cursor else {}
+        if context.cursor:
+            seen = json.loads(context.cursor)
+        else:
+            seen = already_read(Warehouse(settings.database_url), settings.landing_dir)
         found = scan(settings.landing_dir, settings.sources, settings.timezone, seen)
         for path, error in found.unreadable.items():
             context.log.warning(f"{path}: cannot read, skipped until it changes: {error}")
@@ -64,7 +69,7 @@ def failure_mail_sensor(settings: Settings) -> SensorDefinition:
     @run_failure_sensor(
         name=FAILURE_SENSOR,
         monitor_all_code_locations=False,
-        default_status=DefaultSensorStatus.STOPPED,
+        default_status=DefaultSensorStatus.RUNNING,
         description="Mails a failed run's job, day and error to the `mail` recipients.",
     )
     def _sensor(context: RunFailureSensorContext) -> None:

@@ -7,6 +7,9 @@ from pathlib import Path
 from dagster import DagsterInstance, build_sensor_context
 
 from chatpulse.config import settings_from_mapping
+from chatpulse.extract import FileStamp
+from chatpulse.schema import Kind
+from chatpulse.warehouse import Warehouse
 from pipelines.definitions import DAILY_JOB, build_definitions
 from pipelines.sensors import LANDING_SENSOR
 from tests.conftest import write_jsonl
@@ -61,3 +64,16 @@ def test_days_outside_the_partitions_are_not_requested(tmp_path: Path) -> None:
     result = _tick(defs, DagsterInstance.ephemeral(), None)
     assert result.run_requests == [] and isinstance(result.skip_message, str)
     assert result.skip_message == "no new or changed landing file touches a partition"
+
+
+def test_the_first_tick_skips_files_a_run_has_already_read(tmp_path: Path) -> None:
+    settings = settings_from_mapping({"data_home": str(tmp_path), "start_date": "2026-11-01"}, tmp_path, {})
+    defs = build_definitions(settings)
+    read = write_jsonl(tmp_path / "landing" / "requests-read.jsonl", [_request("r1", "2026-11-20T08:00:00+00:00")])
+    new = write_jsonl(tmp_path / "landing" / "requests-new.jsonl", [_request("r2", "2026-11-22T08:00:00+00:00")])
+    stat = read.stat()
+    stamp = FileStamp(stat.st_size, stat.st_mtime_ns, frozenset({"2026-11-20"}))
+    Warehouse(settings.database_url).save_stamps(Kind.REQUESTS, {"requests-read.jsonl": stamp})
+    result = _tick(defs, DagsterInstance.ephemeral(), None)
+    assert [r.partition_key for r in result.run_requests] == ["2026-11-22"]
+    assert set(json.loads(result.cursor)) == {str(read), str(new)}

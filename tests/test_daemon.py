@@ -1,0 +1,62 @@
+"""The real Dagster daemon (what `dagster dev` runs) picks a landing file up and runs its day by itself."""
+
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, DagsterRunStatus
+
+from chatpulse.config import load_settings
+from chatpulse.warehouse import Warehouse
+from pipelines.cli import prepare_dagster_home
+from pipelines.sensors import LANDING_SENSOR
+from tests.conftest import write_jsonl
+from tests.test_definitions import ROOT
+
+FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+
+
+def _wait_for_run(instance: DagsterInstance, daemon: subprocess.Popen, timeout_s: float):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        runs = [run for run in instance.get_runs() if run.status in FINISHED]
+        if runs:
+            return runs
+        assert daemon.poll() is None, "the daemon exited"
+        time.sleep(1)
+    raise AssertionError(f"no run finished within {timeout_s:.0f} s")
+
+
+def test_the_daemon_runs_the_day_of_a_file_landing_now(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    now = datetime.now(UTC)
+    landed = now - timedelta(minutes=1)
+    day = landed.date().isoformat()
+    config = tmp_path / "chatpulse.yaml"
+    config.write_text(f"data_home: .\nstart_date: {now.date() - timedelta(days=3)}\nsensor_interval_seconds: 5\n")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    monkeypatch.setenv("CHATPULSE_CONFIG", str(config))
+    settings = load_settings(config, env={})
+    prepare_dagster_home(settings)
+    request = {"request_id": "r1", "timestamp": landed.isoformat(), "model": "gpt-4o", "status_code": 200}
+    write_jsonl(tmp_path / "landing" / "requests-now.jsonl", [request])
+    daemon = subprocess.Popen(
+        [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", "workspace.yaml"],
+        cwd=ROOT,
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with DagsterInstance.get() as instance:
+            runs = _wait_for_run(instance, daemon, timeout_s=240)
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=60)
+    assert [(run.status, run.tags["dagster/partition"], run.tags["dagster/sensor_name"]) for run in runs] == [
+        (DagsterRunStatus.SUCCESS, day, LANDING_SENSOR)
+    ]
+    assert Warehouse(settings.database_url).read("requests", day)["request_id"].tolist() == ["r1"]
