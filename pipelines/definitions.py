@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from dagster import (
     AssetSelection,
     DailyPartitionsDefinition,
+    DefaultScheduleStatus,
     Definitions,
     JobDefinition,
     RunRequest,
@@ -43,7 +44,11 @@ def daily_partitions(settings: Settings) -> DailyPartitionsDefinition:
 
 
 def yesterday_schedule(job: JobDefinition, settings: Settings) -> ScheduleDefinition:
-    """Every day at `schedule_time` (local), run the day that has just ended."""
+    """Every day at `schedule_time` (local), run the day that has just ended.
+
+    On by default, like the sensors: whenever a daemon runs (`dagster dev` or a deployment), the
+    morning e-mail goes out without a click in the UI.
+    """
     at = settings.schedule_time
 
     @schedule(
@@ -51,6 +56,7 @@ def yesterday_schedule(job: JobDefinition, settings: Settings) -> ScheduleDefini
         job=job,
         cron_schedule=f"{at.minute} {at.hour} * * *",
         execution_timezone=settings.timezone,
+        default_status=DefaultScheduleStatus.RUNNING,
         description="Runs yesterday's partition (local time) once the day is over; the e-mail goes out then.",
     )
     def _schedule(context: ScheduleEvaluationContext) -> RunRequest:

@@ -36,7 +36,10 @@ def test_the_daemon_runs_the_day_of_a_file_landing_now(tmp_path: Path, monkeypat
     landed = now - timedelta(minutes=1)
     day = landed.date().isoformat()
     config = tmp_path / "chatpulse.yaml"
-    config.write_text(f"data_home: .\nstart_date: {now.date() - timedelta(days=3)}\nsensor_interval_seconds: 5\n")
+    config.write_text(
+        f"data_home: .\nstart_date: {now.date() - timedelta(days=3)}\nsensor_interval_seconds: 5\n"
+        f"schedule_time: '{now + timedelta(hours=12):%H:%M}'\n"  # the schedule stays out of the way
+    )
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     monkeypatch.setenv("CHATPULSE_CONFIG", str(config))
     settings = load_settings(config, env={})

@@ -8,7 +8,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from dagster import DagsterInstance, build_schedule_context
+from dagster import DagsterInstance, DefaultScheduleStatus, build_schedule_context
 
 from chatpulse.config import settings_from_mapping
 from pipelines.cli import prepare_dagster_home
@@ -49,6 +49,7 @@ def test_every_stage_is_a_daily_partitioned_asset_in_the_configured_zone(tmp_pat
     assert ("clean_requests", "rows_accounted_for") in checks and len(checks) == 11
     schedule = defs.resolve_schedule_def(f"{DAILY_JOB}_schedule")
     assert schedule.cron_schedule == "30 7 * * *" and schedule.execution_timezone == "Asia/Shanghai"
+    assert schedule.default_status == DefaultScheduleStatus.RUNNING
 
 
 def test_today_is_a_partition_and_the_schedule_runs_the_day_that_ended(tmp_path: Path) -> None:
