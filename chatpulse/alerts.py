@@ -409,21 +409,29 @@ def evaluate(rules: tuple[Rule, ...], tables: Tables, day: date, tz: str, now: d
     """The breaches of every rule on `day`: one row per rule and run of back-to-back breaching windows.
 
     Columns are ALERT_COLUMNS without the lifecycle, plus `ongoing`: True while the breach may
-    still be going on at `now`, i.e. the day is not over and no later window has data yet. Once a
-    later window has data (the metric came back) or the day has ended, the breach is over.
+    still be going on at `now`. A breach is over once a later window has been judged (it has
+    ended by `now` and holds at least `min_requests` requests) or the day has ended. A window
+    still filling is judged early only by `>`/`>=` rules: its count can only grow, while a `<`
+    rule would fire on every window that has just begun.
     """
     key = day.isoformat()
-    day_over = pd.Timestamp(now) >= pd.Timestamp(day_bounds(day, tz)[1])
+    now_ts = pd.Timestamp(now)
+    day_over = now_ts >= pd.Timestamp(day_bounds(day, tz)[1])
     rows = []
     for rule in rules:
         minutes = WINDOWS[rule.window]
         frame = _series(rule, tables, tz)
-        latest = frame.loc[(frame["day"] == key) & (frame["requests"] > 0), "window_start"].max()
+        ended = day_over | (frame["window_start"] + pd.Timedelta(minutes=minutes) <= now_ts)
+        judged = (frame["day"] == key) & ended & (frame["requests"] >= max(rule.min_requests, 1))
+        latest_judged = frame.loc[judged, "window_start"].max()
         if rule.baseline is None:
             frame = frame[frame["day"] == key].assign(score=lambda f: f["value"], baseline=np.nan)
         else:
             frame = _baseline_scores(frame, key, tz, rule.baseline)
-        breaching = frame[(frame["requests"] >= rule.min_requests) & rule.breaches(frame["score"])]
+        candidates = frame["requests"] >= rule.min_requests
+        if rule.comparison in ("<", "<="):
+            candidates &= ended.reindex(frame.index, fill_value=False)
+        breaching = frame[candidates & rule.breaches(frame["score"])]
         if breaching.empty:
             continue
         for row in _episodes(breaching, rule, minutes).itertuples():
@@ -439,7 +447,7 @@ def evaluate(rules: tuple[Rule, ...], tables: Tables, day: date, tz: str, now: d
                     "threshold": rule.threshold,
                     "baseline": float(row.baseline),
                     "requests": int(row.requests),
-                    "ongoing": not day_over and row.window_last >= latest,
+                    "ongoing": not (day_over or (pd.notna(latest_judged) and row.window_last < latest_judged)),
                 }
             )
     breaches = pd.DataFrame(rows, columns=[*ALERT_COLUMNS[:10], "ongoing"])
@@ -470,7 +478,9 @@ def update_alerts(existing: pd.DataFrame, breaches: pd.DataFrame, now: datetime)
     ongoing = breaches["ongoing"].to_numpy(dtype=bool) if "ongoing" in breaches else np.zeros(len(new), bool)
     merged = new.merge(old[[*keys, "first_seen", "resolved_at"]], on=keys, how="left", suffixes=("", "_old"))
     merged["first_seen"] = merged["first_seen_old"].fillna(now_ts)
-    merged["resolved_at"] = merged["resolved_at_old"].fillna(now_ts).where(~ongoing)
+    # Resolved once, resolved for good; otherwise it resolves now unless the breach goes on.
+    was_resolved = merged["resolved_at_old"].notna()
+    merged["resolved_at"] = merged["resolved_at_old"].fillna(now_ts).where(was_resolved | ~ongoing)
     merged = merged.drop(columns=["first_seen_old", "resolved_at_old"]).assign(last_seen=now_ts)
     gone = old.merge(new[keys], on=keys, how="left", indicator=True)
     gone = gone[gone["_merge"] == "left_only"].drop(columns="_merge")

@@ -15,6 +15,7 @@ from chatpulse.alerts import (
     TABLE_COLUMNS,
     WINDOW_COLUMNS,
     AlertRuleError,
+    Rule,
     Tables,
     evaluate,
     history_days,
@@ -161,9 +162,10 @@ def test_a_persisting_breach_is_one_alert_that_resolves(backend: str, tmp_path: 
     row = after_three.iloc[0]
     assert (row["value"], row["first_seen"], row["last_seen"]) == (0.25, pd.Timestamp(runs[0]), pd.Timestamp(runs[2]))
     assert pd.isna(row["resolved_at"])
-    # The metric came back: the breach is over, and stays resolved at that run on the next one.
-    for run in runs[3:]:
-        stored = update_alerts(warehouse.read("alerts", "2026-11-26"), _breach("errors", 0.25, ongoing=False), run)
+    # The metric came back: the breach is over. Resolved once, it stays resolved at that run, even when
+    # late data shows the breach again (a reopened alert would go out unannounced).
+    for run, ongoing in zip(runs[3:], (False, True), strict=True):
+        stored = update_alerts(warehouse.read("alerts", "2026-11-26"), _breach("errors", 0.25, ongoing), run)
         warehouse.replace_day("2026-11-26", Write("alerts", stored))
     resolved = warehouse.read("alerts", "2026-11-26")
     assert len(resolved) == 1
@@ -200,60 +202,107 @@ def test_during_the_day_a_breach_is_open_while_it_lasts_and_resolves_once_the_me
     full = Tables.read(warehouse, INCIDENT, rules, warehouse.read("requests", INCIDENT.isoformat()))
     stored = warehouse.read("alerts").iloc[0:0]
     states = {}
-    for clock in ("14:12", "14:20", "14:50", "15:00", "15:10"):
+    for clock in ("14:12", "14:20", "14:50", "14:55", "16:05"):
         tables, now = _as_of(full, clock)
         stored = update_alerts(stored, evaluate(rules, tables, INCIDENT, "UTC", now), now)
         states[clock] = {
             (row.rule, f"{row.window_start:%H:%M}"): "open" if pd.isna(row.resolved_at) else f"{row.resolved_at:%H:%M}"
             for row in stored.itertuples()
         }
+    # The incident's 5-minute windows (requests, errors): 14:10 (23, 6), 14:15 (17, 6), 14:20 (18, 9),
+    # 14:25 (14, 5), 14:30 (28, 3), ..., 14:45 (27, 7), 14:50 (21, 0). Below 20 requests error_rate_5m
+    # cannot judge a window, so such windows neither fire nor end a breach.
+    minutes = full.minute_metrics
+    five = minutes.groupby(minutes["start"].dt.floor("5min"))[["requests", "errors"]].sum()
+    clocks = ("14:10", "14:15", "14:20", "14:25", "14:30", "14:45", "14:50")
+    assert [tuple(five.loc[pd.Timestamp(f"{INCIDENT} {clock}", tz="UTC")]) for clock in clocks] == [
+        (23, 6), (17, 6), (18, 9), (14, 5), (28, 3), (27, 7), (21, 0)
+    ]  # fmt: skip
     assert states["14:12"] == {}  # the 14:10 window is two minutes old: too few requests yet
-    # The 5-minute error burst is over once 14:15 has data; the latency spike goes on in its hour.
-    assert states["14:20"] == {("latency_p95_spike", "14:00"): "open", ("error_rate_5m", "14:10"): "14:20"}
+    # The 14:15-14:25 windows are too thin to say the burst is over; the latency spike goes on in its hour.
+    assert states["14:20"] == {("latency_p95_spike", "14:00"): "open", ("error_rate_5m", "14:10"): "open"}
+    # 14:30 (28 requests, 11%) ended at 14:35: the first burst is over; the second began at 14:45.
     assert states["14:50"] == {
         ("latency_p95_spike", "14:00"): "open",
         ("error_rate_1h", "14:00"): "open",
         ("latency_p95_1h", "14:00"): "open",
-        ("error_rate_5m", "14:10"): "14:20",
+        ("error_rate_5m", "14:10"): "14:50",
         ("error_rate_5m", "14:45"): "open",
     }
-    assert states["15:00"] == {**states["14:50"], ("error_rate_5m", "14:45"): "15:00"}
-    assert states["15:10"] == {
-        **states["15:00"],
-        ("latency_p95_spike", "14:00"): "15:10",
-        ("error_rate_1h", "14:00"): "15:10",
-        ("latency_p95_1h", "14:00"): "15:10",
+    assert states["14:55"] == {**states["14:50"], ("error_rate_5m", "14:45"): "14:55"}  # 14:50: 21 requests, 0 errors
+    # An hour's rules judge the next hour once it has ended: the 15:00 window at 16:00.
+    assert states["16:05"] == {
+        **states["14:55"],
+        ("latency_p95_spike", "14:00"): "16:05",
+        ("error_rate_1h", "14:00"): "16:05",
+        ("latency_p95_1h", "14:00"): "16:05",
     }
     first_seen = {row.rule: f"{row.first_seen:%H:%M}" for row in stored.itertuples() if row.rule != "error_rate_5m"}
     assert first_seen == {"latency_p95_spike": "14:20", "error_rate_1h": "14:50", "latency_p95_1h": "14:50"}
 
 
-def test_back_to_back_breaching_windows_are_one_alert() -> None:
+def _five_minute_tables(windows: list[tuple[int, int]]) -> Tables:
+    """Tables holding only per-minute counts: (requests, errors) of 5-minute windows from 10:00 on the incident day."""
     day = INCIDENT.isoformat()
-    starts = pd.date_range(f"{day} 10:00", periods=7, freq="5min", tz="UTC").repeat(5)
-    errors = [0, 1, 3, 4, 2, 0, 5]  # per 5-minute window of 10 requests: 10:10-10:25 and 10:30 breach
+    starts = pd.date_range(f"{day} 10:00", periods=len(windows), freq="5min", tz="UTC")
     minute_metrics = pd.DataFrame(
         {
             "day": day,
-            "start": starts + pd.to_timedelta(list(range(5)) * 7, unit="min"),
-            "requests": 2.0,
-            "errors": [float(e) / 5 for e in errors for _ in range(5)],
+            "start": starts,
+            "requests": [float(requests) for requests, _ in windows],
+            "errors": [float(errors) for _, errors in windows],
         }
     )
     empty = {name: pd.DataFrame(columns=["day", *columns]) for name, columns in TABLE_COLUMNS.items()}
     requests = pd.DataFrame(columns=["day", *REQUEST_COLUMNS])
-    windows = pd.DataFrame(columns=list(WINDOW_COLUMNS))
-    tables = Tables(**{**empty, "minute_metrics": minute_metrics}, requests=requests, windows=windows)
-    rule = parse_rule(
-        {"name": "burst", "metric": "error_rate", "comparison": ">", "threshold": 0.15, "window": "5m"}, "r"
-    )
-    breaches = evaluate((rule,), tables, INCIDENT, "UTC", datetime(2026, 11, 26, 10, 42, tzinfo=UTC))
-    got = [
+    stored = pd.DataFrame(columns=list(WINDOW_COLUMNS))
+    return Tables(**{**empty, "minute_metrics": minute_metrics}, requests=requests, windows=stored)
+
+
+def _at(clock: str) -> datetime:
+    return datetime.fromisoformat(f"{INCIDENT}T{clock}+00:00")
+
+
+def _rule(**raw: object) -> tuple[Rule, ...]:
+    return (parse_rule({"name": "r", "window": "5m", **raw}, "r"),)
+
+
+def _found(breaches: pd.DataFrame) -> list[tuple]:
+    return [
         (f"{row.window_start:%H:%M}", f"{row.window_end:%H:%M}", row.value, row.requests, row.ongoing)
         for row in breaches.itertuples()
     ]
+
+
+def test_back_to_back_breaching_windows_are_one_alert() -> None:
+    # 10 requests per window; 10:10-10:25 and 10:30 breach.
+    tables = _five_minute_tables([(10, e) for e in (0, 1, 3, 4, 2, 0, 5)])
+    burst = _rule(metric="error_rate", comparison=">", threshold=0.15)
+    got = _found(evaluate(burst, tables, INCIDENT, "UTC", _at("10:42")))
     # 10:10-10:25 is one breach at its worst window (10:15, 4 of 10); 10:30 is the newest window: still going.
     assert got == [("10:10", "10:25", pytest.approx(0.4), 10, False), ("10:30", "10:35", pytest.approx(0.5), 10, True)]
+
+
+def test_a_breach_ends_only_when_a_later_window_has_ended_with_enough_requests() -> None:
+    burst = _rule(metric="error_rate", comparison=">", threshold=0.2, min_requests=20)
+    one_request_after = _five_minute_tables([(25, 10), (1, 0)])
+    assert _found(evaluate(burst, one_request_after, INCIDENT, "UTC", _at("10:05:20"))) == [
+        ("10:00", "10:05", pytest.approx(0.4), 25, True)
+    ]
+    # Ended, but too thin to judge: still going. Ended with 25 clean requests: over.
+    assert _found(evaluate(burst, one_request_after, INCIDENT, "UTC", _at("10:11")))[0][-1] is True
+    back = _five_minute_tables([(25, 10), (25, 0)])
+    assert _found(evaluate(burst, back, INCIDENT, "UTC", _at("10:07")))[0][-1] is True
+    assert _found(evaluate(burst, back, INCIDENT, "UTC", _at("10:11")))[0][-1] is False
+
+
+def test_a_below_rule_waits_for_its_window_to_end() -> None:
+    quiet = _rule(metric="requests_per_minute", comparison="<", threshold=1.0)
+    tables = _five_minute_tables([(20, 0), (2, 0)])
+    assert evaluate(quiet, tables, INCIDENT, "UTC", _at("10:07")).empty  # 10:05 has only begun
+    assert _found(evaluate(quiet, tables, INCIDENT, "UTC", _at("10:10"))) == [
+        ("10:05", "10:10", pytest.approx(0.4), 2, True)
+    ]
 
 
 def test_baseline_and_min_requests_on_the_demo_tables(demo) -> None:
