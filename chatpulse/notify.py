@@ -38,7 +38,7 @@ def _state(alert: pd.Series) -> str:
     return f"{severity}, OVER" if alert["resolved_at"] == alert["first_seen"] else "RESOLVED"
 
 
-def _describe(alert: pd.Series) -> str:
+def describe(alert: pd.Series) -> str:
     state = _state(alert)
     reference = (
         f"baseline {alert['baseline']:.4g}, threshold {alert['threshold']:.4g}"
@@ -59,7 +59,7 @@ def _iso(value: object) -> str | None:
 def payload(alerts: pd.DataFrame, fmt: str) -> dict[str, object]:
     """The webhook body: every alert field (json) or one text message Slack shows (slack)."""
     if fmt == "slack":
-        return {"text": "ChatPulse alerts\n" + "\n".join(_describe(row) for _, row in alerts.iterrows())}
+        return {"text": "ChatPulse alerts\n" + "\n".join(describe(row) for _, row in alerts.iterrows())}
     return {
         "alerts": [
             {
@@ -121,7 +121,7 @@ def alert_mail(alerts: pd.DataFrame, settings: MailSettings) -> EmailMessage:
     message["Subject"] = f"ChatPulse: {firing} alert(s) firing, {len(alerts) - firing} resolved"
     message["From"] = settings.sender
     message["To"] = ", ".join(settings.recipients)
-    message.set_content("\n".join(_describe(row) for _, row in alerts.iterrows()) + "\n")
+    message.set_content("\n".join(describe(row) for _, row in alerts.iterrows()) + "\n")
     return message
 
 
@@ -176,12 +176,7 @@ def deliveries(alerts: pd.DataFrame, settings: Settings) -> list[Delivery]:
     return out
 
 
-def _send(
-    delivery: Delivery,
-    settings: Settings,
-    send_mail: Callable[[EmailMessage, MailSettings], None],
-    sleep: Callable[[float], None],
-) -> None:
+def _send(delivery: Delivery, settings: Settings, sleep: Callable[[float], None]) -> None:
     if delivery.channel == "webhook":
         hook = settings.alert_webhook or WebhookSettings(url=delivery.target)
         post_json(
@@ -195,9 +190,11 @@ def _send(
         return
     if settings.mail is None:
         raise DeliveryError("mail: no mail settings configured")
+    from reports.mail import MailError, send  # reports pulls in the rendering stack; only load it to mail
+
     try:
-        send_mail(message_from_string(delivery.payload, policy=policy.default), settings.mail)
-    except Exception as exc:  # the mailer's own error type; recorded, never raised past here
+        send(message_from_string(delivery.payload, policy=policy.default), settings.mail)
+    except MailError as exc:
         raise DeliveryError(str(exc)) from exc
 
 
@@ -208,40 +205,45 @@ def deliver(
     settings: Settings,
     now: datetime,
     *,
-    send_mail: Callable[[EmailMessage, MailSettings], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Outcome:
-    """Retry the pending deliveries, send the new ones, and store what still fails."""
-    if send_mail is None:
-        from reports.mail import send as send_mail  # reports pulls in the rendering stack; only load it to mail
+    """Retry the pending deliveries, send the new ones, and store what still fails.
+
+    Once a target fails, the rest of its deliveries wait for the next run untried: with a
+    webhook down, each would otherwise spend its full timeout and backoff in this run.
+    """
     table = TABLES["alert_deliveries"]
     pending = warehouse.read("alert_deliveries")
     queue = [
         Delivery(row.channel, row.target, row.payload, int(row.attempts), row.delivery_id)
         for row in pending.itertuples()
     ] + new
+    down: dict[tuple[str, str], str] = {}
     failed: list[dict[str, object]] = []
-    errors: list[str] = []
     for item in queue:
-        try:
-            _send(item, settings, send_mail, sleep)
-        except DeliveryError as exc:
-            errors.append(str(exc))
-            failed.append(
-                {
-                    "day": day,
-                    "delivery_id": item.delivery_id,
-                    "channel": item.channel,
-                    "target": item.target,
-                    "payload": item.payload,
-                    "attempts": item.attempts + 1,
-                    "last_error": str(exc),
-                    "failed_at": now,
-                }
-            )
+        target = (item.channel, item.target)
+        tried = target not in down
+        if tried:
+            try:
+                _send(item, settings, sleep)
+                continue
+            except DeliveryError as exc:
+                down[target] = str(exc)
+        failed.append(
+            {
+                "day": day,
+                "delivery_id": item.delivery_id,
+                "channel": item.channel,
+                "target": item.target,
+                "payload": item.payload,
+                "attempts": item.attempts + tried,
+                "last_error": down[target],
+                "failed_at": now,
+            }
+        )
     # Only the rows read here are replaced: a concurrent run's pending deliveries stay (at least once, never lost).
     with warehouse.engine.begin() as conn:
         conn.execute(table.delete().where(table.c.delivery_id.in_(pending["delivery_id"].tolist())))
         if failed:
             conn.execute(table.insert(), failed)
-    return Outcome(delivered=len(queue) - len(failed), pending=len(failed), errors=tuple(errors))
+    return Outcome(delivered=len(queue) - len(failed), pending=len(failed), errors=tuple(down.values()))

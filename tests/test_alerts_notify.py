@@ -136,6 +136,23 @@ def test_a_failed_delivery_is_recorded_and_retried_on_the_next_run(tmp_path: Pat
     assert warehouse.read("alert_deliveries").empty
 
 
+def test_once_a_webhook_fails_its_other_deliveries_wait_untried(tmp_path: Path) -> None:
+    down = Hook(failures=10)
+    settings = settings_from_mapping({"alert_webhook": {"url": down.url, "retries": 1}}, tmp_path, {})
+    warehouse = Warehouse(f"sqlite:///{tmp_path / 'w.db'}")
+    try:
+        for day in ("2026-11-26", "2026-11-27"):
+            outcome = deliver(warehouse, day, deliveries(_alerts(), settings), settings, NOW, sleep=lambda _: None)
+    finally:
+        down.close()
+    # Run 1 tried its delivery twice (one retry); run 2 tried the pending one twice and left its own untried.
+    assert (outcome.delivered, outcome.pending, down.attempts) == (0, 2, 4)
+    assert outcome.errors == (f"webhook {down.url}: HTTP 500",)
+    pending = warehouse.read("alert_deliveries").sort_values("attempts", ascending=False)
+    assert pending[["day", "attempts"]].values.tolist() == [["2026-11-27", 2], ["2026-11-27", 0]]
+    assert (pending["last_error"] == f"webhook {down.url}: HTTP 500").all()
+
+
 def test_an_unreachable_webhook_raises_a_delivery_error_naming_it() -> None:
     port = _free_port()
     with pytest.raises(DeliveryError, match=rf"^webhook http://127.0.0.1:{port}/x: .*Connection refused"):
