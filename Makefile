@@ -23,7 +23,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
 
 ui: $(STAMP)
-	DAGSTER_HOME=$(CURDIR)/.chatpulse/dagster $(BIN)/dagster dev -w workspace.yaml
+	$(BIN)/chatpulse ui
 
 validate: $(STAMP)
 	$(BIN)/dagster definitions validate -w workspace.yaml

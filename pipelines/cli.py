@@ -31,6 +31,7 @@ concurrency:
           applyLimitPerUniqueValue: true
         limit: 1
 """
+WORKSPACE = Path(__file__).resolve().parents[1] / "workspace.yaml"
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -61,6 +62,20 @@ def prepare_dagster_home(settings: Settings) -> Path:
     return home
 
 
+def _use_config(config_file: str | None) -> None:
+    """Hand the configuration to the Dagster code this process runs or starts, by absolute path."""
+    if config_file is not None:
+        os.environ[CONFIG_ENV] = str(Path(config_file).resolve())
+
+
+def _ui(settings: Settings, config_file: str | None, port: int) -> None:
+    """Become `dagster dev` on the configuration's Dagster home, created with its one-run-per-day limit."""
+    _use_config(config_file)
+    prepare_dagster_home(settings)
+    dagster = Path(sys.executable).with_name("dagster")
+    os.execv(dagster, [str(dagster), "dev", "-w", str(WORKSPACE), "-p", str(port)])
+
+
 def run_days(settings: Settings, days: Sequence[date], config_file: str | None) -> None:
     """Materialize every asset for each day, printing one progress line per day.
 
@@ -75,8 +90,7 @@ def run_days(settings: Settings, days: Sequence[date], config_file: str | None) 
     for day in days:
         if day < settings.start_date:
             raise CliError(f"day {day} is before start_date {settings.start_date}: set start_date in the config")
-    if config_file is not None:
-        os.environ[CONFIG_ENV] = str(Path(config_file).resolve())
+    _use_config(config_file)
     prepare_dagster_home(settings)
     job = reconstructable(daily_job)
     with DagsterInstance.get() as instance:
@@ -184,7 +198,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve-metrics", help="serve the latest metrics in Prometheus format at /metrics")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     serve.add_argument("--port", type=int, default=9464)
-    for sub in (demo, generate, run, send, convert, serve):
+    ui = commands.add_parser("ui", help="start `dagster dev` (UI, sensors, schedule) on this configuration")
+    ui.add_argument("--port", type=int, default=3000)
+    for sub in (demo, generate, run, send, convert, serve, ui):
         sub.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
@@ -206,6 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _send_report(settings, args.date, args.force)
         elif args.command == "serve-metrics":
             _serve_metrics(settings, args.host, args.port)
+        elif args.command == "ui":
+            _ui(settings, args.config, args.port)
         else:
             end = args.end or args.start
             if end < args.start:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -56,19 +57,23 @@ def webserver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/server_info", timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.5)
+        _wait_until_up(url, server)
         yield url
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def _wait_until_up(url: str, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/server_info", timeout=2)
+            return
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise
+            time.sleep(0.5)
 
 
 def test_the_ui_shows_assets_partitions_checks_and_runs(webserver: str) -> None:
@@ -83,3 +88,24 @@ def test_the_ui_shows_assets_partitions_checks_and_runs(webserver: str) -> None:
     checks = {check["name"] for check in nodes["clean_requests"]["assetChecksOrError"]["checks"]}
     assert checks == {"rows_accounted_for", "quarantine_rate", "expectations_pass"}
     assert [m["partition"] for m in data["assetOrError"]["assetMaterializations"]] == [DAY]
+
+
+def test_chatpulse_ui_starts_dagster_dev_on_a_home_that_runs_one_day_at_a_time(tmp_path: Path) -> None:
+    config = tmp_path / "chatpulse.yaml"
+    config.write_text("data_home: .\n")
+    env = {name: value for name, value in os.environ.items() if name not in ("DAGSTER_HOME", "CHATPULSE_CONFIG")}
+    port = _free_port()
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "--config", str(config), "ui", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # dagster dev starts a webserver and a daemon: stop them all
+    )
+    try:
+        _wait_until_up(f"http://127.0.0.1:{port}", ui)
+    finally:
+        os.killpg(ui.pid, signal.SIGTERM)
+        ui.wait(timeout=60)
+    assert "applyLimitPerUniqueValue: true" in (tmp_path / "dagster" / "dagster.yaml").read_text()
