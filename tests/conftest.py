@@ -30,6 +30,13 @@ def write_jsonl(path: Path, records: Iterable[dict | str]) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _no_outside_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own settings (CHATPULSE_*, DAGSTER_HOME) must not reach the code under test."""
+    for name in [name for name in os.environ if name.startswith("CHATPULSE_")] + ["DAGSTER_HOME"]:
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def realdata() -> Path:
     if not REALDATA.is_dir():

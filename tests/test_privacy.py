@@ -63,7 +63,11 @@ def test_extracted_content_is_masked_before_storage(tmp_path: Path) -> None:
         ],
     )
     config = tmp_path / "c.yaml"
-    config.write_text(f"data_home: {tmp_path / 'home'}\nlanding_dir: {landing}\nstart_date: 2026-11-01\n")
+    # Retention clears content older than 30 days by the wall clock: keep it here, whatever the date.
+    config.write_text(
+        f"data_home: {tmp_path / 'home'}\nlanding_dir: {landing}\nstart_date: 2026-11-01\n"
+        "content_retention_days: 36500\n"
+    )
     result = run_cli("--config", str(config), "run", "--start", "2026-11-20")
     assert result.returncode == 0, result.stderr
     warehouse = Warehouse(f"sqlite:///{tmp_path / 'home' / 'warehouse.db'}")
@@ -71,7 +75,9 @@ def test_extracted_content_is_masked_before_storage(tmp_path: Path) -> None:
     assert warehouse.read("feedback", "2026-11-20")["comment"].tolist() == ["call [PHONE]"]
     stored = "".join(warehouse.read("quarantine")["raw"].dropna())
     assert "13812345678" not in stored and "[PHONE]" in stored
-    for path in (tmp_path / "home" / "storage").rglob("*.parquet"):
+    handoffs = sorted((tmp_path / "home" / "storage").rglob("*.parquet"))
+    assert {path.parent.name for path in handoffs} >= {"raw_messages", "clean_messages", "raw_feedback", "sessions"}
+    for path in handoffs:
         text = pd.read_parquet(path).astype(str).to_string()
         assert "a.b@corp.com" not in text and "13812345678" not in text, path
 
