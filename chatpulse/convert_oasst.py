@@ -7,8 +7,10 @@ line of `sessions-<name>.jsonl` (read with `layout: sessions`, the default for
 A message shared by several threads appears once in each, with a thread-scoped id
 (`<session>/<message>`), since each thread is its own conversation. The `+1` and `-1`
 emojis on assistant messages become thumbs ratings in `feedback-<name>.jsonl`, one per
-emoji and thread, timed at the rated message (oasst2 does not record when a vote was
-cast); emojis on prompts rate the question, not the model, and are left out. A tree
+emoji, timed at the rated message (oasst2 does not record when a vote was cast) and written
+in the first thread containing the message only: a vote is cast once, and repeating it in
+every thread sharing the message would multiply it. Emojis on prompts rate the question,
+not the model, and are left out. A tree
 whose id was already converted (the Open-Paws subset repeats 31 trees) is skipped, so
 its sessions and ratings are not counted twice.
 """
@@ -41,6 +43,7 @@ def convert(source: Path, landing_dir: Path, name: str = "oasst2") -> dict[str, 
     landing_dir.mkdir(parents=True, exist_ok=True)
     counts = {"trees": 0, "repeated_trees": 0, "sessions": 0, "messages": 0, "feedback": 0}
     seen: set[str] = set()
+    rated: set[str] = set()  # original ids of the messages whose votes are written
     with (
         source.open("rb") as lines,
         (landing_dir / f"sessions-{name}.jsonl").open("wb") as sessions,
@@ -68,8 +71,9 @@ def convert(source: Path, landing_dir: Path, name: str = "oasst2") -> dict[str, 
                             "timestamp": message["created_date"],
                         }
                     )
-                    if message["role"] != "assistant":
+                    if message["role"] != "assistant" or message["message_id"] in rated:
                         continue
+                    rated.add(message["message_id"])
                     for emoji, rating in THUMBS.items():
                         for vote in range((message.get("emojis") or {}).get(emoji, 0)):
                             feedback.write(

@@ -2,10 +2,10 @@
 
 Ratings arrive as thumbs (+1 / -1) or stars (1-5) and become a score in [0, 1]:
 thumbs up 1.0, thumbs down 0.0, stars (s - 1) / 4. A rating of 1 is ambiguous (thumbs up
-or one star): it is read as a star when the same rater (user, else session) gives a 2-5
-rating that day and never a -1, else as a thumbs up. A rating scoring below 0.5 (thumbs
-down, 1 or 2 stars) is negative. Only ids, labels and numbers leave this module: never
-message text or comments.
+or one star): it is read as a star when the same rater (user, else session, else the rated
+message, else the rating alone) gives a 2-5 rating that day and never a -1, else as a
+thumbs up. A rating scoring below 0.5 (thumbs down, 1 or 2 stars) is negative. Only ids,
+labels and numbers leave this module: never message text or comments.
 """
 
 from __future__ import annotations
@@ -17,19 +17,25 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from chatpulse.scenarios import SCENARIO, SESSION_ROW
+from chatpulse.scenarios import SCENARIO, SESSION_ROW, UNKNOWN_MODEL
+from chatpulse.warehouse import TABLES, table_columns
 
 SCORE = "score"
 NEGATIVE_BELOW = 0.5
 # Latency of the answer a rating is about: bucket upper bounds in ms and their labels.
 LATENCY_EDGES_MS = (1_000.0, 2_000.0, 5_000.0, 10_000.0, 30_000.0)
 LATENCY_BUCKETS = ("<1s", "1-2s", "2-5s", "5-10s", "10-30s", ">=30s", "unknown")
+# Who gave a rating without a user_id: its session, else its message, else the rating itself
+# (cleaning derives every feedback_id), so anonymous ratings never pool into one rater.
+RATER_FALLBACKS = ("session_id", "message_id", "feedback_id")
 
 
 def scores(feedback: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """The score in [0, 1] and the scale ("thumbs" or "stars") of each rating (see the module docstring)."""
     rating = feedback["rating"].to_numpy(dtype="float64")
-    rater = feedback["user_id"].astype(object).fillna(feedback["session_id"].astype(object)).fillna("")
+    rater = feedback["user_id"].astype(object)
+    for fallback in RATER_FALLBACKS:
+        rater = rater.fillna(feedback[fallback].astype(object))
     rater = rater.to_numpy(dtype=object)
     stars_seen = pd.Series((rating >= 2) & (rating <= 5)).groupby(rater).transform("any").to_numpy(bool)
     thumbs_seen = pd.Series(rating == -1).groupby(rater).transform("any").to_numpy(bool)
@@ -50,9 +56,11 @@ def rate(
 
     messages and requests carry SESSION_ROW (scenarios.session_rows). A rating belongs
     to its session_id, else to the session of its message_id. The rated answer is the
-    latest request of the session finished (timestamp + latency) by the rated message's
-    time, or by the rating's own time when it names no message; latency_ms is that
-    request's latency, NaN when there is none.
+    latest request of the session started by the rated message's time, or by the rating's
+    own time when it names no message; latency_ms is that request's latency, NaN when
+    there is none. Matching on the start, not the end (timestamp + latency): logs floor
+    message times to the ms and round latencies, so an answer is often stamped a fraction
+    of a ms before its request "ends", and would be matched to the turn before.
     """
     score, scale = scores(feedback)
     wanted = pc.is_in(
@@ -82,13 +90,11 @@ def rate(
     answers = requests.loc[
         np.isin(requests[SESSION_ROW].to_numpy(), rows[rows >= 0]), [SESSION_ROW, "timestamp", "latency_ms"]
     ]
-    latency = answers["latency_ms"].astype("float64")
     answers = pd.DataFrame(
         {
             SESSION_ROW: answers[SESSION_ROW].to_numpy(),
-            "at": _instants(answers["timestamp"])
-            + pd.to_timedelta(latency.fillna(0), unit="ms").to_numpy("timedelta64[ns]"),
-            "latency_ms": latency.to_numpy(),
+            "at": _instants(answers["timestamp"]),
+            "latency_ms": answers["latency_ms"].to_numpy(dtype="float64"),
         }
     ).sort_values("at", kind="stable")
     matched = pd.merge_asof(
@@ -147,28 +153,16 @@ def _negative_counts(sessions: pd.DataFrame, rated: pd.DataFrame) -> np.ndarray:
 
 def negative_sessions(sessions: pd.DataFrame, rated: pd.DataFrame) -> pd.DataFrame:
     """The day's negatively rated sessions: ids, scenario, model, ratings, satisfaction, latency, errors. No content."""
-    columns = [
-        "session_id",
-        "user_id",
-        SCENARIO,
-        "model",
-        "ratings",
-        "negative_ratings",
-        "satisfaction",
-        "latency_mean_ms",
-        "latency_max_ms",
-        "requests",
-        "errors",
-    ]
     negative = _negative_counts(sessions, rated)
     table = sessions.assign(negative_ratings=negative)[negative > 0]
+    columns = [name for name in table_columns("negative_sessions") if name != "day"]
     return table[columns].sort_values(["satisfaction", "session_id"], kind="stable").reset_index(drop=True)
 
 
 def satisfaction_by(rated: pd.DataFrame, sessions: pd.DataFrame, column: str) -> pd.DataFrame:
     """Ratings, rated sessions and satisfaction per value of a session column (e.g. model), ratings in sessions only."""
     rated = _in_sessions(rated)
-    values = sessions[column].astype(object).fillna("unknown").to_numpy(dtype=object)[rated[SESSION_ROW].to_numpy()]
+    values = sessions[column].astype(object).fillna(UNKNOWN_MODEL).to_numpy(dtype=object)[rated[SESSION_ROW].to_numpy()]
     grouped = rated.groupby(values)
     return pd.DataFrame(
         {
@@ -202,6 +196,8 @@ SPOTLIGHT_METRICS = {
     "satisfaction": (-1, "ratings", 5),
 }
 SPOTLIGHT_TOP = 3
+# The pandas dtype of a warehouse column, by the Python type its SQL type holds.
+_DTYPES = {str: "str", int: "int64", float: "float64"}
 
 
 def spotlight(today: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
@@ -249,17 +245,10 @@ def spotlight(today: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
                     "baseline_days": int(base.at[scenario, "days"]),
                 }
             )
-    columns = ["metric", "rank", SCENARIO, "value", "baseline", "change", "score", "baseline_days"]
-    table = pd.DataFrame(rows, columns=columns)
-    return table.astype(
-        {
-            "metric": "str",
-            SCENARIO: "str",
-            "rank": "int64",
-            "baseline_days": "int64",
-            "value": "float64",
-            "baseline": "float64",
-            "change": "float64",
-            "score": "float64",
-        }
-    )
+    # The table's columns (day is the partition, set on write), typed as it declares them.
+    dtypes = {
+        column.name: _DTYPES[column.type.python_type]
+        for column in TABLES["scenario_spotlight"].columns
+        if column.name != "day"
+    }
+    return pd.DataFrame(rows, columns=list(dtypes)).astype(dtypes)

@@ -18,8 +18,8 @@ import pandas as pd
 
 from chatpulse.days import day_bounds
 from chatpulse.pricing import estimate_cost
+from chatpulse.scenarios import session_rows
 from chatpulse.schema import is_error
-from chatpulse.sessions import event_sessions
 from chatpulse.warehouse import table_columns
 
 HOURLY_COLUMNS = table_columns("hourly_metrics")
@@ -174,33 +174,9 @@ DIMENSIONS = (("all", None), ("model", "model"), ("endpoint", "endpoint"))
 
 ERROR_KINDS = ("rate_limit", "timeout", "server", "client", "content_filter", "other")
 ERROR_KIND_COLUMNS = table_columns("error_kinds")
-FAILED_COLUMNS = (
-    "day",
-    "request_id",
-    "timestamp",
-    "user_id",
-    "session_id",
-    "model",
-    "endpoint",
-    "status_code",
-    "error_type",
-    "error_kind",
-    "latency_ms",
-)
+FAILED_COLUMNS = table_columns("failed_requests")
 SLOWEST_COUNT = 20
-SLOWEST_COLUMNS = (
-    "day",
-    "rank",
-    "request_id",
-    "timestamp",
-    "user_id",
-    "session_id",
-    "model",
-    "endpoint",
-    "status_code",
-    "latency_ms",
-    "ttft_ms",
-)
+SLOWEST_COLUMNS = table_columns("slowest_requests")
 
 _SECOND_NS = 1_000_000_000
 _MINUTE_NS = 60 * _SECOND_NS
@@ -600,11 +576,8 @@ def session_metrics(
     """
     grid = _Day.of(day, tz)
     day_sessions = grid.select(sessions, "start").reset_index(drop=True)
-    codes, ids = event_sessions(requests, messages, gap_minutes)
-    # Position in day_sessions of each session code, then of each event (-1: none).
-    code_pos = pd.Index(day_sessions["session_id"].astype(object)).get_indexer(pd.Index(ids, dtype=object))
-    event_pos = np.append(code_pos, -1)[codes]
-    request_pos, message_pos = event_pos[: len(requests)], event_pos[len(requests) :]
+    # Row in day_sessions of each event's session (-1: none, or a session starting on another day).
+    request_pos, message_pos = session_rows(day_sessions, requests, messages, gap_minutes)
     without_messages = day_sessions["messages"].to_numpy() == 0
     is_user = (message_pos >= 0) & (messages["role"] == "user").to_numpy(dtype=bool, na_value=False)
     is_answer = (message_pos >= 0) & (messages["role"] == "assistant").to_numpy(dtype=bool, na_value=False)

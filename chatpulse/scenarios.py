@@ -28,12 +28,15 @@ import yaml
 
 from chatpulse.schema import is_error
 from chatpulse.sessions import event_sessions
+from chatpulse.warehouse import TABLES, table_columns
 
 OTHER = "other"
 SCENARIO = "scenario"
 SCENARIO_RULE = "scenario_rule"
 SCENARIO_CONFIDENCE = "scenario_confidence"
 SESSION_ROW = "session_row"
+# A session's model when none of its requests names one (or it has none).
+UNKNOWN_MODEL = "unknown"
 FIRST_TURN_WEIGHT = 2.0
 LATER_TURNS_WEIGHT = 1.0
 DEFAULT_RULES_FILE = "scenario_rules.yaml"
@@ -235,16 +238,18 @@ def session_usage(sessions: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFram
     """Per session (index-aligned): model, errors, latency_mean_ms, latency_max_ms, total_tokens, cost_usd.
 
     requests carry SESSION_ROW. model is the one that served most of the session's
-    requests (alphabetically first on ties), so every session counts under one model.
+    requests (alphabetically first on ties), so every session counts under one model;
+    UNKNOWN_MODEL when no request of the session names one or it has no requests, so
+    scenario_model_daily and feedback_by_model name such sessions alike.
     """
     keyed = requests[(requests[SESSION_ROW] >= 0).to_numpy()]
     rows = keyed[SESSION_ROW].to_numpy()
-    model_codes, models = pd.factorize(keyed["model"].fillna("unknown").to_numpy(dtype=object), sort=True)
+    model_codes, models = pd.factorize(keyed["model"].fillna(UNKNOWN_MODEL).to_numpy(dtype=object), sort=True)
     pairs = pd.DataFrame({"row": rows, "model": model_codes}).value_counts().reset_index()
     pairs = pairs.sort_values(["row", "count", "model"], ascending=[True, False, True], kind="stable").drop_duplicates(
         "row"
     )
-    model = np.full(len(sessions), None, dtype=object)
+    model = np.full(len(sessions), UNKNOWN_MODEL, dtype=object)
     model[pairs["row"].to_numpy()] = np.asarray(models, dtype=object)[pairs["model"].to_numpy()]
     grouped = pd.DataFrame(
         {
@@ -274,45 +279,14 @@ def session_usage(sessions: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFram
     )
 
 
-SUMMARY_COLUMNS = (
-    "sessions",
-    "share",
-    "users",
-    "requests",
-    "turns",
-    "duration_p50_s",
-    "duration_p95_s",
-    "latency_p50_ms",
-    "latency_p95_ms",
-    "errors",
-    "error_rate",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "cost_usd",
-    "rated_sessions",
-    "feedback_coverage",
-    "ratings",
-    "satisfaction",
-)
-_COUNTS = (
-    "sessions",
-    "users",
-    "requests",
-    "turns",
-    "errors",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "rated_sessions",
-    "ratings",
-)
+# The summary's counts (0 for a label without sessions): the integer columns the table declares.
+_COUNTS = tuple(c.name for c in TABLES["scenario_daily"].columns if c.type.python_type is int)
 
 
 def scenario_summary(
     sessions: pd.DataFrame, requests: pd.DataFrame, ratings: pd.DataFrame, day: dt.date, by_model: bool = False
 ) -> pd.DataFrame:
-    """Per scenario (and model when by_model): day, scenario, [model], then SUMMARY_COLUMNS.
+    """Per scenario (and model when by_model): the columns of scenario_daily (scenario_model_daily).
 
     sessions carries SCENARIO, user_id, turns, duration_s, requests (build_sessions) and
     model (session_usage); requests and ratings (feedback.rate) carry SESSION_ROW and count
@@ -389,4 +363,4 @@ def scenario_summary(
     table.insert(0, "day", day.isoformat())
     for key in keys:
         table[key] = table[key].astype("str")
-    return table[["day", *keys, *SUMMARY_COLUMNS]]
+    return table[list(table_columns("scenario_model_daily" if by_model else "scenario_daily"))]

@@ -12,9 +12,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-# Column holding an event's session key (a session's session_id) once assigned.
-SESSION_KEY = "session_key"
-
 SESSION_COLUMNS = (
     "session_id",
     "user_id",
@@ -70,27 +67,14 @@ def event_sessions(
     requests: pd.DataFrame, messages: pd.DataFrame, gap_minutes: float = 30
 ) -> tuple[np.ndarray, np.ndarray]:
     """Session code of every request then every message (-1 when in none) and the
-    session_id of each code: session_keys without building a string per event."""
-    codes, ids, _ = _event_sessions(_events(requests, messages), gap_minutes)
-    return codes, ids
-
-
-def session_keys(
-    requests: pd.DataFrame, messages: pd.DataFrame, gap_minutes: float = 30
-) -> tuple[pd.Series, pd.Series]:
-    """Session key (the session's session_id) of every request and every message, NaN when in none.
+    session_id of each code, without building a string per event.
 
     Requests and messages are keyed together because a message can bridge the gap
     between two requests; keying either alone could split a session build_sessions
-    keeps whole. Each series is index-aligned with its frame and named SESSION_KEY.
+    keeps whole.
     """
     codes, ids, _ = _event_sessions(_events(requests, messages), gap_minutes)
-    keys = np.append(ids, np.nan)[codes]  # code -1 picks the trailing NaN
-    split = len(requests)
-    return (
-        pd.Series(keys[:split], index=requests.index, name=SESSION_KEY, dtype=object),
-        pd.Series(keys[split:], index=messages.index, name=SESSION_KEY, dtype=object),
-    )
+    return codes, ids
 
 
 def build_sessions(requests: pd.DataFrame, messages: pd.DataFrame, gap_minutes: float = 30) -> pd.DataFrame:

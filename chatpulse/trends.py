@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import numpy as np
 import pandas as pd
 
 from chatpulse.warehouse import table_columns
 
-# metric name -> (table, column) it is read from; model_costs columns are summed over models.
+# metric name -> (table, column) it is read from; model_costs columns are summed over models,
+# NULL when every model's is (so cost_usd, the logged cost, is missing, not $0, on a day that
+# logged none, unlike daily_metrics.cost_usd).
 HEADLINES: dict[str, tuple[str, str]] = {
     "requests": ("daily_metrics", "requests"),
     "errors": ("daily_metrics", "errors"),
@@ -20,7 +21,7 @@ HEADLINES: dict[str, tuple[str, str]] = {
     "latency_p95_ms": ("daily_metrics", "latency_p95_ms"),
     "ttft_p50_ms": ("daily_metrics", "ttft_p50_ms"),
     "total_tokens": ("daily_metrics", "total_tokens"),
-    "cost_usd": ("daily_metrics", "cost_usd"),
+    "cost_usd": ("model_costs", "cost_logged_usd"),
     "cost_estimate_usd": ("model_costs", "cost_estimate_usd"),
     "unpriced_requests": ("model_costs", "unpriced_requests"),
     "sessions": ("daily_metrics", "sessions"),
@@ -84,5 +85,4 @@ def trends(values: pd.DataFrame, days: Iterable[str]) -> pd.DataFrame:
     out["metric"] = out["metric"].astype("str")
     for column in ("days_7", "days_28"):
         out[column] = out[column].astype("int64")
-    out[["mean_7d", "mean_28d"]] = out[["mean_7d", "mean_28d"]].where(out[["days_7", "days_28"]].to_numpy() > 0, np.nan)
     return out[list(TREND_COLUMNS)]

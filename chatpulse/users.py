@@ -13,22 +13,10 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
+from chatpulse.warehouse import table_columns
+
 WINDOWS = (7, 28)
-USER_METRIC_COLUMNS = (
-    "day",
-    "active_users",
-    "wau",
-    "mau",
-    "new_users",
-    "returning_users",
-    "days_7",
-    "days_28",
-    "requests_per_user_mean",
-    "requests_per_user_p50",
-    "tokens_per_user_mean",
-    "cost_estimate_per_user_mean",
-    "top_user_share",
-)
+USER_METRIC_COLUMNS = table_columns("user_metrics")
 
 
 def window(day: str, days: int) -> tuple[str, str]:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from chatpulse import feedback
+from chatpulse.clean import clean_partition
+from chatpulse.config import SourceConfig
+from chatpulse.extract import extract_day
+from chatpulse.sample import write_sample
 from chatpulse.scenarios import SCENARIO, SESSION_ROW, session_rows
-from chatpulse.schema import FEEDBACK_COLUMNS, MESSAGE_COLUMNS, REQUEST_COLUMNS
+from chatpulse.schema import FEEDBACK_COLUMNS, MESSAGE_COLUMNS, REQUEST_COLUMNS, Kind, is_error
 from chatpulse.sessions import build_sessions
 
 DAY = dt.date(2026, 11, 20)
@@ -38,6 +43,27 @@ def test_scores_normalise_thumbs_and_stars():
     score, scale = feedback.scores(ratings)
     assert score.tolist() == [1.0, 0.0, 0.0, 0.75, 1.0, 1.0, 0.5]
     assert scale.tolist() == ["thumbs", "thumbs", "stars", "stars", "stars", "thumbs", "stars"]
+
+
+def test_anonymous_ratings_are_not_one_rater():
+    ratings = _frame(
+        FEEDBACK_COLUMNS,
+        [
+            # No user or session: each rated message is its own rater, so one's stars do not make
+            # another's 1 a star.
+            {"feedback_id": "f1", "message_id": "m1", "rating": 1, "timestamp": "2026-11-20T10:00:00Z"},
+            {"feedback_id": "f2", "message_id": "m2", "rating": 4, "timestamp": "2026-11-20T10:00:00Z"},
+            # Nor a message: the rating alone.
+            {"feedback_id": "f3", "rating": 1, "timestamp": "2026-11-20T10:00:00Z"},
+            {"feedback_id": "f4", "rating": 5, "timestamp": "2026-11-20T10:00:00Z"},
+            # Two ratings of one message share a rater: its 3 stars make its 1 a star.
+            {"feedback_id": "f5", "message_id": "m3", "rating": 1, "timestamp": "2026-11-20T10:00:00Z"},
+            {"feedback_id": "f6", "message_id": "m3", "rating": 3, "timestamp": "2026-11-20T10:00:00Z"},
+        ],
+    )
+    score, scale = feedback.scores(ratings)
+    assert score.tolist() == [1.0, 0.75, 1.0, 1.0, 0.0, 0.5]
+    assert scale.tolist() == ["thumbs", "stars", "thumbs", "stars", "stars", "stars"]
 
 
 def _day() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -137,6 +163,34 @@ def test_rate_attributes_ratings_to_sessions_and_answers():
     assert np.isnan(rated["latency_ms"].iloc[4])
     assert sessions["ratings"].tolist() == [2, 2]
     assert sessions["satisfaction"].tolist() == [0.5, 0.625]
+
+
+def _sample_day(landing: Path, kind: Kind) -> pd.DataFrame:
+    """One kind's clean rows of the sample day, as the pipeline reads them."""
+    source = SourceConfig(name=kind.value, kind=kind, pattern=f"{kind.value}*")
+    extracted = extract_day(landing, [source], kind, DAY, "UTC").frame
+    return clean_partition(extracted, kind, DAY.isoformat()).clean
+
+
+def test_every_rating_of_a_sample_day_gets_its_own_answer_latency(tmp_path: Path):
+    # The generator stamps an answer at its request's start + latency floored to the ms, with the
+    # latency rounded to 0.1 ms: the answer often lands a fraction of a ms before its request "ends".
+    write_sample(tmp_path, [DAY], requests_per_day=5000)
+    requests, messages, ratings = (_sample_day(tmp_path, kind) for kind in Kind)
+    sessions = build_sessions(requests, messages)
+    requests[SESSION_ROW], messages[SESSION_ROW] = session_rows(sessions, requests, messages)
+    rated = feedback.rate(sessions, ratings, messages, requests)
+    # Independently: the generator answers every successful chat request of a session with one
+    # assistant message, in order, so the k-th answer of a session is its k-th successful request.
+    answered = requests[(requests["endpoint"] == "chat") & ~is_error(requests)].sort_values("timestamp")
+    answers = messages[messages["role"] == "assistant"].sort_values("timestamp")
+    answered["k"] = answered.groupby(SESSION_ROW).cumcount()
+    answers["k"] = answers.groupby(SESSION_ROW).cumcount()
+    own = answers.merge(answered[[SESSION_ROW, "k", "latency_ms"]], on=[SESSION_ROW, "k"])
+    expected = own.set_index("message_id")["latency_ms"].reindex(ratings["message_id"]).to_numpy()
+    assert len(ratings) > 100 and not np.isnan(expected).any()  # every rating is on an answered turn
+    assert (rated[SESSION_ROW] >= 0).all()
+    assert rated["latency_ms"].to_numpy().tolist() == expected.tolist()
 
 
 def test_daily_tables():

@@ -12,7 +12,7 @@ import pytest
 from dagster import DagsterInstance
 
 from chatpulse.config import load_settings
-from chatpulse.trends import TREND_COLUMNS, trends
+from chatpulse.trends import HEADLINES, TREND_COLUMNS, headlines, trends
 from chatpulse.users import USER_METRIC_COLUMNS, user_metrics
 from chatpulse.warehouse import Warehouse
 from pipelines.definitions import DAILY_JOB, build_definitions
@@ -75,6 +75,24 @@ def test_trends_deltas_and_rolling_means_skip_days_not_run() -> None:
     e = rows[(_day(6), "error_rate")]
     assert np.isnan(e["previous_day"]) and np.isnan(e["day_over_day"])  # day 5 was not run
     assert e["mean_7d"] == pytest.approx(0.15) and e["days_7"] == 2  # day 1 has no rate
+
+
+def test_logged_cost_trend_is_missing_not_zero_on_a_day_that_logged_none() -> None:
+    days = [_day(0), _day(1)]
+    # Day 0 ran but no request logged a cost: daily_metrics' plain sum says 0, model_costs NULL per model.
+    tables = {name: pd.DataFrame({"day": days}) for name, _ in HEADLINES.values()}
+    tables["model_costs"] = pd.DataFrame({"day": [_day(0), _day(0), _day(1), _day(1)]})
+    for name, column in HEADLINES.values():
+        tables[name][column] = np.nan
+    tables["daily_metrics"]["cost_usd"] = [0.0, 1.5]
+    tables["model_costs"]["cost_logged_usd"] = [np.nan, np.nan, 1.0, 0.5]
+    values = headlines(tables)
+    assert np.isnan(values.loc[_day(0), "cost_usd"]) and values.loc[_day(1), "cost_usd"] == 1.5
+    rows = trends(values, days).set_index(["day", "metric"])
+    none, logged = rows.loc[(_day(0), "cost_usd")], rows.loc[(_day(1), "cost_usd")]
+    assert np.isnan(none["value"]) and np.isnan(none["mean_7d"]) and none["days_7"] == 0
+    assert np.isnan(logged["previous_day"]) and np.isnan(logged["day_over_day"])
+    assert (logged["mean_7d"], logged["days_7"]) == (1.5, 1)
 
 
 def _requests(day: str, users: list[str]) -> list[dict]:

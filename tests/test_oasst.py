@@ -31,8 +31,20 @@ def _threads(path: Path) -> list[str]:
     return sorted(leaves)
 
 
+def _votes(node: dict) -> Counter:
+    """+1 / -1 votes on each assistant message of a tree, by original message id (each message once)."""
+    votes = Counter()
+    if node["role"] == "assistant":
+        emojis = node.get("emojis") or {}
+        votes[node["message_id"]] = emojis.get("+1", 0) + emojis.get("-1", 0)
+    for reply in node.get("replies") or []:
+        votes.update(_votes(reply))
+    return votes
+
+
 def _expected(path: Path) -> dict[str, Counter]:
-    """Per UTC day: thread-messages, threads touching it, and +1/-1 votes on assistant messages (per thread)."""
+    """Per UTC day: thread-messages and threads touching it (each thread repeats its shared messages),
+    and +1/-1 votes on assistant messages (each message once, however many threads share it)."""
     days: dict[str, Counter] = {
         "messages": Counter(),
         "sessions": Counter(),
@@ -44,6 +56,9 @@ def _expected(path: Path) -> dict[str, Counter]:
         here = [*prefix, node]
         return [p for reply in node.get("replies") or [] for p in paths(reply, here)] or [here]
 
+    def nodes(node: dict) -> list[dict]:
+        return [node, *(n for reply in node.get("replies") or [] for n in nodes(reply))]
+
     trees = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         tree = json.loads(line)
@@ -53,12 +68,13 @@ def _expected(path: Path) -> dict[str, Counter]:
             for day in {m["created_date"][:10] for m in thread}:
                 days["sessions"][day] += 1
             for message in thread:
+                days["messages"][message["created_date"][:10]] += 1
+        for message in nodes(tree["prompt"]):
+            if message["role"] == "assistant":
                 day = message["created_date"][:10]
-                days["messages"][day] += 1
-                if message["role"] == "assistant":
-                    emojis = message.get("emojis") or {}
-                    days["feedback"][day] += emojis.get("+1", 0) + emojis.get("-1", 0)
-                    days["negative"][day] += emojis.get("-1", 0)
+                emojis = message.get("emojis") or {}
+                days["feedback"][day] += emojis.get("+1", 0) + emojis.get("-1", 0)
+                days["negative"][day] += emojis.get("-1", 0)
     return days
 
 
@@ -68,9 +84,20 @@ def test_convert_counts(realdata: Path, tmp_path: Path) -> None:
     assert (counts["trees"], counts["repeated_trees"]) == (520, 31)
     assert counts["sessions"] == sum(1 for _ in _threads(realdata / FILE))
     assert counts["messages"] == sum(expected["messages"].values())
-    assert counts["feedback"] == sum(expected["feedback"].values())
+    # 1,194 votes (813 +1, 381 -1) on the assistant messages of the 520 distinct trees, each written once.
+    assert counts["feedback"] == sum(expected["feedback"].values()) == 1194
+    assert sum(expected["negative"].values()) == 381
     lines = (tmp_path / "sessions-oasst2.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == len({json.loads(line)["session_id"] for line in lines}) == counts["sessions"]
+    ratings = [json.loads(line) for line in (tmp_path / "feedback-oasst2.jsonl").read_text().splitlines()]
+    written = Counter(rating["message_id"].rsplit("/", 1)[1] for rating in ratings)
+    trees = {}
+    for line in (realdata / FILE).read_text(encoding="utf-8").splitlines():
+        tree = json.loads(line)
+        trees.setdefault(tree["message_tree_id"], tree)
+    votes = sum((_votes(tree["prompt"]) for tree in trees.values()), Counter())
+    assert written == +votes  # every message's votes, once, in one thread
+    assert len({(rating["session_id"], rating["message_id"].rsplit("/", 1)[1]) for rating in ratings}) == len(written)
 
 
 def test_a_day_of_oasst_through_the_pipeline(realdata: Path, tmp_path: Path) -> None:

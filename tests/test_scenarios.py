@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from chatpulse.feedback import rate
+from chatpulse.feedback import rate, satisfaction_by
 from chatpulse.scenarios import (
     DEFAULT_LABELS,
     DEFAULT_RULES,
@@ -18,6 +18,7 @@ from chatpulse.scenarios import (
     SCENARIO_CONFIDENCE,
     SCENARIO_RULE,
     SESSION_ROW,
+    UNKNOWN_MODEL,
     Rule,
     classify,
     label_sessions,
@@ -285,6 +286,40 @@ def test_session_usage():
     assert usage.loc["s1"].tolist() == ["gpt-4o", 1, 200.0, 300.0, 33, 0.75]  # tie gpt-4o / gpt-4o-mini: alphabetical
     assert usage.loc["s4"].tolist() == ["gpt-4o", 0, 70.0, 70.0, 55, 4.0]
     assert usage.loc["u9@2026-11-20T12:00:00+00:00"].tolist() == ["o3", 0, 50.0, 50.0, 44, 2.0]
+
+
+def test_sessions_without_a_model_are_unknown_in_every_table():
+    requests, messages = _conversations()
+    requests["model"] = ["gpt-4o", "gpt-4o", None, "o3", None, "gpt-4o"]  # s2's one request names no model
+    requests["status_code"] = 200
+    requests["error_type"] = pd.Series([None] * 6, dtype="str")
+    requests = requests.drop(index=0)  # ... and s1 keeps one request
+    s5 = _frame(MESSAGE_COLUMNS, [{"timestamp": "2026-11-20T15:00:00Z", "session_id": "s5", "role": "user"}])
+    messages = pd.concat([messages, s5], ignore_index=True)  # s5 has a message and no request
+    sessions = _keyed(requests, messages)
+    sessions = pd.concat(
+        [sessions, label_sessions(sessions, messages, DEFAULT_RULES), session_usage(sessions, requests)], axis=1
+    )
+    models = dict(zip(sessions["session_id"], sessions["model"], strict=True))
+    assert models == {
+        "s1": "gpt-4o",
+        "s2": UNKNOWN_MODEL,
+        "u9@2026-11-20T12:00:00+00:00": "o3",
+        "s4": UNKNOWN_MODEL,
+        "s5": UNKNOWN_MODEL,
+    }
+    feedback = _frame(
+        FEEDBACK_COLUMNS,
+        [
+            {"timestamp": "2026-11-20T11:05:00Z", "session_id": "s2", "user_id": "u1", "rating": -1},
+            {"timestamp": "2026-11-20T15:05:00Z", "session_id": "s5", "user_id": "u1", "rating": 1},
+        ],
+    )
+    rated = rate(sessions, feedback, messages, requests)
+    by_model = scenario_summary(sessions, requests, rated, DAY, by_model=True)
+    unknown = by_model[by_model["model"] == UNKNOWN_MODEL]
+    assert unknown[["scenario", "sessions", "ratings"]].values.tolist() == [["other", 2, 1], ["translation", 1, 1]]
+    assert satisfaction_by(rated, sessions, "model")[["model", "ratings"]].values.tolist() == [[UNKNOWN_MODEL, 2]]
 
 
 def test_scenario_summary():

@@ -1,4 +1,4 @@
-"""Sessions: explicit ids, inactivity-gap splitting, and the per-event keys."""
+"""Sessions: explicit ids, inactivity-gap splitting, and each event's session (scenarios.session_rows)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from chatpulse.scenarios import session_rows
 from chatpulse.schema import MESSAGE_COLUMNS, REQUEST_COLUMNS
-from chatpulse.sessions import SESSION_COLUMNS, build_sessions, session_keys
+from chatpulse.sessions import SESSION_COLUMNS, build_sessions
 
 _DTYPES = {"string": "str", "int": "Int64", "float": "float64", "json": "object"}
 
@@ -27,6 +28,15 @@ def requests(*rows: dict) -> pd.DataFrame:
 
 def messages(*rows: dict) -> pd.DataFrame:
     return frame(MESSAGE_COLUMNS, list(rows))
+
+
+def session_ids_of(reqs: pd.DataFrame, msgs: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """The session_id of each request's and message's session (None when in none), in frame order,
+    read through session_rows as the pipeline assigns events to sessions."""
+    sessions = build_sessions(reqs, msgs)
+    ids = np.append(sessions["session_id"].to_numpy(dtype=object), None)  # row -1 picks None
+    request_rows, message_rows = session_rows(sessions, reqs, msgs)
+    return pd.Series(ids[request_rows], dtype=object), pd.Series(ids[message_rows], dtype=object)
 
 
 def test_explicit_session_spans_requests_and_messages():
@@ -72,7 +82,7 @@ def test_gap_split_at_more_than_gap_minutes():
     assert sessions["turns"].tolist() == [3, 2]
     assert sessions["duration_s"].tolist() == [3000.0, 1739.0]
     assert set(sessions["delimited_by"]) == {"inactivity_gap"}
-    request_keys, _ = session_keys(reqs, messages())
+    request_keys, _ = session_ids_of(reqs, messages())
     assert request_keys.tolist() == [sessions["session_id"][0]] * 3 + [sessions["session_id"][1]] * 2
 
 
@@ -95,7 +105,7 @@ def test_message_bridges_gap_between_requests():
     assert sessions[["session_id", "turns", "messages", "requests"]].values.tolist() == [
         ["u1@2026-11-20T10:00:00+00:00", 1, 1, 2]
     ]
-    request_keys, message_keys = session_keys(reqs, msgs)
+    request_keys, message_keys = session_ids_of(reqs, msgs)
     assert set(request_keys) == set(message_keys) == {"u1@2026-11-20T10:00:00+00:00"}
 
 
@@ -124,7 +134,7 @@ def test_events_without_ids_are_in_no_session():
     msgs = messages({"timestamp": "2026-11-20T10:00:30Z", "role": "user"})
     sessions = build_sessions(reqs, msgs)
     assert sessions[["session_id", "requests", "messages"]].values.tolist() == [["u1@2026-11-20T10:01:00+00:00", 1, 0]]
-    request_keys, message_keys = session_keys(reqs, msgs)
+    request_keys, message_keys = session_ids_of(reqs, msgs)
     assert request_keys.isna().tolist() == [True, False]
     assert message_keys.isna().tolist() == [True]
 
@@ -138,13 +148,13 @@ def test_ties_on_start_order_by_session_id():
     assert build_sessions(reqs, messages())["session_id"].tolist() == ["c", "a", "b"]
 
 
-def test_keys_align_with_a_non_default_index():
+def test_rows_follow_frame_order_with_a_non_default_index():
     reqs = requests(
         {"timestamp": "2026-11-20T10:00:00Z", "session_id": "s1"},
         {"timestamp": "2026-11-20T10:00:00Z", "user_id": "u1"},
     ).set_axis([7, 3])
-    request_keys, _ = session_keys(reqs, messages())
-    assert request_keys.to_dict() == {7: "s1", 3: "u1@2026-11-20T10:00:00+00:00"}
+    request_keys, _ = session_ids_of(reqs, messages())
+    assert request_keys.tolist() == ["s1", "u1@2026-11-20T10:00:00+00:00"]
 
 
 def test_empty_inputs():
@@ -152,7 +162,7 @@ def test_empty_inputs():
     assert sessions.empty
     assert list(sessions.columns) == list(SESSION_COLUMNS)
     assert str(sessions["start"].dtype) == "datetime64[ns, UTC]"
-    request_keys, message_keys = session_keys(requests(), messages())
+    request_keys, message_keys = session_ids_of(requests(), messages())
     assert request_keys.empty and message_keys.empty
 
 
@@ -201,7 +211,7 @@ def test_matches_plain_python_reference(seed):
     reqs, msgs = requests(*rows[:120]), messages(*rows[120:])
     expected = _reference_sessions(events, gap_s=30 * 60)
 
-    request_keys, message_keys = session_keys(reqs, msgs)
+    request_keys, message_keys = session_ids_of(reqs, msgs)
     keys = pd.concat([request_keys, message_keys], ignore_index=True)
     actual = {key: sorted(group.index.tolist()) for key, group in keys.dropna().groupby(keys.dropna())}
     assert actual == expected
