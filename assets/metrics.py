@@ -16,6 +16,7 @@ from dagster import (
 
 from chatpulse import metrics, trends, users
 from chatpulse.pricing import load_prices, prices_on
+from chatpulse.sessions import EVENT_KEYS
 from chatpulse.warehouse import Warehouse, Write
 from pipelines.resources import ChatPulseSettings, WarehouseResource
 
@@ -118,7 +119,11 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
 
     @asset(
         partitions_def=partitions,
-        ins={"requests": AssetIn("clean_requests"), "messages": AssetIn("clean_messages")},
+        ins={
+            # Only what keys events to sessions, roles and failures: never the messages' content.
+            "requests": AssetIn("clean_requests", metadata={"columns": [*EVENT_KEYS, "status_code", "error_type"]}),
+            "messages": AssetIn("clean_messages", metadata={"columns": [*EVENT_KEYS, "role"]}),
+        },
         group_name="metrics",
         kinds={"pandas", "sql"},
         description="Sessions in depth: duration, turns, time between turns, single-turn and unanswered sessions.",

@@ -57,9 +57,12 @@ def _event_sessions(events: pd.DataFrame, gap_minutes: float) -> tuple[np.ndarra
     return codes, ids, len(explicit_ids)
 
 
+EVENT_KEYS = ("timestamp", "user_id", "session_id")  # all that keys an event to its session
+
+
 def _events(requests: pd.DataFrame, messages: pd.DataFrame) -> pd.DataFrame:
     """The id columns of requests then messages, one row per event."""
-    columns = ["timestamp", "user_id", "session_id"]
+    columns = list(EVENT_KEYS)
     return pd.concat([requests[columns], messages[columns]], ignore_index=True)
 
 
