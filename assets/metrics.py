@@ -17,7 +17,7 @@ from dagster import (
 from chatpulse import metrics, trends, users
 from chatpulse.pricing import load_prices, prices_on
 from chatpulse.sessions import EVENT_KEYS
-from chatpulse.warehouse import Warehouse, Write
+from chatpulse.warehouse import Write
 from pipelines.resources import ChatPulseSettings, WarehouseResource
 
 
@@ -161,13 +161,11 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
     )
     def user_metrics(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
         store = warehouse.warehouse
-        days = _this_and_later_days(store, context.partition_key)
         first, _ = users.window(context.partition_key, max(users.WINDOWS))
+        run = set(store.read_days("daily_metrics", first, None)["day"])
+        days = _this_and_later_days(run, context.partition_key)
         table = users.user_metrics(
-            store.read_days("daily_users", first, None),
-            store.first_days("daily_users", "user_id"),
-            set(store.read_days("daily_metrics", first, None)["day"]),
-            days,
+            store.read_days("daily_users", first, None), store.first_days("daily_users", "user_id"), run, days
         )
         for day, row in table.groupby("day"):
             store.replace_day(day, Write("user_metrics", row))
@@ -192,11 +190,12 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
     )
     def daily_trends(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
         store = warehouse.warehouse
-        days = _this_and_later_days(store, context.partition_key)
         first = (date.fromisoformat(context.partition_key) - timedelta(days=28)).isoformat()
-        names = {table for table, _ in trends.HEADLINES.values()}
-        values = trends.headlines({name: store.read_days(name, first, None) for name in names})
-        table = trends.trends(values, days)
+        tables = {
+            name: store.read_days(name, first, None) for name in {table for table, _ in trends.HEADLINES.values()}
+        }
+        days = _this_and_later_days(set(tables["daily_metrics"]["day"]), context.partition_key)
+        table = trends.trends(trends.headlines(tables), days)
         for day, rows in table.groupby("day"):
             store.replace_day(day, Write("daily_trends", rows))
         return MaterializeResult(metadata={"metrics": int(table["metric"].nunique()), "days_recomputed": len(days)})
@@ -204,8 +203,7 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
     return [hourly_metrics, daily_metrics, request_metrics, session_metrics, user_metrics, daily_trends]
 
 
-def _this_and_later_days(store: Warehouse, day: str) -> list[str]:
-    """day and every later day already run: their rolling windows and first-seen users
+def _this_and_later_days(run: set[str], day: str) -> list[str]:
+    """day and every later day already `run`: their rolling windows and first-seen users
     may include day, so filling an earlier day late corrects them."""
-    later = store.read_days("daily_metrics", day, None)["day"]
-    return sorted(set(later) | {day})
+    return sorted({later for later in run if later >= day} | {day})
