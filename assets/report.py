@@ -1,6 +1,6 @@
 """The daily HTML report with its charts, written under the data home, and its e-mail."""
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -10,6 +10,7 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     Backoff,
+    Failure,
     MaterializeResult,
     MetadataValue,
     PartitionsDefinition,
@@ -18,11 +19,11 @@ from dagster import (
 )
 
 from chatpulse.days import day_bounds
-from chatpulse.warehouse import Warehouse
+from chatpulse.users import window
 from pipelines.resources import ChatPulseSettings, WarehouseResource
-from reports.mail import deliver
+from reports.mail import ReportInProgress, ReportUnfit, deliver
 from reports.pages import write_pages
-from reports.render import render_report, report_file
+from reports.render import rated_days, render_report, report_file
 from reports.sections import detail_sections
 
 # What the report shows comes from these assets' tables, so it runs after all of them.
@@ -53,18 +54,14 @@ SECTION_TABLES = (
 )
 
 
-def _comparisons(store: Warehouse, day: date) -> dict[str, pd.Series]:
-    """The daily rows (with satisfaction where rated) a day's headline numbers are compared with, where they exist."""
-    first, last = (day - timedelta(days=7)).isoformat(), (day - timedelta(days=1)).isoformat()
-    feedback = store.read_days("feedback_daily", first, last)
-    rated = feedback.loc[feedback["ratings"] > 0, ["day", "satisfaction"]]
-    rows = store.read_days("daily_metrics", first, last).merge(rated, on="day", how="left").set_index("day")
+def _comparisons(daily: pd.DataFrame, feedback: pd.DataFrame, day: date) -> dict[str, pd.Series]:
+    """The daily rows (with satisfaction where rated) a day's headline numbers are compared with, where they exist.
+
+    ``daily`` and ``feedback`` are ``daily_metrics`` and ``feedback_daily`` rows covering at least the week before.
+    """
+    rows = daily.merge(rated_days(feedback)[["day", "satisfaction"]], on="day", how="left").set_index("day")
     wanted = {"yesterday": day - timedelta(days=1), f"last {day:%A}": day - timedelta(days=7)}
     return {name: rows.loc[other.isoformat()] for name, other in wanted.items() if other.isoformat() in rows.index}
-
-
-def _days_before(day: date, days: int) -> str:
-    return (day - timedelta(days=days)).isoformat()
 
 
 def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
@@ -92,25 +89,32 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
     ) -> MaterializeResult:
         day = context.partition_key
         today = date.fromisoformat(day)
+        week_before = window((today - timedelta(days=1)).isoformat(), 7)
         store = warehouse.warehouse
         out_dir, tz = chatpulse.settings.reports_dir, chatpulse.settings.timezone
         now = datetime.now(ZoneInfo(tz))
+        in_progress = now < day_bounds(today, tz)[1]
+        every_day = store.read_days("daily_metrics", None, None)  # one row a day: the index lists them all
+        history = every_day[every_day["day"].between(*window(day, 30))]
         tables = {table: store.read(table, day) for table in SECTION_TABLES} | {"sessions": sessions}
+        comparisons = (  # part of a day is compared with nothing
+            {} if in_progress else _comparisons(history, store.read_days("feedback_daily", *week_before), today)
+        )
         path = render_report(
             today,
-            daily=store.read("daily_metrics", day),
+            daily=history[history["day"] == day],
             hourly=store.read("hourly_metrics", day).sort_values("hour"),
             latencies=requests["latency_ms"].dropna(),
             quality=store.read("data_quality", day),
-            sections=detail_sections(tables),
+            sections=detail_sections(tables, tz),
             out_dir=out_dir,
-            comparisons=_comparisons(store, today),
+            comparisons=comparisons,
             tables=tables,
-            hourly_previous=store.read_days("hourly_metrics", _days_before(today, 7), _days_before(today, 1)),
-            history=store.read_days("daily_metrics", _days_before(today, 29), day),
-            in_progress_at=now if now < day_bounds(today, tz)[1] else None,
+            hourly_previous=store.read_days("hourly_metrics", *week_before),
+            history=history,
+            in_progress_at=now if in_progress else None,
         )
-        pages = {"path": path, **write_pages(out_dir, store, today)}
+        pages = {"path": path, **write_pages(out_dir, today, every_day)}
         return MaterializeResult(metadata={name: MetadataValue.path(str(page)) for name, page in pages.items()})
 
     @asset(
@@ -119,7 +123,8 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         group_name="report",
         kinds={"email"},
         retry_policy=RetryPolicy(max_retries=3, delay=30, backoff=Backoff.EXPONENTIAL),
-        description="Mails the day's report once (charts inline) after the day has ended; a rerun sends nothing new.",
+        description="Mails the day's report once (charts inline), only a page drawn after the day ended; "
+        "a rerun sends nothing new.",
     )
     def report_email(
         context: AssetExecutionContext, chatpulse: ChatPulseSettings, warehouse: WarehouseResource
@@ -128,9 +133,17 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         if settings.mail is None:
             return MaterializeResult(metadata={"sent": False, "why": "no mail section in the configuration"})
         day = date.fromisoformat(context.partition_key)
-        if datetime.now(UTC) < day_bounds(day, settings.timezone)[1]:
-            return MaterializeResult(metadata={"sent": False, "why": "the day is not over; mailed once it is"})
-        message_id = deliver(day, settings.mail, warehouse.warehouse, report_file(settings.reports_dir, day))
+        try:
+            message_id = deliver(day, settings.mail, warehouse.warehouse, report_file(settings.reports_dir, day))
+        except ReportInProgress:
+            return MaterializeResult(
+                metadata={
+                    "sent": False,
+                    "why": "the page was drawn before the day ended; the first run after it redraws and mails it",
+                }
+            )
+        except ReportUnfit as exc:  # the page, not the server: a retry would fail the same way
+            raise Failure(str(exc), allow_retries=False) from exc
         return MaterializeResult(metadata={"sent": message_id is not None, "message_id": message_id or "sent before"})
 
     return [daily_report, report_email]

@@ -1,7 +1,9 @@
 """Charts for the daily report, drawn off-screen as PNG files.
 
-Each function writes one 900 px wide PNG and returns its path. Empty input
-still yields a titled chart saying "no data", so the page layout never breaks.
+Each function writes one 900 px wide PNG and returns its path. The charts every
+page shows (the hours, latency, the trends) say "no data" on empty input, so the
+layout never breaks; the ones beside a table section are drawn only when the day
+has their data (reports.render._section_charts), and the table says what is missing.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from reports import fonts  # noqa: E402
 
 fonts.configure()  # Chinese scenario and model names draw as glyphs, not boxes
 
-# Muted palette, mirrored by the CSS in templates/report.html.j2.
+# Muted palette, mirrored by the CSS in templates/_style.html.j2.
 INK = "#2f3b45"
 MUTED = "#7a8791"
 GRID = "#e4e8eb"
@@ -207,9 +209,6 @@ def error_rate_by_kind(kinds: pd.DataFrame, path: Path) -> Path:
     """Share of requests failing per error kind, so one dominant failure mode stands out."""
     kinds = kinds[kinds["errors"] > 0].sort_values("share_of_requests", ascending=False, kind="stable")
     with _chart(path, "Error rate by kind", "Share of requests", "") as ax:
-        if kinds.empty:
-            _no_data(ax)
-            return path
         pairs = zip(kinds["share_of_requests"], kinds["errors"], strict=True)
         text = [f"{rate:.1%} ({errors:,})" for rate, errors in pairs]
         _hbars(ax, kinds["error_kind"], kinds["share_of_requests"], RED, text)
@@ -225,9 +224,6 @@ def session_length(durations: pd.Series, path: Path) -> Path:
     """Sessions per length bucket, so one can see whether people ask one thing or work for an hour."""
     values = pd.to_numeric(durations, errors="coerce").dropna()
     with _chart(path, "Session length", "Session length", "Sessions") as ax:
-        if values.empty:
-            _no_data(ax)
-            return path
         edges = [-np.inf, *(bound for bound, _ in _SESSION_BUCKETS), np.inf]
         labels = [label for _, label in _SESSION_BUCKETS] + ["1 h+"]
         counts = pd.cut(values, edges, labels=labels, right=False).value_counts().reindex(labels)
@@ -252,10 +248,6 @@ def scenarios(scenario_daily: pd.DataFrame, path: Path) -> Path:
     with _figure(path, ncols=2) as (share, liked):
         share.set_title("Scenarios by share of sessions")
         liked.set_title("Satisfaction")
-        if rows.empty:
-            _no_data(share)
-            _no_data(liked)
-            return path
         _hbars(share, rows["scenario"], rows["share"], BLUE, [f"{v:.0%}" for v in rows["share"]])
         satisfaction = rows["satisfaction"]
         text = ["no ratings" if pd.isna(v) else f"{v:.0%}" for v in satisfaction]
@@ -277,10 +269,6 @@ def tokens_and_cost(model_costs: pd.DataFrame, path: Path) -> Path:
     with _figure(path, ncols=2) as (tokens, cost):
         tokens.set_title("Tokens by model")
         cost.set_title("Estimated cost (USD)")
-        if rows.empty:
-            _no_data(tokens)
-            _no_data(cost)
-            return path
         _hbars(tokens, rows["model"], rows["total_tokens"], BLUE, [f"{v:,.0f}" for v in rows["total_tokens"]])
         text = ["unpriced" if pd.isna(v) else f"${v:,.2f}" for v in rows["cost_estimate_usd"]]
         _hbars(cost, rows["model"], rows["cost_estimate_usd"], PERCENTILE_COLOURS["p95"], text)

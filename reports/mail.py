@@ -2,8 +2,8 @@
 
 Mail clients block data: URIs and external images, and Gmail clips HTML over
 about 100 KB, so the charts the page embeds as data: URIs travel as CID attachments,
-its CSS is inlined and the plain-text part carries the headline numbers for clients
-without HTML.
+its CSS is inlined (minified, with its variables resolved, since Gmail drops them) and
+the plain-text part carries the headline numbers for clients without HTML.
 """
 
 from __future__ import annotations
@@ -23,15 +23,24 @@ import pandas as pd
 
 from chatpulse.config import MailSettings
 from chatpulse.warehouse import Warehouse
-from reports.render import format_int, format_ms, format_pct, format_usd
+from reports.render import format_int, format_ms, format_pct, format_usd, is_complete
 
 MAX_HTML_BYTES = 100_000
+_INLINER = css_inline.CSSInliner(resolve_css_variables=True, minify_css=True)
 _EMBEDDED = re.compile(r'(?P<before><img\s[^>]*?)(?<=\s)src="data:image/png;base64,(?P<data>[^"]*)"(?P<after>[^>]*>)')
 _CHART_NAME = re.compile(r'(?<=\s)data-chart="(?P<name>[\w-]+)"')
 
 
 class MailError(RuntimeError):
     """The report could not be mailed; the message says what is missing or refused."""
+
+
+class ReportUnfit(MailError):
+    """The report itself cannot be mailed (missing, too big): unlike a refused send, trying again cannot help."""
+
+
+class ReportInProgress(ReportUnfit):
+    """The page was drawn before its day ended; a run of the day after it redraws the page whole."""
 
 
 @dataclass(frozen=True)
@@ -107,16 +116,20 @@ def inline_report(report: Path) -> tuple[str, dict[str, bytes]]:
             cid_of[payload] = cid
         return f'{match["before"]}src="cid:{cid_of[payload]}"{match["after"]}'
 
-    html = css_inline.inline(_EMBEDDED.sub(to_cid, report.read_text(encoding="utf-8")))
+    html = _INLINER.inline(_EMBEDDED.sub(to_cid, report.read_text(encoding="utf-8")))
     return html, images
 
 
 def build_message(day: date, daily: pd.Series, report: Path, settings: MailSettings) -> EmailMessage:
-    """multipart/alternative: text, then HTML related to its inline charts."""
+    """multipart/alternative: text, then HTML related to its inline charts; only of a page of the whole day."""
     html, images = inline_report(report)
+    if not is_complete(html):
+        raise ReportInProgress(
+            f"{report} was drawn before {day.isoformat()} ended: run the pipeline for that day again"
+        )
     size = len(html.encode("utf-8"))
     if size > MAX_HTML_BYTES:
-        raise MailError(
+        raise ReportUnfit(
             f"{report}: HTML body is {size:,} bytes, over the {MAX_HTML_BYTES:,} that mail clients show whole"
         )
     headline = Headline.of(daily)
@@ -160,13 +173,14 @@ def deliver(
 ) -> str | None:
     """Mail the day's report once; returns the Message-ID, or None when it was already sent.
 
-    Every send is recorded in `report_sends`, so a rerun of the day stays quiet unless forced.
+    Every send is recorded in `report_sends`, so a rerun of the day stays quiet unless forced. A page that is
+    missing, too big or of a day in progress raises ReportUnfit; a failed send, a plain MailError worth retrying.
     """
     stamp = day.isoformat()
     if not force and not warehouse.read("report_sends", stamp).empty:
         return None
     if not report.is_file():
-        raise MailError(f"no report for {stamp} at {report}: run the pipeline for that day first")
+        raise ReportUnfit(f"no report for {stamp} at {report}: run the pipeline for that day first")
     daily = warehouse.read("daily_metrics", stamp)
     message = build_message(day, daily.iloc[0] if len(daily) else pd.Series(dtype=object), report, settings)
     send(message, settings)

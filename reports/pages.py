@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from chatpulse.warehouse import Warehouse
 from reports import charts
-from reports.render import _ENV, _chart_ref, format_int, format_ms, format_pct, format_usd, report_file
+from reports.render import _DASH, _ENV, _chart_ref, format_int, format_ms, format_pct, format_usd, report_file
 
 _WEEK_PREFIX = "week-"
 _SUNDAY = 6  # date.weekday() of the day whose run also writes the Monday-to-Sunday weekly report
@@ -69,7 +68,7 @@ _WEEK_HEADERS = ("Day", "Requests", "Errors", "Error rate", "Active users", "Ses
 def write_week(out_dir: Path, sunday: date, daily: pd.DataFrame) -> Path:
     """Write the report of the Monday-to-Sunday week ending on ``sunday``; return its path.
 
-    ``daily`` is ``daily_metrics`` for those seven days; a day without a row is listed with dashes
+    ``daily`` is ``daily_metrics`` over any span holding the week; a day without a row is listed with dashes
     and counts as nothing in the week's totals.
     """
     monday = sunday - timedelta(days=6)
@@ -98,7 +97,7 @@ def write_week(out_dir: Path, sunday: date, daily: pd.DataFrame) -> Path:
     requests, errors = rows["requests"].sum(), rows["errors"].sum()
     rate = errors / requests if requests else None
     sessions, tokens, cost = rows["sessions"].sum(), rows["total_tokens"].sum(), rows["cost_usd"].sum()
-    totals = [format_int(requests), format_int(errors), format_pct(rate), "—", format_int(sessions), "—"]
+    totals = [format_int(requests), format_int(errors), format_pct(rate), _DASH, format_int(sessions), _DASH]
     totals += [format_int(tokens), format_usd(cost)]
     path = week_file(out_dir, monday)
     png = charts.daily_trends(rows.reset_index(), path.with_suffix("") / "trend.png", title="The week")
@@ -113,7 +112,7 @@ def write_week(out_dir: Path, sunday: date, daily: pd.DataFrame) -> Path:
         first=monday.isoformat(),
         last=sunday.isoformat(),
         cards=cards,
-        chart=_chart_ref("Requests, p95 latency and error rate by day", png),
+        chart=_chart_ref("Requests, latency p50/p95/p99 and error rate by day", png),
         headers=_WEEK_HEADERS,
         rows=table,
         totals=totals,
@@ -122,11 +121,13 @@ def write_week(out_dir: Path, sunday: date, daily: pd.DataFrame) -> Path:
     return path
 
 
-def write_pages(out_dir: Path, store: Warehouse, day: date) -> dict[str, Path]:
-    """After ``day``'s report: the weekly report when ``day`` is a Sunday, then the index (which lists it)."""
+def write_pages(out_dir: Path, day: date, daily: pd.DataFrame) -> dict[str, Path]:
+    """After ``day``'s report: the weekly report when ``day`` is a Sunday, then the index (which lists it).
+
+    ``daily`` is ``daily_metrics`` of every day: the index lists them all, the week takes its seven.
+    """
     pages = {}
     if day.weekday() == _SUNDAY:
-        week = store.read_days("daily_metrics", (day - timedelta(days=6)).isoformat(), day.isoformat())
-        pages["week"] = write_week(out_dir, day, week)
-    pages["index"] = write_index(out_dir, store.read_days("daily_metrics", None, None))
+        pages["week"] = write_week(out_dir, day, daily)
+    pages["index"] = write_index(out_dir, daily)
     return pages

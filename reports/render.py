@@ -35,6 +35,7 @@ _ENV = Environment(
 )
 _DASH = "—"  # shown for a number the day doesn't have (e.g. latency with no requests)
 _TOP_REASONS = 3
+_COMPLETE = '<meta name="chatpulse-day" content="complete">'  # written by report.html.j2 for a finished day
 
 
 def _missing(value: Any) -> bool:
@@ -230,12 +231,19 @@ def report_file(out_dir: Path, day: date) -> Path:
     return Path(out_dir) / f"{day.isoformat()}.html"
 
 
+def rated_days(feedback: pd.DataFrame | None) -> pd.DataFrame:
+    """The ``feedback_daily`` rows of days someone rated: on the others satisfaction says nothing, so none is shown."""
+    if feedback is None:
+        return pd.DataFrame(columns=["day", "ratings", "satisfaction"])
+    return feedback[feedback["ratings"] > 0]
+
+
 def _feedback(tables: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
     """The day's satisfaction and rating count for the headline, empty when nobody rated anything."""
-    feedback = tables.get("feedback_daily")
-    if feedback is None or feedback.empty or not feedback.iloc[0]["ratings"]:
+    rated = rated_days(tables.get("feedback_daily"))
+    if rated.empty:
         return {}
-    return {"satisfaction": feedback.iloc[0]["satisfaction"], "ratings": feedback.iloc[0]["ratings"]}
+    return {"satisfaction": rated.iloc[0]["satisfaction"], "ratings": rated.iloc[0]["ratings"]}
 
 
 def _has_rows(table: pd.DataFrame | None, column: str) -> bool:
@@ -299,7 +307,7 @@ def render_report(
     ``history`` the daily rows of the last 30 days, for the charts beside the sections. The page embeds
     every chart, so it shows them all without the PNG folder, wherever the file is moved.
     ``in_progress_at`` (local time) marks a page drawn before the day ended: it says so, and leaves out
-    the deltas, since part of a day against a whole one would read as a drop.
+    the deltas, since part of a day against a whole one would read as a drop; ``is_complete`` reads the mark.
     """
     stamp = day.isoformat()
     tables = tables or {}
@@ -332,6 +340,15 @@ def render_report(
     return html_path
 
 
+def is_complete(html: str) -> bool:
+    """Whether a report page was drawn after its day ended, as the page itself records.
+
+    The mail step can run after midnight while the page it finds was drawn before (the same run, or a retry):
+    only the page knows, not the clock.
+    """
+    return _COMPLETE in html
+
+
 def _chart_ref(title: str, png: Path) -> dict[str, str]:
     """What the template needs for an <img>: the PNG as a data: URI, its name and alt text.
 
@@ -339,12 +356,13 @@ def _chart_ref(title: str, png: Path) -> dict[str, str]:
     attachment named after ``name`` (reports.mail.inline_report).
     """
     data = png.read_bytes()
+    width, height = _png_size(data)
     return {
         "title": title,
         "name": png.stem,
         "src": "data:image/png;base64," + base64.b64encode(data).decode("ascii"),
-        "width": "900",
-        "height": str(_png_height(data)),
+        "width": str(width),
+        "height": str(height),
     }
 
 
@@ -352,6 +370,6 @@ def _title(png: Path) -> str:
     return png.stem.replace("_", " ").capitalize()
 
 
-def _png_height(data: bytes) -> int:
-    """Pixel height from the PNG header, so the <img> reserves the right space before the image is decoded."""
-    return int.from_bytes(data[20:24], "big")
+def _png_size(data: bytes) -> tuple[int, int]:
+    """Pixel width and height from the PNG header (IHDR), so the <img> reserves its space before it is decoded."""
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")

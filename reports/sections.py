@@ -14,16 +14,21 @@ from typing import Any
 
 import pandas as pd
 
-from reports.render import format_change, format_int, format_ms, format_pct, format_usd
+from reports.render import _DASH, _missing, format_change, format_int, format_ms, format_pct, format_usd, rated_days
 
 Formatter = Callable[[Any], str]
+
+
+def _text(value: Any) -> str:
+    """A label or an already formatted value as it is; a dash where the row has none."""
+    return _DASH if _missing(value) else str(value)
 
 
 @dataclass(frozen=True)
 class Column:
     header: str
     key: str
-    format: Formatter = str
+    format: Formatter = _text
     numeric: bool = True
 
 
@@ -37,18 +42,12 @@ class Section:
     charts: tuple[dict[str, str], ...] = ()  # filled in by render_report: the PNGs drawn beside the table
 
 
-def _text(value: Any) -> str:
-    return "—" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
-
-
 def _metric_format(metric: str) -> Formatter:
     if metric.endswith("_ms"):
         return format_ms
     if metric.endswith(("_rate", "_share")) or metric == "satisfaction":
         return format_pct
-    if metric == "cost_per_day":
-        return format_usd
-    if metric.endswith("_usd"):
+    if metric.endswith("_usd") or metric == "cost_per_day":
         return format_usd
     return format_int
 
@@ -78,8 +77,8 @@ def _trend_rows(trends: pd.DataFrame | None) -> pd.DataFrame | None:
             {
                 "metric": row["metric"].replace("_", " "),
                 "value": fmt(row["value"]),
-                "day_over_day": format_change(row["value"], row["previous_day"], rate) or "—",
-                "week_over_week": format_change(row["value"], row["week_ago"], rate) or "—",
+                "day_over_day": format_change(row["value"], row["previous_day"], rate) or _DASH,
+                "week_over_week": format_change(row["value"], row["week_ago"], rate) or _DASH,
                 "mean_7d": fmt(row["mean_7d"]),
                 "mean_28d": fmt(row["mean_28d"]),
             }
@@ -104,16 +103,18 @@ def _spotlight_rows(spotlight: pd.DataFrame | None) -> pd.DataFrame | None:
     )
 
 
-def _alert_rows(alerts: pd.DataFrame) -> pd.DataFrame:
-    """Alerts of the day, open ones first, values in their metric's unit."""
-    ordered = alerts.assign(open=alerts["resolved_at"].isna()).sort_values(
-        ["open", "window_start"], ascending=[False, True]
-    )
+def _alert_rows(alerts: pd.DataFrame, tz: str) -> pd.DataFrame:
+    """Alerts of the day, open ones first, values in their metric's unit, windows in the report's zone."""
+    ordered = alerts.assign(
+        open=alerts["resolved_at"].isna(),
+        start=pd.to_datetime(alerts["window_start"], utc=True).dt.tz_convert(tz),
+        end=pd.to_datetime(alerts["window_end"], utc=True).dt.tz_convert(tz),
+    ).sort_values(["open", "window_start"], ascending=[False, True])
     return pd.DataFrame([
         {
             "rule": row["rule"],
             "severity": row["severity"],
-            "window": f"{pd.Timestamp(row['window_start']):%H:%M}–{pd.Timestamp(row['window_end']):%H:%M} UTC",
+            "window": f"{row['start']:%H:%M}–{row['end']:%H:%M %Z}",
             "value": _metric_format(row["metric"])(row["value"]),
             "limit": f"score > {row['threshold']:g} vs {_metric_format(row['metric'])(row['baseline'])}"
             if pd.notna(row.get("baseline")) else _metric_format(row["metric"])(row["threshold"]),
@@ -123,13 +124,17 @@ def _alert_rows(alerts: pd.DataFrame) -> pd.DataFrame:
     ])  # fmt: skip
 
 
-def detail_sections(tables: Mapping[str, pd.DataFrame]) -> list[Section]:
-    """Every table section of the report, in reading order, from the day's tables by name."""
+def detail_sections(tables: Mapping[str, pd.DataFrame], tz: str) -> list[Section]:
+    """Every table section of the report, in reading order, from the day's tables by name.
+
+    ``tz`` is the report's time zone, the one the hour charts and the peak minute are in: alert windows
+    are stored in UTC and shown in it.
+    """
     get = tables.get
-    feedback = get("feedback_daily")
+    rated = rated_days(get("feedback_daily"))
     feedback_note = ""
-    if feedback is not None and len(feedback) and feedback.iloc[0]["ratings"]:
-        row = feedback.iloc[0]
+    if len(rated):
+        row = rated.iloc[0]
         feedback_note = (
             f"{format_int(row['ratings'])} ratings on {format_int(row['rated_sessions'])} sessions "
             f"({format_pct(row['feedback_coverage'])} of sessions); satisfaction "
@@ -138,10 +143,10 @@ def detail_sections(tables: Mapping[str, pd.DataFrame]) -> list[Section]:
     has_feedback = bool(feedback_note)
     alerts = get("alerts")
     alert_sections = [] if alerts is None or alerts.empty else [
-        _section("Alerts", _alert_rows(alerts), (
-            Column("Rule", "rule", _text, numeric=False), Column("Severity", "severity", _text, numeric=False),
-            Column("Window", "window", _text, numeric=False), Column("Value", "value", _text),
-            Column("Limit", "limit", _text), Column("Status", "status", _text, numeric=False),
+        _section("Alerts", _alert_rows(alerts, tz), (
+            Column("Rule", "rule", numeric=False), Column("Severity", "severity", numeric=False),
+            Column("Window", "window", numeric=False), Column("Value", "value"), Column("Limit", "limit"),
+            Column("Status", "status", numeric=False),
         ), "")
     ]  # fmt: skip
     return [
@@ -150,12 +155,12 @@ def detail_sections(tables: Mapping[str, pd.DataFrame]) -> list[Section]:
             "Trends",
             _trend_rows(get("daily_trends")),
             (
-                Column("Metric", "metric", _text, numeric=False),
-                Column("Today", "value", _text),
-                Column("vs yesterday", "day_over_day", _text),
-                Column("vs a week ago", "week_over_week", _text),
-                Column("7-day mean", "mean_7d", _text),
-                Column("28-day mean", "mean_28d", _text),
+                Column("Metric", "metric", numeric=False),
+                Column("Today", "value"),
+                Column("vs yesterday", "day_over_day"),
+                Column("vs a week ago", "week_over_week"),
+                Column("7-day mean", "mean_7d"),
+                Column("28-day mean", "mean_28d"),
             ),
             "No trend data yet.",
         ),
@@ -163,7 +168,7 @@ def detail_sections(tables: Mapping[str, pd.DataFrame]) -> list[Section]:
             "Scenarios",
             _nonzero(get("scenario_daily"), "sessions"),
             (
-                Column("Scenario", "scenario", _text, numeric=False),
+                Column("Scenario", "scenario", numeric=False),
                 Column("Sessions", "sessions", format_int),
                 Column("Share", "share", format_pct),
                 Column("Users", "users", format_int),
@@ -179,10 +184,10 @@ def detail_sections(tables: Mapping[str, pd.DataFrame]) -> list[Section]:
             "Scenario spotlight",
             _spotlight_rows(get("scenario_spotlight")),
             (
-                Column("Metric", "metric", _text, numeric=False),
-                Column("Scenario", "scenario", _text, numeric=False),
-                Column("Today", "value", _text),
-                Column("Previous 7 days", "baseline", _text),
+                Column("Metric", "metric", numeric=False),
+                Column("Scenario", "scenario", numeric=False),
+                Column("Today", "value"),
+                Column("Previous 7 days", "baseline"),
             ),
             "No scenario moved noticeably against the previous 7 days.",
             "Scenarios whose p95 latency, error rate or satisfaction moved most against the previous week.",
@@ -191,7 +196,7 @@ def detail_sections(tables: Mapping[str, pd.DataFrame]) -> list[Section]:
             "Feedback by model",
             get("feedback_by_model") if has_feedback else None,
             (
-                Column("Model", "model", _text, numeric=False),
+                Column("Model", "model", numeric=False),
                 Column("Ratings", "ratings", format_int),
                 Column("Satisfaction", "satisfaction", format_pct),
             ),
@@ -202,7 +207,7 @@ def detail_sections(tables: Mapping[str, pd.DataFrame]) -> list[Section]:
             "Satisfaction by latency",
             _sorted(get("feedback_by_latency"), "bucket_order") if has_feedback else None,
             (
-                Column("Latency", "bucket", _text, numeric=False),
+                Column("Latency", "bucket", numeric=False),
                 Column("Ratings", "ratings", format_int),
                 Column("Satisfaction", "satisfaction", format_pct),
             ),
@@ -212,9 +217,9 @@ def detail_sections(tables: Mapping[str, pd.DataFrame]) -> list[Section]:
             "Worst-rated sessions",
             _head(_sorted(get("negative_sessions"), "satisfaction"), 10),
             (
-                Column("Session", "session_id", _text, numeric=False),
-                Column("Scenario", "scenario", _text, numeric=False),
-                Column("Model", "model", _text, numeric=False),
+                Column("Session", "session_id", numeric=False),
+                Column("Scenario", "scenario", numeric=False),
+                Column("Model", "model", numeric=False),
                 Column("Satisfaction", "satisfaction", format_pct),
                 Column("Mean latency", "latency_mean_ms", format_ms),
                 Column("Errors", "errors", format_int),
@@ -225,7 +230,7 @@ def detail_sections(tables: Mapping[str, pd.DataFrame]) -> list[Section]:
             "Errors by kind",
             _nonzero(get("error_kinds"), "errors"),
             (
-                Column("Kind", "error_kind", _text, numeric=False),
+                Column("Kind", "error_kind", numeric=False),
                 Column("Errors", "errors", format_int),
                 Column("Share of errors", "share_of_errors", format_pct),
                 Column("Share of requests", "share_of_requests", format_pct),
@@ -236,7 +241,7 @@ def detail_sections(tables: Mapping[str, pd.DataFrame]) -> list[Section]:
             "Tokens and cost by model",
             _sorted(get("model_costs"), "requests", descending=True),
             (
-                Column("Model", "model", _text, numeric=False),
+                Column("Model", "model", numeric=False),
                 Column("Requests", "requests", format_int),
                 Column("Tokens", "total_tokens", format_int),
                 Column("Estimated cost", "cost_estimate_usd", format_usd),
@@ -249,9 +254,9 @@ def detail_sections(tables: Mapping[str, pd.DataFrame]) -> list[Section]:
             "Slowest requests",
             _head(_sorted(get("slowest_requests"), "rank"), 10),
             (
-                Column("Request", "request_id", _text, numeric=False),
-                Column("Model", "model", _text, numeric=False),
-                Column("User", "user_id", _text, numeric=False),
+                Column("Request", "request_id", numeric=False),
+                Column("Model", "model", numeric=False),
+                Column("User", "user_id", numeric=False),
                 Column("Latency", "latency_ms", format_ms),
                 Column("First token", "ttft_ms", format_ms),
             ),

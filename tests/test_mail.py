@@ -8,20 +8,34 @@ import ssl
 import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import datetime
 from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
+from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
 
-from chatpulse.config import MailSettings
+from chatpulse.config import MailSettings, load_settings
 from chatpulse.warehouse import Warehouse, Write
-from reports.mail import MAX_HTML_BYTES, deliver, inline_report
+from pipelines.definitions import DAILY_JOB, build_definitions
+from reports.mail import MAX_HTML_BYTES, ReportInProgress, ReportUnfit, build_message, deliver, inline_report
 from reports.render import render_report
-from tests.test_report import DATA_PNG, DAY, _daily, _hourly, _quality, _render_with, _scenarios, _tables
+from tests.test_report import (
+    DATA_PNG,
+    DAY,
+    _daily,
+    _full_day,
+    _hourly,
+    _quality,
+    _render_with,
+    _scenarios,
+    _tables,
+)
 
 USER, PASSWORD = "reporter", "s3cret"
 
@@ -186,6 +200,24 @@ def test_a_full_report_fits_in_the_mail_with_its_charts_attached(tmp_path: Path)
         assert data == (folder / f"{cid.split('.')[0]}.png").read_bytes(), cid
 
 
+def test_a_busy_day_fits_in_the_mail_with_its_colours(tmp_path: Path) -> None:
+    history = pd.concat([_daily(day=f"2026-11-{d:02d}") for d in range(1, 21)], ignore_index=True)
+    _render_with(tmp_path, _full_day(scenarios=15, models=8, alerts=6), history=history)
+    settings = MailSettings(host="127.0.0.1", sender="reports@example.com", recipients=("ops@example.com",))
+    message = build_message(DAY, _daily().iloc[0], tmp_path / "2026-11-20.html", settings)
+    html = message.get_payload()[1].get_payload()[0].get_content()
+    assert len(html.encode()) < MAX_HTML_BYTES  # Gmail shows it whole
+    assert "var(--" not in html and "color:#7a8791" in html  # Gmail drops CSS variables: colours are spelled out
+
+
+def test_a_page_too_big_for_the_mail_is_refused(tmp_path: Path) -> None:
+    report = tmp_path / "2026-11-20.html"
+    report.write_text('<meta name="chatpulse-day" content="complete">' + "<p>row</p>" * 20_000, encoding="utf-8")
+    settings = MailSettings(host="127.0.0.1", sender="reports@example.com", recipients=("ops@example.com",))
+    with pytest.raises(ReportUnfit, match="HTML body is 200,[0-9]{3} bytes, over the 100,000"):
+        build_message(DAY, _daily().iloc[0], report, settings)
+
+
 def test_identical_images_share_a_cid_and_names_stay_unique(tmp_path: Path) -> None:
     pngs = [b"\x89PNG" + bytes([n]) for n in range(3)]
     one, two, three = (DATA_PNG + base64.b64encode(png).decode() for png in pngs)
@@ -202,7 +234,7 @@ def test_identical_images_share_a_cid_and_names_stay_unique(tmp_path: Path) -> N
     cids = ["hourly.2026-11-20@chatpulse", "hourly-2.2026-11-20@chatpulse", "chart.2026-11-20@chatpulse"]
     assert re.findall(r'src="cid:([^"]+)"', html) == [cids[0], *cids]
     assert images == dict(zip(cids, pngs, strict=True))  # one attachment per distinct image
-    assert html.count('style="border: 0') == 4 and 'alt="no name"' in html
+    assert html.count('style="border:0"') == 4 and 'alt="no name"' in html  # inlined, minified
 
 
 def test_a_refused_login_is_reported_and_not_recorded(
@@ -240,3 +272,52 @@ def test_the_pipeline_mails_each_day_once(tmp_path: Path) -> None:
     finally:
         controller.stop()
     assert [m["Subject"] for m in inbox.messages] == ["ChatPulse 2026-11-20: 5 requests, 20.0% errors, p95 860 ms"]
+
+
+def _mail_step(tmp_path: Path, port: int) -> ExecuteInProcessResult:
+    """Run only the report_email step of the day, as a retry or a run past midnight does."""
+    config = tmp_path / "chatpulse.yaml"
+    config.write_text(
+        f"data_home: .\ntimezone: Asia/Shanghai\nmail:\n  host: 127.0.0.1\n  port: {port}\n  security: none\n"
+        "  sender: reports@example.com\n  recipients: [ops@example.com]\n"
+    )
+    job = build_definitions(load_settings(config, env={}), str(config)).resolve_job_def(DAILY_JOB)
+    return job.execute_in_process(
+        partition_key=DAY.isoformat(),
+        instance=DagsterInstance.ephemeral(),
+        asset_selection=[AssetKey("report_email")],
+        raise_on_error=False,
+    )
+
+
+def test_a_page_drawn_before_the_day_ended_is_not_mailed_after_it(tmp_path: Path) -> None:
+    late_evening = datetime(2026, 11, 20, 23, 58, tzinfo=ZoneInfo("Asia/Shanghai"))
+    report = render_report(
+        DAY, _daily(), _hourly([10] * 24, [0] * 24), pd.Series([100.0]), _quality({}), _scenarios(["coding"]),
+        tmp_path / "reports", in_progress_at=late_evening,
+    )  # fmt: skip
+    warehouse = Warehouse(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    settings = MailSettings(host="127.0.0.1", port=_free_port(), sender="r@example.com", recipients=("o@example.com",))
+    with pytest.raises(ReportInProgress, match="drawn before 2026-11-20 ended"):
+        deliver(DAY, settings, warehouse, report)  # as `chatpulse send-report` would
+
+    inbox, port = Inbox(), _free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        result = _mail_step(tmp_path, port)  # the clock says the day is long over
+    finally:
+        controller.stop()
+    assert result.success
+    mail = result.asset_materializations_for_node("report_email")[0].metadata
+    assert mail["sent"].value is False and "drawn before the day ended" in mail["why"].value
+    assert inbox.messages == [] and warehouse.read("report_sends").empty  # the morning run still mails it
+
+
+def test_a_missing_report_fails_the_mail_step_without_retries(tmp_path: Path) -> None:
+    result = _mail_step(tmp_path, _free_port())
+    assert not result.success
+    events = [event.event_type_value for event in result.all_events]
+    assert "STEP_UP_FOR_RETRY" not in events and events.count("STEP_FAILURE") == 1  # retrying cannot write it
+    failure = next(event for event in result.all_events if event.event_type_value == "STEP_FAILURE")
+    assert "no report for 2026-11-20" in str(failure.step_failure_data.error)

@@ -10,11 +10,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
 
-from reports.render import render_report
+from reports.render import _chart_ref, is_complete, render_report
 from reports.sections import Section, detail_sections
 
 DAY = date(2026, 11, 20)
@@ -130,7 +131,8 @@ def _scenarios(labels: list[str]) -> list[Section]:
                     "share": [n / sum(sessions) for n in sessions],
                 }
             )
-        }
+        },
+        "UTC",
     )
 
 
@@ -179,11 +181,11 @@ def test_headline_numbers_are_formatted(busy_day: tuple[Path, str]) -> None:
     html = re.sub(r'src="data:[^"]*"', 'src=""', page)  # base64 holds short numbers like "56" by chance
     assert "ChatPulse daily report — 2026-11-20" in html
     for text in (
-        "1,234",
+        '<div class="value">1,234</div>',  # the card itself: "1,234" alone is also in "1,234,567"
         "2.5%",
         "31 errors",
-        "56",
-        "210",
+        '<div class="value">56</div>',
+        '<div class="value">210</div>',
         "420 ms",
         "1.8 s",
         "3.3 s",
@@ -299,7 +301,7 @@ def test_headline_numbers_carry_their_deltas(tmp_path: Path) -> None:
     assert "+23% vs yesterday" in html and "-50% vs last Friday" in html
     assert "+0.5 pp vs yesterday" in html and "-0.5 pp vs last Friday" in html
     assert "+147% vs yesterday" in html  # cost $12.35 against $5.00
-    assert "Day in progress" not in html
+    assert "Day in progress" not in html and is_complete(html)
 
 
 def test_a_day_in_progress_says_so_and_compares_with_nothing(tmp_path: Path) -> None:
@@ -317,6 +319,7 @@ def test_a_day_in_progress_says_so_and_compares_with_nothing(tmp_path: Path) -> 
     ).read_text()
     assert "Day in progress: numbers up to 14:05 CST." in html
     assert " vs yesterday" not in html  # half a day against a whole one would read as a drop
+    assert not is_complete(html)  # so the mail step, maybe after midnight, can tell
 
 
 def test_sections_format_each_metric_in_its_unit(tmp_path: Path) -> None:
@@ -343,7 +346,7 @@ def test_sections_format_each_metric_in_its_unit(tmp_path: Path) -> None:
     spotlight = pd.DataFrame(
         [{"metric": "satisfaction", "rank": 1, "scenario": "coding", "value": 0.5, "baseline": 0.8}]
     )
-    sections = {s.title: s for s in detail_sections({"daily_trends": trends, "scenario_spotlight": spotlight})}
+    sections = {s.title: s for s in detail_sections({"daily_trends": trends, "scenario_spotlight": spotlight}, "UTC")}
     assert sections["Trends"].rows == [
         {
             "metric": "latency p95 ms",
@@ -411,7 +414,7 @@ def _render_with(tmp_path: Path, tables: dict[str, pd.DataFrame], **kwargs: obje
         _hourly(requests, [1] * 24),
         pd.Series([100.0, 900.0]),
         _quality({}),
-        detail_sections(tables),
+        detail_sections(tables, "UTC"),
         tmp_path,
         tables=tables,
         **kwargs,  # type: ignore[arg-type]
@@ -467,3 +470,82 @@ def test_model_names_from_logs_are_escaped(tmp_path: Path) -> None:
     assert "<script>" not in html
     assert "<td>&lt;script&gt;alert(1)&lt;/script&gt;</td>" in html
     assert (tmp_path / "2026-11-20" / "tokens_and_cost.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def _full_day(scenarios: int = 11, models: int = 4, alerts: int = 0) -> dict[str, pd.DataFrame]:
+    """A full day's tables as the pipeline stores them, every section filled and ids as long as real logs'.
+
+    The default is an ordinary day (19 trend metrics, 10 slowest requests and worst-rated sessions shown); a busy
+    one has more scenarios, models and alerts. At least 9 scenarios, for the spotlight's rows.
+    """
+    from chatpulse.trends import HEADLINES
+
+    day = DAY.isoformat()
+    names = [f"scenario-{n:02d}" for n in range(scenarios)]
+    model_names = [f"gpt-4o-2024-08-{n:02d}" for n in range(models)]
+    metrics = [*HEADLINES, "satisfaction"]
+    start = pd.Timestamp("2026-11-20T01:00:00Z")
+    return {
+        "sessions": pd.DataFrame({"day": day, "session_id": [f"s{n}" for n in range(300)],
+                                  "duration_s": np.linspace(5.0, 5000.0, 300)}),
+        "alerts": pd.DataFrame(
+            {"day": day, "rule": [f"error_rate_5m_{n}" for n in range(alerts)], "metric": "error_rate",
+             "severity": ["error", "warn"] * (alerts // 2) + ["warn"] * (alerts % 2),
+             "window_start": [start + pd.Timedelta(hours=n) for n in range(alerts)],
+             "window_end": [start + pd.Timedelta(hours=n, minutes=5) for n in range(alerts)],
+             "value": 0.31, "threshold": 0.1, "baseline": None,
+             "resolved_at": [start + pd.Timedelta(hours=n, minutes=10) if n % 2 else pd.NaT for n in range(alerts)]}
+        ),
+        "daily_trends": pd.DataFrame(
+            {"day": day, "metric": metrics, "value": 1834.5, "previous_day": 1700.25, "week_ago": 1500.0,
+             "mean_7d": 1650.75, "mean_28d": 1600.5}
+        ),
+        "scenario_daily": pd.DataFrame(
+            {"day": day, "scenario": names, "sessions": range(100, 100 + scenarios), "share": 1 / scenarios,
+             "users": 42, "requests": 1234, "latency_p95_ms": 1834.0, "error_rate": 0.025,
+             "feedback_coverage": 0.125, "satisfaction": 0.825}
+        ),
+        "scenario_spotlight": pd.DataFrame(
+            {"day": day, "metric": ["latency_p95_ms", "error_rate", "satisfaction"] * 3,
+             "rank": [1, 1, 1, 2, 2, 2, 3, 3, 3], "scenario": names[:9], "value": 0.5, "baseline": 0.8}
+        ),
+        "feedback_daily": pd.DataFrame(
+            {"day": day, "ratings": [412], "rated_sessions": [180], "feedback_coverage": [0.6], "satisfaction": [0.825]}
+        ),
+        "feedback_by_model": pd.DataFrame({"day": day, "model": model_names, "ratings": 103, "satisfaction": 0.8}),
+        "feedback_by_latency": pd.DataFrame(
+            {"day": day, "bucket": ["<1 s", "1-3 s", "3-10 s", "10 s+"], "bucket_order": range(4), "ratings": 103,
+             "satisfaction": 0.8}
+        ),
+        "negative_sessions": pd.DataFrame(
+            {"day": day, "session_id": [f"7f3c2a1e-9b8d-4c6f-a5e4-3d2c1b0a{n:04d}" for n in range(25)],
+             "scenario": names[0], "model": model_names[0], "satisfaction": np.linspace(0.0, 0.4, 25),
+             "latency_mean_ms": 2345.0, "errors": 2}
+        ),
+        "error_kinds": pd.DataFrame(
+            {"day": day, "error_kind": ["timeout", "rate_limit", "server", "client"], "errors": [20, 11, 5, 2],
+             "share_of_errors": 0.25, "share_of_requests": 0.0125}
+        ),
+        "model_costs": pd.DataFrame(
+            {"day": day, "model": model_names, "requests": 1000, "total_tokens": 1_234_567,
+             "cost_estimate_usd": 12.5, "cost_logged_usd": 12.25, "unpriced_requests": 0}
+        ),
+        "slowest_requests": pd.DataFrame(
+            {"day": day, "rank": range(1, 51), "request_id": [f"chatcmpl-9f8e7d6c5b4a3210fe{n:06d}" for n in range(50)],
+             "model": model_names[0], "user_id": [f"user-{n:06d}" for n in range(50)], "latency_ms": 45_000.0,
+             "ttft_ms": 3_200.0}
+        ),
+    }  # fmt: skip
+
+
+def test_alert_windows_are_labelled_in_the_report_time_zone() -> None:
+    alerts = _full_day(alerts=2)["alerts"]  # 01:00-01:05 (open) and 02:00-02:05 UTC (resolved)
+    alert_rows = {s.title: s for s in detail_sections({"alerts": alerts}, "Asia/Shanghai")}["Alerts"].rows
+    assert [row["window"] for row in alert_rows] == ["09:00–09:05 CST", "10:00–10:05 CST"]  # as the hour charts
+
+
+def test_chart_size_is_read_from_the_png(tmp_path: Path) -> None:
+    png = tmp_path / "small.png"
+    matplotlib.image.imsave(png, np.zeros((30, 64, 3)))
+    chart = _chart_ref("Small", png)
+    assert (chart["width"], chart["height"]) == ("64", "30")

@@ -6,9 +6,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
-from chatpulse.warehouse import Warehouse, Write
 from reports.pages import write_index, write_pages, write_week
 from tests.test_report import PNG_MAGIC, _daily, embedded_charts
 
@@ -17,13 +15,16 @@ MONDAY = SUNDAY - timedelta(days=6)
 
 
 def _week() -> pd.DataFrame:
-    """Monday to Sunday with 100, 200, ... 700 requests and 1..7 errors; Wednesday is missing."""
+    """Monday to Sunday with 100, 200, ... 700 requests and 1, 4, ... 49 errors; Wednesday is missing.
+
+    The error rates (1%, 2%, ... 7%) differ, so a week's rate weighted by requests differs from their mean.
+    """
     rows = [
         _daily(
             day=(MONDAY + timedelta(days=i)).isoformat(),
             requests=100 * (i + 1),
-            errors=i + 1,
-            error_rate=(i + 1) / (100 * (i + 1)),
+            errors=(i + 1) ** 2,
+            error_rate=(i + 1) ** 2 / (100 * (i + 1)),
             sessions=10 * (i + 1),
             total_tokens=1000 * (i + 1),
             cost_usd=0.5 * (i + 1),
@@ -45,8 +46,8 @@ def test_index_lists_days_newest_first_with_their_numbers(tmp_path: Path) -> Non
     html = write_index(tmp_path, _week()).read_text(encoding="utf-8")
     rows = [line.strip() for line in html.splitlines() if line.strip().startswith("<tr><td><a")]
     assert rows == [
-        '<tr><td><a href="2026-11-22.html">2026-11-22</a></td><td class="num">700</td><td class="num">1.0%</td></tr>',
-        '<tr><td><a href="2026-11-17.html">2026-11-17</a></td><td class="num">200</td><td class="num">1.0%</td></tr>',
+        '<tr><td><a href="2026-11-22.html">2026-11-22</a></td><td class="num">700</td><td class="num">7.0%</td></tr>',
+        '<tr><td><a href="2026-11-17.html">2026-11-17</a></td><td class="num">200</td><td class="num">2.0%</td></tr>',
         '<tr><td><a href="2026-11-16.html">2026-11-16</a></td><td class="num">100</td><td class="num">1.0%</td></tr>',
     ]
     assert "Weekly reports" not in html
@@ -62,10 +63,10 @@ def test_week_sums_the_days(tmp_path: Path) -> None:
     assert page == tmp_path / "week-2026-11-16.html"
     html = page.read_text(encoding="utf-8")
     assert "ChatPulse weekly report — 2026-11-16 to 2026-11-22" in html
-    # 100+200+400+500+600+700 = 2,500 requests, 1+2+4+5+6+7 = 25 errors (1.0%), 250 sessions,
-    # 25,000 tokens and $12.50: Wednesday has no row and counts as nothing.
+    # 100+200+400+500+600+700 = 2,500 requests, 1+4+16+25+36+49 = 131 errors (5.2%, where the mean of the
+    # days' rates is 4.2%), 250 sessions, 25,000 tokens and $12.50: Wednesday has no row and counts as nothing.
     totals = html[html.index("<strong>Week</strong>") :].split("</tr>")[0]
-    for value in ("2,500", "25", "1.0%", "250", "25,000", "$12.50"):
+    for value in ("2,500", "131", "5.2%", "250", "25,000", "$12.50"):
         assert f"<strong>{value}</strong>" in totals, value
     assert '<a href="2026-11-16.html">Mon 2026-11-16</a>' in html  # only days with a report link
     assert "<td>Tue 2026-11-17</td>" in html
@@ -74,25 +75,20 @@ def test_week_sums_the_days(tmp_path: Path) -> None:
     trend = (tmp_path / "week-2026-11-16" / "trend.png").read_bytes()
     assert trend[:8] == PNG_MAGIC
     assert embedded_charts(html) == [("trend", trend)]  # the page carries its chart; the PNG is a copy
+    assert 'alt="Requests, latency p50/p95/p99 and error rate by day chart"' in html  # the panels it draws
     assert len(html.encode()) < 100_000
 
 
-@pytest.fixture
-def warehouse(tmp_path: Path) -> Warehouse:
-    store = Warehouse(f"sqlite:///{tmp_path / 'w.db'}")
-    for row in _week().to_dict("records"):
-        store.replace_day(row["day"], Write("daily_metrics", pd.DataFrame([row])))
-    return store
-
-
-def test_weekly_report_only_on_a_sunday(tmp_path: Path, warehouse: Warehouse) -> None:
+def test_weekly_report_only_on_a_sunday(tmp_path: Path) -> None:
     out_dir = tmp_path / "reports"
+    every_day = pd.concat([_daily(day="2026-11-08"), _week()], ignore_index=True)  # the week is taken out of them
     _pages(out_dir, [SUNDAY - timedelta(days=1)])
-    saturday = write_pages(out_dir, warehouse, SUNDAY - timedelta(days=1))
+    saturday = write_pages(out_dir, SUNDAY - timedelta(days=1), every_day)
     assert set(saturday) == {"index"} and not list(out_dir.glob("week-*.html"))
     _pages(out_dir, [SUNDAY])
-    sunday = write_pages(out_dir, warehouse, SUNDAY)
+    sunday = write_pages(out_dir, SUNDAY, every_day)
     assert sunday == {"week": out_dir / "week-2026-11-16.html", "index": out_dir / "index.html"}
+    assert "<strong>2,500</strong>" in sunday["week"].read_text(encoding="utf-8")  # the week's days, no others
     index = sunday["index"].read_text(encoding="utf-8")
     assert '<a href="week-2026-11-16.html">2026-11-16 week</a>' in index
     assert index.index("2026-11-22.html") < index.index("2026-11-21.html")

@@ -69,6 +69,9 @@ def test_a_file_landing_now_runs_today_alerts_at_once_and_holds_the_report_mail(
     subjects = [email.message_from_bytes(m.content, policy=default)["Subject"] for m in inbox.messages]
     assert subjects == ["ChatPulse: 1 alert(s) firing, 0 resolved"]  # the alert, not the day's report
     mail = result.asset_materializations_for_node("report_email")[0].metadata
-    assert (mail["sent"].value, mail["why"].value) == (False, "the day is not over; mailed once it is")
+    assert (mail["sent"].value, mail["why"].value) == (
+        False,
+        "the page was drawn before the day ended; the first run after it redraws and mails it",
+    )
     page = (tmp_path / "reports" / f"{today}.html").read_text(encoding="utf-8")
     assert "Day in progress: numbers up to" in page
