@@ -1,18 +1,24 @@
-"""Shared fixtures: real-data location and small landing-file writers."""
+"""Shared fixtures: real-data location, a real SMTP server, a PostgreSQL database, small landing-file writers."""
 
 from __future__ import annotations
 
+import email
 import gzip
 import json
 import os
+import socket
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterable, Iterator
+from email.message import EmailMessage
+from email.policy import default
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import Envelope
 
 ROOT = Path(__file__).resolve().parents[1]
 REALDATA = ROOT.parent / "shared" / "realdata"
@@ -28,6 +34,36 @@ def write_jsonl(path: Path, records: Iterable[dict | str]) -> Path:
     else:
         path.write_text(text, encoding="utf-8")
     return path
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Inbox:
+    """An aiosmtpd handler that keeps every message it receives, parsed."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: Envelope) -> str:  # noqa: N802
+        self.messages.append(email.message_from_bytes(envelope.content, policy=default))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    """A plain SMTP server (aiosmtpd) on loopback, for the length of a test: its inbox and port."""
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
 
 
 @pytest.fixture(autouse=True)

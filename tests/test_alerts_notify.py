@@ -1,23 +1,19 @@
 """Alert delivery: webhook to a real HTTP server on loopback, mail to aiosmtpd, retries and the pending table."""
 
-import email
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from email.policy import default
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import Envelope
 
 from chatpulse.config import settings_from_mapping
 from chatpulse.notify import DeliveryError, deliver, deliveries, payload, post_json
 from chatpulse.warehouse import Warehouse
+from tests.conftest import Inbox, free_port
 
 NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 
@@ -154,40 +150,19 @@ def test_once_a_webhook_fails_its_other_deliveries_wait_untried(tmp_path: Path) 
 
 
 def test_an_unreachable_webhook_raises_a_delivery_error_naming_it() -> None:
-    port = _free_port()
+    port = free_port()
     with pytest.raises(DeliveryError, match=rf"^webhook http://127.0.0.1:{port}/x: .*Connection refused"):
         post_json(f"http://127.0.0.1:{port}/x", "{}", timeout_s=1, retries=0, backoff_s=0)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Envelope] = []
-
-    async def handle_DATA(self, server: object, session: object, envelope: Envelope) -> str:  # noqa: N802
-        self.messages.append(envelope)
-        return "250 OK"
-
-
-def test_alert_mail_arrives_through_the_report_mailer(tmp_path: Path) -> None:
-    inbox = _Inbox()
-    port = _free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        mail = {"host": "127.0.0.1", "port": port, "security": "none", "sender": "cp@x.org", "recipients": ["o@x.org"]}
-        settings = settings_from_mapping({"mail": mail}, tmp_path, {})
-        warehouse = Warehouse(f"sqlite:///{tmp_path / 'w.db'}")
-        outcome = deliver(warehouse, "2026-11-26", deliveries(_alerts(), settings), settings, NOW)
-    finally:
-        controller.stop()
+def test_alert_mail_arrives_through_the_report_mailer(tmp_path: Path, smtp: tuple[Inbox, int]) -> None:
+    inbox, port = smtp
+    mail = {"host": "127.0.0.1", "port": port, "security": "none", "sender": "cp@x.org", "recipients": ["o@x.org"]}
+    settings = settings_from_mapping({"mail": mail}, tmp_path, {})
+    warehouse = Warehouse(f"sqlite:///{tmp_path / 'w.db'}")
+    outcome = deliver(warehouse, "2026-11-26", deliveries(_alerts(), settings), settings, NOW)
     assert (outcome.delivered, outcome.pending, len(inbox.messages)) == (1, 0, 1)
-    message = email.message_from_bytes(inbox.messages[0].content, policy=default)
+    message = inbox.messages[0]
     assert message["Subject"] == "ChatPulse: 1 alert(s) firing, 0 resolved"
     assert message.get_content().replace("\r\n", "\n") == (
         "[WARN] error_rate_1h: error_rate = 0.25 (threshold 0.1) 2026-11-26 14:00-15:00 UTC, 200 requests\n"

@@ -1,9 +1,8 @@
 """Prometheus text format of the latest metrics: the textfile and `chatpulse serve-metrics` on loopback."""
 
-import socket
+import re
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -61,20 +60,14 @@ def test_render_and_textfile(tmp_path: Path) -> None:
 def test_serve_metrics_answers_on_loopback(tmp_path: Path) -> None:
     _warehouse(tmp_path / "warehouse.db")
     (tmp_path / "chatpulse.yaml").write_text("data_home: .\n")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     command = [sys.executable, "-m", "pipelines.cli", "--config", str(tmp_path / "chatpulse.yaml"), "serve-metrics"]
-    process = subprocess.Popen([*command, "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen([*command, "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
-        assert process.stdout.readline().strip() == f"serving http://127.0.0.1:{port}/metrics"
-        for _ in range(50):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-                    body, content_type = response.read().decode(), response.headers["Content-Type"]
-                break
-            except ConnectionError:
-                time.sleep(0.1)
+        # It prints its address once it listens: port 0 lets the system pick a free one.
+        url = re.fullmatch(r"serving (http://127\.0\.0\.1:\d+/metrics)", process.stdout.readline().strip())
+        assert url is not None
+        with urllib.request.urlopen(url[1], timeout=5) as response:
+            body, content_type = response.read().decode(), response.headers["Content-Type"]
         assert (body, content_type) == (EXPECTED, CONTENT_TYPE)
     finally:
         process.terminate()

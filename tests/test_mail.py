@@ -1,23 +1,19 @@
 """The report by e-mail, received by a real SMTP server (aiosmtpd) on loopback."""
 
 import base64
-import email
 import re
-import socket
 import ssl
 import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
-from email.message import EmailMessage
-from email.policy import default
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
+from aiosmtpd.smtp import AuthResult, LoginPassword
 from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
 
 from chatpulse.config import MailSettings, load_settings
@@ -25,6 +21,7 @@ from chatpulse.warehouse import Warehouse, Write
 from pipelines.definitions import DAILY_JOB, build_definitions
 from reports.mail import MAX_HTML_BYTES, ReportInProgress, ReportUnfit, build_message, deliver, inline_report
 from reports.render import render_report
+from tests.conftest import Inbox, free_port
 from tests.test_report import (
     DATA_PNG,
     DAY,
@@ -40,16 +37,12 @@ from tests.test_report import (
 USER, PASSWORD = "reporter", "s3cret"
 
 
-class Inbox:
-    """An aiosmtpd handler that keeps what it receives, and who logged in."""
+class LoginInbox(Inbox):
+    """An inbox that also checks logins and keeps who logged in."""
 
     def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
+        super().__init__()
         self.logins: list[tuple[str, str]] = []
-
-    async def handle_DATA(self, server: object, session: object, envelope: Envelope) -> str:
-        self.messages.append(email.message_from_bytes(envelope.content, policy=default))
-        return "250 OK"
 
     def authenticate(
         self, server: object, session: object, envelope: object, mechanism: str, data: object
@@ -57,12 +50,6 @@ class Inbox:
         assert isinstance(data, LoginPassword)
         self.logins.append((data.login.decode(), data.password.decode()))
         return AuthResult(success=(data.login.decode(), data.password.decode()) == (USER, PASSWORD))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -95,10 +82,10 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(params=["none", "starttls", "ssl"])
-def server(request: pytest.FixtureRequest, certificate: tuple[Path, Path]) -> Iterator[tuple[Inbox, MailSettings]]:
+def server(request: pytest.FixtureRequest, certificate: tuple[Path, Path]) -> Iterator[tuple[LoginInbox, MailSettings]]:
     """An SMTP server in each of the three security modes; TLS ones require a login."""
-    inbox = Inbox()
-    port = _free_port()
+    inbox = LoginInbox()
+    port = free_port()
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(*certificate)
     options: dict[str, object] = {"authenticator": inbox.authenticate}
@@ -247,7 +234,7 @@ def test_a_refused_login_is_reported_and_not_recorded(
     assert inbox.messages == [] and warehouse.read("report_sends").empty
 
 
-def test_the_pipeline_mails_each_day_once(tmp_path: Path) -> None:
+def test_the_pipeline_mails_each_day_once(tmp_path: Path, smtp: tuple[Inbox, int]) -> None:
     from dagster import DagsterInstance
 
     from chatpulse.config import load_settings
@@ -256,21 +243,16 @@ def test_the_pipeline_mails_each_day_once(tmp_path: Path) -> None:
     from tests.test_pipeline import DAY as PIPELINE_DAY
     from tests.test_pipeline import REQUESTS
 
-    inbox, port = Inbox(), _free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        write_jsonl(tmp_path / "landing" / "requests-1.jsonl", REQUESTS)
-        config = tmp_path / "chatpulse.yaml"
-        config.write_text(
-            f"data_home: .\nmail:\n  host: 127.0.0.1\n  port: {port}\n  security: none\n"
-            "  sender: reports@example.com\n  recipients: [ops@example.com]\n"
-        )
-        job = build_definitions(load_settings(config, env={}), str(config)).resolve_job_def(DAILY_JOB)
-        for _ in range(2):
-            assert job.execute_in_process(partition_key=PIPELINE_DAY, instance=DagsterInstance.ephemeral()).success
-    finally:
-        controller.stop()
+    inbox, port = smtp
+    write_jsonl(tmp_path / "landing" / "requests-1.jsonl", REQUESTS)
+    config = tmp_path / "chatpulse.yaml"
+    config.write_text(
+        f"data_home: .\nmail:\n  host: 127.0.0.1\n  port: {port}\n  security: none\n"
+        "  sender: reports@example.com\n  recipients: [ops@example.com]\n"
+    )
+    job = build_definitions(load_settings(config, env={}), str(config)).resolve_job_def(DAILY_JOB)
+    for _ in range(2):
+        assert job.execute_in_process(partition_key=PIPELINE_DAY, instance=DagsterInstance.ephemeral()).success
     assert [m["Subject"] for m in inbox.messages] == ["ChatPulse 2026-11-20: 5 requests, 20.0% errors, p95 860 ms"]
 
 
@@ -290,24 +272,19 @@ def _mail_step(tmp_path: Path, port: int) -> ExecuteInProcessResult:
     )
 
 
-def test_a_page_drawn_before_the_day_ended_is_not_mailed_after_it(tmp_path: Path) -> None:
+def test_a_page_drawn_before_the_day_ended_is_not_mailed_after_it(tmp_path: Path, smtp: tuple[Inbox, int]) -> None:
     late_evening = datetime(2026, 11, 20, 23, 58, tzinfo=ZoneInfo("Asia/Shanghai"))
     report = render_report(
         DAY, _daily(), _hourly([10] * 24, [0] * 24), pd.Series([100.0]), _quality({}), _scenarios(["coding"]),
         tmp_path / "reports", in_progress_at=late_evening,
     )  # fmt: skip
     warehouse = Warehouse(f"sqlite:///{tmp_path / 'warehouse.db'}")
-    settings = MailSettings(host="127.0.0.1", port=_free_port(), sender="r@example.com", recipients=("o@example.com",))
+    settings = MailSettings(host="127.0.0.1", port=free_port(), sender="r@example.com", recipients=("o@example.com",))
     with pytest.raises(ReportInProgress, match="drawn before 2026-11-20 ended"):
         deliver(DAY, settings, warehouse, report)  # as `chatpulse send-report` would
 
-    inbox, port = Inbox(), _free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        result = _mail_step(tmp_path, port)  # the clock says the day is long over
-    finally:
-        controller.stop()
+    inbox, port = smtp
+    result = _mail_step(tmp_path, port)  # the clock says the day is long over
     assert result.success
     mail = result.asset_materializations_for_node("report_email")[0].metadata
     assert mail["sent"].value is False and "drawn before the day ended" in mail["why"].value
@@ -315,7 +292,7 @@ def test_a_page_drawn_before_the_day_ended_is_not_mailed_after_it(tmp_path: Path
 
 
 def test_a_missing_report_fails_the_mail_step_without_retries(tmp_path: Path) -> None:
-    result = _mail_step(tmp_path, _free_port())
+    result = _mail_step(tmp_path, free_port())
     assert not result.success
     events = [event.event_type_value for event in result.all_events]
     assert "STEP_UP_FOR_RETRY" not in events and events.count("STEP_FAILURE") == 1  # retrying cannot write it

@@ -1,25 +1,12 @@
 """The run-failure sensor mails a failed run's job, day and error through a real SMTP server (aiosmtpd)."""
 
-import email
-import socket
-from email.policy import default
 from pathlib import Path
 
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import Envelope
 from dagster import DagsterInstance, build_run_status_sensor_context, job, op
 
 from chatpulse.config import settings_from_mapping
 from pipelines.sensors import FAILURE_SENSOR, failure_mail_sensor
-
-
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Envelope] = []
-
-    async def handle_DATA(self, server: object, session: object, envelope: Envelope) -> str:  # noqa: N802
-        self.messages.append(envelope)
-        return "250 OK"
+from tests.conftest import Inbox
 
 
 @op
@@ -32,10 +19,8 @@ def broken() -> None:
     explode()
 
 
-def test_a_failed_run_is_mailed(tmp_path: Path) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+def test_a_failed_run_is_mailed(tmp_path: Path, smtp: tuple[Inbox, int]) -> None:
+    inbox, port = smtp
     mail = {"host": "127.0.0.1", "port": port, "security": "none", "sender": "cp@x.org", "recipients": ["o@x.org"]}
     sensor = failure_mail_sensor(settings_from_mapping({"mail": mail}, tmp_path, {}))
     assert sensor.name == FAILURE_SENSOR
@@ -50,15 +35,9 @@ def test_a_failed_run_is_mailed(tmp_path: Path) -> None:
         dagster_instance=instance,
         dagster_run=result.dagster_run,
     ).for_run_failure()
-    inbox = _Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        sensor(context)
-    finally:
-        controller.stop()
+    sensor(context)
     assert len(inbox.messages) == 1
-    message = email.message_from_bytes(inbox.messages[0].content, policy=default)
+    message = inbox.messages[0]
     assert message["Subject"] == "ChatPulse: broken failed for 2026-11-26"
     body = message.get_content().replace("\r\n", "\n")
     assert body == (

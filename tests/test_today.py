@@ -1,20 +1,16 @@
 """Near real time: today is a partition, so a file landing now runs today and its alerts go out at once."""
 
-import email
 from datetime import UTC, datetime, timedelta
-from email.policy import default
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from aiosmtpd.controller import Controller
 from dagster import DagsterInstance
 
 from chatpulse.config import load_settings
 from chatpulse.warehouse import Warehouse
 from pipelines.definitions import DAILY_JOB, build_definitions
-from tests.conftest import write_jsonl
-from tests.test_alerts_notify import _free_port, _Inbox
+from tests.conftest import Inbox, write_jsonl
 from tests.test_sensor import _tick
 
 
@@ -37,12 +33,14 @@ def _requests(window: pd.Timestamp) -> list[dict]:
     ]  # fmt: skip
 
 
-def test_a_file_landing_now_runs_today_alerts_at_once_and_holds_the_report_mail(tmp_path: Path) -> None:
+def test_a_file_landing_now_runs_today_alerts_at_once_and_holds_the_report_mail(
+    tmp_path: Path, smtp: tuple[Inbox, int]
+) -> None:
     now = datetime.now(UTC)
     zone = _zone_well_inside_its_day(now)
     today = now.astimezone(ZoneInfo(zone)).date().isoformat()
     window = pd.Timestamp(now).floor("5min") - pd.Timedelta(minutes=5)  # the newest complete 5 minutes
-    inbox, port = _Inbox(), _free_port()
+    inbox, port = smtp
     config = tmp_path / "chatpulse.yaml"
     config.write_text(
         f"data_home: .\ntimezone: {zone}\nstart_date: {(now - timedelta(days=3)).date()}\n"
@@ -54,19 +52,14 @@ def test_a_file_landing_now_runs_today_alerts_at_once_and_holds_the_report_mail(
     requested = _tick(defs, instance, None).run_requests
     assert [request.partition_key for request in requested] == [today]
 
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        result = defs.resolve_job_def(DAILY_JOB).execute_in_process(partition_key=today, instance=instance)
-    finally:
-        controller.stop()
+    result = defs.resolve_job_def(DAILY_JOB).execute_in_process(partition_key=today, instance=instance)
     assert result.success
     alerts = Warehouse(f"sqlite:///{tmp_path / 'warehouse.db'}").read("alerts", today)
     assert [(row.rule, row.window_start, row.requests) for row in alerts.itertuples()] == [
         ("error_rate_5m", window, 30)
     ]
     assert alerts.iloc[0]["value"] == 12 / 30 and pd.isna(alerts.iloc[0]["resolved_at"])  # still going on
-    subjects = [email.message_from_bytes(m.content, policy=default)["Subject"] for m in inbox.messages]
+    subjects = [message["Subject"] for message in inbox.messages]
     assert subjects == ["ChatPulse: 1 alert(s) firing, 0 resolved"]  # the alert, not the day's report
     mail = result.asset_materializations_for_node("report_email")[0].metadata
     assert (mail["sent"].value, mail["why"].value) == (

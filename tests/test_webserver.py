@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli, write_jsonl
+from tests.conftest import free_port, run_cli, write_jsonl
 from tests.test_definitions import ASSETS, ROOT
 from tests.test_pipeline import DAY, REQUESTS
 
@@ -22,12 +21,6 @@ QUERY = """{
     assetChecksOrError { ... on AssetChecks { checks { name } } } }
   assetOrError(assetKey: {path: ["daily_report"]}) { ... on Asset { assetMaterializations(limit: 5) { partition } } }
 }"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -39,7 +32,7 @@ def webserver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("CHATPULSE_CONFIG", str(config))
     result = run_cli("run", "--start", DAY)
     assert result.returncode == 0, result.stderr
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [
             str(Path(sys.executable).with_name("dagster-webserver")),
@@ -94,7 +87,7 @@ def test_chatpulse_ui_starts_dagster_dev_on_a_home_that_runs_one_day_at_a_time(t
     config = tmp_path / "chatpulse.yaml"
     config.write_text("data_home: .\n")
     env = {name: value for name, value in os.environ.items() if name not in ("DAGSTER_HOME", "CHATPULSE_CONFIG")}
-    port = _free_port()
+    port = free_port()
     ui = subprocess.Popen(
         [sys.executable, "-m", "pipelines.cli", "--config", str(config), "ui", "--port", str(port)],
         cwd=tmp_path,
