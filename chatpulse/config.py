@@ -11,12 +11,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from functools import partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from chatpulse import checks
 from chatpulse.pricing import PriceError, read_prices
 from chatpulse.schema import COLUMNS, Kind
 
@@ -136,16 +138,10 @@ DEFAULT_SOURCES: tuple[SourceConfig, ...] = (
 )
 
 
-def _expect(value: Any, types: type | tuple[type, ...], key: str, expected: str) -> Any:
-    if not isinstance(value, types):
-        raise ConfigError(f"{key}: expected {expected}, got {value!r}")
-    return value
-
-
-def _choice(value: Any, choices: tuple[str, ...] | Mapping[str, Any], key: str) -> str:
-    if value not in choices:
-        raise ConfigError(f"{key}: expected one of {', '.join(choices)}, got {value!r}")
-    return value
+_expect = partial(checks.expect, error=ConfigError)
+_choice = partial(checks.choice, error=ConfigError)
+_known = partial(checks.known_keys, error=ConfigError)
+_required = partial(checks.required_keys, error=ConfigError)
 
 
 def _timezone(value: Any, key: str) -> str:
@@ -186,9 +182,7 @@ def _parse_origin(value: Any, key: str) -> datetime:
 
 def _parse_failure(raw: Any, key: str) -> FailureRule:
     _expect(raw, dict, key, "a mapping with 'column' and 'equals'")
-    for required in ("column", "equals"):
-        if required not in raw:
-            raise ConfigError(f"{key}.{required}: required")
+    _required(raw, ("column", "equals"), key)
     return FailureRule(
         column=_expect(raw["column"], str, f"{key}.column", "a canonical column name"),
         equals=raw["equals"],
@@ -200,10 +194,8 @@ def _parse_failure(raw: Any, key: str) -> FailureRule:
 def parse_source(raw: Any, key: str) -> SourceConfig:
     """Build one source from its YAML mapping, checking every key."""
     _expect(raw, dict, key, "a mapping")
-    known = {"name", "kind", "pattern", "columns", "timestamp", "latency_unit", "failure", "defaults", "layout"}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(f"{key}.{unknown[0]}: unknown key (expected one of {', '.join(sorted(known))})")
+    known = ("name", "kind", "pattern", "columns", "timestamp", "latency_unit", "failure", "defaults", "layout")
+    _known(raw, known, key)
     kind = Kind(_choice(raw.get("kind"), tuple(k.value for k in Kind), f"{key}.kind"))
     canonical = COLUMNS[kind]
     columns = _expect(raw.get("columns", {}), dict, f"{key}.columns", "a mapping of canonical name to source column")
@@ -245,13 +237,9 @@ def parse_mail(raw: Any, base: Path, env: Mapping[str, str]) -> MailSettings:
     """The `mail` section; the password comes from the environment variable it names."""
     key = "mail"
     _expect(raw, dict, key, "a mapping with host, sender and recipients")
-    known = {"host", "port", "security", "username", "password_env", "sender", "recipients", "ca_file", "timeout_s"}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(f"{key}.{unknown[0]}: unknown key (expected one of {', '.join(sorted(known))})")
-    for required in ("host", "sender", "recipients"):
-        if required not in raw:
-            raise ConfigError(f"{key}.{required}: required")
+    known = ("host", "port", "security", "username", "password_env", "sender", "recipients", "ca_file", "timeout_s")
+    _known(raw, known, key)
+    _required(raw, ("host", "sender", "recipients"), key)
     recipients = raw["recipients"]
     if (
         not isinstance(recipients, list)
@@ -265,12 +253,14 @@ def parse_mail(raw: Any, base: Path, env: Mapping[str, str]) -> MailSettings:
         host=_expect(raw["host"], str, f"{key}.host", "a host name"),
         sender=_expect(raw["sender"], str, f"{key}.sender", "an e-mail address"),
         recipients=tuple(recipients),
-        port=_expect(raw.get("port", 587), int, f"{key}.port", "a port number"),
+        port=_expect(raw.get("port", 587), int, f"{key}.port", "a port number", valid=lambda p: 0 < p < 65536),
         security=_choice(raw.get("security", "starttls"), MAIL_SECURITY, f"{key}.security"),
         username=_expect(raw.get("username"), (str, type(None)), f"{key}.username", "a user name"),
         password=env.get(password_env),
         ca_file=None if ca_file is None else str(_resolve(base, ca_file, f"{key}.ca_file")),
-        timeout_s=float(_expect(raw.get("timeout_s", 30), (int, float), f"{key}.timeout_s", "seconds")),
+        timeout_s=float(
+            _expect(raw.get("timeout_s", 30), (int, float), f"{key}.timeout_s", "seconds", valid=checks.positive)
+        ),
     )
 
 
@@ -280,20 +270,18 @@ def parse_webhook(raw: Any) -> WebhookSettings:
     if isinstance(raw, str):
         raw = {"url": raw}
     _expect(raw, dict, key, "a URL or a mapping with url")
-    known = {"url", "format", "timeout_s", "retries", "backoff_s"}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(f"{key}.{unknown[0]}: unknown key (expected one of {', '.join(sorted(known))})")
-    url = _expect(raw.get("url"), str, f"{key}.url", "an http(s) URL")
-    if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"{key}.url: expected an http(s) URL, got {url!r}")
-    retries = _expect(raw.get("retries", 3), int, f"{key}.retries", "a whole number")
+    _known(raw, ("url", "format", "timeout_s", "retries", "backoff_s"), key)
+    http = ("http://", "https://")
     return WebhookSettings(
-        url=url,
+        url=_expect(raw.get("url"), str, f"{key}.url", "an http(s) URL", valid=lambda url: url.startswith(http)),
         format=_choice(raw.get("format", "json"), WEBHOOK_FORMATS, f"{key}.format"),
-        timeout_s=float(_expect(raw.get("timeout_s", 10), (int, float), f"{key}.timeout_s", "seconds")),
-        retries=retries,
-        backoff_s=float(_expect(raw.get("backoff_s", 1), (int, float), f"{key}.backoff_s", "seconds")),
+        timeout_s=float(
+            _expect(raw.get("timeout_s", 10), (int, float), f"{key}.timeout_s", "seconds", valid=checks.positive)
+        ),
+        retries=_expect(raw.get("retries", 3), int, f"{key}.retries", "a whole number", valid=checks.non_negative),
+        backoff_s=float(
+            _expect(raw.get("backoff_s", 1), (int, float), f"{key}.backoff_s", "seconds", valid=checks.non_negative)
+        ),
     )
 
 
@@ -324,17 +312,20 @@ def settings_from_mapping(raw: Mapping[str, Any], base: Path, env: Mapping[str, 
         "slow_request_seconds",
         "content_retention_days",
     }
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(f"{unknown[0]}: unknown key (expected one of {', '.join(sorted(known))})")
+    _known(raw, known, "")
     home = _resolve(base, env.get(HOME_ENV) or raw.get("data_home", DEFAULT_HOME), "data_home").resolve()
     database_url = env.get(DATABASE_ENV) or raw.get("database_url") or f"sqlite:///{home / 'warehouse.db'}"
-    gap = raw.get("session_gap_minutes", 30)
-    if isinstance(gap, bool) or not isinstance(gap, int | float) or gap <= 0:
-        raise ConfigError(f"session_gap_minutes: expected a positive number, got {gap!r}")
-    warn_rate = raw.get("quarantine_warn_rate", 0.05)
-    if isinstance(warn_rate, bool) or not isinstance(warn_rate, int | float) or not 0 <= warn_rate <= 1:
-        raise ConfigError(f"quarantine_warn_rate: expected a share between 0 and 1, got {warn_rate!r}")
+    gap = _expect(
+        raw.get("session_gap_minutes", 30),
+        (int, float),
+        "session_gap_minutes",
+        "a positive number",
+        valid=checks.positive,
+    )
+    warn_rate = _expect(
+        raw.get("quarantine_warn_rate", 0.05), (int, float), "quarantine_warn_rate", "a share between 0 and 1",
+        valid=lambda rate: 0 <= rate <= 1,
+    )  # fmt: skip
     sources_raw = raw.get("sources")
     if sources_raw is None:
         sources = DEFAULT_SOURCES
@@ -342,21 +333,27 @@ def settings_from_mapping(raw: Mapping[str, Any], base: Path, env: Mapping[str, 
         _expect(sources_raw, list, "sources", "a list of source mappings")
         sources = tuple(parse_source(item, f"sources[{i}]") for i, item in enumerate(sources_raw))
     rules = raw.get("scenario_rules")
-    retention = raw.get("content_retention_days", 30)
-    if isinstance(retention, bool) or not isinstance(retention, int) or retention < 1:
-        raise ConfigError(f"content_retention_days: expected a whole number of days, at least 1, got {retention!r}")
+    retention = _expect(
+        raw.get("content_retention_days", 30), int, "content_retention_days", "a whole number of days, at least 1",
+        valid=checks.positive,
+    )  # fmt: skip
     prices = None if raw.get("prices") is None else _resolve(base, raw["prices"], "prices")
-    interval = raw.get("sensor_interval_seconds", 60)
-    if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
-        raise ConfigError(f"sensor_interval_seconds: expected a whole number of seconds, at least 1, got {interval!r}")
+    interval = _expect(
+        raw.get("sensor_interval_seconds", 60), int, "sensor_interval_seconds", "a whole number of seconds, at least 1",
+        valid=checks.positive,
+    )  # fmt: skip
     if prices is not None:
         try:
             read_prices(prices)
         except PriceError as exc:
             raise ConfigError(f"prices: {exc}") from exc
-    slow = raw.get("slow_request_seconds", 10)
-    if isinstance(slow, bool) or not isinstance(slow, int | float) or slow <= 0:
-        raise ConfigError(f"slow_request_seconds: expected a positive number, got {slow!r}")
+    slow = _expect(
+        raw.get("slow_request_seconds", 10),
+        (int, float),
+        "slow_request_seconds",
+        "a positive number",
+        valid=checks.positive,
+    )
     return Settings(
         data_home=home,
         database_url=_expect(database_url, str, "database_url", "a SQLAlchemy URL"),

@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from chatpulse import checks
+
 BUILTIN_PRICES = Path(__file__).with_name("prices.yaml")
 PER_TOKEN = 1e-6  # prices are per million tokens
 
@@ -43,21 +45,15 @@ PriceTable = Mapping[str, tuple[Price, ...]]  # model -> entries sorted by start
 
 
 def _rate(entry: Mapping[str, Any], name: str, where: str) -> float:
-    value = entry[name]
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise PriceError(f"{where}.{name}: expected a non-negative number, got {value!r}")
-    return float(value)
+    rate = entry[name]
+    expected = "a non-negative number"
+    return float(checks.expect(rate, (int, float), f"{where}.{name}", expected, PriceError, checks.non_negative))
 
 
 def _entry(entry: Any, where: str) -> Price:
-    if not isinstance(entry, dict):
-        raise PriceError(f"{where}: expected a mapping with from, input, output")
-    unknown = sorted(set(entry) - {"from", "input", "cached_input", "output"})
-    if unknown:
-        raise PriceError(f"{where}.{unknown[0]}: unknown key (expected from, input, cached_input, output)")
-    for required in ("from", "input", "output"):
-        if required not in entry:
-            raise PriceError(f"{where}.{required}: required")
+    checks.expect(entry, dict, where, "a mapping with from, input, output", PriceError)
+    checks.known_keys(entry, ("from", "input", "cached_input", "output"), where, PriceError)
+    checks.required_keys(entry, ("from", "input", "output"), where, PriceError)
     start = entry["from"]
     if not isinstance(start, date):
         try:
