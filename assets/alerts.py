@@ -2,7 +2,6 @@
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from typing import Any
 
 import pandas as pd
 from dagster import (
@@ -25,11 +24,6 @@ from pipelines.resources import ChatPulseSettings, WarehouseResource
 
 NO_ERROR_ALERTS = "no_error_alerts"
 NO_WARN_ALERTS = "no_warn_alerts"
-
-
-def _summary(alert: Any) -> str:
-    state = "open" if pd.isna(alert.resolved_at) else "resolved"
-    return f"{alert.rule} {alert.window_start:%H:%M}-{alert.window_end:%H:%M} value {alert.value:.4g} ({state})"
 
 
 def alert_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
@@ -63,7 +57,10 @@ def alert_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         breaches = alerts.evaluate(rules, tables, day, settings.timezone, now)
         stored = alerts.update_alerts(store.read("alerts", context.partition_key), breaches, now)
         windows = alerts.window_series(rules, tables, day, settings.timezone)
-        store.replace_day(context.partition_key, Write("alerts", stored), Write("alert_windows", windows))
+        today = windows.pop(context.partition_key)
+        store.replace_day(context.partition_key, Write("alerts", stored), Write("alert_windows", today))
+        for earlier, rows in windows.items():  # baseline days read from their requests, stored for next time
+            store.replace_day(earlier, Write("alert_windows", rows))
         outcome = notify.deliver(
             store, context.partition_key, notify.deliveries(notify.to_notify(stored, now), settings), settings, now
         )
@@ -90,7 +87,7 @@ def alert_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
                 severity=severity,
                 metadata={
                     "open": int(fired["resolved_at"].isna().sum()),
-                    "alerts": MetadataValue.json([_summary(row) for row in fired.itertuples()]),
+                    "alerts": MetadataValue.json([notify.describe(row) for _, row in fired.iterrows()]),
                 },
             )
 

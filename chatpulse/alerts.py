@@ -8,9 +8,10 @@ already stored so a breach that persists over runs stays one alert until it reso
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import pandas as pd
 import sqlalchemy as sa
 import yaml
 
+from chatpulse import checks
 from chatpulse.days import day_bounds
 from chatpulse.schema import is_error
 from chatpulse.warehouse import TABLES, Warehouse
@@ -99,31 +101,16 @@ class Rule:
         return np.isfinite(scores) & COMPARISONS[self.comparison](scores, self.threshold)
 
 
-def _expect(value: Any, types: type | tuple[type, ...], key: str, expected: str) -> Any:
-    if isinstance(value, bool) or not isinstance(value, types):
-        raise AlertRuleError(f"{key}: expected {expected}, got {value!r}")
-    return value
-
-
-def _choice(value: Any, choices: tuple[str, ...] | Mapping[str, Any], key: str) -> str:
-    if value not in choices:
-        raise AlertRuleError(f"{key}: expected one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
-def _known(raw: Mapping[str, Any], known: set[str], key: str) -> None:
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise AlertRuleError(f"{key}.{unknown[0]}: unknown key (expected one of {', '.join(sorted(known))})")
+_expect = partial(checks.expect, error=AlertRuleError)
+_choice = partial(checks.choice, error=AlertRuleError)
+_known = partial(checks.known_keys, error=AlertRuleError)
 
 
 def _baseline(raw: Any, key: str) -> Baseline:
     _expect(raw, dict, key, "a mapping with method (mad or ratio)")
     _known(raw, {"method", "days", "min_days"}, key)
-    days = _expect(raw.get("days", 7), int, f"{key}.days", "a whole number of days")
-    min_days = _expect(raw.get("min_days", 3), int, f"{key}.min_days", "a whole number of days")
-    if not 1 <= min_days <= days:
-        raise AlertRuleError(f"{key}.min_days: expected 1 to {days}, got {min_days}")
+    days = _expect(raw.get("days", 7), int, f"{key}.days", "a whole number of days, at least 1", valid=lambda n: n >= 1)
+    min_days = _expect(raw.get("min_days", 3), int, f"{key}.min_days", f"1 to {days}", valid=lambda n: 1 <= n <= days)
     return Baseline(_choice(raw.get("method", "mad"), BASELINE_METHODS, f"{key}.method"), days, min_days)
 
 
@@ -132,9 +119,7 @@ def parse_rule(raw: Any, key: str) -> Rule:
     _expect(raw, dict, key, "a mapping")
     known = {"name", "metric", "comparison", "threshold", "window", "min_requests", "severity", "model", "scenario"}
     _known(raw, known | {"baseline"}, key)
-    for required in ("name", "metric", "comparison", "threshold"):
-        if required not in raw:
-            raise AlertRuleError(f"{key}.{required}: required")
+    checks.required_keys(raw, ("name", "metric", "comparison", "threshold"), key, AlertRuleError)
     metric = _choice(raw["metric"], METRICS, f"{key}.metric")
     window = _choice(str(raw.get("window", "1h")), WINDOWS, f"{key}.window")
     scenario = _expect(raw.get("scenario"), (str, type(None)), f"{key}.scenario", "a scenario name")
@@ -145,7 +130,9 @@ def parse_rule(raw: Any, key: str) -> Rule:
         raise AlertRuleError(f"{key}.model: quarantine_rate cannot be filtered")
     if model and scenario:
         raise AlertRuleError(f"{key}.scenario: filter on model or scenario, not both")
-    min_requests = _expect(raw.get("min_requests", 0), int, f"{key}.min_requests", "a whole number")
+    min_requests = _expect(
+        raw.get("min_requests", 0), int, f"{key}.min_requests", "a whole number", valid=lambda n: n >= 0
+    )
     return Rule(
         name=_expect(raw["name"], str, f"{key}.name", "a string"),
         metric=metric,
@@ -312,18 +299,27 @@ def _rate(rule: Rule, frame: pd.DataFrame, minutes: int) -> pd.Series:
     return frame["tokens"].astype("float64")
 
 
-def window_series(rules: tuple[Rule, ...], tables: Tables, day: date, tz: str) -> pd.DataFrame:
-    """The day's windows of every request-based series a baseline rule uses, to store in `alert_windows`."""
-    key = day.isoformat()
-    today = tables.requests[tables.requests["day"] == key]
-    frames = {
-        series: _request_windows(rule, today, tz).assign(series=series)
-        for rule in rules
-        if rule.baseline and (series := series_key(rule)) is not None
-    }
-    if not frames:
-        return pd.DataFrame(columns=list(WINDOW_COLUMNS))
-    return pd.concat(frames.values(), ignore_index=True)[list(WINDOW_COLUMNS)]
+def window_series(rules: tuple[Rule, ...], tables: Tables, day: date, tz: str) -> dict[str, pd.DataFrame]:
+    """Rows for `alert_windows` by day: `day` and every baseline day whose requests had to be read.
+
+    Each holds the windows of every request-based series a baseline rule uses. A series with no
+    window that day (a model without traffic) gets one empty row (value NaN, no requests), so
+    the day counts as stored and its requests are never read again.
+    """
+    keys = {key: rule for rule in rules if rule.baseline and (key := series_key(rule)) is not None}
+    by_day = {}
+    for key_day in sorted({day.isoformat(), *tables.requests["day"]}):
+        rows = tables.requests[tables.requests["day"] == key_day]
+        found = {key: _request_windows(rule, rows, tz).assign(series=key) for key, rule in keys.items()}
+        idle = [key for key, windows in found.items() if windows.empty]
+        midnight = day_bounds(date.fromisoformat(key_day), tz)[0]
+        placeholders = pd.DataFrame(
+            {"day": key_day, "series": idle, "window_start": midnight, "value": np.nan, "requests": 0},
+            columns=list(WINDOW_COLUMNS),
+        )
+        kept = [windows for windows in found.values() if not windows.empty]
+        by_day[key_day] = pd.concat([*kept, placeholders], ignore_index=True)[list(WINDOW_COLUMNS)]
+    return by_day
 
 
 def _series(rule: Rule, tables: Tables, tz: str) -> pd.DataFrame:

@@ -62,6 +62,14 @@ def test_default_rules_load() -> None:
             "rules: [{name: a, metric: tokens, comparison: '>', threshold: 1, baseline: {method: mean}}]",
             "rules[0].baseline.method: expected one of mad, ratio",
         ),
+        (
+            "rules: [{name: a, metric: tokens, comparison: '>', threshold: 1, min_requests: -5}]",
+            "rules[0].min_requests: expected a whole number, got -5",
+        ),
+        (
+            "rules: [{name: a, metric: tokens, comparison: '>', threshold: 1, baseline: {days: 3, min_days: 5}}]",
+            "rules[0].baseline.min_days: expected 1 to 3, got 5",
+        ),
         ("rules: [{name: a, metric: tokens, comparison: '>', threshold: 1, colour: red}]", "rules[0].colour: unknown"),
         ("rules: {}", "rules: expected a list of rules"),
     ],
@@ -340,10 +348,37 @@ def test_baselines_read_stored_windows_and_fall_back_to_requests_for_a_day_witho
     fallback = Tables.read(warehouse, INCIDENT, rules, today)
     assert sorted(set(fallback.requests["day"])) == [missing, INCIDENT.isoformat()]
     assert missing not in set(fallback.windows["day"])
-    recomputed = window_series(rules, fallback, DAYS[2], "UTC")
+    recomputed = window_series(rules, fallback, INCIDENT, "UTC")[missing]
     assert len(kept) == 24 and recomputed["window_start"].tolist() == kept["window_start"].tolist()
     assert recomputed["value"].tolist() == pytest.approx(kept["value"].tolist())
     pd.testing.assert_frame_equal(evaluate(rules, fallback, INCIDENT, "UTC", after), expected)
+
+    # The next run of the day stores what it had to read, so the run after reads windows only.
+    config = home / "chatpulse.yaml"
+    job = build_definitions(load_settings(config, env={}), str(config)).resolve_job_def(DAILY_JOB)
+    assert job.execute_in_process(partition_key=INCIDENT.isoformat(), instance=DagsterInstance.ephemeral()).success
+    assert set(Tables.read(warehouse, INCIDENT, rules, today).requests["day"]) == {INCIDENT.isoformat()}
+
+
+def test_a_baseline_series_without_traffic_is_stored_empty_and_not_read_again(demo, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(demo[0], home)
+    warehouse = Warehouse(f"sqlite:///{home / 'warehouse.db'}")
+    rules = (
+        parse_rule(
+            {"name": "absent", "metric": "latency_p95_ms", "comparison": ">", "threshold": 6, "model": "absent",
+             "baseline": {"method": "mad"}},
+            "rules[0]",
+        ),
+    )  # fmt: skip
+    today = warehouse.read("requests", INCIDENT.isoformat())
+    first = Tables.read(warehouse, INCIDENT, rules, today)
+    assert sorted(set(first.requests["day"])) == [day.isoformat() for day in DAYS[:6]]  # never stored: all read
+    for day, rows in window_series(rules, first, INCIDENT, "UTC").items():
+        assert rows[["series", "requests"]].values.tolist() == [["latency_p95_ms/1h/absent", 0]]
+        assert rows["value"].isna().all() and rows["window_start"].tolist() == [pd.Timestamp(day, tz="UTC")]
+        warehouse.replace_day(day, Write("alert_windows", rows))
+    assert set(Tables.read(warehouse, INCIDENT, rules, today).requests["day"]) == {INCIDENT.isoformat()}
 
 
 def test_alert_settings_resolve_and_errors_name_the_key(tmp_path: Path) -> None:
@@ -367,6 +402,14 @@ def test_alert_settings_resolve_and_errors_name_the_key(tmp_path: Path) -> None:
             "alert_webhook.format: expected one of json, slack",
         ),
         ({"sensor_interval_seconds": 0}, "sensor_interval_seconds: expected a whole number of seconds, at least 1"),
+        (
+            {"alert_webhook": {"url": "http://x", "retries": -1}},
+            "alert_webhook.retries: expected a whole number, got -1",
+        ),
+        (
+            {"mail": {"host": "h", "sender": "a@x", "recipients": ["b@x"], "port": True}},
+            "mail.port: expected a port number, got True",
+        ),
     ):
         with pytest.raises(ConfigError, match=f"^{re.escape(message)}"):
             settings_from_mapping(bad, tmp_path, {})
