@@ -15,6 +15,7 @@ from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
@@ -34,6 +35,13 @@ def write_jsonl(path: Path, records: Iterable[dict | str]) -> Path:
     else:
         path.write_text(text, encoding="utf-8")
     return path
+
+
+def event_frame(columns: dict[str, str], rows: list[dict]) -> pd.DataFrame:
+    """Rows as a frame of `columns`, ids as strings and timestamps as UTC nanoseconds, as cleaning leaves them."""
+    out = pd.DataFrame(rows, columns=list(columns)).astype({"session_id": "str", "user_id": "str"})
+    out["timestamp"] = pd.to_datetime(out["timestamp"], utc=True).dt.as_unit("ns")
+    return out
 
 
 def free_port() -> int:

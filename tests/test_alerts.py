@@ -313,7 +313,7 @@ def test_a_below_rule_waits_for_its_window_to_end() -> None:
     ]
 
 
-def test_baseline_and_min_requests_on_the_demo_tables(demo) -> None:
+def test_min_requests_silences_a_rule_on_the_demo_tables(demo) -> None:
     home, _ = demo
     warehouse = Warehouse(f"sqlite:///{home / 'warehouse.db'}")
     rules = load_rules()

@@ -14,8 +14,7 @@ from chatpulse.config import load_settings
 from chatpulse.warehouse import Warehouse
 from pipelines.cli import prepare_dagster_home
 from pipelines.sensors import LANDING_SENSOR
-from tests.conftest import write_jsonl
-from tests.test_definitions import ROOT
+from tests.conftest import ROOT, write_jsonl
 
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 

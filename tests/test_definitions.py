@@ -13,8 +13,8 @@ from dagster import DagsterInstance, DefaultScheduleStatus, build_schedule_conte
 from chatpulse.config import settings_from_mapping
 from pipelines.cli import prepare_dagster_home
 from pipelines.definitions import DAILY_JOB, build_definitions
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 ASSETS = {
     "raw_requests",
     "raw_messages",

@@ -17,18 +17,13 @@ from chatpulse.sample import write_sample
 from chatpulse.scenarios import SCENARIO, SESSION_ROW, session_rows
 from chatpulse.schema import FEEDBACK_COLUMNS, MESSAGE_COLUMNS, REQUEST_COLUMNS, Kind, is_error
 from chatpulse.sessions import build_sessions
+from tests.conftest import event_frame
 
 DAY = dt.date(2026, 11, 20)
 
 
-def _frame(columns: dict[str, str], rows: list[dict]) -> pd.DataFrame:
-    out = pd.DataFrame(rows, columns=list(columns)).astype({"session_id": "str", "user_id": "str"})
-    out["timestamp"] = pd.to_datetime(out["timestamp"], utc=True).dt.as_unit("ns")
-    return out
-
-
 def test_scores_normalise_thumbs_and_stars():
-    ratings = _frame(
+    ratings = event_frame(
         FEEDBACK_COLUMNS,
         [
             {"user_id": "thumbs", "rating": 1, "timestamp": "2026-11-20T10:00:00Z"},
@@ -46,7 +41,7 @@ def test_scores_normalise_thumbs_and_stars():
 
 
 def test_anonymous_ratings_are_not_one_rater():
-    ratings = _frame(
+    ratings = event_frame(
         FEEDBACK_COLUMNS,
         [
             # No user or session: each rated message is its own rater, so one's stars do not make
@@ -68,7 +63,7 @@ def test_anonymous_ratings_are_not_one_rater():
 
 def _day() -> tuple[pd.DataFrame, pd.DataFrame]:
     """Two sessions: s1 (two answers, 1 s and 8 s, the slow one failed) and s2 (one 40 s answer)."""
-    requests = _frame(
+    requests = event_frame(
         REQUEST_COLUMNS,
         [
             {
@@ -98,7 +93,7 @@ def _day() -> tuple[pd.DataFrame, pd.DataFrame]:
         ],
     )
     requests["error_type"] = pd.Series([None] * 3, dtype="str")
-    messages = _frame(
+    messages = event_frame(
         MESSAGE_COLUMNS,
         [
             {
@@ -131,7 +126,7 @@ def _day() -> tuple[pd.DataFrame, pd.DataFrame]:
     sessions["errors"] = [1, 0]
     sessions["latency_mean_ms"] = [4500.0, 40000.0]
     sessions["latency_max_ms"] = [8000.0, 40000.0]
-    ratings = _frame(
+    ratings = event_frame(
         FEEDBACK_COLUMNS,
         [
             # on m1 (by message id, no session id): the 1 s answer

@@ -151,7 +151,8 @@ def test_model_costs_name_unpriced_models_and_keep_the_logged_cost() -> None:
     assert np.isnan(mystery["cost_estimate_usd"]) and np.isnan(mystery["cost_difference_usd"])
     assert pd.isna(mystery["price_from"])
     assert rows["-"]["unpriced_requests"] == 1 and np.isnan(rows["-"]["cost_logged_usd"])
-    assert rows["text-embedding-3-small"]["cost_difference_usd"] == pytest.approx(0.0001 - 0.0001)
+    # 5,000 input tokens at $0.02 per million, logged as $0.0001: no difference.
+    assert rows["text-embedding-3-small"]["cost_difference_usd"] == pytest.approx(0.0001 - 5000 * 0.02 / 1e6)
 
 
 def test_daily_users_rank_and_sum_per_user() -> None:
@@ -168,4 +169,4 @@ def test_daily_users_rank_and_sum_per_user() -> None:
         (600 * 2.50 + 400 * 1.25 + 300 * 10.0 + 200 * 2.50 + 50 * 10.0) / 1e6
     )
     assert np.isnan(table["cost_estimate_usd"][1])  # nothing priced: unknown, not $0
-    assert table["cost_logged_usd"].tolist()[::2] == [0.006, 0.0001]
+    assert table["cost_logged_usd"].tolist() == [0.006, 1.0, 0.0001]

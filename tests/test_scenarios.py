@@ -12,7 +12,6 @@ from chatpulse.feedback import rate, satisfaction_by
 from chatpulse.scenarios import (
     DEFAULT_LABELS,
     DEFAULT_RULES,
-    DEFAULT_RULES_PATH,
     OTHER,
     SCENARIO,
     SCENARIO_CONFIDENCE,
@@ -29,6 +28,7 @@ from chatpulse.scenarios import (
 )
 from chatpulse.schema import FEEDBACK_COLUMNS, MESSAGE_COLUMNS, REQUEST_COLUMNS
 from chatpulse.sessions import build_sessions
+from tests.conftest import event_frame
 
 DAY = dt.date(2026, 11, 20)
 
@@ -90,7 +90,7 @@ def test_first_turn_outweighs_later_turns_and_sets_confidence():
     # first turn 2 points, any later turn 1 point; confidence = winner / sum of label scores
     assert classify("y", rules, later=["x"]) == "b"
     assert classify("hello", rules, later=["thanks", "y"]) == "b"
-    messages = _frame(
+    messages = event_frame(
         MESSAGE_COLUMNS,
         [
             {"timestamp": "2026-11-20T10:00:00Z", "session_id": "s1", "role": "user", "content": "y"},
@@ -100,7 +100,7 @@ def test_first_turn_outweighs_later_turns_and_sets_confidence():
             {"timestamp": "2026-11-20T10:00:00Z", "session_id": "s4", "role": "user", "content": "nothing"},
         ],
     )
-    requests = _frame(REQUEST_COLUMNS, [])
+    requests = event_frame(REQUEST_COLUMNS, [])
     sessions = build_sessions(requests, messages)
     messages[SESSION_ROW] = session_rows(sessions, requests, messages)[1]
     labels = label_sessions(sessions, messages, rules).set_index(sessions["session_id"])
@@ -125,7 +125,6 @@ def test_default_taxonomy_in_priority_order():
         "information_query",
         OTHER,
     )
-    assert load_rules(None) == list(DEFAULT_RULES) == load_rules(DEFAULT_RULES_PATH)
     assert len({rule.name for rule in DEFAULT_RULES}) == len(DEFAULT_RULES)
 
 
@@ -179,15 +178,9 @@ def test_invalid_rules_file_names_file_and_key(tmp_path: Path, content: str, key
     assert key in str(error.value)
 
 
-def _frame(columns: dict[str, str], rows: list[dict]) -> pd.DataFrame:
-    out = pd.DataFrame(rows, columns=list(columns)).astype({"session_id": "str", "user_id": "str"})
-    out["timestamp"] = pd.to_datetime(out["timestamp"], utc=True).dt.as_unit("ns")
-    return out
-
-
 def _conversations() -> tuple[pd.DataFrame, pd.DataFrame]:
     """s1 coding (user text), s2 translation, a gap session for u9 (writing), s4 request-only."""
-    messages = _frame(
+    messages = event_frame(
         MESSAGE_COLUMNS,
         [
             {"timestamp": "2026-11-20T10:00:00Z", "session_id": "s1", "role": "user", "content": "Fix my Python code"},
@@ -197,7 +190,7 @@ def _conversations() -> tuple[pd.DataFrame, pd.DataFrame]:
             {"timestamp": "2026-11-20T12:00:00Z", "user_id": "u9", "role": "user", "content": "写一篇文章"},
         ],
     )
-    requests = _frame(
+    requests = event_frame(
         REQUEST_COLUMNS,
         [
             {"timestamp": "2026-11-20T10:00:01Z", "session_id": "s1"},
@@ -233,14 +226,14 @@ def test_label_sessions_uses_user_messages_only():
 
 def test_label_sessions_agrees_with_classify():
     texts = list(EXAMPLES)
-    messages = _frame(
+    messages = event_frame(
         MESSAGE_COLUMNS,
         [
             {"timestamp": "2026-11-20T10:00:00Z", "session_id": f"s{number}", "role": "user", "content": text}
             for number, text in enumerate(texts)
         ],
     )
-    sessions = _keyed(_frame(REQUEST_COLUMNS, []), messages)
+    sessions = _keyed(event_frame(REQUEST_COLUMNS, []), messages)
     labels = dict(zip(sessions["session_id"], label_sessions(sessions, messages, DEFAULT_RULES)[SCENARIO], strict=True))
     assert [labels[f"s{number}"] for number in range(len(texts))] == list(EXAMPLES.values())
 
@@ -268,7 +261,7 @@ def _summary_day() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     sessions = pd.concat(
         [sessions, label_sessions(sessions, messages, DEFAULT_RULES), session_usage(sessions, requests)], axis=1
     )
-    feedback = _frame(
+    feedback = event_frame(
         FEEDBACK_COLUMNS,
         [
             {"timestamp": "2026-11-20T10:02:00Z", "session_id": "s1", "user_id": "u1", "rating": 1},
@@ -294,7 +287,7 @@ def test_sessions_without_a_model_are_unknown_in_every_table():
     requests["status_code"] = 200
     requests["error_type"] = pd.Series([None] * 6, dtype="str")
     requests = requests.drop(index=0)  # ... and s1 keeps one request
-    s5 = _frame(MESSAGE_COLUMNS, [{"timestamp": "2026-11-20T15:00:00Z", "session_id": "s5", "role": "user"}])
+    s5 = event_frame(MESSAGE_COLUMNS, [{"timestamp": "2026-11-20T15:00:00Z", "session_id": "s5", "role": "user"}])
     messages = pd.concat([messages, s5], ignore_index=True)  # s5 has a message and no request
     sessions = _keyed(requests, messages)
     sessions = pd.concat(
@@ -308,7 +301,7 @@ def test_sessions_without_a_model_are_unknown_in_every_table():
         "s4": UNKNOWN_MODEL,
         "s5": UNKNOWN_MODEL,
     }
-    feedback = _frame(
+    feedback = event_frame(
         FEEDBACK_COLUMNS,
         [
             {"timestamp": "2026-11-20T11:05:00Z", "session_id": "s2", "user_id": "u1", "rating": -1},

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, run_cli, write_jsonl
-from tests.test_definitions import ASSETS, ROOT
+from tests.conftest import ROOT, free_port, run_cli, write_jsonl
+from tests.test_definitions import ASSETS
 from tests.test_pipeline import DAY, REQUESTS
 
 QUERY = """{
