@@ -25,8 +25,12 @@ def day_bounds(day: date, tz: str) -> tuple[pd.Timestamp, pd.Timestamp]:
 
 
 def local_days(timestamps: pd.Series, tz: str) -> pd.Series:
-    """The local calendar day of each UTC timestamp, as midnight timestamps in tz."""
-    return timestamps.dt.tz_convert(tz).dt.normalize()
+    """The local calendar day of each UTC timestamp, as naive midnight timestamps.
+
+    Naive, because where daylight saving skips midnight (America/Santiago, Cairo, ...)
+    that day has no local midnight to be a time-zone-aware timestamp.
+    """
+    return timestamps.dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
 
 
 def in_day(timestamps: pd.Series, day: date, tz: str) -> pd.Series:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -20,6 +20,7 @@ import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyarrow import json as pa_json
 
 from chatpulse.config import LATENCY_UNITS, SourceConfig
@@ -31,6 +32,10 @@ RAW = "_raw"  # the original line, kept only for rows extract already found faul
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
 TURN_KEYS = ("turns", "messages")
 JSON_CHUNK_BYTES = 8 << 20
+NEWLINE, CARRIAGE_RETURN, OPEN_BRACE, CLOSE_BRACE = b"\n\r{}"
+# Arrow column types whose pandas columns equal what the line path builds from the same values
+# (not null: the line path makes an all-null column float where a key is absent, else object).
+FLAT_TYPES = (pa.types.is_string, pa.types.is_int64, pa.types.is_float64, pa.types.is_boolean)
 
 
 class ExtractError(RuntimeError):
@@ -115,37 +120,97 @@ def _parse_lines(numbered: list[tuple[int, bytes]], layout: str) -> RawFile:
             continue
         records.extend(batch)
         lines.extend([number] * len(batch))
-    return RawFile(pd.DataFrame.from_records(records), np.asarray(lines, dtype="int64"), malformed)
+    # The index keeps a row for each record even when none has a key (lines of '{}').
+    frame = pd.DataFrame.from_records(records, index=pd.RangeIndex(len(records)))
+    return RawFile(frame, np.asarray(lines, dtype="int64"), malformed)
 
 
-def _parse_chunk(data: bytes, start: int, end: int, first_line: int, layout: str) -> RawFile:
+def _one_object_per_line(chunk: np.ndarray) -> bool:
+    """Every line starts with '{' and ends with '}' (before an optional CR).
+
+    Then no line is blank and no object spans two lines, so Arrow yields one row per
+    line exactly when no line holds two objects: its row count proves the line numbers.
+    Counting alone would pass '{"a":1}{"b":2}' followed by a blank line.
+    """
+    if chunk.size == 0 or chunk[-1] == NEWLINE:
+        return False
+    breaks = np.flatnonzero(chunk == NEWLINE)
+    starts = np.concatenate(([0], breaks + 1))
+    ends = np.concatenate((breaks, [chunk.size])) - 1
+    ends -= chunk[ends] == CARRIAGE_RETURN
+    return bool((chunk[starts] == OPEN_BRACE).all() and (chunk[ends] == CLOSE_BRACE).all())
+
+
+def _read_arrow(chunk: bytes, text_columns: Sequence[str]) -> pa.Table | None:
+    """The chunk as an Arrow table with the given columns read as text, None if Arrow rejects it."""
+    options = pa_json.ParseOptions(
+        explicit_schema=pa.schema([(name, pa.string()) for name in text_columns]), unexpected_field_behavior="infer"
+    )
+    try:
+        table = pa_json.read_json(pa.BufferReader(chunk), parse_options=options)
+        table.validate(full=True)  # Arrow reads invalid UTF-8 that orjson rejects
+    except pa.ArrowInvalid:
+        return None
+    return table
+
+
+def _arrow_records(chunk: bytes, text_columns: Sequence[str]) -> pd.DataFrame | None:
+    """A chunk's records through Arrow, exactly as the line path would give them, else None.
+
+    Arrow builds columns several times faster than parsing line by line, but a record
+    must not depend on the path it took: its metadata, hence its derived id, would then
+    depend on its neighbours. So only flat columns come from Arrow, and `text_columns`
+    (the ISO timestamps) are read as text rather than left for Arrow to take for times.
+    """
+    if not _one_object_per_line(np.frombuffer(chunk, dtype=np.uint8)):
+        return None
+    table = _read_arrow(chunk, text_columns)
+    if table is None or table.num_rows != chunk.count(b"\n") + 1:
+        return None
+    if any(table.column(name).null_count == table.num_rows for name in text_columns):
+        return None  # absent or all null: only the line path tells these apart
+    for field in table.schema:
+        # Past int64 Arrow reads an integer as a float, where orjson keeps it whole.
+        if pa.types.is_floating(field.type) and (pc.max(pc.abs(table.column(field.name))).as_py() or 0) >= 2.0**63:
+            return None
+    nested = [field.name for field in table.schema if not any(flat(field.type) for flat in FLAT_TYPES)]
+    records = table.drop_columns(nested).to_pandas()
+    if nested:
+        # Arrow's lists, objects, times and all-null columns differ from the line path's
+        # (absent keys become null, ints floats, lists arrays, keys take the chunk's order,
+        # ISO text turns naive UTC), so these columns are built as the line path does.
+        try:
+            parsed = [orjson.loads(line) for line in chunk.split(b"\n")]
+        except orjson.JSONDecodeError:
+            return None
+        records = records.join(pd.DataFrame.from_records(parsed, columns=nested))[table.column_names]
+    return records
+
+
+def _parse_chunk(
+    data: bytes, start: int, end: int, first_line: int, layout: str, text_columns: Sequence[str]
+) -> RawFile:
     """The whole lines data[start:end] through Arrow's columnar JSON reader, else line by line.
 
-    Arrow reads a clean chunk several times faster than per-line parsing and builds
-    columns directly. Only when it yields exactly one row per line are line numbers
-    certain; otherwise (a bad or blank line, nested sessions) the chunk is parsed
-    line by line, so only that chunk pays the slow path.
+    Only a chunk Arrow cannot read exactly as the line path would (a bad or blank line,
+    nested sessions) is parsed line by line, so only that chunk pays the slow path.
     """
     end -= data.endswith(b"\n", start, end)
-    lines = data.count(b"\n", start, end) + 1
-    if layout == "rows":
-        try:
-            table = pa_json.read_json(pa.BufferReader(pa.py_buffer(memoryview(data)[start:end])))
-        except pa.ArrowInvalid:
-            table = None
-        if table is not None and table.num_rows == lines:
-            return RawFile(table.to_pandas(), np.arange(first_line, first_line + lines, dtype="int64"), [])
-    numbered = [(first_line + i, line) for i, line in enumerate(data[start:end].split(b"\n")) if line.strip()]
+    chunk = data[start:end]
+    records = _arrow_records(chunk, text_columns) if layout == "rows" else None
+    if records is not None:
+        return RawFile(records, np.arange(first_line, first_line + len(records), dtype="int64"), [])
+    numbered = [(first_line + i, line) for i, line in enumerate(chunk.split(b"\n")) if line.strip()]
     return _parse_lines(numbered, layout)
 
 
-def _read_jsonl(data: bytes, layout: str) -> RawFile:
+def _read_jsonl(data: bytes, layout: str, text_columns: Sequence[str]) -> RawFile:
     blocks: list[RawFile] = []
     start, first_line = 0, 1
     while start < len(data):
         end = data.find(b"\n", start + JSON_CHUNK_BYTES)
         end = len(data) if end == -1 else end + 1
-        blocks.append(_parse_chunk(data, start, end, first_line, layout))
+        blocks.append(_parse_chunk(data, start, end, first_line, layout, text_columns))
         start, first_line = end, first_line + data.count(b"\n", start, end)
     if not blocks:
         return RawFile(pd.DataFrame(), np.empty(0, dtype="int64"), [])
@@ -183,11 +248,14 @@ def _read_csv(path: Path, data: bytes) -> RawFile:
     return RawFile(frame, np.asarray(lines, dtype="int64"), malformed)
 
 
-def read_file(path: Path, layout: str = "rows") -> RawFile:
-    """Read one landing file; malformed lines are reported, not raised."""
+def read_file(path: Path, layout: str = "rows", text_columns: Sequence[str] = ()) -> RawFile:
+    """Read one landing file; malformed lines are reported, not raised.
+
+    `text_columns` are kept as text in JSON files, not read as Arrow infers them.
+    """
     fmt = _file_format(path)
     data = _read_bytes(path)
-    raw = _read_csv(path, data) if fmt == "csv" else _read_jsonl(data, layout)
+    raw = _read_csv(path, data) if fmt == "csv" else _read_jsonl(data, layout, text_columns)
     return replace(raw, text=data)
 
 
@@ -234,11 +302,14 @@ def _to_number(values: pd.Series, name: str, problems: _Problems, integer: bool)
     else:
         numbers = pd.to_numeric(values.astype(object), errors="coerce")
     problems.add(_unreadable(values, numbers), f"{name}: not a number")
+    numbers = numbers.astype("float64")
     if not integer:
-        return numbers.astype("float64")
+        return numbers
     fractional = numbers.notna() & (numbers != np.floor(numbers))
     problems.add(fractional, f"{name}: not an integer")
-    return numbers.where(~fractional).astype("Int64")
+    too_big = numbers.abs() >= 2.0**63  # past a 64-bit integer: a garbled value, quarantined, not a crash
+    problems.add(too_big, f"{name}: out of range")
+    return numbers.where(~fractional & ~too_big).astype("Int64")
 
 
 def _to_json(values: pd.Series) -> pd.Series:
@@ -256,10 +327,23 @@ def _to_json(values: pd.Series) -> pd.Series:
     )
 
 
-def _extras_json(extras: pd.DataFrame) -> pd.Series:
-    """Unmapped source columns kept as the request's metadata, absent values left out."""
-    metadata = _to_json(pd.Series(extras.astype(object).where(extras.notna(), None).to_dict("records"), dtype=object))
+def _extras_json(extras: pd.DataFrame, own: pd.Series | None) -> pd.Series:
+    """Unmapped source columns kept in the request's metadata beside its own keys, absent values left out.
+
+    A record's own `metadata` wins over an unmapped column of the same name; one that is not
+    a mapping is kept under "metadata".
+    """
+    rows = extras.astype(object).where(extras.notna(), None).to_dict("records")
+    if own is not None:
+        rows = [_merged(row, value) for row, value in zip(rows, own.astype(object), strict=True)]
+    metadata = _to_json(pd.Series(rows, dtype=object))
     return metadata.mask(metadata == "{}")
+
+
+def _merged(extras: dict[str, Any], own: Any) -> dict[str, Any]:
+    if own is None or (isinstance(own, float) and np.isnan(own)):
+        return extras
+    return {**extras, **own} if isinstance(own, dict) else {**extras, "metadata": own}
 
 
 def parse_timestamps(values: pd.Series, source: SourceConfig) -> pd.Series:
@@ -275,9 +359,6 @@ def parse_timestamps(values: pd.Series, source: SourceConfig) -> pd.Series:
         else:
             parsed = pd.to_datetime(numbers, unit="s" if fmt == "epoch_s" else "ms", utc=True)
         return parsed.astype("datetime64[ns, UTC]")
-    if pd.api.types.is_datetime64_any_dtype(values):
-        stamps = values if values.dt.tz is not None else values.dt.tz_localize(source.naive_timezone)
-        return stamps.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
     text = _to_string(values)
     parsed = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=True)
     if source.naive_timezone != "UTC":
@@ -332,7 +413,7 @@ def map_records(raw: RawFile, source: SourceConfig, label: str) -> pd.DataFrame:
         _apply_failure_rule(frame, source)
         extras = [c for c in records.columns if c not in source_names]
         if extras and "metadata" not in source.columns:
-            frame["metadata"] = _extras_json(records[extras])
+            frame["metadata"] = _extras_json(records[extras], records.get("metadata"))
     frame[SOURCE_FILE] = label
     frame[SOURCE_LINE] = raw.lines
     frame[ERRORS] = problems.column()
@@ -354,13 +435,30 @@ def _malformed_rows(malformed: list[tuple[int, str]], texts: dict[int, str], kin
     return rows
 
 
-def home_day(frame: pd.DataFrame, tz: str, path: Path) -> pd.Timestamp:
+def read_source(path: Path, source: SourceConfig, label: str) -> pd.DataFrame:
+    """One landing file read and mapped onto its kind's canonical columns.
+
+    ISO timestamps are read as text, so that they are parsed here and only here.
+    """
+    texts = (source.source_column("timestamp"),) if source.timestamp_format == "iso" else ()
+    return map_records(read_file(path, source.layout, texts), source, label)
+
+
+def home_day(frame: pd.DataFrame, tz: str, path: Path) -> date:
     """The day a file's undatable rows are filed under: its busiest day, else its mtime's."""
     days = local_days(frame["timestamp"].dropna(), tz)
     if len(days):
         counts = days.value_counts()
-        return counts[counts == counts.max()].index.min()
-    return pd.Timestamp(path.stat().st_mtime, unit="s", tz="UTC").tz_convert(tz).normalize()
+        return counts[counts == counts.max()].index.min().date()
+    return pd.Timestamp(path.stat().st_mtime, unit="s", tz="UTC").tz_convert(tz).date()
+
+
+def touched_days(frame: pd.DataFrame, tz: str, path: Path) -> set[str]:
+    """The local days a file's rows fall on, its undatable rows counted on its home day."""
+    days = {day.date().isoformat() for day in local_days(frame["timestamp"].dropna(), tz).unique()}
+    if frame["timestamp"].isna().any():
+        days.add(home_day(frame, tz, path).isoformat())
+    return days
 
 
 def landing_files(landing_dir: Path, sources: Iterable[SourceConfig], kind: Kind) -> list[tuple[Path, SourceConfig]]:
@@ -406,15 +504,11 @@ def extract_day(
         if stamp is not None and stamp.unchanged(path) and day_key not in stamp.days:
             continue
         stat = path.stat()
-        frame = map_records(read_file(path, source.layout), source, label)
-        home = home_day(frame, tz, path)
-        touched = {d.date().isoformat() for d in local_days(frame["timestamp"].dropna(), tz).unique()}
-        undated = frame["timestamp"].isna()
-        if undated.any():
-            touched.add(home.date().isoformat())
-        stamps[label] = FileStamp(stat.st_size, stat.st_mtime_ns, frozenset(touched))
+        frame = read_source(path, source, label)
+        stamps[label] = FileStamp(stat.st_size, stat.st_mtime_ns, frozenset(touched_days(frame, tz, path)))
         keep = in_day(frame["timestamp"], day, tz).fillna(False)
-        if home.date() == day:
+        undated = frame["timestamp"].isna()
+        if undated.any() and home_day(frame, tz, path) == day:
             keep |= undated
         parts.append(frame[keep.to_numpy(dtype=bool)])
     if not parts:

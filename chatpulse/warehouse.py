@@ -488,6 +488,9 @@ class Warehouse:
         executemany; the DELETE is the portable statement compiled for SQLite.
         """
         with adbc_sqlite.connect(self._sqlite_file) as conn, conn.cursor() as cursor:
+            # Wait for another writer (a concurrent run, a reader's lock) as pysqlite does,
+            # rather than failing at once with "database is locked".
+            cursor.execute("PRAGMA busy_timeout = 30000")  # ms
             try:
                 for write in writes:
                     table = TABLES[write.table]

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chatpulse.config import SourceConfig
-from chatpulse.days import local_days
-from chatpulse.extract import ExtractError, home_day, landing_files, map_records, read_file
+from chatpulse.extract import ExtractError, landing_files, read_source, touched_days
 from chatpulse.schema import Kind
 from chatpulse.warehouse import Warehouse
 
@@ -29,11 +28,7 @@ class Scan:
 
 def file_days(path: Path, source: SourceConfig, tz: str) -> set[str]:
     """The local days a file's rows fall on (undatable rows count on the file's busiest day)."""
-    frame = map_records(read_file(path, source.layout), source, path.name)
-    days = {day.date().isoformat() for day in local_days(frame["timestamp"].dropna(), tz)}
-    if frame["timestamp"].isna().any():
-        days.add(home_day(frame, tz, path).date().isoformat())
-    return days
+    return touched_days(read_source(path, source, path.name), tz, path)
 
 
 def scan(landing_dir: Path, sources: Iterable[SourceConfig], tz: str, seen: Mapping[str, tuple[int, int]]) -> Scan:

@@ -5,8 +5,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from chatpulse import extract
+from chatpulse.clean import derive_ids
 from chatpulse.config import SourceConfig, parse_source
-from chatpulse.extract import ERRORS, ExtractError, extract_day, parse_timestamps, read_file
+from chatpulse.extract import ERRORS, ExtractError, extract_day, parse_timestamps, read_file, read_source
 from chatpulse.schema import Kind
 from tests.conftest import write_jsonl
 
@@ -48,6 +50,14 @@ def test_jsonl_keeps_line_numbers_and_reports_malformed_lines(tmp_path: Path) ->
     assert list(raw.lines) == [1, 5]
     assert [line for line, _ in raw.malformed] == [3, 4]
     assert raw.malformed[1][1] == "malformed JSON: not a JSON object"
+
+
+# Arrow reads the first file; the blank line sends the second line by line.
+@pytest.mark.parametrize(("text", "lines"), [("{}\n{}\n", [1, 2]), ("{}\n\n{}\n", [1, 3])])
+def test_lines_of_empty_objects_are_records(tmp_path: Path, text: str, lines: list[int]) -> None:
+    path = tmp_path / "requests.jsonl"
+    path.write_text(text)
+    assert read_source(path, REQUESTS, "requests.jsonl")["source_line"].tolist() == lines
 
 
 def test_csv_rows_with_the_wrong_field_count_are_malformed(tmp_path: Path) -> None:
@@ -147,3 +157,135 @@ def test_session_per_line_layout_expands_turns(tmp_path: Path) -> None:
     frame = extract_day(tmp_path, [source], Kind.MESSAGES, date(2026, 11, 20), "UTC").frame
     assert frame[["session_id", "user_id", "role"]].values.tolist() == [["s1", "u1", "user"], ["s1", "u1", "assistant"]]
     assert frame["source_line"].tolist() == [1, 1]
+
+
+def _both_paths(path: Path, source: SourceConfig, monkeypatch: pytest.MonkeyPatch) -> pd.DataFrame:
+    """A file mapped as read by Arrow (checked), which must equal it read line by line (forced)."""
+    by_line: list[int] = []
+    parse_lines = extract._parse_lines
+    monkeypatch.setattr(extract, "_parse_lines", lambda *args: by_line.append(1) or parse_lines(*args))
+    arrow = read_source(path, source, "f")
+    assert not by_line, "Arrow did not read the file"
+    monkeypatch.setattr(extract, "_arrow_records", lambda *args: None)
+    lines = read_source(path, source, "f")
+    assert by_line
+    pd.testing.assert_frame_equal(arrow, lines)
+    return arrow
+
+
+@pytest.mark.parametrize(
+    ("timezone", "stamps", "expected"),
+    [
+        (
+            "Asia/Shanghai",
+            ["2026-11-01T01:30:00Z", "2026-11-01T09:30:00+08:00", "2026-11-01 09:30:00"],
+            ["2026-11-01T01:30:00Z"] * 3,
+        ),
+        # 01:30 happens twice that night in New York: the row is quarantined, nothing raises.
+        ("America/New_York", ["2026-11-01T01:30:00", "2026-11-01T05:30:00Z"], [None, "2026-11-01T05:30:00Z"]),
+    ],
+)
+def test_arrow_reads_whole_second_times_like_the_line_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, timezone: str, stamps: list[str], expected: list[str | None]
+) -> None:
+    path = write_jsonl(tmp_path / "r.jsonl", [{"request_id": str(i), "timestamp": t} for i, t in enumerate(stamps)])
+    frame = _both_paths(path, _source(timestamp={"format": "iso", "timezone": timezone}), monkeypatch)
+    assert frame["timestamp"].tolist() == [pd.Timestamp(e) if e else pd.NaT for e in expected]
+    assert frame[ERRORS].tolist() == [None if e else ["timestamp: unrecognised time format"] for e in expected]
+
+
+@pytest.mark.parametrize(
+    ("records", "metadata"),
+    [
+        # Lists in the metadata and in an unmapped field (Arrow hands them over as arrays).
+        ([{"metadata": {"tags": ["x"], "n": 1}}, {"metadata": {"n": 2.5}}], ['{"tags":["x"],"n":1}', '{"n":2.5}']),
+        ([{"tags": ["x"], "ids": [1, 2]}, {"tags": []}], ['{"tags":["x"],"ids":[1,2]}', '{"tags":[]}']),
+        # Nested objects: Arrow turns 2 into 2.0 and fills absent keys with null.
+        ([{"n": 1, "x": {"k": 2}}, {"n": 2, "x": {"j": 2.5}}], ['{"n":1,"x":{"k":2}}', '{"n":2,"x":{"j":2.5}}']),
+        # An unmapped whole-second time (Arrow makes it a naive UTC timestamp) stays as written.
+        ([{"at": "2026-11-01T01:30:00+08:00"}, {"at": None}], ['{"at":"2026-11-01T01:30:00+08:00"}', None]),
+        # A column that is null throughout, present or not.
+        ([{"a": None, "b": True}, {"b": None}], ['{"b":true}', None]),
+    ],
+)
+def test_arrow_reads_lists_and_objects_like_the_line_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, records: list[dict], metadata: list[str | None]
+) -> None:
+    path = write_jsonl(tmp_path / "r.jsonl", [{"timestamp": "2026-11-20T10:00:00Z", **r} for r in records])
+    frame = _both_paths(path, _source(), monkeypatch)
+    assert [m if isinstance(m, str) else None for m in frame["metadata"]] == metadata
+
+
+def test_the_same_record_gets_the_same_id_whatever_its_neighbours(tmp_path: Path) -> None:
+    record = {"timestamp": "2026-11-20T10:00:00Z", "metadata": {"app": "a", "n": 1}}
+    write_jsonl(tmp_path / "requests-a.jsonl", [record])
+    write_jsonl(tmp_path / "requests-b.jsonl", [{"timestamp": "2026-11-20T09:00:00Z", "metadata": {"n": 2.5}}, record])
+    frame = extract_day(tmp_path, [REQUESTS], Kind.REQUESTS, date(2026, 11, 20), "UTC").frame
+    assert frame["metadata"].tolist() == ['{"app":"a","n":1}', '{"n":2.5}', '{"app":"a","n":1}']
+    ids = derive_ids(frame, Kind.REQUESTS)
+    assert ids[0] == ids[2] != ids[1]
+
+
+@pytest.mark.parametrize(
+    ("text", "lines", "malformed"),
+    [
+        # Three records for three lines, but line 1 holds two and line 2 none.
+        ('{"a":1}{"b":2}\n\n{"c":3}\n', [3], [1]),
+        # Three records for three lines, but one spans lines 1 and 2.
+        ('{"a":\n1}{"b":2}\n{"c":3}\n', [3], [1, 2]),
+    ],
+)
+def test_line_numbers_are_never_guessed_from_a_matching_count(
+    tmp_path: Path, text: str, lines: list[int], malformed: list[int]
+) -> None:
+    path = tmp_path / "requests.jsonl"
+    path.write_text(text)
+    raw = read_file(path)
+    assert list(raw.lines) == lines
+    assert [line for line, _ in raw.malformed] == malformed
+
+
+def test_days_whose_midnight_daylight_saving_skips(tmp_path: Path) -> None:
+    # In Santiago clocks jump from 00:00 to 01:00 on 2024-09-08: that day has no midnight.
+    write_jsonl(
+        tmp_path / "requests.jsonl",
+        [
+            {"request_id": "a", "timestamp": "2024-09-08T05:30:00Z"},
+            {"request_id": "b", "timestamp": "2024-09-08T06:30:00Z"},
+            {"request_id": "c", "timestamp": "2024-09-08T03:59:59Z"},  # 23:59:59 on the 7th
+            {"request_id": "undated", "timestamp": "soon"},
+        ],
+    )
+    result = extract_day(tmp_path, [REQUESTS], Kind.REQUESTS, date(2024, 9, 8), "America/Santiago")
+    assert result.frame["request_id"].tolist() == ["a", "b", "undated"]
+    assert result.stamps["requests.jsonl"].days == {"2024-09-07", "2024-09-08"}
+
+
+def test_own_metadata_is_kept_beside_unmapped_fields(tmp_path: Path) -> None:
+    path = write_jsonl(
+        tmp_path / "requests-1.jsonl",
+        [
+            {"timestamp": "2026-11-20T10:00:00Z", "metadata": {"team": "a"}, "region": "eu"},
+            {"timestamp": "2026-11-20T10:01:00Z", "metadata": "plain", "region": "us"},
+            {"timestamp": "2026-11-20T10:02:00Z", "region": "ap"},
+        ],
+    )
+    frame = read_source(path, REQUESTS, path.name)
+    assert frame["metadata"].tolist() == [
+        '{"region":"eu","team":"a"}',
+        '{"region":"us","metadata":"plain"}',
+        '{"region":"ap"}',
+    ]
+
+
+def test_an_integer_past_64_bits_is_quarantined_not_a_crash(tmp_path: Path) -> None:
+    path = write_jsonl(
+        tmp_path / "requests-1.jsonl",
+        [
+            {"timestamp": "2026-11-20T10:00:00Z", "prompt_tokens": 12},
+            '{"timestamp": "2026-11-20T10:01:00Z", "prompt_tokens": 99999999999999999999}',
+        ],
+    )
+    frame = read_source(path, REQUESTS, path.name)
+    assert frame["prompt_tokens"].tolist()[0] == 12 and pd.isna(frame["prompt_tokens"].iloc[1])
+    assert frame[ERRORS].tolist() == [None, ["prompt_tokens: out of range"]]

@@ -1,3 +1,5 @@
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,3 +89,24 @@ def test_an_older_warehouse_gains_new_columns(warehouse: Warehouse) -> None:
     upgraded.replace_day("2026-11-20", Write("scenario_daily", pd.DataFrame({"scenario": ["coding"], "requests": [3]})))
     assert upgraded.read("scenario_daily")[["scenario", "requests"]].values.tolist() == [["coding", 3]]
     upgraded.engine.dispose()
+
+
+def test_a_sqlite_day_waits_for_another_writer(tmp_path: Path) -> None:
+    # The lock is held from another process: ADBC bundles its own SQLite, and POSIX file
+    # locks taken by one copy of SQLite do not block another copy in the same process.
+    path = tmp_path / "w.db"
+    warehouse = Warehouse(f"sqlite:///{path}")
+    hold = (
+        "import sqlite3, sys, time\n"
+        "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "db.execute('BEGIN IMMEDIATE')\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(1)\n"
+        "db.execute('COMMIT')\n"
+    )
+    with subprocess.Popen([sys.executable, "-c", hold, str(path)], stdout=subprocess.PIPE, text=True) as holder:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        warehouse.replace_day("2026-11-20", Write("requests", _requests("a")))
+    assert holder.returncode == 0
+    assert warehouse.read("requests")["request_id"].tolist() == ["a"]
+    warehouse.engine.dispose()
