@@ -8,7 +8,7 @@ name the key and what was expected, never a bare traceback.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from functools import partial
@@ -142,6 +142,22 @@ _expect = partial(checks.expect, error=ConfigError)
 _choice = partial(checks.choice, error=ConfigError)
 _known = partial(checks.known_keys, error=ConfigError)
 _required = partial(checks.required_keys, error=ConfigError)
+
+
+def _setting(
+    raw: Mapping[str, Any],
+    key: str,
+    default: float,
+    types: type | tuple[type, ...],
+    expected: str,
+    valid: Callable[[Any], bool],
+) -> Any:
+    """A top-level number of the configuration, its default when absent."""
+    return _expect(raw.get(key, default), types, key, expected, valid=valid)
+
+
+def _share(rate: float) -> bool:
+    return 0 <= rate <= 1
 
 
 def _timezone(value: Any, key: str) -> str:
@@ -315,17 +331,8 @@ def settings_from_mapping(raw: Mapping[str, Any], base: Path, env: Mapping[str, 
     _known(raw, known, "")
     home = _resolve(base, env.get(HOME_ENV) or raw.get("data_home", DEFAULT_HOME), "data_home").resolve()
     database_url = env.get(DATABASE_ENV) or raw.get("database_url") or f"sqlite:///{home / 'warehouse.db'}"
-    gap = _expect(
-        raw.get("session_gap_minutes", 30),
-        (int, float),
-        "session_gap_minutes",
-        "a positive number",
-        valid=checks.positive,
-    )
-    warn_rate = _expect(
-        raw.get("quarantine_warn_rate", 0.05), (int, float), "quarantine_warn_rate", "a share between 0 and 1",
-        valid=lambda rate: 0 <= rate <= 1,
-    )  # fmt: skip
+    gap = _setting(raw, "session_gap_minutes", 30, (int, float), "a positive number", checks.positive)
+    warn_rate = _setting(raw, "quarantine_warn_rate", 0.05, (int, float), "a share between 0 and 1", _share)
     sources_raw = raw.get("sources")
     if sources_raw is None:
         sources = DEFAULT_SOURCES
@@ -333,27 +340,17 @@ def settings_from_mapping(raw: Mapping[str, Any], base: Path, env: Mapping[str, 
         _expect(sources_raw, list, "sources", "a list of source mappings")
         sources = tuple(parse_source(item, f"sources[{i}]") for i, item in enumerate(sources_raw))
     rules = raw.get("scenario_rules")
-    retention = _expect(
-        raw.get("content_retention_days", 30), int, "content_retention_days", "a whole number of days, at least 1",
-        valid=checks.positive,
-    )  # fmt: skip
+    retention = _setting(raw, "content_retention_days", 30, int, "a whole number of days, at least 1", checks.positive)
     prices = None if raw.get("prices") is None else _resolve(base, raw["prices"], "prices")
-    interval = _expect(
-        raw.get("sensor_interval_seconds", 60), int, "sensor_interval_seconds", "a whole number of seconds, at least 1",
-        valid=checks.positive,
-    )  # fmt: skip
+    interval = _setting(
+        raw, "sensor_interval_seconds", 60, int, "a whole number of seconds, at least 1", checks.positive
+    )
     if prices is not None:
         try:
             read_prices(prices)
         except PriceError as exc:
             raise ConfigError(f"prices: {exc}") from exc
-    slow = _expect(
-        raw.get("slow_request_seconds", 10),
-        (int, float),
-        "slow_request_seconds",
-        "a positive number",
-        valid=checks.positive,
-    )
+    slow = _setting(raw, "slow_request_seconds", 10, (int, float), "a positive number", checks.positive)
     return Settings(
         data_home=home,
         database_url=_expect(database_url, str, "database_url", "a SQLAlchemy URL"),
