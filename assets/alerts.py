@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
 import pandas as pd
+from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -18,9 +19,10 @@ from dagster import (
     asset,
 )
 
-from chatpulse import alerts, notify, prometheus
+from chatpulse.alerting import delivery as notify
+from chatpulse.alerting import evaluate as alerts
+from chatpulse.alerting import prometheus
 from chatpulse.warehouse import Write
-from pipelines.resources import ChatPulseSettings, WarehouseResource
 
 NO_ERROR_ALERTS = "no_error_alerts"
 NO_WARN_ALERTS = "no_warn_alerts"

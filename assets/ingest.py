@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from datetime import date
 
 import pandas as pd
+from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -18,12 +19,11 @@ from dagster import (
     asset,
 )
 
-from chatpulse.clean import clean_partition
-from chatpulse.extract import extract_day
-from chatpulse.privacy import content_columns, mask_frame
+from chatpulse.ingest.clean import clean_partition
+from chatpulse.ingest.extract import extract_day
+from chatpulse.ingest.privacy import content_columns, mask_frame
 from chatpulse.schema import Kind
 from chatpulse.warehouse import Write
-from pipelines.resources import ChatPulseSettings, WarehouseResource
 
 ACCOUNTED = "rows_accounted_for"
 QUARANTINE_RATE = "quarantine_rate"

@@ -4,6 +4,7 @@ user and trend tables computed from the metric tables already in the warehouse."
 from datetime import date, timedelta
 
 import pandas as pd
+from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from dagster import (
     AssetExecutionContext,
     AssetIn,
@@ -14,11 +15,11 @@ from dagster import (
     asset,
 )
 
-from chatpulse import metrics, trends, users
-from chatpulse.pricing import load_prices, prices_on
-from chatpulse.sessions import EVENT_KEYS
+from chatpulse.behaviour.sessions import EVENT_KEYS
+from chatpulse.metrics import requests as metrics
+from chatpulse.metrics import trends, users
+from chatpulse.metrics.pricing import load_prices, prices_on
 from chatpulse.warehouse import Write
-from pipelines.resources import ChatPulseSettings, WarehouseResource
 
 
 def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:

@@ -4,6 +4,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pandas as pd
+from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from dagster import (
     AssetExecutionContext,
     AssetIn,
@@ -15,9 +16,8 @@ from dagster import (
     asset,
 )
 
-from chatpulse import feedback
-from chatpulse.privacy import drop_content, drop_stored_content, retention_cutoff
-from chatpulse.scenarios import (
+from chatpulse.behaviour import feedback
+from chatpulse.behaviour.scenarios import (
     OTHER,
     SCENARIO,
     SESSION_ROW,
@@ -27,9 +27,10 @@ from chatpulse.scenarios import (
     session_rows,
     session_usage,
 )
-from chatpulse.sessions import build_sessions
-from chatpulse.warehouse import TABLES, Write
-from pipelines.resources import ChatPulseSettings, WarehouseResource
+from chatpulse.behaviour.sessions import build_sessions
+from chatpulse.ingest.privacy import drop_content, drop_stored_content, retention_cutoff
+from chatpulse.tables import TABLES
+from chatpulse.warehouse import Write
 
 SPOTLIGHT_DAYS = 7
 

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from chatpulse import checks
-from chatpulse.pricing import PriceError, read_prices
+from chatpulse.metrics.pricing import PriceError, read_prices
 from chatpulse.schema import COLUMNS, Kind
 
 CONFIG_ENV = "CHATPULSE_CONFIG"

@@ -83,9 +83,8 @@ def run_days(settings: Settings, days: Sequence[date], config_file: str | None) 
     them: unlike `execute_in_process` it keeps no step outputs in memory, so a big
     day's frames are freed as soon as the next step has read them.
     """
+    from chatpulse.pipelines.definitions import daily_job
     from dagster import DagsterInstance, execute_job, reconstructable
-
-    from pipelines.definitions import daily_job
 
     for day in days:
         if day < settings.start_date:
@@ -113,7 +112,7 @@ def _root_cause(error: Any) -> str:
 
 def report_path(settings: Settings, day: date) -> Path:
     """Where the report of a day was written; its absence means the run wrote none."""
-    from reports.render import report_file
+    from chatpulse.reports.render import report_file
 
     path = report_file(settings.reports_dir, day)
     if not path.is_file():
@@ -122,7 +121,7 @@ def report_path(settings: Settings, day: date) -> Path:
 
 
 def _generate(settings: Settings, days: Sequence[date], requests_per_day: int | None) -> None:
-    from chatpulse.sample import write_sample
+    from chatpulse.sample.generate import write_sample
 
     counts = write_sample(settings.landing_dir, list(days), tz=settings.timezone, requests_per_day=requests_per_day)
     summary = ", ".join(f"{counts[key]:,} {key}" for key in ("requests", "messages", "feedback", "sessions"))
@@ -130,8 +129,9 @@ def _generate(settings: Settings, days: Sequence[date], requests_per_day: int | 
 
 
 def _send_report(settings: Settings, day: date, force: bool) -> None:
+    from chatpulse.reports.mail import MailError, deliver
+
     from chatpulse.warehouse import Warehouse
-    from reports.mail import MailError, deliver
 
     if settings.mail is None:
         raise CliError("no mail settings: add a `mail` section to the configuration (see the README)")
@@ -148,7 +148,7 @@ def _send_report(settings: Settings, day: date, force: bool) -> None:
 
 
 def _convert_oasst(settings: Settings, source: Path, out: Path | None) -> None:
-    from chatpulse.convert_oasst import convert
+    from chatpulse.ingest.oasst import convert
 
     if not source.is_file():
         raise CliError(f"cannot read {source}: no such file")
@@ -162,7 +162,7 @@ def _convert_oasst(settings: Settings, source: Path, out: Path | None) -> None:
 
 
 def _serve_metrics(settings: Settings, host: str, port: int) -> None:
-    from chatpulse.prometheus import server
+    from chatpulse.alerting.prometheus import server
     from chatpulse.warehouse import Warehouse
 
     http = server(Warehouse(settings.database_url), host, port)

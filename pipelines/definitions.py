@@ -6,6 +6,13 @@ import os
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+from chatpulse.assets.alerts import alert_assets
+from chatpulse.assets.ingest import ingest_assets
+from chatpulse.assets.metrics import metric_assets
+from chatpulse.assets.report import report_assets
+from chatpulse.assets.sessions import session_assets
+from chatpulse.pipelines.resources import ChatPulseSettings, ParquetIOManager, WarehouseResource
+from chatpulse.pipelines.sensors import failure_mail_sensor, landing_sensor
 from dagster import (
     AssetSelection,
     DailyPartitionsDefinition,
@@ -20,14 +27,7 @@ from dagster import (
     schedule,
 )
 
-from assets.alerts import alert_assets
-from assets.ingest import ingest_assets
-from assets.metrics import metric_assets
-from assets.report import report_assets
-from assets.sessions import session_assets
 from chatpulse.config import CONFIG_ENV, Settings, load_settings
-from pipelines.resources import ChatPulseSettings, ParquetIOManager, WarehouseResource
-from pipelines.sensors import failure_mail_sensor, landing_sensor
 
 DAILY_JOB = "daily_pipeline"
 

@@ -16,10 +16,10 @@ from dagster import (
     sensor,
 )
 
+from chatpulse.alerting.delivery import failure_mail
 from chatpulse.config import Settings
-from chatpulse.notify import failure_mail
+from chatpulse.ingest.watch import already_read, scan
 from chatpulse.warehouse import Warehouse
-from chatpulse.watch import already_read, scan
 
 LANDING_SENSOR = "landing_sensor"
 FAILURE_SENSOR = "run_failure_mail"
@@ -78,7 +78,7 @@ def failure_mail_sensor(settings: Settings) -> SensorDefinition:
         if settings.mail is None:
             context.log.warning(f"run {run.run_id} failed; no mail settings, nothing mailed")
             return
-        from reports.mail import send  # reports pulls in the rendering stack; only load it to mail
+        from chatpulse.reports.mail import send  # reports pulls in the rendering stack; only load it to mail
 
         partition = run.tags.get("dagster/partition")
         send(failure_mail(run.job_name, run.run_id, partition, error, settings.mail), settings.mail)

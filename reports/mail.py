@@ -20,10 +20,10 @@ from pathlib import Path
 
 import css_inline
 import pandas as pd
+from chatpulse.reports.render import format_int, format_ms, format_pct, format_usd, is_complete
 
 from chatpulse.config import MailSettings
 from chatpulse.warehouse import Warehouse
-from reports.render import format_int, format_ms, format_pct, format_usd, is_complete
 
 MAX_HTML_BYTES = 100_000
 _INLINER = css_inline.CSSInliner(resolve_css_variables=True, minify_css=True)

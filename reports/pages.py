@@ -11,9 +11,8 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
-
-from reports import charts
-from reports.render import _DASH, _ENV, _chart_ref, format_int, format_ms, format_pct, format_usd, report_file
+from chatpulse.reports import charts
+from chatpulse.reports.render import _DASH, _ENV, _chart_ref, format_int, format_ms, format_pct, format_usd, report_file
 
 _WEEK_PREFIX = "week-"
 _SUNDAY = 6  # date.weekday() of the day whose run also writes the Monday-to-Sunday weekly report

@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from chatpulse.reports import charts
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from reports import charts
-
 if TYPE_CHECKING:
-    from reports.sections import Section
+    from chatpulse.reports.sections import Section
 
 _TEMPLATES = Path(__file__).parent / "templates"
 # autoescape=True, not select_autoescape(): the ".html.j2" suffix would not match its extension list.

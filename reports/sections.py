@@ -13,8 +13,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-
-from reports.render import _DASH, _missing, format_change, format_int, format_ms, format_pct, format_usd, rated_days
+from chatpulse.reports.render import (
+    _DASH,
+    _missing,
+    format_change,
+    format_int,
+    format_ms,
+    format_pct,
+    format_usd,
+    rated_days,
+)
 
 Formatter = Callable[[Any], str]
 

@@ -110,7 +110,7 @@ def postgres_url() -> Iterator[str]:
 def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """The `chatpulse` command in a fresh process, as a user runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args],
+        [sys.executable, "-m", "chatpulse.pipelines.cli", *args],
         cwd=ROOT,
         env={**os.environ, **env},
         capture_output=True,

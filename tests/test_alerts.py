@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from dagster import AssetCheckSeverity, DagsterInstance
 
-from chatpulse.alerts import (
+from chatpulse.alerting.evaluate import (
     REQUEST_COLUMNS,
     TABLE_COLUMNS,
     WINDOW_COLUMNS,
@@ -25,9 +26,8 @@ from chatpulse.alerts import (
     window_series,
 )
 from chatpulse.config import ConfigError, load_settings, settings_from_mapping
-from chatpulse.sample import write_sample
+from chatpulse.sample.generate import write_sample
 from chatpulse.warehouse import Warehouse, Write
-from pipelines.definitions import DAILY_JOB, build_definitions
 
 DAYS = [date(2026, 11, 21) + timedelta(days=i) for i in range(7)]
 INCIDENT = date(2026, 11, 26)

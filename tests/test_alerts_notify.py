@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from chatpulse.alerting.delivery import DeliveryError, deliver, deliveries, payload, post_json
 from chatpulse.config import settings_from_mapping
-from chatpulse.notify import DeliveryError, deliver, deliveries, payload, post_json
 from chatpulse.warehouse import Warehouse
 from tests.conftest import Inbox, free_port
 

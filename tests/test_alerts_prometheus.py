@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from chatpulse.prometheus import CONTENT_TYPE, render, write_textfile
+from chatpulse.alerting.prometheus import CONTENT_TYPE, render, write_textfile
 from chatpulse.warehouse import Warehouse, Write
 from tests.conftest import ROOT
 
@@ -60,7 +60,7 @@ def test_render_and_textfile(tmp_path: Path) -> None:
 def test_serve_metrics_answers_on_loopback(tmp_path: Path) -> None:
     _warehouse(tmp_path / "warehouse.db")
     (tmp_path / "chatpulse.yaml").write_text("data_home: .\n")
-    command = [sys.executable, "-m", "pipelines.cli", "--config", str(tmp_path / "chatpulse.yaml"), "serve-metrics"]
+    command = [sys.executable, "-m", "chatpulse.pipelines.cli", "--config", str(tmp_path / "chatpulse.yaml"), "serve-metrics"]
     process = subprocess.Popen([*command, "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         # It prints its address once it listens: port 0 lets the system pick a free one.

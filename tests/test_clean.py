@@ -2,9 +2,9 @@ import json
 from datetime import date
 from pathlib import Path
 
-from chatpulse.clean import clean_partition
 from chatpulse.config import SourceConfig
-from chatpulse.extract import extract_day
+from chatpulse.ingest.clean import clean_partition
+from chatpulse.ingest.extract import extract_day
 from chatpulse.schema import Kind
 from tests.conftest import write_jsonl
 

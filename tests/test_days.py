@@ -6,9 +6,9 @@ import pandas as pd
 
 from chatpulse.config import SourceConfig
 from chatpulse.days import local_days
-from chatpulse.extract import extract_day
+from chatpulse.ingest.extract import extract_day
+from chatpulse.ingest.watch import file_days
 from chatpulse.schema import Kind
-from chatpulse.watch import file_days
 from tests.conftest import write_jsonl
 
 REQUESTS = SourceConfig(name="requests", kind=Kind.REQUESTS, pattern="requests*")

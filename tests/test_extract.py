@@ -5,10 +5,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from chatpulse import extract
-from chatpulse.clean import derive_ids
 from chatpulse.config import SourceConfig, parse_source
-from chatpulse.extract import ERRORS, ExtractError, extract_day, parse_timestamps, read_file, read_source
+from chatpulse.ingest import extract
+from chatpulse.ingest.clean import derive_ids
+from chatpulse.ingest.extract import ERRORS, ExtractError, extract_day, parse_timestamps, read_file, read_source
 from chatpulse.schema import Kind
 from tests.conftest import write_jsonl
 

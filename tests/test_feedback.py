@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chatpulse import feedback
-from chatpulse.clean import clean_partition
+from chatpulse.behaviour import feedback
+from chatpulse.behaviour.scenarios import SCENARIO, SESSION_ROW, session_rows
+from chatpulse.behaviour.sessions import build_sessions
 from chatpulse.config import SourceConfig
-from chatpulse.extract import extract_day
-from chatpulse.sample import write_sample
-from chatpulse.scenarios import SCENARIO, SESSION_ROW, session_rows
+from chatpulse.ingest.clean import clean_partition
+from chatpulse.ingest.extract import extract_day
+from chatpulse.sample.generate import write_sample
 from chatpulse.schema import FEEDBACK_COLUMNS, MESSAGE_COLUMNS, REQUEST_COLUMNS, Kind, is_error
-from chatpulse.sessions import build_sessions
 from tests.conftest import event_frame
 
 DAY = dt.date(2026, 11, 20)

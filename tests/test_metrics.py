@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chatpulse.metrics import DAILY_COLUMNS, HOURLY_COLUMNS, daily_metrics, hourly_metrics
+from chatpulse.behaviour.sessions import build_sessions
+from chatpulse.metrics.requests import DAILY_COLUMNS, HOURLY_COLUMNS, daily_metrics, hourly_metrics
 from chatpulse.schema import MESSAGE_COLUMNS, REQUEST_COLUMNS
-from chatpulse.sessions import build_sessions
 
 DAY = dt.date(2026, 11, 20)
 _DTYPES = {"string": "str", "int": "Int64", "float": "float64", "json": "object"}

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chatpulse.metrics import (
+from chatpulse.metrics.requests import (
     ERROR_KINDS,
     REQUEST_METRIC_COLUMNS,
     error_kind,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chatpulse.metrics import SESSION_METRIC_COLUMNS, session_metrics
-from chatpulse.sessions import build_sessions
+from chatpulse.behaviour.sessions import build_sessions
+from chatpulse.metrics.requests import SESSION_METRIC_COLUMNS, session_metrics
 from tests.test_metrics import DAY, requests
 from tests.test_sessions import messages
 

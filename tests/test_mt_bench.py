@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from chatpulse.scenarios import DEFAULT_RULES, classify
+from chatpulse.behaviour.scenarios import DEFAULT_RULES, classify
 
 ACCEPTED = {
     "writing": {"writing", "business_communication", "creative_roleplay"},

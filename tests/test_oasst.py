@@ -7,7 +7,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from chatpulse.convert_oasst import convert
+from chatpulse.ingest.oasst import convert
 from chatpulse.warehouse import Warehouse
 from tests.conftest import run_cli
 

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from dagster import AssetCheckSeverity, DagsterInstance
 
 from chatpulse.config import load_settings
 from chatpulse.warehouse import Warehouse
-from pipelines.definitions import DAILY_JOB, build_definitions
 from tests.conftest import write_jsonl
 
 DAY = "2026-11-20"

@@ -8,8 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from chatpulse.privacy import drop_content, drop_stored_content, mask, retention_cutoff
-from chatpulse.warehouse import TABLES, Warehouse, Write
+from chatpulse.ingest.privacy import drop_content, drop_stored_content, mask, retention_cutoff
+from chatpulse.tables import TABLES
+from chatpulse.warehouse import Warehouse, Write
 
 MASKED = {
     "mail me at jane.doe+work@example.co.uk today": "mail me at [EMAIL] today",

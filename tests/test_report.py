@@ -14,9 +14,8 @@ import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
-
-from reports.render import _chart_ref, is_complete, render_report
-from reports.sections import Section, detail_sections
+from chatpulse.reports.render import _chart_ref, is_complete, render_report
+from chatpulse.reports.sections import Section, detail_sections
 
 DAY = date(2026, 11, 20)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -478,7 +477,7 @@ def _full_day(scenarios: int = 11, models: int = 4, alerts: int = 0) -> dict[str
     The default is an ordinary day (19 trend metrics, 10 slowest requests and worst-rated sessions shown); a busy
     one has more scenarios, models and alerts. At least 9 scenarios, for the spotlight's rows.
     """
-    from chatpulse.trends import HEADLINES
+    from chatpulse.metrics.trends import HEADLINES
 
     day = DAY.isoformat()
     names = [f"scenario-{n:02d}" for n in range(scenarios)]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from chatpulse.sample import write_sample
+from chatpulse.sample.generate import write_sample
 from chatpulse.schema import FEEDBACK_COLUMNS, MESSAGE_COLUMNS, REQUEST_COLUMNS
 
 DAYS = [date(2026, 11, 17), date(2026, 11, 18), date(2026, 11, 19)]  # Tuesday to Thursday

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from chatpulse.feedback import rate, satisfaction_by
-from chatpulse.scenarios import (
+from chatpulse.behaviour.feedback import rate, satisfaction_by
+from chatpulse.behaviour.scenarios import (
     DEFAULT_LABELS,
     DEFAULT_RULES,
     OTHER,
@@ -26,8 +26,8 @@ from chatpulse.scenarios import (
     session_rows,
     session_usage,
 )
+from chatpulse.behaviour.sessions import build_sessions
 from chatpulse.schema import FEEDBACK_COLUMNS, MESSAGE_COLUMNS, REQUEST_COLUMNS
-from chatpulse.sessions import build_sessions
 from tests.conftest import event_frame
 
 DAY = dt.date(2026, 11, 20)

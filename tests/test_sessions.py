@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chatpulse.scenarios import session_rows
+from chatpulse.behaviour.scenarios import session_rows
+from chatpulse.behaviour.sessions import SESSION_COLUMNS, build_sessions
 from chatpulse.schema import MESSAGE_COLUMNS, REQUEST_COLUMNS
-from chatpulse.sessions import SESSION_COLUMNS, build_sessions
 
 _DTYPES = {"string": "str", "int": "Int64", "float": "float64", "json": "object"}
 

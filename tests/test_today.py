@@ -5,11 +5,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pandas as pd
+from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from dagster import DagsterInstance
 
 from chatpulse.config import load_settings
 from chatpulse.warehouse import Warehouse
-from pipelines.definitions import DAILY_JOB, build_definitions
 from tests.conftest import Inbox, write_jsonl
 from tests.test_sensor import _tick
 

@@ -6,9 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from chatpulse.extract import FileStamp
 from chatpulse.schema import Kind
-from chatpulse.warehouse import Warehouse, Write
+from chatpulse.warehouse import FileStamp, Warehouse, Write
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -89,7 +89,7 @@ def test_chatpulse_ui_starts_dagster_dev_on_a_home_that_runs_one_day_at_a_time(t
     env = {name: value for name, value in os.environ.items() if name not in ("DAGSTER_HOME", "CHATPULSE_CONFIG")}
     port = free_port()
     ui = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "--config", str(config), "ui", "--port", str(port)],
+        [sys.executable, "-m", "chatpulse.pipelines.cli", "--config", str(config), "ui", "--port", str(port)],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,

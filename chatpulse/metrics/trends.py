@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from chatpulse.warehouse import table_columns
+from chatpulse.tables import table_columns
 
 # metric name -> (table, column) it is read from; model_costs columns are summed over models,
 # NULL when every model's is (so cost_usd, the logged cost, is missing, not $0, on a day that

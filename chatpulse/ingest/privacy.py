@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-from chatpulse.extract import RAW
+from chatpulse.ingest.extract import RAW
 
 # (replacement, RE2 pattern), applied in order: keys and ID numbers before the looser phone patterns.
 MASKS: tuple[tuple[str, str], ...] = (

@@ -17,8 +17,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from chatpulse.scenarios import SCENARIO, SESSION_ROW, UNKNOWN_MODEL
-from chatpulse.warehouse import TABLES, table_columns
+from chatpulse.behaviour.scenarios import SCENARIO, SESSION_ROW, UNKNOWN_MODEL
+from chatpulse.tables import TABLES, table_columns
 
 SCORE = "score"
 NEGATIVE_BELOW = 0.5

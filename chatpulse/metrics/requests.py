@@ -16,11 +16,11 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
+from chatpulse.behaviour.scenarios import session_rows
 from chatpulse.days import day_bounds
-from chatpulse.pricing import estimate_cost
-from chatpulse.scenarios import session_rows
+from chatpulse.metrics.pricing import estimate_cost
 from chatpulse.schema import is_error
-from chatpulse.warehouse import table_columns
+from chatpulse.tables import table_columns
 
 HOURLY_COLUMNS = table_columns("hourly_metrics")
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from chatpulse.extract import ERRORS, RAW
+from chatpulse.ingest.extract import ERRORS, RAW
+from chatpulse.ingest.validate import Validation, validate
 from chatpulse.schema import COLUMNS, ID_COLUMN, SOURCE_FILE, SOURCE_LINE, Kind
-from chatpulse.validate import Validation, validate
 
 
 @dataclass(frozen=True)

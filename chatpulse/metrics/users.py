@@ -13,7 +13,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from chatpulse.warehouse import table_columns
+from chatpulse.tables import table_columns
 
 WINDOWS = (7, 28)
 USER_METRIC_COLUMNS = table_columns("user_metrics")

@@ -53,7 +53,7 @@ class Validation:
 
 def suite_definition(kind: Kind) -> dict[str, Any]:
     """The suite JSON for a kind, as shipped in the `expectations` package."""
-    text = resources.files("expectations").joinpath(f"{kind.value}.json").read_text(encoding="utf-8")
+    text = resources.files("chatpulse.expectations").joinpath(f"{kind.value}.json").read_text(encoding="utf-8")
     return json.loads(text)
 
 

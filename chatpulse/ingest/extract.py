@@ -26,6 +26,7 @@ from pyarrow import json as pa_json
 from chatpulse.config import LATENCY_UNITS, SourceConfig
 from chatpulse.days import in_day, local_days
 from chatpulse.schema import COLUMNS, SOURCE_FILE, SOURCE_LINE, Kind
+from chatpulse.warehouse import FileStamp
 
 ERRORS = "_errors"
 RAW = "_raw"  # the original line, kept only for rows extract already found faulty
@@ -58,19 +59,6 @@ class RawFile:
             return {}
         lines = self.text.split(b"\n")
         return {n: lines[n - 1].decode("utf-8", errors="replace") for n in wanted if 0 < n <= len(lines)}
-
-
-@dataclass(frozen=True)
-class FileStamp:
-    """What a landing file looked like when read, and which local days it touched."""
-
-    size: int
-    mtime_ns: int
-    days: frozenset[str]
-
-    def unchanged(self, path: Path) -> bool:
-        stat = path.stat()
-        return stat.st_size == self.size and stat.st_mtime_ns == self.mtime_ns
 
 
 def _file_format(path: Path) -> str:

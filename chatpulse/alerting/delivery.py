@@ -21,7 +21,8 @@ from email.message import EmailMessage
 import pandas as pd
 
 from chatpulse.config import MailSettings, Settings, WebhookSettings
-from chatpulse.warehouse import TABLES, Warehouse
+from chatpulse.tables import TABLES
+from chatpulse.warehouse import Warehouse
 
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -190,7 +191,7 @@ def _send(delivery: Delivery, settings: Settings, sleep: Callable[[float], None]
         return
     if settings.mail is None:
         raise DeliveryError("mail: no mail settings configured")
-    from reports.mail import MailError, send  # reports pulls in the rendering stack; only load it to mail
+    from chatpulse.reports.mail import MailError, send  # reports pulls in the rendering stack; only load it to mail
 
     try:
         send(message_from_string(delivery.payload, policy=policy.default), settings.mail)

@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from chatpulse.warehouse import TABLES, Warehouse
+from chatpulse.tables import TABLES
+from chatpulse.warehouse import Warehouse
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DAILY_GAUGES = {

@@ -26,9 +26,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
+from chatpulse.behaviour.sessions import event_sessions
 from chatpulse.schema import is_error
-from chatpulse.sessions import event_sessions
-from chatpulse.warehouse import TABLES, table_columns
+from chatpulse.tables import TABLES, table_columns
 
 OTHER = "other"
 SCENARIO = "scenario"

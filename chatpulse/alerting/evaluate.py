@@ -23,7 +23,8 @@ import yaml
 from chatpulse import checks
 from chatpulse.days import day_bounds
 from chatpulse.schema import is_error
-from chatpulse.warehouse import TABLES, Warehouse
+from chatpulse.tables import TABLES
+from chatpulse.warehouse import Warehouse
 
 DEFAULT_RULES_PATH = Path(__file__).with_name("alert_rules.yaml")
 WINDOWS = {"5m": 5, "1h": 60, "1d": 1440}
