@@ -4,7 +4,6 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
 import pandas as pd
-from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -22,6 +21,8 @@ from dagster import (
 from chatpulse.alerting import delivery as notify
 from chatpulse.alerting import evaluate as alerts
 from chatpulse.alerting import prometheus
+from chatpulse.alerting.rules import load_rules
+from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from chatpulse.warehouse import Write
 
 NO_ERROR_ALERTS = "no_error_alerts"
@@ -54,7 +55,7 @@ def alert_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
         settings, store = chatpulse.settings, warehouse.warehouse
         day, now = date.fromisoformat(context.partition_key), datetime.now(UTC)
-        rules = alerts.load_rules(settings.alert_rules)
+        rules = load_rules(settings.alert_rules)
         tables = alerts.Tables.read(store, day, rules, requests)
         breaches = alerts.evaluate(rules, tables, day, settings.timezone, now)
         stored = alerts.update_alerts(store.read("alerts", context.partition_key), breaches, now)

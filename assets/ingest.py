@@ -5,7 +5,6 @@ from collections.abc import Iterator
 from datetime import date
 
 import pandas as pd
-from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -22,6 +21,7 @@ from dagster import (
 from chatpulse.ingest.clean import clean_partition
 from chatpulse.ingest.extract import extract_day
 from chatpulse.ingest.privacy import content_columns, mask_frame
+from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from chatpulse.schema import Kind
 from chatpulse.warehouse import Write
 

@@ -4,7 +4,6 @@ user and trend tables computed from the metric tables already in the warehouse."
 from datetime import date, timedelta
 
 import pandas as pd
-from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from dagster import (
     AssetExecutionContext,
     AssetIn,
@@ -16,9 +15,10 @@ from dagster import (
 )
 
 from chatpulse.behaviour.sessions import EVENT_KEYS
-from chatpulse.metrics import requests as metrics
-from chatpulse.metrics import trends, users
+from chatpulse.metrics import costs as cost_metrics
+from chatpulse.metrics import daily, errors, session_stats, traffic, trends, users
 from chatpulse.metrics.pricing import load_prices, prices_on
+from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from chatpulse.warehouse import Write
 
 
@@ -38,7 +38,7 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         chatpulse: ChatPulseSettings,
         warehouse: WarehouseResource,
     ) -> MaterializeResult:
-        table = metrics.hourly_metrics(requests, date.fromisoformat(context.partition_key), chatpulse.settings.timezone)
+        table = daily.hourly_metrics(requests, date.fromisoformat(context.partition_key), chatpulse.settings.timezone)
         warehouse.warehouse.replace_day(context.partition_key, Write("hourly_metrics", table))
         busiest = table.loc[table["requests"].idxmax()]
         return MaterializeResult(
@@ -59,7 +59,7 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         chatpulse: ChatPulseSettings,
         warehouse: WarehouseResource,
     ) -> MaterializeResult:
-        table = metrics.daily_metrics(
+        table = daily.daily_metrics(
             requests, sessions, date.fromisoformat(context.partition_key), chatpulse.settings.timezone
         )
         warehouse.warehouse.replace_day(context.partition_key, Write("daily_metrics", table))
@@ -90,19 +90,19 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         settings = chatpulse.settings
         day, tz = date.fromisoformat(context.partition_key), settings.timezone
         rates = prices_on(load_prices(settings.prices), day)
-        table = metrics.request_metrics(requests, day, tz, settings.slow_request_seconds * 1000.0)
-        kinds = metrics.error_kinds(requests, day, tz)
-        failed = metrics.failed_requests(requests, day, tz)
-        costs = metrics.model_costs(requests, day, tz, rates)
+        table = traffic.request_metrics(requests, day, tz, settings.slow_request_seconds * 1000.0)
+        kinds = errors.error_kinds(requests, day, tz)
+        failed = errors.failed_requests(requests, day, tz)
+        costs = cost_metrics.model_costs(requests, day, tz, rates)
         warehouse.warehouse.replace_day(
             context.partition_key,
             Write("request_metrics", table),
-            Write("minute_metrics", metrics.minute_metrics(requests, day, tz)),
+            Write("minute_metrics", traffic.minute_metrics(requests, day, tz)),
             Write("error_kinds", kinds),
             Write("failed_requests", failed),
-            Write("slowest_requests", metrics.slowest_requests(requests, day, tz)),
+            Write("slowest_requests", errors.slowest_requests(requests, day, tz)),
             Write("model_costs", costs),
-            Write("daily_users", metrics.daily_users(requests, day, tz, rates)),
+            Write("daily_users", cost_metrics.daily_users(requests, day, tz, rates)),
         )
         overall = table.iloc[0]
         unpriced = costs[costs["unpriced_requests"] > 0]
@@ -138,7 +138,7 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         warehouse: WarehouseResource,
     ) -> MaterializeResult:
         settings = chatpulse.settings
-        table = metrics.session_metrics(
+        table = session_stats.session_metrics(
             sessions,
             requests,
             messages,

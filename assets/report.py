@@ -4,11 +4,6 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
-from chatpulse.reports.mail import ReportInProgress, ReportUnfit, deliver
-from chatpulse.reports.pages import write_pages
-from chatpulse.reports.render import rated_days, render_report, report_file
-from chatpulse.reports.sections import detail_sections
 from dagster import (
     AssetExecutionContext,
     AssetIn,
@@ -25,6 +20,11 @@ from dagster import (
 
 from chatpulse.days import day_bounds
 from chatpulse.metrics.users import window
+from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
+from chatpulse.reports.mail import ReportInProgress, ReportUnfit, deliver
+from chatpulse.reports.pages import write_pages
+from chatpulse.reports.render import rated_days, render_report, report_file
+from chatpulse.reports.sections import detail_sections
 
 # What the report shows comes from these assets' tables, so it runs after all of them.
 SHOWN_ASSETS = (

@@ -4,7 +4,6 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from dagster import (
     AssetExecutionContext,
     AssetIn,
@@ -29,6 +28,7 @@ from chatpulse.behaviour.scenarios import (
 )
 from chatpulse.behaviour.sessions import build_sessions
 from chatpulse.ingest.privacy import drop_content, drop_stored_content, retention_cutoff
+from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from chatpulse.tables import TABLES
 from chatpulse.warehouse import Write
 

@@ -83,8 +83,9 @@ def run_days(settings: Settings, days: Sequence[date], config_file: str | None) 
     them: unlike `execute_in_process` it keeps no step outputs in memory, so a big
     day's frames are freed as soon as the next step has read them.
     """
-    from chatpulse.pipelines.definitions import daily_job
     from dagster import DagsterInstance, execute_job, reconstructable
+
+    from chatpulse.pipelines.definitions import daily_job
 
     for day in days:
         if day < settings.start_date:
@@ -130,7 +131,6 @@ def _generate(settings: Settings, days: Sequence[date], requests_per_day: int | 
 
 def _send_report(settings: Settings, day: date, force: bool) -> None:
     from chatpulse.reports.mail import MailError, deliver
-
     from chatpulse.warehouse import Warehouse
 
     if settings.mail is None:

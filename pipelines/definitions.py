@@ -6,13 +6,6 @@ import os
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from chatpulse.assets.alerts import alert_assets
-from chatpulse.assets.ingest import ingest_assets
-from chatpulse.assets.metrics import metric_assets
-from chatpulse.assets.report import report_assets
-from chatpulse.assets.sessions import session_assets
-from chatpulse.pipelines.resources import ChatPulseSettings, ParquetIOManager, WarehouseResource
-from chatpulse.pipelines.sensors import failure_mail_sensor, landing_sensor
 from dagster import (
     AssetSelection,
     DailyPartitionsDefinition,
@@ -27,7 +20,14 @@ from dagster import (
     schedule,
 )
 
+from chatpulse.assets.alerts import alert_assets
+from chatpulse.assets.ingest import ingest_assets
+from chatpulse.assets.metrics import metric_assets
+from chatpulse.assets.report import report_assets
+from chatpulse.assets.sessions import session_assets
 from chatpulse.config import CONFIG_ENV, Settings, load_settings
+from chatpulse.pipelines.resources import ChatPulseSettings, ParquetIOManager, WarehouseResource
+from chatpulse.pipelines.sensors import failure_mail_sensor, landing_sensor
 
 DAILY_JOB = "daily_pipeline"
 

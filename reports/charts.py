@@ -19,7 +19,6 @@ matplotlib.use("Agg")  # the pipeline runs headless: never try to open a window
 import matplotlib.pyplot as plt  # noqa: E402  (must follow the backend choice)
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from chatpulse.reports import fonts  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.dates import DateFormatter  # noqa: E402
 from matplotlib.ticker import (  # noqa: E402
@@ -29,6 +28,8 @@ from matplotlib.ticker import (  # noqa: E402
     NullFormatter,
     PercentFormatter,
 )
+
+from chatpulse.reports import fonts  # noqa: E402
 
 fonts.configure()  # Chinese scenario and model names draw as glyphs, not boxes
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import css_inline
 import pandas as pd
-from chatpulse.reports.render import format_int, format_ms, format_pct, format_usd, is_complete
 
 from chatpulse.config import MailSettings
+from chatpulse.reports.render import format_int, format_ms, format_pct, format_usd, is_complete
 from chatpulse.warehouse import Warehouse
 
 MAX_HTML_BYTES = 100_000

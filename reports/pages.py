@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
+
 from chatpulse.reports import charts
 from chatpulse.reports.render import _DASH, _ENV, _chart_ref, format_int, format_ms, format_pct, format_usd, report_file
 

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from chatpulse.reports import charts
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from chatpulse.reports import charts
 
 if TYPE_CHECKING:
     from chatpulse.reports.sections import Section

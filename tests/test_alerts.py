@@ -8,24 +8,21 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from dagster import AssetCheckSeverity, DagsterInstance
 
 from chatpulse.alerting.evaluate import (
     REQUEST_COLUMNS,
     TABLE_COLUMNS,
     WINDOW_COLUMNS,
-    AlertRuleError,
-    Rule,
     Tables,
     evaluate,
     history_days,
-    load_rules,
-    parse_rule,
     update_alerts,
     window_series,
 )
+from chatpulse.alerting.rules import AlertRuleError, Rule, load_rules, parse_rule
 from chatpulse.config import ConfigError, load_settings, settings_from_mapping
+from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from chatpulse.sample.generate import write_sample
 from chatpulse.warehouse import Warehouse, Write
 

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from chatpulse.pipelines.cli import prepare_dagster_home
-from chatpulse.pipelines.sensors import LANDING_SENSOR
 from dagster import DagsterInstance, DagsterRunStatus
 
 from chatpulse.config import load_settings
+from chatpulse.pipelines.cli import prepare_dagster_home
+from chatpulse.pipelines.sensors import LANDING_SENSOR
 from chatpulse.warehouse import Warehouse
 from tests.conftest import ROOT, write_jsonl
 

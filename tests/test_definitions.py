@@ -8,11 +8,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from chatpulse.pipelines.cli import prepare_dagster_home
-from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from dagster import DagsterInstance, DefaultScheduleStatus, build_schedule_context
 
 from chatpulse.config import settings_from_mapping
+from chatpulse.pipelines.cli import prepare_dagster_home
+from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from tests.conftest import ROOT
 
 ASSETS = {

@@ -7,6 +7,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
 from chatpulse.reports.fonts import configure  # noqa: E402
 
 
@@ -35,6 +36,7 @@ def test_report_charts_draw_chinese_labels(tmp_path) -> None:  # noqa: ANN001
     if configure() is None:
         pytest.skip("no CJK font: `make` installs Debian's fonts-wqy-microhei, or install Noto Sans CJK")
     import pandas as pd
+
     from chatpulse.reports import charts
 
     # Labels from the logs: a custom scenario and a model, both Chinese; missing glyphs would warn (an error here).

@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
-from chatpulse.reports.mail import MAX_HTML_BYTES, ReportInProgress, ReportUnfit, build_message, deliver, inline_report
-from chatpulse.reports.render import render_report
 from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
 
 from chatpulse.config import MailSettings, load_settings
+from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
+from chatpulse.reports.mail import MAX_HTML_BYTES, ReportInProgress, ReportUnfit, build_message, deliver, inline_report
+from chatpulse.reports.render import render_report
 from chatpulse.warehouse import Warehouse, Write
 from tests.conftest import Inbox, free_port
 from tests.test_report import (
@@ -235,10 +235,10 @@ def test_a_refused_login_is_reported_and_not_recorded(
 
 
 def test_the_pipeline_mails_each_day_once(tmp_path: Path, smtp: tuple[Inbox, int]) -> None:
-    from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
     from dagster import DagsterInstance
 
     from chatpulse.config import load_settings
+    from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
     from tests.conftest import write_jsonl
     from tests.test_pipeline import DAY as PIPELINE_DAY
     from tests.test_pipeline import REQUESTS

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from chatpulse.behaviour.sessions import build_sessions
-from chatpulse.metrics.requests import DAILY_COLUMNS, HOURLY_COLUMNS, daily_metrics, hourly_metrics
+from chatpulse.metrics.daily import DAILY_COLUMNS, HOURLY_COLUMNS, daily_metrics, hourly_metrics
 from chatpulse.schema import MESSAGE_COLUMNS, REQUEST_COLUMNS
 
 DAY = dt.date(2026, 11, 20)

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from chatpulse.config import ConfigError, settings_from_mapping
+from chatpulse.metrics.costs import MODEL_COST_COLUMNS, USER_COLUMNS, daily_users, model_costs
 from chatpulse.metrics.pricing import PriceError, estimate_cost, load_prices, prices_on, read_prices
-from chatpulse.metrics.requests import MODEL_COST_COLUMNS, USER_COLUMNS, daily_users, model_costs
 from tests.test_metrics import DAY, requests
 
 RATES = prices_on(load_prices(), DAY)

@@ -10,16 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chatpulse.metrics.requests import (
-    ERROR_KINDS,
-    REQUEST_METRIC_COLUMNS,
-    error_kind,
-    error_kinds,
-    failed_requests,
-    minute_metrics,
-    request_metrics,
-    slowest_requests,
-)
+from chatpulse.metrics.errors import ERROR_KINDS, error_kind, error_kinds, failed_requests, slowest_requests
+from chatpulse.metrics.traffic import REQUEST_METRIC_COLUMNS, minute_metrics, request_metrics
 from tests.test_metrics import DAY, requests
 
 MIDNIGHT = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)

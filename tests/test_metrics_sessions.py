@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from chatpulse.behaviour.sessions import build_sessions
-from chatpulse.metrics.requests import SESSION_METRIC_COLUMNS, session_metrics
+from chatpulse.metrics.session_stats import SESSION_METRIC_COLUMNS, session_metrics
 from tests.test_metrics import DAY, requests
 from tests.test_sessions import messages
 

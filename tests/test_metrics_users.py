@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from dagster import DagsterInstance
 
 from chatpulse.config import load_settings
 from chatpulse.metrics.trends import HEADLINES, TREND_COLUMNS, headlines, trends
 from chatpulse.metrics.users import USER_METRIC_COLUMNS, user_metrics
+from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from chatpulse.warehouse import Warehouse
 from tests.conftest import write_jsonl
 

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from dagster import AssetCheckSeverity, DagsterInstance
 
 from chatpulse.config import load_settings
+from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from chatpulse.warehouse import Warehouse
 from tests.conftest import write_jsonl
 

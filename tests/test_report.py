@@ -14,6 +14,7 @@ import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
+
 from chatpulse.reports.render import _chart_ref, is_complete, render_report
 from chatpulse.reports.sections import Section, detail_sections
 

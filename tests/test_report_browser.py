@@ -16,9 +16,9 @@ import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
+
 from chatpulse.reports.charts import BLUE
 from chatpulse.reports.render import render_report
-
 from tests.test_report import DATA_PNG, _daily, _hourly, _quality, _scenarios
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -6,8 +6,8 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
-from chatpulse.reports.pages import write_index, write_pages, write_week
 
+from chatpulse.reports.pages import write_index, write_pages, write_week
 from tests.test_report import PNG_MAGIC, _daily, embedded_charts
 
 SUNDAY = date(2026, 11, 22)

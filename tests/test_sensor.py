@@ -4,11 +4,11 @@ import json
 import os
 from pathlib import Path
 
-from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
-from chatpulse.pipelines.sensors import LANDING_SENSOR
 from dagster import DagsterInstance, build_sensor_context
 
 from chatpulse.config import settings_from_mapping
+from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
+from chatpulse.pipelines.sensors import LANDING_SENSOR
 from chatpulse.schema import Kind
 from chatpulse.warehouse import FileStamp, Warehouse
 from tests.conftest import write_jsonl

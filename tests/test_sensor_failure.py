@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from chatpulse.pipelines.sensors import FAILURE_SENSOR, failure_mail_sensor
 from dagster import DagsterInstance, build_run_status_sensor_context, job, op
 
 from chatpulse.config import settings_from_mapping
+from chatpulse.pipelines.sensors import FAILURE_SENSOR, failure_mail_sensor
 from tests.conftest import Inbox
 
 

@@ -5,10 +5,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from dagster import DagsterInstance
 
 from chatpulse.config import load_settings
+from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from chatpulse.warehouse import Warehouse
 from tests.conftest import Inbox, write_jsonl
 from tests.test_sensor import _tick

@@ -28,6 +28,7 @@ import yaml
 
 from chatpulse.behaviour.sessions import event_sessions
 from chatpulse.schema import is_error
+from chatpulse.stats import group_percentile
 from chatpulse.tables import TABLES, table_columns
 
 OTHER = "other"
@@ -292,8 +293,8 @@ def scenario_summary(
     model (session_usage); requests and ratings (feedback.rate) carry SESSION_ROW and count
     under their session's scenario and model, so rows in no session are left out. share is
     of the day's sessions; error_rate = errors / requests; feedback_coverage = rated
-    sessions / sessions; satisfaction is the mean score of the ratings; percentiles use
-    NumPy's linear interpolation. Per scenario there is a row for every DEFAULT_LABELS label
+    sessions / sessions; satisfaction is the mean score of the ratings; percentiles are
+    chatpulse.stats'. Per scenario there is a row for every DEFAULT_LABELS label
     (zero when unused, so the shape is stable across days), then other labels alphabetically;
     per scenario and model, one row per pair seen.
     """
@@ -334,10 +335,10 @@ def scenario_summary(
             "users": by_session["user"].nunique(),
             "requests": by_session["requests"].sum(),
             "turns": by_session["turns"].sum(),
-            "duration_p50_s": by_session["duration_s"].quantile(0.5),
-            "duration_p95_s": by_session["duration_s"].quantile(0.95),
-            "latency_p50_ms": by_request["latency"].quantile(0.5),
-            "latency_p95_ms": by_request["latency"].quantile(0.95),
+            "duration_p50_s": group_percentile(by_session["duration_s"], 50),
+            "duration_p95_s": group_percentile(by_session["duration_s"], 95),
+            "latency_p50_ms": group_percentile(by_request["latency"], 50),
+            "latency_p95_ms": group_percentile(by_request["latency"], 95),
             **{
                 c: by_request[c].sum()
                 for c in ("errors", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd")

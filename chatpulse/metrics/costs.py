@@ -1,0 +1,111 @@
+"""Tokens and cost of one local day per model, and usage per user (requests, tokens, cost)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from chatpulse.days import DayGrid
+from chatpulse.metrics.pricing import estimate_cost
+from chatpulse.schema import is_error
+from chatpulse.tables import table_columns
+
+MODEL_COST_COLUMNS = table_columns("model_costs")
+USAGE_TOKENS = ("prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens", "total_tokens")
+USER_COLUMNS = table_columns("daily_users")
+
+
+def _labels(uniques: pd.Index) -> list[str | None]:
+    return [None if pd.isna(v) else str(v) for v in uniques]
+
+
+def _floats(rows: pd.DataFrame, column: str) -> np.ndarray:
+    return rows[column].to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _sum_where(codes: np.ndarray, groups: int, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per group: the sum of the non-NaN values (NaN when there are none) and their count."""
+    present = ~np.isnan(values)
+    count = np.bincount(codes, weights=present, minlength=groups)
+    total = np.bincount(codes, weights=np.where(present, values, 0.0), minlength=groups)
+    return np.where(count > 0, total, np.nan), count.astype("int64")
+
+
+def model_costs(requests: pd.DataFrame, day: dt.date, tz: str, rates: pd.DataFrame) -> pd.DataFrame:
+    """Tokens and cost of day per model (a missing model is its own row, None), columns
+    MODEL_COST_COLUMNS, ordered by model name.
+
+    rates is pricing.prices_on(table, day). A model without a rate in force has NULL
+    prices and estimate, and all its requests in unpriced_requests. cost_difference_usd
+    is the logged minus the estimated cost over requests that have both.
+    """
+    rows = DayGrid.of(day, tz).select(requests, "timestamp")
+    estimate = estimate_cost(rows, rates)
+    logged = _floats(rows, "cost_usd")
+    codes, uniques = pd.factorize(rows["model"], use_na_sentinel=False)
+    models = _labels(uniques)
+    n = len(models)
+    count = np.bincount(codes, minlength=n)
+    rate = rates.reindex(pd.Index(models, dtype=object))
+    priced = rate["input"].notna().to_numpy()
+    logged_sum, logged_count = _sum_where(codes, n, logged)
+    estimate_sum, _ = _sum_where(codes, n, estimate)
+    difference, _ = _sum_where(codes, n, logged - estimate)
+    out = pd.DataFrame(
+        {
+            "day": day.isoformat(),
+            "model": pd.Series(models, dtype=object),
+            "requests": count,
+            **{
+                c: np.bincount(codes, weights=np.nan_to_num(_floats(rows, c)), minlength=n).astype("int64")
+                for c in USAGE_TOKENS
+            },
+            "input_usd_per_mtok": rate["input"].to_numpy(),
+            "cached_input_usd_per_mtok": rate["cached_input"].to_numpy(),
+            "output_usd_per_mtok": rate["output"].to_numpy(),
+            "price_from": rate["price_from"].to_numpy(dtype=object),
+            "unpriced_requests": np.where(priced, 0, count),
+            "cost_estimate_usd": np.where(priced, np.nan_to_num(estimate_sum), np.nan),
+            "cost_logged_usd": logged_sum,
+            "logged_requests": logged_count,
+            "cost_difference_usd": difference,
+        }
+    )
+    return out.sort_values("model", na_position="last", kind="stable")[list(MODEL_COST_COLUMNS)].reset_index(drop=True)
+
+
+def daily_users(requests: pd.DataFrame, day: dt.date, tz: str, rates: pd.DataFrame) -> pd.DataFrame:
+    """One row per user active on day (made a request with a user_id), columns USER_COLUMNS.
+
+    rank 1 is the user with the most requests (ties: more tokens, then user_id).
+    cost_estimate_usd sums the user's priced requests (NULL when none is priced);
+    unpriced_requests counts the rest.
+    """
+    rows = DayGrid.of(day, tz).select(requests, "timestamp")
+    rows = rows[rows["user_id"].notna()]
+    estimate = estimate_cost(rows, rates)
+    codes, uniques = pd.factorize(rows["user_id"])
+    n = len(uniques)
+    count = np.bincount(codes, minlength=n)
+    tokens = np.bincount(codes, weights=np.nan_to_num(_floats(rows, "total_tokens")), minlength=n).astype("int64")
+    estimate_sum, priced = _sum_where(codes, n, estimate)
+    users = np.asarray(uniques, dtype=object)
+    order = np.lexsort((users.astype(str), -tokens, -count))
+    rank = np.empty(n, dtype="int64")
+    rank[order] = np.arange(1, n + 1)
+    out = pd.DataFrame(
+        {
+            "day": day.isoformat(),
+            "user_id": pd.Series(users, dtype="str"),
+            "rank": rank,
+            "requests": count,
+            "errors": np.bincount(codes, weights=is_error(rows).to_numpy(dtype="float64"), minlength=n).astype("int64"),
+            "total_tokens": tokens,
+            "cost_logged_usd": _sum_where(codes, n, _floats(rows, "cost_usd"))[0],
+            "cost_estimate_usd": estimate_sum,
+            "unpriced_requests": count - priced,
+        }
+    )
+    return out.sort_values("rank")[list(USER_COLUMNS)].reset_index(drop=True)
