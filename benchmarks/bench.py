@@ -25,10 +25,9 @@ from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run as a plain script, the project need not be installed
+from chatpulse.sample.generate import write_sample
 
-from chatpulse.sample.generate import write_sample  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 DEFAULT_ROWS = 1_000_000
 # Variables that would point the run at another installation's data or Dagster home.
@@ -47,7 +46,16 @@ def write_config(home: Path, day: date) -> Path:
 
 def run_pipeline(day: date, config: Path) -> tuple[float, float]:
     """Runs the CLI for one day; returns its wall time (s) and peak RSS (MB)."""
-    command = [sys.executable, "-m", "chatpulse.pipelines.cli", "run", "--start", day.isoformat(), "--config", str(config)]
+    command = [
+        sys.executable,
+        "-m",
+        "chatpulse.pipelines.cli",
+        "run",
+        "--start",
+        day.isoformat(),
+        "--config",
+        str(config),
+    ]
     env = {key: value for key, value in os.environ.items() if not key.startswith(ISOLATED_ENV_PREFIXES)}
     started = time.perf_counter()
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)

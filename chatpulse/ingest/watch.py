@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chatpulse.config import SourceConfig
-from chatpulse.ingest.extract import ExtractError, landing_files, read_source, touched_days
+from chatpulse.ingest.extract import landing_files, read_source, touched_days
+from chatpulse.ingest.files import ExtractError
 from chatpulse.schema import Kind
 from chatpulse.warehouse import Warehouse
 

@@ -1,0 +1,239 @@
+"""Read one landing file (JSONL or CSV, gzip or not) into raw records, line by line.
+
+Reading is tolerant per line and strict per file: a malformed line becomes an entry in
+`RawFile.malformed` with a reason (so it can be quarantined and nothing is lost), while a
+file that cannot be read at all raises `ExtractError` naming the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyarrow import json as pa_json
+
+JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
+TURN_KEYS = ("turns", "messages")
+JSON_CHUNK_BYTES = 8 << 20
+NEWLINE, CARRIAGE_RETURN, OPEN_BRACE, CLOSE_BRACE = b"\n\r{}"
+# Arrow column types whose pandas columns equal what the line path builds from the same values
+# (not null: the line path makes an all-null column float where a key is absent, else object).
+FLAT_TYPES = (pa.types.is_string, pa.types.is_int64, pa.types.is_float64, pa.types.is_boolean)
+
+
+class ExtractError(RuntimeError):
+    """A landing file cannot be read at all; the message names the file."""
+
+
+@dataclass(frozen=True)
+class RawFile:
+    """The records of one file as read, before any mapping."""
+
+    records: pd.DataFrame
+    lines: np.ndarray
+    malformed: list[tuple[int, str]]
+    text: bytes = b""
+
+    def original_lines(self, numbers: Iterable[int]) -> dict[int, str]:
+        """The file's own text of some lines, for the quarantine."""
+        wanted = set(numbers)
+        if not wanted:
+            return {}
+        lines = self.text.split(b"\n")
+        return {n: lines[n - 1].decode("utf-8", errors="replace") for n in wanted if 0 < n <= len(lines)}
+
+
+def _file_format(path: Path) -> str:
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith(JSON_SUFFIXES):
+        return "jsonl"
+    if name.endswith(".csv"):
+        return "csv"
+    raise ExtractError(f"{path}: unknown file type (expected .jsonl, .ndjson, .json or .csv, optionally .gz)")
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+        return gzip.decompress(data) if path.name.lower().endswith(".gz") else data
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise ExtractError(f"{path}: cannot read file: {exc}") from exc
+
+
+def _expand_sessions(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """One session per line with a list of turns -> one record per turn."""
+    turns_key = next((key for key in TURN_KEYS if isinstance(record.get(key), list)), None)
+    if turns_key is None:
+        raise ValueError("session line has no 'turns' list")
+    shared = {key: value for key, value in record.items() if key != turns_key}
+    expanded = []
+    for position, turn in enumerate(record[turns_key]):
+        if not isinstance(turn, dict):
+            raise ValueError(f"turn {position} is not an object")
+        expanded.append({**shared, **turn})
+    return expanded
+
+
+def _parse_lines(numbered: list[tuple[int, bytes]], layout: str) -> RawFile:
+    """Line by line: slow, but it pins every malformed line to its number."""
+    records: list[dict[str, Any]] = []
+    lines: list[int] = []
+    malformed: list[tuple[int, str]] = []
+    for number, line in numbered:
+        try:
+            record = orjson.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+            batch = _expand_sessions(record) if layout == "sessions" else [record]
+        except (orjson.JSONDecodeError, ValueError) as exc:
+            malformed.append((number, f"malformed JSON: {str(exc).split(':')[0]}"))
+            continue
+        records.extend(batch)
+        lines.extend([number] * len(batch))
+    # The index keeps a row for each record even when none has a key (lines of '{}').
+    frame = pd.DataFrame.from_records(records, index=pd.RangeIndex(len(records)))
+    return RawFile(frame, np.asarray(lines, dtype="int64"), malformed)
+
+
+def _one_object_per_line(chunk: np.ndarray) -> bool:
+    """Every line starts with '{' and ends with '}' (before an optional CR).
+
+    Then no line is blank and no object spans two lines, so Arrow yields one row per
+    line exactly when no line holds two objects: its row count proves the line numbers.
+    Counting alone would pass '{"a":1}{"b":2}' followed by a blank line.
+    """
+    if chunk.size == 0 or chunk[-1] == NEWLINE:
+        return False
+    breaks = np.flatnonzero(chunk == NEWLINE)
+    starts = np.concatenate(([0], breaks + 1))
+    ends = np.concatenate((breaks, [chunk.size])) - 1
+    ends -= chunk[ends] == CARRIAGE_RETURN
+    return bool((chunk[starts] == OPEN_BRACE).all() and (chunk[ends] == CLOSE_BRACE).all())
+
+
+def _read_arrow(chunk: bytes, text_columns: Sequence[str]) -> pa.Table | None:
+    """The chunk as an Arrow table with the given columns read as text, None if Arrow rejects it."""
+    options = pa_json.ParseOptions(
+        explicit_schema=pa.schema([(name, pa.string()) for name in text_columns]), unexpected_field_behavior="infer"
+    )
+    try:
+        table = pa_json.read_json(pa.BufferReader(chunk), parse_options=options)
+        table.validate(full=True)  # Arrow reads invalid UTF-8 that orjson rejects
+    except pa.ArrowInvalid:
+        return None
+    return table
+
+
+def _arrow_records(chunk: bytes, text_columns: Sequence[str]) -> pd.DataFrame | None:
+    """A chunk's records through Arrow, exactly as the line path would give them, else None.
+
+    Arrow builds columns several times faster than parsing line by line, but a record
+    must not depend on the path it took: its metadata, hence its derived id, would then
+    depend on its neighbours. So only flat columns come from Arrow, and `text_columns`
+    (the ISO timestamps) are read as text rather than left for Arrow to take for times.
+    """
+    if not _one_object_per_line(np.frombuffer(chunk, dtype=np.uint8)):
+        return None
+    table = _read_arrow(chunk, text_columns)
+    if table is None or table.num_rows != chunk.count(b"\n") + 1:
+        return None
+    if any(table.column(name).null_count == table.num_rows for name in text_columns):
+        return None  # absent or all null: only the line path tells these apart
+    for field in table.schema:
+        # Past int64 Arrow reads an integer as a float, where orjson keeps it whole.
+        if pa.types.is_floating(field.type) and (pc.max(pc.abs(table.column(field.name))).as_py() or 0) >= 2.0**63:
+            return None
+    nested = [field.name for field in table.schema if not any(flat(field.type) for flat in FLAT_TYPES)]
+    records = table.drop_columns(nested).to_pandas()
+    if nested:
+        # Arrow's lists, objects, times and all-null columns differ from the line path's
+        # (absent keys become null, ints floats, lists arrays, keys take the chunk's order,
+        # ISO text turns naive UTC), so these columns are built as the line path does.
+        try:
+            parsed = [orjson.loads(line) for line in chunk.split(b"\n")]
+        except orjson.JSONDecodeError:
+            return None
+        records = records.join(pd.DataFrame.from_records(parsed, columns=nested))[table.column_names]
+    return records
+
+
+def _parse_chunk(
+    data: bytes, start: int, end: int, first_line: int, layout: str, text_columns: Sequence[str]
+) -> RawFile:
+    """The whole lines data[start:end] through Arrow's columnar JSON reader, else line by line.
+
+    Only a chunk Arrow cannot read exactly as the line path would (a bad or blank line,
+    nested sessions) is parsed line by line, so only that chunk pays the slow path.
+    """
+    end -= data.endswith(b"\n", start, end)
+    chunk = data[start:end]
+    records = _arrow_records(chunk, text_columns) if layout == "rows" else None
+    if records is not None:
+        return RawFile(records, np.arange(first_line, first_line + len(records), dtype="int64"), [])
+    numbered = [(first_line + i, line) for i, line in enumerate(chunk.split(b"\n")) if line.strip()]
+    return _parse_lines(numbered, layout)
+
+
+def _read_jsonl(data: bytes, layout: str, text_columns: Sequence[str]) -> RawFile:
+    blocks: list[RawFile] = []
+    start, first_line = 0, 1
+    while start < len(data):
+        end = data.find(b"\n", start + JSON_CHUNK_BYTES)
+        end = len(data) if end == -1 else end + 1
+        blocks.append(_parse_chunk(data, start, end, first_line, layout, text_columns))
+        start, first_line = end, first_line + data.count(b"\n", start, end)
+    if not blocks:
+        return RawFile(pd.DataFrame(), np.empty(0, dtype="int64"), [])
+    return RawFile(
+        pd.concat([block.records for block in blocks], ignore_index=True),
+        np.concatenate([block.lines for block in blocks]),
+        [entry for block in blocks for entry in block.malformed],
+    )
+
+
+def _read_csv(path: Path, data: bytes) -> RawFile:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ExtractError(f"{path}: not UTF-8 text: {exc}") from exc
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if header is None:
+        return RawFile(pd.DataFrame(), np.empty(0, dtype="int64"), [])
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    malformed: list[tuple[int, str]] = []
+    start = reader.line_num + 1
+    try:
+        for row in reader:
+            if len(row) == len(header):
+                rows.append(row)
+                lines.append(start)
+            elif any(row):  # a blank line is no record; a short or long one is malformed
+                malformed.append((start, f"expected {len(header)} fields, got {len(row)}"))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise ExtractError(f"{path}: line {reader.line_num}: {exc}") from exc
+    frame = pd.DataFrame(rows, columns=header, dtype=object).replace("", None)
+    return RawFile(frame, np.asarray(lines, dtype="int64"), malformed)
+
+
+def read_file(path: Path, layout: str = "rows", text_columns: Sequence[str] = ()) -> RawFile:
+    """Read one landing file; malformed lines are reported, not raised.
+
+    `text_columns` are kept as text in JSON files, not read as Arrow infers them.
+    """
+    fmt = _file_format(path)
+    data = _read_bytes(path)
+    raw = _read_csv(path, data) if fmt == "csv" else _read_jsonl(data, layout, text_columns)
+    return replace(raw, text=data)
