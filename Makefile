@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench ui validate clean
+.PHONY: demo test test-fast lint bench ui validate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,14 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The pure and asset layers only: no pipeline runs, processes, daemon, webserver, browser or PostgreSQL.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not (pipeline or subprocess or daemon or webserver or browser or postgres)"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py

@@ -99,6 +99,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, obje
     return home, checks
 
 
+@pytest.mark.pipeline
 def test_the_incident_fires_exactly_the_expected_alerts_and_normal_days_none(demo) -> None:
     home, checks = demo
     warehouse = Warehouse(f"sqlite:///{home / 'warehouse.db'}")
@@ -153,7 +154,7 @@ def _breach(rule: str, value: float, ongoing: bool = True) -> pd.DataFrame:
     )
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_a_persisting_breach_is_one_alert_that_resolves(backend: str, tmp_path: Path, request) -> None:
     url = f"sqlite:///{tmp_path / 'w.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
     warehouse = Warehouse(url)
@@ -200,6 +201,7 @@ def _as_of(tables: Tables, clock: str) -> tuple[Tables, datetime]:
     return seen, cut.to_pydatetime()
 
 
+@pytest.mark.pipeline
 def test_during_the_day_a_breach_is_open_while_it_lasts_and_resolves_once_the_metric_is_back(demo) -> None:
     home, _ = demo
     warehouse = Warehouse(f"sqlite:///{home / 'warehouse.db'}")
@@ -310,6 +312,7 @@ def test_a_below_rule_waits_for_its_window_to_end() -> None:
     ]
 
 
+@pytest.mark.pipeline
 def test_min_requests_silences_a_rule_on_the_demo_tables(demo) -> None:
     home, _ = demo
     warehouse = Warehouse(f"sqlite:///{home / 'warehouse.db'}")
@@ -323,6 +326,7 @@ def test_min_requests_silences_a_rule_on_the_demo_tables(demo) -> None:
     assert evaluate(loud, tables, INCIDENT, "UTC", after).empty
 
 
+@pytest.mark.pipeline
 def test_baselines_read_stored_windows_and_fall_back_to_requests_for_a_day_without_them(demo, tmp_path: Path) -> None:
     home = tmp_path / "home"
     shutil.copytree(demo[0], home)
@@ -357,6 +361,7 @@ def test_baselines_read_stored_windows_and_fall_back_to_requests_for_a_day_witho
     assert set(Tables.read(warehouse, INCIDENT, rules, today).requests["day"]) == {INCIDENT.isoformat()}
 
 
+@pytest.mark.pipeline
 def test_a_baseline_series_without_traffic_is_stored_empty_and_not_read_again(demo, tmp_path: Path) -> None:
     home = tmp_path / "home"
     shutil.copytree(demo[0], home)
@@ -412,6 +417,7 @@ def test_alert_settings_resolve_and_errors_name_the_key(tmp_path: Path) -> None:
             settings_from_mapping(bad, tmp_path, {})
 
 
+@pytest.mark.pipeline
 def test_the_incident_stays_five_alerts_over_three_runs_each_resolved_once(demo, tmp_path: Path) -> None:
     home = tmp_path / "home"
     shutil.copytree(demo[0], home)
@@ -435,6 +441,7 @@ def test_the_incident_stays_five_alerts_over_three_runs_each_resolved_once(demo,
     assert corrected["last_seen"].tolist() == third["last_seen"].tolist()
 
 
+@pytest.mark.pipeline
 def test_the_report_shows_the_incident_alerts(demo) -> None:
     home, _ = demo
     incident = (home / "reports" / f"{INCIDENT.isoformat()}.html").read_text()

@@ -13,7 +13,7 @@ import pytest
 from chatpulse.alerting.delivery import DeliveryError, deliver, deliveries, payload, post_json
 from chatpulse.config import settings_from_mapping
 from chatpulse.warehouse import Warehouse
-from tests.conftest import Inbox, free_port
+from fixtures import Inbox, free_port
 
 NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 

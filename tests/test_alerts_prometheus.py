@@ -1,16 +1,22 @@
 """Prometheus text format of the latest metrics: the textfile and `chatpulse serve-metrics` on loopback."""
 
 import re
+import socket
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
-from chatpulse.alerting.prometheus import CONTENT_TYPE, render, write_textfile
+from chatpulse.alerting.prometheus import CONTENT_TYPE, MetricsServer, render, server, write_textfile
 from chatpulse.warehouse import Warehouse, Write
-from tests.conftest import ROOT
+from fixtures import ROOT
 
 
 def _warehouse(path: Path) -> Warehouse:
@@ -26,13 +32,14 @@ def _warehouse(path: Path) -> Warehouse:
     return warehouse
 
 
+# prometheus_client writes every value as a float ("250.0"); names, HELP texts, labels and order are ours.
 EXPECTED = """\
 # HELP chatpulse_requests Requests on the latest day
 # TYPE chatpulse_requests gauge
-chatpulse_requests{day="2026-11-27"} 250
+chatpulse_requests{day="2026-11-27"} 250.0
 # HELP chatpulse_errors Failed requests on the latest day
 # TYPE chatpulse_errors gauge
-chatpulse_errors{day="2026-11-27"} 5
+chatpulse_errors{day="2026-11-27"} 5.0
 # HELP chatpulse_error_rate Share of the latest day's requests that failed
 # TYPE chatpulse_error_rate gauge
 chatpulse_error_rate{day="2026-11-27"} 0.02
@@ -44,19 +51,20 @@ chatpulse_latency_p95_ms{day="2026-11-27"} 1234.5
 chatpulse_cost_usd{day="2026-11-27"} 0.5
 # HELP chatpulse_open_alerts Alerts not resolved, by severity
 # TYPE chatpulse_open_alerts gauge
-chatpulse_open_alerts{severity="warn"} 0
-chatpulse_open_alerts{severity="error"} 1
+chatpulse_open_alerts{severity="warn"} 0.0
+chatpulse_open_alerts{severity="error"} 1.0
 """
 
 
 def test_render_and_textfile(tmp_path: Path) -> None:
-    text = render(_warehouse(tmp_path / "w.db"))
-    assert text == EXPECTED
+    warehouse = _warehouse(tmp_path / "w.db")
+    assert render(warehouse) == EXPECTED
     target = tmp_path / "textfile" / "chatpulse.prom"
-    write_textfile(target, text)
+    write_textfile(target, warehouse)
     assert target.read_text() == EXPECTED and [p.name for p in target.parent.iterdir()] == ["chatpulse.prom"]
 
 
+@pytest.mark.subprocess
 def test_serve_metrics_answers_on_loopback(tmp_path: Path) -> None:
     _warehouse(tmp_path / "warehouse.db")
     (tmp_path / "chatpulse.yaml").write_text("data_home: .\n")
@@ -73,3 +81,33 @@ def test_serve_metrics_answers_on_loopback(tmp_path: Path) -> None:
         process.terminate()
         process.wait(timeout=10)
         process.stdout.close()
+
+
+@contextmanager
+def _serving(warehouse: Warehouse, timeout_s: float) -> Iterator[MetricsServer]:
+    http = server(warehouse, port=0, workers=2, timeout_s=timeout_s)
+    thread = threading.Thread(target=http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield http
+    finally:
+        http.shutdown()
+        http.server_close()
+        thread.join(timeout=5)
+
+
+def test_an_idle_client_neither_blocks_a_scrape_nor_keeps_its_connection(tmp_path: Path) -> None:
+    timeout_s = 1.5
+    with _serving(_warehouse(tmp_path / "w.db"), timeout_s) as http:
+        address = http.server_address[:2]
+        with socket.create_connection(address, timeout=timeout_s + 5) as idle:  # connects and says nothing
+            connected = time.monotonic()
+            with urllib.request.urlopen(f"http://{address[0]}:{address[1]}/metrics", timeout=5) as response:
+                body, content_type = response.read().decode(), response.headers["Content-Type"]
+            scraped = time.monotonic() - connected
+            assert (body, content_type) == (EXPECTED, CONTENT_TYPE)
+            assert scraped < timeout_s  # answered by the other worker, not after the idle client's timeout
+            # The server closes the idle connection once it has been silent for the timeout: recv sees the end.
+            assert idle.recv(1) == b""
+            closed = time.monotonic() - connected
+    assert timeout_s * 0.9 <= closed < timeout_s + 3

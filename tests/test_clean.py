@@ -6,7 +6,7 @@ from chatpulse.config import SourceConfig
 from chatpulse.ingest.clean import clean_partition
 from chatpulse.ingest.extract import extract_day
 from chatpulse.schema import Kind
-from tests.conftest import write_jsonl
+from fixtures import write_jsonl
 
 DAY = "2026-11-20"
 T = "2026-11-20T10:00:00+00:00"

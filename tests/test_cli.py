@@ -1,15 +1,17 @@
 """The `chatpulse` command as a user runs it: demo, run, and the errors it explains."""
 
+import pytest
 import gzip
 import json
 import re
 from pathlib import Path
 
 from chatpulse.warehouse import Warehouse
-from tests.conftest import run_cli, write_jsonl
+from fixtures import run_cli, write_jsonl
 from tests.test_report import embedded_charts
 
 
+@pytest.mark.subprocess
 def test_demo_generates_runs_and_prints_the_report(tmp_path: Path) -> None:
     result = run_cli("demo", "--days", "2", CHATPULSE_HOME=str(tmp_path), DAGSTER_HOME=str(tmp_path / "dagster"))
     assert result.returncode == 0, result.stderr
@@ -31,6 +33,7 @@ def test_demo_generates_runs_and_prints_the_report(tmp_path: Path) -> None:
     assert shown == f"{daily['requests']:,}"
 
 
+@pytest.mark.subprocess
 def test_an_unreadable_file_fails_the_run_with_its_name(tmp_path: Path) -> None:
     (tmp_path / "landing").mkdir()
     (tmp_path / "landing" / "requests-broken.jsonl.gz").write_bytes(b"not gzip")
@@ -40,6 +43,7 @@ def test_an_unreadable_file_fails_the_run_with_its_name(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines()[-1].startswith("chatpulse: error: run for 2026-11-20 failed:")
 
 
+@pytest.mark.subprocess
 def test_a_configuration_error_names_the_key(tmp_path: Path) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text("sources:\n  - kind: requests\n    pattern: '*.csv'\n    latency_unit: minutes\n")
@@ -50,6 +54,7 @@ def test_a_configuration_error_names_the_key(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.subprocess
 def test_days_before_the_first_partition_are_refused(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "landing" / "requests.jsonl", [{"timestamp": "2020-01-01T00:00:00Z"}])
     result = run_cli("run", "--start", "2020-01-01", CHATPULSE_HOME=str(tmp_path))
@@ -57,6 +62,7 @@ def test_days_before_the_first_partition_are_refused(tmp_path: Path) -> None:
     assert "day 2020-01-01 is before start_date 2026-01-01" in result.stderr
 
 
+@pytest.mark.subprocess
 def test_a_range_runs_every_day(tmp_path: Path) -> None:
     lines = [{"timestamp": f"2026-11-{d}T12:00:00Z", "latency_ms": 5} for d in (20, 21, 22)]
     (tmp_path / "landing").mkdir()

@@ -14,7 +14,7 @@ from chatpulse.config import load_settings
 from chatpulse.pipelines.cli import prepare_dagster_home
 from chatpulse.pipelines.sensors import LANDING_SENSOR
 from chatpulse.warehouse import Warehouse
-from tests.conftest import ROOT, write_jsonl
+from fixtures import ROOT, write_jsonl
 
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
@@ -30,6 +30,8 @@ def _wait_for_run(instance: DagsterInstance, daemon: subprocess.Popen, timeout_s
     raise AssertionError(f"no run finished within {timeout_s:.0f} s")
 
 
+@pytest.mark.daemon
+@pytest.mark.subprocess
 def test_the_daemon_runs_the_day_of_a_file_landing_now(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     now = datetime.now(UTC)
     landed = now - timedelta(minutes=1)

@@ -9,7 +9,7 @@ from chatpulse.days import local_days
 from chatpulse.ingest.extract import extract_day
 from chatpulse.ingest.watch import file_days
 from chatpulse.schema import Kind
-from tests.conftest import write_jsonl
+from fixtures import write_jsonl
 
 REQUESTS = SourceConfig(name="requests", kind=Kind.REQUESTS, pattern="requests*")
 # In Santiago clocks jump from 00:00 to 01:00 on 2024-09-08 (04:00 UTC): that day has no midnight.

@@ -13,7 +13,7 @@ from dagster import DagsterInstance, DefaultScheduleStatus, build_schedule_conte
 from chatpulse.config import settings_from_mapping
 from chatpulse.pipelines.cli import prepare_dagster_home
 from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
-from tests.conftest import ROOT
+from fixtures import ROOT
 
 ASSETS = {
     "raw_requests",
@@ -76,6 +76,7 @@ def test_the_instance_runs_one_day_at_a_time(tmp_path: Path, monkeypatch: pytest
     assert limits == [{"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
 
 
+@pytest.mark.subprocess
 def test_dagster_validates_the_workspace(tmp_path: Path) -> None:
     env = {**os.environ, "CHATPULSE_HOME": str(tmp_path), "DAGSTER_HOME": str(tmp_path)}
     dagster = Path(sys.executable).with_name("dagster")

@@ -6,11 +6,12 @@ import pandas as pd
 import pytest
 
 from chatpulse.config import SourceConfig, parse_source
-from chatpulse.ingest import extract
+from chatpulse.ingest import files
 from chatpulse.ingest.clean import derive_ids
-from chatpulse.ingest.extract import ERRORS, ExtractError, extract_day, parse_timestamps, read_file, read_source
+from chatpulse.ingest.extract import ERRORS, extract_day, parse_timestamps, read_source
+from chatpulse.ingest.files import ExtractError, read_file
 from chatpulse.schema import Kind
-from tests.conftest import write_jsonl
+from fixtures import write_jsonl
 
 REQUESTS = SourceConfig(name="requests", kind=Kind.REQUESTS, pattern="requests*")
 
@@ -162,11 +163,11 @@ def test_session_per_line_layout_expands_turns(tmp_path: Path) -> None:
 def _both_paths(path: Path, source: SourceConfig, monkeypatch: pytest.MonkeyPatch) -> pd.DataFrame:
     """A file mapped as read by Arrow (checked), which must equal it read line by line (forced)."""
     by_line: list[int] = []
-    parse_lines = extract._parse_lines
-    monkeypatch.setattr(extract, "_parse_lines", lambda *args: by_line.append(1) or parse_lines(*args))
+    parse_lines = files._parse_lines
+    monkeypatch.setattr(files, "_parse_lines", lambda *args: by_line.append(1) or parse_lines(*args))
     arrow = read_source(path, source, "f")
     assert not by_line, "Arrow did not read the file"
-    monkeypatch.setattr(extract, "_arrow_records", lambda *args: None)
+    monkeypatch.setattr(files, "_arrow_records", lambda *args: None)
     lines = read_source(path, source, "f")
     assert by_line
     pd.testing.assert_frame_equal(arrow, lines)

@@ -21,7 +21,7 @@ from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from chatpulse.reports.mail import MAX_HTML_BYTES, ReportInProgress, ReportUnfit, build_message, deliver, inline_report
 from chatpulse.reports.render import render_report
 from chatpulse.warehouse import Warehouse, Write
-from tests.conftest import Inbox, free_port
+from fixtures import Inbox, free_port
 from tests.test_report import (
     DATA_PNG,
     DAY,
@@ -131,6 +131,7 @@ def day_report(tmp_path: Path) -> tuple[Path, Warehouse]:
     return report, warehouse
 
 
+@pytest.mark.subprocess
 def test_the_report_arrives_once_with_its_charts_inline(
     server: tuple[Inbox, MailSettings], day_report: tuple[Path, Warehouse]
 ) -> None:
@@ -224,6 +225,7 @@ def test_identical_images_share_a_cid_and_names_stay_unique(tmp_path: Path) -> N
     assert html.count('style="border:0"') == 4 and 'alt="no name"' in html  # inlined, minified
 
 
+@pytest.mark.subprocess
 def test_a_refused_login_is_reported_and_not_recorded(
     server: tuple[Inbox, MailSettings], day_report: tuple[Path, Warehouse]
 ) -> None:
@@ -234,12 +236,13 @@ def test_a_refused_login_is_reported_and_not_recorded(
     assert inbox.messages == [] and warehouse.read("report_sends").empty
 
 
+@pytest.mark.pipeline
 def test_the_pipeline_mails_each_day_once(tmp_path: Path, smtp: tuple[Inbox, int]) -> None:
     from dagster import DagsterInstance
 
     from chatpulse.config import load_settings
     from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
-    from tests.conftest import write_jsonl
+    from fixtures import write_jsonl
     from tests.test_pipeline import DAY as PIPELINE_DAY
     from tests.test_pipeline import REQUESTS
 
@@ -272,6 +275,7 @@ def _mail_step(tmp_path: Path, port: int) -> ExecuteInProcessResult:
     )
 
 
+@pytest.mark.pipeline
 def test_a_page_drawn_before_the_day_ended_is_not_mailed_after_it(tmp_path: Path, smtp: tuple[Inbox, int]) -> None:
     late_evening = datetime(2026, 11, 20, 23, 58, tzinfo=ZoneInfo("Asia/Shanghai"))
     report = render_report(
@@ -291,6 +295,7 @@ def test_a_page_drawn_before_the_day_ended_is_not_mailed_after_it(tmp_path: Path
     assert inbox.messages == [] and warehouse.read("report_sends").empty  # the morning run still mails it
 
 
+@pytest.mark.pipeline
 def test_a_missing_report_fails_the_mail_step_without_retries(tmp_path: Path) -> None:
     result = _mail_step(tmp_path, free_port())
     assert not result.success

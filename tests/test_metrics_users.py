@@ -16,7 +16,7 @@ from chatpulse.metrics.trends import HEADLINES, TREND_COLUMNS, headlines, trends
 from chatpulse.metrics.users import USER_METRIC_COLUMNS, user_metrics
 from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from chatpulse.warehouse import Warehouse
-from tests.conftest import write_jsonl
+from fixtures import write_jsonl
 
 
 def _day(offset: int) -> str:
@@ -111,6 +111,7 @@ def _requests(day: str, users: list[str]) -> list[dict]:
     ]
 
 
+@pytest.mark.pipeline
 def test_a_day_run_late_corrects_the_later_days(tmp_path: Path) -> None:
     write_jsonl(
         tmp_path / "landing" / "requests-1.jsonl",

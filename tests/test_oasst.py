@@ -3,13 +3,14 @@ oasst2, Apache-2.0; see ../shared/realdata/README.md). Expected counts are compu
 
 from __future__ import annotations
 
+import pytest
 import json
 from collections import Counter
 from pathlib import Path
 
 from chatpulse.ingest.oasst import convert
 from chatpulse.warehouse import Warehouse
-from tests.conftest import run_cli
+from fixtures import run_cli
 
 FILE = "oasst2_openpaws_filtered.jsonl"
 DAY = "2023-02-09"
@@ -100,6 +101,7 @@ def test_convert_counts(realdata: Path, tmp_path: Path) -> None:
     assert len({(rating["session_id"], rating["message_id"].rsplit("/", 1)[1]) for rating in ratings}) == len(written)
 
 
+@pytest.mark.subprocess
 def test_a_day_of_oasst_through_the_pipeline(realdata: Path, tmp_path: Path) -> None:
     expected = _expected(realdata / FILE)
     landing = tmp_path / "landing"

@@ -9,7 +9,7 @@ from dagster import AssetCheckSeverity, DagsterInstance
 from chatpulse.config import load_settings
 from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from chatpulse.warehouse import Warehouse
-from tests.conftest import write_jsonl
+from fixtures import write_jsonl
 
 DAY = "2026-11-20"
 
@@ -87,6 +87,7 @@ def _run(home: Path):
     return result, Warehouse(f"sqlite:///{home / 'warehouse.db'}")
 
 
+@pytest.mark.pipeline
 def test_a_day_end_to_end(home: Path) -> None:
     result, warehouse = _run(home)
     daily = warehouse.read("daily_metrics", DAY).iloc[0]
@@ -134,6 +135,7 @@ def test_a_day_end_to_end(home: Path) -> None:
     assert {"error_rate_by_hour.png", "latency_distribution.png", "requests_per_hour.png"} <= charts
 
 
+@pytest.mark.pipeline
 def test_rerunning_a_day_replaces_it(home: Path) -> None:
     _, warehouse = _run(home)
     tables = ("requests", "messages", "sessions", "daily_metrics", "hourly_metrics", "data_quality", "quarantine")
@@ -143,6 +145,7 @@ def test_rerunning_a_day_replaces_it(home: Path) -> None:
         assert warehouse.read(name).equals(first[name]), name
 
 
+@pytest.mark.pipeline
 def test_rerunning_a_day_picks_up_late_rows(home: Path) -> None:
     _run(home)
     write_jsonl(home / "landing" / "requests-late.jsonl", [_request("late", "12:00:00", user_id="u9", latency_ms=10)])

@@ -39,9 +39,10 @@ def test_mask_keeps_index_dtype_and_missing_values() -> None:
     assert masked.iloc[0] == "[EMAIL]" and pd.isna(masked.iloc[1]) and masked.iloc[2] == "plain"
 
 
+@pytest.mark.subprocess
 def test_extracted_content_is_masked_before_storage(tmp_path: Path) -> None:
     """The raw asset masks content, comments and original lines: tables and hand-offs never hold them."""
-    from tests.conftest import run_cli, write_jsonl
+    from fixtures import run_cli, write_jsonl
 
     landing = tmp_path / "landing"
     write_jsonl(

@@ -16,7 +16,7 @@ import yaml
 
 from chatpulse.config import load_settings
 from chatpulse.warehouse import Warehouse
-from tests.conftest import run_cli
+from fixtures import run_cli
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -32,6 +32,7 @@ def _run_example(name: str, day: str, realdata: Path, tmp_path: Path, **override
     return Warehouse(load_settings(path, env={}).database_url)
 
 
+@pytest.mark.subprocess
 def test_burstgpt_hours_failures_and_sessions(realdata: Path, tmp_path: Path) -> None:
     with (realdata / "burstgpt3_first400.csv").open() as f:
         rows = list(csv.DictReader(f))
@@ -50,6 +51,7 @@ def test_burstgpt_hours_failures_and_sessions(realdata: Path, tmp_path: Path) ->
     assert table["turns"].to_dict() == dict(sessions)
 
 
+@pytest.mark.subprocess
 def test_azure_trace_minutes_and_tokens(realdata: Path, tmp_path: Path) -> None:
     with (realdata / "AzureLLMInferenceTrace_code.csv").open() as f:
         rows = list(csv.DictReader(f))
@@ -70,6 +72,7 @@ def test_azure_trace_minutes_and_tokens(realdata: Path, tmp_path: Path) -> None:
     assert {h: n for h, n in hourly["requests"].items() if n} == dict(per_hour)
 
 
+@pytest.mark.subprocess
 def test_burstgpt_metrics_in_depth(realdata: Path, tmp_path: Path) -> None:
     """Per minute, peak minute, failures by kind, sessions and turns, tokens and cost per model."""
     with (realdata / "burstgpt3_first400.csv").open() as f:
@@ -121,6 +124,7 @@ def test_burstgpt_metrics_in_depth(realdata: Path, tmp_path: Path) -> None:
     assert costs.loc["GPT-4", "cost_estimate_usd"] == pytest.approx(gpt4_cost)
 
 
+@pytest.mark.subprocess
 def test_azure_trace_minutes_seconds_and_tokens_in_depth(realdata: Path, tmp_path: Path) -> None:
     with (realdata / "AzureLLMInferenceTrace_code.csv").open() as f:
         rows = list(csv.DictReader(f))

@@ -52,6 +52,8 @@ def _chart_pixels(image: np.ndarray) -> int:
     return int((np.abs(image - target).max(axis=2) < 0.03).sum())
 
 
+@pytest.mark.browser
+@pytest.mark.subprocess
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (Debian package 'chromium')")
 def test_the_page_shows_its_charts_in_a_browser(tmp_path: Path) -> None:
     requests = [0, 0, 0, 0, 0, 0, 5, 40, 120, 180, 160, 90, 60, 110, 150, 130, 90, 40, 20, 10, 5, 3, 1, 0]
@@ -108,6 +110,8 @@ function loaded(frame) {
 """
 
 
+@pytest.mark.browser
+@pytest.mark.subprocess
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (Debian package 'chromium')")
 def test_the_browser_loads_every_image_of_the_page(tmp_path: Path) -> None:
     requests = [0] * 10 + [50, 120, 90, 60, 110, 150, 130, 90, 40, 20, 10, 5, 3, 1]

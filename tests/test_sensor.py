@@ -1,5 +1,6 @@
 """The landing-folder sensor: a dropped file requests runs of exactly the days it touches, once."""
 
+import pytest
 import json
 import os
 from pathlib import Path
@@ -11,7 +12,7 @@ from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from chatpulse.pipelines.sensors import LANDING_SENSOR
 from chatpulse.schema import Kind
 from chatpulse.warehouse import FileStamp, Warehouse
-from tests.conftest import write_jsonl
+from fixtures import write_jsonl
 
 
 def _request(rid: str, ts: str) -> dict:
@@ -23,6 +24,7 @@ def _tick(defs, instance: DagsterInstance, cursor: str | None):
     return sensor.evaluate_tick(build_sensor_context(instance=instance, cursor=cursor, definitions=defs))
 
 
+@pytest.mark.pipeline
 def test_a_new_file_runs_the_days_it_touches_once_and_a_late_file_reruns_its_day(tmp_path: Path) -> None:
     landing = tmp_path / "landing"
     settings = settings_from_mapping(
@@ -56,6 +58,7 @@ def test_a_new_file_runs_the_days_it_touches_once_and_a_late_file_reruns_its_day
     assert json.loads(third.cursor)[str(late)] == [late.stat().st_size, 1]
 
 
+@pytest.mark.pipeline
 def test_days_outside_the_partitions_are_not_requested(tmp_path: Path) -> None:
     settings = settings_from_mapping({"data_home": str(tmp_path), "start_date": "2026-11-10"}, tmp_path, {})
     defs = build_definitions(settings)
@@ -65,6 +68,7 @@ def test_days_outside_the_partitions_are_not_requested(tmp_path: Path) -> None:
     assert result.skip_message == "no new or changed landing file touches a partition"
 
 
+@pytest.mark.pipeline
 def test_the_first_tick_skips_files_a_run_has_already_read(tmp_path: Path) -> None:
     settings = settings_from_mapping({"data_home": str(tmp_path), "start_date": "2026-11-01"}, tmp_path, {})
     defs = build_definitions(settings)

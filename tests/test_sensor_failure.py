@@ -2,11 +2,12 @@
 
 from pathlib import Path
 
+import pytest
 from dagster import DagsterInstance, build_run_status_sensor_context, job, op
 
 from chatpulse.config import settings_from_mapping
 from chatpulse.pipelines.sensors import FAILURE_SENSOR, failure_mail_sensor
-from tests.conftest import Inbox
+from fixtures import Inbox
 
 
 @op
@@ -19,6 +20,7 @@ def broken() -> None:
     explode()
 
 
+@pytest.mark.pipeline
 def test_a_failed_run_is_mailed(tmp_path: Path, smtp: tuple[Inbox, int]) -> None:
     inbox, port = smtp
     mail = {"host": "127.0.0.1", "port": port, "security": "none", "sender": "cp@x.org", "recipients": ["o@x.org"]}

@@ -4,13 +4,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 import pandas as pd
 from dagster import DagsterInstance
 
 from chatpulse.config import load_settings
 from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from chatpulse.warehouse import Warehouse
-from tests.conftest import Inbox, write_jsonl
+from fixtures import Inbox, write_jsonl
 from tests.test_sensor import _tick
 
 
@@ -33,6 +34,7 @@ def _requests(window: pd.Timestamp) -> list[dict]:
     ]  # fmt: skip
 
 
+@pytest.mark.pipeline
 def test_a_file_landing_now_runs_today_alerts_at_once_and_holds_the_report_mail(
     tmp_path: Path, smtp: tuple[Inbox, int]
 ) -> None:

@@ -10,7 +10,7 @@ from chatpulse.schema import Kind
 from chatpulse.warehouse import FileStamp, Warehouse, Write
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Warehouse]:
     """The same tests on the default SQLite file and on a real PostgreSQL server."""
     if request.param == "sqlite":
@@ -90,6 +90,7 @@ def test_an_older_warehouse_gains_new_columns(warehouse: Warehouse) -> None:
     upgraded.engine.dispose()
 
 
+@pytest.mark.subprocess
 def test_a_sqlite_day_waits_for_another_writer(tmp_path: Path) -> None:
     # The lock is held from another process: ADBC bundles its own SQLite, and POSIX file
     # locks taken by one copy of SQLite do not block another copy in the same process.

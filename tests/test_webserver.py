@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, free_port, run_cli, write_jsonl
+from fixtures import ROOT, free_port, run_cli, write_jsonl
 from tests.test_definitions import ASSETS
 from tests.test_pipeline import DAY, REQUESTS
 
@@ -69,6 +69,8 @@ def _wait_until_up(url: str, process: subprocess.Popen) -> None:
             time.sleep(0.5)
 
 
+@pytest.mark.subprocess
+@pytest.mark.webserver
 def test_the_ui_shows_assets_partitions_checks_and_runs(webserver: str) -> None:
     request = urllib.request.Request(
         f"{webserver}/graphql", data=json.dumps({"query": QUERY}).encode(), headers={"Content-Type": "application/json"}
@@ -83,6 +85,8 @@ def test_the_ui_shows_assets_partitions_checks_and_runs(webserver: str) -> None:
     assert [m["partition"] for m in data["assetOrError"]["assetMaterializations"]] == [DAY]
 
 
+@pytest.mark.subprocess
+@pytest.mark.webserver
 def test_chatpulse_ui_starts_dagster_dev_on_a_home_that_runs_one_day_at_a_time(tmp_path: Path) -> None:
     config = tmp_path / "chatpulse.yaml"
     config.write_text("data_home: .\n")
