@@ -9,32 +9,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from dagster import DagsterInstance, DefaultScheduleStatus, build_schedule_context
+from fixtures import ASSET_NAMES as ASSETS
+from fixtures import ROOT
 
 from chatpulse.config import settings_from_mapping
 from chatpulse.pipelines.cli import prepare_dagster_home
 from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
-from fixtures import ROOT
-
-ASSETS = {
-    "raw_requests",
-    "raw_messages",
-    "raw_feedback",
-    "clean_requests",
-    "clean_messages",
-    "clean_feedback",
-    "sessions",
-    "scenario_spotlight",
-    "content_retention",
-    "hourly_metrics",
-    "daily_metrics",
-    "daily_report",
-    "request_metrics",
-    "session_metrics",
-    "user_metrics",
-    "daily_trends",
-    "report_email",
-    "alerts",
-}
 
 
 def test_every_stage_is_a_daily_partitioned_asset_in_the_configured_zone(tmp_path: Path) -> None:

@@ -10,25 +10,12 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 import pytest
+from fixtures import METRIC_DAY as DAY
+from fixtures import clean_requests as requests
+from fixtures import no_messages
 
 from chatpulse.behaviour.sessions import build_sessions
 from chatpulse.metrics.daily import DAILY_COLUMNS, HOURLY_COLUMNS, daily_metrics, hourly_metrics
-from chatpulse.schema import MESSAGE_COLUMNS, REQUEST_COLUMNS
-
-DAY = dt.date(2026, 11, 20)
-_DTYPES = {"string": "str", "int": "Int64", "float": "float64", "json": "object"}
-
-
-def requests(*rows: dict) -> pd.DataFrame:
-    """A clean request frame as the input contract describes it, from partial row dicts."""
-    out = pd.DataFrame(list(rows), columns=list(REQUEST_COLUMNS))
-    out["timestamp"] = pd.to_datetime(out["timestamp"], utc=True, format="ISO8601").dt.as_unit("ns")
-    return out.astype({name: _DTYPES[kind] for name, kind in REQUEST_COLUMNS.items() if kind != "datetime"})
-
-
-def no_messages() -> pd.DataFrame:
-    out = pd.DataFrame(columns=list(MESSAGE_COLUMNS)).astype("str")
-    return out.astype({"timestamp": "datetime64[ns, UTC]"})
 
 
 def at(time: str, **fields) -> dict:

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fixtures import METRIC_DAY as DAY
+from fixtures import clean_requests as requests
 
 from chatpulse.config import ConfigError, settings_from_mapping
 from chatpulse.metrics.costs import MODEL_COST_COLUMNS, USER_COLUMNS, daily_users, model_costs
 from chatpulse.metrics.pricing import PriceError, estimate_cost, load_prices, prices_on, read_prices
-from tests.test_metrics import DAY, requests
 
 RATES = prices_on(load_prices(), DAY)
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fixtures import METRIC_DAY as DAY
+from fixtures import clean_messages as messages
+from fixtures import clean_requests as requests
 
 from chatpulse.behaviour.sessions import build_sessions
 from chatpulse.metrics.session_stats import SESSION_METRIC_COLUMNS, session_metrics
-from tests.test_metrics import DAY, requests
-from tests.test_sessions import messages
 
 
 def t(clock: str) -> str:

@@ -5,31 +5,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from dagster import AssetCheckSeverity, DagsterInstance
+from fixtures import PIPELINE_DAY as DAY
+from fixtures import PIPELINE_REQUESTS as REQUESTS
+from fixtures import pipeline_request, write_jsonl
 
 from chatpulse.config import load_settings
 from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from chatpulse.warehouse import Warehouse
-from fixtures import write_jsonl
 
-DAY = "2026-11-20"
-
-
-def _request(rid: str | None, ts: str, **fields: object) -> dict:
-    return {"request_id": rid, "timestamp": f"2026-11-20T{ts}+00:00", "model": "gpt-4o", "status_code": 200, **fields}
-
-
-REQUESTS = [
-    _request("r1", "10:00:05", user_id="u1", session_id="s1", latency_ms=100, prompt_tokens=10, completion_tokens=20),
-    _request("r2", "10:00:35", user_id="u1", session_id="s1", latency_ms=300, prompt_tokens=5, completion_tokens=5),
-    _request(
-        "r3", "10:00:50", user_id="u2", model="gpt-4o-mini", status_code=429, error_type="rate_limit", latency_ms=50
-    ),
-    _request("r4", "11:30:00", user_id="u2", model="gpt-4o-mini", latency_ms=200, prompt_tokens=1, completion_tokens=1),
-    _request("r5", "23:59:59", user_id="u3", session_id="s3", latency_ms=1000),
-    _request("r1", "10:00:05", user_id="u1", session_id="s1", latency_ms=100, prompt_tokens=10, completion_tokens=20),
-    _request("bad", "10:01:00", user_id="u1", latency_ms="quick"),
-    {"request_id": "tomorrow", "timestamp": "2026-11-21T00:00:00+00:00"},
-]
 MESSAGES = [
     {
         "session_id": "s1",
@@ -148,7 +131,9 @@ def test_rerunning_a_day_replaces_it(home: Path) -> None:
 @pytest.mark.pipeline
 def test_rerunning_a_day_picks_up_late_rows(home: Path) -> None:
     _run(home)
-    write_jsonl(home / "landing" / "requests-late.jsonl", [_request("late", "12:00:00", user_id="u9", latency_ms=10)])
+    write_jsonl(
+        home / "landing" / "requests-late.jsonl", [pipeline_request("late", "12:00:00", user_id="u9", latency_ms=10)]
+    )
     _, warehouse = _run(home)
     assert warehouse.read("daily_metrics", DAY)["requests"].tolist() == [6]
     assert len(warehouse.read("requests", DAY)) == 6

@@ -7,27 +7,11 @@ import random
 import numpy as np
 import pandas as pd
 import pytest
+from fixtures import clean_messages as messages
+from fixtures import clean_requests as requests
 
 from chatpulse.behaviour.scenarios import session_rows
 from chatpulse.behaviour.sessions import SESSION_COLUMNS, build_sessions
-from chatpulse.schema import MESSAGE_COLUMNS, REQUEST_COLUMNS
-
-_DTYPES = {"string": "str", "int": "Int64", "float": "float64", "json": "object"}
-
-
-def frame(columns: dict[str, str], rows: list[dict]) -> pd.DataFrame:
-    """A clean frame as the input contract describes it, from partial row dicts."""
-    out = pd.DataFrame(rows, columns=list(columns))
-    out["timestamp"] = pd.to_datetime(out["timestamp"], utc=True, format="ISO8601").dt.as_unit("ns")
-    return out.astype({name: _DTYPES[kind] for name, kind in columns.items() if kind != "datetime"})
-
-
-def requests(*rows: dict) -> pd.DataFrame:
-    return frame(REQUEST_COLUMNS, list(rows))
-
-
-def messages(*rows: dict) -> pd.DataFrame:
-    return frame(MESSAGE_COLUMNS, list(rows))
 
 
 def session_ids_of(reqs: pd.DataFrame, msgs: pd.DataFrame) -> tuple[pd.Series, pd.Series]:

@@ -4,15 +4,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
 import pandas as pd
+import pytest
 from dagster import DagsterInstance
+from fixtures import Inbox, sensor_tick, write_jsonl
 
 from chatpulse.config import load_settings
 from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from chatpulse.warehouse import Warehouse
-from fixtures import Inbox, write_jsonl
-from tests.test_sensor import _tick
 
 
 def _zone_well_inside_its_day(now: datetime) -> str:
@@ -51,7 +50,7 @@ def test_a_file_landing_now_runs_today_alerts_at_once_and_holds_the_report_mail(
     defs = build_definitions(load_settings(config, env={}), str(config))
     write_jsonl(tmp_path / "landing" / "requests-now.jsonl", _requests(window))
     instance = DagsterInstance.ephemeral()
-    requested = _tick(defs, instance, None).run_requests
+    requested = sensor_tick(defs, instance, None).run_requests
     assert [request.partition_key for request in requested] == [today]
 
     result = defs.resolve_job_def(DAILY_JOB).execute_in_process(partition_key=today, instance=instance)

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
+from fixtures import ASSET_NAMES as ASSETS
+from fixtures import PIPELINE_DAY as DAY
+from fixtures import PIPELINE_REQUESTS as REQUESTS
 from fixtures import ROOT, free_port, run_cli, write_jsonl
-from tests.test_definitions import ASSETS
-from tests.test_pipeline import DAY, REQUESTS
 
 QUERY = """{
   assetNodes { assetKey { path } partitionDefinition { description }
