@@ -23,8 +23,8 @@ from chatpulse.metrics.users import window
 from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from chatpulse.reports.mail import ReportInProgress, ReportUnfit, deliver
 from chatpulse.reports.pages import write_pages
-from chatpulse.reports.render import rated_days, render_report, report_file
-from chatpulse.reports.sections import detail_sections
+from chatpulse.reports.render import render_report, report_file
+from chatpulse.reports.sections import detail_sections, rated_days
 
 # What the report shows comes from these assets' tables, so it runs after all of them.
 SHOWN_ASSETS = (

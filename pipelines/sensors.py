@@ -78,7 +78,7 @@ def failure_mail_sensor(settings: Settings) -> SensorDefinition:
         if settings.mail is None:
             context.log.warning(f"run {run.run_id} failed; no mail settings, nothing mailed")
             return
-        from chatpulse.reports.mail import send  # reports pulls in the rendering stack; only load it to mail
+        from chatpulse.mail import send
 
         partition = run.tags.get("dagster/partition")
         send(failure_mail(run.job_name, run.run_id, partition, error, settings.mail), settings.mail)

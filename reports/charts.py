@@ -3,7 +3,7 @@
 Each function writes one 900 px wide PNG and returns its path. The charts every
 page shows (the hours, latency, the trends) say "no data" on empty input, so the
 layout never breaks; the ones beside a table section are drawn only when the day
-has their data (reports.render._section_charts), and the table says what is missing.
+has their data (see reports.render.render_report), and the table says what is missing.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from matplotlib.ticker import (  # noqa: E402
 )
 
 from chatpulse.reports import fonts  # noqa: E402
+from chatpulse.stats import percentile, present  # noqa: E402
 
 fonts.configure()  # Chinese scenario and model names draw as glyphs, not boxes
 
@@ -229,12 +230,13 @@ def session_length(durations: pd.Series, path: Path) -> Path:
         counts = pd.cut(values, edges, labels=labels, right=False).value_counts().reindex(labels)
         ax.bar(range(len(labels)), counts, width=0.7, color=BLUE)
         ax.set_xticks(range(len(labels)), labels)
+        median = percentile(present(values), 50)
         ax.axvline(
-            np.searchsorted(edges[1:-1], values.median(), side="right"),
+            np.searchsorted(edges[1:-1], median, side="right"),
             color=INK,
             linestyle="--",
             linewidth=1.2,
-            label=f"median {values.median() / 60:,.1f} min",
+            label=f"median {median / 60:,.1f} min",
         )
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.yaxis.set_major_formatter(_THOUSANDS)

@@ -1,17 +1,14 @@
 """E-mail the daily report: one multipart message, charts inline, sent once per day.
 
-Mail clients block data: URIs and external images, and Gmail clips HTML over
-about 100 KB, so the charts the page embeds as data: URIs travel as CID attachments,
-its CSS is inlined (minified, with its variables resolved, since Gmail drops them) and
-the plain-text part carries the headline numbers for clients without HTML.
+Mail clients block data: URIs and external images, and Gmail clips HTML over about 100 KB, so the
+message carries the body render_report drew beside the page (reports.render.read_mail_body: the same
+template, every chart a cid: link) with the chart PNGs as inline CID parts, its CSS inlined (minified,
+with its variables resolved, since Gmail drops them), and a plain-text part with the headline numbers
+for clients without HTML. The SMTP sending itself is chatpulse.mail's.
 """
 
 from __future__ import annotations
 
-import base64
-import re
-import smtplib
-import ssl
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
@@ -22,17 +19,13 @@ import css_inline
 import pandas as pd
 
 from chatpulse.config import MailSettings
-from chatpulse.reports.render import format_int, format_ms, format_pct, format_usd, is_complete
+from chatpulse.mail import MailError, send
+from chatpulse.reports.formatting import format_int, format_ms, format_pct, format_usd
+from chatpulse.reports.render import is_complete, read_mail_body
 from chatpulse.warehouse import Warehouse
 
 MAX_HTML_BYTES = 100_000
 _INLINER = css_inline.CSSInliner(resolve_css_variables=True, minify_css=True)
-_EMBEDDED = re.compile(r'(?P<before><img\s[^>]*?)(?<=\s)src="data:image/png;base64,(?P<data>[^"]*)"(?P<after>[^>]*>)')
-_CHART_NAME = re.compile(r'(?<=\s)data-chart="(?P<name>[\w-]+)"')
-
-
-class MailError(RuntimeError):
-    """The report could not be mailed; the message says what is missing or refused."""
 
 
 class ReportUnfit(MailError):
@@ -94,30 +87,20 @@ def plain_text(day: date, headline: Headline) -> str:
 
 
 def inline_report(report: Path) -> tuple[str, dict[str, bytes]]:
-    """The report's HTML with CSS inlined and charts as cid: links, plus the chart bytes by CID.
+    """The e-mail HTML of the report page ``report`` with its CSS inlined, plus each chart's PNG bytes by CID.
 
-    A CID names the chart (its ``data-chart``) and the page, e.g. ``requests_per_hour.2026-11-20@chatpulse``,
-    numbered when a name repeats; identical images share one. The data: URIs are swapped before the CSS is
-    inlined, so css_inline parses tens of KB instead of every chart in base64.
+    A CID names the chart and the page, e.g. ``requests_per_hour.2026-11-20@chatpulse``; the HTML links
+    each chart once, in page order. Raises ReportUnfit when the page has no e-mail body beside it, or a
+    chart it links is gone (the page was drawn by an older version, or its folder was moved or cut short).
     """
-    images: dict[str, bytes] = {}
-    cid_of: dict[str, str] = {}  # base64 payload -> its CID
-
-    def to_cid(match: re.Match[str]) -> str:
-        payload = match["data"]
-        if payload not in cid_of:
-            named = _CHART_NAME.search(match["before"] + match["after"])
-            name, number = named["name"] if named else "chart", 1
-            cid = f"{name}.{report.stem}@chatpulse"
-            while cid in images:
-                number += 1
-                cid = f"{name}-{number}.{report.stem}@chatpulse"
-            images[cid] = base64.b64decode(payload, validate=True)
-            cid_of[payload] = cid
-        return f'{match["before"]}src="cid:{cid_of[payload]}"{match["after"]}'
-
-    html = _INLINER.inline(_EMBEDDED.sub(to_cid, report.read_text(encoding="utf-8")))
-    return html, images
+    try:
+        html, pngs = read_mail_body(report)
+        images = {cid: png.read_bytes() for cid, png in pngs.items()}
+    except FileNotFoundError as exc:
+        raise ReportUnfit(
+            f"{report} cannot be mailed: {exc.filename} is missing; run the pipeline for that day again"
+        ) from exc
+    return _INLINER.inline(html), images
 
 
 def build_message(day: date, daily: pd.Series, report: Path, settings: MailSettings) -> EmailMessage:
@@ -146,26 +129,6 @@ def build_message(day: date, daily: pd.Series, report: Path, settings: MailSetti
             data, "image", "png", cid=f"<{cid}>", filename=cid.split(".")[0] + ".png", disposition="inline"
         )
     return message
-
-
-def send(message: EmailMessage, settings: MailSettings) -> None:
-    """Deliver over SMTP with SSL, STARTTLS or plain, logging in when a user is set."""
-    context = ssl.create_default_context(cafile=settings.ca_file)
-    try:
-        if settings.security == "ssl":
-            client: smtplib.SMTP = smtplib.SMTP_SSL(
-                settings.host, settings.port, timeout=settings.timeout_s, context=context
-            )
-        else:
-            client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_s)
-        with client:
-            if settings.security == "starttls":
-                client.starttls(context=context)
-            if settings.username:
-                client.login(settings.username, settings.password or "")
-            client.send_message(message)
-    except (OSError, smtplib.SMTPException) as exc:
-        raise MailError(f"cannot send mail through {settings.host}:{settings.port}: {exc}") from exc
 
 
 def deliver(

@@ -13,7 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from chatpulse.reports import charts
-from chatpulse.reports.render import _DASH, _ENV, _chart_ref, format_int, format_ms, format_pct, format_usd, report_file
+from chatpulse.reports.formatting import DASH, format_int, format_ms, format_pct, format_usd
+from chatpulse.reports.render import report_file
+from chatpulse.reports.templating import chart_ref, render_template
 
 _WEEK_PREFIX = "week-"
 _SUNDAY = 6  # date.weekday() of the day whose run also writes the Monday-to-Sunday weekly report
@@ -58,7 +60,7 @@ def write_index(out_dir: Path, daily: pd.DataFrame) -> Path:
     ]
     path = Path(out_dir) / "index.html"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(_ENV.get_template("index.html.j2").render(days=days, weeks=weeks), encoding="utf-8")
+    path.write_text(render_template("index.html.j2", days=days, weeks=weeks), encoding="utf-8")
     return path
 
 
@@ -97,7 +99,7 @@ def write_week(out_dir: Path, sunday: date, daily: pd.DataFrame) -> Path:
     requests, errors = rows["requests"].sum(), rows["errors"].sum()
     rate = errors / requests if requests else None
     sessions, tokens, cost = rows["sessions"].sum(), rows["total_tokens"].sum(), rows["cost_usd"].sum()
-    totals = [format_int(requests), format_int(errors), format_pct(rate), _DASH, format_int(sessions), _DASH]
+    totals = [format_int(requests), format_int(errors), format_pct(rate), DASH, format_int(sessions), DASH]
     totals += [format_int(tokens), format_usd(cost)]
     path = week_file(out_dir, monday)
     png = charts.daily_trends(rows.reset_index(), path.with_suffix("") / "trend.png", title="The week")
@@ -108,11 +110,12 @@ def write_week(out_dir: Path, sunday: date, daily: pd.DataFrame) -> Path:
         {"label": "Tokens", "value": format_int(tokens)},
         {"label": "Cost", "value": format_usd(cost)},
     ]
-    html = _ENV.get_template("week.html.j2").render(
+    html = render_template(
+        "week.html.j2",
         first=monday.isoformat(),
         last=sunday.isoformat(),
         cards=cards,
-        chart=_chart_ref("Requests, latency p50/p95/p99 and error rate by day", png),
+        chart=chart_ref("Requests, latency p50/p95/p99 and error rate by day", png),
         headers=_WEEK_HEADERS,
         rows=table,
         totals=totals,

@@ -1,101 +1,48 @@
-"""Render the daily report: one self-contained HTML page, its charts embedded as data: URIs.
+"""Render the daily report: one self-contained HTML page, its charts embedded as data: URIs, and its e-mail body.
 
-The charts are also kept as PNG files beside the page, for reuse elsewhere; the page does
-not need them, so it can be opened, moved or sent as a single file. All numbers are
-formatted here, so the template only lays them out. Only counts and labels reach the
+The charts are also kept as PNG files beside the page, in ``<out_dir>/<day>/``: the page does not need
+them, so it can be opened, moved or sent as a single file. Mail clients block data: URIs, so the e-mail
+body is rendered in the same call from the same template with ``cid_images`` set, every chart a cid:
+link to its PNG, and kept beside the charts as ``mail.json`` (reports.mail sends it): the mail then
+carries the very numbers, charts and "complete" or "in progress" mark of the page, whenever it is sent.
+All numbers are formatted here, so the template only lays them out. Only counts and labels reach the
 page: session content is never passed in.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from chatpulse.reports import charts
-
-if TYPE_CHECKING:
-    from chatpulse.reports.sections import Section
-
-_TEMPLATES = Path(__file__).parent / "templates"
-# autoescape=True, not select_autoescape(): the ".html.j2" suffix would not match its extension list.
-_ENV = Environment(
-    loader=FileSystemLoader(_TEMPLATES),
-    autoescape=True,
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
+from chatpulse.reports.formatting import (
+    DASH,
+    format_change,
+    format_clock,
+    format_decimal,
+    format_duration,
+    format_int,
+    format_ms,
+    format_pct,
+    format_usd,
+    missing,
 )
-_DASH = "—"  # shown for a number the day doesn't have (e.g. latency with no requests)
+from chatpulse.reports.sections import Section, rated_days
+from chatpulse.reports.templating import chart_ref, render_template
+
 _TOP_REASONS = 3
 _COMPLETE = '<meta name="chatpulse-day" content="complete">'  # written by report.html.j2 for a finished day
 
 
-def _missing(value: Any) -> bool:
-    """True for None/NaN/NA, which pandas uses interchangeably for absent numbers."""
-    return value is None or bool(pd.isna(value))
-
-
-def format_int(value: Any) -> str:
-    """Whole number with thousands separators: 1234 -> "1,234"."""
-    return _DASH if _missing(value) else f"{round(float(value)):,}"
-
-
-def format_decimal(value: Any) -> str:
-    """A mean with one decimal: 3.14 -> "3.1"."""
-    return _DASH if _missing(value) else f"{float(value):,.1f}"
-
-
-def format_pct(rate: Any) -> str:
-    """A 0-1 fraction as a percentage with one decimal: 0.025 -> "2.5%"."""
-    return _DASH if _missing(rate) else f"{float(rate) * 100:.1f}%"
-
-
-def format_ms(ms: Any) -> str:
-    """Latency in ms below a second, else seconds: 420 -> "420 ms", 1834 -> "1.8 s"."""
-    if _missing(ms):
-        return _DASH
-    ms = float(ms)
-    return f"{ms:,.0f} ms" if ms < 1000 else f"{ms / 1000:,.1f} s"
-
-
-def format_duration(seconds: Any) -> str:
-    """Session length in the largest sensible unit: "45 s", "3.5 min", "1.2 h"."""
-    if _missing(seconds):
-        return _DASH
-    seconds = float(seconds)
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:,.1f} h"
-
-
-def format_usd(amount: Any) -> str:
-    """Dollars with cents; sub-cent spend shows as "<$0.01" rather than a misleading "$0.00"."""
-    if _missing(amount):
-        return _DASH
-    amount = float(amount)
-    return "<$0.01" if 0 < amount < 0.005 else f"${amount:,.2f}"
-
-
-def format_clock(iso: Any) -> str:
-    """Time of day from an ISO timestamp: "2026-11-20T14:32:00+00:00" -> "14:32 UTC"."""
-    if _missing(iso):
-        return _DASH
-    return pd.Timestamp(iso).strftime("%H:%M %Z").strip()
-
-
 def _top_reasons(reasons: Any) -> tuple[list[dict[str, str]], int]:
     """The most frequent rejection reasons with their counts, plus how many more were left out."""
-    if _missing(reasons) or not str(reasons).strip():
+    if missing(reasons) or not str(reasons).strip():
         return [], 0
     counts: dict[str, int] = json.loads(reasons)
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
@@ -105,7 +52,7 @@ def _top_reasons(reasons: Any) -> tuple[list[dict[str, str]], int]:
 
 def _detail(text: str, *values: Any) -> str:
     """A card's footnote, left blank when a number it quotes is missing rather than showing dashes."""
-    return "" if any(_missing(value) for value in values) else text
+    return "" if any(missing(value) for value in values) else text
 
 
 # Headline cards that carry deltas: label -> (daily column, relative change or percentage points).
@@ -119,17 +66,6 @@ _DELTAS = {
     "Cost": ("cost_usd", False),
     "Satisfaction": ("satisfaction", True),
 }
-
-
-def format_change(now: Any, then: Any, points: bool) -> str | None:
-    """'+12%' (relative) or '+0.4 pp' (a rate's difference); None when it cannot be said."""
-    if _missing(now) or _missing(then):
-        return None
-    if points:
-        return f"{(float(now) - float(then)) * 100:+.1f} pp"
-    if float(then) == 0:
-        return None
-    return f"{(float(now) - float(then)) / float(then):+.0%}"
 
 
 def _deltas(label: str, row: pd.Series, comparisons: Mapping[str, pd.Series]) -> list[str]:
@@ -185,7 +121,7 @@ def _card_values(row: pd.Series) -> list[dict[str, str]]:
         },
         {
             "label": "Peak load",
-            "value": _DASH if _missing(peak) else f"{format_int(peak)} req/min",
+            "value": DASH if missing(peak) else f"{format_int(peak)} req/min",
             "detail": _detail(f"at {format_clock(get('peak_minute'))}", get("peak_minute")),
         },
         {
@@ -229,13 +165,6 @@ def _quality_rows(quality: pd.DataFrame) -> list[dict[str, Any]]:
 def report_file(out_dir: Path, day: date) -> Path:
     """Where a day's report lives: ``<out_dir>/<day>.html``; copies of its charts go to ``<out_dir>/<day>/``."""
     return Path(out_dir) / f"{day.isoformat()}.html"
-
-
-def rated_days(feedback: pd.DataFrame | None) -> pd.DataFrame:
-    """The ``feedback_daily`` rows of days someone rated: on the others satisfaction says nothing, so none is shown."""
-    if feedback is None:
-        return pd.DataFrame(columns=["day", "ratings", "satisfaction"])
-    return feedback[feedback["ratings"] > 0]
 
 
 def _feedback(tables: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
@@ -297,7 +226,7 @@ def render_report(
     history: pd.DataFrame | None = None,
     in_progress_at: datetime | None = None,
 ) -> Path:
-    """Write ``out_dir/<day>.html`` and its charts as PNGs in ``out_dir/<day>/``; return the HTML path.
+    """Write ``out_dir/<day>.html``, its charts as PNGs in ``out_dir/<day>/`` and its e-mail body; return the HTML path.
 
     Frames must already hold only ``day``'s rows; ``sections`` are the table sections
     (reports.sections.detail_sections); ``comparisons`` maps a name
@@ -308,10 +237,12 @@ def render_report(
     every chart, so it shows them all without the PNG folder, wherever the file is moved.
     ``in_progress_at`` (local time) marks a page drawn before the day ended: it says so, and leaves out
     the deltas, since part of a day against a whole one would read as a drop; ``is_complete`` reads the mark.
+    The e-mail body (``read_mail_body``) is the same page with the charts as cid: links to the PNGs.
     """
     stamp = day.isoformat()
     tables = tables or {}
-    chart_dir = report_file(out_dir, day).with_suffix("")
+    html_path = report_file(out_dir, day)
+    chart_dir = html_path.with_suffix("")
     chart_dir.mkdir(parents=True, exist_ok=True)
     row = pd.Series({**(daily.iloc[0].to_dict() if len(daily) else {}), **_feedback(tables)}, dtype=object)
     previous = hourly_previous if hourly_previous is not None else hourly.iloc[0:0]
@@ -321,27 +252,38 @@ def render_report(
         ("Error rate by hour", charts.error_rate_by_hour(hourly, chart_dir / "error_rate_by_hour.png")),
     ]
     beside = _section_charts(chart_dir, tables, history)
+    headline = [_chart(title, png, stamp) for title, png in drawn]
     sections = [
-        replace(section, charts=tuple(_chart_ref(_title(png), png) for png in beside.get(section.title, [])))
+        replace(section, charts=tuple(_chart(_title(png), png, stamp) for png in beside.get(section.title, [])))
         for section in sections
     ]
     requests = row.get("requests")
-    html = _ENV.get_template("report.html.j2").render(
-        day=stamp,
-        no_requests=_missing(requests) or float(requests) == 0,
-        cards=_cards(row, {} if in_progress_at else comparisons or {}),
-        in_progress_at=None if in_progress_at is None else in_progress_at.strftime("%H:%M %Z"),
-        charts=[_chart_ref(title, png) for title, png in drawn],
-        sections=sections,
-        quality=_quality_rows(quality),
+    context = {
+        "day": stamp,
+        "no_requests": missing(requests) or float(requests) == 0,
+        "cards": _cards(row, {} if in_progress_at else comparisons or {}),
+        "in_progress_at": None if in_progress_at is None else in_progress_at.strftime("%H:%M %Z"),
+        "charts": headline,
+        "sections": sections,
+        "quality": _quality_rows(quality),
+    }
+    in_page_order = [*headline, *(chart for section in sections for chart in section.charts)]
+    # The body before the page: a page on disk always has the body of the same render beside it.
+    mail_body_file(html_path).write_text(
+        json.dumps(
+            {
+                "html": render_template("report.html.j2", **context, cid_images=True),
+                "images": {chart["cid"]: f"{chart['name']}.png" for chart in in_page_order},
+            }
+        ),
+        encoding="utf-8",
     )
-    html_path = report_file(out_dir, day)
-    html_path.write_text(html, encoding="utf-8")
+    html_path.write_text(render_template("report.html.j2", **context, cid_images=False), encoding="utf-8")
     return html_path
 
 
 def is_complete(html: str) -> bool:
-    """Whether a report page was drawn after its day ended, as the page itself records.
+    """Whether a report page (or its e-mail body) was drawn after its day ended, as the page itself records.
 
     The mail step can run after midnight while the page it finds was drawn before (the same run, or a retry):
     only the page knows, not the clock.
@@ -349,27 +291,27 @@ def is_complete(html: str) -> bool:
     return _COMPLETE in html
 
 
-def _chart_ref(title: str, png: Path) -> dict[str, str]:
-    """What the template needs for an <img>: the PNG as a data: URI, its name and alt text.
+def mail_body_file(report: Path) -> Path:
+    """Where the e-mail body of the report page ``<out_dir>/<day>.html`` is kept: ``<out_dir>/<day>/mail.json``."""
+    return report.with_suffix("") / "mail.json"
 
-    Browsers show data: URIs but mail clients block them: the e-mail swaps each one for a CID
-    attachment named after ``name`` (reports.mail.inline_report).
+
+def read_mail_body(report: Path) -> tuple[str, dict[str, Path]]:
+    """The e-mail body rendered with the report page ``report``: its HTML (the page's, with every chart a
+    ``cid:`` link and the CSS still in its <style>) and the PNG each CID names, in page order.
+
+    A CID names the chart and the day, e.g. ``requests_per_hour.2026-11-20@chatpulse``: unique, since the
+    charts are files of one folder. Raises FileNotFoundError when the page has no body beside it.
     """
-    data = png.read_bytes()
-    width, height = _png_size(data)
-    return {
-        "title": title,
-        "name": png.stem,
-        "src": "data:image/png;base64," + base64.b64encode(data).decode("ascii"),
-        "width": str(width),
-        "height": str(height),
-    }
+    body = json.loads(mail_body_file(report).read_text(encoding="utf-8"))
+    folder = mail_body_file(report).parent
+    return body["html"], {cid: folder / name for cid, name in body["images"].items()}
+
+
+def _chart(title: str, png: Path, stamp: str) -> dict[str, str]:
+    """The page's reference to a chart (templating.chart_ref), plus the CID the e-mail attaches it under."""
+    return {**chart_ref(title, png), "cid": f"{png.stem}.{stamp}@chatpulse"}
 
 
 def _title(png: Path) -> str:
     return png.stem.replace("_", " ").capitalize()
-
-
-def _png_size(data: bytes) -> tuple[int, int]:
-    """Pixel width and height from the PNG header (IHDR), so the <img> reserves its space before it is decoded."""
-    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")

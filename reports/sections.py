@@ -14,23 +14,21 @@ from typing import Any
 
 import pandas as pd
 
-from chatpulse.reports.render import (
-    _DASH,
-    _missing,
-    format_change,
-    format_int,
-    format_ms,
-    format_pct,
-    format_usd,
-    rated_days,
-)
+from chatpulse.reports.formatting import DASH, format_change, format_int, format_ms, format_pct, format_usd, missing
 
 Formatter = Callable[[Any], str]
 
 
+def rated_days(feedback: pd.DataFrame | None) -> pd.DataFrame:
+    """The ``feedback_daily`` rows of days someone rated: on the others satisfaction says nothing, so none is shown."""
+    if feedback is None:
+        return pd.DataFrame(columns=["day", "ratings", "satisfaction"])
+    return feedback[feedback["ratings"] > 0]
+
+
 def _text(value: Any) -> str:
     """A label or an already formatted value as it is; a dash where the row has none."""
-    return _DASH if _missing(value) else str(value)
+    return DASH if missing(value) else str(value)
 
 
 @dataclass(frozen=True)
@@ -86,8 +84,8 @@ def _trend_rows(trends: pd.DataFrame | None) -> pd.DataFrame | None:
             {
                 "metric": row["metric"].replace("_", " "),
                 "value": fmt(row["value"]),
-                "day_over_day": format_change(row["value"], row["previous_day"], rate) or _DASH,
-                "week_over_week": format_change(row["value"], row["week_ago"], rate) or _DASH,
+                "day_over_day": format_change(row["value"], row["previous_day"], rate) or DASH,
+                "week_over_week": format_change(row["value"], row["week_ago"], rate) or DASH,
                 "mean_7d": fmt(row["mean_7d"]),
                 "mean_28d": fmt(row["mean_28d"]),
             }

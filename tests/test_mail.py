@@ -1,6 +1,5 @@
 """The report by e-mail, received by a real SMTP server (aiosmtpd) on loopback."""
 
-import base64
 import re
 import ssl
 import subprocess
@@ -15,15 +14,15 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
+from fixtures import Inbox, free_port
 
 from chatpulse.config import MailSettings, load_settings
 from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from chatpulse.reports.mail import MAX_HTML_BYTES, ReportInProgress, ReportUnfit, build_message, deliver, inline_report
-from chatpulse.reports.render import render_report
+from chatpulse.reports.render import mail_body_file, read_mail_body, render_report
+from chatpulse.reports.sections import Column, Section
 from chatpulse.warehouse import Warehouse, Write
-from fixtures import Inbox, free_port
 from tests.test_report import (
-    DATA_PNG,
     DAY,
     _daily,
     _full_day,
@@ -32,6 +31,7 @@ from tests.test_report import (
     _render_with,
     _scenarios,
     _tables,
+    embedded_charts,
 )
 
 USER, PASSWORD = "reporter", "s3cret"
@@ -199,33 +199,47 @@ def test_a_busy_day_fits_in_the_mail_with_its_colours(tmp_path: Path) -> None:
 
 
 def test_a_page_too_big_for_the_mail_is_refused(tmp_path: Path) -> None:
-    report = tmp_path / "2026-11-20.html"
-    report.write_text('<meta name="chatpulse-day" content="complete">' + "<p>row</p>" * 20_000, encoding="utf-8")
+    rows = Section("Rows", (Column("Row", "row", numeric=False),), [{"row": f"row {n}"} for n in range(2_000)], "")
+    report = render_report(
+        DAY, _daily(), _hourly([10] * 24, [0] * 24), pd.Series([100.0]), _quality({}), [rows], tmp_path
+    )
+    size = len(inline_report(report)[0].encode())
+    assert size > 2 * MAX_HTML_BYTES
     settings = MailSettings(host="127.0.0.1", sender="reports@example.com", recipients=("ops@example.com",))
-    with pytest.raises(ReportUnfit, match="HTML body is 200,[0-9]{3} bytes, over the 100,000"):
+    with pytest.raises(ReportUnfit, match=f"HTML body is {size:,} bytes, over the 100,000"):
         build_message(DAY, _daily().iloc[0], report, settings)
 
 
-def test_identical_images_share_a_cid_and_names_stay_unique(tmp_path: Path) -> None:
-    pngs = [b"\x89PNG" + bytes([n]) for n in range(3)]
-    one, two, three = (DATA_PNG + base64.b64encode(png).decode() for png in pngs)
+def test_the_mail_body_is_the_page_with_each_chart_a_cid_link(tmp_path: Path) -> None:
+    page = _render_with(tmp_path, _tables())
     report = tmp_path / "2026-11-20.html"
-    report.write_text(
-        "<style>img { border: 0 }</style>"
-        f'<img src="{one}" data-chart="hourly" alt="Hourly chart">'
-        f'<img src="{one}" data-chart="hourly" alt="the same image again">'
-        f'<img src="{two}" data-chart="hourly" alt="another image under the same name">'
-        f'<img alt="no name" src="{three}">',
-        encoding="utf-8",
-    )
+    body, pngs = read_mail_body(report)
+    assert body == re.sub(
+        r'src="data:image/png;base64,[^"]*" data-chart="(\w+)"',
+        r'src="cid:\1.2026-11-20@chatpulse" data-chart="\1"',
+        page,
+    )  # the same numbers, sections and completeness mark as the page, whenever it is mailed
     html, images = inline_report(report)
-    cids = ["hourly.2026-11-20@chatpulse", "hourly-2.2026-11-20@chatpulse", "chart.2026-11-20@chatpulse"]
-    assert re.findall(r'src="cid:([^"]+)"', html) == [cids[0], *cids]
-    assert images == dict(zip(cids, pngs, strict=True))  # one attachment per distinct image
-    assert html.count('style="border:0"') == 4 and 'alt="no name"' in html  # inlined, minified
+    shown = embedded_charts(page)
+    cids = [f"{name}.2026-11-20@chatpulse" for name, _ in shown]
+    assert len(set(cids)) == len(cids) == 7 and list(pngs) == cids
+    assert re.findall(r'src="cid:([^"]+)"', html) == list(images) == cids  # each chart once, in page order
+    assert images == {cid: data for cid, (_, data) in zip(cids, shown, strict=True)}  # the page's very images
+    assert html.count('style="display:block;width:100%;height:auto"') == 7  # CSS inlined, minified
 
 
-@pytest.mark.subprocess
+def test_a_page_whose_mail_body_or_chart_is_gone_is_refused(tmp_path: Path) -> None:
+    _render_with(tmp_path, _tables())
+    report = tmp_path / "2026-11-20.html"
+    settings = MailSettings(host="127.0.0.1", sender="reports@example.com", recipients=("ops@example.com",))
+    (tmp_path / "2026-11-20" / "scenarios.png").unlink()
+    with pytest.raises(ReportUnfit, match=r"2026-11-20/scenarios\.png is missing; run the pipeline for that day"):
+        build_message(DAY, _daily().iloc[0], report, settings)
+    mail_body_file(report).unlink()  # a page drawn before pages kept their mail body
+    with pytest.raises(ReportUnfit, match=r"2026-11-20/mail\.json is missing; run the pipeline for that day"):
+        build_message(DAY, _daily().iloc[0], report, settings)
+
+
 def test_a_refused_login_is_reported_and_not_recorded(
     server: tuple[Inbox, MailSettings], day_report: tuple[Path, Warehouse]
 ) -> None:
@@ -239,10 +253,10 @@ def test_a_refused_login_is_reported_and_not_recorded(
 @pytest.mark.pipeline
 def test_the_pipeline_mails_each_day_once(tmp_path: Path, smtp: tuple[Inbox, int]) -> None:
     from dagster import DagsterInstance
+    from fixtures import write_jsonl
 
     from chatpulse.config import load_settings
     from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
-    from fixtures import write_jsonl
     from tests.test_pipeline import DAY as PIPELINE_DAY
     from tests.test_pipeline import REQUESTS
 

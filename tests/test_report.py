@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chatpulse.reports.render import _chart_ref, is_complete, render_report
+from chatpulse.reports.render import is_complete, render_report
 from chatpulse.reports.sections import Section, detail_sections
+from chatpulse.reports.templating import chart_ref
 
 DAY = date(2026, 11, 20)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -547,5 +548,5 @@ def test_alert_windows_are_labelled_in_the_report_time_zone() -> None:
 def test_chart_size_is_read_from_the_png(tmp_path: Path) -> None:
     png = tmp_path / "small.png"
     matplotlib.image.imsave(png, np.zeros((30, 64, 3)))
-    chart = _chart_ref("Small", png)
+    chart = chart_ref("Small", png)
     assert (chart["width"], chart["height"]) == ("64", "30")

@@ -1,0 +1,42 @@
+"""Send a built e-mail over SMTP: the one mailer behind the daily report, alert mails and run-failure mails.
+
+It only delivers an `EmailMessage` already built by its caller, with the server, security and login of
+`MailSettings`; what goes into a message is the caller's business.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from email.message import EmailMessage
+
+from chatpulse.config import MailSettings
+
+
+class MailError(RuntimeError):
+    """The message could not be mailed; the message says which server refused it and why."""
+
+
+def send(message: EmailMessage, settings: MailSettings) -> None:
+    """Deliver ``message`` to its To/Cc over SMTP with SSL, STARTTLS or plain, logging in when a user is set.
+
+    TLS checks the server's certificate against the system's CAs, or ``settings.ca_file`` when given.
+    Raises MailError naming ``host:port`` when the server cannot be reached, refuses TLS or the login,
+    or rejects the message.
+    """
+    context = ssl.create_default_context(cafile=settings.ca_file)
+    try:
+        if settings.security == "ssl":
+            client: smtplib.SMTP = smtplib.SMTP_SSL(
+                settings.host, settings.port, timeout=settings.timeout_s, context=context
+            )
+        else:
+            client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_s)
+        with client:
+            if settings.security == "starttls":
+                client.starttls(context=context)
+            if settings.username:
+                client.login(settings.username, settings.password or "")
+            client.send_message(message)
+    except (OSError, smtplib.SMTPException) as exc:
+        raise MailError(f"cannot send mail through {settings.host}:{settings.port}: {exc}") from exc

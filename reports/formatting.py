@@ -1,0 +1,79 @@
+"""Numbers as people read them on the report pages and in the e-mail: "1,234", "2.5%", "1.8 s", "$12.35".
+
+Every formatter takes whatever a warehouse cell holds (int, float, numpy scalar, None, NaN, NA) and
+returns DASH for a number the day doesn't have, so the templates only lay out strings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+DASH = "—"  # shown for a number the day doesn't have (e.g. latency with no requests)
+
+
+def missing(value: Any) -> bool:
+    """True for None/NaN/NA, which pandas uses interchangeably for absent numbers."""
+    return value is None or bool(pd.isna(value))
+
+
+def format_int(value: Any) -> str:
+    """Whole number with thousands separators: 1234 -> "1,234"."""
+    return DASH if missing(value) else f"{round(float(value)):,}"
+
+
+def format_decimal(value: Any) -> str:
+    """A mean with one decimal: 3.14 -> "3.1"."""
+    return DASH if missing(value) else f"{float(value):,.1f}"
+
+
+def format_pct(rate: Any) -> str:
+    """A 0-1 fraction as a percentage with one decimal: 0.025 -> "2.5%"."""
+    return DASH if missing(rate) else f"{float(rate) * 100:.1f}%"
+
+
+def format_ms(ms: Any) -> str:
+    """Latency in ms below a second, else seconds: 420 -> "420 ms", 1834 -> "1.8 s"."""
+    if missing(ms):
+        return DASH
+    ms = float(ms)
+    return f"{ms:,.0f} ms" if ms < 1000 else f"{ms / 1000:,.1f} s"
+
+
+def format_duration(seconds: Any) -> str:
+    """Session length in the largest sensible unit: "45 s", "3.5 min", "1.2 h"."""
+    if missing(seconds):
+        return DASH
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:,.1f} h"
+
+
+def format_usd(amount: Any) -> str:
+    """Dollars with cents; sub-cent spend shows as "<$0.01" rather than a misleading "$0.00"."""
+    if missing(amount):
+        return DASH
+    amount = float(amount)
+    return "<$0.01" if 0 < amount < 0.005 else f"${amount:,.2f}"
+
+
+def format_clock(iso: Any) -> str:
+    """Time of day from an ISO timestamp: "2026-11-20T14:32:00+00:00" -> "14:32 UTC"."""
+    if missing(iso):
+        return DASH
+    return pd.Timestamp(iso).strftime("%H:%M %Z").strip()
+
+
+def format_change(now: Any, then: Any, points: bool) -> str | None:
+    """'+12%' (relative) or '+0.4 pp' (a rate's difference); None when it cannot be said."""
+    if missing(now) or missing(then):
+        return None
+    if points:
+        return f"{(float(now) - float(then)) * 100:+.1f} pp"
+    if float(then) == 0:
+        return None
+    return f"{(float(now) - float(then)) / float(then):+.0%}"
