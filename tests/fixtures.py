@@ -5,6 +5,7 @@ Test modules import these from here (never from each other or from conftest); co
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import email
 import gzip
@@ -16,14 +17,18 @@ import sys
 from collections.abc import Iterable, Mapping
 from email.message import EmailMessage
 from email.policy import default
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from aiosmtpd.smtp import Envelope
 from dagster import DagsterInstance, Definitions, build_sensor_context
 
 from chatpulse.pipelines.sensors import LANDING_SENSOR
+from chatpulse.reports.render import render_report
+from chatpulse.reports.sections import Section, detail_sections
 from chatpulse.schema import MESSAGE_COLUMNS, REQUEST_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -163,3 +168,232 @@ def sensor_tick(defs: Definitions, instance: DagsterInstance, cursor: str | None
     """One evaluation of the landing sensor, as the daemon would run it (Dagster's tick data: run requests, cursor)."""
     sensor = defs.resolve_sensor_def(LANDING_SENSOR)
     return sensor.evaluate_tick(build_sensor_context(instance=instance, cursor=cursor, definitions=defs))
+
+
+# ---- The daily report: a day's tables as the warehouse stores them ----
+
+REPORT_DAY = dt.date(2026, 11, 20)
+
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+DATA_PNG = "data:image/png;base64,"
+
+
+class _Images(HTMLParser):
+    """The attributes of every <img> of a page, in order."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.images: list[dict[str, str | None]] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img":
+            self.images.append(dict(attrs))
+
+
+def embedded_charts(html: str) -> list[tuple[str, bytes]]:
+    """Each <img> of a page as its chart name and the bytes its src embeds; fails on a src that is not a PNG URI."""
+    charts = []
+    for image in _Images(html).images:
+        src = image["src"] or ""
+        assert src.startswith(DATA_PNG), src[:80]
+        charts.append((image["data-chart"] or "", base64.b64decode(src.removeprefix(DATA_PNG), validate=True)))
+    return charts
+
+
+def report_hourly(requests: list[int], errors: list[int]) -> pd.DataFrame:
+    """24 hourly rows; error_rate is NaN for hours without requests, as the warehouse stores it."""
+    req = np.array(requests, dtype=float)
+    err = np.array(errors, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.where(req > 0, err / req, np.nan)
+    return pd.DataFrame(
+        {
+            "day": REPORT_DAY.isoformat(),
+            "hour": range(24),
+            "requests": requests,
+            "errors": errors,
+            "error_rate": rate,
+            "peak_rpm": [r // 10 for r in requests],
+            "latency_mean_ms": np.where(req > 0, 600.0, np.nan),
+            "latency_p50_ms": np.where(req > 0, 420.0, np.nan),
+            "latency_p95_ms": np.where(req > 0, 1834.0, np.nan),
+            "latency_p99_ms": np.where(req > 0, 3250.0, np.nan),
+            "prompt_tokens": [r * 100 for r in requests],
+            "completion_tokens": [r * 50 for r in requests],
+            "total_tokens": [r * 150 for r in requests],
+        }
+    )
+
+
+def report_daily(**overrides: object) -> pd.DataFrame:
+    """One daily row; overrides let a test change just the numbers it checks."""
+    row: dict[str, object] = {
+        "day": REPORT_DAY.isoformat(),
+        "requests": 1234,
+        "errors": 31,
+        "error_rate": 31 / 1234,
+        "peak_rpm": 87,
+        "peak_minute": "2026-11-20T14:32:00+00:00",
+        "latency_mean_ms": 640.2,
+        "latency_p50_ms": 420.0,
+        "latency_p95_ms": 1834.0,
+        "latency_p99_ms": 3310.0,
+        "ttft_p50_ms": 180.0,
+        "ttft_p95_ms": 910.0,
+        "prompt_tokens": 1_000_000,
+        "completion_tokens": 234_567,
+        "total_tokens": 1_234_567,
+        "cost_usd": 12.345,
+        "users": 56,
+        "models": 3,
+        "sessions": 210,
+        "session_duration_p50_s": 200.0,
+        "session_duration_p95_s": 1500.0,
+        "turns_mean": 3.14,
+    }
+    row.update(overrides)
+    return pd.DataFrame([row])
+
+
+def report_quality(reasons: dict[str, int]) -> pd.DataFrame:
+    """data_quality rows of the three kinds; reasons are the requests' quarantine reasons and counts."""
+    return pd.DataFrame(
+        {
+            "day": REPORT_DAY.isoformat(),
+            "kind": ["requests", "messages", "feedback"],
+            "rows_in": [1300, 5021, 40],
+            "clean": [1234, 4990, 40],
+            "quarantined": [3, 7, 0],
+            "duplicates": [63, 24, 0],
+            "repaired": [12, 0, 0],
+            "reasons": [json.dumps(reasons), "{}", None],
+        }
+    )
+
+
+def report_scenarios(labels: list[str]) -> list[Section]:
+    """The report's table sections for a day whose only table is its scenario summary."""
+    sessions = [150, 60][: len(labels)]
+    return detail_sections(
+        {
+            "scenario_daily": pd.DataFrame(
+                {
+                    "day": REPORT_DAY.isoformat(),
+                    "scenario": labels,
+                    "sessions": sessions,
+                    "requests": [900, 334][: len(labels)],
+                    "share": [n / sum(sessions) for n in sessions],
+                }
+            )
+        },
+        "UTC",
+    )
+
+
+def report_tables(model: str = "gpt-4o") -> dict[str, pd.DataFrame]:
+    """The day's tables the section charts and the satisfaction card read."""
+    day = REPORT_DAY.isoformat()
+    return {
+        "sessions": pd.DataFrame({"day": day, "session_id": ["s1", "s2", "s3"], "duration_s": [0.0, 240.0, 4000.0]}),
+        "error_kinds": pd.DataFrame(
+            {"day": day, "error_kind": ["timeout", "rate_limit"], "errors": [20, 11],
+             "share_of_requests": [0.0162, 0.0089]}
+        ),
+        "scenario_daily": pd.DataFrame(
+            {"day": day, "scenario": ["coding", "writing"], "sessions": [2, 1], "share": [2 / 3, 1 / 3],
+             "satisfaction": [0.75, None]}
+        ),
+        "model_costs": pd.DataFrame(
+            {"day": day, "model": [model, "gpt-4o-mini"], "requests": [1000, 234], "total_tokens": [1_000_000, 234_567],
+             "cost_estimate_usd": [12.0, None]}
+        ),
+        "feedback_daily": pd.DataFrame(
+            {"day": day, "ratings": [40], "rated_sessions": [3], "feedback_coverage": [1.0], "satisfaction": [0.825]}
+        ),
+    }  # fmt: skip
+
+
+def render_with(tmp_path: Path, tables: dict[str, pd.DataFrame], **kwargs: object) -> str:
+    """The HTML of REPORT_DAY rendered into tmp_path with these section tables and render_report keywords."""
+    requests = [10] * 24
+    return render_report(
+        REPORT_DAY,
+        report_daily(),
+        report_hourly(requests, [1] * 24),
+        pd.Series([100.0, 900.0]),
+        report_quality({}),
+        detail_sections(tables, "UTC"),
+        tmp_path,
+        tables=tables,
+        **kwargs,  # type: ignore[arg-type]
+    ).read_text(encoding="utf-8")
+
+
+def full_day(scenarios: int = 11, models: int = 4, alerts: int = 0) -> dict[str, pd.DataFrame]:
+    """A full day's tables as the pipeline stores them, every section filled and ids as long as real logs'.
+
+    The default is an ordinary day (19 trend metrics, 10 slowest requests and worst-rated sessions shown); a busy
+    one has more scenarios, models and alerts. At least 9 scenarios, for the spotlight's rows.
+    """
+    from chatpulse.metrics.trends import HEADLINES
+
+    day = REPORT_DAY.isoformat()
+    names = [f"scenario-{n:02d}" for n in range(scenarios)]
+    model_names = [f"gpt-4o-2024-08-{n:02d}" for n in range(models)]
+    metrics = [*HEADLINES, "satisfaction"]
+    start = pd.Timestamp("2026-11-20T01:00:00Z")
+    return {
+        "sessions": pd.DataFrame({"day": day, "session_id": [f"s{n}" for n in range(300)],
+                                  "duration_s": np.linspace(5.0, 5000.0, 300)}),
+        "alerts": pd.DataFrame(
+            {"day": day, "rule": [f"error_rate_5m_{n}" for n in range(alerts)], "metric": "error_rate",
+             "severity": ["error", "warn"] * (alerts // 2) + ["warn"] * (alerts % 2),
+             "window_start": [start + pd.Timedelta(hours=n) for n in range(alerts)],
+             "window_end": [start + pd.Timedelta(hours=n, minutes=5) for n in range(alerts)],
+             "value": 0.31, "threshold": 0.1, "baseline": None,
+             "resolved_at": [start + pd.Timedelta(hours=n, minutes=10) if n % 2 else pd.NaT for n in range(alerts)]}
+        ),
+        "daily_trends": pd.DataFrame(
+            {"day": day, "metric": metrics, "value": 1834.5, "previous_day": 1700.25, "week_ago": 1500.0,
+             "mean_7d": 1650.75, "mean_28d": 1600.5}
+        ),
+        "scenario_daily": pd.DataFrame(
+            {"day": day, "scenario": names, "sessions": range(100, 100 + scenarios), "share": 1 / scenarios,
+             "users": 42, "requests": 1234, "latency_p95_ms": 1834.0, "error_rate": 0.025,
+             "feedback_coverage": 0.125, "satisfaction": 0.825}
+        ),
+        "scenario_spotlight": pd.DataFrame(
+            {"day": day, "metric": ["latency_p95_ms", "error_rate", "satisfaction"] * 3,
+             "rank": [1, 1, 1, 2, 2, 2, 3, 3, 3], "scenario": names[:9], "value": 0.5, "baseline": 0.8}
+        ),
+        "feedback_daily": pd.DataFrame(
+            {"day": day, "ratings": [412], "rated_sessions": [180], "feedback_coverage": [0.6], "satisfaction": [0.825]}
+        ),
+        "feedback_by_model": pd.DataFrame({"day": day, "model": model_names, "ratings": 103, "satisfaction": 0.8}),
+        "feedback_by_latency": pd.DataFrame(
+            {"day": day, "bucket": ["<1 s", "1-3 s", "3-10 s", "10 s+"], "bucket_order": range(4), "ratings": 103,
+             "satisfaction": 0.8}
+        ),
+        "negative_sessions": pd.DataFrame(
+            {"day": day, "session_id": [f"7f3c2a1e-9b8d-4c6f-a5e4-3d2c1b0a{n:04d}" for n in range(25)],
+             "scenario": names[0], "model": model_names[0], "satisfaction": np.linspace(0.0, 0.4, 25),
+             "latency_mean_ms": 2345.0, "errors": 2}
+        ),
+        "error_kinds": pd.DataFrame(
+            {"day": day, "error_kind": ["timeout", "rate_limit", "server", "client"], "errors": [20, 11, 5, 2],
+             "share_of_errors": 0.25, "share_of_requests": 0.0125}
+        ),
+        "model_costs": pd.DataFrame(
+            {"day": day, "model": model_names, "requests": 1000, "total_tokens": 1_234_567,
+             "cost_estimate_usd": 12.5, "cost_logged_usd": 12.25, "unpriced_requests": 0}
+        ),
+        "slowest_requests": pd.DataFrame(
+            {"day": day, "rank": range(1, 51), "request_id": [f"chatcmpl-9f8e7d6c5b4a3210fe{n:06d}" for n in range(50)],
+             "model": model_names[0], "user_id": [f"user-{n:06d}" for n in range(50)], "latency_ms": 45_000.0,
+             "ttft_ms": 3_200.0}
+        ),
+    }  # fmt: skip

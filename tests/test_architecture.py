@@ -112,6 +112,16 @@ def test_nothing_imports_a_bare_top_level_folder() -> None:
     assert bare == []
 
 
+def test_test_modules_share_builders_through_fixtures_only() -> None:
+    crossing = [
+        f"{path.name}:{line} imports {module}"
+        for path in (ROOT / "tests").glob("*.py")
+        for module, _, line in _imports(path)
+        if module.split(".")[0] in {"tests", "conftest"} or module.startswith("test_")
+    ]
+    assert crossing == []
+
+
 def test_imports_only_go_down_between_rooms() -> None:
     upward = [
         f"{name} ({_room(name)}) imports {target} ({_room(target)})"

@@ -14,7 +14,19 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
-from fixtures import Inbox, free_port
+from fixtures import REPORT_DAY as DAY
+from fixtures import (
+    Inbox,
+    embedded_charts,
+    free_port,
+    full_day,
+    render_with,
+    report_daily,
+    report_hourly,
+    report_quality,
+    report_scenarios,
+    report_tables,
+)
 
 from chatpulse.config import MailSettings, load_settings
 from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
@@ -22,17 +34,6 @@ from chatpulse.reports.mail import MAX_HTML_BYTES, ReportInProgress, ReportUnfit
 from chatpulse.reports.render import mail_body_file, read_mail_body, render_report
 from chatpulse.reports.sections import Column, Section
 from chatpulse.warehouse import Warehouse, Write
-from tests.test_report import (
-    DAY,
-    _daily,
-    _full_day,
-    _hourly,
-    _quality,
-    _render_with,
-    _scenarios,
-    _tables,
-    embedded_charts,
-)
 
 USER, PASSWORD = "reporter", "s3cret"
 
@@ -119,15 +120,15 @@ def day_report(tmp_path: Path) -> tuple[Path, Warehouse]:
     requests = [0] * 7 + [40, 120, 180, 160, 90, 60, 110, 150, 130, 90, 40, 20, 10, 5, 3, 1, 0]
     report = render_report(
         DAY,
-        _daily(),
-        _hourly(requests, [r // 20 for r in requests]),
+        report_daily(),
+        report_hourly(requests, [r // 20 for r in requests]),
         pd.Series([120.0, 900.0, 4000.0]),
-        _quality({"latency_ms: not a number": 2}),
-        _scenarios(["coding", "writing"]),
+        report_quality({"latency_ms: not a number": 2}),
+        report_scenarios(["coding", "writing"]),
         tmp_path / "reports",
     )
     warehouse = Warehouse(f"sqlite:///{tmp_path / 'w.db'}")
-    warehouse.replace_day(DAY.isoformat(), Write("daily_metrics", _daily()))
+    warehouse.replace_day(DAY.isoformat(), Write("daily_metrics", report_daily()))
     return report, warehouse
 
 
@@ -174,9 +175,9 @@ def test_the_report_arrives_once_with_its_charts_inline(
 
 
 def test_a_full_report_fits_in_the_mail_with_its_charts_attached(tmp_path: Path) -> None:
-    history = pd.concat([_daily(day=f"2026-11-{d:02d}") for d in range(1, 21)], ignore_index=True)
+    history = pd.concat([report_daily(day=f"2026-11-{d:02d}") for d in range(1, 21)], ignore_index=True)
     report = tmp_path / "2026-11-20.html"
-    page = _render_with(tmp_path, _tables(), history=history)
+    page = render_with(tmp_path, report_tables(), history=history)
     assert len(page.encode()) > MAX_HTML_BYTES  # the browser's page carries eight charts in base64
     html, images = inline_report(report)
     assert len(html.encode()) < MAX_HTML_BYTES
@@ -189,10 +190,10 @@ def test_a_full_report_fits_in_the_mail_with_its_charts_attached(tmp_path: Path)
 
 
 def test_a_busy_day_fits_in_the_mail_with_its_colours(tmp_path: Path) -> None:
-    history = pd.concat([_daily(day=f"2026-11-{d:02d}") for d in range(1, 21)], ignore_index=True)
-    _render_with(tmp_path, _full_day(scenarios=15, models=8, alerts=6), history=history)
+    history = pd.concat([report_daily(day=f"2026-11-{d:02d}") for d in range(1, 21)], ignore_index=True)
+    render_with(tmp_path, full_day(scenarios=15, models=8, alerts=6), history=history)
     settings = MailSettings(host="127.0.0.1", sender="reports@example.com", recipients=("ops@example.com",))
-    message = build_message(DAY, _daily().iloc[0], tmp_path / "2026-11-20.html", settings)
+    message = build_message(DAY, report_daily().iloc[0], tmp_path / "2026-11-20.html", settings)
     html = message.get_payload()[1].get_payload()[0].get_content()
     assert len(html.encode()) < MAX_HTML_BYTES  # Gmail shows it whole
     assert "var(--" not in html and "color:#7a8791" in html  # Gmail drops CSS variables: colours are spelled out
@@ -201,17 +202,23 @@ def test_a_busy_day_fits_in_the_mail_with_its_colours(tmp_path: Path) -> None:
 def test_a_page_too_big_for_the_mail_is_refused(tmp_path: Path) -> None:
     rows = Section("Rows", (Column("Row", "row", numeric=False),), [{"row": f"row {n}"} for n in range(2_000)], "")
     report = render_report(
-        DAY, _daily(), _hourly([10] * 24, [0] * 24), pd.Series([100.0]), _quality({}), [rows], tmp_path
+        DAY,
+        report_daily(),
+        report_hourly([10] * 24, [0] * 24),
+        pd.Series([100.0]),
+        report_quality({}),
+        [rows],
+        tmp_path,
     )
     size = len(inline_report(report)[0].encode())
     assert size > 2 * MAX_HTML_BYTES
     settings = MailSettings(host="127.0.0.1", sender="reports@example.com", recipients=("ops@example.com",))
     with pytest.raises(ReportUnfit, match=f"HTML body is {size:,} bytes, over the 100,000"):
-        build_message(DAY, _daily().iloc[0], report, settings)
+        build_message(DAY, report_daily().iloc[0], report, settings)
 
 
 def test_the_mail_body_is_the_page_with_each_chart_a_cid_link(tmp_path: Path) -> None:
-    page = _render_with(tmp_path, _tables())
+    page = render_with(tmp_path, report_tables())
     report = tmp_path / "2026-11-20.html"
     body, pngs = read_mail_body(report)
     assert body == re.sub(
@@ -229,15 +236,15 @@ def test_the_mail_body_is_the_page_with_each_chart_a_cid_link(tmp_path: Path) ->
 
 
 def test_a_page_whose_mail_body_or_chart_is_gone_is_refused(tmp_path: Path) -> None:
-    _render_with(tmp_path, _tables())
+    render_with(tmp_path, report_tables())
     report = tmp_path / "2026-11-20.html"
     settings = MailSettings(host="127.0.0.1", sender="reports@example.com", recipients=("ops@example.com",))
     (tmp_path / "2026-11-20" / "scenarios.png").unlink()
     with pytest.raises(ReportUnfit, match=r"2026-11-20/scenarios\.png is missing; run the pipeline for that day"):
-        build_message(DAY, _daily().iloc[0], report, settings)
+        build_message(DAY, report_daily().iloc[0], report, settings)
     mail_body_file(report).unlink()  # a page drawn before pages kept their mail body
     with pytest.raises(ReportUnfit, match=r"2026-11-20/mail\.json is missing; run the pipeline for that day"):
-        build_message(DAY, _daily().iloc[0], report, settings)
+        build_message(DAY, report_daily().iloc[0], report, settings)
 
 
 def test_a_refused_login_is_reported_and_not_recorded(
@@ -253,15 +260,13 @@ def test_a_refused_login_is_reported_and_not_recorded(
 @pytest.mark.pipeline
 def test_the_pipeline_mails_each_day_once(tmp_path: Path, smtp: tuple[Inbox, int]) -> None:
     from dagster import DagsterInstance
-    from fixtures import write_jsonl
+    from fixtures import PIPELINE_DAY, PIPELINE_REQUESTS, write_jsonl
 
     from chatpulse.config import load_settings
     from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
-    from tests.test_pipeline import DAY as PIPELINE_DAY
-    from tests.test_pipeline import REQUESTS
 
     inbox, port = smtp
-    write_jsonl(tmp_path / "landing" / "requests-1.jsonl", REQUESTS)
+    write_jsonl(tmp_path / "landing" / "requests-1.jsonl", PIPELINE_REQUESTS)
     config = tmp_path / "chatpulse.yaml"
     config.write_text(
         f"data_home: .\nmail:\n  host: 127.0.0.1\n  port: {port}\n  security: none\n"
@@ -293,9 +298,15 @@ def _mail_step(tmp_path: Path, port: int) -> ExecuteInProcessResult:
 def test_a_page_drawn_before_the_day_ended_is_not_mailed_after_it(tmp_path: Path, smtp: tuple[Inbox, int]) -> None:
     late_evening = datetime(2026, 11, 20, 23, 58, tzinfo=ZoneInfo("Asia/Shanghai"))
     report = render_report(
-        DAY, _daily(), _hourly([10] * 24, [0] * 24), pd.Series([100.0]), _quality({}), _scenarios(["coding"]),
-        tmp_path / "reports", in_progress_at=late_evening,
-    )  # fmt: skip
+        DAY,
+        report_daily(),
+        report_hourly([10] * 24, [0] * 24),
+        pd.Series([100.0]),
+        report_quality({}),
+        report_scenarios(["coding"]),
+        tmp_path / "reports",
+        in_progress_at=late_evening,
+    )
     warehouse = Warehouse(f"sqlite:///{tmp_path / 'warehouse.db'}")
     settings = MailSettings(host="127.0.0.1", port=free_port(), sender="r@example.com", recipients=("o@example.com",))
     with pytest.raises(ReportInProgress, match="drawn before 2026-11-20 ended"):

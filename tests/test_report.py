@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import base64
-import json
 import re
-from datetime import date, datetime
-from html.parser import HTMLParser
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -14,127 +12,25 @@ import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
+from fixtures import (
+    DATA_PNG,
+    PNG_MAGIC,
+    embedded_charts,
+    full_day,
+    render_with,
+    report_daily,
+    report_hourly,
+    report_quality,
+    report_scenarios,
+    report_tables,
+)
+from fixtures import REPORT_DAY as DAY
 
 from chatpulse.reports.render import is_complete, render_report
-from chatpulse.reports.sections import Section, detail_sections
+from chatpulse.reports.sections import detail_sections
 from chatpulse.reports.templating import chart_ref
 
-DAY = date(2026, 11, 20)
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CHARTS = ("requests_per_hour.png", "latency_distribution.png", "error_rate_by_hour.png")
-DATA_PNG = "data:image/png;base64,"
-
-
-class _Images(HTMLParser):
-    """The attributes of every <img> of a page, in order."""
-
-    def __init__(self, html: str) -> None:
-        super().__init__()
-        self.images: list[dict[str, str | None]] = []
-        self.feed(html)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "img":
-            self.images.append(dict(attrs))
-
-
-def embedded_charts(html: str) -> list[tuple[str, bytes]]:
-    """Each <img> of a page as its chart name and the bytes its src embeds; fails on a src that is not a PNG URI."""
-    charts = []
-    for image in _Images(html).images:
-        src = image["src"] or ""
-        assert src.startswith(DATA_PNG), src[:80]
-        charts.append((image["data-chart"] or "", base64.b64decode(src.removeprefix(DATA_PNG), validate=True)))
-    return charts
-
-
-def _hourly(requests: list[int], errors: list[int]) -> pd.DataFrame:
-    """24 hourly rows; error_rate is NaN for hours without requests, as the warehouse stores it."""
-    req = np.array(requests, dtype=float)
-    err = np.array(errors, dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rate = np.where(req > 0, err / req, np.nan)
-    return pd.DataFrame(
-        {
-            "day": DAY.isoformat(),
-            "hour": range(24),
-            "requests": requests,
-            "errors": errors,
-            "error_rate": rate,
-            "peak_rpm": [r // 10 for r in requests],
-            "latency_mean_ms": np.where(req > 0, 600.0, np.nan),
-            "latency_p50_ms": np.where(req > 0, 420.0, np.nan),
-            "latency_p95_ms": np.where(req > 0, 1834.0, np.nan),
-            "latency_p99_ms": np.where(req > 0, 3250.0, np.nan),
-            "prompt_tokens": [r * 100 for r in requests],
-            "completion_tokens": [r * 50 for r in requests],
-            "total_tokens": [r * 150 for r in requests],
-        }
-    )
-
-
-def _daily(**overrides: object) -> pd.DataFrame:
-    """One daily row; overrides let a test change just the numbers it checks."""
-    row: dict[str, object] = {
-        "day": DAY.isoformat(),
-        "requests": 1234,
-        "errors": 31,
-        "error_rate": 31 / 1234,
-        "peak_rpm": 87,
-        "peak_minute": "2026-11-20T14:32:00+00:00",
-        "latency_mean_ms": 640.2,
-        "latency_p50_ms": 420.0,
-        "latency_p95_ms": 1834.0,
-        "latency_p99_ms": 3310.0,
-        "ttft_p50_ms": 180.0,
-        "ttft_p95_ms": 910.0,
-        "prompt_tokens": 1_000_000,
-        "completion_tokens": 234_567,
-        "total_tokens": 1_234_567,
-        "cost_usd": 12.345,
-        "users": 56,
-        "models": 3,
-        "sessions": 210,
-        "session_duration_p50_s": 200.0,
-        "session_duration_p95_s": 1500.0,
-        "turns_mean": 3.14,
-    }
-    row.update(overrides)
-    return pd.DataFrame([row])
-
-
-def _quality(reasons: dict[str, int]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "day": DAY.isoformat(),
-            "kind": ["requests", "messages", "feedback"],
-            "rows_in": [1300, 5021, 40],
-            "clean": [1234, 4990, 40],
-            "quarantined": [3, 7, 0],
-            "duplicates": [63, 24, 0],
-            "repaired": [12, 0, 0],
-            "reasons": [json.dumps(reasons), "{}", None],
-        }
-    )
-
-
-def _scenarios(labels: list[str]) -> list[Section]:
-    """The report's table sections for a day whose only table is its scenario summary."""
-    sessions = [150, 60][: len(labels)]
-    return detail_sections(
-        {
-            "scenario_daily": pd.DataFrame(
-                {
-                    "day": DAY.isoformat(),
-                    "scenario": labels,
-                    "sessions": sessions,
-                    "requests": [900, 334][: len(labels)],
-                    "share": [n / sum(sessions) for n in sessions],
-                }
-            )
-        },
-        "UTC",
-    )
 
 
 @pytest.fixture
@@ -152,11 +48,11 @@ def busy_day(tmp_path: Path) -> tuple[Path, str]:
     }
     html = render_report(
         DAY,
-        _daily(),
-        _hourly(requests, errors),
+        report_daily(),
+        report_hourly(requests, errors),
         latencies,
-        _quality(reasons),
-        _scenarios(["coding", "writing"]),
+        report_quality(reasons),
+        report_scenarios(["coding", "writing"]),
         tmp_path,
     )
     return tmp_path, html.read_text(encoding="utf-8")
@@ -218,7 +114,7 @@ def test_quality_counts_and_top_reasons(busy_day: tuple[Path, str]) -> None:
 
 
 def test_empty_day_renders(tmp_path: Path) -> None:
-    empty_daily = _daily(
+    empty_daily = report_daily(
         requests=0,
         errors=0,
         error_rate=float("nan"),
@@ -244,10 +140,10 @@ def test_empty_day_renders(tmp_path: Path) -> None:
     html_path = render_report(
         DAY,
         empty_daily,
-        _hourly([0] * 24, [0] * 24),
+        report_hourly([0] * 24, [0] * 24),
         pd.Series([], dtype=float),
-        _quality({}).iloc[0:0],
-        _scenarios([]),
+        report_quality({}).iloc[0:0],
+        report_scenarios([]),
         tmp_path,
     )
     html = html_path.read_text(encoding="utf-8")
@@ -260,11 +156,11 @@ def test_empty_day_renders(tmp_path: Path) -> None:
 def test_empty_daily_frame_renders(tmp_path: Path) -> None:
     html_path = render_report(
         DAY,
-        _daily().iloc[0:0],
-        _hourly([0] * 24, [0] * 24).iloc[0:0],
+        report_daily().iloc[0:0],
+        report_hourly([0] * 24, [0] * 24).iloc[0:0],
         pd.Series([], dtype=float),
-        _quality({}).iloc[0:0],
-        _scenarios([]),
+        report_quality({}).iloc[0:0],
+        report_scenarios([]),
         tmp_path,
     )
     assert "No requests recorded on this day" in html_path.read_text(encoding="utf-8")
@@ -273,11 +169,11 @@ def test_empty_daily_frame_renders(tmp_path: Path) -> None:
 def test_labels_are_autoescaped(tmp_path: Path) -> None:
     html = render_report(
         DAY,
-        _daily(),
-        _hourly([10] * 24, [0] * 24),
+        report_daily(),
+        report_hourly([10] * 24, [0] * 24),
         pd.Series([500.0]),
-        _quality({"<b>bad</b>": 1}),
-        _scenarios(["<script>alert(1)</script>"]),
+        report_quality({"<b>bad</b>": 1}),
+        report_scenarios(["<script>alert(1)</script>"]),
         tmp_path,
     ).read_text(encoding="utf-8")
     assert "<script>" not in html
@@ -286,15 +182,15 @@ def test_labels_are_autoescaped(tmp_path: Path) -> None:
 
 
 def test_headline_numbers_carry_their_deltas(tmp_path: Path) -> None:
-    yesterday = _daily(requests=1000, error_rate=0.02, cost_usd=5.0).iloc[0]
-    last_week = _daily(requests=2468, error_rate=0.03).iloc[0]
+    yesterday = report_daily(requests=1000, error_rate=0.02, cost_usd=5.0).iloc[0]
+    last_week = report_daily(requests=2468, error_rate=0.03).iloc[0]
     html = render_report(
         DAY,
-        _daily(),
-        _hourly([10] * 24, [0] * 24),
+        report_daily(),
+        report_hourly([10] * 24, [0] * 24),
         pd.Series([100.0]),
-        _quality({}),
-        _scenarios(["coding"]),
+        report_quality({}),
+        report_scenarios(["coding"]),
         tmp_path,
         comparisons={"yesterday": yesterday, "last Friday": last_week},
     ).read_text()
@@ -306,14 +202,14 @@ def test_headline_numbers_carry_their_deltas(tmp_path: Path) -> None:
 
 
 def test_a_day_in_progress_says_so_and_compares_with_nothing(tmp_path: Path) -> None:
-    yesterday = _daily(requests=1000).iloc[0]
+    yesterday = report_daily(requests=1000).iloc[0]
     html = render_report(
         DAY,
-        _daily(),
-        _hourly([10] * 24, [0] * 24),
+        report_daily(),
+        report_hourly([10] * 24, [0] * 24),
         pd.Series([100.0]),
-        _quality({}),
-        _scenarios(["coding"]),
+        report_quality({}),
+        report_scenarios(["coding"]),
         tmp_path,
         comparisons={"yesterday": yesterday},
         in_progress_at=datetime(2026, 11, 20, 14, 5, tzinfo=ZoneInfo("Asia/Shanghai")),
@@ -384,50 +280,12 @@ SECTION_CHARTS = (
 )
 
 
-def _tables(model: str = "gpt-4o") -> dict[str, pd.DataFrame]:
-    """The day's tables the section charts and the satisfaction card read."""
-    day = DAY.isoformat()
-    return {
-        "sessions": pd.DataFrame({"day": day, "session_id": ["s1", "s2", "s3"], "duration_s": [0.0, 240.0, 4000.0]}),
-        "error_kinds": pd.DataFrame(
-            {"day": day, "error_kind": ["timeout", "rate_limit"], "errors": [20, 11],
-             "share_of_requests": [0.0162, 0.0089]}
-        ),
-        "scenario_daily": pd.DataFrame(
-            {"day": day, "scenario": ["coding", "writing"], "sessions": [2, 1], "share": [2 / 3, 1 / 3],
-             "satisfaction": [0.75, None]}
-        ),
-        "model_costs": pd.DataFrame(
-            {"day": day, "model": [model, "gpt-4o-mini"], "requests": [1000, 234], "total_tokens": [1_000_000, 234_567],
-             "cost_estimate_usd": [12.0, None]}
-        ),
-        "feedback_daily": pd.DataFrame(
-            {"day": day, "ratings": [40], "rated_sessions": [3], "feedback_coverage": [1.0], "satisfaction": [0.825]}
-        ),
-    }  # fmt: skip
-
-
-def _render_with(tmp_path: Path, tables: dict[str, pd.DataFrame], **kwargs: object) -> str:
-    requests = [10] * 24
-    return render_report(
-        DAY,
-        _daily(),
-        _hourly(requests, [1] * 24),
-        pd.Series([100.0, 900.0]),
-        _quality({}),
-        detail_sections(tables, "UTC"),
-        tmp_path,
-        tables=tables,
-        **kwargs,  # type: ignore[arg-type]
-    ).read_text(encoding="utf-8")
-
-
 def test_section_charts_are_pngs_beside_their_tables(tmp_path: Path) -> None:
     previous = pd.concat(
-        [_hourly([4] * 24, [0] * 24).assign(day=f"2026-11-{d}") for d in range(13, 20)], ignore_index=True
+        [report_hourly([4] * 24, [0] * 24).assign(day=f"2026-11-{d}") for d in range(13, 20)], ignore_index=True
     )
-    history = pd.concat([_daily(day=f"2026-11-{d:02d}") for d in range(1, 21)], ignore_index=True)
-    html = _render_with(tmp_path, _tables(), hourly_previous=previous, history=history)
+    history = pd.concat([report_daily(day=f"2026-11-{d:02d}") for d in range(1, 21)], ignore_index=True)
+    html = render_with(tmp_path, report_tables(), hourly_previous=previous, history=history)
     for name in CHARTS + SECTION_CHARTS:
         assert (tmp_path / "2026-11-20" / name).read_bytes()[:8] == PNG_MAGIC, name
     charts = embedded_charts(html)
@@ -440,8 +298,8 @@ def test_section_charts_are_pngs_beside_their_tables(tmp_path: Path) -> None:
 
 
 def test_charts_for_missing_data_are_left_out_and_the_section_says_so(tmp_path: Path) -> None:
-    _render_with(tmp_path, _tables())  # a first run draws them all but the trends
-    html = _render_with(tmp_path, {"model_costs": _tables()["model_costs"]})
+    render_with(tmp_path, report_tables())  # a first run draws them all but the trends
+    html = render_with(tmp_path, {"model_costs": report_tables()["model_costs"]})
     drawn = sorted(png.name for png in (tmp_path / "2026-11-20").glob("*.png"))
     assert drawn == sorted([*CHARTS, "tokens_and_cost.png"])  # stale PNGs of the first run are gone
     assert "No sessions recorded on this day." in html and "No failed requests on this day." in html
@@ -449,8 +307,8 @@ def test_charts_for_missing_data_are_left_out_and_the_section_says_so(tmp_path: 
 
 
 def test_satisfaction_card_and_active_users(tmp_path: Path) -> None:
-    yesterday = _daily(satisfaction=0.8).iloc[0]
-    html = _render_with(tmp_path, _tables(), comparisons={"yesterday": yesterday})
+    yesterday = report_daily(satisfaction=0.8).iloc[0]
+    html = render_with(tmp_path, report_tables(), comparisons={"yesterday": yesterday})
     card = html[html.index('<div class="label">Satisfaction</div>') :].split("</div>\n    </div>")[0]
     assert "82.5%" in card and "40 ratings" in card and "+2.5 pp vs yesterday" in card
     assert '<div class="label">Active users</div>' in html and '<div class="label">Users</div>' not in html
@@ -458,89 +316,23 @@ def test_satisfaction_card_and_active_users(tmp_path: Path) -> None:
 
 def test_no_feedback_leaves_satisfaction_blank(tmp_path: Path) -> None:
     tables = {
-        **_tables(),
-        "feedback_daily": _tables()["feedback_daily"].assign(ratings=0, satisfaction=None),
+        **report_tables(),
+        "feedback_daily": report_tables()["feedback_daily"].assign(ratings=0, satisfaction=None),
     }
-    html = _render_with(tmp_path, tables)
+    html = render_with(tmp_path, tables)
     card = html[html.index('<div class="label">Satisfaction</div>') :].split("</div>\n    </div>")[0]
     assert '<div class="value">—</div>' in card and "ratings" not in card
 
 
 def test_model_names_from_logs_are_escaped(tmp_path: Path) -> None:
-    html = _render_with(tmp_path, _tables(model="<script>alert(1)</script>"))
+    html = render_with(tmp_path, report_tables(model="<script>alert(1)</script>"))
     assert "<script>" not in html
     assert "<td>&lt;script&gt;alert(1)&lt;/script&gt;</td>" in html
     assert (tmp_path / "2026-11-20" / "tokens_and_cost.png").read_bytes()[:8] == PNG_MAGIC
 
 
-def _full_day(scenarios: int = 11, models: int = 4, alerts: int = 0) -> dict[str, pd.DataFrame]:
-    """A full day's tables as the pipeline stores them, every section filled and ids as long as real logs'.
-
-    The default is an ordinary day (19 trend metrics, 10 slowest requests and worst-rated sessions shown); a busy
-    one has more scenarios, models and alerts. At least 9 scenarios, for the spotlight's rows.
-    """
-    from chatpulse.metrics.trends import HEADLINES
-
-    day = DAY.isoformat()
-    names = [f"scenario-{n:02d}" for n in range(scenarios)]
-    model_names = [f"gpt-4o-2024-08-{n:02d}" for n in range(models)]
-    metrics = [*HEADLINES, "satisfaction"]
-    start = pd.Timestamp("2026-11-20T01:00:00Z")
-    return {
-        "sessions": pd.DataFrame({"day": day, "session_id": [f"s{n}" for n in range(300)],
-                                  "duration_s": np.linspace(5.0, 5000.0, 300)}),
-        "alerts": pd.DataFrame(
-            {"day": day, "rule": [f"error_rate_5m_{n}" for n in range(alerts)], "metric": "error_rate",
-             "severity": ["error", "warn"] * (alerts // 2) + ["warn"] * (alerts % 2),
-             "window_start": [start + pd.Timedelta(hours=n) for n in range(alerts)],
-             "window_end": [start + pd.Timedelta(hours=n, minutes=5) for n in range(alerts)],
-             "value": 0.31, "threshold": 0.1, "baseline": None,
-             "resolved_at": [start + pd.Timedelta(hours=n, minutes=10) if n % 2 else pd.NaT for n in range(alerts)]}
-        ),
-        "daily_trends": pd.DataFrame(
-            {"day": day, "metric": metrics, "value": 1834.5, "previous_day": 1700.25, "week_ago": 1500.0,
-             "mean_7d": 1650.75, "mean_28d": 1600.5}
-        ),
-        "scenario_daily": pd.DataFrame(
-            {"day": day, "scenario": names, "sessions": range(100, 100 + scenarios), "share": 1 / scenarios,
-             "users": 42, "requests": 1234, "latency_p95_ms": 1834.0, "error_rate": 0.025,
-             "feedback_coverage": 0.125, "satisfaction": 0.825}
-        ),
-        "scenario_spotlight": pd.DataFrame(
-            {"day": day, "metric": ["latency_p95_ms", "error_rate", "satisfaction"] * 3,
-             "rank": [1, 1, 1, 2, 2, 2, 3, 3, 3], "scenario": names[:9], "value": 0.5, "baseline": 0.8}
-        ),
-        "feedback_daily": pd.DataFrame(
-            {"day": day, "ratings": [412], "rated_sessions": [180], "feedback_coverage": [0.6], "satisfaction": [0.825]}
-        ),
-        "feedback_by_model": pd.DataFrame({"day": day, "model": model_names, "ratings": 103, "satisfaction": 0.8}),
-        "feedback_by_latency": pd.DataFrame(
-            {"day": day, "bucket": ["<1 s", "1-3 s", "3-10 s", "10 s+"], "bucket_order": range(4), "ratings": 103,
-             "satisfaction": 0.8}
-        ),
-        "negative_sessions": pd.DataFrame(
-            {"day": day, "session_id": [f"7f3c2a1e-9b8d-4c6f-a5e4-3d2c1b0a{n:04d}" for n in range(25)],
-             "scenario": names[0], "model": model_names[0], "satisfaction": np.linspace(0.0, 0.4, 25),
-             "latency_mean_ms": 2345.0, "errors": 2}
-        ),
-        "error_kinds": pd.DataFrame(
-            {"day": day, "error_kind": ["timeout", "rate_limit", "server", "client"], "errors": [20, 11, 5, 2],
-             "share_of_errors": 0.25, "share_of_requests": 0.0125}
-        ),
-        "model_costs": pd.DataFrame(
-            {"day": day, "model": model_names, "requests": 1000, "total_tokens": 1_234_567,
-             "cost_estimate_usd": 12.5, "cost_logged_usd": 12.25, "unpriced_requests": 0}
-        ),
-        "slowest_requests": pd.DataFrame(
-            {"day": day, "rank": range(1, 51), "request_id": [f"chatcmpl-9f8e7d6c5b4a3210fe{n:06d}" for n in range(50)],
-             "model": model_names[0], "user_id": [f"user-{n:06d}" for n in range(50)], "latency_ms": 45_000.0,
-             "ttft_ms": 3_200.0}
-        ),
-    }  # fmt: skip
-
-
 def test_alert_windows_are_labelled_in_the_report_time_zone() -> None:
-    alerts = _full_day(alerts=2)["alerts"]  # 01:00-01:05 (open) and 02:00-02:05 UTC (resolved)
+    alerts = full_day(alerts=2)["alerts"]  # 01:00-01:05 (open) and 02:00-02:05 UTC (resolved)
     alert_rows = {s.title: s for s in detail_sections({"alerts": alerts}, "Asia/Shanghai")}["Alerts"].rows
     assert [row["window"] for row in alert_rows] == ["09:00–09:05 CST", "10:00–10:05 CST"]  # as the hour charts
 

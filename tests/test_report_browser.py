@@ -16,10 +16,10 @@ import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
+from fixtures import DATA_PNG, report_daily, report_hourly, report_quality, report_scenarios
 
 from chatpulse.reports.charts import BLUE
 from chatpulse.reports.render import render_report
-from tests.test_report import DATA_PNG, _daily, _hourly, _quality, _scenarios
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = (
@@ -59,11 +59,11 @@ def test_the_page_shows_its_charts_in_a_browser(tmp_path: Path) -> None:
     requests = [0, 0, 0, 0, 0, 0, 5, 40, 120, 180, 160, 90, 60, 110, 150, 130, 90, 40, 20, 10, 5, 3, 1, 0]
     page = render_report(
         date(2026, 11, 20),
-        _daily(),
-        _hourly(requests, [r // 20 for r in requests]),
+        report_daily(),
+        report_hourly(requests, [r // 20 for r in requests]),
         pd.Series(np.random.default_rng(1).lognormal(6, 0.8, 1200)),
-        _quality({"timestamp: x": 1}),
-        _scenarios(["coding", "writing"]),
+        report_quality({"timestamp: x": 1}),
+        report_scenarios(["coding", "writing"]),
         tmp_path / "reports",
     )
     rendered = _chart_pixels(_screenshot(page, tmp_path / "rendered.png"))
@@ -116,9 +116,9 @@ function loaded(frame) {
 def test_the_browser_loads_every_image_of_the_page(tmp_path: Path) -> None:
     requests = [0] * 10 + [50, 120, 90, 60, 110, 150, 130, 90, 40, 20, 10, 5, 3, 1]
     page = render_report(
-        date(2026, 11, 20), _daily(), _hourly(requests, [r // 25 for r in requests]),
-        pd.Series(np.random.default_rng(2).lognormal(6, 0.8, 500)), _quality({}),
-        _scenarios(["coding", "writing"]), tmp_path / "reports",
+        date(2026, 11, 20), report_daily(), report_hourly(requests, [r // 25 for r in requests]),
+        pd.Series(np.random.default_rng(2).lognormal(6, 0.8, 500)), report_quality({}),
+        report_scenarios(["coding", "writing"]), tmp_path / "reports",
     )  # fmt: skip
     report = page.read_text(encoding="utf-8")
     site = tmp_path / "site"  # the page alone, without its PNG folder

@@ -6,9 +6,9 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
+from fixtures import PNG_MAGIC, embedded_charts, report_daily
 
 from chatpulse.reports.pages import write_index, write_pages, write_week
-from tests.test_report import PNG_MAGIC, _daily, embedded_charts
 
 SUNDAY = date(2026, 11, 22)
 MONDAY = SUNDAY - timedelta(days=6)
@@ -20,7 +20,7 @@ def _week() -> pd.DataFrame:
     The error rates (1%, 2%, ... 7%) differ, so a week's rate weighted by requests differs from their mean.
     """
     rows = [
-        _daily(
+        report_daily(
             day=(MONDAY + timedelta(days=i)).isoformat(),
             requests=100 * (i + 1),
             errors=(i + 1) ** 2,
@@ -81,7 +81,7 @@ def test_week_sums_the_days(tmp_path: Path) -> None:
 
 def test_weekly_report_only_on_a_sunday(tmp_path: Path) -> None:
     out_dir = tmp_path / "reports"
-    every_day = pd.concat([_daily(day="2026-11-08"), _week()], ignore_index=True)  # the week is taken out of them
+    every_day = pd.concat([report_daily(day="2026-11-08"), _week()], ignore_index=True)  # the week is taken out of them
     _pages(out_dir, [SUNDAY - timedelta(days=1)])
     saturday = write_pages(out_dir, SUNDAY - timedelta(days=1), every_day)
     assert set(saturday) == {"index"} and not list(out_dir.glob("week-*.html"))
