@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
+
 from fixtures import POSTGRES, REALDATA, Inbox, free_port
 
 

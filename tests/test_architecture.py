@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from fixtures import ROOT
 
 # Source folder of each installed package: the design card's folders are sub-packages of chatpulse.

@@ -6,6 +6,7 @@ from chatpulse.config import SourceConfig
 from chatpulse.ingest.clean import clean_partition
 from chatpulse.ingest.extract import extract_day
 from chatpulse.schema import Kind
+
 from fixtures import write_jsonl
 
 DAY = "2026-11-20"

@@ -14,6 +14,7 @@ from chatpulse.config import load_settings
 from chatpulse.pipelines.cli import prepare_dagster_home
 from chatpulse.pipelines.sensors import LANDING_SENSOR
 from chatpulse.warehouse import Warehouse
+
 from fixtures import ROOT, write_jsonl
 
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}

@@ -9,6 +9,7 @@ from chatpulse.days import local_days
 from chatpulse.ingest.extract import extract_day
 from chatpulse.ingest.watch import file_days
 from chatpulse.schema import Kind
+
 from fixtures import write_jsonl
 
 REQUESTS = SourceConfig(name="requests", kind=Kind.REQUESTS, pattern="requests*")

@@ -9,12 +9,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from dagster import DagsterInstance, DefaultScheduleStatus, build_schedule_context
-from fixtures import ASSET_NAMES as ASSETS
-from fixtures import ROOT
 
 from chatpulse.config import settings_from_mapping
 from chatpulse.pipelines.cli import prepare_dagster_home
 from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
+
+from fixtures import ASSET_NAMES as ASSETS
+from fixtures import ROOT
 
 
 def test_every_stage_is_a_daily_partitioned_asset_in_the_configured_zone(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from chatpulse.ingest.clean import derive_ids
 from chatpulse.ingest.extract import ERRORS, extract_day, parse_timestamps, read_source
 from chatpulse.ingest.files import ExtractError, read_file
 from chatpulse.schema import Kind
+
 from fixtures import write_jsonl
 
 REQUESTS = SourceConfig(name="requests", kind=Kind.REQUESTS, pattern="requests*")

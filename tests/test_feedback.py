@@ -17,6 +17,7 @@ from chatpulse.ingest.clean import clean_partition
 from chatpulse.ingest.extract import extract_day
 from chatpulse.sample.generate import write_sample
 from chatpulse.schema import FEEDBACK_COLUMNS, MESSAGE_COLUMNS, REQUEST_COLUMNS, Kind, is_error
+
 from fixtures import event_frame
 
 DAY = dt.date(2026, 11, 20)

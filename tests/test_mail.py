@@ -14,6 +14,14 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
+
+from chatpulse.config import MailSettings, load_settings
+from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
+from chatpulse.reports.mail import MAX_HTML_BYTES, ReportInProgress, ReportUnfit, build_message, deliver, inline_report
+from chatpulse.reports.render import mail_body_file, read_mail_body, render_report
+from chatpulse.reports.sections import Column, Section
+from chatpulse.warehouse import Warehouse, Write
+
 from fixtures import REPORT_DAY as DAY
 from fixtures import (
     Inbox,
@@ -27,13 +35,6 @@ from fixtures import (
     report_scenarios,
     report_tables,
 )
-
-from chatpulse.config import MailSettings, load_settings
-from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
-from chatpulse.reports.mail import MAX_HTML_BYTES, ReportInProgress, ReportUnfit, build_message, deliver, inline_report
-from chatpulse.reports.render import mail_body_file, read_mail_body, render_report
-from chatpulse.reports.sections import Column, Section
-from chatpulse.warehouse import Warehouse, Write
 
 USER, PASSWORD = "reporter", "s3cret"
 
@@ -260,10 +261,11 @@ def test_a_refused_login_is_reported_and_not_recorded(
 @pytest.mark.pipeline
 def test_the_pipeline_mails_each_day_once(tmp_path: Path, smtp: tuple[Inbox, int]) -> None:
     from dagster import DagsterInstance
-    from fixtures import PIPELINE_DAY, PIPELINE_REQUESTS, write_jsonl
 
     from chatpulse.config import load_settings
     from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
+
+    from fixtures import PIPELINE_DAY, PIPELINE_REQUESTS, write_jsonl
 
     inbox, port = smtp
     write_jsonl(tmp_path / "landing" / "requests-1.jsonl", PIPELINE_REQUESTS)

@@ -10,12 +10,13 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 import pytest
-from fixtures import METRIC_DAY as DAY
-from fixtures import clean_requests as requests
-from fixtures import no_messages
 
 from chatpulse.behaviour.sessions import build_sessions
 from chatpulse.metrics.daily import DAILY_COLUMNS, HOURLY_COLUMNS, daily_metrics, hourly_metrics
+
+from fixtures import METRIC_DAY as DAY
+from fixtures import clean_requests as requests
+from fixtures import no_messages
 
 
 def at(time: str, **fields) -> dict:

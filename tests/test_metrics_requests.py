@@ -9,11 +9,12 @@ from collections import Counter, defaultdict
 import numpy as np
 import pandas as pd
 import pytest
-from fixtures import METRIC_DAY as DAY
-from fixtures import clean_requests as requests
 
 from chatpulse.metrics.errors import ERROR_KINDS, error_kind, error_kinds, failed_requests, slowest_requests
 from chatpulse.metrics.traffic import REQUEST_METRIC_COLUMNS, minute_metrics, request_metrics
+
+from fixtures import METRIC_DAY as DAY
+from fixtures import clean_requests as requests
 
 MIDNIGHT = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 

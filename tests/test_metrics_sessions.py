@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fixtures import METRIC_DAY as DAY
-from fixtures import clean_messages as messages
-from fixtures import clean_requests as requests
 
 from chatpulse.behaviour.sessions import build_sessions
 from chatpulse.metrics.session_stats import SESSION_METRIC_COLUMNS, session_metrics
+
+from fixtures import METRIC_DAY as DAY
+from fixtures import clean_messages as messages
+from fixtures import clean_requests as requests
 
 
 def t(clock: str) -> str:

@@ -16,6 +16,7 @@ from chatpulse.metrics.trends import HEADLINES, TREND_COLUMNS, headlines, trends
 from chatpulse.metrics.users import USER_METRIC_COLUMNS, user_metrics
 from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from chatpulse.warehouse import Warehouse
+
 from fixtures import write_jsonl
 
 

@@ -3,13 +3,15 @@ oasst2, Apache-2.0; see ../shared/realdata/README.md). Expected counts are compu
 
 from __future__ import annotations
 
-import pytest
 import json
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from chatpulse.ingest.oasst import convert
 from chatpulse.warehouse import Warehouse
+
 from fixtures import run_cli
 
 FILE = "oasst2_openpaws_filtered.jsonl"

@@ -5,13 +5,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from dagster import AssetCheckSeverity, DagsterInstance
-from fixtures import PIPELINE_DAY as DAY
-from fixtures import PIPELINE_REQUESTS as REQUESTS
-from fixtures import pipeline_request, write_jsonl
 
 from chatpulse.config import load_settings
 from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from chatpulse.warehouse import Warehouse
+
+from fixtures import PIPELINE_DAY as DAY
+from fixtures import PIPELINE_REQUESTS as REQUESTS
+from fixtures import pipeline_request, write_jsonl
 
 MESSAGES = [
     {

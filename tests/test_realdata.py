@@ -16,6 +16,7 @@ import yaml
 
 from chatpulse.config import load_settings
 from chatpulse.warehouse import Warehouse
+
 from fixtures import run_cli
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

@@ -12,6 +12,11 @@ import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
+
+from chatpulse.reports.render import is_complete, render_report
+from chatpulse.reports.sections import detail_sections
+from chatpulse.reports.templating import chart_ref
+
 from fixtures import (
     DATA_PNG,
     PNG_MAGIC,
@@ -25,10 +30,6 @@ from fixtures import (
     report_tables,
 )
 from fixtures import REPORT_DAY as DAY
-
-from chatpulse.reports.render import is_complete, render_report
-from chatpulse.reports.sections import detail_sections
-from chatpulse.reports.templating import chart_ref
 
 CHARTS = ("requests_per_hour.png", "latency_distribution.png", "error_rate_by_hour.png")
 

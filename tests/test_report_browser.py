@@ -16,10 +16,11 @@ import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
-from fixtures import DATA_PNG, report_daily, report_hourly, report_quality, report_scenarios
 
 from chatpulse.reports.charts import BLUE
 from chatpulse.reports.render import render_report
+
+from fixtures import DATA_PNG, report_daily, report_hourly, report_quality, report_scenarios
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = (

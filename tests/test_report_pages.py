@@ -6,9 +6,10 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
-from fixtures import PNG_MAGIC, embedded_charts, report_daily
 
 from chatpulse.reports.pages import write_index, write_pages, write_week
+
+from fixtures import PNG_MAGIC, embedded_charts, report_daily
 
 SUNDAY = date(2026, 11, 22)
 MONDAY = SUNDAY - timedelta(days=6)

@@ -28,6 +28,7 @@ from chatpulse.behaviour.scenarios import (
 )
 from chatpulse.behaviour.sessions import build_sessions
 from chatpulse.schema import FEEDBACK_COLUMNS, MESSAGE_COLUMNS, REQUEST_COLUMNS
+
 from fixtures import event_frame
 
 DAY = dt.date(2026, 11, 20)

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance
-from fixtures import sensor_tick, write_jsonl
 
 from chatpulse.config import settings_from_mapping
 from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from chatpulse.pipelines.sensors import LANDING_SENSOR
 from chatpulse.schema import Kind
 from chatpulse.warehouse import FileStamp, Warehouse
+
+from fixtures import sensor_tick, write_jsonl
 
 
 def _request(rid: str, ts: str) -> dict:

@@ -4,10 +4,11 @@ from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance, build_run_status_sensor_context, job, op
-from fixtures import Inbox
 
 from chatpulse.config import settings_from_mapping
 from chatpulse.pipelines.sensors import FAILURE_SENSOR, failure_mail_sensor
+
+from fixtures import Inbox
 
 
 @op

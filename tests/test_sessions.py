@@ -7,11 +7,12 @@ import random
 import numpy as np
 import pandas as pd
 import pytest
-from fixtures import clean_messages as messages
-from fixtures import clean_requests as requests
 
 from chatpulse.behaviour.scenarios import session_rows
 from chatpulse.behaviour.sessions import SESSION_COLUMNS, build_sessions
+
+from fixtures import clean_messages as messages
+from fixtures import clean_requests as requests
 
 
 def session_ids_of(reqs: pd.DataFrame, msgs: pd.DataFrame) -> tuple[pd.Series, pd.Series]:

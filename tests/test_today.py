@@ -7,11 +7,12 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 from dagster import DagsterInstance
-from fixtures import Inbox, sensor_tick, write_jsonl
 
 from chatpulse.config import load_settings
 from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from chatpulse.warehouse import Warehouse
+
+from fixtures import Inbox, sensor_tick, write_jsonl
 
 
 def _zone_well_inside_its_day(now: datetime) -> str:

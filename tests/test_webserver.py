@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from fixtures import ASSET_NAMES as ASSETS
 from fixtures import PIPELINE_DAY as DAY
 from fixtures import PIPELINE_REQUESTS as REQUESTS
