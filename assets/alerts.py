@@ -69,7 +69,7 @@ def alert_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         )
         for error in outcome.errors:
             context.log.warning(f"alert delivery failed, kept for the next run: {error}")
-        prometheus.write_textfile(settings.data_home / "metrics" / "chatpulse.prom", prometheus.render(store))
+        prometheus.write_textfile(settings.data_home / "metrics" / "chatpulse.prom", store)
         opened = alerts.open_alerts(stored)
         yield MaterializeResult(
             metadata={

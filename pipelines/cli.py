@@ -2,19 +2,23 @@
 
 A thin shell over the same Dagster job the UI and the schedule run, so a day run
 here shows up in `dagster dev` and is written exactly as a scheduled run would be.
+Every error the user can fix (a bad option, a configuration error, a failed run) is
+one `chatpulse: error: ...` line on stderr and exit status 2.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from zoneinfo import ZoneInfo
+
+import click
 
 from chatpulse.config import CONFIG_ENV, ConfigError, Settings, load_settings
 
@@ -35,15 +39,110 @@ WORKSPACE = Path(__file__).resolve().parents[1] / "workspace.yaml"
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-class CliError(Exception):
-    """A problem the user can fix; printed without a traceback."""
+class CliError(click.ClickException):
+    """A problem the user can fix; printed as one line without a traceback, exit status 2."""
+
+    exit_code = 2
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"chatpulse: error: {self.format_message()}", file=file, err=file is None)
 
 
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a day YYYY-MM-DD, got {text!r}") from exc
+class Day(click.ParamType):
+    """A day written YYYY-MM-DD, converted to a `date`."""
+
+    name = "day"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
+        if isinstance(value, date):
+            return value
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            self.fail(f"expected a day YYYY-MM-DD, got {value!r}", param, ctx)
+
+
+def _one_line(error: click.UsageError) -> CliError:
+    """click's usage error (usage, hint, message on three lines) as one line naming where help is."""
+    where = f" (see '{error.ctx.command_path} --help')" if error.ctx is not None else ""
+    return CliError(error.format_message() + where)
+
+
+class _Commands(click.Group):
+    """The sub-commands, with usage and configuration errors reported as one line (CliError)."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # a bare `chatpulse` prints the help
+        except click.UsageError as exc:
+            raise _one_line(exc) from exc
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:  # a sub-command's options are parsed in here
+            raise _one_line(exc) from exc
+        except ConfigError as exc:
+            raise CliError(str(exc)) from exc
+
+
+@dataclass
+class Invocation:
+    """What the group's options chose, for the sub-command: the configuration file, if one was named."""
+
+    config_file: str | None
+
+    def settings(self) -> Settings:
+        """The loaded configuration; raises ConfigError naming the bad key."""
+        return load_settings(self.config_file)
+
+
+@click.group(
+    name="chatpulse",
+    cls=_Commands,
+    context_settings={"show_default": True, "help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    envvar=CONFIG_ENV,
+    show_envvar=True,
+    show_default="./chatpulse.yaml if it exists, else built-in defaults",
+    help="YAML configuration file.",
+)
+@click.version_option(package_name="chatpulse", prog_name="chatpulse")
+@click.pass_context
+def cli(ctx: click.Context, config_file: str | None) -> None:
+    """Daily analytics of LLM API usage."""
+    ctx.obj = Invocation(config_file)
+
+
+def _config_after_command(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.find_object(Invocation).config_file = value
+
+
+def _subcommand(name: str) -> Callable[[Callable[..., None]], click.Command]:
+    """Register `function` as `chatpulse NAME`, called with the Invocation first.
+
+    Each sub-command also takes a hidden `--config` after its name (`chatpulse run --config
+    FILE ...`), as the command always has; the documented place is before the name.
+    """
+
+    def register(function: Callable[..., None]) -> click.Command:
+        late_config = click.option(
+            "--config", type=click.Path(dir_okay=False), hidden=True, expose_value=False, callback=_config_after_command
+        )
+        return cli.command(name)(late_config(click.pass_obj(function)))
+
+    return register
 
 
 def last_days(settings: Settings, count: int) -> list[date]:
@@ -68,20 +167,13 @@ def _use_config(config_file: str | None) -> None:
         os.environ[CONFIG_ENV] = str(Path(config_file).resolve())
 
 
-def _ui(settings: Settings, config_file: str | None, port: int) -> None:
-    """Become `dagster dev` on the configuration's Dagster home, created with its one-run-per-day limit."""
-    _use_config(config_file)
-    prepare_dagster_home(settings)
-    dagster = Path(sys.executable).with_name("dagster")
-    os.execv(dagster, [str(dagster), "dev", "-w", str(WORKSPACE), "-p", str(port)])
-
-
 def run_days(settings: Settings, days: Sequence[date], config_file: str | None) -> None:
     """Materialize every asset for each day, printing one progress line per day.
 
     Runs go through `execute_job` on the reconstructable job, as the UI launches
     them: unlike `execute_in_process` it keeps no step outputs in memory, so a big
-    day's frames are freed as soon as the next step has read them.
+    day's frames are freed as soon as the next step has read them. Raises CliError
+    for a day before `start_date` or a failed run (naming its innermost error).
     """
     from dagster import DagsterInstance, execute_job, reconstructable
 
@@ -101,7 +193,7 @@ def run_days(settings: Settings, days: Sequence[date], config_file: str | None) 
                 if not result.success:
                     failures = [_root_cause(e.step_failure_data.error) for e in result.get_step_failure_events()]
                     raise CliError(f"run for {day} failed: " + "; ".join(failures or ["see the Dagster run log"]))
-            print(f"[{number}/{len(days)}] {day} done in {time.perf_counter() - started:.1f} s", flush=True)
+            click.echo(f"[{number}/{len(days)}] {day} done in {time.perf_counter() - started:.1f} s")
 
 
 def _root_cause(error: Any) -> str:
@@ -112,7 +204,7 @@ def _root_cause(error: Any) -> str:
 
 
 def report_path(settings: Settings, day: date) -> Path:
-    """Where the report of a day was written; its absence means the run wrote none."""
+    """Where the report of a day was written; raises CliError when the run wrote none."""
     from chatpulse.reports.render import report_file
 
     path = report_file(settings.reports_dir, day)
@@ -121,18 +213,68 @@ def report_path(settings: Settings, day: date) -> Path:
     return path
 
 
+@_subcommand("demo")
+@click.option("--days", type=click.IntRange(min=1), default=7, help="How many days before today.")
+def demo(invocation: Invocation, days: int) -> None:
+    """Generate sample days, run them, print the newest report.
+
+    The sample covers the DAYS complete days before today, written to the landing folder.
+    """
+    settings = invocation.settings()
+    chosen = last_days(settings, days)
+    _generate(settings, chosen, None)
+    run_days(settings, chosen, invocation.config_file)
+    click.echo(f"report: {report_path(settings, chosen[-1])}")
+
+
+@_subcommand("generate")
+@click.option("--days", type=click.IntRange(min=1), default=7, help="How many days before today.")
+@click.option(
+    "--requests-per-day",
+    type=int,
+    default=None,
+    show_default="about 3000 on weekdays, fewer at weekends",
+    help="Exact number of valid requests per day.",
+)
+def generate(invocation: Invocation, days: int, requests_per_day: int | None) -> None:
+    """Write sample data into the landing folder."""
+    settings = invocation.settings()
+    _generate(settings, last_days(settings, days), requests_per_day)
+
+
 def _generate(settings: Settings, days: Sequence[date], requests_per_day: int | None) -> None:
     from chatpulse.sample.generate import write_sample
 
-    counts = write_sample(settings.landing_dir, list(days), tz=settings.timezone, requests_per_day=requests_per_day)
+    try:
+        counts = write_sample(settings.landing_dir, list(days), tz=settings.timezone, requests_per_day=requests_per_day)
+    except ValueError as exc:  # a --requests-per-day below the sample's minimum
+        raise CliError(str(exc)) from exc
     summary = ", ".join(f"{counts[key]:,} {key}" for key in ("requests", "messages", "feedback", "sessions"))
-    print(f"wrote sample data for {days[0]} .. {days[-1]} to {settings.landing_dir}: {summary}")
+    click.echo(f"wrote sample data for {days[0]} .. {days[-1]} to {settings.landing_dir}: {summary}")
 
 
-def _send_report(settings: Settings, day: date, force: bool) -> None:
+@_subcommand("run")
+@click.option("--start", type=Day(), required=True, help="First day.")
+@click.option("--end", type=Day(), default=None, show_default="the start day", help="Last day.")
+def run(invocation: Invocation, start: date, end: date | None) -> None:
+    """Run the pipeline for one day or a range of days."""
+    settings = invocation.settings()
+    end = end or start
+    if end < start:
+        raise CliError(f"--end {end} is before --start {start}")
+    run_days(settings, [start + timedelta(days=n) for n in range((end - start).days + 1)], invocation.config_file)
+    click.echo(f"report: {report_path(settings, end)}")
+
+
+@_subcommand("send-report")
+@click.option("--date", "day", type=Day(), required=True, help="The report's day.")
+@click.option("--force", is_flag=True, help="Send again even if this day was mailed.")
+def send_report(invocation: Invocation, day: date, force: bool) -> None:
+    """Mail a day's report (once per day, unless --force)."""
     from chatpulse.reports.mail import MailError, deliver
     from chatpulse.warehouse import Warehouse
 
+    settings = invocation.settings()
     if settings.mail is None:
         raise CliError("no mail settings: add a `mail` section to the configuration (see the README)")
     try:
@@ -142,101 +284,77 @@ def _send_report(settings: Settings, day: date, force: bool) -> None:
     except MailError as exc:
         raise CliError(str(exc)) from exc
     if message_id is None:
-        print(f"the report for {day} was mailed before; use --force to send it again")
+        click.echo(f"the report for {day} was mailed before; use --force to send it again")
     else:
-        print(f"sent the report for {day} to {', '.join(settings.mail.recipients)}: {message_id}")
+        click.echo(f"sent the report for {day} to {', '.join(settings.mail.recipients)}: {message_id}")
 
 
-def _convert_oasst(settings: Settings, source: Path, out: Path | None) -> None:
+@_subcommand("convert-oasst")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    show_default="the landing folder",
+    help="Folder to write into.",
+)
+def convert_oasst(invocation: Invocation, source: Path, out: Path | None) -> None:
+    """Convert oasst2 trees into session and feedback files.
+
+    SOURCE is an oasst2 JSONL file of message trees.
+    """
     from chatpulse.ingest.oasst import convert
 
-    if not source.is_file():
-        raise CliError(f"cannot read {source}: no such file")
-    target = out or settings.landing_dir
+    target = out or invocation.settings().landing_dir
     counts = convert(source, target)
-    print(
+    click.echo(
         f"wrote {counts['sessions']:,} sessions "
         f"({counts['trees']:,} trees, {counts['repeated_trees']:,} repeats skipped), "
         f"{counts['messages']:,} messages and {counts['feedback']:,} ratings to {target}"
     )
 
 
-def _serve_metrics(settings: Settings, host: str, port: int) -> None:
+@_subcommand("serve-metrics")
+@click.option("--host", default="127.0.0.1", help="Address to listen on (loopback only unless changed).")
+@click.option("--port", type=click.IntRange(0, 65535), default=9464, help="Port to listen on (0: any free one).")
+def serve_metrics(invocation: Invocation, host: str, port: int) -> None:
+    """Serve the latest metrics in Prometheus format at /metrics."""
     from chatpulse.alerting.prometheus import server
     from chatpulse.warehouse import Warehouse
 
-    http = server(Warehouse(settings.database_url), host, port)
-    print(f"serving http://{host}:{http.server_address[1]}/metrics", flush=True)
+    settings = invocation.settings()
+    try:
+        http = server(Warehouse(settings.database_url), host, port)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    click.echo(f"serving http://{host}:{http.server_address[1]}/metrics")
     try:
         http.serve_forever()
     except KeyboardInterrupt:
-        pass
+        pass  # Ctrl-C is how it is meant to stop
     finally:
         http.server_close()
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="chatpulse", description="Daily analytics of LLM API usage.")
-    parser.add_argument("--config", help="YAML configuration (default: $CHATPULSE_CONFIG or ./chatpulse.yaml)")
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="write sample data for the last days, run them, print the newest report")
-    demo.add_argument("--days", type=int, default=7)
-    generate = commands.add_parser("generate", help="write sample data into the landing folder")
-    generate.add_argument("--days", type=int, default=7, help="how many days before today (default 7)")
-    generate.add_argument("--requests-per-day", type=int, default=None)
-    run = commands.add_parser("run", help="run the pipeline for one day or a range of days")
-    run.add_argument("--start", type=_day, required=True, help="first day, YYYY-MM-DD")
-    run.add_argument("--end", type=_day, help="last day (default: the start day)")
-    send = commands.add_parser("send-report", help="mail a day's report (once per day, unless --force)")
-    send.add_argument("--date", type=_day, required=True, help="the report's day, YYYY-MM-DD")
-    send.add_argument("--force", action="store_true", help="send again even if this day was mailed")
-    convert = commands.add_parser(
-        "convert-oasst", help="turn oasst2 conversation trees into session and feedback files"
-    )
-    convert.add_argument("source", type=Path, help="an oasst2 JSONL file of message trees")
-    convert.add_argument("--out", type=Path, help="folder to write into (default: the landing folder)")
-    serve = commands.add_parser("serve-metrics", help="serve the latest metrics in Prometheus format at /metrics")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
-    serve.add_argument("--port", type=int, default=9464)
-    ui = commands.add_parser("ui", help="start `dagster dev` (UI, sensors, schedule) on this configuration")
-    ui.add_argument("--port", type=int, default=3000)
-    for sub in (demo, generate, run, send, convert, serve, ui):
-        sub.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    return parser
+@_subcommand("ui")
+@click.option("--port", type=click.IntRange(1, 65535), default=3000, help="Port of the Dagster UI.")
+def ui(invocation: Invocation, port: int) -> None:
+    """Start `dagster dev` on this configuration.
+
+    The UI, the sensors and the schedule, on the configuration's Dagster home (created
+    with its one-run-per-day limit).
+    """
+    settings = invocation.settings()
+    _use_config(invocation.config_file)
+    prepare_dagster_home(settings)
+    dagster = Path(sys.executable).with_name("dagster")
+    os.execv(dagster, [str(dagster), "dev", "-w", str(WORKSPACE), "-p", str(port)])
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        settings = load_settings(args.config)
-        if args.command == "demo":
-            days = last_days(settings, args.days)
-            _generate(settings, days, None)
-            run_days(settings, days, args.config)
-            print(f"report: {report_path(settings, days[-1])}")
-        elif args.command == "generate":
-            _generate(settings, last_days(settings, args.days), args.requests_per_day)
-        elif args.command == "convert-oasst":
-            _convert_oasst(settings, args.source, args.out)
-        elif args.command == "send-report":
-            _send_report(settings, args.date, args.force)
-        elif args.command == "serve-metrics":
-            _serve_metrics(settings, args.host, args.port)
-        elif args.command == "ui":
-            _ui(settings, args.config, args.port)
-        else:
-            end = args.end or args.start
-            if end < args.start:
-                raise CliError(f"--end {end} is before --start {args.start}")
-            run_days(
-                settings, [args.start + timedelta(days=n) for n in range((end - args.start).days + 1)], args.config
-            )
-            print(f"report: {report_path(settings, end)}")
-    except (ConfigError, CliError) as exc:
-        print(f"chatpulse: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run `chatpulse` on `argv` (default: the process's arguments) and exit with its status."""
+    cli.main(args=argv, prog_name="chatpulse")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

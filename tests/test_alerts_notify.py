@@ -1,6 +1,7 @@
 """Alert delivery: webhook to a real HTTP server on loopback, mail to aiosmtpd, retries and the pending table."""
 
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -10,36 +11,51 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from chatpulse.alerting.delivery import DeliveryError, deliver, deliveries, payload, post_json
+from chatpulse.alerting.delivery import DeliveryError, deliver, deliveries, payload, post_json, shown_url
 from chatpulse.config import settings_from_mapping
 from chatpulse.warehouse import Warehouse
+
 from fixtures import Inbox, free_port
 
 NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 
 
 class Hook:
-    """A loopback HTTP server that answers the first `failures` POSTs with 500, then 200."""
+    """A loopback HTTP server that answers the first `failures` POSTs with `status` (and `headers`), then 200.
 
-    def __init__(self, failures: int) -> None:
-        self.failures, self.attempts, self.received = failures, 0, []
+    It counts POSTs in `attempts` and any GET in `gets`; a 3xx answer points back at itself.
+    """
+
+    def __init__(self, failures: int, status: int = 500, headers: dict[str, str] | None = None) -> None:
+        self.failures, self.attempts, self.gets, self.received = failures, 0, 0, []
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - the http.server API
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 hook.attempts += 1
-                status = 500 if hook.attempts <= hook.failures else 200
-                if status == 200:
+                answer = status if hook.attempts <= hook.failures else 200
+                if answer == 200:
                     hook.received.append(json.loads(body))
-                self.send_response(status)
+                self.send_response(answer)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                if 300 <= answer < 400:
+                    self.send_header("Location", f"{hook.base}/elsewhere")
+                self.end_headers()
+
+            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+                hook.gets += 1
+                self.send_response(200)
                 self.end_headers()
 
             def log_message(self, *args: object) -> None:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.url = f"{self.base}/hook"
+        self.shown = f"{self.base}/***"  # how errors name it: the path, where a token would be, hidden
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -116,7 +132,7 @@ def test_a_failed_delivery_is_recorded_and_retried_on_the_next_run(tmp_path: Pat
     assert (pending.iloc[0]["channel"], pending.iloc[0]["attempts"], pending.iloc[0]["last_error"]) == (
         "webhook",
         1,
-        f"webhook {down.url}: HTTP 500",
+        f"webhook {down.shown}: HTTP 500",
     )
     up = Hook(failures=0)
     try:
@@ -143,16 +159,90 @@ def test_once_a_webhook_fails_its_other_deliveries_wait_untried(tmp_path: Path) 
         down.close()
     # Run 1 tried its delivery twice (one retry); run 2 tried the pending one twice and left its own untried.
     assert (outcome.delivered, outcome.pending, down.attempts) == (0, 2, 4)
-    assert outcome.errors == (f"webhook {down.url}: HTTP 500",)
+    assert outcome.errors == (f"webhook {down.shown}: HTTP 500",)
     pending = warehouse.read("alert_deliveries").sort_values("attempts", ascending=False)
     assert pending[["day", "attempts"]].values.tolist() == [["2026-11-27", 2], ["2026-11-27", 0]]
-    assert (pending["last_error"] == f"webhook {down.url}: HTTP 500").all()
+    assert (pending["last_error"] == f"webhook {down.shown}: HTTP 500").all()
 
 
 def test_an_unreachable_webhook_raises_a_delivery_error_naming_it() -> None:
     port = free_port()
-    with pytest.raises(DeliveryError, match=rf"^webhook http://127.0.0.1:{port}/x: .*Connection refused"):
+    with pytest.raises(DeliveryError, match=rf"^webhook http://127\.0\.0\.1:{port}/\*\*\*: .*Connection refused$"):
         post_json(f"http://127.0.0.1:{port}/x", "{}", timeout_s=1, retries=0, backoff_s=0)
+
+
+def test_a_redirect_is_a_failed_delivery_and_never_followed(tmp_path: Path) -> None:
+    moved = Hook(failures=10, status=302)
+    settings = settings_from_mapping({"alert_webhook": {"url": moved.url, "retries": 2}}, tmp_path, {})
+    warehouse = Warehouse(f"sqlite:///{tmp_path / 'w.db'}")
+    try:
+        outcome = deliver(warehouse, "2026-11-26", deliveries(_alerts(), settings), settings, NOW, sleep=lambda _: None)
+    finally:
+        moved.close()
+    # Not retried (a redirect is no passing fault), not re-sent as a GET to the Location, kept for the next run.
+    assert (outcome.delivered, outcome.pending, moved.attempts, moved.gets, moved.received) == (0, 1, 1, 0, [])
+    error = f"webhook {moved.shown}: HTTP 302, a redirect; redirects are not followed"
+    assert outcome.errors == (error,)
+    pending = warehouse.read("alert_deliveries").iloc[0]
+    assert (pending["attempts"], pending["last_error"]) == (1, error)
+
+
+def test_a_503_then_200_is_delivered_on_the_retry() -> None:
+    busy = Hook(failures=1, status=503)
+    waits: list[float] = []
+    try:
+        attempts = post_json(busy.url, '{"a": 1}', timeout_s=5, retries=3, backoff_s=0.25, sleep=waits.append)
+    finally:
+        busy.close()
+    assert (attempts, busy.attempts, waits, busy.received, busy.gets) == (2, 2, [0.25], [{"a": 1}], 0)
+
+
+def test_retry_after_sets_the_wait_and_retries_are_bounded() -> None:
+    limited = Hook(failures=10, status=429, headers={"Retry-After": "3600"})
+    waits: list[float] = []
+    try:
+        with pytest.raises(DeliveryError, match=r"HTTP 429$"):
+            post_json(limited.url, "{}", timeout_s=5, retries=2, backoff_s=0.25, sleep=waits.append)
+    finally:
+        limited.close()
+    assert (limited.attempts, waits) == (3, [60, 60])  # the server's wait, capped at a minute, not the backoff
+
+
+def test_a_token_in_the_url_never_reaches_errors_or_logs(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
+    down = Hook(failures=10)
+    secret_url = down.url.replace("http://", "http://me:pa55@") + "/T0/B0/s3cr3t?token=t0k3n"
+    settings = settings_from_mapping({"alert_webhook": {"url": secret_url, "retries": 1}}, tmp_path, {})
+    warehouse = Warehouse(f"sqlite:///{tmp_path / 'w.db'}")
+    caplog.set_level(logging.DEBUG)
+    try:
+        outcome = deliver(warehouse, "2026-11-26", deliveries(_alerts(), settings), settings, NOW, sleep=lambda _: None)
+    finally:
+        down.close()
+    refused = f"http://127.0.0.1:{free_port()}/hooks/s3cr3t?token=t0k3n"
+    with pytest.raises(DeliveryError) as raised:
+        post_json(refused, "{}", timeout_s=1, retries=1, backoff_s=0, sleep=lambda _: None)
+    assert outcome.errors == (f"webhook {down.shown}: HTTP 500",) and down.attempts == 2
+    assert "/***" in caplog.text  # urllib3 did log the requests, with the path hidden
+    said = " ".join(
+        [*outcome.errors, str(raised.value), caplog.text, *warehouse.read("alert_deliveries")["last_error"]]
+    )
+    for secret in ("s3cr3t", "t0k3n", "pa55"):
+        assert secret not in said
+    assert raised.value.__suppress_context__  # no chained exception to print the URL in a traceback
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://hooks.slack.com/services/T0/B0/XYZ", "https://hooks.slack.com/***"),
+        ("http://me:pw@example.org:8080/?token=abc", "http://example.org:8080/***"),
+        ("https://example.org/", "https://example.org"),
+        ("http://[::1]:9000/x", "http://[::1]:9000/***"),
+        ("hooks/secret", "<a URL without scheme or host>"),
+    ],
+)
+def test_shown_url_keeps_only_scheme_host_and_port(url: str, shown: str) -> None:
+    assert shown_url(url) == shown
 
 
 def test_alert_mail_arrives_through_the_report_mailer(tmp_path: Path, smtp: tuple[Inbox, int]) -> None:

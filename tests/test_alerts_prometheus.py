@@ -16,6 +16,7 @@ import pytest
 
 from chatpulse.alerting.prometheus import CONTENT_TYPE, MetricsServer, render, server, write_textfile
 from chatpulse.warehouse import Warehouse, Write
+
 from fixtures import ROOT
 
 
@@ -68,8 +69,9 @@ def test_render_and_textfile(tmp_path: Path) -> None:
 def test_serve_metrics_answers_on_loopback(tmp_path: Path) -> None:
     _warehouse(tmp_path / "warehouse.db")
     (tmp_path / "chatpulse.yaml").write_text("data_home: .\n")
-    command = [sys.executable, "-m", "chatpulse.pipelines.cli", "--config", str(tmp_path / "chatpulse.yaml"), "serve-metrics"]
-    process = subprocess.Popen([*command, "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    config = str(tmp_path / "chatpulse.yaml")
+    command = [sys.executable, "-m", "chatpulse.pipelines.cli", "--config", config, "serve-metrics", "--port", "0"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         # It prints its address once it listens: port 0 lets the system pick a free one.
         url = re.fullmatch(r"serving (http://127\.0\.0\.1:\d+/metrics)", process.stdout.readline().strip())

@@ -1,20 +1,41 @@
-"""The `chatpulse` command as a user runs it: demo, run, and the errors it explains."""
+"""The `chatpulse` command as a user runs it: demo, run, generate, and the errors it explains.
 
-import pytest
+The commands run in this process through click's CliRunner; the console script is run as a process.
+"""
+
 import gzip
+import importlib.metadata
 import json
 import re
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
+import pytest
+from click.testing import CliRunner, Result
+
+from chatpulse.config import CONFIG_ENV
+from chatpulse.pipelines.cli import cli
 from chatpulse.warehouse import Warehouse
-from fixtures import run_cli, write_jsonl
-from tests.test_report import embedded_charts
+
+from fixtures import ROOT, embedded_charts, write_jsonl
 
 
-@pytest.mark.subprocess
+def chatpulse(*args: str, **env: str) -> Result:
+    """`chatpulse ARGS` in this process, with `env` set for the call only.
+
+    A run sets DAGSTER_HOME and CHATPULSE_CONFIG for the Dagster code it starts; naming
+    them here makes the runner put them back afterwards, so nothing leaks into other tests.
+    """
+    scoped: dict[str, str | None] = {CONFIG_ENV: None, "DAGSTER_HOME": None, **env}
+    return CliRunner().invoke(cli, list(args), env=scoped, catch_exceptions=False)
+
+
+@pytest.mark.pipeline
 def test_demo_generates_runs_and_prints_the_report(tmp_path: Path) -> None:
-    result = run_cli("demo", "--days", "2", CHATPULSE_HOME=str(tmp_path), DAGSTER_HOME=str(tmp_path / "dagster"))
-    assert result.returncode == 0, result.stderr
+    result = chatpulse("demo", "--days", "2", CHATPULSE_HOME=str(tmp_path), DAGSTER_HOME=str(tmp_path / "dagster"))
+    assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert re.fullmatch(r"\[1/2\] \d{4}-\d\d-\d\d done in [\d.]+ s", lines[-3])
     report = Path(lines[-1].removeprefix("report: "))
@@ -33,43 +54,143 @@ def test_demo_generates_runs_and_prints_the_report(tmp_path: Path) -> None:
     assert shown == f"{daily['requests']:,}"
 
 
-@pytest.mark.subprocess
+@pytest.mark.pipeline
 def test_an_unreadable_file_fails_the_run_with_its_name(tmp_path: Path) -> None:
     (tmp_path / "landing").mkdir()
     (tmp_path / "landing" / "requests-broken.jsonl.gz").write_bytes(b"not gzip")
-    result = run_cli("run", "--start", "2026-11-20", CHATPULSE_HOME=str(tmp_path), DAGSTER_HOME=str(tmp_path / "d"))
-    assert result.returncode == 2
+    result = chatpulse("run", "--start", "2026-11-20", CHATPULSE_HOME=str(tmp_path), DAGSTER_HOME=str(tmp_path / "d"))
+    assert result.exit_code == 2
     assert "requests-broken.jsonl.gz: cannot read file" in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("chatpulse: error: run for 2026-11-20 failed:")
 
 
-@pytest.mark.subprocess
 def test_a_configuration_error_names_the_key(tmp_path: Path) -> None:
-    config = tmp_path / "bad.yaml"
-    config.write_text("sources:\n  - kind: requests\n    pattern: '*.csv'\n    latency_unit: minutes\n")
-    result = run_cli("--config", str(config), "run", "--start", "2026-11-20")
-    assert result.returncode == 2
+    config = _bad_config(tmp_path)
+    result = chatpulse("--config", str(config), "run", "--start", "2026-11-20")
+    assert result.exit_code == 2
     assert result.stderr.strip() == (
         f"chatpulse: error: {config}: sources[0].latency_unit: expected one of ms, s, got 'minutes'"
     )
 
 
+def _bad_config(folder: Path) -> Path:
+    config = folder / "bad.yaml"
+    config.write_text("sources:\n  - kind: requests\n    pattern: '*.csv'\n    latency_unit: minutes\n")
+    return config
+
+
+def test_the_configuration_comes_from_the_environment_or_after_the_command(tmp_path: Path) -> None:
+    config = _bad_config(tmp_path)
+    error = f"chatpulse: error: {config}: sources[0].latency_unit: expected one of ms, s, got 'minutes'\n"
+    from_env = chatpulse("run", "--start", "2026-11-20", CHATPULSE_CONFIG=str(config))
+    after = chatpulse("run", "--config", str(config), "--start", "2026-11-20")
+    assert (from_env.exit_code, from_env.stderr) == (after.exit_code, after.stderr) == (2, error)
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (
+            ["run", "--start", "2026-13-01"],
+            "Invalid value for '--start': expected a day YYYY-MM-DD, got '2026-13-01' (see 'chatpulse run --help')",
+        ),
+        (["run", "--start", "2026-11-20", "--end", "2026-11-19"], "--end 2026-11-19 is before --start 2026-11-20"),
+        (["send-report"], "Missing option '--date'. (see 'chatpulse send-report --help')"),
+        (
+            ["send-report", "--date", "2026-11-20"],
+            "no mail settings: add a `mail` section to the configuration (see the README)",
+        ),
+        (
+            ["convert-oasst", "missing.jsonl"],
+            "Invalid value for 'SOURCE': File 'missing.jsonl' does not exist. (see 'chatpulse convert-oasst --help')",
+        ),
+        (["--config", "missing.yaml", "generate"], "cannot read config file missing.yaml: No such file or directory"),
+        (["nonsense"], "No such command 'nonsense'. (see 'chatpulse --help')"),
+    ],
+)
+def test_a_usage_error_is_one_line_on_stderr(args: list[str], error: str, tmp_path: Path) -> None:
+    result = chatpulse(*args, CHATPULSE_HOME=str(tmp_path))
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", f"chatpulse: error: {error}\n")
+
+
+def test_generate_writes_the_sample_and_says_what(tmp_path: Path) -> None:
+    result = chatpulse("generate", "--days", "1", "--requests-per-day", "150", CHATPULSE_HOME=str(tmp_path))
+    assert result.exit_code == 0, result.stderr
+    counts = re.fullmatch(
+        rf"wrote sample data for (\S+) \.\. (\S+) to {re.escape(str(tmp_path / 'landing'))}: "
+        r"(\d+) requests, (\d+) messages, (\d+) feedback, (\d+) sessions\n",
+        result.stdout,
+    )
+    assert counts is not None and counts[1] == counts[2] and int(counts[3]) >= 150
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / "landing").iterdir()) == [
+        "feedback",
+        "messages",
+        "requests",
+    ]
+    too_few = chatpulse("generate", "--days", "1", "--requests-per-day", "5", CHATPULSE_HOME=str(tmp_path))
+    assert (too_few.exit_code, too_few.stderr) == (
+        2,
+        "chatpulse: error: requests_per_day must be at least 100, got 5\n",
+    )
+
+
+def test_version_is_the_installed_package_version() -> None:
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    result = chatpulse("--version")
+    assert importlib.metadata.version("chatpulse") == declared
+    assert (result.exit_code, result.stdout) == (0, f"chatpulse, version {declared}\n")
+
+
+@pytest.mark.parametrize(
+    ("command", "defaults"),
+    [
+        ([], ["[env var: CHATPULSE_CONFIG; default: (./chatpulse.yaml if it exists, else built-in defaults)]"]),
+        (["demo"], ["--days INTEGER RANGE How many days before today. [default: 7; x>=1]"]),
+        (["generate"], ["[default: 7; x>=1]", "[default: (about 3000 on weekdays, fewer at weekends)]"]),
+        (["run"], ["--start DAY First day. [required]", "--end DAY Last day. [default: (the start day)]"]),
+        (["convert-oasst"], ["--out DIRECTORY Folder to write into. [default: (the landing folder)]"]),
+        (["serve-metrics"], ["[default: 127.0.0.1]", "[default: 9464; 0<=x<=65535]"]),
+        (["ui"], ["[default: 3000; 1<=x<=65535]"]),
+    ],
+)
+def test_help_shows_every_default(command: list[str], defaults: list[str]) -> None:
+    result = chatpulse(*command, "--help")
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())  # the help wraps to the terminal's width
+    for default in defaults:
+        assert default in text
+
+
 @pytest.mark.subprocess
+def test_the_console_script_runs_as_a_process(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("chatpulse")
+    version = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=60, check=True)
+    assert version.stdout == f"chatpulse, version {importlib.metadata.version('chatpulse')}\n"
+    config = _bad_config(tmp_path)
+    failed = subprocess.run(
+        [script, "--config", config, "run", "--start", "2026-11-20"], capture_output=True, text=True, timeout=60
+    )
+    assert (failed.returncode, failed.stdout) == (2, "")
+    assert (
+        failed.stderr == f"chatpulse: error: {config}: sources[0].latency_unit: expected one of ms, s, got 'minutes'\n"
+    )
+
+
 def test_days_before_the_first_partition_are_refused(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "landing" / "requests.jsonl", [{"timestamp": "2020-01-01T00:00:00Z"}])
-    result = run_cli("run", "--start", "2020-01-01", CHATPULSE_HOME=str(tmp_path))
-    assert result.returncode == 2
+    result = chatpulse("run", "--start", "2020-01-01", CHATPULSE_HOME=str(tmp_path))
+    assert result.exit_code == 2
     assert "day 2020-01-01 is before start_date 2026-01-01" in result.stderr
 
 
-@pytest.mark.subprocess
+@pytest.mark.pipeline
 def test_a_range_runs_every_day(tmp_path: Path) -> None:
     lines = [{"timestamp": f"2026-11-{d}T12:00:00Z", "latency_ms": 5} for d in (20, 21, 22)]
     (tmp_path / "landing").mkdir()
     (tmp_path / "landing" / "requests.jsonl.gz").write_bytes(
         gzip.compress("\n".join(json.dumps(line) for line in lines).encode())
     )
-    result = run_cli(
+    result = chatpulse(
         "run",
         "--start",
         "2026-11-20",
@@ -78,7 +199,7 @@ def test_a_range_runs_every_day(tmp_path: Path) -> None:
         CHATPULSE_HOME=str(tmp_path),
         DAGSTER_HOME=str(tmp_path / "d"),
     )
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     assert [line.split()[0] for line in result.stdout.splitlines()[:3]] == ["[1/3]", "[2/3]", "[3/3]"]
     # 2026-11-22 is a Sunday: its run also writes the week that began on Monday the 16th.
     assert sorted(p.name for p in (tmp_path / "reports").glob("*.html")) == [

@@ -1,30 +1,42 @@
 """Deliver alert notifications by webhook and e-mail, and never lose one silently.
 
-A webhook POST is retried with exponential backoff; what still fails after the retries
-(or a mail the SMTP server refuses) goes into the `alert_deliveries` table with its error
-and is tried again at the start of the next run, before anything new is sent.
+A webhook POST (requests, with urllib3's Retry) is retried with exponential backoff; what
+still fails after the retries (or a mail the SMTP server refuses) goes into the
+`alert_deliveries` table with its error and is tried again at the start of the next run,
+before anything new is sent. Errors and logs name a webhook by scheme, host and port only:
+its path and query may hold its token.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
-import urllib.error
-import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import message_from_string, policy
 from email.message import EmailMessage
+from typing import Any
+from urllib.parse import urlsplit
 
 import pandas as pd
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3 import BaseHTTPResponse
+from urllib3.exceptions import ConnectTimeoutError, InvalidHeader, NewConnectionError, ReadTimeoutError
+from urllib3.util import Retry
 
 from chatpulse.config import MailSettings, Settings, WebhookSettings
 from chatpulse.tables import TABLES
 from chatpulse.warehouse import Warehouse
 
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+RETRY_AFTER_MAX_S = 60  # a server asking for a longer pause is tried again on the next run instead
+# urllib3 logs the request path (where a webhook's token lives) when it retries.
+URLLIB3_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry")
 
 
 class DeliveryError(RuntimeError):
@@ -82,6 +94,101 @@ def payload(alerts: pd.DataFrame, fmt: str) -> dict[str, object]:
     }
 
 
+def shown_url(url: str) -> str:
+    """The URL as errors and logs show it: scheme, host and port, with any path or query replaced by `/***`.
+
+    Webhook URLs carry their secret in the path (Slack, Discord) or the query (`?token=`);
+    user info (`user:password@`) is dropped too.
+    """
+    parts = urlsplit(url)
+    if not (parts.scheme and parts.hostname):
+        return "<a URL without scheme or host>"
+    host = parts.hostname
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # a malformed port: say nothing rather than echo it
+        port = ""
+    host = f"[{host}]" if ":" in host else host
+    hidden = "/***" if parts.path.strip("/") or parts.query or parts.fragment else ""
+    return f"{parts.scheme}://{host}{port}{hidden}"
+
+
+class _Retry(Retry):
+    """urllib3's Retry waiting backoff_factor * 2**(n-1) before retry n, or the server's Retry-After (capped).
+
+    urllib3's own backoff skips the wait before the first retry; a webhook that just failed
+    deserves a pause. The sleep is injectable so tests can see the waits without taking them.
+    """
+
+    def __init__(self, *args: Any, sleeper: Callable[[float], None] = time.sleep, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sleeper = sleeper
+
+    def new(self, **kw: Any) -> _Retry:
+        return super().new(**{"sleeper": self.sleeper, **kw})  # urllib3 copies the Retry after every attempt
+
+    def get_backoff_time(self) -> float:
+        return min(self.backoff_max, self.backoff_factor * 2 ** (len(self.history) - 1)) if self.history else 0.0
+
+    def sleep(self, response: BaseHTTPResponse | None = None) -> None:
+        wait = None
+        if self.respect_retry_after_header and response is not None:
+            with suppress(InvalidHeader):  # an unreadable Retry-After: fall back to the backoff
+                wait = self.get_retry_after(response)
+        wait = self.get_backoff_time() if wait is None else min(wait, RETRY_AFTER_MAX_S)
+        if wait > 0:
+            self.sleeper(wait)
+
+
+class _Redact(logging.Filter):
+    """Rewrites log records that quote `secret` (a webhook's path and query) to show `shown` instead."""
+
+    def __init__(self, secret: str, shown: str) -> None:
+        super().__init__()
+        self.secret, self.shown = secret, shown
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.secret in message:
+            record.msg, record.args = message.replace(self.secret, self.shown), ()
+        return True
+
+
+@contextmanager
+def _redacted_logs(url: str) -> Iterator[None]:
+    parts = urlsplit(url)
+    secret = parts.path + (f"?{parts.query}" if parts.query else "")
+    if not secret.strip("/?"):
+        yield
+        return
+    redact, loggers = _Redact(secret, "/***"), [logging.getLogger(name) for name in URLLIB3_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(redact)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(redact)
+
+
+def _failure(exc: requests.RequestException, timeout_s: float) -> str:
+    """Why a request got no answer, without the URL: requests and urllib3 quote its path and query."""
+    if isinstance(exc, requests.exceptions.InvalidSchema | requests.exceptions.MissingSchema):
+        return "not an http:// or https:// URL"
+    if isinstance(exc, requests.exceptions.InvalidURL):
+        return "not a valid URL"
+    chain: list[BaseException] = [exc]
+    while (inner := chain[-1].__cause__ or chain[-1].__context__) is not None:
+        chain.append(inner)
+    if any(isinstance(error, ReadTimeoutError) for error in chain):
+        return f"no answer within {timeout_s:g} s"
+    # urllib3 counts a refused connection as a connect timeout too; only a real timeout is reported as one.
+    if any(isinstance(error, ConnectTimeoutError) and not isinstance(error, NewConnectionError) for error in chain):
+        return f"no connection within {timeout_s:g} s"
+    # The innermost error is the socket's or TLS's own ("[Errno 111] Connection refused").
+    return str(chain[-1]) if len(chain) > 1 and isinstance(chain[-1], OSError) else type(exc).__name__
+
+
 def post_json(
     url: str,
     body: str,
@@ -91,28 +198,44 @@ def post_json(
     backoff_s: float,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
-    """POST `body` as JSON; retry timeouts, connection errors and 408/429/5xx, waiting backoff_s * 2**n.
+    """POST `body` as JSON; retry timeouts, connection errors and 408/425/429/5xx up to `retries` times.
 
-    Returns the attempts it took; raises DeliveryError when every attempt failed.
+    Before retry n it waits backoff_s * 2**(n-1) seconds (capped at 120), or the server's
+    Retry-After (capped at RETRY_AFTER_MAX_S); each attempt may take `timeout_s` to connect
+    and `timeout_s` to answer. A redirect is not followed (a POST redirected would arrive as a
+    GET without its body) and counts as a failure. Returns the attempts it took; raises
+    DeliveryError, naming the URL without its path or query, when no attempt got a 2xx.
     """
-    error = ""
-    for attempt in range(retries + 1):
-        if attempt:
-            sleep(backoff_s * 2 ** (attempt - 1))
-        request = urllib.request.Request(
-            url, data=body.encode(), headers={"Content-Type": "application/json"}, method="POST"
-        )
+    retry = _Retry(
+        sleeper=sleep,
+        total=retries,
+        redirect=False,
+        allowed_methods=None,  # retry the POST too: a webhook receiving an alert twice beats losing it
+        status_forcelist=RETRY_STATUSES,
+        backoff_factor=backoff_s,
+        raise_on_status=False,  # hand back the last answer, so the error can name its status
+    )
+    shown = shown_url(url)
+    with requests.Session() as session, _redacted_logs(url):
+        adapter = HTTPAdapter(max_retries=retry)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
         try:
-            with urllib.request.urlopen(request, timeout=timeout_s) as response:
-                response.read()
-            return attempt + 1
-        except urllib.error.HTTPError as exc:
-            error = f"HTTP {exc.code}"
-            if exc.code not in RETRY_STATUSES:
-                break
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            error = str(getattr(exc, "reason", exc))
-    raise DeliveryError(f"webhook {url}: {error}")
+            response = session.post(
+                url,
+                data=body.encode(),
+                headers={"Content-Type": "application/json"},
+                timeout=timeout_s,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            raise DeliveryError(f"webhook {shown}: {_failure(exc, timeout_s)}") from None
+        response.close()
+    if 300 <= response.status_code < 400:
+        raise DeliveryError(f"webhook {shown}: HTTP {response.status_code}, a redirect; redirects are not followed")
+    if not response.ok:
+        raise DeliveryError(f"webhook {shown}: HTTP {response.status_code}")
+    return len(response.raw.retries.history) + 1 if response.raw.retries is not None else 1
 
 
 def alert_mail(alerts: pd.DataFrame, settings: MailSettings) -> EmailMessage:
@@ -191,7 +314,7 @@ def _send(delivery: Delivery, settings: Settings, sleep: Callable[[float], None]
         return
     if settings.mail is None:
         raise DeliveryError("mail: no mail settings configured")
-    from chatpulse.reports.mail import MailError, send  # reports pulls in the rendering stack; only load it to mail
+    from chatpulse.mail import MailError, send
 
     try:
         send(message_from_string(delivery.payload, policy=policy.default), settings.mail)

@@ -1,22 +1,39 @@
 """The latest metrics in Prometheus text format, for node_exporter's textfile collector or a scrape.
 
 Gauges of the newest day in `daily_metrics` (labelled with that day) and the open alerts by
-severity; read fresh from the warehouse on every call, so a scrape sees the last run.
+severity; read fresh from the warehouse on every collection, so a scrape sees the last run.
+
+prometheus_client writes the format, the atomic textfile and the HTTP answer (content
+negotiation, gzip); the server around its WSGI app has a fixed pool of worker threads and a
+socket timeout, so idle clients can neither pin a thread for ever nor start unbounded threads.
 """
 
 from __future__ import annotations
 
-import os
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import socket
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 import pandas as pd
 import sqlalchemy as sa
+from prometheus_client import (
+    CONTENT_TYPE_PLAIN_0_0_4,
+    CollectorRegistry,
+    generate_latest,
+    make_wsgi_app,
+    write_to_textfile,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from chatpulse.tables import TABLES
 from chatpulse.warehouse import Warehouse
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# What a scrape without an Accept header gets (curl, node_exporter); Prometheus itself negotiates OpenMetrics.
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+WORKERS = 4
+IDLE_TIMEOUT_S = 10.0  # a scraper sends its request at once; only a stuck or idle client waits this long
 DAILY_GAUGES = {
     "requests": "Requests on the latest day",
     "errors": "Failed requests on the latest day",
@@ -32,61 +49,121 @@ DAILY_GAUGES = {
 }
 
 
-def _gauge(name: str, help_text: str, samples: list[tuple[str, float]]) -> list[str]:
-    lines = [f"# HELP chatpulse_{name} {help_text}", f"# TYPE chatpulse_{name} gauge"]
-    return lines + [f"chatpulse_{name}{labels} {value:.10g}" for labels, value in samples]
+class WarehouseCollector:
+    """A prometheus_client collector that reads the warehouse on every `collect`.
+
+    A collector rather than long-lived Gauge objects: each collection emits only the newest
+    day's label, so yesterday's series cannot linger, and nothing has to be reset between scrapes.
+    """
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        self.warehouse = warehouse
+
+    def collect(self) -> Iterator[Metric]:
+        """Daily gauges of the newest day (none before the first run), then open alerts by severity."""
+        daily, alerts = TABLES["daily_metrics"], TABLES["alerts"]
+        with self.warehouse.engine.connect() as conn:
+            latest = conn.execute(sa.select(sa.func.max(daily.c.day))).scalar()
+            row = conn.execute(sa.select(daily).where(daily.c.day == latest)).mappings().first() if latest else None
+            open_counts = dict(
+                conn.execute(
+                    sa.select(alerts.c.severity, sa.func.count())
+                    .where(alerts.c.resolved_at.is_(None))
+                    .group_by(alerts.c.severity)
+                ).all()
+            )
+        if row is not None:
+            for name, help_text in DAILY_GAUGES.items():
+                if row[name] is not None and not pd.isna(row[name]):
+                    gauge = GaugeMetricFamily(f"chatpulse_{name}", help_text, labels=["day"])
+                    gauge.add_metric([str(latest)], float(row[name]))
+                    yield gauge
+        open_alerts = GaugeMetricFamily(
+            "chatpulse_open_alerts", "Alerts not resolved, by severity", labels=["severity"]
+        )
+        for severity in ("warn", "error"):
+            open_alerts.add_metric([severity], float(open_counts.get(severity, 0)))
+        yield open_alerts
+
+
+def registry(warehouse: Warehouse) -> CollectorRegistry:
+    """A registry holding only the warehouse collector (no process or Python metrics of this process)."""
+    metrics = CollectorRegistry()
+    metrics.register(WarehouseCollector(warehouse))
+    return metrics
 
 
 def render(warehouse: Warehouse) -> str:
-    """The exposition text: daily gauges of the newest day (none before the first run) and open alerts."""
-    daily, alerts = TABLES["daily_metrics"], TABLES["alerts"]
-    with warehouse.engine.connect() as conn:
-        latest = conn.execute(sa.select(sa.func.max(daily.c.day))).scalar()
-        row = conn.execute(sa.select(daily).where(daily.c.day == latest)).mappings().first() if latest else None
-        open_counts = dict(
-            conn.execute(
-                sa.select(alerts.c.severity, sa.func.count())
-                .where(alerts.c.resolved_at.is_(None))
-                .group_by(alerts.c.severity)
-            ).all()
-        )
-    lines: list[str] = []
-    if row is not None:
-        for name, help_text in DAILY_GAUGES.items():
-            if row[name] is not None and not pd.isna(row[name]):
-                lines += _gauge(name, help_text, [(f'{{day="{latest}"}}', float(row[name]))])
-    lines += _gauge(
-        "open_alerts",
-        "Alerts not resolved, by severity",
-        [(f'{{severity="{severity}"}}', float(open_counts.get(severity, 0))) for severity in ("warn", "error")],
-    )
-    return "\n".join(lines) + "\n"
+    """The exposition text (Prometheus text format 0.0.4) of the warehouse's current metrics."""
+    return generate_latest(registry(warehouse)).decode()
 
 
-def write_textfile(path: Path, text: str) -> None:
-    """Write atomically (temporary file, then rename), as the textfile collector requires."""
+def write_textfile(path: Path, warehouse: Warehouse) -> None:
+    """Write the warehouse's metrics to `path` atomically (temporary file, then rename), as node_exporter requires.
+
+    Creates the parent folder; the temporary file's name does not end in `.prom`, so a
+    collector reading the folder meanwhile never sees half a file.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
+    write_to_textfile(str(path), registry(warehouse))
 
 
-def server(warehouse: Warehouse, host: str = "127.0.0.1", port: int = 9464) -> ThreadingHTTPServer:
-    """An HTTP server answering GET /metrics with `render`; the caller runs serve_forever."""
+class _QuietHandler(WSGIRequestHandler):
+    """Serves prometheus_client's WSGI app, dropping a client silent for the server's `idle_timeout_s`."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server API
-            if self.path.split("?")[0] not in ("/metrics", "/"):
-                self.send_error(404)
-                return
-            body = render(warehouse).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", CONTENT_TYPE)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    server: MetricsServer
 
-        def log_message(self, *args: object) -> None:
-            pass
+    def setup(self) -> None:
+        self.timeout = self.server.idle_timeout_s  # StreamRequestHandler.setup applies it to the socket
+        super().setup()
 
-    return ThreadingHTTPServer((host, port), Handler)
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # a scrape every few seconds would flood the terminal
+
+
+class MetricsServer(WSGIServer):
+    """A WSGI server handing each connection to a fixed pool of `workers` threads.
+
+    A connection waits in the pool's queue while every worker is busy; a worker is freed at
+    the latest when its client has been silent for `idle_timeout_s` seconds.
+    """
+
+    def __init__(self, address: tuple[str, int], workers: int, idle_timeout_s: float) -> None:
+        super().__init__(address, _QuietHandler)
+        self.idle_timeout_s = idle_timeout_s
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chatpulse-metrics")
+
+    def process_request(self, request: socket.socket, client_address: tuple[str, int]) -> None:
+        self.pool.submit(self._handle, request, client_address)
+
+    def _handle(self, request: socket.socket, client_address: tuple[str, int]) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except TimeoutError:
+            pass  # an idle or too slow client: closing its connection is the whole answer
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def server(
+    warehouse: Warehouse,
+    host: str = "127.0.0.1",
+    port: int = 9464,
+    *,
+    workers: int = WORKERS,
+    timeout_s: float = IDLE_TIMEOUT_S,
+) -> MetricsServer:
+    """A bound HTTP server answering GET with the metrics; the caller runs `serve_forever` and `server_close`.
+
+    `port` 0 lets the system pick one (read it from `server_address`); `workers` bounds the
+    threads; a client silent for `timeout_s` seconds is disconnected.
+    """
+    http = MetricsServer((host, port), workers, timeout_s)
+    http.set_app(make_wsgi_app(registry(warehouse)))
+    return http
