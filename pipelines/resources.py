@@ -4,20 +4,33 @@ from functools import cache
 from pathlib import Path
 
 import pandas as pd
-from dagster import ConfigurableIOManager, ConfigurableResource, InputContext, OutputContext
+from dagster import ConfigurableIOManager, ConfigurableResource, InitResourceContext, InputContext, OutputContext
+from pydantic import PrivateAttr
 
 from chatpulse.config import Settings, load_settings
 from chatpulse.warehouse import Warehouse
 
 
 class ChatPulseSettings(ConfigurableResource):
-    """Where the YAML configuration lives (None: $CHATPULSE_CONFIG, ./chatpulse.yaml, defaults)."""
+    """Where the YAML configuration lives (None: $CHATPULSE_CONFIG, ./chatpulse.yaml, defaults).
+
+    Dagster sets up a fresh copy of the resource for each run, so the file is parsed once
+    per run: every asset of the run sees the same settings, and the next run sees an edit.
+    """
 
     config_file: str | None = None
+    _settings: Settings | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        """Parse the configuration as the run starts; a ConfigError fails the run before any asset."""
+        self._settings = load_settings(self.config_file)
 
     @property
     def settings(self) -> Settings:
-        return load_settings(self.config_file)
+        """The parsed settings; outside a run (no setup), parsed on first use."""
+        if self._settings is None:
+            self._settings = load_settings(self.config_file)
+        return self._settings
 
 
 class WarehouseResource(ConfigurableResource):
@@ -27,12 +40,12 @@ class WarehouseResource(ConfigurableResource):
 
     @property
     def warehouse(self) -> Warehouse:
+        """The warehouse of `database_url`, one per URL per process (an engine and one schema check)."""
         return _open_warehouse(self.database_url)
 
 
 @cache
 def _open_warehouse(url: str) -> Warehouse:
-    """One engine (and one schema check) per URL per process."""
     return Warehouse(url)
 
 

@@ -69,6 +69,15 @@ def test_default_rules_load() -> None:
         ),
         ("rules: [{name: a, metric: tokens, comparison: '>', threshold: 1, colour: red}]", "rules[0].colour: unknown"),
         ("rules: {}", "rules: expected a list of rules"),
+        (
+            "rules: [{name: a, metric: tokens, comparison: '>', threshold: true}]",
+            "rules[0].threshold: expected a number, got True",
+        ),
+        (
+            "rules: [{name: a, metric: tokens, comparison: '>', threshold: 1}, "
+            "{name: a, metric: tokens, comparison: '<', threshold: 2, window: 5m}]",
+            "rules: duplicate name 'a'",
+        ),
     ],
 )
 def test_rule_errors_name_the_file_and_key(tmp_path: Path, text: str, message: str) -> None:

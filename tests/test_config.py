@@ -1,8 +1,10 @@
 from pathlib import Path
 
 import pytest
+from dagster import asset, materialize
 
-from chatpulse.config import ConfigError, load_settings, settings_from_mapping
+from chatpulse.config import ConfigError, Settings, load_settings, settings_from_mapping
+from chatpulse.pipelines.resources import ChatPulseSettings
 from chatpulse.schema import Kind
 
 
@@ -90,3 +92,91 @@ def test_unreadable_or_invalid_files_are_named(tmp_path: Path) -> None:
     bad.write_text("timezone: [unclosed\n")
     with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
         load_settings(bad, env={})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # PyYAML used to raise on the impossible date while parsing, with no key and a long traceback.
+        ("start_date: 2026-13-45\n", "start_date: expected a date YYYY-MM-DD, got '2026-13-45'"),
+        ("start_date: 20260101\n", "start_date: expected a date YYYY-MM-DD, got 20260101"),
+        ("schedule_time: '25:00'\n", "schedule_time: expected a time of day HH:MM, got '25:00'"),
+        ("schedule_time: 7:30\n", "schedule_time: expected a time of day HH:MM, got 450"),  # YAML 1.1: base 60
+        ("timezone: America\n", "timezone: unknown time zone 'America'"),  # a folder of zones, not a zone
+        (
+            "sources:\n  - {kind: requests, pattern: '*'}\n"
+            "  - {kind: requests, pattern: '*', columns: {timestamp: 5}}\n",
+            "sources[1].columns.timestamp: expected a string, got 5",
+        ),
+        (
+            "sources:\n  - {kind: requests, pattern: '*', timestamp: {format: iso, zone: UTC}}\n",
+            "sources[0].timestamp.zone: unknown key (expected one of format, origin, timezone)",
+        ),
+        (
+            "sources:\n  - {kind: requests, pattern: '*', timestamp: {format: seconds_since, origin: 0}}\n",
+            "sources[0].timestamp.origin: expected an ISO date or time, got 0",
+        ),
+        ("session_gap_minutes: true\n", "session_gap_minutes: expected a positive number, got True"),
+        ("session_gap_minutes: '30'\n", "session_gap_minutes: expected a positive number, got '30'"),
+        (
+            "content_retention_days: 2.5\n",
+            "content_retention_days: expected a whole number of days, at least 1, got 2.5",
+        ),
+        (
+            "mail: {host: h, sender: a@x, recipients: [ops]}\n",
+            "mail.recipients: expected a non-empty list of e-mail addresses, got ['ops']",
+        ),
+        (
+            "mail: {host: h, sender: a@x, recipients: [b@x], password: secret}\n",
+            "mail.password: unknown key (expected one of ca_file, host, password_env, port, recipients, security, "
+            "sender, timeout_s, username)",
+        ),
+        ("- a list\n", "expected a mapping, got ['a list']"),
+    ],
+)
+def test_a_wrong_value_is_one_line_naming_the_file_and_key(tmp_path: Path, text: str, message: str) -> None:
+    config = tmp_path / "chatpulse.yaml"
+    config.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_settings(config, env={})
+    assert str(error.value) == f"{config}: {message}"
+
+
+def test_the_mail_password_comes_from_the_variable_the_file_names(tmp_path: Path) -> None:
+    raw = {"mail": {"host": "smtp.example", "sender": "r@example.com", "recipients": ["o@example.com"]}}
+    env = {"CHATPULSE_SMTP_PASSWORD": "default-var", "MAIL_PW": "named-var"}
+    mail = settings_from_mapping(raw, tmp_path, env).mail
+    assert mail is not None
+    assert (mail.host, mail.port, mail.security, mail.recipients) == (
+        "smtp.example",
+        587,
+        "starttls",
+        ("o@example.com",),
+    )
+    assert (mail.password, mail.timeout_s, mail.ca_file) == ("default-var", 30.0, None)
+    raw["mail"] |= {"password_env": "MAIL_PW", "ca_file": "certs/ca.pem", "port": 465, "security": "ssl"}
+    mail = settings_from_mapping(raw, tmp_path, env).mail
+    assert mail is not None and (mail.password, mail.ca_file) == ("named-var", str(tmp_path / "certs" / "ca.pem"))
+    assert (mail.port, mail.security) == (465, "ssl")
+    assert settings_from_mapping(raw, tmp_path, {}).mail.password is None
+
+
+def test_the_resource_parses_the_file_once_per_run(tmp_path: Path) -> None:
+    config = tmp_path / "chatpulse.yaml"
+    config.write_text("timezone: Asia/Tokyo\n")
+    seen: list[Settings] = []
+
+    @asset
+    def first(chatpulse: ChatPulseSettings) -> None:
+        seen.append(chatpulse.settings)
+
+    @asset(deps=[first])
+    def second(chatpulse: ChatPulseSettings) -> None:
+        seen.append(chatpulse.settings)
+
+    resource = ChatPulseSettings(config_file=str(config))
+    assert materialize([first, second], resources={"chatpulse": resource}).success
+    config.write_text("timezone: Europe/Paris\n")
+    assert materialize([first, second], resources={"chatpulse": resource}).success
+    assert [s.timezone for s in seen] == ["Asia/Tokyo", "Asia/Tokyo", "Europe/Paris", "Europe/Paris"]
+    assert seen[0] is seen[1] and seen[2] is seen[3]  # one parse per run, shared by its assets

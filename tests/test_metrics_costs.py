@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fixtures import METRIC_DAY as DAY
-from fixtures import clean_requests as requests
 
 from chatpulse.config import ConfigError, settings_from_mapping
 from chatpulse.metrics.costs import MODEL_COST_COLUMNS, USER_COLUMNS, daily_users, model_costs
 from chatpulse.metrics.pricing import PriceError, estimate_cost, load_prices, prices_on, read_prices
+
+from fixtures import METRIC_DAY as DAY
+from fixtures import clean_requests as requests
 
 RATES = prices_on(load_prices(), DAY)
 
@@ -107,6 +108,8 @@ def test_user_prices_extend_and_override_the_built_in_table(tmp_path: Path) -> N
         ("models: {m: [{from: 2026-01-01, input: 1, output: 1, extra: 2}]}", "models.m[0].extra: unknown key"),
         ("models: {m: []}", "models.m: expected a non-empty list"),
         ("prices: {}", "models: expected a mapping"),
+        ("models: {m: [{from: 2026-02-30, input: 1, output: 1}]}", "models.m[0].from: expected a date YYYY-MM-DD"),
+        ("models: {m: [{from: 2026-01-01, input: true, output: 1}]}", "models.m[0].input: expected a non-negative"),
     ],
 )
 def test_price_file_errors_name_the_entry(tmp_path: Path, text: str, message: str) -> None:

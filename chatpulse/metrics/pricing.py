@@ -11,89 +11,17 @@ so a missing price shows up as a count and a name instead of a silent zero.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from chatpulse import checks
+from chatpulse.pricefile import Price, PriceTable, read_prices
+from chatpulse.pricefile import PriceError as PriceError  # callers catch it from here, as before
 
 BUILTIN_PRICES = Path(__file__).with_name("prices.yaml")
 PER_TOKEN = 1e-6  # prices are per million tokens
-
-
-class PriceError(ValueError):
-    """A price file is unreadable or malformed; the message names the entry."""
-
-
-@dataclass(frozen=True)
-class Price:
-    """One model's rates from a date on, USD per million tokens."""
-
-    start: date
-    input: float
-    cached_input: float
-    output: float
-
-
-PriceTable = Mapping[str, tuple[Price, ...]]  # model -> entries sorted by start
-
-
-def _rate(entry: Mapping[str, Any], name: str, where: str) -> float:
-    rate = entry[name]
-    expected = "a non-negative number"
-    return float(checks.expect(rate, (int, float), f"{where}.{name}", expected, PriceError, checks.non_negative))
-
-
-def _entry(entry: Any, where: str) -> Price:
-    checks.expect(entry, dict, where, "a mapping with from, input, output", PriceError)
-    checks.known_keys(entry, ("from", "input", "cached_input", "output"), where, PriceError)
-    checks.required_keys(entry, ("from", "input", "output"), where, PriceError)
-    start = entry["from"]
-    if not isinstance(start, date):
-        try:
-            start = date.fromisoformat(str(start))
-        except ValueError as exc:
-            raise PriceError(f"{where}.from: expected a date YYYY-MM-DD, got {start!r}") from exc
-    rate_in = _rate(entry, "input", where)
-    cached = _rate(entry, "cached_input", where) if "cached_input" in entry else rate_in
-    return Price(start, rate_in, cached, _rate(entry, "output", where))
-
-
-def parse_prices(raw: Any, where: str = "prices") -> dict[str, tuple[Price, ...]]:
-    """A price table from its YAML mapping `{models: {model: [entry, ...]}}`."""
-    if not isinstance(raw, dict) or not isinstance(raw.get("models"), dict):
-        raise PriceError(f"{where}.models: expected a mapping of model name to a list of prices")
-    table = {}
-    for model, entries in raw["models"].items():
-        key = f"{where}.models.{model}"
-        if not isinstance(entries, list) or not entries:
-            raise PriceError(f"{key}: expected a non-empty list of prices")
-        prices = sorted((_entry(e, f"{key}[{i}]") for i, e in enumerate(entries)), key=lambda p: p.start)
-        starts = [p.start for p in prices]
-        if len(set(starts)) < len(starts):
-            raise PriceError(f"{key}: two prices start on the same date")
-        table[str(model)] = tuple(prices)
-    return table
-
-
-def read_prices(path: Path) -> dict[str, tuple[Price, ...]]:
-    """Parse a price file, naming the file in any error."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PriceError(f"cannot read {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise PriceError(f"{path}: not valid YAML: {exc}") from exc
-    try:
-        return parse_prices(raw, "")
-    except PriceError as exc:
-        raise PriceError(f"{path}: {str(exc).lstrip('.')}") from exc
 
 
 def load_prices(overrides: Path | None = None) -> dict[str, tuple[Price, ...]]:
@@ -118,7 +46,8 @@ def prices_on(table: PriceTable, day: date) -> pd.DataFrame:
         current = [p for p in entries if p.start <= day]
         if current:
             p = current[-1]
-            rows[model] = (p.input, p.cached_input, p.output, p.start.isoformat())
+            cached = p.input if p.cached_input is None else p.cached_input
+            rows[model] = (p.input, cached, p.output, p.start.isoformat())
     return pd.DataFrame.from_dict(
         rows, orient="index", columns=["input", "cached_input", "output", "price_from"]
     ).astype({"input": "float64", "cached_input": "float64", "output": "float64", "price_from": object})

@@ -1,0 +1,179 @@
+"""YAML files a user edits (configuration, price table, alert rules): read, then validated by pydantic.
+
+A mistake comes back as one line naming the key path and what was expected,
+`sources[1].columns.timestamp: expected a string, got 5`, never a traceback. Models
+declare what they accept with pydantic types; `expect` words a field's message;
+`describe` is the one place a `ValidationError` becomes that line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import date
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import yaml
+from pydantic import (
+    BeforeValidator,
+    Field,
+    StrictFloat,
+    TypeAdapter,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    model_validator,
+)
+from pydantic.dataclasses import dataclass
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+T = TypeVar("T")
+
+OWN_ERRORS = ("expected", "problem")  # already worded here; `expect` leaves them as they are
+PHRASES = {
+    "int_type": "a whole number",
+    "float_type": "a number",
+    "string_type": "a string",
+    "dict_type": "a mapping",
+    "dataclass_type": "a mapping",
+    "tuple_type": "a list",
+}
+INPUT_SHOULD_BE = "Input should be "
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that keeps an impossible date (2026-13-45) as text instead of raising.
+
+    PyYAML builds dates while parsing, so a bad one would fail without its key;
+    as text, validation reports it under the key it belongs to.
+    """
+
+
+def _date_or_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    try:
+        return loader.construct_yaml_timestamp(node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _date_or_text)
+
+
+def read_yaml(path: Path, error: type[Exception], what: str) -> Any:
+    """The parsed document of `path` (None when empty); `error` names the file when it is
+    unreadable (`cannot read <what> <path>: ...`) or not YAML."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror}") from exc
+    try:
+        return yaml.load(text, Loader=_Loader)  # safe: _Loader is a SafeLoader
+    except yaml.YAMLError as exc:
+        raise error(f"{path}: not valid YAML: {exc}") from exc
+
+
+def problem(message: str, key: str | None = None) -> PydanticCustomError:
+    """An error worded by the caller; `key` names the sub-key it is about, below the value's path
+    (a check across fields sits on the mapping but is about one of its keys)."""
+    return PydanticCustomError("problem", "{message}", {"message": message} | ({"key": key} if key else {}))
+
+
+def expect(phrase: str) -> WrapValidator:
+    """Annotation wording a wrong value as `expected <phrase>, got <value>`.
+
+    Only errors about the value itself are reworded: those of keys or items inside it
+    keep their own path and message.
+    """
+
+    def reword(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            if any(e["loc"] or e["type"] in OWN_ERRORS for e in exc.errors()):
+                raise
+            raise PydanticCustomError("expected", "expected {expected}", {"expected": phrase}) from None
+
+    return WrapValidator(reword)
+
+
+def _not_a_number(value: Any) -> Any:
+    # pydantic reads a number as seconds (since the epoch, since midnight): a date never is one.
+    if isinstance(value, int | float):
+        raise ValueError("a number")
+    return value
+
+
+TEXT_NOT_NUMBER = BeforeValidator(_not_a_number)
+Positive = Annotated[StrictFloat, Field(gt=0)]
+NonNegative = Annotated[StrictFloat, Field(ge=0)]
+Day = Annotated[date, TEXT_NOT_NUMBER, expect("a date YYYY-MM-DD")]
+
+
+@dataclass(frozen=True)
+class YamlSection:
+    """Base of a mapping in a YAML file: a key that is not a field is refused, naming those that are
+    (a typo would otherwise be ignored without a word)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, raw: Any) -> Any:
+        if isinstance(raw, Mapping):
+            known = sorted(field.alias or name for name, field in cls.__pydantic_fields__.items())
+            unknown = sorted(str(key) for key in raw if key not in known)
+            if unknown:
+                raise problem(f"unknown key (expected one of {', '.join(known)})", key=unknown[0])
+        return raw
+
+
+def key_path(loc: Sequence[str | int]) -> str:
+    """`('sources', 1, 'columns', 'timestamp')` as `sources[1].columns.timestamp`.
+
+    pydantic's `[key]` (the key of a mapping, not its value) follows without a dot.
+    """
+    parts = (f"[{part}]" if isinstance(part, int) else part if part == "[key]" else f".{part}" for part in loc)
+    return "".join(parts).removeprefix(".")
+
+
+def _what(error: ErrorDetails) -> str:
+    kind, ctx = error["type"], error.get("ctx", {})
+    if kind == "missing":
+        return "required"
+    if kind == "problem":
+        return error["msg"]
+    if kind == "expected":
+        expected = ctx["expected"]
+    elif kind in ("literal_error", "enum"):
+        expected = "one of " + ", ".join(re.findall(r"'([^']*)'", ctx["expected"]))
+    elif kind in PHRASES:
+        expected = PHRASES[kind]
+    elif error["msg"].startswith(INPUT_SHOULD_BE):
+        expected = error["msg"].removeprefix(INPUT_SHOULD_BE)
+    else:
+        return f"{error['msg']}, got {error['input']!r}"
+    return f"expected {expected}, got {error['input']!r}"
+
+
+def describe(exc: ValidationError, where: str = "") -> str:
+    """Every error of `exc` as `path: what`, on one line joined by '; '; paths start at `where`."""
+    lines = []
+    for error in exc.errors():
+        key = error.get("ctx", {}).get("key")
+        loc = [*error["loc"], *([key] if key else [])]
+        path = key_path([where, *loc] if where else loc)
+        lines.append(f"{path}: {_what(error)}" if path else _what(error))
+    return "; ".join(dict.fromkeys(lines))
+
+
+@cache
+def _adapter(kind: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(kind)
+
+
+def validate(kind: type[T], raw: Any, error: type[Exception], where: str = "") -> T:
+    """`raw` (parsed YAML) as `kind`; else `error` naming each wrong key below `where` and what was expected."""
+    try:
+        return _adapter(kind).validate_python(raw)
+    except ValidationError as exc:
+        raise error(describe(exc, where)) from None
