@@ -4,12 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench ui validate clean
+.PHONY: demo test test-fast lint lock bench ui validate clean
 
-$(STAMP): pyproject.toml
+LOCK := constraints.txt
+
+# Installs are reproducible: every package at the version pinned in $(LOCK) (`make lock` refreshes it).
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[test,postgres]'
 	$(BIN)/python -m chatpulse.reports.fonts
 	touch $(STAMP)
 
@@ -35,6 +38,16 @@ ui: $(STAMP)
 
 validate: $(STAMP)
 	$(BIN)/dagster definitions validate -w workspace.yaml
+
+# Resolve pyproject's ranges afresh in a throwaway environment and pin the result.
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip
+	.lock-venv/bin/pip install --quiet -e '.[test,postgres]'
+	{ echo '# Pinned by `make lock` from pyproject.toml; `make` installs with these as constraints.'; \
+	  .lock-venv/bin/pip freeze --all --exclude-editable | grep -v "^pip==" | LC_ALL=C sort; } > $(LOCK)
+	rm -rf .lock-venv
 
 clean:
 	rm -rf .chatpulse
