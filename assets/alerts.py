@@ -18,9 +18,7 @@ from dagster import (
     asset,
 )
 
-from chatpulse.alerting import delivery as notify
-from chatpulse.alerting import evaluate as alerts
-from chatpulse.alerting import prometheus
+from chatpulse.alerting import delivery, evaluate, prometheus
 from chatpulse.alerting.rules import load_rules
 from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from chatpulse.warehouse import Write
@@ -35,7 +33,7 @@ def alert_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
     @asset(
         name="alerts",
         partitions_def=partitions,
-        ins={"requests": AssetIn("clean_requests", metadata={"columns": list(alerts.REQUEST_COLUMNS)})},
+        ins={"requests": AssetIn("clean_requests", metadata={"columns": list(evaluate.REQUEST_COLUMNS)})},
         deps=[AssetKey(name) for name in ("hourly_metrics", "daily_metrics", "request_metrics", "sessions")],
         group_name="alerts",
         kinds={"pandas", "sql"},
@@ -56,21 +54,21 @@ def alert_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         settings, store = chatpulse.settings, warehouse.warehouse
         day, now = date.fromisoformat(context.partition_key), datetime.now(UTC)
         rules = load_rules(settings.alert_rules)
-        tables = alerts.Tables.read(store, day, rules, requests)
-        breaches = alerts.evaluate(rules, tables, day, settings.timezone, now)
-        stored = alerts.update_alerts(store.read("alerts", context.partition_key), breaches, now)
-        windows = alerts.window_series(rules, tables, day, settings.timezone)
+        tables = evaluate.Tables.read(store, day, rules, requests)
+        breaches = evaluate.evaluate(rules, tables, day, settings.timezone, now)
+        stored = evaluate.update_alerts(store.read("alerts", context.partition_key), breaches, now)
+        windows = evaluate.window_series(rules, tables, day, settings.timezone)
         today = windows.pop(context.partition_key)
         store.replace_day(context.partition_key, Write("alerts", stored), Write("alert_windows", today))
         for earlier, rows in windows.items():  # baseline days read from their requests, stored for next time
             store.replace_day(earlier, Write("alert_windows", rows))
-        outcome = notify.deliver(
-            store, context.partition_key, notify.deliveries(notify.to_notify(stored, now), settings), settings, now
+        outcome = delivery.deliver(
+            store, context.partition_key, delivery.deliveries(delivery.to_notify(stored, now), settings), settings, now
         )
         for error in outcome.errors:
             context.log.warning(f"alert delivery failed, kept for the next run: {error}")
         prometheus.write_textfile(settings.data_home / "metrics" / "chatpulse.prom", store)
-        opened = alerts.open_alerts(stored)
+        opened = evaluate.open_alerts(stored)
         yield MaterializeResult(
             metadata={
                 "open_alerts": len(opened),
@@ -90,7 +88,7 @@ def alert_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
                 severity=severity,
                 metadata={
                     "open": int(fired["resolved_at"].isna().sum()),
-                    "alerts": MetadataValue.json([notify.describe(row) for _, row in fired.iterrows()]),
+                    "alerts": MetadataValue.json([delivery.describe(row) for _, row in fired.iterrows()]),
                 },
             )
 

@@ -139,14 +139,17 @@ class SourceConfig(YamlSection):
 
     @property
     def timestamp_format(self) -> str:
+        """How the timestamp column is written: iso, epoch_s, epoch_ms or seconds_since (see Timestamp)."""
         return self.timestamp.format
 
     @property
     def timestamp_origin(self) -> datetime | None:
+        """The instant seconds_since timestamps count from (None for the other formats)."""
         return self.timestamp.origin
 
     @property
     def naive_timezone(self) -> str:
+        """The IANA zone a timestamp without an offset is read in."""
         return self.timestamp.timezone
 
     def source_column(self, canonical: str) -> str:

@@ -308,7 +308,7 @@ TABLES: dict[str, sa.Table] = {
         sa.Column("recipients", sa.Text()),
         sa.Column("subject", sa.Text()),
     ),
-    # Alerts (issue 6): one row per rule and breach, updated over runs (chatpulse/alerts.py).
+    # Alerts (issue 6): one row per rule and breach, updated over runs (chatpulse/alerting/evaluate.py).
     "alerts": _table(
         "alerts",
         sa.Column("rule", sa.String(64)),
@@ -322,7 +322,7 @@ TABLES: dict[str, sa.Table] = {
         sa.Column("last_seen", sa.DateTime(timezone=True)),
         sa.Column("resolved_at", sa.DateTime(timezone=True)),
     ),
-    # Per-window values of the request-based series baseline rules compare with (chatpulse/alerts.py),
+    # Per-window values of the request-based series baseline rules compare with (chatpulse/alerting/evaluate.py),
     # so a run reads a week of windows rather than a week of requests.
     "alert_windows": _table(
         "alert_windows",
@@ -331,7 +331,7 @@ TABLES: dict[str, sa.Table] = {
         *_floats("value"),
         *_counts("requests"),
     ),
-    # Alert notifications not delivered yet, retried on the next run (chatpulse/notify.py).
+    # Alert notifications not delivered yet, retried on the next run (chatpulse/alerting/delivery.py).
     "alert_deliveries": _table(
         "alert_deliveries",
         sa.Column("delivery_id", sa.String(32)),

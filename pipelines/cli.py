@@ -35,7 +35,8 @@ concurrency:
           applyLimitPerUniqueValue: true
         limit: 1
 """
-WORKSPACE = Path(__file__).resolve().parents[1] / "workspace.yaml"
+# The installed module, not workspace.yaml: a wheel install has no repository around it.
+DEFINITIONS_MODULE = "chatpulse.pipelines.definitions"
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -244,10 +245,11 @@ def generate(invocation: Invocation, days: int, requests_per_day: int | None) ->
 
 def _generate(settings: Settings, days: Sequence[date], requests_per_day: int | None) -> None:
     from chatpulse.sample.generate import write_sample
+    from chatpulse.sample.traffic import SampleSizeError
 
     try:
         counts = write_sample(settings.landing_dir, list(days), tz=settings.timezone, requests_per_day=requests_per_day)
-    except ValueError as exc:  # a --requests-per-day below the sample's minimum
+    except SampleSizeError as exc:
         raise CliError(str(exc)) from exc
     summary = ", ".join(f"{counts[key]:,} {key}" for key in ("requests", "messages", "feedback", "sessions"))
     click.echo(f"wrote sample data for {days[0]} .. {days[-1]} to {settings.landing_dir}: {summary}")
@@ -271,7 +273,8 @@ def run(invocation: Invocation, start: date, end: date | None) -> None:
 @click.option("--force", is_flag=True, help="Send again even if this day was mailed.")
 def send_report(invocation: Invocation, day: date, force: bool) -> None:
     """Mail a day's report (once per day, unless --force)."""
-    from chatpulse.reports.mail import MailError, deliver
+    from chatpulse.mail import MailError
+    from chatpulse.reports.mail import deliver
     from chatpulse.warehouse import Warehouse
 
     settings = invocation.settings()
@@ -348,7 +351,7 @@ def ui(invocation: Invocation, port: int) -> None:
     _use_config(invocation.config_file)
     prepare_dagster_home(settings)
     dagster = Path(sys.executable).with_name("dagster")
-    os.execv(dagster, [str(dagster), "dev", "-w", str(WORKSPACE), "-p", str(port)])
+    os.execv(dagster, [str(dagster), "dev", "-m", DEFINITIONS_MODULE, "-p", str(port)])
 
 
 def main(argv: Sequence[str] | None = None) -> None:

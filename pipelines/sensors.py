@@ -19,6 +19,7 @@ from dagster import (
 from chatpulse.alerting.delivery import failure_mail
 from chatpulse.config import Settings
 from chatpulse.ingest.watch import already_read, scan
+from chatpulse.mail import send
 from chatpulse.warehouse import Warehouse
 
 LANDING_SENSOR = "landing_sensor"
@@ -78,8 +79,6 @@ def failure_mail_sensor(settings: Settings) -> SensorDefinition:
         if settings.mail is None:
             context.log.warning(f"run {run.run_id} failed; no mail settings, nothing mailed")
             return
-        from chatpulse.mail import send
-
         partition = run.tags.get("dagster/partition")
         send(failure_mail(run.job_name, run.run_id, partition, error, settings.mail), settings.mail)
 

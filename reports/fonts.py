@@ -6,7 +6,7 @@ fetched without root) into the virtual environment; a CJK font the system alread
 has (Noto Sans CJK, PingFang, Microsoft YaHei ...) serves as well. Charts keep
 DejaVu Sans for Latin text and fall back to the CJK font glyph by glyph.
 
-    python -m reports.fonts     # install the font when no CJK font is found
+    python -m chatpulse.reports.fonts     # install the font when no CJK font is found
 """
 
 from __future__ import annotations

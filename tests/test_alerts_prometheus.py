@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -113,3 +114,15 @@ def test_an_idle_client_neither_blocks_a_scrape_nor_keeps_its_connection(tmp_pat
             assert idle.recv(1) == b""
             closed = time.monotonic() - connected
     assert timeout_s * 0.9 <= closed < timeout_s + 3
+
+
+def test_only_the_metrics_paths_answer(tmp_path: Path) -> None:
+    with _serving(_warehouse(tmp_path / "w.db"), 5.0) as http:
+        base = "http://{}:{}".format(*http.server_address[:2])
+        for path in ("/", "/metrics"):
+            with urllib.request.urlopen(base + path, timeout=5) as response:
+                assert response.read().decode() == EXPECTED
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(base + "/metric", timeout=5)
+        missing.value.close()  # the error holds the response open
+        assert missing.value.code == 404

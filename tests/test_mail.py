@@ -22,8 +22,9 @@ from chatpulse.reports.render import mail_body_file, read_mail_body, render_repo
 from chatpulse.reports.sections import Column, Section
 from chatpulse.warehouse import Warehouse, Write
 
-from fixtures import REPORT_DAY as DAY
 from fixtures import (
+    PIPELINE_DAY,
+    PIPELINE_REQUESTS,
     Inbox,
     embedded_charts,
     free_port,
@@ -34,7 +35,9 @@ from fixtures import (
     report_quality,
     report_scenarios,
     report_tables,
+    write_jsonl,
 )
+from fixtures import REPORT_DAY as DAY
 
 USER, PASSWORD = "reporter", "s3cret"
 
@@ -260,13 +263,6 @@ def test_a_refused_login_is_reported_and_not_recorded(
 
 @pytest.mark.pipeline
 def test_the_pipeline_mails_each_day_once(tmp_path: Path, smtp: tuple[Inbox, int]) -> None:
-    from dagster import DagsterInstance
-
-    from chatpulse.config import load_settings
-    from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
-
-    from fixtures import PIPELINE_DAY, PIPELINE_REQUESTS, write_jsonl
-
     inbox, port = smtp
     write_jsonl(tmp_path / "landing" / "requests-1.jsonl", PIPELINE_REQUESTS)
     config = tmp_path / "chatpulse.yaml"

@@ -12,7 +12,8 @@ import pytest
 
 from chatpulse.config import ConfigError, settings_from_mapping
 from chatpulse.metrics.costs import MODEL_COST_COLUMNS, USER_COLUMNS, daily_users, model_costs
-from chatpulse.metrics.pricing import PriceError, estimate_cost, load_prices, prices_on, read_prices
+from chatpulse.metrics.pricing import estimate_cost, load_prices, prices_on
+from chatpulse.pricefile import PriceError, read_prices
 
 from fixtures import METRIC_DAY as DAY
 from fixtures import clean_requests as requests

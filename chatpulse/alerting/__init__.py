@@ -1,1 +1,1 @@
-"""alerting"""
+"""Alerting: alert rules, their evaluation over the metric tables, delivery, and the Prometheus output."""

@@ -30,11 +30,12 @@ from urllib3.exceptions import ConnectTimeoutError, InvalidHeader, NewConnection
 from urllib3.util import Retry
 
 from chatpulse.config import MailSettings, Settings, WebhookSettings
+from chatpulse.mail import MailError, send
 from chatpulse.tables import TABLES
 from chatpulse.warehouse import Warehouse
 
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-RETRY_AFTER_MAX_S = 60  # a server asking for a longer pause is tried again on the next run instead
+RETRY_AFTER_MAX_S = 60  # a longer Retry-After is cut to this, so one slow hook cannot hold up a run
 # urllib3 logs the request path (where a webhook's token lives) when it retries.
 URLLIB3_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry")
 
@@ -314,8 +315,6 @@ def _send(delivery: Delivery, settings: Settings, sleep: Callable[[float], None]
         return
     if settings.mail is None:
         raise DeliveryError("mail: no mail settings configured")
-    from chatpulse.mail import MailError, send
-
     try:
         send(message_from_string(delivery.payload, policy=policy.default), settings.mail)
     except MailError as exc:

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from chatpulse import stats
 from chatpulse.alerting.rules import DAILY_ONLY, WINDOWS, Baseline, Rule
 from chatpulse.days import day_bounds
 from chatpulse.schema import is_error
-from chatpulse.stats import group_percentile
 from chatpulse.tables import TABLES
 from chatpulse.warehouse import Warehouse
 
@@ -153,7 +153,7 @@ def _request_windows(rule: Rule, requests: pd.DataFrame, tz: str) -> pd.DataFram
     frame = grouped.agg(requests=("timestamp", "size"), errors=("errors", "sum"), tokens=("total_tokens", "sum"))
     frame = frame.reset_index()
     if rule.metric == "latency_p95_ms":
-        frame = frame.merge(group_percentile(grouped["latency_ms"], 95).rename("value").reset_index())
+        frame = frame.merge(stats.group_percentile(grouped["latency_ms"], 95).rename("value").reset_index())
     else:
         frame["value"] = _rate(rule, frame, minutes)
     return frame[["day", "window_start", "value", "requests"]]
@@ -236,16 +236,24 @@ def _series(rule: Rule, tables: Tables, tz: str) -> pd.DataFrame:
     return frame[["day", "window_start", "value", "requests"]].reset_index(drop=True)
 
 
+def _median(values: pd.Series) -> float:
+    return stats.percentile(values.to_numpy(dtype="float64"), 50)
+
+
+def _mad(values: pd.Series) -> float:
+    """Median absolute deviation from the median (history rows all have a value)."""
+    array = values.to_numpy(dtype="float64")
+    return stats.percentile(np.abs(array - stats.percentile(array, 50)), 50)
+
+
 def _baseline_scores(frame: pd.DataFrame, day: str, tz: str, baseline: Baseline) -> pd.DataFrame:
     """Score each window of `day` against the same window on the previous days."""
     midnight = {d: pd.Timestamp(day_bounds(date.fromisoformat(d), tz)[0]) for d in frame["day"].unique()}
     frame = frame.assign(offset=frame["window_start"] - pd.to_datetime(frame["day"].map(midnight), utc=True))
     first = (date.fromisoformat(day) - timedelta(days=baseline.days)).isoformat()
     history = frame[(frame["day"] >= first) & (frame["day"] < day)].dropna(subset=["value"])
-    stats = history.groupby("offset")["value"].agg(
-        median="median", mad=lambda v: float(np.median(np.abs(v - np.median(v)))), count="size"
-    )
-    today = frame[frame["day"] == day].join(stats, on="offset")
+    spread = history.groupby("offset")["value"].agg(median=_median, mad=_mad, count="size")
+    today = frame[frame["day"] == day].join(spread, on="offset")
     today = today[today["count"].fillna(0) >= baseline.min_days]
     if baseline.method == "ratio":
         score = today["value"] / today["median"].where(today["median"] > 0)

@@ -11,10 +11,13 @@ socket timeout, so idle clients can neither pin a thread for ever nor start unbo
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+from wsgiref.types import StartResponse
+from wsgiref.types import WSGIApplication as WSGIApp
 
 import pandas as pd
 import sqlalchemy as sa
@@ -33,6 +36,7 @@ from chatpulse.warehouse import Warehouse
 # What a scrape without an Accept header gets (curl, node_exporter); Prometheus itself negotiates OpenMetrics.
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 WORKERS = 4
+METRICS_PATHS = ("/", "/metrics")
 IDLE_TIMEOUT_S = 10.0  # a scraper sends its request at once; only a stuck or idle client waits this long
 DAILY_GAUGES = {
     "requests": "Requests on the latest day",
@@ -165,5 +169,17 @@ def server(
     threads; a client silent for `timeout_s` seconds is disconnected.
     """
     http = MetricsServer((host, port), workers, timeout_s)
-    http.set_app(make_wsgi_app(registry(warehouse)))
+    http.set_app(_only_metrics_paths(make_wsgi_app(registry(warehouse))))
     return http
+
+
+def _only_metrics_paths(app: WSGIApp) -> WSGIApp:
+    """The app on `/` and `/metrics`; any other path is 404, so a mistyped scrape URL is not read as metrics."""
+
+    def route(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO", "/") in METRICS_PATHS:
+            return app(environ, start_response)
+        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+        return [b"not found: metrics are at /metrics\n"]
+
+    return route

@@ -1,1 +1,1 @@
-"""behaviour"""
+"""Behaviour: sessions, usage scenarios and user feedback, built from clean requests and messages."""

@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 
 from chatpulse.pricefile import Price, PriceTable, read_prices
-from chatpulse.pricefile import PriceError as PriceError  # callers catch it from here, as before
 
 BUILTIN_PRICES = Path(__file__).with_name("prices.yaml")
 PER_TOKEN = 1e-6  # prices are per million tokens

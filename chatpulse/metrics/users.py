@@ -13,6 +13,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
+from chatpulse import stats
 from chatpulse.tables import table_columns
 
 WINDOWS = (7, 28)
@@ -61,7 +62,7 @@ def user_metrics(
                 "days_7": present[7],
                 "days_28": present[28],
                 "requests_per_user_mean": float(requests.mean()) if len(requests) else np.nan,
-                "requests_per_user_p50": float(np.median(requests)) if len(requests) else np.nan,
+                "requests_per_user_p50": stats.percentile(requests, 50),
                 "tokens_per_user_mean": float(today["total_tokens"].mean()) if len(today) else np.nan,
                 "cost_estimate_per_user_mean": float(today["cost_estimate_usd"].mean()) if len(today) else np.nan,
                 "top_user_share": float(requests.max() / requests.sum()) if requests.sum() else np.nan,

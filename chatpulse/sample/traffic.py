@@ -187,14 +187,18 @@ def cost(model: np.ndarray, prompt: np.ndarray, cached: np.ndarray, completion: 
     return np.round(usd / 1e6, 8)
 
 
+class SampleSizeError(ValueError):
+    """A sample size the generator cannot honour; the message says the smallest it can."""
+
+
 def day_size(rng: np.random.Generator, day: date, requests_per_day: int | None) -> int:
     """Valid requests of a day: an explicit size is exact; the default varies a little and drops at weekends.
 
-    Raises ValueError when an explicit size is below MIN_REQUESTS_PER_DAY.
+    Raises SampleSizeError when an explicit size is below MIN_REQUESTS_PER_DAY.
     """
     if requests_per_day is not None:
         if requests_per_day < MIN_REQUESTS_PER_DAY:
-            raise ValueError(f"requests_per_day must be at least {MIN_REQUESTS_PER_DAY}, got {requests_per_day}")
+            raise SampleSizeError(f"requests_per_day must be at least {MIN_REQUESTS_PER_DAY}, got {requests_per_day}")
         return requests_per_day
     weekend = 0.4 if day.weekday() >= 5 else 1.0
     return round(DEFAULT_REQUESTS_PER_DAY * weekend * rng.uniform(0.92, 1.08))
