@@ -197,7 +197,7 @@ class MailSection(YamlSection):
 class WebhookSettings(YamlSection):
     """Where alerts are POSTed, in which payload shape, and how hard to try; a bare URL is short for `{url: ...}`."""
 
-    url: Annotated[str, AfterValidator(_http), expect("an http(s) URL")]
+    url: Annotated[str, AfterValidator(_http), expect("an http(s) URL", secret=True)]
     format: Literal["json", "slack"] = "json"
     timeout_s: Seconds = 10.0
     retries: Annotated[StrictInt, Field(ge=0), expect("a whole number")] = 3
@@ -271,7 +271,7 @@ class ConfigFile(YamlSection):
     sources: Annotated[tuple[SourceConfig, ...] | None, expect("a list of source mappings")] = None
     mail: Annotated[MailSection | None, expect("a mapping with host, sender and recipients")] = None
     alert_rules: RelativePath | None = None
-    alert_webhook: Annotated[WebhookSettings | None, expect("a URL or a mapping with url")] = None
+    alert_webhook: Annotated[WebhookSettings | None, expect("a URL or a mapping with url", secret=True)] = None
     sensor_interval_seconds: Annotated[StrictInt, Field(ge=1), expect("a whole number of seconds, at least 1")] = 60
 
 

@@ -41,6 +41,7 @@ PHRASES = {
     "tuple_type": "a list",
 }
 INPUT_SHOULD_BE = "Input should be "
+SHOWN_CHARS = 80  # of a wrong value quoted in a message
 
 
 class _Loader(yaml.SafeLoader):
@@ -80,8 +81,9 @@ def problem(message: str, key: str | None = None) -> PydanticCustomError:
     return PydanticCustomError("problem", "{message}", {"message": message} | ({"key": key} if key else {}))
 
 
-def expect(phrase: str) -> WrapValidator:
-    """Annotation wording a wrong value as `expected <phrase>, got <value>`.
+def expect(phrase: str, *, secret: bool = False) -> WrapValidator:
+    """Annotation wording a wrong value as `expected <phrase>, got <value>`; a `secret` value
+    (a webhook URL carries its token) is never echoed: `expected <phrase>` alone.
 
     Only errors about the value itself are reworded: those of keys or items inside it
     keep their own path and message.
@@ -93,7 +95,8 @@ def expect(phrase: str) -> WrapValidator:
         except ValidationError as exc:
             if any(e["loc"] or e["type"] in OWN_ERRORS for e in exc.errors()):
                 raise
-            raise PydanticCustomError("expected", "expected {expected}", {"expected": phrase}) from None
+            context = {"expected": phrase} | ({"secret": True} if secret else {})
+            raise PydanticCustomError("expected", "expected {expected}", context) from None
 
     return WrapValidator(reword)
 
@@ -151,8 +154,16 @@ def _what(error: ErrorDetails) -> str:
     elif error["msg"].startswith(INPUT_SHOULD_BE):
         expected = error["msg"].removeprefix(INPUT_SHOULD_BE)
     else:
-        return f"{error['msg']}, got {error['input']!r}"
-    return f"expected {expected}, got {error['input']!r}"
+        return f"{error['msg']}, got {_shown(error['input'])}"
+    if ctx.get("secret"):
+        return f"expected {expected}"
+    return f"expected {expected}, got {_shown(error['input'])}"
+
+
+def _shown(value: Any) -> str:
+    """A wrong value as a message quotes it, cut to SHOWN_CHARS (it may be a whole document)."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
 
 
 def describe(exc: ValidationError, where: str = "") -> str:

@@ -407,7 +407,9 @@ def test_alert_settings_resolve_and_errors_name_the_key(tmp_path: Path) -> None:
     defaults = settings_from_mapping({}, tmp_path, {})
     assert (defaults.alert_rules, defaults.alert_webhook, defaults.sensor_interval_seconds) == (None, None, 60)
     for bad, message in (
-        ({"alert_webhook": {"url": "ftp://x"}}, "alert_webhook.url: expected an http(s) URL, got 'ftp://x'"),
+        # A webhook URL carries its token: a wrong one is never quoted back.
+        ({"alert_webhook": {"url": "ftp://hooks/T0/s3cret"}}, "alert_webhook.url: expected an http(s) URL"),
+        ({"alert_webhook": ["https://hooks/T0/s3cret"]}, "alert_webhook: expected a URL or a mapping with url"),
         (
             {"alert_webhook": {"url": "http://x", "format": "teams"}},
             "alert_webhook.format: expected one of json, slack",
@@ -422,8 +424,9 @@ def test_alert_settings_resolve_and_errors_name_the_key(tmp_path: Path) -> None:
             "mail.port: expected a port number, got True",
         ),
     ):
-        with pytest.raises(ConfigError, match=f"^{re.escape(message)}"):
+        with pytest.raises(ConfigError, match=f"^{re.escape(message)}") as error:
             settings_from_mapping(bad, tmp_path, {})
+        assert "s3cret" not in str(error.value)
 
 
 @pytest.mark.pipeline

@@ -132,6 +132,8 @@ def test_unreadable_or_invalid_files_are_named(tmp_path: Path) -> None:
             "sender, timeout_s, username)",
         ),
         ("- a list\n", "expected a mapping, got ['a list']"),
+        # A long wrong value (a pasted document, a blob) is quoted cut to 80 characters.
+        (f"session_gap_minutes: {'9' * 200}x\n", f"session_gap_minutes: expected a positive number, got '{'9' * 78}…"),
     ],
 )
 def test_a_wrong_value_is_one_line_naming_the_file_and_key(tmp_path: Path, text: str, message: str) -> None:
