@@ -18,6 +18,8 @@ from dagster import (
     asset,
 )
 
+from chatpulse.ingest.check import match_landing
+from chatpulse.ingest.check_report import check_day
 from chatpulse.ingest.clean import clean_partition
 from chatpulse.ingest.extract import extract_day
 from chatpulse.ingest.privacy import content_columns, mask_frame
@@ -28,6 +30,7 @@ from chatpulse.warehouse import Write
 ACCOUNTED = "rows_accounted_for"
 QUARANTINE_RATE = "quarantine_rate"
 EXPECTATIONS = "expectations_pass"
+MAPPED_COLUMNS = "mapped_columns_present"
 
 
 def _raw_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefinition:
@@ -37,10 +40,17 @@ def _raw_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefinition
         group_name="extract",
         kinds={"pandas"},
         description=f"Every {kind.value} row whose own timestamp falls on the day, from whichever landing file.",
+        check_specs=[
+            AssetCheckSpec(
+                MAPPED_COLUMNS,
+                asset=f"raw_{kind.value}",
+                description="every column the sources map is in at least one of the day's files",
+            )
+        ],
     )
     def _raw(
         context: AssetExecutionContext, chatpulse: ChatPulseSettings, warehouse: WarehouseResource
-    ) -> Output[pd.DataFrame]:
+    ) -> Iterator[Output[pd.DataFrame] | AssetCheckResult]:
         settings = chatpulse.settings
         store = warehouse.warehouse
         day = date.fromisoformat(context.partition_key)
@@ -51,7 +61,7 @@ def _raw_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefinition
         # Personal data is masked before anything (hand-off, quarantine, tables) stores the text.
         mask_frame(extract.frame, content_columns(kind.value))
         files = sorted(extract.frame["source_file"].unique())
-        return Output(
+        yield Output(
             extract.frame,
             metadata={
                 "rows": len(extract.frame),
@@ -59,8 +69,29 @@ def _raw_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefinition
                 "files_read": len(extract.stamps),
             },
         )
+        yield _mapping_check(context, chatpulse, kind, extract.frame)
 
     return _raw
+
+
+def _mapping_check(
+    context: AssetExecutionContext, chatpulse: ChatPulseSettings, kind: Kind, frame: pd.DataFrame
+) -> AssetCheckResult:
+    """Log the mapping mistakes `chatpulse check` would print about the day's files (names and counts, no
+    values), and fail (WARN) when a column a source maps is in none of them."""
+    settings = chatpulse.settings
+    day = check_day(settings.landing_dir, settings.sources, kind, frame, settings.timezone)
+    findings = list(day.findings)
+    if kind == Kind.REQUESTS:  # files no source reads concern every kind: said once per run, here
+        findings += [f for f in match_landing(settings.landing_dir, settings.sources).findings if f.kind is None]
+    for finding in findings:
+        context.log.warning(f"mapping: {finding}")
+    return AssetCheckResult(
+        check_name=MAPPED_COLUMNS,
+        passed=not day.missing,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"missing": MetadataValue.json(list(day.missing)), "files": MetadataValue.json(list(day.files))},
+    )
 
 
 def _clean_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefinition:

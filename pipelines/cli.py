@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from chatpulse.config import CONFIG_ENV, ConfigError, Settings, load_settings
+from chatpulse.ingest.check import DEFAULT_ROWS
 
 # One run per day at a time: the landing sensor may request a day again while it is running,
 # and two runs replacing the same day would race. Runs of different days still go in parallel.
@@ -37,6 +38,8 @@ concurrency:
 """
 # The installed module, not workspace.yaml: a wheel install has no repository around it.
 DEFINITIONS_MODULE = "chatpulse.pipelines.definitions"
+# `chatpulse check` found mapping mistakes: distinct from 1 (a crash) and 2 (an error the user can fix).
+WARNINGS_EXIT = 3
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -266,6 +269,31 @@ def run(invocation: Invocation, start: date, end: date | None) -> None:
         raise CliError(f"--end {end} is before --start {start}")
     run_days(settings, [start + timedelta(days=n) for n in range((end - start).days + 1)], invocation.config_file)
     click.echo(f"report: {report_path(settings, end)}")
+
+
+@_subcommand("check")
+@click.option(
+    "--rows",
+    type=click.IntRange(min=0),
+    default=DEFAULT_ROWS,
+    help="Rows read from the start of each file (0: every row).",
+)
+def check(invocation: Invocation, rows: int) -> None:
+    """Check the sources against the landing folder before a run.
+
+    Per source: the files it reads, the days their first rows fall on, and each mapped column's
+    fill with a parsed (masked) example. Warns about columns found in no file, patterns that match
+    nothing, files no source reads and timestamp options that do nothing; exit status 3 when it
+    warns, 0 when it does not.
+    """
+    from chatpulse.ingest.check_report import check_landing
+
+    settings = invocation.settings()
+    result = check_landing(settings, rows, datetime.now(ZoneInfo(settings.timezone)).date())
+    for line in result.lines:
+        click.echo(line)
+    if result.findings:
+        click.get_current_context().exit(WARNINGS_EXIT)
 
 
 @_subcommand("send-report")

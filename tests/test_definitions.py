@@ -27,7 +27,8 @@ def test_every_stage_is_a_daily_partitioned_asset_in_the_configured_zone(tmp_pat
         partitions = graph.get(key).partitions_def
         assert partitions is not None and partitions.timezone == "Asia/Shanghai"
     checks = {(key.asset_key.path[-1], key.name) for key in graph.asset_check_keys}
-    assert ("clean_requests", "rows_accounted_for") in checks and len(checks) == 11
+    assert ("clean_requests", "rows_accounted_for") in checks and ("raw_requests", "mapped_columns_present") in checks
+    assert len(checks) == 14
     schedule = defs.resolve_schedule_def(f"{DAILY_JOB}_schedule")
     assert schedule.cron_schedule == "30 7 * * *" and schedule.execution_timezone == "Asia/Shanghai"
     assert schedule.default_status == DefaultScheduleStatus.RUNNING

@@ -1,0 +1,381 @@
+"""Check a configuration against its landing folder: what each source reads, and the mapping mistakes.
+
+A mapping mistake does not fail a run: a column name with a typo reads as an empty column, a
+pattern that matches nothing reads as a quiet day, and the report shows zeros that look real.
+So they are found here and said out loud, by `chatpulse check` before a run and by the
+raw_<kind> assets during one. Files are read through the pipeline's own reader and mapping
+(`read_file`, `read_source`), but only their first rows (`DEFAULT_ROWS`), so a check of a big
+folder stays quick. No value of a column that may hold what a person wrote is ever shown; other
+values are masked (`privacy.mask`) and shortened.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import gzip
+import json
+import re
+import tempfile
+import zlib
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from itertools import islice
+from pathlib import Path
+from typing import IO
+
+import pandas as pd
+
+from chatpulse.config import DEFAULT_SOURCES, SourceConfig
+from chatpulse.days import local_days
+from chatpulse.ingest.extract import ERRORS, landing_files, read_source
+from chatpulse.ingest.files import JSON_SUFFIXES, ExtractError, RawFile, read_file
+from chatpulse.ingest.privacy import content_columns, mask
+from chatpulse.schema import COLUMNS, Kind
+
+# Rows read from the start of each file. 1,000 puts a fill rate within about 3 points of the
+# whole file's (a binomial 95% interval is at most +-3.1 points at this size), shows an example of
+# a column filled in one row of 200 with 99% odds, and costs little: a file takes about 0.1 s,
+# mostly fixed costs (100 rows take 0.07 s), so a folder of a few hundred files checks in under a minute.
+DEFAULT_ROWS = 1000
+FILE_SUFFIXES = (*JSON_SUFFIXES, ".csv")
+EXAMPLE_CHARS = 40
+LATENCY_COLUMNS = ("latency_ms", "ttft_ms")
+FAILURE_COLUMNS = ("status_code", "error_type")  # what a source's failure rule fills in
+# A time of day followed by a UTC offset: Z, z, +08, +0800 or +08:00 (a date alone has none).
+OFFSET = re.compile(r"\d:\d\d(?::\d\d(?:[.,]\d+)?)?\s*(?:[Zz]|[+-]\d\d(?::?\d\d)?)$")
+# What reading a file can raise: a check names each bad file and goes on, where a run would stop
+# (pandas raises ValueError, OverflowError or TypeError on values it cannot convert).
+SAMPLE_ERRORS = (ExtractError, OSError, EOFError, zlib.error, ValueError, OverflowError, TypeError)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One mapping mistake, worded for a person; `source` is None when it is about the landing folder."""
+
+    text: str
+    source: str | None = None
+    kind: Kind | None = None
+
+    def __str__(self) -> str:
+        return self.text if self.source is None else f"source '{self.source}': {self.text}"
+
+
+@dataclass(frozen=True)
+class ColumnSample:
+    """One canonical column in one file's sample: is its source column there, how many rows hold a value,
+    how many of those could not be read, and the first parsed value (masked; None where never shown)."""
+
+    found: bool
+    filled: int = 0
+    unreadable: int = 0
+    example: str | None = None
+
+
+@dataclass(frozen=True)
+class FileSample:
+    """What the first rows of one landing file hold, mapped as the pipeline maps them.
+
+    `rows` counts records (a session line counts once per turn), `days` rows per local day,
+    `undated` rows without a readable time (malformed lines aside), `offsets` the time texts
+    that carry a UTC offset; `error` says why the file could not be read, if it could not.
+    """
+
+    label: str
+    rows: int = 0
+    more: bool = False  # the file goes on past the sample
+    malformed: int = 0
+    columns: Mapping[str, ColumnSample] = field(default_factory=dict)
+    unmapped: tuple[str, ...] = ()  # source columns no canonical column reads
+    days: Mapping[date, int] = field(default_factory=dict)
+    undated: int = 0
+    offsets: int = 0
+    error: str | None = None
+
+
+def _readable_name(name: str) -> bool:
+    return name.lower().removesuffix(".gz").endswith(FILE_SUFFIXES)
+
+
+def _csv_head(stream: IO[bytes], rows: int) -> list[bytes]:
+    """The physical lines of the header and the first `rows` records: a quoted field may span lines."""
+    taken: list[bytes] = []
+
+    def lines() -> Iterator[str]:
+        for line in stream:
+            taken.append(line)
+            yield line.decode("utf-8", errors="replace")
+
+    try:
+        for _ in islice(csv.reader(lines()), rows + 1):
+            pass
+    except csv.Error:
+        pass  # the reader that follows names the line and the fault
+    return taken
+
+
+def _head(path: Path, rows: int) -> tuple[bytes, bool]:
+    """The file's first `rows` records (JSON lines, or CSV records after the header), uncompressed,
+    and whether the file goes on."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as stream:
+        if path.name.lower().removesuffix(".gz").endswith(".csv"):
+            taken = _csv_head(stream, rows)
+        else:
+            taken = list(islice(stream, rows))
+        return b"".join(taken), bool(stream.readline())
+
+
+def _filled(values: pd.Series) -> pd.Series:
+    """Rows holding a value: not missing and not blank text."""
+    present = values.notna()
+    if not pd.api.types.is_numeric_dtype(values) and present.any():
+        present[present] = values[present].astype(str).str.strip() != ""
+    return present
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def example(values: pd.Series, name: str, kind: Kind, tz: str) -> str | None:
+    """The first parsed value of a mapped column, as shown to a person; None for a column never shown.
+
+    Times are shown in the zone `tz`, latencies in ms (after `latency_unit`), text masked and cut
+    to EXAMPLE_CHARS characters, quoted and escaped (JSON) so a control character cannot hide.
+    Content (message text, comments) and metadata (which may hold any unmapped field) are never shown.
+    """
+    value_kind = COLUMNS[kind][name]
+    present = values.dropna()
+    if value_kind == "json" or name in content_columns(kind.value) or present.empty:
+        return None
+    value = present.iloc[0]
+    if value_kind == "datetime":
+        return value.tz_convert(tz).isoformat(sep=" ")
+    if value_kind in ("int", "float"):
+        return _number(value) + (" ms" if name in LATENCY_COLUMNS else "")
+    text = mask(pd.Series([str(value)], dtype=object)).iloc[0]
+    if len(text) > EXAMPLE_CHARS:
+        text = text[: EXAMPLE_CHARS - 1] + "…"
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _unreadable(errors: pd.Series, name: str) -> int:
+    """Rows whose extract reasons name the column ('latency_ms: not a number')."""
+    prefix = f"{name}:"
+    return sum(any(r.startswith(prefix) for r in reasons) for reasons in errors if isinstance(reasons, list))
+
+
+def _summarise(raw: RawFile, frame: pd.DataFrame, source: SourceConfig, tz: str, label: str, more: bool) -> FileSample:
+    records, errors = raw.records, frame[ERRORS]
+    columns: dict[str, ColumnSample] = {}
+    for name in COLUMNS[source.kind]:
+        column = source.source_column(name)
+        if column not in records.columns:
+            columns[name] = ColumnSample(found=False)
+            continue
+        shown = example(frame[name], name, source.kind, tz)
+        columns[name] = ColumnSample(True, int(_filled(records[column]).sum()), _unreadable(errors, name), shown)
+    read = {source.source_column(name) for name in COLUMNS[source.kind]}
+    stamps = frame["timestamp"].dropna()
+    days = Counter(day.date() for day in local_days(stamps, tz))
+    offsets = 0
+    time_column = source.source_column("timestamp")
+    if source.timestamp_format == "iso" and time_column in records.columns:
+        texts = records[time_column][_filled(records[time_column])].astype(str).str.strip()
+        offsets = int(texts.str.contains(OFFSET).sum())
+    return FileSample(
+        label,
+        rows=len(records),
+        more=more,
+        malformed=len(raw.malformed),
+        columns=columns,
+        unmapped=tuple(str(c) for c in records.columns if c not in read),
+        days=dict(sorted(days.items())),
+        undated=len(frame) - len(stamps) - len(raw.malformed),
+        offsets=offsets,
+    )
+
+
+def sample_file(path: Path, label: str, source: SourceConfig, tz: str, rows: int = DEFAULT_ROWS) -> FileSample:
+    """The first `rows` records of a landing file (0: all of them), read and mapped as a run would.
+
+    A file that cannot be read gives a sample with `error` set (the reason, naming the file by
+    `label`), never an exception: a check reports every file, not the first bad one.
+    """
+    try:
+        if not rows:
+            raw = read_file(path, source.layout, (source.source_column("timestamp"),))
+            return _summarise(raw, read_source(path, source, label), source, tz, label, more=False)
+        with tempfile.TemporaryDirectory(prefix="chatpulse-check-") as folder:
+            # The head keeps the file's name (less .gz), so it is read as the same type.
+            head = Path(folder) / path.name.removesuffix(".gz").removesuffix(".GZ")
+            try:
+                data, more = _head(path, rows)
+                head.write_bytes(data)
+                raw = read_file(head, source.layout, (source.source_column("timestamp"),))
+                return _summarise(raw, read_source(head, source, label), source, tz, label, more)
+            except SAMPLE_ERRORS as exc:
+                return FileSample(label, error=_reason(exc, label, head, path))
+    except SAMPLE_ERRORS as exc:
+        return FileSample(label, error=_reason(exc, label, path))
+
+
+def _reason(error: Exception, label: str, *paths: Path) -> str:
+    """An error's message without the file's path in front (the finding names the file)."""
+    text = str(error)
+    for path in paths:
+        text = text.replace(str(path), label)
+    return text.removeprefix(f"{label}: ")
+
+
+def relied_on(source: SourceConfig) -> list[str]:
+    """The canonical columns a source's configuration expects to find: every mapped one, the time,
+    and the failure rule's column (unless it has a default)."""
+    names = [*source.columns, "timestamp"]
+    if source.failure is not None and source.failure.column not in source.defaults:
+        names.append(source.failure.column)
+    return list(dict.fromkeys(names))
+
+
+def option_findings(source: SourceConfig) -> list[Finding]:
+    """`timestamp` options that cannot change a single value, whatever the files hold.
+
+    `origin` counts only for seconds_since; `timezone` (of times written without an offset)
+    cannot apply to epoch numbers, which are instants, nor to seconds since an origin that has
+    its own offset. A `timezone: UTC` written out is the default and cannot be told apart.
+    """
+    stamp = source.timestamp
+    found = []
+    if stamp.origin is not None and stamp.format != "seconds_since":
+        found.append(f"timestamp.origin does nothing with format {stamp.format} (it is the start for seconds_since)")
+    if stamp.timezone != "UTC" and stamp.format in ("epoch_s", "epoch_ms"):
+        found.append(f"timestamp.timezone does nothing with format {stamp.format} (epoch numbers are instants)")
+    if stamp.timezone != "UTC" and stamp.format == "seconds_since" and stamp.origin and stamp.origin.tzinfo:
+        found.append("timestamp.timezone does nothing: the origin has its own UTC offset")
+    return [Finding(text, source.name, source.kind) for text in found]
+
+
+def _hint(column: str, samples: Sequence[FileSample]) -> str:
+    others = sorted({name for sample in samples for name in sample.unmapped})
+    close = difflib.get_close_matches(column, others, n=1, cutoff=0.6)
+    close = close or [name for name in others if name.lower() == column.lower()]
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def readable(samples: Sequence[FileSample]) -> list[FileSample]:
+    """The samples that tell which columns a file has: read, and holding at least one record."""
+    return [sample for sample in samples if sample.error is None and sample.rows]
+
+
+def sample_findings(source: SourceConfig, samples: Sequence[FileSample]) -> list[Finding]:
+    """What a source's file samples show is wrong with its mapping.
+
+    Files that cannot be read; columns it relies on (`relied_on`) that are in none of its files
+    holding records; columns whose every sampled value is unreadable; a `timestamp.timezone` when
+    every sampled time carries its own offset. Only names and counts, never a value.
+    """
+    texts = [f"{s.label} cannot be read: {s.error}" for s in samples if s.error is not None]
+    read = readable(samples)
+    files = "not in its file" if len(read) == 1 else f"in none of its {len(read):,} files"
+    for name in relied_on(source) if read else ():
+        column = source.source_column(name)
+        named = f"'{column}'" if column == name else f"'{column}' ({name})"
+        found = [s.columns[name] for s in read if s.columns[name].found]
+        filled, unreadable = sum(c.filled for c in found), sum(c.unreadable for c in found)
+        if not found:
+            texts.append(f"column {named} is {files}{_hint(column, read)}")
+        elif filled and unreadable == filled:
+            texts.append(f"column {named}: none of its {filled:,} sampled values could be read")
+    stamped = sum(s.columns["timestamp"].filled for s in read)
+    zoned = source.timestamp_format == "iso" and source.naive_timezone != "UTC"
+    if zoned and stamped and sum(s.offsets for s in read) == stamped:
+        texts.append(
+            f"timestamp.timezone {source.naive_timezone} does nothing: "
+            f"all {stamped:,} sampled times carry their own UTC offset"
+        )
+    return [Finding(text, source.name, source.kind) for text in texts]
+
+
+@dataclass(frozen=True)
+class Landing:
+    """Which files each source reads (`owned`, by position in the sources), files its pattern matches
+    that an earlier source of its kind reads first (`shadowed`: label -> that source's name), files
+    of a readable type that no pattern matches (`strays`), and the findings about them."""
+
+    owned: tuple[tuple[Path, ...], ...]
+    shadowed: tuple[dict[str, str], ...]
+    strays: tuple[str, ...]
+    findings: tuple[Finding, ...]
+
+
+def match_landing(landing_dir: Path, sources: Sequence[SourceConfig]) -> Landing:
+    """Each source's files as `landing_files` assigns them (first matching source of a kind wins).
+
+    A pattern that matches no file is a finding, unless the sources are the built-in ones and
+    another of them matches. Strays are looked for in the landing folder itself and in every
+    folder a pattern reaches (not below), among names a source could read (.jsonl, .ndjson,
+    .json, .csv, optionally .gz), hidden files left out.
+    """
+    if not landing_dir.is_dir():
+        return Landing((), (), (), (Finding(f"the landing folder {landing_dir} does not exist"),))
+    findings: list[Finding] = []
+    matched: list[set[Path] | None] = []
+    for source in sources:
+        try:
+            matched.append({path for path in landing_dir.glob(source.pattern) if path.is_file()})
+        except (ValueError, NotImplementedError):
+            matched.append(None)
+            text = f"pattern '{source.pattern}' is not a glob relative to the landing folder"
+            findings.append(Finding(text, source.name, source.kind))
+    # The built-in sources are a menu (few folders hold sessions files): an unmatched one is only
+    # worth a word when none matches.
+    optional = tuple(sources) == DEFAULT_SOURCES and any(matched)
+    usable = [source for source, files in zip(sources, matched, strict=True) if files is not None]
+    owner = {path: source for kind in Kind for path, source in landing_files(landing_dir, usable, kind)}
+    owned, shadowed = [], []
+    for source, files in zip(sources, matched, strict=True):
+        files = files or set()
+        mine = tuple(sorted(path for path in files if owner.get(path) is source))
+        others = {label_of(p, landing_dir): owner[p].name for p in sorted(files) if owner.get(p) is not source}
+        owned.append(mine)
+        shadowed.append(others)
+        if not files and not optional:
+            findings.append(Finding(f"pattern '{source.pattern}' matches no file", source.name, source.kind))
+        elif files and not mine:
+            first = ", ".join(sorted(set(others.values())))
+            findings.append(
+                Finding(f"every file its pattern matches is read by source '{first}' first", source.name, source.kind)
+            )
+    every = set().union(*(files or set() for files in matched))
+    folders = {landing_dir, *(path.parent for path in every)}
+    strays = tuple(
+        sorted(
+            label_of(path, landing_dir)
+            for folder in folders
+            for path in folder.iterdir()
+            if path.is_file() and not path.name.startswith(".") and _readable_name(path.name) and path not in every
+        )
+    )
+    if strays:
+        verb = "matches" if len(strays) == 1 else "match"
+        text = f"{plural(len(strays), 'file')} in the landing folder {verb} no source: {_few(strays)}"
+        findings.append(Finding(text))
+    return Landing(tuple(owned), tuple(shadowed), strays, tuple(findings))
+
+
+def label_of(path: Path, landing_dir: Path) -> str:
+    """A landing file's name as runs record it (`source_file`): its path below the landing folder."""
+    return path.relative_to(landing_dir).as_posix()
+
+
+def plural(number: int, noun: str) -> str:
+    """A count and its noun: '3 files', '1 file'."""
+    return f"{number:,} {noun}" + ("" if number == 1 else "s")
+
+
+def _few(names: Sequence[str], shown: int = 10) -> str:
+    rest = f" and {len(names) - shown:,} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + rest

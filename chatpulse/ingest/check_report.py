@@ -1,0 +1,233 @@
+"""What a check says: the text `chatpulse check` prints, and the findings about one day's files for a run.
+
+The numbers come from `chatpulse.ingest.check` (a bounded sample of each file, mapped as a run
+maps it); this module adds up a source's files and words the result. `check_landing` looks at
+every file for the CLI; `check_day` at the files a day's rows came from, for the raw_<kind> assets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from chatpulse.config import Settings, SourceConfig
+from chatpulse.ingest.check import (
+    DEFAULT_ROWS,
+    FAILURE_COLUMNS,
+    FileSample,
+    Finding,
+    label_of,
+    match_landing,
+    option_findings,
+    plural,
+    readable,
+    relied_on,
+    sample_file,
+    sample_findings,
+)
+from chatpulse.ingest.extract import landing_files
+from chatpulse.schema import COLUMNS, SOURCE_FILE, Kind
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The lines to print, and the findings among them (a check passes when there are none)."""
+
+    lines: tuple[str, ...]
+    findings: tuple[Finding, ...]
+
+
+def span(days: Sequence[date]) -> str:
+    """Sorted days as '2026-11-20', or '2026-11-20 .. 2026-11-22 (3 days)' (first, last and how many)."""
+    if len(days) == 1:
+        return days[0].isoformat()
+    return f"{days[0]} .. {days[-1]} ({plural(len(days), 'day')})"
+
+
+def outside_findings(source: SourceConfig, days: Iterable[date], start: date, today: date) -> list[Finding]:
+    """Days of a source's rows that are no partition: before start_date (never run) or after today (not yet)."""
+    days = sorted(set(days))
+    early, late = [d for d in days if d < start], [d for d in days if d > today]
+    texts = []
+    if early:
+        texts.append(f"rows on {span(early)} are before start_date {start}: never run")
+    if late:
+        texts.append(f"rows on {span(late)} are after today {today}: no partition yet")
+    return [Finding(text, source.name, source.kind) for text in texts]
+
+
+def _file_line(sample: FileSample) -> str:
+    if sample.error is not None:
+        return f"  {sample.label}: cannot be read"
+    rows = plural(sample.rows, "row") + (" (the file goes on)" if sample.more else "")
+    parts = [rows, span(list(sample.days)) if sample.days else "no readable time"]
+    if sample.malformed:
+        parts.append(plural(sample.malformed, "malformed line"))
+    if sample.undated and sample.days:
+        parts.append(f"{sample.undated:,} without a readable time")
+    return f"  {sample.label}: " + ", ".join(parts)
+
+
+def _absent(source: SourceConfig, name: str) -> str:
+    """A column not in the files, with what fills it instead."""
+    if name in source.defaults:
+        return f"{name} (default {source.defaults[name]!r})"
+    if source.failure is not None and name in FAILURE_COLUMNS:
+        return f"{name} (from the failure rule)"
+    return name
+
+
+def _column_lines(source: SourceConfig, samples: Sequence[FileSample]) -> list[str]:
+    """One line per column the source maps or finds, in canonical order; then those it does not find."""
+    rows = sum(sample.rows for sample in samples)
+    relied = relied_on(source)
+    lines, absent = [], []
+    for name in COLUMNS[source.kind]:
+        column = source.source_column(name)
+        found = [s for s in samples if s.columns[name].found]
+        if not found:
+            if name in relied:
+                lines.append(f"  {name} <- '{column}': NOT FOUND")
+            else:
+                absent.append(_absent(source, name))
+            continue
+        stats = [s.columns[name] for s in found]
+        filled = sum(c.filled for c in stats)
+        text = f"  {name} <- '{column}': {filled:,} of {rows:,} rows filled ({filled / rows:.1%})"
+        unreadable = sum(c.unreadable for c in stats)
+        if unreadable:
+            text += f", {unreadable:,} unreadable"
+        if len(found) < len(samples):
+            text += f", not in {', '.join(s.label for s in samples if not s.columns[name].found)}"
+        shown = next((c.example for c in stats if c.example is not None), None)
+        if shown is not None:
+            text += f", e.g. {shown}"
+        elif filled:
+            text += ", not shown"
+        lines.append(text)
+    if absent:
+        lines.append(f"  not in the files: {', '.join(absent)}")
+    extras = sorted({str(name) for sample in samples for name in sample.unmapped})
+    if extras:
+        kept = "metadata" in COLUMNS[source.kind] and "metadata" not in source.columns
+        where = "kept in metadata" if kept else "not read"
+        lines.append(f"  other columns ({where}): {', '.join(extras)}")
+    return lines
+
+
+def _source_lines(
+    source: SourceConfig, samples: Sequence[FileSample], shadowed: dict[str, str], settings: Settings, today: date
+) -> tuple[list[str], list[Finding]]:
+    lines = [f"source '{source.name}' ({source.kind.value}), pattern '{source.pattern}':"]
+    lines += [_file_line(sample) for sample in samples]
+    lines += [f"  {label}: read by source '{owner}' first" for label, owner in shadowed.items()]
+    if not samples and not shadowed:
+        lines.append("  no file")
+    findings = option_findings(source) + sample_findings(source, samples)
+    read = readable(samples)
+    if not read:
+        return lines, findings
+    days = sorted({day for sample in read for day in sample.days})
+    lines.append(f"  days ({settings.timezone}): {span(days) if days else 'none readable'}")
+    outside = outside_findings(source, days, settings.start_date, today)
+    if outside:
+        lines.append("  outside the partitions: " + "; ".join(finding.text for finding in outside))
+    return lines + _column_lines(source, read), findings + outside
+
+
+def check_landing(settings: Settings, rows: int, today: date) -> CheckResult:
+    """Sample every source's files (`rows` from the start of each, 0: all) and word what they hold.
+
+    `today` is the last partition (today in the configured zone). The findings: the landing
+    folder's (`match_landing`), each source's options and samples, and days outside the partitions.
+    """
+    landing = match_landing(settings.landing_dir, settings.sources)
+    read = f"the first {plural(rows, 'row')} of each file" if rows else "every row of each file"
+    lines = [
+        f"landing folder {settings.landing_dir}",
+        f"partitions {settings.start_date} .. {today} ({settings.timezone}); read {read}",
+    ]
+    findings = list(landing.findings)
+    for position, source in enumerate(settings.sources):
+        owned = landing.owned[position] if landing.owned else ()
+        shadowed = landing.shadowed[position] if landing.shadowed else {}
+        samples = [
+            sample_file(path, label_of(path, settings.landing_dir), source, settings.timezone, rows) for path in owned
+        ]
+        source_lines, source_findings = _source_lines(source, samples, shadowed, settings, today)
+        lines += ["", *source_lines]
+        findings += source_findings
+    # Said in the order of the sources they concern, the landing folder's own first.
+    position: dict[tuple[str, str], int] = {}
+    for number, source in enumerate(settings.sources):
+        position.setdefault((source.name, source.kind), number)
+    findings.sort(key=lambda f: -1 if f.source is None else position.get((f.source, f.kind), len(position)))
+    lines.append("")
+    lines += [f"warning: {finding}" for finding in findings]
+    lines.append(f"{plural(len(findings), 'warning')}" if findings else "no warnings")
+    return CheckResult(tuple(lines), tuple(findings))
+
+
+def _seen_on_day(sample: FileSample, source: SourceConfig, frame: pd.DataFrame) -> FileSample:
+    """The sample, with a column also found where a day's row from the file has a value for it (a JSON
+    key may first appear past the sample), unless a default or the failure rule gave that value."""
+    filled_in = {*source.defaults, *(FAILURE_COLUMNS if source.failure is not None else ())}
+    unseen = [name for name, stats in sample.columns.items() if not stats.found and name not in filled_in]
+    if not unseen:
+        return sample
+    mine = (frame[SOURCE_FILE] == sample.label).to_numpy()  # masks, not a copy of a big day's rows
+    seen = {name: replace(sample.columns[name], found=True) for name in unseen if (frame[name].notna() & mine).any()}
+    return replace(sample, columns={**sample.columns, **seen}) if seen else sample
+
+
+@dataclass(frozen=True)
+class DayCheck:
+    """The mapping findings about a day's files of one kind, and the relied-on columns in none of them."""
+
+    files: tuple[str, ...]
+    missing: tuple[dict[str, object], ...]  # {source, column, source_column, files}
+    findings: tuple[Finding, ...]
+
+
+def check_day(
+    landing_dir: Path,
+    sources: Sequence[SourceConfig],
+    kind: Kind,
+    frame: pd.DataFrame,
+    tz: str,
+    rows: int = DEFAULT_ROWS,
+) -> DayCheck:
+    """Findings about the files a day's extracted `frame` of `kind` came from (its SOURCE_FILE labels).
+
+    A column counts as present in a file when its source column is among the file's first `rows`
+    records (the CSV header, the keys of the JSON lines) or a row of the day from that file has a
+    value for it; so a column found in no file had no value on the day either. Also
+    each source's `option_findings` and its pattern's findings. Stray files are left to the caller.
+    """
+    kind_sources = [source for source in sources if source.kind == kind]
+    owners = {label_of(path, landing_dir): (path, source) for path, source in landing_files(landing_dir, sources, kind)}
+    labels = tuple(sorted(label for label in frame[SOURCE_FILE].dropna().unique() if label in owners))
+    samples: dict[int, list[FileSample]] = {}
+    for label in labels:
+        path, source = owners[label]
+        sample = sample_file(path, label, source, tz, rows)
+        if sample.error is None:
+            sample = _seen_on_day(sample, source, frame)
+        samples.setdefault(id(source), []).append(sample)
+    findings = [f for f in match_landing(landing_dir, sources).findings if f.kind == kind]
+    missing = []
+    for source in kind_sources:
+        own = samples.get(id(source), [])
+        findings += option_findings(source) + sample_findings(source, own)
+        read = readable(own)
+        files = [s.label for s in read]
+        missing += [
+            {"source": source.name, "column": name, "source_column": source.source_column(name), "files": files}
+            for name in (relied_on(source) if read else ())
+            if not any(s.columns[name].found for s in read)
+        ]
+    return DayCheck(labels, tuple(missing), tuple(findings))
