@@ -86,7 +86,7 @@ class FailureRule(YamlSection):
 class Timestamp(YamlSection):
     """How a source writes its timestamps; a bare format name is short for `{format: name}`."""
 
-    format: Literal["iso", "epoch_s", "epoch_ms", "seconds_since"] = "iso"
+    format: Literal["iso", "epoch_s", "epoch_ms", "epoch_us", "epoch_ns", "seconds_since"] = "iso"
     origin: Annotated[datetime | None, TEXT_NOT_NUMBER, expect("an ISO date or time")] = None
     timezone: TimeZone = "UTC"  # of timestamps written without an offset
 

@@ -26,10 +26,13 @@ import pandas as pd
 from aiosmtpd.smtp import Envelope
 from dagster import DagsterInstance, Definitions, build_sensor_context
 
+from chatpulse.config import SourceConfig
+from chatpulse.ingest.clean import Cleaned, clean_partition
+from chatpulse.ingest.extract import extract_day
 from chatpulse.pipelines.sensors import LANDING_SENSOR
 from chatpulse.reports.render import render_report
 from chatpulse.reports.sections import Section, detail_sections
-from chatpulse.schema import MESSAGE_COLUMNS, REQUEST_COLUMNS
+from chatpulse.schema import MESSAGE_COLUMNS, REQUEST_COLUMNS, Kind
 
 ROOT = Path(__file__).resolve().parents[1]
 REALDATA = ROOT.parent / "shared" / "realdata"
@@ -45,6 +48,17 @@ def write_jsonl(path: Path, records: Iterable[dict | str]) -> Path:
     else:
         path.write_text(text, encoding="utf-8")
     return path
+
+
+def clean_every_day(landing: Path, sources: Iterable[SourceConfig], kind: Kind, tz: str = "UTC") -> dict[str, Cleaned]:
+    """Extract and clean each local day the landing files touch, as daily runs would: day -> outcome."""
+    sources = list(sources)
+    probe = extract_day(landing, sources, kind, dt.date(2000, 1, 1), tz)
+    days = sorted(set().union(*(stamp.days for stamp in probe.stamps.values())))
+    return {
+        day: clean_partition(extract_day(landing, sources, kind, dt.date.fromisoformat(day), tz).frame, kind, day)
+        for day in days
+    }
 
 
 def event_frame(columns: dict[str, str], rows: list[dict]) -> pd.DataFrame:

@@ -19,6 +19,7 @@ import pandas as pd
 from chatpulse.config import LATENCY_UNITS, SourceConfig
 from chatpulse.days import in_day, local_days
 from chatpulse.ingest.files import RawFile, read_file
+from chatpulse.ingest.times import parse_timestamps
 from chatpulse.schema import COLUMNS, SOURCE_FILE, SOURCE_LINE, Kind
 from chatpulse.warehouse import FileStamp
 
@@ -113,31 +114,6 @@ def _merged(extras: dict[str, Any], own: Any) -> dict[str, Any]:
     return {**extras, **own} if isinstance(own, dict) else {**extras, "metadata": own}
 
 
-def parse_timestamps(values: pd.Series, source: SourceConfig) -> pd.Series:
-    """Parse a source's timestamps into UTC; unparseable values become NaT."""
-    fmt = source.timestamp_format
-    if fmt in ("epoch_s", "epoch_ms", "seconds_since"):
-        numbers = pd.to_numeric(values, errors="coerce")
-        if fmt == "seconds_since":
-            origin = pd.Timestamp(source.timestamp_origin)
-            if origin.tzinfo is None:
-                origin = origin.tz_localize(source.naive_timezone)
-            parsed = (origin + pd.to_timedelta(numbers, unit="s")).dt.tz_convert("UTC")
-        else:
-            parsed = pd.to_datetime(numbers, unit="s" if fmt == "epoch_s" else "ms", utc=True)
-        return parsed.astype("datetime64[ns, UTC]")
-    text = _to_string(values)
-    parsed = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=True)
-    if source.naive_timezone != "UTC":
-        naive = text.notna() & ~text.astype(str).str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True)
-        if naive.any():
-            local = pd.to_datetime(text[naive], errors="coerce", format="ISO8601")
-            parsed[naive] = local.dt.tz_localize(
-                source.naive_timezone, ambiguous="NaT", nonexistent="NaT"
-            ).dt.tz_convert("UTC")
-    return parsed.astype("datetime64[ns, UTC]")
-
-
 def _apply_failure_rule(frame: pd.DataFrame, source: SourceConfig) -> None:
     """Derive status and error type where the log has no status column (in place)."""
     rule = source.failure
@@ -164,9 +140,10 @@ def map_records(raw: RawFile, source: SourceConfig, label: str) -> pd.DataFrame:
         else:
             values = pd.Series(source.defaults.get(name), index=frame.index, dtype=object)
         if value_kind == "datetime":
-            parsed = parse_timestamps(values, source)
-            problems.add(_unreadable(values, parsed), f"{name}: unrecognised time format")
-            frame[name] = parsed
+            times = parse_timestamps(values, source)
+            for reason in times.problems.dropna().unique():
+                problems.add(times.problems == reason, f"{name}: {reason}")
+            frame[name] = times.utc
         elif value_kind in ("int", "float"):
             numbers = _to_number(values, name, problems, integer=value_kind == "int")
             if name in ("latency_ms", "ttft_ms"):
