@@ -56,8 +56,9 @@ def parse_timestamps(values: pd.Series, source: SourceConfig) -> Times:
     own datetime does (PEP 495, fold=0): 02:30 on a spring-forward night is 03:30 summer time, and
     01:30 on a fall-back night is its first occurrence. Epoch formats take seconds, milliseconds,
     microseconds or nanoseconds since 1970-01-01 UTC; `seconds_since` counts from `timestamp.origin`.
-    A missing or blank value is NaT without a problem; any value outside 1677-2262 (what a
-    nanosecond timestamp holds) is NaT with a problem.
+    A missing or blank value is NaT without a problem; a value outside FIRST..LAST (what a
+    nanosecond timestamp holds, a day in from each end) is NaT with the problem OUTSIDE, any
+    other unreadable value NaT with UNRECOGNISED or "not a number (...)".
     """
     values = values.reset_index(drop=True)
     if source.timestamp_format == "iso":
