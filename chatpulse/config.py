@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import field, fields
+from dataclasses import field, fields, replace
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -41,6 +41,9 @@ DEFAULT_CONFIG_FILE = "chatpulse.yaml"
 DEFAULT_HOME = ".chatpulse"
 
 LATENCY_UNITS = {"ms": 1.0, "s": 1000.0}
+# A row with a longer text value (or CSV field) is quarantined: long enough for any prompt or reply,
+# short enough that one runaway field cannot fill the warehouse.
+DEFAULT_MAX_FIELD_BYTES = 16 << 20
 
 
 class ConfigError(ValueError):
@@ -69,6 +72,7 @@ def _addresses(recipients: tuple[str, ...]) -> tuple[str, ...]:
 
 TimeZone = Annotated[str, AfterValidator(_zone), expect("an IANA time zone name such as UTC or Asia/Shanghai")]
 RelativePath = Annotated[Path, expect("a path")]  # to the config file's folder, unless absolute
+FieldBytes = Annotated[StrictInt, Field(ge=1), expect("a whole number of bytes, at least 1")]
 Seconds = Annotated[Positive, expect("seconds")]
 
 
@@ -86,7 +90,7 @@ class FailureRule(YamlSection):
 class Timestamp(YamlSection):
     """How a source writes its timestamps; a bare format name is short for `{format: name}`."""
 
-    format: Literal["iso", "epoch_s", "epoch_ms", "seconds_since"] = "iso"
+    format: Literal["iso", "epoch_s", "epoch_ms", "epoch_us", "epoch_ns", "seconds_since"] = "iso"
     origin: Annotated[datetime | None, TEXT_NOT_NUMBER, expect("an ISO date or time")] = None
     timezone: TimeZone = "UTC"  # of timestamps written without an offset
 
@@ -118,6 +122,8 @@ class SourceConfig(YamlSection):
     failure: Annotated[FailureRule | None, expect("a mapping with 'column' and 'equals'")] = None
     defaults: Annotated[dict[str, Any], expect("a mapping of canonical name to value")] = Field(default_factory=dict)
     layout: Literal["rows", "sessions"] = "rows"
+    # None: the file's top-level max_field_bytes, else DEFAULT_MAX_FIELD_BYTES (see field_limit).
+    max_field_bytes: FieldBytes | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -151,6 +157,11 @@ class SourceConfig(YamlSection):
     def naive_timezone(self) -> str:
         """The IANA zone a timestamp without an offset is read in."""
         return self.timestamp.timezone
+
+    @property
+    def field_limit(self) -> int:
+        """The most UTF-8 bytes one value of this source may hold; a row with a longer one is quarantined."""
+        return DEFAULT_MAX_FIELD_BYTES if self.max_field_bytes is None else self.max_field_bytes
 
     def source_column(self, canonical: str) -> str:
         """The column of the foreign log that holds a canonical field."""
@@ -273,6 +284,7 @@ class ConfigFile(YamlSection):
     alert_rules: RelativePath | None = None
     alert_webhook: Annotated[WebhookSettings | None, expect("a URL or a mapping with url", secret=True)] = None
     sensor_interval_seconds: Annotated[StrictInt, Field(ge=1), expect("a whole number of seconds, at least 1")] = 60
+    max_field_bytes: FieldBytes | None = None  # the default of every source that does not set its own
 
 
 def parse_source(raw: Any, key: str) -> SourceConfig:
@@ -283,6 +295,13 @@ def parse_source(raw: Any, key: str) -> SourceConfig:
 def _resolve(base: Path, path: Path | str) -> Path:
     path = Path(path).expanduser()
     return path if path.is_absolute() else (base / path)
+
+
+def _with_field_limit(sources: tuple[SourceConfig, ...], limit: int | None) -> tuple[SourceConfig, ...]:
+    """Sources with the file's max_field_bytes wherever they do not set their own."""
+    if limit is None:
+        return sources
+    return tuple(s if s.max_field_bytes is not None else replace(s, max_field_bytes=limit) for s in sources)
 
 
 def settings_from_mapping(raw: Mapping[str, Any], base: Path, env: Mapping[str, str]) -> Settings:
@@ -309,10 +328,12 @@ def settings_from_mapping(raw: Mapping[str, Any], base: Path, env: Mapping[str, 
         "database_url": env.get(DATABASE_ENV) or file.database_url or f"sqlite:///{home / 'warehouse.db'}",
         "landing_dir": _resolve(base, file.landing_dir or home / "landing"),
         "reports_dir": _resolve(base, file.reports_dir or home / "reports"),
-        "sources": DEFAULT_SOURCES if file.sources is None else file.sources,
+        "sources": _with_field_limit(DEFAULT_SOURCES if file.sources is None else file.sources, file.max_field_bytes),
         "mail": None if file.mail is None else file.mail.resolve(base, env),
     }
-    return Settings(**{f.name: getattr(file, f.name) for f in fields(file)} | files | resolved)
+    # max_field_bytes lives on in the sources.
+    written = {f.name: getattr(file, f.name) for f in fields(file) if f.name != "max_field_bytes"}
+    return Settings(**written | files | resolved)
 
 
 def load_settings(path: Path | str | None = None, env: Mapping[str, str] | None = None) -> Settings:

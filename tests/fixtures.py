@@ -11,6 +11,7 @@ import email
 import gzip
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -23,16 +24,21 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 from aiosmtpd.smtp import Envelope
 from dagster import DagsterInstance, Definitions, build_sensor_context
 
+from chatpulse.config import SourceConfig
+from chatpulse.ingest.clean import Cleaned, clean_partition
+from chatpulse.ingest.extract import extract_day
 from chatpulse.pipelines.sensors import LANDING_SENSOR
 from chatpulse.reports.render import render_report
 from chatpulse.reports.sections import Section, detail_sections
-from chatpulse.schema import MESSAGE_COLUMNS, REQUEST_COLUMNS
+from chatpulse.schema import MESSAGE_COLUMNS, REQUEST_COLUMNS, Kind
 
 ROOT = Path(__file__).resolve().parents[1]
 REALDATA = ROOT.parent / "shared" / "realdata"
+FIELD_CASES = ROOT.parent / "shared" / "field-cases"
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/"
 
 
@@ -45,6 +51,30 @@ def write_jsonl(path: Path, records: Iterable[dict | str]) -> Path:
     else:
         path.write_text(text, encoding="utf-8")
     return path
+
+
+def field_case(name: str, folder: Path) -> Path:
+    """A writable copy of the field case `name` (e.g. "05-hour-only-utc-offset") under `folder`.
+
+    The cases are read where they live, never copied into the repository; a test skips when they are missing.
+    """
+    if not (FIELD_CASES / name).is_dir():
+        pytest.skip(f"field case {name} not found in {FIELD_CASES}")
+    copy = Path(shutil.copytree(FIELD_CASES / name, folder / name))
+    for path in [copy, *copy.iterdir()]:
+        path.chmod(path.stat().st_mode | 0o200)
+    return copy
+
+
+def clean_every_day(landing: Path, sources: Iterable[SourceConfig], kind: Kind, tz: str = "UTC") -> dict[str, Cleaned]:
+    """Extract and clean each local day the landing files touch, as daily runs would: day -> outcome."""
+    sources = list(sources)
+    probe = extract_day(landing, sources, kind, dt.date(2000, 1, 1), tz)
+    days = sorted(set().union(*(stamp.days for stamp in probe.stamps.values())))
+    return {
+        day: clean_partition(extract_day(landing, sources, kind, dt.date.fromisoformat(day), tz).frame, kind, day)
+        for day in days
+    }
 
 
 def event_frame(columns: dict[str, str], rows: list[dict]) -> pd.DataFrame:

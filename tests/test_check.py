@@ -277,7 +277,7 @@ def test_unreadable_files_and_values_are_warnings_not_crashes(tmp_path: Path) ->
 
 def test_a_configuration_error_exits_2(tmp_path: Path) -> None:
     config = tmp_path / "bad.yaml"
-    config.write_text("sources:\n  - kind: requests\n    pattern: '*.csv'\n    timestamp: {format: epoch_us}\n")
+    config.write_text("sources:\n  - kind: requests\n    pattern: '*.csv'\n    timestamp: {format: epoch_days}\n")
     result = check(config)
     assert result.exit_code == 2 and result.stderr.startswith(f"chatpulse: error: {config}: sources[0].timestamp")
 

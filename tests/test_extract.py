@@ -8,8 +8,9 @@ import pytest
 from chatpulse.config import SourceConfig, parse_source
 from chatpulse.ingest import files
 from chatpulse.ingest.clean import derive_ids
-from chatpulse.ingest.extract import ERRORS, extract_day, parse_timestamps, read_source
+from chatpulse.ingest.extract import ERRORS, extract_day, read_source
 from chatpulse.ingest.files import ExtractError, read_file
+from chatpulse.ingest.times import parse_timestamps
 from chatpulse.schema import Kind
 
 from fixtures import write_jsonl
@@ -38,12 +39,14 @@ def _source(**raw: object) -> SourceConfig:
 )
 def test_timestamp_formats(raw: dict, values: list, expected: list[str]) -> None:
     parsed = parse_timestamps(pd.Series(values, dtype=object), _source(**raw))
-    assert list(parsed) == [pd.Timestamp(e, tz="UTC") for e in expected]
+    assert list(parsed.utc) == [pd.Timestamp(e, tz="UTC") for e in expected]
+    assert parsed.problems.isna().all()
 
 
 def test_unparseable_timestamps_become_nat() -> None:
     parsed = parse_timestamps(pd.Series(["yesterday", None], dtype=object), _source())
-    assert parsed.isna().all()
+    assert parsed.utc.isna().all()
+    assert parsed.problems.tolist() == ["unrecognised time format", None]
 
 
 def test_jsonl_keeps_line_numbers_and_reports_malformed_lines(tmp_path: Path) -> None:
@@ -183,8 +186,8 @@ def _both_paths(path: Path, source: SourceConfig, monkeypatch: pytest.MonkeyPatc
             ["2026-11-01T01:30:00Z", "2026-11-01T09:30:00+08:00", "2026-11-01 09:30:00"],
             ["2026-11-01T01:30:00Z"] * 3,
         ),
-        # 01:30 happens twice that night in New York: the row is quarantined, nothing raises.
-        ("America/New_York", ["2026-11-01T01:30:00", "2026-11-01T05:30:00Z"], [None, "2026-11-01T05:30:00Z"]),
+        # 01:30 happens twice that night in New York: read as its first occurrence (EDT), nothing raises.
+        ("America/New_York", ["2026-11-01T01:30:00", "2026-11-01T05:30:00Z"], ["2026-11-01T05:30:00Z"] * 2),
     ],
 )
 def test_arrow_reads_whole_second_times_like_the_line_path(

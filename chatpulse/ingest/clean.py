@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from chatpulse.ingest.extract import ERRORS, RAW
+from chatpulse.ingest.extract import ERRORS, RAW, REPAIRED, extract_repairs
 from chatpulse.ingest.validate import Validation, validate
 from chatpulse.schema import COLUMNS, ID_COLUMN, SOURCE_FILE, SOURCE_LINE, Kind
 
@@ -127,7 +127,7 @@ def clean_partition(extracted: pd.DataFrame, kind: Kind, day: str) -> Cleaned:
     """Repair, validate, quarantine and deduplicate one kind's rows for one day."""
     frame = extracted.reset_index(drop=True)
     frame[ID_COLUMN[kind]] = derive_ids(frame, kind)
-    repairs = REPAIRS[kind](frame)
+    repairs = {**extract_repairs(frame), **REPAIRS[kind](frame)}
     validation = validate(frame, kind)
     reasons = _reasons(frame, validation)
     positions = sorted(reasons)
@@ -147,7 +147,7 @@ def clean_partition(extracted: pd.DataFrame, kind: Kind, day: str) -> Cleaned:
     )
     duplicate = _duplicates(frame, ID_COLUMN[kind], candidates=~bad)
     kept = ~bad & ~duplicate
-    clean = frame.loc[kept, [c for c in frame.columns if c not in (ERRORS, RAW)]].reset_index(drop=True)
+    clean = frame.loc[kept, [c for c in frame.columns if c not in (ERRORS, RAW, REPAIRED)]].reset_index(drop=True)
     repair_counts = {name: int((mask & kept).sum()) for name, mask in repairs.items()}
     repaired = pd.DataFrame(repairs).any(axis=1) if repairs else pd.Series(False, index=frame.index)
     quality: dict[str, object] = {

@@ -1,7 +1,8 @@
 """Map landing files onto the canonical schema and gather a day's rows from every file.
 
 A row whose values cannot be read keeps its reasons in ERRORS (and its original line in
-RAW) so clean can quarantine it; nothing is dropped here.
+RAW) so clean can quarantine it; nothing is dropped here. A row whose text had to be
+repaired to be read (NUL, lone surrogates) names the repairs in REPAIRED, for clean to count.
 """
 
 from __future__ import annotations
@@ -19,15 +20,18 @@ import pandas as pd
 from chatpulse.config import LATENCY_UNITS, SourceConfig
 from chatpulse.days import in_day, local_days
 from chatpulse.ingest.files import RawFile, read_file
+from chatpulse.ingest.text import NUL_REMOVED, longer_than, may_hold_nul, without_nul
+from chatpulse.ingest.times import parse_timestamps
 from chatpulse.schema import COLUMNS, SOURCE_FILE, SOURCE_LINE, Kind
 from chatpulse.warehouse import FileStamp
 
 ERRORS = "_errors"
 RAW = "_raw"  # the original line, kept only for rows extract already found faulty
+REPAIRED = "_repaired"  # the names of the repairs a row's text took to be read
 
 
 class _Problems:
-    """Collects (row, reason) pairs and folds them into one list per row."""
+    """Collects (row, reason) pairs and folds them into one list per row (problems or repairs)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -113,31 +117,6 @@ def _merged(extras: dict[str, Any], own: Any) -> dict[str, Any]:
     return {**extras, **own} if isinstance(own, dict) else {**extras, "metadata": own}
 
 
-def parse_timestamps(values: pd.Series, source: SourceConfig) -> pd.Series:
-    """Parse a source's timestamps into UTC; unparseable values become NaT."""
-    fmt = source.timestamp_format
-    if fmt in ("epoch_s", "epoch_ms", "seconds_since"):
-        numbers = pd.to_numeric(values, errors="coerce")
-        if fmt == "seconds_since":
-            origin = pd.Timestamp(source.timestamp_origin)
-            if origin.tzinfo is None:
-                origin = origin.tz_localize(source.naive_timezone)
-            parsed = (origin + pd.to_timedelta(numbers, unit="s")).dt.tz_convert("UTC")
-        else:
-            parsed = pd.to_datetime(numbers, unit="s" if fmt == "epoch_s" else "ms", utc=True)
-        return parsed.astype("datetime64[ns, UTC]")
-    text = _to_string(values)
-    parsed = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=True)
-    if source.naive_timezone != "UTC":
-        naive = text.notna() & ~text.astype(str).str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True)
-        if naive.any():
-            local = pd.to_datetime(text[naive], errors="coerce", format="ISO8601")
-            parsed[naive] = local.dt.tz_localize(
-                source.naive_timezone, ambiguous="NaT", nonexistent="NaT"
-            ).dt.tz_convert("UTC")
-    return parsed.astype("datetime64[ns, UTC]")
-
-
 def _apply_failure_rule(frame: pd.DataFrame, source: SourceConfig) -> None:
     """Derive status and error type where the log has no status column (in place)."""
     rule = source.failure
@@ -150,11 +129,11 @@ def _apply_failure_rule(frame: pd.DataFrame, source: SourceConfig) -> None:
 
 
 def map_records(raw: RawFile, source: SourceConfig, label: str) -> pd.DataFrame:
-    """Rename, convert and type one file's records; problems go to the errors column."""
+    """Rename, convert and type one file's records; problems go to ERRORS, repairs to REPAIRED."""
     kind_columns = COLUMNS[source.kind]
     records = raw.records
     size = len(records)
-    problems = _Problems(size)
+    problems, repairs = _Problems(size), _Problems(size)
     source_names = {source.source_column(name) for name in kind_columns}
     frame = pd.DataFrame(index=pd.RangeIndex(size))
     for name, value_kind in kind_columns.items():
@@ -164,9 +143,10 @@ def map_records(raw: RawFile, source: SourceConfig, label: str) -> pd.DataFrame:
         else:
             values = pd.Series(source.defaults.get(name), index=frame.index, dtype=object)
         if value_kind == "datetime":
-            parsed = parse_timestamps(values, source)
-            problems.add(_unreadable(values, parsed), f"{name}: unrecognised time format")
-            frame[name] = parsed
+            times = parse_timestamps(values, source)
+            for reason in times.problems.dropna().unique():
+                problems.add(times.problems == reason, f"{name}: {reason}")
+            frame[name] = times.utc
         elif value_kind in ("int", "float"):
             numbers = _to_number(values, name, problems, integer=value_kind == "int")
             if name in ("latency_ms", "ttft_ms"):
@@ -181,15 +161,51 @@ def map_records(raw: RawFile, source: SourceConfig, label: str) -> pd.DataFrame:
         extras = [c for c in records.columns if c not in source_names]
         if extras and "metadata" not in source.columns:
             frame["metadata"] = _extras_json(records[extras], records.get("metadata"))
+    texts = [name for name, value_kind in kind_columns.items() if value_kind in ("string", "json")]
+    held_nul = _check_texts(frame, texts, raw, source.field_limit, problems)
+    for repair, rows in _line_repairs(raw, {NUL_REMOVED: held_nul}).items():
+        repairs.add(rows, repair)
     frame[SOURCE_FILE] = label
     frame[SOURCE_LINE] = raw.lines
     frame[ERRORS] = problems.column()
+    frame[REPAIRED] = repairs.column()
     troubled = frame[ERRORS].notna().to_numpy()
-    texts = raw.original_lines([*raw.lines[troubled], *(line for line, _ in raw.malformed)])
+    texts = raw.original_lines([*raw.lines[troubled], *(line for line, _ in raw.malformed)], source.field_limit)
     frame[RAW] = pd.Series([texts.get(int(n)) for n in raw.lines[troubled]], index=frame.index[troubled], dtype=object)
     if raw.malformed:
         frame = pd.concat([frame, _malformed_rows(raw.malformed, texts, source.kind, label)], ignore_index=True)
     return frame
+
+
+def _check_texts(frame: pd.DataFrame, names: list[str], raw: RawFile, limit: int, problems: _Problems) -> np.ndarray:
+    """Remove NUL from text columns and note values over `limit` bytes as problems (in place).
+
+    Returns the rows that held a NUL (bool array). Both look at the file's bytes first, so a
+    file without NUL and no longer than the limit costs nothing.
+    """
+    nul, long = may_hold_nul(raw.text), len(raw.text) > limit
+    held_nul = np.zeros(len(frame), dtype=bool)
+    for name in names if nul or long else ():
+        if nul:
+            frame[name], held = without_nul(frame[name])
+            held_nul |= held
+        if long:
+            problems.add(longer_than(frame[name], limit), f"{name}: longer than max_field_bytes ({limit})")
+    return held_nul
+
+
+def _line_repairs(raw: RawFile, fixed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`fixed` (repair name -> rows) with the repairs reading made to whole lines added to their records.
+
+    A NUL byte removed from a line and a NUL escape removed from a value are one repair of one row.
+    """
+    lines: dict[str, list[int]] = {}
+    for line, repair in raw.repaired:
+        lines.setdefault(repair, []).append(line)
+    for repair, numbers in lines.items():
+        rows = np.isin(raw.lines, numbers)
+        fixed[repair] = fixed[repair] | rows if repair in fixed else rows
+    return fixed
 
 
 def _malformed_rows(malformed: list[tuple[int, str]], texts: dict[int, str], kind: Kind, label: str) -> pd.DataFrame:
@@ -283,6 +299,26 @@ def extract_day(
     return Extract(pd.concat(parts, ignore_index=True), stamps)
 
 
+def extract_repairs(frame: pd.DataFrame) -> dict[str, pd.Series]:
+    """The repairs extract made to a frame's rows: repair name -> bool Series on the frame's index.
+
+    A frame from before REPAIRED existed (or built by hand) has none.
+    """
+    if REPAIRED not in frame.columns:
+        return {}
+    named: dict[str, list[int]] = {}
+    done = frame[REPAIRED]
+    for position in np.flatnonzero(done.notna().to_numpy()):
+        for repair in done.iat[position]:
+            named.setdefault(str(repair), []).append(int(position))
+    masks = {}
+    for repair, positions in named.items():
+        mask = np.zeros(len(frame), dtype=bool)
+        mask[positions] = True
+        masks[repair] = pd.Series(mask, index=frame.index)
+    return masks
+
+
 def empty_frame(kind: Kind) -> pd.DataFrame:
     """A zero-row frame with the canonical columns of a kind, correctly typed."""
     dtypes = {"string": "str", "json": "str", "int": "Int64", "float": "float64", "datetime": "datetime64[ns, UTC]"}
@@ -290,5 +326,6 @@ def empty_frame(kind: Kind) -> pd.DataFrame:
     columns[SOURCE_FILE] = pd.Series(dtype=object)
     columns[SOURCE_LINE] = pd.Series(dtype="int64")
     columns[ERRORS] = pd.Series(dtype=object)
+    columns[REPAIRED] = pd.Series(dtype=object)
     columns[RAW] = pd.Series(dtype=object)
     return pd.DataFrame(columns)

@@ -2,12 +2,14 @@
 
 Reading is tolerant per line and strict per file: a malformed line becomes an entry in
 `RawFile.malformed` with a reason (so it can be quarantined and nothing is lost), while a
-file that cannot be read at all raises `ExtractError` naming the file.
+file that cannot be read at all raises `ExtractError` naming the file. How text is taken
+(byte order marks, invalid UTF-8, lone surrogates, NUL) is `chatpulse.ingest.text`'s rule.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import io
 from collections.abc import Iterable, Sequence
@@ -22,9 +24,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow import json as pa_json
 
+from chatpulse.ingest.text import NOT_UTF8, as_utf8, holds_undecodable, json_line
+
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
 TURN_KEYS = ("turns", "messages")
 JSON_CHUNK_BYTES = 8 << 20
+# The csv module's own cap on a field (131072 by default) would fail the whole file; fields are
+# instead measured against the source's max_field_bytes once read, which quarantines only the row.
+CSV_FIELD_LIMIT = 2**31 - 1
 NEWLINE, CARRIAGE_RETURN, OPEN_BRACE, CLOSE_BRACE = b"\n\r{}"
 # Arrow column types whose pandas columns equal what the line path builds from the same values
 # (not null: the line path makes an all-null column float where a key is absent, else object).
@@ -37,20 +44,35 @@ class ExtractError(RuntimeError):
 
 @dataclass(frozen=True)
 class RawFile:
-    """The records of one file as read, before any mapping."""
+    """The records of one file as read, before any mapping.
+
+    `lines` holds each record's line number; `malformed` the lines that held no record, with
+    why; `repaired` the lines whose text was repaired to be read, with the repair's name.
+    """
 
     records: pd.DataFrame
     lines: np.ndarray
     malformed: list[tuple[int, str]]
     text: bytes = b""
+    repaired: list[tuple[int, str]] = dataclasses.field(default_factory=list)
 
-    def original_lines(self, numbers: Iterable[int]) -> dict[int, str]:
-        """The file's own text of some lines, for the quarantine."""
+    def original_lines(self, numbers: Iterable[int], limit: int | None = None) -> dict[int, str]:
+        """The file's own text of some lines, for the quarantine, storable in any database.
+
+        Bytes that are not UTF-8 show as U+FFFD and NUL as U+2400 (PostgreSQL text holds no
+        NUL); a line over `limit` bytes keeps its first `limit` bytes and says how long it was.
+        """
         wanted = set(numbers)
         if not wanted:
             return {}
         lines = self.text.split(b"\n")
-        return {n: lines[n - 1].decode("utf-8", errors="replace") for n in wanted if 0 < n <= len(lines)}
+        return {n: _storable(lines[n - 1].removesuffix(b"\r"), limit) for n in wanted if 0 < n <= len(lines)}
+
+
+def _storable(line: bytes, limit: int | None) -> str:
+    cut = limit is not None and len(line) > limit
+    text = (line[:limit] if cut else line).decode("utf-8", errors="replace").replace("\x00", "\u2400")
+    return f"{text} [... cut: the line holds {len(line)} bytes]" if cut else text
 
 
 def _file_format(path: Path) -> str:
@@ -89,20 +111,26 @@ def _parse_lines(numbered: list[tuple[int, bytes]], layout: str) -> RawFile:
     records: list[dict[str, Any]] = []
     lines: list[int] = []
     malformed: list[tuple[int, str]] = []
+    repaired: list[tuple[int, str]] = []
     for number, line in numbered:
         try:
-            record = orjson.loads(line)
+            record, repairs = json_line(line)
+        except ValueError as exc:
+            malformed.append((number, str(exc)))
+            continue
+        try:
             if not isinstance(record, dict):
                 raise ValueError("not a JSON object")
             batch = _expand_sessions(record) if layout == "sessions" else [record]
-        except (orjson.JSONDecodeError, ValueError) as exc:
-            malformed.append((number, f"malformed JSON: {str(exc).split(':')[0]}"))
+        except ValueError as exc:
+            malformed.append((number, f"malformed JSON: {exc}"))
             continue
         records.extend(batch)
         lines.extend([number] * len(batch))
+        repaired.extend((number, repair) for repair in repairs)
     # The index keeps a row for each record even when none has a key (lines of '{}').
     frame = pd.DataFrame.from_records(records, index=pd.RangeIndex(len(records)))
-    return RawFile(frame, np.asarray(lines, dtype="int64"), malformed)
+    return RawFile(frame, np.asarray(lines, dtype="int64"), malformed, repaired=repaired)
 
 
 def _one_object_per_line(chunk: np.ndarray) -> bool:
@@ -198,25 +226,32 @@ def _read_jsonl(data: bytes, layout: str, text_columns: Sequence[str]) -> RawFil
         pd.concat([block.records for block in blocks], ignore_index=True),
         np.concatenate([block.lines for block in blocks]),
         [entry for block in blocks for entry in block.malformed],
+        repaired=[entry for block in blocks for entry in block.repaired],
     )
 
 
 def _read_csv(path: Path, data: bytes) -> RawFile:
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ExtractError(f"{path}: not UTF-8 text: {exc}") from exc
+        text, undecodable = data.decode("utf-8"), False
+    except UnicodeDecodeError:
+        # Bytes that are not UTF-8 become lone surrogates, so the rows holding them can be told apart.
+        text, undecodable = data.decode("utf-8", errors="surrogateescape"), True
+    csv.field_size_limit(CSV_FIELD_LIMIT)
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
     if header is None:
         return RawFile(pd.DataFrame(), np.empty(0, dtype="int64"), [])
+    if undecodable:
+        header = [name.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace") for name in header]
     rows: list[list[str]] = []
     lines: list[int] = []
     malformed: list[tuple[int, str]] = []
     start = reader.line_num + 1
     try:
         for row in reader:
-            if len(row) == len(header):
+            if undecodable and holds_undecodable(row):
+                malformed.append((start, NOT_UTF8))
+            elif len(row) == len(header):
                 rows.append(row)
                 lines.append(start)
             elif any(row):  # a blank line is no record; a short or long one is malformed
@@ -234,6 +269,9 @@ def read_file(path: Path, layout: str = "rows", text_columns: Sequence[str] = ()
     `text_columns` are kept as text in JSON files, not read as Arrow infers them.
     """
     fmt = _file_format(path)
-    data = _read_bytes(path)
+    try:
+        data = as_utf8(_read_bytes(path))
+    except UnicodeDecodeError as exc:
+        raise ExtractError(f"{path}: not UTF-16 or UTF-32 text as its byte order mark says: {exc}") from exc
     raw = _read_csv(path, data) if fmt == "csv" else _read_jsonl(data, layout, text_columns)
     return replace(raw, text=data)
