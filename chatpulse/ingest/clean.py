@@ -31,10 +31,14 @@ class Cleaned:
 
 
 def derive_ids(frame: pd.DataFrame, kind: Kind) -> pd.Series:
-    """Fill missing identifiers with a hash of the row's canonical values.
+    """Fill missing identifiers from the row's canonical values and its occurrence in its file.
 
-    The hash ignores where the row came from, so the same record arriving twice
-    (a rerun, a late copy in another file) gets the same id and is deduplicated.
+    The id is a 16-hex-digit hash of the values, not of where the row came from, so the same
+    record read again (a rerun, another day's run reading the file, a copy in a second file) gets
+    the same id and is deduplicated. The n-th identical id-less row of one file (n > 1) gets that
+    hash + "-n": a trace without ids (BurstGPT, Mooncake) holds separate, identical calls. Occurrences
+    are counted in line order within the frame, which holds all of them: identical rows share their
+    timestamp, hence their day (an undated row, its file's home day).
     """
     id_column = ID_COLUMN[kind]
     ids = frame[id_column].astype(object)
@@ -42,8 +46,14 @@ def derive_ids(frame: pd.DataFrame, kind: Kind) -> pd.Series:
     if not missing.any():
         return ids
     content = [c for c in COLUMNS[kind] if c != id_column]
-    hashes = pd.util.hash_pandas_object(frame.loc[missing, content], index=False)
-    return ids.mask(missing, hashes.map("{:016x}".format))
+    rows = frame.loc[missing]
+    hashes = pd.util.hash_pandas_object(rows[content], index=False)
+    keys = pd.DataFrame({"file": rows[SOURCE_FILE], "line": rows[SOURCE_LINE], "hash": hashes})
+    occurrence = keys.sort_values("line", kind="stable").groupby(["file", "hash"], sort=False).cumcount()
+    occurrence = occurrence.reindex(rows.index)
+    derived = hashes.map("{:016x}".format)
+    derived = derived.where(occurrence == 0, derived + "-" + (occurrence + 1).astype(str))
+    return ids.mask(missing, derived)
 
 
 def _repair_tokens(frame: pd.DataFrame) -> dict[str, pd.Series]:
