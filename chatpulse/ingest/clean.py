@@ -11,13 +11,17 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 import pandas as pd
 
-from chatpulse.ingest.extract import ERRORS, RAW
+from chatpulse.days import DaySpan
+from chatpulse.ingest.extract import DAY, ERRORS, RAW
 from chatpulse.ingest.validate import Validation, validate
 from chatpulse.schema import COLUMNS, ID_COLUMN, SOURCE_FILE, SOURCE_LINE, Kind
+
+OUTSIDE = "timestamp: outside the partition range"
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,40 @@ def _raw_records(rejected: pd.DataFrame, kind: Kind) -> list[str]:
     ]
 
 
+def _quarantine(rejected: pd.DataFrame, reasons: list[list[str]], day: str | pd.Series, kind: Kind) -> pd.DataFrame:
+    """The quarantine table's rows for rejected rows, each with its list of reasons."""
+    return pd.DataFrame(
+        {
+            "day": day if isinstance(day, str) else day.to_numpy(),
+            "kind": kind.value,
+            SOURCE_FILE: rejected[SOURCE_FILE].to_numpy(),
+            SOURCE_LINE: rejected[SOURCE_LINE].to_numpy(),
+            "record_id": rejected[ID_COLUMN[kind]].to_numpy(),
+            "reasons": [json.dumps(r) for r in reasons],
+            "raw": _raw_records(rejected, kind),
+        }
+    )
+
+
+def quarantine_outside(outside: pd.DataFrame, kind: Kind, span: DaySpan) -> pd.DataFrame:
+    """Quarantine rows for the rows filed on a day that cannot be run (extract.Extract.outside).
+
+    Each keeps that day as its `day` (not a partition, so no day's run replaces it) and, after any
+    problem extract found, the reason "timestamp: outside the partition range (before start_date)"
+    or "(after today)"; an undated row (filed on its file's home day) also "timestamp: missing".
+    """
+    frame = outside.reset_index(drop=True)
+    frame[ID_COLUMN[kind]] = derive_ids(frame, kind)
+    reasons = []
+    for problems, stamp, day in zip(frame[ERRORS], frame["timestamp"], frame[DAY], strict=True):
+        found = list(problems) if isinstance(problems, list | np.ndarray) else []
+        if pd.isna(stamp) and not any(reason.startswith("timestamp:") for reason in found):
+            found.append("timestamp: missing")
+        found.append(f"{OUTSIDE} ({span.where(date.fromisoformat(day))})")
+        reasons.append(found)
+    return _quarantine(frame, reasons, frame[DAY], kind)
+
+
 def _duplicates(frame: pd.DataFrame, id_column: str, candidates: np.ndarray) -> np.ndarray:
     """Candidate rows whose id an earlier row (by file, then line) already has.
 
@@ -143,18 +181,7 @@ def clean_partition(extracted: pd.DataFrame, kind: Kind, day: str) -> Cleaned:
     positions = sorted(reasons)
     bad = np.zeros(len(frame), dtype=bool)
     bad[positions] = True
-    rejected = frame.iloc[positions]
-    quarantine = pd.DataFrame(
-        {
-            "day": day,
-            "kind": kind.value,
-            SOURCE_FILE: rejected[SOURCE_FILE].to_numpy(),
-            SOURCE_LINE: rejected[SOURCE_LINE].to_numpy(),
-            "record_id": rejected[ID_COLUMN[kind]].to_numpy(),
-            "reasons": [json.dumps(reasons[p]) for p in positions],
-            "raw": _raw_records(rejected, kind),
-        }
-    )
+    quarantine = _quarantine(frame.iloc[positions], [reasons[p] for p in positions], day, kind)
     duplicate = _duplicates(frame, ID_COLUMN[kind], candidates=~bad)
     kept = ~bad & ~duplicate
     clean = frame.loc[kept, [c for c in frame.columns if c not in (ERRORS, RAW)]].reset_index(drop=True)
