@@ -18,9 +18,10 @@ from dagster import (
     asset,
 )
 
+from chatpulse.days import DaySpan
 from chatpulse.ingest.check import match_landing
 from chatpulse.ingest.check_report import check_day
-from chatpulse.ingest.clean import clean_partition
+from chatpulse.ingest.clean import clean_partition, quarantine_outside
 from chatpulse.ingest.extract import extract_day
 from chatpulse.ingest.privacy import content_columns, mask_frame
 from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
@@ -31,6 +32,17 @@ ACCOUNTED = "rows_accounted_for"
 QUARANTINE_RATE = "quarantine_rate"
 EXPECTATIONS = "expectations_pass"
 MAPPED_COLUMNS = "mapped_columns_present"
+PARTITION_TAG = "dagster/partition"
+
+
+def _run_day(context: AssetExecutionContext, span: DaySpan) -> date:
+    """The run's day; DayOutOfRange (naming the days that can be run) for a key outside the partitions.
+
+    Read from the run's tag: Dagster's own accessor fails such a key with an internal CheckError.
+    """
+    day = date.fromisoformat(context.run.tags.get(PARTITION_TAG) or context.partition_key)
+    span.check(day)
+    return day
 
 
 def _raw_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefinition:
@@ -39,7 +51,8 @@ def _raw_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefinition
         partitions_def=partitions,
         group_name="extract",
         kinds={"pandas"},
-        description=f"Every {kind.value} row whose own timestamp falls on the day, from whichever landing file.",
+        description=f"Every {kind.value} row whose own timestamp falls on the day, from whichever landing file; "
+        "rows of the files read on days that cannot be run are quarantined as outside the partition range.",
         check_specs=[
             AssetCheckSpec(
                 MAPPED_COLUMNS,
@@ -53,13 +66,24 @@ def _raw_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefinition
     ) -> Iterator[Output[pd.DataFrame] | AssetCheckResult]:
         settings = chatpulse.settings
         store = warehouse.warehouse
-        day = date.fromisoformat(context.partition_key)
+        span = DaySpan.through_today(settings.start_date, settings.timezone)
+        day = _run_day(context, span)
         extract = extract_day(
-            settings.landing_dir, settings.sources, kind, day, settings.timezone, store.file_stamps(kind)
+            settings.landing_dir, settings.sources, kind, day, settings.timezone, store.file_stamps(kind), span
         )
-        store.save_stamps(kind, extract.stamps)
         # Personal data is masked before anything (hand-off, quarantine, tables) stores the text.
-        mask_frame(extract.frame, content_columns(kind.value))
+        for frame in (extract.frame, extract.outside):
+            mask_frame(frame, content_columns(kind.value))
+        bounds = (span.first.isoformat(), span.last.isoformat())
+        store.save_stamps(kind, extract.stamps, quarantine_outside(extract.outside, kind, span), bounds)
+        for label, error in extract.unreadable.items():
+            context.log.warning(f"skipped {label}, which cannot be read and cannot hold {day}: {error}")
+        if len(extract.outside):
+            context.log.warning(
+                f"{len(extract.outside)} {kind.value} rows of the files read fall outside the partition range "
+                f"({bounds[0]} to {bounds[1]}): quarantined under their own days"
+            )
+        outside = store.outside_counts(*bounds).set_index("kind")
         files = sorted(extract.frame["source_file"].unique())
         yield Output(
             extract.frame,
@@ -67,6 +91,8 @@ def _raw_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefinition
                 "rows": len(extract.frame),
                 "files": MetadataValue.json(files),
                 "files_read": len(extract.stamps),
+                "outside_range": int(outside["rows"].get(kind.value, 0)),
+                "unreadable_skipped": MetadataValue.json(sorted(extract.unreadable)),
             },
         )
         yield _mapping_check(context, chatpulse, kind, extract.frame)

@@ -18,7 +18,7 @@ from dagster import (
     asset,
 )
 
-from chatpulse.days import day_bounds
+from chatpulse.days import DaySpan, day_bounds
 from chatpulse.metrics.users import window
 from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from chatpulse.reports.mail import ReportInProgress, ReportUnfit, deliver
@@ -94,6 +94,8 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         out_dir, tz = chatpulse.settings.reports_dir, chatpulse.settings.timezone
         now = datetime.now(ZoneInfo(tz))
         in_progress = now < day_bounds(today, tz)[1]
+        runnable = DaySpan.through_today(chatpulse.settings.start_date, tz, now)
+        span = (runnable.first.isoformat(), runnable.last.isoformat())
         every_day = store.read_days("daily_metrics", None, None)  # one row a day: the index lists them all
         history = every_day[every_day["day"].between(*window(day, 30))]
         tables = {table: store.read(table, day) for table in SECTION_TABLES} | {"sessions": sessions}
@@ -113,6 +115,8 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
             hourly_previous=store.read_days("hourly_metrics", *week_before),
             history=history,
             in_progress_at=now if in_progress else None,
+            outside=store.outside_counts(*span),
+            span=span,
         )
         pages = {"path": path, **write_pages(out_dir, today, every_day)}
         return MaterializeResult(metadata={name: MetadataValue.path(str(page)) for name, page in pages.items()})

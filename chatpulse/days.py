@@ -7,7 +7,8 @@ same question the same way: which UTC instants make up this local day?
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -35,10 +36,50 @@ def local_days(timestamps: pd.Series, tz: str) -> pd.Series:
     return timestamps.dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
 
 
-def in_day(timestamps: pd.Series, day: date, tz: str) -> pd.Series:
-    """Boolean mask of timestamps that fall on the local day."""
-    start, end = day_bounds(day, tz)
-    return (timestamps >= start) & (timestamps < end)
+class DayOutOfRange(ValueError):
+    """A day that is no partition (before start_date or after today); the message says which days are."""
+
+
+@dataclass(frozen=True)
+class DaySpan:
+    """The days that can be run: `first` (start_date) through `last` (today), local to `tz`.
+
+    The range of the Dagster partitions (pipelines.definitions.daily_partitions, where the day in
+    progress is a partition too). A row filed on any other day is recorded as outside the range.
+    """
+
+    first: date
+    last: date
+    tz: str
+
+    @classmethod
+    def through_today(cls, start: date, tz: str, now: datetime | None = None) -> DaySpan:
+        """start_date through the local day of `now` (default: the current time)."""
+        now = now or datetime.now(ZoneInfo(tz))
+        return cls(start, now.astimezone(ZoneInfo(tz)).date(), tz)
+
+    def where(self, day: date) -> str | None:
+        """Why a day cannot be run, "before start_date" or "after today"; None for a day that can."""
+        if day < self.first:
+            return "before start_date"
+        return "after today" if day > self.last else None
+
+    def check(self, day: date) -> None:
+        """Raise DayOutOfRange, naming the days that can be run, unless `day` is one of them."""
+        where = self.where(day)
+        if where is None:
+            return
+        detail = f"before start_date {self.first}" if where == "before start_date" else "after today"
+        if self.first > self.last:
+            raise DayOutOfRange(f"day {day} is {detail}: no day can be run before start_date {self.first}")
+        raise DayOutOfRange(
+            f"day {day} is {detail}: the days that can be run are {self.first} (start_date) "
+            f"to {self.last} (today in {self.tz})"
+        )
+
+    def outside(self, days: pd.Series) -> pd.Series:
+        """Which of `days` (naive midnights, as local_days gives them) cannot be run."""
+        return (days < pd.Timestamp(self.first)) | (days > pd.Timestamp(self.last))
 
 
 MINUTE = pd.Timedelta(minutes=1)

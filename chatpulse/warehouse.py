@@ -35,6 +35,10 @@ class FileStamp:
         return stat.st_size == self.size and stat.st_mtime_ns == self.mtime_ns
 
 
+# File names per IN list of a statement: far below any database's limit on bound values.
+IN_LIST = 500
+
+
 def _placeholder(dialect: sa.Dialect) -> str:
     return {"qmark": "?", "format": "%s", "pyformat": "%s"}[dialect.paramstyle]
 
@@ -136,35 +140,50 @@ class Warehouse:
 
     def replace_day(self, day: str, *writes: Write) -> None:
         """Replace `day` in every written table in one transaction."""
+        self._replace(
+            [_delete_day(TABLES[write.table], day, write.kind) for write in writes],
+            [(TABLES[write.table], write.frame.assign(day=day)) for write in writes],
+        )
+
+    def _replace(
+        self, deletes: list[sa.Delete], inserts: list[tuple[sa.Table, pd.DataFrame]], lock: sa.Table | None = None
+    ) -> None:
+        """Run the deletes, then the inserts, in one transaction.
+
+        With `lock`, two such transactions never overlap: on PostgreSQL the table is locked first
+        (SQLite lets one writer at a time anyway). Without it, two runs replacing the same rows at
+        once would each delete what the other had not committed yet, and both insert.
+        """
         if self._sqlite_file:
-            self._replace_day_arrow(day, writes)
+            self._replace_arrow(deletes, inserts)
             return
         with self.engine.begin() as conn:
-            for write in writes:
-                table = TABLES[write.table]
-                conn.execute(_delete_day(table, day, write.kind))
-                _insert(conn, table, write.frame.assign(day=day))
+            if lock is not None and conn.dialect.name == "postgresql":
+                quote = conn.dialect.identifier_preparer.quote
+                conn.exec_driver_sql(f"LOCK TABLE {quote(lock.name)} IN SHARE ROW EXCLUSIVE MODE")
+            for delete in deletes:
+                conn.execute(delete)
+            for table, frame in inserts:
+                _insert(conn, table, frame)
 
-    def _replace_day_arrow(self, day: str, writes: tuple[Write, ...]) -> None:
+    def _replace_arrow(self, deletes: list[sa.Delete], inserts: list[tuple[sa.Table, pd.DataFrame]]) -> None:
         """The same transaction through ADBC, which ingests Arrow columns in C.
 
         For a SQLite file this writes a million rows several times faster than
-        executemany; the DELETE is the portable statement compiled for SQLite.
+        executemany; the DELETEs are the portable statements compiled for SQLite.
         """
         with adbc_sqlite.connect(self._sqlite_file) as conn, conn.cursor() as cursor:
             # Wait for another writer (a concurrent run, a reader's lock) as pysqlite does,
             # rather than failing at once with "database is locked".
             cursor.execute("PRAGMA busy_timeout = 30000")  # ms
             try:
-                for write in writes:
-                    table = TABLES[write.table]
-                    delete = _delete_day(table, day, write.kind)
+                for delete in deletes:
                     cursor.execute(
                         str(delete.compile(dialect=self.engine.dialect, compile_kwargs={"literal_binds": True}))
                     )
-                    if not write.frame.empty:
-                        rows = _arrow_table(table, write.frame.assign(day=day), self.engine.dialect)
-                        cursor.adbc_ingest(table.name, rows, mode="append")
+                for table, frame in inserts:
+                    if not frame.empty:
+                        cursor.adbc_ingest(table.name, _arrow_table(table, frame, self.engine.dialect), mode="append")
                 conn.commit()
             except BaseException:
                 conn.rollback()
@@ -212,26 +231,48 @@ class Warehouse:
             rows = conn.execute(query).all()
         return {row.path: FileStamp(row.size, row.mtime_ns, frozenset(json.loads(row.days))) for row in rows}
 
-    def save_stamps(self, kind: Kind, stamps: Mapping[str, FileStamp]) -> None:
-        """Record the files just read, replacing their previous stamps."""
+    def save_stamps(
+        self,
+        kind: Kind,
+        stamps: Mapping[str, FileStamp],
+        outside: pd.DataFrame | None = None,
+        span: tuple[str, str] | None = None,
+    ) -> None:
+        """Record the files just read, replacing what earlier reads of them recorded, in one transaction.
+
+        Their stamps, and, with `outside` (quarantine rows, each with its own `day`) and `span`
+        (the first and last day that can be run), their rows outside that range: the quarantine
+        rows of these files on days outside the range are replaced, so a file read by many runs
+        is recorded once, even by runs of several days at the same time. Rows on days that can be
+        run are left to the runs of those days.
+        """
         if not stamps:
             return
-        with self.engine.begin() as conn:
-            conn.execute(
-                LANDING_FILES.delete().where(
-                    (LANDING_FILES.c.kind == kind.value) & LANDING_FILES.c.path.in_(list(stamps))
-                )
+        paths = sorted(stamps)
+        chunks = [paths[n : n + IN_LIST] for n in range(0, len(paths), IN_LIST)]
+        ours = LANDING_FILES.c.kind == kind.value
+        deletes = [LANDING_FILES.delete().where(ours & LANDING_FILES.c.path.in_(chunk)) for chunk in chunks]
+        rows = [(kind.value, path, s.size, s.mtime_ns, json.dumps(sorted(s.days))) for path, s in stamps.items()]
+        inserts = [(LANDING_FILES, pd.DataFrame(rows, columns=["kind", "path", "size", "mtime_ns", "days"]))]
+        if outside is not None and span is not None:
+            quarantine = TABLES["quarantine"]
+            beyond = (quarantine.c.kind == kind.value) & ((quarantine.c.day < span[0]) | (quarantine.c.day > span[1]))
+            deletes += [quarantine.delete().where(beyond & quarantine.c.source_file.in_(chunk)) for chunk in chunks]
+            inserts.append((quarantine, outside))
+        self._replace(deletes, inserts, lock=LANDING_FILES)
+
+    def outside_counts(self, first: str, last: str) -> pd.DataFrame:
+        """Quarantined rows on days before `first` or after `last`, per kind: `kind`, `rows`, `files`."""
+        quarantine = TABLES["quarantine"]
+        query = (
+            sa.select(
+                quarantine.c.kind,
+                sa.func.count().label("rows"),
+                sa.func.count(sa.distinct(quarantine.c.source_file)).label("files"),
             )
-            conn.execute(
-                LANDING_FILES.insert(),
-                [
-                    {
-                        "kind": kind.value,
-                        "path": path,
-                        "size": s.size,
-                        "mtime_ns": s.mtime_ns,
-                        "days": json.dumps(sorted(s.days)),
-                    }
-                    for path, s in stamps.items()
-                ],
-            )
+            .where((quarantine.c.day < first) | (quarantine.c.day > last))
+            .group_by(quarantine.c.kind)
+            .order_by(quarantine.c.kind)
+        )
+        with self.engine.connect() as conn:
+            return pd.read_sql(query, conn)

@@ -9,19 +9,24 @@ one `chatpulse: error: ...` line on stderr and exit status 2.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import click
 
 from chatpulse.config import CONFIG_ENV, ConfigError, Settings, load_settings
+from chatpulse.days import DayOutOfRange, DaySpan
 from chatpulse.ingest.check import DEFAULT_ROWS
+
+if TYPE_CHECKING:
+    from dagster_shared.error import SerializableErrorInfo
 
 # One run per day at a time: the landing sensor may request a day again while it is running,
 # and two runs replacing the same day would race. Runs of different days still go in parallel.
@@ -177,34 +182,52 @@ def run_days(settings: Settings, days: Sequence[date], config_file: str | None) 
     Runs go through `execute_job` on the reconstructable job, as the UI launches
     them: unlike `execute_in_process` it keeps no step outputs in memory, so a big
     day's frames are freed as soon as the next step has read them. Raises CliError
-    for a day before `start_date` or a failed run (naming its innermost error).
+    for a day that is no partition (before `start_date` or after today, naming the
+    days that can be run) or a failed run (naming its error, see run_error).
     """
     from dagster import DagsterInstance, execute_job, reconstructable
 
     from chatpulse.pipelines.definitions import daily_job
 
+    span = DaySpan.through_today(settings.start_date, settings.timezone)
     for day in days:
-        if day < settings.start_date:
-            raise CliError(f"day {day} is before start_date {settings.start_date}: set start_date in the config")
+        try:
+            span.check(day)
+        except DayOutOfRange as exc:
+            raise CliError(str(exc)) from exc
     _use_config(config_file)
     prepare_dagster_home(settings)
     job = reconstructable(daily_job)
+    # Dagster keeps the last job it reconstructed in this process (both methods are lru_caches), with the
+    # resources of the configuration it was built for: a second run here (tests through CliRunner) with
+    # another configuration would write to the first one's warehouse.
+    type(job).get_repository_definition.cache_clear()
+    type(job).get_definition.cache_clear()
     with DagsterInstance.get() as instance:
         for number, day in enumerate(days, start=1):
             started = time.perf_counter()
             tags = {"dagster/partition": day.isoformat()}
             with execute_job(job, instance, run_config=QUIET_LOGS, tags=tags) as result:
                 if not result.success:
-                    failures = [_root_cause(e.step_failure_data.error) for e in result.get_step_failure_events()]
+                    failures = dict.fromkeys(
+                        run_error(e.step_failure_data.error) for e in result.get_step_failure_events()
+                    )
                     raise CliError(f"run for {day} failed: " + "; ".join(failures or ["see the Dagster run log"]))
             click.echo(f"[{number}/{len(days)}] {day} done in {time.perf_counter() - started:.1f} s")
 
 
-def _root_cause(error: Any) -> str:
-    """The innermost error of a Dagster failure: the one that names the file or key."""
-    while error.cause is not None:
+def run_error(error: SerializableErrorInfo) -> str:
+    """A failed step's error as one line: the outermost error below Dagster's own wrappers.
+
+    That is the error the step raised, which names the file and line (ExtractError), rather
+    than the library error it was raised from. ChatPulse's class names are left out; any
+    other class keeps its name, without which `KeyError: 'x'` would say nothing.
+    """
+    while error.cause is not None and (error.cls_name or "").startswith("Dagster"):
         error = error.cause
-    return error.message.strip()
+    message = " ".join(error.message.split())
+    ours = re.match(r"chatpulse\.[\w.]+: ", message)
+    return message[ours.end() :] if ours else message
 
 
 def report_path(settings: Settings, day: date) -> Path:

@@ -162,6 +162,17 @@ def _quality_rows(quality: pd.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
+def _outside(outside: pd.DataFrame | None, span: tuple[str, str] | None) -> dict[str, Any] | None:
+    """The rows quarantined as outside the partition range, per kind, for the note below data quality."""
+    if outside is None or span is None or outside.empty:
+        return None
+    rows = [
+        {"kind": str(row.kind), "rows": format_int(row.rows), "files": format_int(row.files)}
+        for row in outside.itertuples(index=False)
+    ]
+    return {"first": span[0], "last": span[1], "rows": rows}
+
+
 def report_file(out_dir: Path, day: date) -> Path:
     """Where a day's report lives: ``<out_dir>/<day>.html``; copies of its charts go to ``<out_dir>/<day>/``."""
     return Path(out_dir) / f"{day.isoformat()}.html"
@@ -225,6 +236,8 @@ def render_report(
     hourly_previous: pd.DataFrame | None = None,
     history: pd.DataFrame | None = None,
     in_progress_at: datetime | None = None,
+    outside: pd.DataFrame | None = None,
+    span: tuple[str, str] | None = None,
 ) -> Path:
     """Write ``out_dir/<day>.html``, its charts as PNGs in ``out_dir/<day>/`` and its e-mail body; return the HTML path.
 
@@ -237,6 +250,8 @@ def render_report(
     every chart, so it shows them all without the PNG folder, wherever the file is moved.
     ``in_progress_at`` (local time) marks a page drawn before the day ended: it says so, and leaves out
     the deltas, since part of a day against a whole one would read as a drop; ``is_complete`` reads the mark.
+    ``outside`` (Warehouse.outside_counts: ``kind``, ``rows``, ``files``) counts the quarantined rows on
+    days outside ``span`` (the first and last day that can be run), noted below the data quality.
     The e-mail body (``read_mail_body``) is the same page with the charts as cid: links to the PNGs.
     """
     stamp = day.isoformat()
@@ -266,6 +281,7 @@ def render_report(
         "charts": headline,
         "sections": sections,
         "quality": _quality_rows(quality),
+        "outside": _outside(outside, span),
     }
     in_page_order = [*headline, *(chart for section in sections for chart in section.charts)]
     # The body before the page: a page on disk always has the body of the same render beside it.

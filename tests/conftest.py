@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
-from fixtures import POSTGRES, REALDATA, Inbox, free_port
+from fixtures import FIELD_CASES, POSTGRES, REALDATA, Inbox, free_port
 
 
 @pytest.fixture
@@ -38,6 +39,21 @@ def realdata() -> Path:
     if not REALDATA.is_dir():
         pytest.skip(f"real public data not found at {REALDATA}")
     return REALDATA
+
+
+@pytest.fixture
+def field_case(tmp_path: Path) -> Callable[[str], Path]:
+    """A function copying a field case (its folder name) into a writable temporary folder; skips without the cases."""
+
+    def copy(name: str) -> Path:
+        source = FIELD_CASES / name
+        if not source.is_dir():
+            pytest.skip(f"field case {name} not found at {FIELD_CASES}")
+        target = Path(shutil.copytree(source, tmp_path / name, copy_function=shutil.copyfile))
+        target.chmod(0o755)  # the cases are read-only; a test may add files beside them
+        return target
+
+    return copy
 
 
 @pytest.fixture

@@ -26,11 +26,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from aiosmtpd.smtp import Envelope
+from click.testing import CliRunner, Result
 from dagster import DagsterInstance, Definitions, build_sensor_context
 
-from chatpulse.config import SourceConfig
+from chatpulse.config import CONFIG_ENV, SourceConfig
 from chatpulse.ingest.clean import Cleaned, clean_partition
 from chatpulse.ingest.extract import extract_day
+from chatpulse.pipelines.cli import cli
 from chatpulse.pipelines.sensors import LANDING_SENSOR
 from chatpulse.reports.render import render_report
 from chatpulse.reports.sections import Section, detail_sections
@@ -38,7 +40,11 @@ from chatpulse.schema import MESSAGE_COLUMNS, REQUEST_COLUMNS, Kind
 
 ROOT = Path(__file__).resolve().parents[1]
 REALDATA = ROOT.parent / "shared" / "realdata"
-FIELD_CASES = ROOT.parent / "shared" / "field-cases"
+# The field cases (a folder per kind of fault) beside the repository, or beside a parent (a worktree).
+FIELD_CASES = next(
+    (folder / "shared" / "field-cases" for folder in ROOT.parents if (folder / "shared" / "field-cases").is_dir()),
+    ROOT.parent / "shared" / "field-cases",
+)
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/"
 
 
@@ -112,6 +118,16 @@ def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=600,
     )
+
+
+def invoke_cli(*args: str, **env: str) -> Result:
+    """`chatpulse ARGS` in this process through click's CliRunner, with `env` set for the call only.
+
+    A run sets DAGSTER_HOME and CHATPULSE_CONFIG for the Dagster code it starts; naming
+    them here makes the runner put them back afterwards, so nothing leaks into other tests.
+    """
+    scoped: dict[str, str | None] = {CONFIG_ENV: None, "DAGSTER_HOME": None, **env}
+    return CliRunner().invoke(cli, list(args), env=scoped, catch_exceptions=False)
 
 
 METRIC_DAY = dt.date(2026, 11, 20)

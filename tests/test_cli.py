@@ -3,6 +3,7 @@
 The commands run in this process through click's CliRunner; the console script is run as a process.
 """
 
+import csv
 import gzip
 import importlib.metadata
 import json
@@ -10,26 +11,19 @@ import re
 import subprocess
 import sys
 import tomllib
+import traceback
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from dagster_shared.error import SerializableErrorInfo
 
-from chatpulse.config import CONFIG_ENV
-from chatpulse.pipelines.cli import cli
+from chatpulse.ingest.files import ExtractError
+from chatpulse.pipelines.cli import run_error
 from chatpulse.warehouse import Warehouse
 
 from fixtures import ROOT, embedded_charts, write_jsonl
-
-
-def chatpulse(*args: str, **env: str) -> Result:
-    """`chatpulse ARGS` in this process, with `env` set for the call only.
-
-    A run sets DAGSTER_HOME and CHATPULSE_CONFIG for the Dagster code it starts; naming
-    them here makes the runner put them back afterwards, so nothing leaks into other tests.
-    """
-    scoped: dict[str, str | None] = {CONFIG_ENV: None, "DAGSTER_HOME": None, **env}
-    return CliRunner().invoke(cli, list(args), env=scoped, catch_exceptions=False)
+from fixtures import invoke_cli as chatpulse
 
 
 @pytest.mark.pipeline
@@ -55,13 +49,35 @@ def test_demo_generates_runs_and_prints_the_report(tmp_path: Path) -> None:
 
 
 @pytest.mark.pipeline
-def test_an_unreadable_file_fails_the_run_with_its_name(tmp_path: Path) -> None:
-    (tmp_path / "landing").mkdir()
-    (tmp_path / "landing" / "requests-broken.jsonl.gz").write_bytes(b"not gzip")
-    result = chatpulse("run", "--start", "2026-11-20", CHATPULSE_HOME=str(tmp_path), DAGSTER_HOME=str(tmp_path / "d"))
-    assert result.exit_code == 2
-    assert "requests-broken.jsonl.gz: cannot read file" in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("chatpulse: error: run for 2026-11-20 failed:")
+def test_an_unreadable_file_fails_only_the_days_it_could_hold_naming_it(tmp_path: Path) -> None:
+    broken = tmp_path / "landing" / "requests-2026-11-25.jsonl.gz"
+    write_jsonl(tmp_path / "landing" / "requests.jsonl", [{"timestamp": "2026-11-20T10:00:00Z"}])
+    broken.write_bytes(b"not gzip")
+    env = {"CHATPULSE_HOME": str(tmp_path), "DAGSTER_HOME": str(tmp_path / "d")}
+    other_day = chatpulse("run", "--start", "2026-11-20", **env)
+    assert other_day.exit_code == 0, other_day.stderr
+    its_day = chatpulse("run", "--start", "2026-11-25", **env)
+    assert its_day.exit_code == 2
+    assert its_day.stderr.strip().splitlines()[-1] == (
+        f"chatpulse: error: run for 2026-11-25 failed: {broken}: cannot read file: Not a gzipped file (b'no')"
+    )
+
+
+def test_a_failed_steps_error_is_the_one_the_step_raised_with_its_file_and_line() -> None:
+    """The chain Dagster records for a step that raised ExtractError from a csv.Error, read as Dagster writes it."""
+
+    def info(exc: BaseException, cause: SerializableErrorInfo | None = None) -> SerializableErrorInfo:
+        message = "".join(traceback.format_exception_only(type(exc), exc))
+        return SerializableErrorInfo(message, [], type(exc).__name__, cause)
+
+    csv_error = info(csv.Error("field larger than field limit (131072)"))
+    extract = info(ExtractError("/data/landing/requests.csv: line 3: field larger than field limit"), csv_error)
+    wrapper = (
+        'dagster._core.errors.DagsterExecutionStepExecutionError: Error occurred while executing op "raw_requests":'
+    )
+    step = SerializableErrorInfo(wrapper + "\n", [], "DagsterExecutionStepExecutionError", extract)
+    assert run_error(step) == "/data/landing/requests.csv: line 3: field larger than field limit"
+    assert run_error(info(KeyError("model"))) == "KeyError: 'model'"  # not ours: the class name says what it is
 
 
 def test_a_configuration_error_names_the_key(tmp_path: Path) -> None:
@@ -176,11 +192,18 @@ def test_the_console_script_runs_as_a_process(tmp_path: Path) -> None:
     )
 
 
-def test_days_before_the_first_partition_are_refused(tmp_path: Path) -> None:
-    write_jsonl(tmp_path / "landing" / "requests.jsonl", [{"timestamp": "2020-01-01T00:00:00Z"}])
-    result = chatpulse("run", "--start", "2020-01-01", CHATPULSE_HOME=str(tmp_path))
-    assert result.exit_code == 2
-    assert "day 2020-01-01 is before start_date 2026-01-01" in result.stderr
+@pytest.mark.parametrize(
+    ("day", "why"), [("2020-01-01", "before start_date 2026-01-01"), ("2099-01-01", "after today")]
+)
+def test_days_that_are_never_run_are_refused_naming_those_that_are(tmp_path: Path, day: str, why: str) -> None:
+    write_jsonl(tmp_path / "landing" / "requests.jsonl", [{"timestamp": f"{day}T00:00:00Z"}])
+    result = chatpulse("run", "--start", day, CHATPULSE_HOME=str(tmp_path))
+    today = datetime.now(UTC).date()  # the default time zone is UTC
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"chatpulse: error: day {day} is {why}: the days that can be run are 2026-01-01 (start_date) "
+        f"to {today} (today in UTC)\n"
+    )
 
 
 @pytest.mark.pipeline

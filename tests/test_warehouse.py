@@ -1,5 +1,6 @@
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import pandas as pd
 import pytest
 
 from chatpulse.schema import Kind
+from chatpulse.tables import LANDING_FILES, TABLES
 from chatpulse.warehouse import FileStamp, Warehouse, Write
 
 
@@ -79,6 +81,63 @@ def test_file_stamps_round_trip(warehouse: Warehouse) -> None:
     warehouse.save_stamps(Kind.REQUESTS, {"a.jsonl": FileStamp(11, 21, frozenset({"2026-11-21"}))})
     assert warehouse.file_stamps(Kind.REQUESTS) == {"a.jsonl": FileStamp(11, 21, frozenset({"2026-11-21"}))}
     assert warehouse.file_stamps(Kind.MESSAGES) == {}
+
+
+def _outside(file: str, *days: str) -> pd.DataFrame:
+    """Quarantine rows of `file` on the given days, one line each."""
+    return pd.DataFrame(
+        {"day": list(days), "kind": "requests", "source_file": file, "source_line": range(1, len(days) + 1)}
+    )
+
+
+def test_a_files_rows_outside_the_range_are_replaced_by_file(warehouse: Warehouse) -> None:
+    span = ("2026-11-01", "2026-11-29")
+    stamp = FileStamp(1, 1, frozenset())
+    warehouse.replace_day("2026-11-20", Write("quarantine", _outside("a.jsonl", "2026-11-20"), kind="requests"))
+    warehouse.save_stamps(Kind.REQUESTS, {"a.jsonl": stamp, "b.jsonl": stamp}, _outside("a.jsonl", "1970-01-01"), span)
+    warehouse.save_stamps(Kind.REQUESTS, {"b.jsonl": stamp}, _outside("b.jsonl", "2099-01-01", "2099-01-02"), span)
+    warehouse.save_stamps(Kind.REQUESTS, {"b.jsonl": stamp}, _outside("b.jsonl", "2099-01-01", "2099-01-02"), span)
+    rows = warehouse.read("quarantine").sort_values(["source_file", "day"])
+    assert rows[["source_file", "day"]].values.tolist() == [
+        ["a.jsonl", "1970-01-01"],
+        ["a.jsonl", "2026-11-20"],  # a day that can be run belongs to that day's run
+        ["b.jsonl", "2099-01-01"],
+        ["b.jsonl", "2099-01-02"],
+    ]
+    assert warehouse.outside_counts(*span).values.tolist() == [["requests", 3, 2]]
+    warehouse.save_stamps(Kind.REQUESTS, {"a.jsonl": stamp}, _outside("a.jsonl"), span)
+    assert warehouse.outside_counts(*span).values.tolist() == [["requests", 2, 1]]
+
+
+@pytest.mark.postgres
+def test_two_runs_recording_the_same_file_at_once_record_it_once(postgres_url: str) -> None:
+    """A run that has recorded a new file but not committed yet makes another run wait, then be replaced.
+
+    Without the wait, the second run would not see the first's rows to delete them, and would then
+    fail on the file's stamp (or, for the quarantine rows alone, hold them twice).
+    """
+    warehouse, span = Warehouse(postgres_url), ("2026-11-01", "2026-11-29")
+    errors: list[BaseException] = []
+
+    def record() -> None:
+        try:
+            stamp = {"a.jsonl": FileStamp(1, 1, frozenset())}
+            warehouse.save_stamps(Kind.REQUESTS, stamp, _outside("a.jsonl", "2099-01-01"), span)
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            errors.append(exc)
+
+    second = threading.Thread(target=record)
+    with warehouse.engine.begin() as first:
+        stamp = {"kind": "requests", "path": "a.jsonl", "size": 1, "mtime_ns": 1, "days": "[]"}
+        first.execute(LANDING_FILES.insert(), [stamp])
+        first.execute(TABLES["quarantine"].insert(), _outside("a.jsonl", "2099-01-01").to_dict("records"))
+        second.start()
+        second.join(timeout=1)
+        assert second.is_alive()  # waiting for the first to commit
+    second.join(timeout=30)
+    assert errors == []
+    assert len(warehouse.read("quarantine")) == 1
+    warehouse.engine.dispose()
 
 
 def test_an_older_warehouse_gains_new_columns(warehouse: Warehouse) -> None:

@@ -11,13 +11,17 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 import pandas as pd
 
-from chatpulse.ingest.extract import ERRORS, RAW, REPAIRED, extract_repairs
+from chatpulse.days import DaySpan
+from chatpulse.ingest.extract import DAY, ERRORS, RAW, REPAIRED, extract_repairs
 from chatpulse.ingest.validate import Validation, validate
 from chatpulse.schema import COLUMNS, ID_COLUMN, SOURCE_FILE, SOURCE_LINE, Kind
+
+OUTSIDE = "timestamp: outside the partition range"
 
 
 @dataclass(frozen=True)
@@ -31,10 +35,14 @@ class Cleaned:
 
 
 def derive_ids(frame: pd.DataFrame, kind: Kind) -> pd.Series:
-    """Fill missing identifiers with a hash of the row's canonical values.
+    """Fill missing identifiers from the row's canonical values and its occurrence in its file.
 
-    The hash ignores where the row came from, so the same record arriving twice
-    (a rerun, a late copy in another file) gets the same id and is deduplicated.
+    The id is a 16-hex-digit hash of the values, not of where the row came from, so the same
+    record read again (a rerun, another day's run reading the file, a copy in a second file) gets
+    the same id and is deduplicated. The n-th identical id-less row of one file (n > 1) gets that
+    hash + "-n": a trace without ids (BurstGPT, Mooncake) holds separate, identical calls. Occurrences
+    are counted in line order within the frame, which holds all of them: identical rows share their
+    timestamp, hence their day (an undated row, its file's home day).
     """
     id_column = ID_COLUMN[kind]
     ids = frame[id_column].astype(object)
@@ -42,8 +50,14 @@ def derive_ids(frame: pd.DataFrame, kind: Kind) -> pd.Series:
     if not missing.any():
         return ids
     content = [c for c in COLUMNS[kind] if c != id_column]
-    hashes = pd.util.hash_pandas_object(frame.loc[missing, content], index=False)
-    return ids.mask(missing, hashes.map("{:016x}".format))
+    rows = frame.loc[missing]
+    hashes = pd.util.hash_pandas_object(rows[content], index=False)
+    keys = pd.DataFrame({"file": rows[SOURCE_FILE], "line": rows[SOURCE_LINE], "hash": hashes})
+    occurrence = keys.sort_values("line", kind="stable").groupby(["file", "hash"], sort=False).cumcount()
+    occurrence = occurrence.reindex(rows.index)
+    derived = hashes.map("{:016x}".format)
+    derived = derived.where(occurrence == 0, derived + "-" + (occurrence + 1).astype(str))
+    return ids.mask(missing, derived)
 
 
 def _repair_tokens(frame: pd.DataFrame) -> dict[str, pd.Series]:
@@ -110,6 +124,40 @@ def _raw_records(rejected: pd.DataFrame, kind: Kind) -> list[str]:
     ]
 
 
+def _quarantine(rejected: pd.DataFrame, reasons: list[list[str]], day: str | pd.Series, kind: Kind) -> pd.DataFrame:
+    """The quarantine table's rows for rejected rows, each with its list of reasons."""
+    return pd.DataFrame(
+        {
+            "day": day if isinstance(day, str) else day.to_numpy(),
+            "kind": kind.value,
+            SOURCE_FILE: rejected[SOURCE_FILE].to_numpy(),
+            SOURCE_LINE: rejected[SOURCE_LINE].to_numpy(),
+            "record_id": rejected[ID_COLUMN[kind]].to_numpy(),
+            "reasons": [json.dumps(r) for r in reasons],
+            "raw": _raw_records(rejected, kind),
+        }
+    )
+
+
+def quarantine_outside(outside: pd.DataFrame, kind: Kind, span: DaySpan) -> pd.DataFrame:
+    """Quarantine rows for the rows filed on a day that cannot be run (extract.Extract.outside).
+
+    Each keeps that day as its `day` (not a partition, so no day's run replaces it) and, after any
+    problem extract found, the reason "timestamp: outside the partition range (before start_date)"
+    or "(after today)"; an undated row (filed on its file's home day) also "timestamp: missing".
+    """
+    frame = outside.reset_index(drop=True)
+    frame[ID_COLUMN[kind]] = derive_ids(frame, kind)
+    reasons = []
+    for problems, stamp, day in zip(frame[ERRORS], frame["timestamp"], frame[DAY], strict=True):
+        found = list(problems) if isinstance(problems, list | np.ndarray) else []
+        if pd.isna(stamp) and not any(reason.startswith("timestamp:") for reason in found):
+            found.append("timestamp: missing")
+        found.append(f"{OUTSIDE} ({span.where(date.fromisoformat(day))})")
+        reasons.append(found)
+    return _quarantine(frame, reasons, frame[DAY], kind)
+
+
 def _duplicates(frame: pd.DataFrame, id_column: str, candidates: np.ndarray) -> np.ndarray:
     """Candidate rows whose id an earlier row (by file, then line) already has.
 
@@ -133,18 +181,7 @@ def clean_partition(extracted: pd.DataFrame, kind: Kind, day: str) -> Cleaned:
     positions = sorted(reasons)
     bad = np.zeros(len(frame), dtype=bool)
     bad[positions] = True
-    rejected = frame.iloc[positions]
-    quarantine = pd.DataFrame(
-        {
-            "day": day,
-            "kind": kind.value,
-            SOURCE_FILE: rejected[SOURCE_FILE].to_numpy(),
-            SOURCE_LINE: rejected[SOURCE_LINE].to_numpy(),
-            "record_id": rejected[ID_COLUMN[kind]].to_numpy(),
-            "reasons": [json.dumps(reasons[p]) for p in positions],
-            "raw": _raw_records(rejected, kind),
-        }
-    )
+    quarantine = _quarantine(frame.iloc[positions], [reasons[p] for p in positions], day, kind)
     duplicate = _duplicates(frame, ID_COLUMN[kind], candidates=~bad)
     kept = ~bad & ~duplicate
     clean = frame.loc[kept, [c for c in frame.columns if c not in (ERRORS, RAW, REPAIRED)]].reset_index(drop=True)

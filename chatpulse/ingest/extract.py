@@ -7,9 +7,10 @@ repaired to be read (NUL, lone surrogates) names the repairs in REPAIRED, for cl
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,8 @@ import orjson
 import pandas as pd
 
 from chatpulse.config import LATENCY_UNITS, SourceConfig
-from chatpulse.days import in_day, local_days
-from chatpulse.ingest.files import RawFile, read_file
+from chatpulse.days import DaySpan, local_days
+from chatpulse.ingest.files import ExtractError, RawFile, read_file
 from chatpulse.ingest.text import NUL_REMOVED, longer_than, may_hold_nul, without_nul
 from chatpulse.ingest.times import parse_timestamps
 from chatpulse.schema import COLUMNS, SOURCE_FILE, SOURCE_LINE, Kind
@@ -28,6 +29,8 @@ from chatpulse.warehouse import FileStamp
 ERRORS = "_errors"
 RAW = "_raw"  # the original line, kept only for rows extract already found faulty
 REPAIRED = "_repaired"  # the names of the repairs a row's text took to be read
+DAY = "_day"  # the day an outside-the-range row is filed under (Extract.outside)
+NAMED_DAY = re.compile(r"(?<!\d)(\d{4})[-_]?(\d{2})[-_]?(\d{2})(?!\d)")
 
 
 class _Problems:
@@ -227,21 +230,62 @@ def read_source(path: Path, source: SourceConfig, label: str) -> pd.DataFrame:
     return map_records(read_file(path, source.layout, texts), source, label)
 
 
-def home_day(frame: pd.DataFrame, tz: str, path: Path) -> date:
-    """The day a file's undatable rows are filed under: its busiest day, else its mtime's."""
-    days = local_days(frame["timestamp"].dropna(), tz)
-    if len(days):
-        counts = days.value_counts()
-        return counts[counts == counts.max()].index.min().date()
-    return pd.Timestamp(path.stat().st_mtime, unit="s", tz="UTC").tz_convert(tz).date()
+def filed_days(frame: pd.DataFrame, tz: str, path: Path) -> pd.Series:
+    """The local day each row is filed under, as a naive midnight (chatpulse.days.local_days).
+
+    A row's own timestamp decides; a row without one goes to its file's busiest day, else (no
+    row of the file is dated) to the day of the file's modification time, so it is counted once.
+    """
+    days = local_days(frame["timestamp"], tz)
+    undated = days.isna()
+    if not undated.any():
+        return days
+    counts = days[~undated].value_counts()
+    if len(counts):
+        home = counts[counts == counts.max()].index.min()
+    else:
+        home = pd.Timestamp(path.stat().st_mtime, unit="s", tz="UTC").tz_convert(tz).tz_localize(None).normalize()
+    return days.where(~undated, home)
+
+
+def _day_names(days: pd.Series) -> pd.Series:
+    """Naive midnights as YYYY-MM-DD (isoformat pads years before 1000, which strftime may not)."""
+    return days.map({day: day.date().isoformat() for day in days.unique()})
 
 
 def touched_days(frame: pd.DataFrame, tz: str, path: Path) -> set[str]:
-    """The local days a file's rows fall on, its undatable rows counted on its home day."""
-    days = {day.date().isoformat() for day in local_days(frame["timestamp"].dropna(), tz).unique()}
-    if frame["timestamp"].isna().any():
-        days.add(home_day(frame, tz, path).isoformat())
+    """The local days (YYYY-MM-DD) a file's rows are filed under, runnable or not."""
+    return set(_day_names(filed_days(frame, tz, path).drop_duplicates()))
+
+
+def _named_days(name: str) -> list[date]:
+    """The calendar days written in a file name (2026-11-20, 2026_11_20 or 20261120)."""
+    days = []
+    for match in NAMED_DAY.finditer(name):
+        try:
+            days.append(date(*(int(part) for part in match.groups())))
+        except ValueError:  # eight digits that are no date
+            continue
     return days
+
+
+def could_hold(path: Path, day: date, tz: str, stamp: FileStamp | None) -> bool:
+    """Whether a file that cannot be read might hold rows of `day`, so that day cannot be run without it.
+
+    Yes for the days it held when last read (its stamp); else, when its name holds days, for those
+    and the day either side (a name may be written in UTC or another zone); else for every day up
+    to the local day of its modification time, as a log holds nothing written after it last changed.
+    """
+    if stamp is not None and day.isoformat() in stamp.days:
+        return True
+    named = _named_days(path.name)
+    if named:
+        return min(named) - timedelta(days=1) <= day <= max(named) + timedelta(days=1)
+    try:
+        modified = pd.Timestamp(path.stat().st_mtime, unit="s", tz="UTC").tz_convert(tz).date()
+    except OSError:  # gone: nothing tells which days it held
+        return True
+    return day <= modified
 
 
 def landing_files(landing_dir: Path, sources: Iterable[SourceConfig], kind: Kind) -> list[tuple[Path, SourceConfig]]:
@@ -258,10 +302,17 @@ def landing_files(landing_dir: Path, sources: Iterable[SourceConfig], kind: Kind
 
 @dataclass(frozen=True)
 class Extract:
-    """The rows of one kind that belong to one local day, and what was read to find them."""
+    """The rows of one kind that belong to one local day, and what was read to find them.
+
+    `outside` holds the rows of the files read that are filed on a day that cannot be run, with
+    that day (YYYY-MM-DD) in the DAY column; `unreadable` the files that could not be read but
+    cannot hold the day either (file name: error), skipped.
+    """
 
     frame: pd.DataFrame
     stamps: dict[str, FileStamp]
+    outside: pd.DataFrame
+    unreadable: dict[str, str]
 
 
 def extract_day(
@@ -271,32 +322,48 @@ def extract_day(
     day: date,
     tz: str,
     known: Mapping[str, FileStamp] | None = None,
+    span: DaySpan | None = None,
 ) -> Extract:
-    """Every row of `kind` whose timestamp falls on `day`, from whichever file it came.
+    """Every row of `kind` filed on `day` (see filed_days), from whichever file it came.
 
     Files whose stamp in `known` is unchanged and does not list the day are skipped,
     so a daily run reads only what can matter while a late file is still picked up.
+    The rows of the files read that fall outside `span` (when given) are gathered in
+    `outside`, whatever day is run. A file that cannot be read raises ExtractError
+    (naming the file) only when it could hold the day (could_hold); else it is skipped.
     """
     known = known or {}
     day_key = day.isoformat()
     parts: list[pd.DataFrame] = []
+    outside: list[pd.DataFrame] = []
     stamps: dict[str, FileStamp] = {}
+    unreadable: dict[str, str] = {}
     for path, source in landing_files(landing_dir, sources, kind):
         label = path.relative_to(landing_dir).as_posix()
         stamp = known.get(label)
         if stamp is not None and stamp.unchanged(path) and day_key not in stamp.days:
             continue
         stat = path.stat()
-        frame = read_source(path, source, label)
-        stamps[label] = FileStamp(stat.st_size, stat.st_mtime_ns, frozenset(touched_days(frame, tz, path)))
-        keep = in_day(frame["timestamp"], day, tz).fillna(False)
-        undated = frame["timestamp"].isna()
-        if undated.any() and home_day(frame, tz, path) == day:
-            keep |= undated
-        parts.append(frame[keep.to_numpy(dtype=bool)])
-    if not parts:
-        return Extract(empty_frame(kind), stamps)
-    return Extract(pd.concat(parts, ignore_index=True), stamps)
+        try:
+            frame = read_source(path, source, label)
+        except ExtractError as exc:
+            if could_hold(path, day, tz, stamp):
+                raise
+            unreadable[label] = str(exc)
+            continue
+        days = filed_days(frame, tz, path)
+        stamps[label] = FileStamp(stat.st_size, stat.st_mtime_ns, frozenset(_day_names(days.drop_duplicates())))
+        parts.append(frame[(days == pd.Timestamp(day)).to_numpy()])
+        if span is not None:
+            beyond = span.outside(days).to_numpy()
+            outside.append(frame[beyond].assign(**{DAY: _day_names(days[beyond]).to_numpy()}))
+    empty = empty_frame(kind)
+    return Extract(
+        pd.concat(parts, ignore_index=True) if parts else empty,
+        stamps,
+        pd.concat(outside, ignore_index=True) if outside else empty.assign(**{DAY: pd.Series(dtype=object)}),
+        unreadable,
+    )
 
 
 def extract_repairs(frame: pd.DataFrame) -> dict[str, pd.Series]:
