@@ -18,6 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
+from chatpulse.daystate import TABLE as DAY_STEPS
+from chatpulse.daystate import StepRun
 from chatpulse.schema import Kind
 from chatpulse.tables import LANDING_FILES, TABLES, metadata
 
@@ -122,6 +124,21 @@ class Write:
     kind: str | None = None
 
 
+def _replacements(
+    day: str, writes: tuple[Write, ...], done: StepRun | None
+) -> list[tuple[sa.Table, sa.Delete, pd.DataFrame]]:
+    """What replacing ``day`` means, table by table: the rows to delete and the rows to insert.
+
+    The step's record replaces its own row of the day, so it commits or rolls back with the tables it describes.
+    """
+    replacements = [(TABLES[w.table], _delete_day(TABLES[w.table], day, w.kind), w.frame) for w in writes]
+    if done is not None:
+        steps = TABLES[DAY_STEPS]
+        mine = (steps.c.day == day) & (steps.c.step == done.step)
+        replacements.append((steps, steps.delete().where(mine), done.frame(day)))
+    return replacements
+
+
 class Warehouse:
     """Partitioned reads and writes over one SQLAlchemy engine."""
 
@@ -134,18 +151,20 @@ class Warehouse:
         metadata.create_all(self.engine)
         _add_missing_columns(self.engine)
 
-    def replace_day(self, day: str, *writes: Write) -> None:
-        """Replace `day` in every written table in one transaction."""
+    def replace_day(self, day: str, *writes: Write, done: StepRun | None = None) -> None:
+        """Replace `day` in every written table in one transaction; with `done`, record in that same
+        transaction that the step finished the day (`day_steps`), so the record never outlives or
+        precedes the rows it vouches for."""
+        replacements = _replacements(day, writes, done)
         if self._sqlite_file:
-            self._replace_day_arrow(day, writes)
+            self._replace_day_arrow(day, replacements)
             return
         with self.engine.begin() as conn:
-            for write in writes:
-                table = TABLES[write.table]
-                conn.execute(_delete_day(table, day, write.kind))
-                _insert(conn, table, write.frame.assign(day=day))
+            for table, delete, frame in replacements:
+                conn.execute(delete)
+                _insert(conn, table, frame.assign(day=day))
 
-    def _replace_day_arrow(self, day: str, writes: tuple[Write, ...]) -> None:
+    def _replace_day_arrow(self, day: str, replacements: list[tuple[sa.Table, sa.Delete, pd.DataFrame]]) -> None:
         """The same transaction through ADBC, which ingests Arrow columns in C.
 
         For a SQLite file this writes a million rows several times faster than
@@ -156,14 +175,12 @@ class Warehouse:
             # rather than failing at once with "database is locked".
             cursor.execute("PRAGMA busy_timeout = 30000")  # ms
             try:
-                for write in writes:
-                    table = TABLES[write.table]
-                    delete = _delete_day(table, day, write.kind)
+                for table, delete, frame in replacements:
                     cursor.execute(
                         str(delete.compile(dialect=self.engine.dialect, compile_kwargs={"literal_binds": True}))
                     )
-                    if not write.frame.empty:
-                        rows = _arrow_table(table, write.frame.assign(day=day), self.engine.dialect)
+                    if not frame.empty:
+                        rows = _arrow_table(table, frame.assign(day=day), self.engine.dialect)
                         cursor.adbc_ingest(table.name, rows, mode="append")
                 conn.commit()
             except BaseException:
