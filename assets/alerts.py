@@ -22,6 +22,7 @@ from chatpulse.alerting import delivery as notify
 from chatpulse.alerting import evaluate as alerts
 from chatpulse.alerting import prometheus
 from chatpulse.alerting.rules import load_rules
+from chatpulse.assets.daystate import write_day
 from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from chatpulse.warehouse import Write
 
@@ -61,7 +62,7 @@ def alert_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         stored = alerts.update_alerts(store.read("alerts", context.partition_key), breaches, now)
         windows = alerts.window_series(rules, tables, day, settings.timezone)
         today = windows.pop(context.partition_key)
-        store.replace_day(context.partition_key, Write("alerts", stored), Write("alert_windows", today))
+        write_day(context, warehouse, Write("alerts", stored), Write("alert_windows", today))
         for earlier, rows in windows.items():  # baseline days read from their requests, stored for next time
             store.replace_day(earlier, Write("alert_windows", rows))
         outcome = notify.deliver(

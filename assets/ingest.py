@@ -18,6 +18,7 @@ from dagster import (
     asset,
 )
 
+from chatpulse.assets.daystate import write_day
 from chatpulse.ingest.clean import clean_partition
 from chatpulse.ingest.extract import extract_day
 from chatpulse.ingest.privacy import content_columns, mask_frame
@@ -90,8 +91,9 @@ def _clean_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefiniti
         day = context.partition_key
         result = clean_partition(raw, kind, day)
         quarantine = result.quarantine
-        warehouse.warehouse.replace_day(
-            day,
+        write_day(
+            context,
+            warehouse,
             Write(kind.value, result.clean),
             Write("quarantine", quarantine, kind=kind.value),
             Write("data_quality", pd.DataFrame([result.quality]), kind=kind.value),
