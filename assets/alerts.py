@@ -20,6 +20,7 @@ from dagster import (
 
 from chatpulse.alerting import delivery, evaluate, prometheus
 from chatpulse.alerting.rules import load_rules
+from chatpulse.assets.daystate import write_day
 from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from chatpulse.warehouse import Write
 
@@ -59,7 +60,7 @@ def alert_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         stored = evaluate.update_alerts(store.read("alerts", context.partition_key), breaches, now)
         windows = evaluate.window_series(rules, tables, day, settings.timezone)
         today = windows.pop(context.partition_key)
-        store.replace_day(context.partition_key, Write("alerts", stored), Write("alert_windows", today))
+        write_day(context, warehouse, Write("alerts", stored), Write("alert_windows", today))
         for earlier, rows in windows.items():  # baseline days read from their requests, stored for next time
             store.replace_day(earlier, Write("alert_windows", rows))
         outcome = delivery.deliver(

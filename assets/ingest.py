@@ -18,6 +18,7 @@ from dagster import (
     asset,
 )
 
+from chatpulse.assets.daystate import write_day
 from chatpulse.days import DaySpan
 from chatpulse.ingest.check import match_landing
 from chatpulse.ingest.check_report import check_day
@@ -147,8 +148,9 @@ def _clean_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefiniti
         day = context.partition_key
         result = clean_partition(raw, kind, day)
         quarantine = result.quarantine
-        warehouse.warehouse.replace_day(
-            day,
+        write_day(
+            context,
+            warehouse,
             Write(kind.value, result.clean),
             Write("quarantine", quarantine, kind=kind.value),
             Write("data_quality", pd.DataFrame([result.quality]), kind=kind.value),

@@ -14,6 +14,7 @@ from dagster import (
     asset,
 )
 
+from chatpulse.assets.daystate import write_day
 from chatpulse.behaviour.sessions import EVENT_KEYS
 from chatpulse.metrics import costs as cost_metrics
 from chatpulse.metrics import daily, errors, session_stats, traffic, trends, users
@@ -39,7 +40,7 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         warehouse: WarehouseResource,
     ) -> MaterializeResult:
         table = daily.hourly_metrics(requests, date.fromisoformat(context.partition_key), chatpulse.settings.timezone)
-        warehouse.warehouse.replace_day(context.partition_key, Write("hourly_metrics", table))
+        write_day(context, warehouse, Write("hourly_metrics", table))
         busiest = table.loc[table["requests"].idxmax()]
         return MaterializeResult(
             metadata={"busiest_hour": int(busiest["hour"]), "busiest_hour_requests": int(busiest["requests"])}
@@ -62,7 +63,7 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         table = daily.daily_metrics(
             requests, sessions, date.fromisoformat(context.partition_key), chatpulse.settings.timezone
         )
-        warehouse.warehouse.replace_day(context.partition_key, Write("daily_metrics", table))
+        write_day(context, warehouse, Write("daily_metrics", table))
         row = table.iloc[0]
         return MaterializeResult(
             metadata={
@@ -94,8 +95,9 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         kinds = errors.error_kinds(requests, day, tz)
         failed = errors.failed_requests(requests, day, tz)
         costs = cost_metrics.model_costs(requests, day, tz, rates)
-        warehouse.warehouse.replace_day(
-            context.partition_key,
+        write_day(
+            context,
+            warehouse,
             Write("request_metrics", table),
             Write("minute_metrics", traffic.minute_metrics(requests, day, tz)),
             Write("error_kinds", kinds),
@@ -146,7 +148,7 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
             settings.timezone,
             settings.session_gap_minutes,
         )
-        warehouse.warehouse.replace_day(context.partition_key, Write("session_metrics", table))
+        write_day(context, warehouse, Write("session_metrics", table))
         row = table.iloc[0]
         return MaterializeResult(
             metadata={"sessions": int(row["sessions"]), "unanswered_sessions": int(row["unanswered_sessions"])}
@@ -169,7 +171,7 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
             store.read_days("daily_users", first, None), store.first_days("daily_users", "user_id"), run, days
         )
         for day, row in table.groupby("day"):
-            store.replace_day(day, Write("user_metrics", row))
+            write_day(context, warehouse, Write("user_metrics", row), day=day)
         today = table.iloc[0]
         return MaterializeResult(
             metadata={
@@ -198,7 +200,7 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         days = _this_and_later_days(set(tables["daily_metrics"]["day"]), context.partition_key)
         table = trends.trends(trends.headlines(tables), days)
         for day, rows in table.groupby("day"):
-            store.replace_day(day, Write("daily_trends", rows))
+            write_day(context, warehouse, Write("daily_trends", rows), day=day)
         return MaterializeResult(metadata={"metrics": int(table["metric"].nunique()), "days_recomputed": len(days)})
 
     return [hourly_metrics, daily_metrics, request_metrics, session_metrics, user_metrics, daily_trends]

@@ -18,11 +18,12 @@ from dagster import (
     asset,
 )
 
+from chatpulse.assets.daystate import drawing_state, finished
 from chatpulse.days import DaySpan, day_bounds
 from chatpulse.metrics.users import window
 from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from chatpulse.reports.mail import ReportInProgress, ReportUnfit, deliver
-from chatpulse.reports.pages import write_pages
+from chatpulse.reports.pages import mark_day_state, write_pages
 from chatpulse.reports.render import render_report, report_file
 from chatpulse.reports.sections import detail_sections, rated_days
 
@@ -102,6 +103,8 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         comparisons = (  # part of a day is compared with nothing
             {} if in_progress else _comparisons(history, store.read_days("feedback_daily", *week_before), today)
         )
+        # The page says whether what it shows is consistent: every step it reads ran after what that step reads.
+        states = drawing_state(store, day, finished(context))
         path = render_report(
             today,
             daily=history[history["day"] == day],
@@ -118,7 +121,9 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
             outside=store.outside_counts(*span),
             span=span,
         )
-        pages = {"path": path, **write_pages(out_dir, today, every_day)}
+        mark_day_state(path, states[day])
+        pages = {"path": path, **write_pages(out_dir, today, every_day, states)}
+        store.replace_day(day, done=finished(context, output=str(path.resolve())))
         return MaterializeResult(metadata={name: MetadataValue.path(str(page)) for name, page in pages.items()})
 
     @asset(

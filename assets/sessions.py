@@ -15,6 +15,7 @@ from dagster import (
     asset,
 )
 
+from chatpulse.assets.daystate import write_day
 from chatpulse.behaviour import feedback
 from chatpulse.behaviour.scenarios import (
     OTHER,
@@ -73,8 +74,9 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         table = pd.concat([table, feedback.session_ratings(table, rated)], axis=1)
         day = date.fromisoformat(context.partition_key)
         summary = scenario_summary(table, requests, rated, day)
-        warehouse.warehouse.replace_day(
-            context.partition_key,
+        write_day(
+            context,
+            warehouse,
             Write("sessions", table),
             Write("scenario_daily", summary),
             Write("scenario_model_daily", scenario_summary(table, requests, rated, day, by_model=True)),
@@ -109,7 +111,7 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
             "scenario_daily", (day - timedelta(days=SPOTLIGHT_DAYS)).isoformat(), (day - timedelta(days=1)).isoformat()
         )
         table = feedback.spotlight(today, history)
-        store.replace_day(context.partition_key, Write("scenario_spotlight", table))
+        write_day(context, warehouse, Write("scenario_spotlight", table))
         return MaterializeResult(
             metadata={
                 "scenarios": int((today["sessions"] > 0).sum()),

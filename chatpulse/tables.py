@@ -331,6 +331,14 @@ TABLES: dict[str, sa.Table] = {
         *_floats("value"),
         *_counts("requests"),
     ),
+    # Which run last finished each step of a day, written with the step's own tables (chatpulse/daystate.py).
+    "day_steps": _table(
+        "day_steps",
+        sa.Column("step", sa.String(64)),
+        sa.Column("run_id", sa.String(64)),
+        sa.Column("finished_at", sa.DateTime(timezone=True)),
+        sa.Column("output", sa.Text()),
+    ),
     # Alert notifications not delivered yet, retried on the next run (chatpulse/alerting/delivery.py).
     "alert_deliveries": _table(
         "alert_deliveries",

@@ -18,6 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
+from chatpulse.daystate import TABLE as DAY_STEPS
+from chatpulse.daystate import StepRun
 from chatpulse.schema import Kind
 from chatpulse.tables import LANDING_FILES, TABLES, metadata
 
@@ -126,6 +128,21 @@ class Write:
     kind: str | None = None
 
 
+def _replacements(
+    day: str, writes: tuple[Write, ...], done: StepRun | None
+) -> list[tuple[sa.Table, sa.Delete, pd.DataFrame]]:
+    """What replacing ``day`` means, table by table: the rows to delete and the rows to insert.
+
+    The step's record replaces its own row of the day, so it commits or rolls back with the tables it describes.
+    """
+    replacements = [(TABLES[w.table], _delete_day(TABLES[w.table], day, w.kind), w.frame) for w in writes]
+    if done is not None:
+        steps = TABLES[DAY_STEPS]
+        mine = (steps.c.day == day) & (steps.c.step == done.step)
+        replacements.append((steps, steps.delete().where(mine), done.frame(day)))
+    return replacements
+
+
 class Warehouse:
     """Partitioned reads and writes over one SQLAlchemy engine."""
 
@@ -138,11 +155,14 @@ class Warehouse:
         metadata.create_all(self.engine)
         _add_missing_columns(self.engine)
 
-    def replace_day(self, day: str, *writes: Write) -> None:
-        """Replace `day` in every written table in one transaction."""
+    def replace_day(self, day: str, *writes: Write, done: StepRun | None = None) -> None:
+        """Replace `day` in every written table in one transaction; with `done`, record in that same
+        transaction that the step finished the day (`day_steps`), so the record never outlives or
+        precedes the rows it vouches for."""
+        replacements = _replacements(day, writes, done)
         self._replace(
-            [_delete_day(TABLES[write.table], day, write.kind) for write in writes],
-            [(TABLES[write.table], write.frame.assign(day=day)) for write in writes],
+            [delete for _, delete, _ in replacements],
+            [(table, frame.assign(day=day)) for table, _, frame in replacements],
         )
 
     def _replace(

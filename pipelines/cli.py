@@ -343,6 +343,37 @@ def send_report(invocation: Invocation, day: date, force: bool) -> None:
         click.echo(f"sent the report for {day} to {', '.join(settings.mail.recipients)}: {message_id}")
 
 
+@_subcommand("status")
+@click.option("--days", type=click.IntRange(min=1), default=7, help="How many days, ending today.")
+def status(invocation: Invocation, days: int) -> None:
+    """Print each day's state: complete, or incomplete with its stale steps.
+
+    A day is complete when every step that writes its tables and report ran after the steps it
+    reads; a run killed between two steps leaves it incomplete until the day is run again. Each
+    day names the last run that wrote it and when it finished (local time); an incomplete day
+    lists its stale steps, one a line, each with why.
+    """
+    from chatpulse.daystate import TABLE, day_states, describe
+    from chatpulse.warehouse import Warehouse
+
+    settings = invocation.settings()
+    today = datetime.now(ZoneInfo(settings.timezone)).date()
+    chosen = [today - timedelta(days=offset) for offset in range(days - 1, -1, -1)]
+    chosen = [day.isoformat() for day in chosen if day >= settings.start_date]
+    if not chosen:
+        raise CliError(f"no day to show: start_date {settings.start_date} is after today ({today})")
+    store = Warehouse(settings.database_url)
+    states = day_states(store.read_days(TABLE, chosen[0], chosen[-1]))
+    with_tables = set(store.read_days("daily_metrics", chosen[0], chosen[-1])["day"])
+    for day in chosen:
+        for line in describe(day, states.get(day), day in with_tables, settings.timezone):
+            click.echo(line)
+    incomplete = [day for day in chosen if day in states and states[day].stale]
+    if incomplete:
+        again = f"--start {incomplete[0]}" + (f" --end {incomplete[-1]}" if len(incomplete) > 1 else "")
+        click.echo(f"{len(incomplete)} incomplete: run again with chatpulse run {again}")
+
+
 @_subcommand("convert-oasst")
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(

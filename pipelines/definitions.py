@@ -21,6 +21,7 @@ from dagster import (
 )
 
 from chatpulse.assets.alerts import alert_assets
+from chatpulse.assets.daystate import day_state_checks
 from chatpulse.assets.ingest import ingest_assets
 from chatpulse.assets.metrics import metric_assets
 from chatpulse.assets.report import report_assets
@@ -81,6 +82,7 @@ def build_definitions(settings: Settings, config_file: str | None = None) -> Def
             *report_assets(partitions),
             *alert_assets(partitions),
         ],
+        asset_checks=[day_state_checks(partitions)],
         jobs=[job],
         sensors=[landing_sensor(DAILY_JOB, partitions, settings), failure_mail_sensor(settings)],
         schedules=[yesterday_schedule(job, settings)],

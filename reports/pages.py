@@ -2,19 +2,24 @@
 
 They sit beside the daily pages in the reports folder and link to them relatively,
 so the folder can be published as it is; the weekly chart is embedded like the daily
-ones. Only daily numbers reach them, never content.
+ones. Only daily numbers reach them, never content. The index marks the days that are
+incomplete (chatpulse/daystate.py), and ``mark_day_state`` shows a day's state on its own page.
 """
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Mapping
 from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
 
+from chatpulse.daystate import DayState
 from chatpulse.reports import charts
 from chatpulse.reports.formatting import DASH, format_int, format_ms, format_pct, format_usd
-from chatpulse.reports.render import report_file
+from chatpulse.reports.render import mail_body_file, report_file
 from chatpulse.reports.templating import chart_ref, render_template
 
 _WEEK_PREFIX = "week-"
@@ -37,12 +42,21 @@ def _report_days(out_dir: Path) -> list[date]:
     return sorted(days, reverse=True)
 
 
-def write_index(out_dir: Path, daily: pd.DataFrame) -> Path:
+def _stale(state: DayState | None) -> str:
+    """A day's stale steps for a page, in the job's order; empty for a complete or unrecorded day."""
+    if state is None or not state.recorded:
+        return ""
+    return ", ".join(state.stale)
+
+
+def write_index(out_dir: Path, daily: pd.DataFrame, states: Mapping[str, DayState] | None = None) -> Path:
     """Write ``<out_dir>/index.html``: every daily report, newest first, with its requests and error rate.
 
-    ``daily`` is ``daily_metrics`` over any span; a report without a row there shows dashes.
+    ``daily`` is ``daily_metrics`` over any span; a report without a row there shows dashes. A day whose
+    state in ``states`` (by day) is incomplete is marked so, its stale steps in the marker's title.
     """
     rows = daily.set_index("day") if len(daily) else pd.DataFrame(columns=["requests", "error_rate"])
+    states = states or {}
     days = []
     for day in _report_days(out_dir):
         row = rows.loc[day.isoformat()] if day.isoformat() in rows.index else pd.Series(dtype=object)
@@ -52,6 +66,7 @@ def write_index(out_dir: Path, daily: pd.DataFrame) -> Path:
                 "href": report_file(Path("."), day).name,
                 "requests": format_int(row.get("requests")),
                 "error_rate": format_pct(row.get("error_rate")),
+                "stale": _stale(states.get(day.isoformat())),
             }
         )
     weeks = [
@@ -124,13 +139,50 @@ def write_week(out_dir: Path, sunday: date, daily: pd.DataFrame) -> Path:
     return path
 
 
-def write_pages(out_dir: Path, day: date, daily: pd.DataFrame) -> dict[str, Path]:
+def write_pages(
+    out_dir: Path, day: date, daily: pd.DataFrame, states: Mapping[str, DayState] | None = None
+) -> dict[str, Path]:
     """After ``day``'s report: the weekly report when ``day`` is a Sunday, then the index (which lists it).
 
-    ``daily`` is ``daily_metrics`` of every day: the index lists them all, the week takes its seven.
+    ``daily`` is ``daily_metrics`` of every day: the index lists them all, the week takes its seven;
+    ``states`` are the days' states, by day, for the index's marks.
     """
     pages = {}
     if day.weekday() == _SUNDAY:
         pages["week"] = write_week(out_dir, day, daily)
-    pages["index"] = write_index(out_dir, daily)
+    pages["index"] = write_index(out_dir, daily, states)
     return pages
+
+
+# What report.html.j2 renders through _day_state.html.j2: two markers with the day's state between them.
+_DAY_STATE = re.compile(r"<!-- chatpulse:day-state -->.*?<!-- /chatpulse:day-state -->", re.DOTALL)
+
+
+def day_state_html(state: DayState) -> str:
+    """The page's day-state block for ``state``: the two markers, with a notice between them when the day
+    is incomplete (its stale steps, the last run and when it finished, UTC)."""
+    notice = None
+    if state.recorded and state.stale:
+        finished = state.last_finished.strftime("%Y-%m-%d %H:%M UTC") if state.last_finished is not None else ""
+        notice = {"stale": _stale(state), "last_run": state.last_run, "finished": finished}
+    return render_template("_day_state.html.j2", day_state=notice)
+
+
+def mark_day_state(page: Path, state: DayState) -> bool:
+    """Show ``state`` on the report page ``page`` and in its e-mail body (so a mail sent later says it too).
+
+    Rewrites only the day-state block; returns whether the page changed. A page without the block (drawn
+    by an earlier version) is left as it is. Raises OSError when the page cannot be read or written.
+    """
+    block = day_state_html(state)
+    html = page.read_text(encoding="utf-8")
+    marked = _DAY_STATE.sub(lambda _: block, html, count=1)
+    if marked == html:
+        return False
+    body_file = mail_body_file(page)
+    if body_file.is_file():  # the body first, as render_report writes them: the page never outruns its body
+        body = json.loads(body_file.read_text(encoding="utf-8"))
+        body["html"] = _DAY_STATE.sub(lambda _: block, body["html"], count=1)
+        body_file.write_text(json.dumps(body), encoding="utf-8")
+    page.write_text(marked, encoding="utf-8")
+    return True

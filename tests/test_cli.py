@@ -12,15 +12,17 @@ import subprocess
 import sys
 import tomllib
 import traceback
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from dagster_shared.error import SerializableErrorInfo
 
+from chatpulse.daystate import STEPS, StepRun, day_state, describe
 from chatpulse.ingest.files import ExtractError
 from chatpulse.pipelines.cli import run_error
-from chatpulse.warehouse import Warehouse
+from chatpulse.warehouse import Warehouse, Write
 
 from fixtures import ROOT, embedded_charts, write_jsonl
 from fixtures import invoke_cli as chatpulse
@@ -167,6 +169,7 @@ def test_version_is_the_installed_package_version() -> None:
         (["convert-oasst"], ["--out DIRECTORY Folder to write into. [default: (the landing folder)]"]),
         (["serve-metrics"], ["[default: 127.0.0.1]", "[default: 9464; 0<=x<=65535]"]),
         (["ui"], ["[default: 3000; 1<=x<=65535]"]),
+        (["status"], ["--days INTEGER RANGE How many days, ending today. [default: 7; x>=1]"]),
     ],
 )
 def test_help_shows_every_default(command: list[str], defaults: list[str]) -> None:
@@ -232,3 +235,29 @@ def test_a_range_runs_every_day(tmp_path: Path) -> None:
         "index.html",
         "week-2026-11-16.html",
     ]
+
+
+def test_status_prints_each_days_state(tmp_path: Path) -> None:
+    today = datetime.now(UTC).date()
+    days = [(today - timedelta(days=back)).isoformat() for back in (3, 2, 1, 0)]
+    (tmp_path / "chatpulse.yaml").write_text(f"data_home: .\nstart_date: {days[0]}\n")
+    warehouse = Warehouse(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    warehouse.replace_day(days[0], Write("daily_metrics", pd.DataFrame({"requests": [5]})))  # run before records
+    at = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
+    for number, step in enumerate(STEPS):
+        for day in days[1:3]:
+            warehouse.replace_day(day, done=StepRun(step, "run-1", at + timedelta(seconds=number)))
+    warehouse.replace_day(days[2], done=StepRun("clean_requests", "run-2", at + timedelta(hours=1)))  # then cut
+    result = chatpulse("--config", str(tmp_path / "chatpulse.yaml"), "status", "--days", "6")
+    assert result.exit_code == 0, result.stderr
+    records = warehouse.read("day_steps")
+    expected = [
+        f"{days[0]}  no record   (run before day states were recorded: run it again to record one)",
+        *describe(days[1], day_state(days[1], records), False, "UTC"),
+        *describe(days[2], day_state(days[2], records), False, "UTC"),
+        f"{days[3]}  not run",
+        f"1 incomplete: run again with chatpulse run --start {days[2]}",
+    ]  # two days before start_date are not shown
+    assert result.stdout.splitlines() == expected
+    assert expected[1].split()[1] == "complete" and expected[2].split()[1] == "incomplete"
+    assert "stale: daily_report" in result.stdout and days[2] in result.stdout.splitlines()[-1]

@@ -10,7 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from dagster import DagsterInstance, DefaultScheduleStatus, build_schedule_context
 
+from chatpulse.assets.daystate import DAY_CONSISTENT
 from chatpulse.config import settings_from_mapping
+from chatpulse.daystate import STEPS
 from chatpulse.pipelines.cli import prepare_dagster_home
 from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 
@@ -27,8 +29,10 @@ def test_every_stage_is_a_daily_partitioned_asset_in_the_configured_zone(tmp_pat
         partitions = graph.get(key).partitions_def
         assert partitions is not None and partitions.timezone == "Asia/Shanghai"
     checks = {(key.asset_key.path[-1], key.name) for key in graph.asset_check_keys}
+    day_checks = {(step, DAY_CONSISTENT) for step in STEPS}  # the day's state, on every step that writes it
     assert ("clean_requests", "rows_accounted_for") in checks and ("raw_requests", "mapped_columns_present") in checks
-    assert len(checks) == 14
+    assert len(checks - day_checks) == 14
+    assert day_checks <= checks
     schedule = defs.resolve_schedule_def(f"{DAILY_JOB}_schedule")
     assert schedule.cron_schedule == "30 7 * * *" and schedule.execution_timezone == "Asia/Shanghai"
     assert schedule.default_status == DefaultScheduleStatus.RUNNING

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from chatpulse.reports.pages import write_index, write_pages, write_week
+from chatpulse.daystate import DayState
+from chatpulse.reports.pages import mark_day_state, write_index, write_pages, write_week
+from chatpulse.reports.render import mail_body_file, read_mail_body
 
-from fixtures import PNG_MAGIC, embedded_charts, report_daily
+from fixtures import PNG_MAGIC, REPORT_DAY, embedded_charts, render_with, report_daily, report_tables
 
 SUNDAY = date(2026, 11, 22)
 MONDAY = SUNDAY - timedelta(days=6)
@@ -93,3 +95,49 @@ def test_weekly_report_only_on_a_sunday(tmp_path: Path) -> None:
     index = sunday["index"].read_text(encoding="utf-8")
     assert '<a href="week-2026-11-16.html">2026-11-16 week</a>' in index
     assert index.index("2026-11-22.html") < index.index("2026-11-21.html")
+
+
+STALE = DayState(
+    REPORT_DAY.isoformat(),
+    {"daily_metrics": "older than clean_requests", "daily_report": "reads daily_metrics, which is stale"},
+    "run-2",
+    pd.Timestamp("2026-11-21T06:00:05Z"),
+)
+
+
+def test_index_marks_incomplete_days_with_their_stale_steps(tmp_path: Path) -> None:
+    _pages(tmp_path, [MONDAY, SUNDAY, MONDAY + timedelta(days=1)])
+    states = {
+        MONDAY.isoformat(): DayState(MONDAY.isoformat(), {}, "run-1", pd.Timestamp("2026-11-17T06:00Z")),
+        SUNDAY.isoformat(): DayState(SUNDAY.isoformat(), dict(STALE.stale), "run-2", STALE.last_finished),
+    }  # Tuesday has no record: run before states were kept
+    html = write_index(tmp_path, _week(), states).read_text(encoding="utf-8")
+    rows = {line.split('href="')[1][:10]: line for line in html.splitlines() if line.strip().startswith("<tr><td><a")}
+    assert 'title="Stale: daily_metrics, daily_report">incomplete</span>' in rows[SUNDAY.isoformat()]
+    assert [day for day, row in rows.items() if 'data-day-state="incomplete"' in row] == [SUNDAY.isoformat()]
+
+
+def test_a_page_shows_its_state_until_the_day_is_complete(tmp_path: Path) -> None:
+    drawn = render_with(tmp_path, report_tables())
+    page = tmp_path / f"{REPORT_DAY.isoformat()}.html"
+    body = mail_body_file(page).read_text(encoding="utf-8")
+    assert 'data-day-state="incomplete"' not in drawn  # drawn complete: the block is empty
+
+    assert mark_day_state(page, STALE)
+    marked = page.read_text(encoding="utf-8")
+    notice = marked[marked.index('<p class="notice" data-day-state="incomplete">') :].split("</p>")[0]
+    assert "<span data-stale-steps>daily_metrics, daily_report</span>" in notice
+    assert "run-2" in notice and "2026-11-21 06:00 UTC" in notice
+    assert marked.replace(notice + "</p>\n", "") == drawn  # nothing else on the page changes
+    assert notice in read_mail_body(page)[0]  # a mail sent later says so too
+    assert not mark_day_state(page, STALE)  # already says so: not rewritten
+
+    assert mark_day_state(page, DayState(STALE.day, {}, "run-3", pd.Timestamp("2026-11-21T07:00Z")))
+    assert page.read_text(encoding="utf-8") == drawn and mail_body_file(page).read_text(encoding="utf-8") == body
+
+
+def test_a_page_drawn_before_day_states_is_left_alone(tmp_path: Path) -> None:
+    page = tmp_path / "2026-11-20.html"
+    page.write_text("<html><body><h1>old page</h1></body></html>", encoding="utf-8")
+    assert not mark_day_state(page, STALE)
+    assert page.read_text(encoding="utf-8") == "<html><body><h1>old page</h1></body></html>"

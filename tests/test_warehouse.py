@@ -2,11 +2,13 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from chatpulse.daystate import TABLE, StepRun
 from chatpulse.schema import Kind
 from chatpulse.tables import LANDING_FILES, TABLES
 from chatpulse.warehouse import FileStamp, Warehouse, Write
@@ -41,6 +43,26 @@ def test_replacing_a_day_never_doubles_it(warehouse: Warehouse) -> None:
     warehouse.replace_day("2026-11-21", Write("requests", _requests("c")))
     warehouse.replace_day("2026-11-20", Write("requests", _requests("a", "b")))
     assert sorted(warehouse.read("requests")["request_id"]) == ["a", "b", "c"]
+
+
+def test_a_step_record_commits_with_its_tables_or_not_at_all(warehouse: Warehouse) -> None:
+    first = StepRun("clean_requests", "run-1", datetime(2026, 11, 21, 6, 0, 0, 123456, tzinfo=UTC))
+    warehouse.replace_day("2026-11-20", Write("requests", _requests("a")), done=first)
+    rerun = StepRun("clean_requests", "run-2", datetime(2026, 11, 21, 7, 0, tzinfo=UTC))
+    broken = pd.DataFrame({"hour": [1], "latency_mean_ms": ["not a number"]})  # the insert fails mid-transaction
+    with pytest.raises(Exception):  # noqa: B017 - the driver's own error type differs between SQLite and PostgreSQL
+        warehouse.replace_day(
+            "2026-11-20", Write("requests", _requests("b")), Write("hourly_metrics", broken), done=rerun
+        )
+    assert warehouse.read("requests")["request_id"].tolist() == ["a"]
+    records = warehouse.read(TABLE)
+    assert records[["day", "step", "run_id"]].values.tolist() == [["2026-11-20", "clean_requests", "run-1"]]
+    assert records["finished_at"].iloc[0] == pd.Timestamp(first.finished_at)  # microseconds kept: steps compare by it
+    warehouse.replace_day("2026-11-20", Write("requests", _requests("b")), done=rerun)
+    warehouse.replace_day("2026-11-20", done=StepRun("daily_report", "run-2", datetime.now(UTC), output="/r.html"))
+    records = warehouse.read(TABLE).set_index("step")
+    assert records["run_id"].to_dict() == {"clean_requests": "run-2", "daily_report": "run-2"}  # one row per step
+    assert records.loc["daily_report", "output"] == "/r.html"
 
 
 def test_reading_a_range_of_days(warehouse: Warehouse) -> None:

@@ -17,10 +17,12 @@ from fixtures import PIPELINE_DAY as DAY
 from fixtures import PIPELINE_REQUESTS as REQUESTS
 from fixtures import ROOT, free_port, run_cli, write_jsonl
 
-QUERY = """{
+QUERY = """query ($day: String) {
   assetNodes { assetKey { path } partitionDefinition { description }
     assetChecksOrError { ... on AssetChecks { checks { name } } } }
   assetOrError(assetKey: {path: ["daily_report"]}) { ... on Asset { assetMaterializations(limit: 5) { partition } } }
+  assetCheckExecutions(assetKey: {path: ["daily_report"]}, checkName: "day_consistent", partition: $day, limit: 5) {
+    partition status evaluation { severity } }
 }"""
 
 
@@ -74,7 +76,9 @@ def _wait_until_up(url: str, process: subprocess.Popen) -> None:
 @pytest.mark.webserver
 def test_the_ui_shows_assets_partitions_checks_and_runs(webserver: str) -> None:
     request = urllib.request.Request(
-        f"{webserver}/graphql", data=json.dumps({"query": QUERY}).encode(), headers={"Content-Type": "application/json"}
+        f"{webserver}/graphql",
+        data=json.dumps({"query": QUERY, "variables": {"day": DAY}}).encode(),
+        headers={"Content-Type": "application/json"},
     )
     data = json.load(urllib.request.urlopen(request, timeout=60))["data"]
     nodes = {node["assetKey"]["path"][-1]: node for node in data["assetNodes"]}
@@ -82,8 +86,11 @@ def test_the_ui_shows_assets_partitions_checks_and_runs(webserver: str) -> None:
     daily_through_today = "Daily, starting 2026-01-01 UTC. End offsetted by 1 partition."
     assert all(node["partitionDefinition"]["description"] == daily_through_today for node in nodes.values())
     checks = {check["name"] for check in nodes["clean_requests"]["assetChecksOrError"]["checks"]}
-    assert checks == {"rows_accounted_for", "quarantine_rate", "expectations_pass"}
+    assert checks == {"rows_accounted_for", "quarantine_rate", "expectations_pass", "day_consistent"}
     assert [m["partition"] for m in data["assetOrError"]["assetMaterializations"]] == [DAY]
+    # The day's state, per day: the CLI's run left it complete.
+    executions = data["assetCheckExecutions"]
+    assert executions == [{"partition": DAY, "status": "SUCCEEDED", "evaluation": {"severity": "WARN"}}]
 
 
 @pytest.mark.subprocess
