@@ -21,6 +21,7 @@ from dagster import (
 from chatpulse.days import day_bounds
 from chatpulse.metrics.users import window
 from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
+from chatpulse.reports.alerts import alert_summary
 from chatpulse.reports.mail import ReportInProgress, ReportUnfit, deliver
 from chatpulse.reports.pages import write_pages
 from chatpulse.reports.render import render_report, report_file
@@ -40,7 +41,6 @@ SHOWN_ASSETS = (
     "clean_feedback",
 )
 SECTION_TABLES = (
-    "alerts",
     "daily_trends",
     "scenario_daily",
     "scenario_spotlight",
@@ -49,7 +49,9 @@ SECTION_TABLES = (
     "feedback_by_latency",
     "negative_sessions",
     "error_kinds",
+    "request_metrics",
     "model_costs",
+    "daily_users",
     "slowest_requests",
 )
 
@@ -76,9 +78,9 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         deps=[AssetKey(name) for name in SHOWN_ASSETS],
         group_name="report",
         kinds={"html"},
-        description="reports/<day>.html: headline numbers with deltas, charts, trends, scenarios, feedback, "
-        "errors, costs, slowest requests and data quality for the day; rewrites reports/index.html and, "
-        "on a Sunday, writes reports/week-<Monday>.html.",
+        description="reports/<day>.html: the day's alerts, headline numbers with deltas, charts, trends, "
+        "scenarios, feedback, errors, models, top users, slowest requests and data quality for the day; "
+        "rewrites reports/index.html (days with alerts marked) and, on a Sunday, writes reports/week-<Monday>.html.",
     )
     def daily_report(
         context: AssetExecutionContext,
@@ -106,15 +108,16 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
             hourly=store.read("hourly_metrics", day).sort_values("hour"),
             latencies=requests["latency_ms"].dropna(),
             quality=store.read("data_quality", day),
-            sections=detail_sections(tables, tz),
+            sections=detail_sections(tables),
             out_dir=out_dir,
             comparisons=comparisons,
             tables=tables,
             hourly_previous=store.read_days("hourly_metrics", *week_before),
             history=history,
             in_progress_at=now if in_progress else None,
+            alerts=alert_summary(store.read("alerts", day), tz),
         )
-        pages = {"path": path, **write_pages(out_dir, today, every_day)}
+        pages = {"path": path, **write_pages(out_dir, today, every_day, store.read_days("alerts", None, None))}
         return MaterializeResult(metadata={name: MetadataValue.path(str(page)) for name, page in pages.items()})
 
     @asset(

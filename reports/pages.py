@@ -2,7 +2,7 @@
 
 They sit beside the daily pages in the reports folder and link to them relatively,
 so the folder can be published as it is; the weekly chart is embedded like the daily
-ones. Only daily numbers reach them, never content.
+ones. Only daily numbers and alert counts reach them, never content.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from chatpulse.reports import charts
+from chatpulse.reports.alerts import day_marks
 from chatpulse.reports.formatting import DASH, format_int, format_ms, format_pct, format_usd
 from chatpulse.reports.render import report_file
 from chatpulse.reports.templating import chart_ref, render_template
@@ -37,21 +38,27 @@ def _report_days(out_dir: Path) -> list[date]:
     return sorted(days, reverse=True)
 
 
-def write_index(out_dir: Path, daily: pd.DataFrame) -> Path:
-    """Write ``<out_dir>/index.html``: every daily report, newest first, with its requests and error rate.
+def write_index(out_dir: Path, daily: pd.DataFrame, alerts: pd.DataFrame | None = None) -> Path:
+    """Write ``<out_dir>/index.html``: every daily report, newest first, with its requests, error rate and,
+    for a day that had alerts, their count ("5 alerts, 0 open") in its worst severity's colour.
 
-    ``daily`` is ``daily_metrics`` over any span; a report without a row there shows dashes.
+    ``daily`` is ``daily_metrics`` over any span, ``alerts`` the ``alerts`` table over any span; a report
+    without a row there shows dashes.
     """
     rows = daily.set_index("day") if len(daily) else pd.DataFrame(columns=["requests", "error_rate"])
+    marks = day_marks(alerts)
     days = []
     for day in _report_days(out_dir):
         row = rows.loc[day.isoformat()] if day.isoformat() in rows.index else pd.Series(dtype=object)
+        mark = marks.get(day.isoformat(), {})
         days.append(
             {
                 "day": day.isoformat(),
                 "href": report_file(Path("."), day).name,
                 "requests": format_int(row.get("requests")),
                 "error_rate": format_pct(row.get("error_rate")),
+                "alerts": mark.get("count", ""),
+                "severity": mark.get("severity", ""),
             }
         )
     weeks = [
@@ -124,13 +131,14 @@ def write_week(out_dir: Path, sunday: date, daily: pd.DataFrame) -> Path:
     return path
 
 
-def write_pages(out_dir: Path, day: date, daily: pd.DataFrame) -> dict[str, Path]:
+def write_pages(out_dir: Path, day: date, daily: pd.DataFrame, alerts: pd.DataFrame | None = None) -> dict[str, Path]:
     """After ``day``'s report: the weekly report when ``day`` is a Sunday, then the index (which lists it).
 
-    ``daily`` is ``daily_metrics`` of every day: the index lists them all, the week takes its seven.
+    ``daily`` is ``daily_metrics`` of every day: the index lists them all, the week takes its seven;
+    ``alerts`` the ``alerts`` table of every day, for the index to mark the days that had alerts.
     """
     pages = {}
     if day.weekday() == _SUNDAY:
         pages["week"] = write_week(out_dir, day, daily)
-    pages["index"] = write_index(out_dir, daily)
+    pages["index"] = write_index(out_dir, daily, alerts)
     return pages

@@ -180,7 +180,8 @@ def test_a_full_report_fits_in_the_mail_with_its_charts_attached(tmp_path: Path)
     report = tmp_path / "2026-11-20.html"
     page = render_with(tmp_path, report_tables(), history=history)
     assert len(page.encode()) > MAX_HTML_BYTES  # the browser's page carries eight charts in base64
-    html, images = inline_report(report)
+    inlined = inline_report(report)
+    html, images = inlined.html, inlined.images
     assert len(html.encode()) < MAX_HTML_BYTES
     assert "data:" not in html and "<style" not in html
     assert re.findall(r'src="cid:([^"]+)"', html) == list(images)  # each chart once, in page order
@@ -211,7 +212,7 @@ def test_a_page_too_big_for_the_mail_is_refused(tmp_path: Path) -> None:
         [rows],
         tmp_path,
     )
-    size = len(inline_report(report)[0].encode())
+    size = len(inline_report(report).html.encode())
     assert size > 2 * MAX_HTML_BYTES
     settings = MailSettings(host="127.0.0.1", sender="reports@example.com", recipients=("ops@example.com",))
     with pytest.raises(ReportUnfit, match=f"HTML body is {size:,} bytes, over the 100,000"):
@@ -221,13 +222,15 @@ def test_a_page_too_big_for_the_mail_is_refused(tmp_path: Path) -> None:
 def test_the_mail_body_is_the_page_with_each_chart_a_cid_link(tmp_path: Path) -> None:
     page = render_with(tmp_path, report_tables())
     report = tmp_path / "2026-11-20.html"
-    body, pngs = read_mail_body(report)
-    assert body == re.sub(
+    body = read_mail_body(report)
+    pngs = body.images
+    assert body.html == re.sub(
         r'src="data:image/png;base64,[^"]*" data-chart="(\w+)"',
         r'src="cid:\1.2026-11-20@chatpulse" data-chart="\1"',
         page,
     )  # the same numbers, sections and completeness mark as the page, whenever it is mailed
-    html, images = inline_report(report)
+    inlined = inline_report(report)
+    html, images = inlined.html, inlined.images
     shown = embedded_charts(page)
     cids = [f"{name}.2026-11-20@chatpulse" for name, _ in shown]
     assert len(set(cids)) == len(cids) == 7 and list(pngs) == cids
