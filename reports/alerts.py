@@ -48,10 +48,12 @@ class AlertSummary:
 
     @property
     def total(self) -> int:
+        """How many alerts the day had, open or resolved."""
         return len(self.rows)
 
     @property
     def open(self) -> int:
+        """How many of them were still open when the page was drawn."""
         return sum(row["status"] == "open" for row in self.rows)
 
     @property
@@ -74,6 +76,7 @@ class AlertSummary:
 
     @classmethod
     def of_json(cls, rows: list[dict[str, str]]) -> AlertSummary:
+        """The summary ``as_json`` kept."""
         return cls([dict(row) for row in rows])
 
 

@@ -66,7 +66,7 @@ class Headline:
 def subject(day: date, headline: Headline, alerts: AlertSummary) -> str:
     """The subject line: the day, its alert count when it had any (read first on a phone), the headline numbers.
 
-    e.g. ``ChatPulse 2026-11-26: 5 alerts, 0 open · 2,791 requests, 3.8% errors, p95 11.3 s``.
+    e.g. ``ChatPulse 2026-11-26: 5 alerts, 0 open · 2,998 requests, 3.9% errors, p95 10.7 s``.
     """
     counted = f"{alerts.count_text} · " if alerts.total else ""
     return (

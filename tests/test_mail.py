@@ -1,5 +1,6 @@
 """The report by e-mail, received by a real SMTP server (aiosmtpd) on loopback."""
 
+import json
 import re
 import ssl
 import subprocess
@@ -193,11 +194,22 @@ def test_a_full_report_fits_in_the_mail_with_its_charts_attached(tmp_path: Path)
 
 def test_a_busy_day_fits_in_the_mail_with_its_colours(tmp_path: Path) -> None:
     history = pd.concat([report_daily(day=f"2026-11-{d:02d}") for d in range(1, 21)], ignore_index=True)
-    render_with(tmp_path, full_day(scenarios=15, models=8, alerts=6), history=history)
+    day = full_day(scenarios=15, models=8, alerts=6)
+    render_with(tmp_path, day, history=history)
     settings = MailSettings(host="127.0.0.1", sender="reports@example.com", recipients=("ops@example.com",))
     message = build_message(DAY, report_daily().iloc[0], tmp_path / "2026-11-20.html", settings)
     html = message.get_payload()[1].get_payload()[0].get_content()
     assert len(html.encode()) < MAX_HTML_BYTES  # Gmail shows it whole
+    still_open = int(day["alerts"]["resolved_at"].isna().sum())
+    assert (
+        message["Subject"]
+        == f"ChatPulse 2026-11-20: 6 alerts, {still_open} open · 1,234 requests, 2.5% errors, p95 1.8 s"
+    )
+    text = message.get_payload()[0].get_content()
+    assert text.index("Alerts: 6 alerts") < text.index("Requests      1,234")  # the alerts come first
+    assert [line.split()[0] for line in text.splitlines() if "error_rate_5m_" in line] == ["open"] * still_open + [
+        "resolved"
+    ] * (6 - still_open)
     assert "var(--" not in html and "color:#7a8791" in html  # Gmail drops CSS variables: colours are spelled out
 
 
@@ -246,6 +258,11 @@ def test_a_page_whose_mail_body_or_chart_is_gone_is_refused(tmp_path: Path) -> N
     (tmp_path / "2026-11-20" / "scenarios.png").unlink()
     with pytest.raises(ReportUnfit, match=r"2026-11-20/scenarios\.png is missing; run the pipeline for that day"):
         build_message(DAY, report_daily().iloc[0], report, settings)
+    body = json.loads(mail_body_file(report).read_text())
+    (tmp_path / "2026-11-20" / "scenarios.png").write_bytes(b"")
+    mail_body_file(report).write_text(json.dumps({"html": body["html"], "images": body["images"]}))
+    with pytest.raises(ReportUnfit, match=r"mail\.json was written by an older version, without the day's alerts"):
+        build_message(DAY, report_daily().iloc[0], report, settings)  # its subject could not count them
     mail_body_file(report).unlink()  # a page drawn before pages kept their mail body
     with pytest.raises(ReportUnfit, match=r"2026-11-20/mail\.json is missing; run the pipeline for that day"):
         build_message(DAY, report_daily().iloc[0], report, settings)
