@@ -62,7 +62,9 @@ def show_states(store: Warehouse, day: str) -> None:
     if page is None or not page.is_file():
         return
     states = day_states(records)
-    write_index(page.parent, store.read_days("daily_metrics", None, None), states)
+    write_index(
+        page.parent, store.read_days("daily_metrics", None, None), store.read_days("alerts", None, None), states
+    )
     mark_day_state(page, states[day])
 
 

@@ -22,6 +22,7 @@ from chatpulse.assets.daystate import drawing_state, finished
 from chatpulse.days import DaySpan, day_bounds
 from chatpulse.metrics.users import window
 from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
+from chatpulse.reports.alerts import alert_summary
 from chatpulse.reports.mail import ReportInProgress, ReportUnfit, deliver
 from chatpulse.reports.pages import mark_day_state, write_pages
 from chatpulse.reports.render import render_report, report_file
@@ -41,7 +42,6 @@ SHOWN_ASSETS = (
     "clean_feedback",
 )
 SECTION_TABLES = (
-    "alerts",
     "daily_trends",
     "scenario_daily",
     "scenario_spotlight",
@@ -50,7 +50,9 @@ SECTION_TABLES = (
     "feedback_by_latency",
     "negative_sessions",
     "error_kinds",
+    "request_metrics",
     "model_costs",
+    "daily_users",
     "slowest_requests",
 )
 
@@ -77,9 +79,9 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         deps=[AssetKey(name) for name in SHOWN_ASSETS],
         group_name="report",
         kinds={"html"},
-        description="reports/<day>.html: headline numbers with deltas, charts, trends, scenarios, feedback, "
-        "errors, costs, slowest requests and data quality for the day; rewrites reports/index.html and, "
-        "on a Sunday, writes reports/week-<Monday>.html.",
+        description="reports/<day>.html: the day's alerts, headline numbers with deltas, charts, trends, "
+        "scenarios, feedback, errors, models, top users, slowest requests and data quality for the day; "
+        "rewrites reports/index.html (days with alerts marked) and, on a Sunday, writes reports/week-<Monday>.html.",
     )
     def daily_report(
         context: AssetExecutionContext,
@@ -111,7 +113,7 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
             hourly=store.read("hourly_metrics", day).sort_values("hour"),
             latencies=requests["latency_ms"].dropna(),
             quality=store.read("data_quality", day),
-            sections=detail_sections(tables, tz),
+            sections=detail_sections(tables),
             out_dir=out_dir,
             comparisons=comparisons,
             tables=tables,
@@ -120,9 +122,11 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
             in_progress_at=now if in_progress else None,
             outside=store.outside_counts(*span),
             span=span,
+            alerts=alert_summary(store.read("alerts", day), tz),
         )
         mark_day_state(path, states[day])
-        pages = {"path": path, **write_pages(out_dir, today, every_day, states)}
+        alerts = store.read_days("alerts", None, None)
+        pages = {"path": path, **write_pages(out_dir, today, every_day, alerts, states)}
         store.replace_day(day, done=finished(context, output=str(path.resolve())))
         return MaterializeResult(metadata={name: MetadataValue.path(str(page)) for name, page in pages.items()})
 

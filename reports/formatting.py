@@ -6,6 +6,7 @@ returns DASH for a number the day doesn't have, so the templates only lay out st
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -34,11 +35,23 @@ def format_pct(rate: Any) -> str:
 
 
 def format_ms(ms: Any) -> str:
-    """Latency in ms below a second, else seconds: 420 -> "420 ms", 1834 -> "1.8 s"."""
+    """Latency in ms below a second, else seconds: 420 -> "420 ms", 1834 -> "1.8 s".
+
+    The one unit style of every latency on the pages, in the e-mail and on the charts' legends; 999.7 ms,
+    which would round to "1,000 ms", already reads "1.0 s".
+    """
     if missing(ms):
         return DASH
     ms = float(ms)
-    return f"{ms:,.0f} ms" if ms < 1000 else f"{ms / 1000:,.1f} s"
+    return f"{ms:,.0f} ms" if round(ms) < 1000 else f"{ms / 1000:,.1f} s"
+
+
+def format_ms_tick(ms: float) -> str:
+    """A latency axis tick in the style of format_ms, without a needless ".0": 500 -> "500 ms", 2000 -> "2 s",
+    1500 -> "1.5 s", 0.5 -> "0.5 ms"."""
+    if round(ms) < 1000:
+        return f"{ms:,.1f}".removesuffix(".0") + " ms"
+    return f"{ms / 1000:,.1f}".removesuffix(".0") + " s"
 
 
 def format_duration(seconds: Any) -> str:
@@ -59,6 +72,18 @@ def format_usd(amount: Any) -> str:
         return DASH
     amount = float(amount)
     return "<$0.01" if 0 < amount < 0.005 else f"${amount:,.2f}"
+
+
+def format_metric(metric: str) -> Callable[[Any], str]:
+    """The formatter of a metric by its name, as the warehouse names them: ``*_ms`` latency, ``*_rate``,
+    ``*_share`` and ``satisfaction`` percentages, ``*_usd`` and ``cost_per_day`` dollars, anything else a count."""
+    if metric.endswith("_ms"):
+        return format_ms
+    if metric.endswith(("_rate", "_share")) or metric == "satisfaction":
+        return format_pct
+    if metric.endswith("_usd") or metric == "cost_per_day":
+        return format_usd
+    return format_int
 
 
 def format_clock(iso: Any) -> str:

@@ -4,7 +4,8 @@ Mail clients block data: URIs and external images, and Gmail clips HTML over abo
 message carries the body render_report drew beside the page (reports.render.read_mail_body: the same
 template, every chart a cid: link) with the chart PNGs as inline CID parts, its CSS inlined (minified,
 with its variables resolved, since Gmail drops them), and a plain-text part with the headline numbers
-for clients without HTML. The SMTP sending itself is chatpulse.mail's.
+for clients without HTML. The subject counts the day's alerts and the text part lists them, as the page
+that opens with them. The SMTP sending itself is chatpulse.mail's.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pandas as pd
 
 from chatpulse.config import MailSettings
 from chatpulse.mail import MailError, send
+from chatpulse.reports.alerts import AlertSummary
 from chatpulse.reports.formatting import format_int, format_ms, format_pct, format_usd
 from chatpulse.reports.render import is_complete, read_mail_body
 from chatpulse.warehouse import Warehouse
@@ -61,15 +63,21 @@ class Headline:
         )
 
 
-def subject(day: date, headline: Headline) -> str:
+def subject(day: date, headline: Headline, alerts: AlertSummary) -> str:
+    """The subject line: the day, its alert count when it had any (read first on a phone), the headline numbers.
+
+    e.g. ``ChatPulse 2026-11-26: 5 alerts, 0 open · 2,998 requests, 3.9% errors, p95 10.7 s``.
+    """
+    counted = f"{alerts.count_text} · " if alerts.total else ""
     return (
-        f"ChatPulse {day.isoformat()}: {headline.requests} requests, "
+        f"ChatPulse {day.isoformat()}: {counted}{headline.requests} requests, "
         f"{headline.error_rate} errors, p95 {headline.latency_p95}"
     )
 
 
-def plain_text(day: date, headline: Headline) -> str:
-    """The text/plain alternative: headline numbers only, never session content."""
+def plain_text(day: date, headline: Headline, alerts: AlertSummary) -> str:
+    """The text/plain alternative: the day's alerts (rule, severity, window, value against its threshold), then
+    the headline numbers; never session content."""
     rows = [
         ("Requests", headline.requests),
         ("Active users", headline.users),
@@ -81,31 +89,46 @@ def plain_text(day: date, headline: Headline) -> str:
     ]
     width = max(len(label) for label, _ in rows)
     lines = [f"ChatPulse daily report for {day.isoformat()}", ""]
+    if alerts.total:
+        lines += [f"Alerts: {alerts.count_text}", *alerts.text_lines(), ""]
     lines += [f"{label.ljust(width)}  {value}" for label, value in rows]
     lines += ["", "The HTML part of this message has the charts and the data-quality summary."]
     return "\n".join(lines) + "\n"
 
 
-def inline_report(report: Path) -> tuple[str, dict[str, bytes]]:
-    """The e-mail HTML of the report page ``report`` with its CSS inlined, plus each chart's PNG bytes by CID.
+@dataclass(frozen=True)
+class InlinedReport:
+    """A report page made ready for mail: its HTML with the CSS inlined, each chart's PNG bytes by CID (in page
+    order) and the alerts the page shows."""
+
+    html: str
+    images: dict[str, bytes]
+    alerts: AlertSummary
+
+
+def inline_report(report: Path) -> InlinedReport:
+    """The e-mail body of the report page ``report`` with its CSS inlined, its charts' bytes and its alerts.
 
     A CID names the chart and the page, e.g. ``requests_per_hour.2026-11-20@chatpulse``; the HTML links
-    each chart once, in page order. Raises ReportUnfit when the page has no e-mail body beside it, or a
-    chart it links is gone (the page was drawn by an older version, or its folder was moved or cut short).
+    each chart once, in page order. Raises ReportUnfit when the page has no e-mail body beside it, a
+    chart it links is gone (the folder was moved or cut short) or the body was kept by an older version.
     """
     try:
-        html, pngs = read_mail_body(report)
-        images = {cid: png.read_bytes() for cid, png in pngs.items()}
+        body = read_mail_body(report)
+        images = {cid: png.read_bytes() for cid, png in body.images.items()}
     except FileNotFoundError as exc:
         raise ReportUnfit(
             f"{report} cannot be mailed: {exc.filename} is missing; run the pipeline for that day again"
         ) from exc
-    return _INLINER.inline(html), images
+    except ValueError as exc:
+        raise ReportUnfit(f"{report} cannot be mailed: {exc}; run the pipeline for that day again") from exc
+    return InlinedReport(_INLINER.inline(body.html), images, body.alerts)
 
 
 def build_message(day: date, daily: pd.Series, report: Path, settings: MailSettings) -> EmailMessage:
     """multipart/alternative: text, then HTML related to its inline charts; only of a page of the whole day."""
-    html, images = inline_report(report)
+    inlined = inline_report(report)
+    html = inlined.html
     if not is_complete(html):
         raise ReportInProgress(
             f"{report} was drawn before {day.isoformat()} ended: run the pipeline for that day again"
@@ -117,14 +140,14 @@ def build_message(day: date, daily: pd.Series, report: Path, settings: MailSetti
         )
     headline = Headline.of(daily)
     message = EmailMessage()
-    message["Subject"] = subject(day, headline)
+    message["Subject"] = subject(day, headline, inlined.alerts)
     message["From"] = settings.sender
     message["To"] = ", ".join(settings.recipients)
     message["Message-ID"] = make_msgid(idstring=f"report-{day.isoformat()}", domain="chatpulse")
-    message.set_content(plain_text(day, headline))
+    message.set_content(plain_text(day, headline, inlined.alerts))
     message.add_alternative(html, subtype="html")
     html_part = message.get_payload()[1]
-    for cid, data in images.items():
+    for cid, data in inlined.images.items():
         html_part.add_related(
             data, "image", "png", cid=f"<{cid}>", filename=cid.split(".")[0] + ".png", disposition="inline"
         )

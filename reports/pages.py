@@ -2,8 +2,8 @@
 
 They sit beside the daily pages in the reports folder and link to them relatively,
 so the folder can be published as it is; the weekly chart is embedded like the daily
-ones. Only daily numbers reach them, never content. The index marks the days that are
-incomplete (chatpulse/daystate.py), and ``mark_day_state`` shows a day's state on its own page.
+ones. Only daily numbers and alert counts reach them, never content. The index marks the days
+that are incomplete (chatpulse/daystate.py), and ``mark_day_state`` shows a day's state on its own page.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pandas as pd
 
 from chatpulse.daystate import DayState
 from chatpulse.reports import charts
+from chatpulse.reports.alerts import day_marks
 from chatpulse.reports.formatting import DASH, format_int, format_ms, format_pct, format_usd
 from chatpulse.reports.render import mail_body_file, report_file
 from chatpulse.reports.templating import chart_ref, render_template
@@ -49,17 +50,26 @@ def _stale(state: DayState | None) -> str:
     return ", ".join(state.stale)
 
 
-def write_index(out_dir: Path, daily: pd.DataFrame, states: Mapping[str, DayState] | None = None) -> Path:
-    """Write ``<out_dir>/index.html``: every daily report, newest first, with its requests and error rate.
+def write_index(
+    out_dir: Path,
+    daily: pd.DataFrame,
+    alerts: pd.DataFrame | None = None,
+    states: Mapping[str, DayState] | None = None,
+) -> Path:
+    """Write ``<out_dir>/index.html``: every daily report, newest first, with its requests, error rate and,
+    for a day that had alerts, their count ("5 alerts, 0 open") in its worst severity's colour.
 
-    ``daily`` is ``daily_metrics`` over any span; a report without a row there shows dashes. A day whose
-    state in ``states`` (by day) is incomplete is marked so, its stale steps in the marker's title.
+    ``daily`` is ``daily_metrics`` over any span, ``alerts`` the ``alerts`` table over any span; a report
+    without a row there shows dashes. A day whose state in ``states`` (by day) is incomplete is marked
+    so, its stale steps in the marker's title.
     """
     rows = daily.set_index("day") if len(daily) else pd.DataFrame(columns=["requests", "error_rate"])
     states = states or {}
+    marks = day_marks(alerts)
     days = []
     for day in _report_days(out_dir):
         row = rows.loc[day.isoformat()] if day.isoformat() in rows.index else pd.Series(dtype=object)
+        mark = marks.get(day.isoformat(), {})
         days.append(
             {
                 "day": day.isoformat(),
@@ -67,6 +77,8 @@ def write_index(out_dir: Path, daily: pd.DataFrame, states: Mapping[str, DayStat
                 "requests": format_int(row.get("requests")),
                 "error_rate": format_pct(row.get("error_rate")),
                 "stale": _stale(states.get(day.isoformat())),
+                "alerts": mark.get("count", ""),
+                "severity": mark.get("severity", ""),
             }
         )
     weeks = [
@@ -140,17 +152,22 @@ def write_week(out_dir: Path, sunday: date, daily: pd.DataFrame) -> Path:
 
 
 def write_pages(
-    out_dir: Path, day: date, daily: pd.DataFrame, states: Mapping[str, DayState] | None = None
+    out_dir: Path,
+    day: date,
+    daily: pd.DataFrame,
+    alerts: pd.DataFrame | None = None,
+    states: Mapping[str, DayState] | None = None,
 ) -> dict[str, Path]:
     """After ``day``'s report: the weekly report when ``day`` is a Sunday, then the index (which lists it).
 
     ``daily`` is ``daily_metrics`` of every day: the index lists them all, the week takes its seven;
-    ``states`` are the days' states, by day, for the index's marks.
+    ``alerts`` the ``alerts`` table of every day, for the index to mark the days that had alerts;
+    ``states`` are the days' states, by day, for the index's incomplete marks.
     """
     pages = {}
     if day.weekday() == _SUNDAY:
         pages["week"] = write_week(out_dir, day, daily)
-    pages["index"] = write_index(out_dir, daily, states)
+    pages["index"] = write_index(out_dir, daily, alerts, states)
     return pages
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from chatpulse.reports import charts
+from chatpulse.reports.alerts import AlertSummary
 from chatpulse.reports.formatting import (
     DASH,
     format_change,
@@ -33,6 +34,7 @@ from chatpulse.reports.formatting import (
     format_usd,
     missing,
 )
+from chatpulse.reports.labels import display_label
 from chatpulse.reports.sections import Section, rated_days
 from chatpulse.reports.templating import chart_ref, render_template
 
@@ -46,7 +48,7 @@ def _top_reasons(reasons: Any) -> tuple[list[dict[str, str]], int]:
         return [], 0
     counts: dict[str, int] = json.loads(reasons)
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    shown = [{"reason": reason, "count": format_int(count)} for reason, count in ranked[:_TOP_REASONS]]
+    shown = [{"reason": display_label(reason), "count": format_int(count)} for reason, count in ranked[:_TOP_REASONS]]
     return shown, len(ranked) - len(shown)
 
 
@@ -210,7 +212,7 @@ def _section_charts(
          lambda path: charts.session_length(sessions["duration_s"], path)),
         ("Errors by kind", "error_rate_by_kind.png", _has_rows(kinds, "errors"),
          lambda path: charts.error_rate_by_kind(kinds, path)),
-        ("Tokens and cost by model", "tokens_and_cost.png", _has_rows(costs, "requests"),
+        ("Models", "tokens_and_cost.png", _has_rows(costs, "requests"),
          lambda path: charts.tokens_and_cost(costs, path)),
     ]  # fmt: skip
     drawn: dict[str, list[Path]] = {}
@@ -238,6 +240,7 @@ def render_report(
     in_progress_at: datetime | None = None,
     outside: pd.DataFrame | None = None,
     span: tuple[str, str] | None = None,
+    alerts: AlertSummary | None = None,
 ) -> Path:
     """Write ``out_dir/<day>.html``, its charts as PNGs in ``out_dir/<day>/`` and its e-mail body; return the HTML path.
 
@@ -252,7 +255,9 @@ def render_report(
     the deltas, since part of a day against a whole one would read as a drop; ``is_complete`` reads the mark.
     ``outside`` (Warehouse.outside_counts: ``kind``, ``rows``, ``files``) counts the quarantined rows on
     days outside ``span`` (the first and last day that can be run), noted below the data quality.
-    The e-mail body (``read_mail_body``) is the same page with the charts as cid: links to the PNGs.
+    ``alerts`` (reports.alerts.alert_summary) open the page, above the headline numbers.
+    The e-mail body (``read_mail_body``) is the same page with the charts as cid: links to the PNGs, kept with
+    the alerts it shows, so the message's subject and text part count the very alerts of its page.
     """
     stamp = day.isoformat()
     tables = tables or {}
@@ -273,8 +278,10 @@ def render_report(
         for section in sections
     ]
     requests = row.get("requests")
+    alerts = alerts or AlertSummary()
     context = {
         "day": stamp,
+        "alerts": alerts,
         "no_requests": missing(requests) or float(requests) == 0,
         "cards": _cards(row, {} if in_progress_at else comparisons or {}),
         "in_progress_at": None if in_progress_at is None else in_progress_at.strftime("%H:%M %Z"),
@@ -290,6 +297,7 @@ def render_report(
             {
                 "html": render_template("report.html.j2", **context, cid_images=True),
                 "images": {chart["cid"]: f"{chart['name']}.png" for chart in in_page_order},
+                "alerts": alerts.as_json(),
             }
         ),
         encoding="utf-8",
@@ -312,16 +320,32 @@ def mail_body_file(report: Path) -> Path:
     return report.with_suffix("") / "mail.json"
 
 
-def read_mail_body(report: Path) -> tuple[str, dict[str, Path]]:
-    """The e-mail body rendered with the report page ``report``: its HTML (the page's, with every chart a
-    ``cid:`` link and the CSS still in its <style>) and the PNG each CID names, in page order.
+@dataclass(frozen=True)
+class MailBody:
+    """The e-mail body rendered with a report page: its HTML (the page's, with every chart a ``cid:`` link and
+    the CSS still in its <style>), the PNG each CID names in page order, and the alerts the page shows."""
+
+    html: str
+    images: dict[str, Path]
+    alerts: AlertSummary
+
+
+def read_mail_body(report: Path) -> MailBody:
+    """The e-mail body rendered with the report page ``report`` (``<out_dir>/<day>.html``).
 
     A CID names the chart and the day, e.g. ``requests_per_hour.2026-11-20@chatpulse``: unique, since the
-    charts are files of one folder. Raises FileNotFoundError when the page has no body beside it.
+    charts are files of one folder. Raises FileNotFoundError when the page has no body beside it, ValueError
+    when the body was kept by an older version, without the alerts.
     """
-    body = json.loads(mail_body_file(report).read_text(encoding="utf-8"))
-    folder = mail_body_file(report).parent
-    return body["html"], {cid: folder / name for cid, name in body["images"].items()}
+    path = mail_body_file(report)
+    body = json.loads(path.read_text(encoding="utf-8"))
+    if "alerts" not in body:
+        raise ValueError(f"{path} was written by an older version, without the day's alerts")
+    return MailBody(
+        body["html"],
+        {cid: path.parent / name for cid, name in body["images"].items()},
+        AlertSummary.of_json(body["alerts"]),
+    )
 
 
 def _chart(title: str, png: Path, stamp: str) -> dict[str, str]:

@@ -14,7 +14,17 @@ from typing import Any
 
 import pandas as pd
 
-from chatpulse.reports.formatting import DASH, format_change, format_int, format_ms, format_pct, format_usd, missing
+from chatpulse.reports.formatting import (
+    DASH,
+    format_change,
+    format_int,
+    format_metric,
+    format_ms,
+    format_pct,
+    format_usd,
+)
+from chatpulse.reports.labels import display_label, display_user
+from chatpulse.reports.usage import model_rows, user_rows
 
 Formatter = Callable[[Any], str]
 
@@ -26,16 +36,11 @@ def rated_days(feedback: pd.DataFrame | None) -> pd.DataFrame:
     return feedback[feedback["ratings"] > 0]
 
 
-def _text(value: Any) -> str:
-    """A label or an already formatted value as it is; a dash where the row has none."""
-    return DASH if missing(value) else str(value)
-
-
 @dataclass(frozen=True)
 class Column:
     header: str
     key: str
-    format: Formatter = _text
+    format: Formatter = display_label  # text from the logs: shortened, never trusted
     numeric: bool = True
 
 
@@ -47,16 +52,6 @@ class Section:
     empty: str
     note: str = ""
     charts: tuple[dict[str, str], ...] = ()  # filled in by render_report: the PNGs drawn beside the table
-
-
-def _metric_format(metric: str) -> Formatter:
-    if metric.endswith("_ms"):
-        return format_ms
-    if metric.endswith(("_rate", "_share")) or metric == "satisfaction":
-        return format_pct
-    if metric.endswith("_usd") or metric == "cost_per_day":
-        return format_usd
-    return format_int
 
 
 def _section(
@@ -73,16 +68,21 @@ def _section(
     return Section(title, columns, rows, empty, note)
 
 
+def _metric_name(metric: str) -> str:
+    """A metric's name for people, its unit left to its formatted value: "latency_p95_ms" -> "latency p95"."""
+    return metric.removesuffix("_ms").removesuffix("_usd").replace("_", " ")
+
+
 def _trend_rows(trends: pd.DataFrame | None) -> pd.DataFrame | None:
     """Trend rows with each metric's values formatted by its unit, changes as % or pp."""
     if trends is None or trends.empty:
         return None
     records = []
     for row in trends.to_dict("records"):
-        fmt, rate = _metric_format(row["metric"]), row["metric"].endswith(("_rate", "_share"))
+        fmt, rate = format_metric(row["metric"]), row["metric"].endswith(("_rate", "_share"))
         records.append(
             {
-                "metric": row["metric"].replace("_", " "),
+                "metric": _metric_name(row["metric"]),
                 "value": fmt(row["value"]),
                 "day_over_day": format_change(row["value"], row["previous_day"], rate) or DASH,
                 "week_over_week": format_change(row["value"], row["week_ago"], rate) or DASH,
@@ -100,42 +100,22 @@ def _spotlight_rows(spotlight: pd.DataFrame | None) -> pd.DataFrame | None:
     return pd.DataFrame(
         [
             {
-                "metric": row["metric"].replace("_", " "),
+                "metric": _metric_name(row["metric"]),
                 "scenario": row["scenario"],
-                "value": _metric_format(row["metric"])(row["value"]),
-                "baseline": _metric_format(row["metric"])(row["baseline"]),
+                "value": format_metric(row["metric"])(row["value"]),
+                "baseline": format_metric(row["metric"])(row["baseline"]),
             }
             for row in spotlight.sort_values(["metric", "rank"]).to_dict("records")
         ]
     )
 
 
-def _alert_rows(alerts: pd.DataFrame, tz: str) -> pd.DataFrame:
-    """Alerts of the day, open ones first, values in their metric's unit, windows in the report's zone."""
-    ordered = alerts.assign(
-        open=alerts["resolved_at"].isna(),
-        start=pd.to_datetime(alerts["window_start"], utc=True).dt.tz_convert(tz),
-        end=pd.to_datetime(alerts["window_end"], utc=True).dt.tz_convert(tz),
-    ).sort_values(["open", "window_start"], ascending=[False, True])
-    return pd.DataFrame([
-        {
-            "rule": row["rule"],
-            "severity": row["severity"],
-            "window": f"{row['start']:%H:%M}–{row['end']:%H:%M %Z}",
-            "value": _metric_format(row["metric"])(row["value"]),
-            "limit": f"score > {row['threshold']:g} vs {_metric_format(row['metric'])(row['baseline'])}"
-            if pd.notna(row.get("baseline")) else _metric_format(row["metric"])(row["threshold"]),
-            "status": "open" if row["open"] else "resolved",
-        }
-        for row in ordered.to_dict("records")
-    ])  # fmt: skip
-
-
-def detail_sections(tables: Mapping[str, pd.DataFrame], tz: str) -> list[Section]:
-    """Every table section of the report, in reading order, from the day's tables by name.
-
-    ``tz`` is the report's time zone, the one the hour charts and the peak minute are in: alert windows
-    are stored in UTC and shown in it.
+def detail_sections(tables: Mapping[str, pd.DataFrame]) -> list[Section]:
+    """Every table section of the report, in reading order, from the day's tables by name (``daily_trends``,
+    ``scenario_daily``, ``scenario_spotlight``, ``feedback_daily``, ``feedback_by_model``, ``feedback_by_latency``,
+    ``negative_sessions``, ``error_kinds``, ``request_metrics``, ``model_costs``, ``daily_users``,
+    ``slowest_requests``); a table that is missing or empty gives its section's "no data" line. The day's alerts
+    are not a section: the page opens with them (reports.alerts).
     """
     get = tables.get
     rated = rated_days(get("feedback_daily"))
@@ -148,16 +128,9 @@ def detail_sections(tables: Mapping[str, pd.DataFrame], tz: str) -> list[Section
             f"{format_pct(row['satisfaction'])}."
         )
     has_feedback = bool(feedback_note)
-    alerts = get("alerts")
-    alert_sections = [] if alerts is None or alerts.empty else [
-        _section("Alerts", _alert_rows(alerts, tz), (
-            Column("Rule", "rule", numeric=False), Column("Severity", "severity", numeric=False),
-            Column("Window", "window", numeric=False), Column("Value", "value"), Column("Limit", "limit"),
-            Column("Status", "status", numeric=False),
-        ), "")
-    ]  # fmt: skip
+    models, models_note = model_rows(get("request_metrics"), get("model_costs"))
+    users, users_note = user_rows(get("daily_users"))
     return [
-        *alert_sections,
         _section(
             "Trends",
             _trend_rows(get("daily_trends")),
@@ -245,17 +218,35 @@ def detail_sections(tables: Mapping[str, pd.DataFrame], tz: str) -> list[Section
             "No failed requests on this day.",
         ),
         _section(
-            "Tokens and cost by model",
-            _sorted(get("model_costs"), "requests", descending=True),
+            "Models",
+            models,
             (
                 Column("Model", "model", numeric=False),
                 Column("Requests", "requests", format_int),
+                Column("Latency p50", "latency_p50_ms", format_ms),
+                Column("Latency p95", "latency_p95_ms", format_ms),
+                Column("First token p50", "ttft_p50_ms", format_ms),
+                Column("Error rate", "error_rate", format_pct),
                 Column("Tokens", "total_tokens", format_int),
                 Column("Estimated cost", "cost_estimate_usd", format_usd),
                 Column("Logged cost", "cost_logged_usd", format_usd),
-                Column("Unpriced requests", "unpriced_requests", format_int),
             ),
             "No requests on this day.",
+            models_note,
+        ),
+        _section(
+            "Users",
+            users,
+            (
+                Column("User", "user_id", display_user, numeric=False),
+                Column("Requests", "requests", format_int),
+                Column("Errors", "errors", format_int),
+                Column("Tokens", "total_tokens", format_int),
+                Column("Estimated cost", "cost_estimate_usd", format_usd),
+                Column("Logged cost", "cost_logged_usd", format_usd),
+            ),
+            "No requests with a user id on this day.",
+            users_note,
         ),
         _section(
             "Slowest requests",
@@ -263,7 +254,7 @@ def detail_sections(tables: Mapping[str, pd.DataFrame], tz: str) -> list[Section
             (
                 Column("Request", "request_id", numeric=False),
                 Column("Model", "model", numeric=False),
-                Column("User", "user_id", numeric=False),
+                Column("User", "user_id", display_user, numeric=False),
                 Column("Latency", "latency_ms", format_ms),
                 Column("First token", "ttft_ms", format_ms),
             ),

@@ -34,6 +34,7 @@ from chatpulse.ingest.clean import Cleaned, clean_partition
 from chatpulse.ingest.extract import extract_day
 from chatpulse.pipelines.cli import cli
 from chatpulse.pipelines.sensors import LANDING_SENSOR
+from chatpulse.reports.alerts import alert_summary
 from chatpulse.reports.render import render_report
 from chatpulse.reports.sections import Section, detail_sections
 from chatpulse.schema import MESSAGE_COLUMNS, REQUEST_COLUMNS, Kind
@@ -335,8 +336,7 @@ def report_scenarios(labels: list[str]) -> list[Section]:
                     "share": [n / sum(sessions) for n in sessions],
                 }
             )
-        },
-        "UTC",
+        }
     )
 
 
@@ -351,7 +351,7 @@ def report_tables(model: str = "gpt-4o") -> dict[str, pd.DataFrame]:
         ),
         "scenario_daily": pd.DataFrame(
             {"day": day, "scenario": ["coding", "writing"], "sessions": [2, 1], "share": [2 / 3, 1 / 3],
-             "satisfaction": [0.75, None]}
+             "satisfaction": [0.75, None], "ratings": [4, 0]}
         ),
         "model_costs": pd.DataFrame(
             {"day": day, "model": [model, "gpt-4o-mini"], "requests": [1000, 234], "total_tokens": [1_000_000, 234_567],
@@ -364,7 +364,8 @@ def report_tables(model: str = "gpt-4o") -> dict[str, pd.DataFrame]:
 
 
 def render_with(tmp_path: Path, tables: dict[str, pd.DataFrame], **kwargs: object) -> str:
-    """The HTML of REPORT_DAY rendered into tmp_path with these section tables and render_report keywords."""
+    """The HTML of REPORT_DAY rendered into tmp_path with these section tables (their ``alerts`` open the page,
+    in UTC) and render_report keywords."""
     requests = [10] * 24
     return render_report(
         REPORT_DAY,
@@ -372,24 +373,27 @@ def render_with(tmp_path: Path, tables: dict[str, pd.DataFrame], **kwargs: objec
         report_hourly(requests, [1] * 24),
         pd.Series([100.0, 900.0]),
         report_quality({}),
-        detail_sections(tables, "UTC"),
+        detail_sections(tables),
         tmp_path,
         tables=tables,
+        alerts=alert_summary(tables.get("alerts"), "UTC"),
         **kwargs,  # type: ignore[arg-type]
     ).read_text(encoding="utf-8")
 
 
-def full_day(scenarios: int = 11, models: int = 4, alerts: int = 0) -> dict[str, pd.DataFrame]:
+def full_day(scenarios: int = 11, models: int = 4, alerts: int = 0, users: int = 40) -> dict[str, pd.DataFrame]:
     """A full day's tables as the pipeline stores them, every section filled and ids as long as real logs'.
 
-    The default is an ordinary day (19 trend metrics, 10 slowest requests and worst-rated sessions shown); a busy
-    one has more scenarios, models and alerts. At least 9 scenarios, for the spotlight's rows.
+    The default is an ordinary day (19 trend metrics, 10 slowest requests, worst-rated sessions and top users
+    shown); a busy one has more scenarios, models and alerts. At least 9 scenarios, for the spotlight's rows.
+    Model names are as long as a real provider's ("accounts/fireworks/models/..."), user ids e-mail addresses.
     """
     from chatpulse.metrics.trends import HEADLINES
 
     day = REPORT_DAY.isoformat()
     names = [f"scenario-{n:02d}" for n in range(scenarios)]
-    model_names = [f"gpt-4o-2024-08-{n:02d}" for n in range(models)]
+    model_names = [f"accounts/fireworks/models/llama-v3p1-405b-instruct-2024-08-{n:02d}" for n in range(models)]
+    user_ids = [f"firstname.lastname{n:04d}@department.example.com" for n in range(users)]
     metrics = [*HEADLINES, "satisfaction"]
     start = pd.Timestamp("2026-11-20T01:00:00Z")
     return {
@@ -410,7 +414,7 @@ def full_day(scenarios: int = 11, models: int = 4, alerts: int = 0) -> dict[str,
         "scenario_daily": pd.DataFrame(
             {"day": day, "scenario": names, "sessions": range(100, 100 + scenarios), "share": 1 / scenarios,
              "users": 42, "requests": 1234, "latency_p95_ms": 1834.0, "error_rate": 0.025,
-             "feedback_coverage": 0.125, "satisfaction": 0.825}
+             "feedback_coverage": 0.125, "satisfaction": 0.825, "ratings": 40}
         ),
         "scenario_spotlight": pd.DataFrame(
             {"day": day, "metric": ["latency_p95_ms", "error_rate", "satisfaction"] * 3,
@@ -436,6 +440,16 @@ def full_day(scenarios: int = 11, models: int = 4, alerts: int = 0) -> dict[str,
         "model_costs": pd.DataFrame(
             {"day": day, "model": model_names, "requests": 1000, "total_tokens": 1_234_567,
              "cost_estimate_usd": 12.5, "cost_logged_usd": 12.25, "unpriced_requests": 0}
+        ),
+        "request_metrics": pd.DataFrame(
+            {"day": day, "dimension": ["all"] + ["model"] * models, "value": [None, *model_names],
+             "requests": [1000 * models] + [1000] * models, "errors": 25, "error_rate": 0.025,
+             "latency_p50_ms": 420.0, "latency_p95_ms": 1834.0, "ttft_p50_ms": 180.0}
+        ),
+        "daily_users": pd.DataFrame(
+            {"day": day, "user_id": user_ids, "rank": range(1, users + 1), "requests": range(users * 10, 0, -10),
+             "errors": 1, "total_tokens": 123_456, "cost_estimate_usd": 1.25, "cost_logged_usd": None,
+             "unpriced_requests": 0}
         ),
         "slowest_requests": pd.DataFrame(
             {"day": day, "rank": range(1, 51), "request_id": [f"chatcmpl-9f8e7d6c5b4a3210fe{n:06d}" for n in range(50)],

@@ -22,8 +22,10 @@ from chatpulse.alerting.evaluate import (
 )
 from chatpulse.alerting.rules import AlertRuleError, Rule, load_rules, parse_rule
 from chatpulse.assets.daystate import DAY_CONSISTENT
-from chatpulse.config import ConfigError, load_settings, settings_from_mapping
+from chatpulse.config import ConfigError, MailSettings, load_settings, settings_from_mapping
 from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
+from chatpulse.reports.mail import deliver
+from chatpulse.reports.render import report_file
 from chatpulse.sample.generate import write_sample
 from chatpulse.warehouse import Warehouse, Write
 
@@ -455,12 +457,50 @@ def test_the_incident_stays_five_alerts_over_three_runs_each_resolved_once(demo,
 
 
 @pytest.mark.pipeline
-def test_the_report_shows_the_incident_alerts(demo) -> None:
+def test_the_report_opens_with_the_incident_alerts_and_the_index_marks_the_day(demo) -> None:
     home, _ = demo
+    stored = Warehouse(f"sqlite:///{home / 'warehouse.db'}").read("alerts", INCIDENT.isoformat())
+    count = f"{len(stored)} alerts, {int(stored['resolved_at'].isna().sum())} open"
     incident = (home / "reports" / f"{INCIDENT.isoformat()}.html").read_text()
-    section = incident[incident.index("<h2>Alerts</h2>") : incident.index("<h2>Trends</h2>")]
-    assert section.count("<tr>") == 6  # the header and the five alerts
-    assert "latency_p95_spike" in section and "14:10–14:15 UTC" in section and "17.1%" in section
+    alerts = incident[incident.index('<section class="alerts"') : incident.index("</section>")]
+    assert incident.index('<section class="alerts"') < incident.index('<section class="cards"')  # above the cards
+    assert f"<h2>Alerts: {count}</h2>" in alerts and alerts.count("<li ") == len(stored) == 5
+    assert "latency_p95_spike" in alerts and "14:10–14:15 UTC" in alerts and "17.1%" in alerts
+    assert alerts.count('class="pill error"') == (stored["severity"] == "error").sum()
+    index = (home / "reports" / "index.html").read_text()
     for day in DAYS:
-        if day != INCIDENT:
-            assert "<h2>Alerts</h2>" not in (home / "reports" / f"{day.isoformat()}.html").read_text()
+        row = index[index.index(f'<a href="{day.isoformat()}.html">') :].split("</tr>")[0]
+        if day == INCIDENT:
+            assert f'<span class="pill error">{count}</span>' in row  # the worst severity's colour
+        else:
+            assert "<h2>Alerts" not in (home / "reports" / f"{day.isoformat()}.html").read_text()
+            assert "pill" not in row
+
+
+@pytest.mark.pipeline
+def test_the_incident_day_is_mailed_with_its_alert_count_in_the_subject(demo, smtp, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(demo[0], home)
+    inbox, port = smtp
+    settings = MailSettings(
+        host="127.0.0.1", port=port, security="none", sender="r@example.com", recipients=("ops@example.com",)
+    )
+    warehouse = Warehouse(f"sqlite:///{home / 'warehouse.db'}")
+    stored = warehouse.read("alerts", INCIDENT.isoformat())
+    assert deliver(INCIDENT, settings, warehouse, report_file(home / "reports", INCIDENT)) is not None
+    (message,) = inbox.messages
+    count = f"{len(stored)} alerts, {int(stored['resolved_at'].isna().sum())} open"
+    assert message["Subject"].startswith(f"ChatPulse {INCIDENT.isoformat()}: {count} · ")
+    text = message.get_payload()[0].get_content()
+    listed = [line for line in text.splitlines() if line.startswith(("open ", "resolved "))]
+    assert f"Alerts: {count}" in text and len(listed) == len(stored)
+    for row in stored.itertuples():  # rule, severity and window of each, no user content
+        assert any(
+            row.rule in line and row.severity in line and f"{row.window_start:%H:%M}–" in line for line in listed
+        )
+    quiet = INCIDENT - timedelta(days=1)
+    assert deliver(quiet, settings, warehouse, report_file(home / "reports", quiet)) is not None
+    assert (
+        "alert" not in inbox.messages[1]["Subject"]
+        and "Alerts:" not in inbox.messages[1].get_payload()[0].get_content()
+    )

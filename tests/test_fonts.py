@@ -47,6 +47,7 @@ def test_report_charts_draw_chinese_labels(tmp_path) -> None:  # noqa: ANN001
             "share": [0.75, 0.25],
             "satisfaction": [0.8, 0.6],
             "rated_sessions": [10, 5],
+            "ratings": [12, 5],
         }
     )
     model_costs = pd.DataFrame(

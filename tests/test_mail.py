@@ -1,5 +1,6 @@
 """The report by e-mail, received by a real SMTP server (aiosmtpd) on loopback."""
 
+import json
 import re
 import ssl
 import subprocess
@@ -183,7 +184,8 @@ def test_a_full_report_fits_in_the_mail_with_its_charts_attached(tmp_path: Path)
     report = tmp_path / "2026-11-20.html"
     page = render_with(tmp_path, report_tables(), history=history)
     assert len(page.encode()) > MAX_HTML_BYTES  # the browser's page carries eight charts in base64
-    html, images = inline_report(report)
+    inlined = inline_report(report)
+    html, images = inlined.html, inlined.images
     assert len(html.encode()) < MAX_HTML_BYTES
     assert "data:" not in html and "<style" not in html
     assert re.findall(r'src="cid:([^"]+)"', html) == list(images)  # each chart once, in page order
@@ -195,11 +197,22 @@ def test_a_full_report_fits_in_the_mail_with_its_charts_attached(tmp_path: Path)
 
 def test_a_busy_day_fits_in_the_mail_with_its_colours(tmp_path: Path) -> None:
     history = pd.concat([report_daily(day=f"2026-11-{d:02d}") for d in range(1, 21)], ignore_index=True)
-    render_with(tmp_path, full_day(scenarios=15, models=8, alerts=6), history=history)
+    day = full_day(scenarios=15, models=8, alerts=6)
+    render_with(tmp_path, day, history=history)
     settings = MailSettings(host="127.0.0.1", sender="reports@example.com", recipients=("ops@example.com",))
     message = build_message(DAY, report_daily().iloc[0], tmp_path / "2026-11-20.html", settings)
     html = message.get_payload()[1].get_payload()[0].get_content()
     assert len(html.encode()) < MAX_HTML_BYTES  # Gmail shows it whole
+    still_open = int(day["alerts"]["resolved_at"].isna().sum())
+    assert (
+        message["Subject"]
+        == f"ChatPulse 2026-11-20: 6 alerts, {still_open} open · 1,234 requests, 2.5% errors, p95 1.8 s"
+    )
+    text = message.get_payload()[0].get_content()
+    assert text.index("Alerts: 6 alerts") < text.index("Requests      1,234")  # the alerts come first
+    assert [line.split()[0] for line in text.splitlines() if "error_rate_5m_" in line] == ["open"] * still_open + [
+        "resolved"
+    ] * (6 - still_open)
     assert "var(--" not in html and "color:#7a8791" in html  # Gmail drops CSS variables: colours are spelled out
 
 
@@ -214,7 +227,7 @@ def test_a_page_too_big_for_the_mail_is_refused(tmp_path: Path) -> None:
         [rows],
         tmp_path,
     )
-    size = len(inline_report(report)[0].encode())
+    size = len(inline_report(report).html.encode())
     assert size > 2 * MAX_HTML_BYTES
     settings = MailSettings(host="127.0.0.1", sender="reports@example.com", recipients=("ops@example.com",))
     with pytest.raises(ReportUnfit, match=f"HTML body is {size:,} bytes, over the 100,000"):
@@ -224,13 +237,15 @@ def test_a_page_too_big_for_the_mail_is_refused(tmp_path: Path) -> None:
 def test_the_mail_body_is_the_page_with_each_chart_a_cid_link(tmp_path: Path) -> None:
     page = render_with(tmp_path, report_tables())
     report = tmp_path / "2026-11-20.html"
-    body, pngs = read_mail_body(report)
-    assert body == re.sub(
+    body = read_mail_body(report)
+    pngs = body.images
+    assert body.html == re.sub(
         r'src="data:image/png;base64,[^"]*" data-chart="(\w+)"',
         r'src="cid:\1.2026-11-20@chatpulse" data-chart="\1"',
         page,
     )  # the same numbers, sections and completeness mark as the page, whenever it is mailed
-    html, images = inline_report(report)
+    inlined = inline_report(report)
+    html, images = inlined.html, inlined.images
     shown = embedded_charts(page)
     cids = [f"{name}.2026-11-20@chatpulse" for name, _ in shown]
     assert len(set(cids)) == len(cids) == 7 and list(pngs) == cids
@@ -246,6 +261,11 @@ def test_a_page_whose_mail_body_or_chart_is_gone_is_refused(tmp_path: Path) -> N
     (tmp_path / "2026-11-20" / "scenarios.png").unlink()
     with pytest.raises(ReportUnfit, match=r"2026-11-20/scenarios\.png is missing; run the pipeline for that day"):
         build_message(DAY, report_daily().iloc[0], report, settings)
+    body = json.loads(mail_body_file(report).read_text())
+    (tmp_path / "2026-11-20" / "scenarios.png").write_bytes(b"")
+    mail_body_file(report).write_text(json.dumps({"html": body["html"], "images": body["images"]}))
+    with pytest.raises(ReportUnfit, match=r"mail\.json was written by an older version, without the day's alerts"):
+        build_message(DAY, report_daily().iloc[0], report, settings)  # its subject could not count them
     mail_body_file(report).unlink()  # a page drawn before pages kept their mail body
     with pytest.raises(ReportUnfit, match=r"2026-11-20/mail\.json is missing; run the pipeline for that day"):
         build_message(DAY, report_daily().iloc[0], report, settings)

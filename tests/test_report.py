@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from chatpulse.reports.alerts import alert_summary
 from chatpulse.reports.render import is_complete, render_report
 from chatpulse.reports.sections import detail_sections
 from chatpulse.reports.templating import chart_ref
@@ -109,7 +110,7 @@ def test_scenario_table_shows_share_of_sessions(busy_day: tuple[Path, str]) -> N
 def test_quality_counts_and_top_reasons(busy_day: tuple[Path, str]) -> None:
     _, html = busy_day
     for count in ("1,300", "5,021", "4,990", "63", "24"):
-        assert f'<td class="num">{count}</td>' in html, count
+        assert f"<td>{count}</td>" in html, count
     assert "<code>latency_ms: expect_column_values_to_be_between</code> (2)" in html
     assert "+1 more" in html  # four reasons, three shown
 
@@ -244,10 +245,10 @@ def test_sections_format_each_metric_in_its_unit(tmp_path: Path) -> None:
     spotlight = pd.DataFrame(
         [{"metric": "satisfaction", "rank": 1, "scenario": "coding", "value": 0.5, "baseline": 0.8}]
     )
-    sections = {s.title: s for s in detail_sections({"daily_trends": trends, "scenario_spotlight": spotlight}, "UTC")}
+    sections = {s.title: s for s in detail_sections({"daily_trends": trends, "scenario_spotlight": spotlight})}
     assert sections["Trends"].rows == [
         {
-            "metric": "latency p95 ms",
+            "metric": "latency p95",
             "value": "1.8 s",
             "day_over_day": "+22%",
             "week_over_week": "—",
@@ -295,7 +296,7 @@ def test_section_charts_are_pngs_beside_their_tables(tmp_path: Path) -> None:
         assert data == (tmp_path / "2026-11-20" / f"{name}.png").read_bytes(), name
     feedback = html.index("<h2>Feedback by model</h2>")
     assert html.index('data-chart="scenarios"') < feedback < html.index('data-chart="error_rate_by_kind"')
-    assert 'height="540"' in html  # the 30-day trends are three panels tall
+    assert 'height="900"' in html  # the 30-day trends are three panels tall
 
 
 def test_charts_for_missing_data_are_left_out_and_the_section_says_so(tmp_path: Path) -> None:
@@ -328,13 +329,13 @@ def test_no_feedback_leaves_satisfaction_blank(tmp_path: Path) -> None:
 def test_model_names_from_logs_are_escaped(tmp_path: Path) -> None:
     html = render_with(tmp_path, report_tables(model="<script>alert(1)</script>"))
     assert "<script>" not in html
-    assert "<td>&lt;script&gt;alert(1)&lt;/script&gt;</td>" in html
+    assert '<td class="text">&lt;script&gt;alert(1)&lt;/script&gt;</td>' in html
     assert (tmp_path / "2026-11-20" / "tokens_and_cost.png").read_bytes()[:8] == PNG_MAGIC
 
 
 def test_alert_windows_are_labelled_in_the_report_time_zone() -> None:
     alerts = full_day(alerts=2)["alerts"]  # 01:00-01:05 (open) and 02:00-02:05 UTC (resolved)
-    alert_rows = {s.title: s for s in detail_sections({"alerts": alerts}, "Asia/Shanghai")}["Alerts"].rows
+    alert_rows = alert_summary(alerts, "Asia/Shanghai").rows
     assert [row["window"] for row in alert_rows] == ["09:00–09:05 CST", "10:00–10:05 CST"]  # as the hour charts
 
 

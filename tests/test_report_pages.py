@@ -47,11 +47,15 @@ def _pages(out_dir: Path, days: list[date]) -> None:
 def test_index_lists_days_newest_first_with_their_numbers(tmp_path: Path) -> None:
     _pages(tmp_path, [MONDAY, SUNDAY, MONDAY + timedelta(days=1)])
     html = write_index(tmp_path, _week()).read_text(encoding="utf-8")
-    rows = [line.strip() for line in html.splitlines() if line.strip().startswith("<tr><td><a")]
+    rows = [line.strip() for line in html.splitlines() if line.strip().startswith('<tr><td class="text"><a')]
     assert rows == [
-        '<tr><td><a href="2026-11-22.html">2026-11-22</a></td><td class="num">700</td><td class="num">7.0%</td></tr>',
-        '<tr><td><a href="2026-11-17.html">2026-11-17</a></td><td class="num">200</td><td class="num">2.0%</td></tr>',
-        '<tr><td><a href="2026-11-16.html">2026-11-16</a></td><td class="num">100</td><td class="num">1.0%</td></tr>',
+        f'<tr><td class="text"><a href="{day}.html">{day}</a></td><td>{requests}</td><td>{rate}</td>'
+        '<td class="text"></td></tr>'
+        for day, requests, rate in (
+            ("2026-11-22", 700, "7.0%"),
+            ("2026-11-17", 200, "2.0%"),
+            ("2026-11-16", 100, "1.0%"),
+        )
     ]
     assert "Weekly reports" not in html
 
@@ -72,7 +76,7 @@ def test_week_sums_the_days(tmp_path: Path) -> None:
     for value in ("2,500", "131", "5.2%", "250", "25,000", "$12.50"):
         assert f"<strong>{value}</strong>" in totals, value
     assert '<a href="2026-11-16.html">Mon 2026-11-16</a>' in html  # only days with a report link
-    assert "<td>Tue 2026-11-17</td>" in html
+    assert '<td class="text">Tue 2026-11-17</td>' in html
     wednesday = html[html.index("Wed 2026-11-18") :].split("</tr>")[0]
     assert wednesday.count("—") == 8
     trend = (tmp_path / "week-2026-11-16" / "trend.png").read_bytes()
@@ -111,8 +115,12 @@ def test_index_marks_incomplete_days_with_their_stale_steps(tmp_path: Path) -> N
         MONDAY.isoformat(): DayState(MONDAY.isoformat(), {}, "run-1", pd.Timestamp("2026-11-17T06:00Z")),
         SUNDAY.isoformat(): DayState(SUNDAY.isoformat(), dict(STALE.stale), "run-2", STALE.last_finished),
     }  # Tuesday has no record: run before states were kept
-    html = write_index(tmp_path, _week(), states).read_text(encoding="utf-8")
-    rows = {line.split('href="')[1][:10]: line for line in html.splitlines() if line.strip().startswith("<tr><td><a")}
+    html = write_index(tmp_path, _week(), states=states).read_text(encoding="utf-8")
+    rows = {
+        line.split('href="')[1][:10]: line
+        for line in html.splitlines()
+        if line.strip().startswith('<tr><td class="text"><a')
+    }
     assert 'title="Stale: daily_metrics, daily_report">incomplete</span>' in rows[SUNDAY.isoformat()]
     assert [day for day, row in rows.items() if 'data-day-state="incomplete"' in row] == [SUNDAY.isoformat()]
 
@@ -129,7 +137,7 @@ def test_a_page_shows_its_state_until_the_day_is_complete(tmp_path: Path) -> Non
     assert "<span data-stale-steps>daily_metrics, daily_report</span>" in notice
     assert "run-2" in notice and "2026-11-21 06:00 UTC" in notice
     assert marked.replace(notice + "</p>\n", "") == drawn  # nothing else on the page changes
-    assert notice in read_mail_body(page)[0]  # a mail sent later says so too
+    assert notice in read_mail_body(page).html  # a mail sent later says so too
     assert not mark_day_state(page, STALE)  # already says so: not rewritten
 
     assert mark_day_state(page, DayState(STALE.day, {}, "run-3", pd.Timestamp("2026-11-21T07:00Z")))
