@@ -20,7 +20,7 @@ from dagster import (
 
 from chatpulse.ingest.clean import clean_partition
 from chatpulse.ingest.extract import extract_day
-from chatpulse.ingest.privacy import content_columns, mask_frame
+from chatpulse.ingest.privacy import protect
 from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from chatpulse.schema import Kind
 from chatpulse.warehouse import Write
@@ -48,8 +48,8 @@ def _raw_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefinition
             settings.landing_dir, settings.sources, kind, day, settings.timezone, store.file_stamps(kind)
         )
         store.save_stamps(kind, extract.stamps)
-        # Personal data is masked before anything (hand-off, quarantine, tables) stores the text.
-        mask_frame(extract.frame, content_columns(kind.value))
+        # Personal data is masked and user ids pseudonymised before anything (hand-off, quarantine, tables) stores them.
+        protect(extract.frame, kind, settings)
         files = sorted(extract.frame["source_file"].unique())
         return Output(
             extract.frame,

@@ -21,6 +21,7 @@ from dagster import (
 from chatpulse.days import day_bounds
 from chatpulse.metrics.users import window
 from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
+from chatpulse.pseudonyms import UserDisplay
 from chatpulse.reports.mail import ReportInProgress, ReportUnfit, deliver
 from chatpulse.reports.pages import write_pages
 from chatpulse.reports.render import render_report, report_file
@@ -106,7 +107,7 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
             hourly=store.read("hourly_metrics", day).sort_values("hour"),
             latencies=requests["latency_ms"].dropna(),
             quality=store.read("data_quality", day),
-            sections=detail_sections(tables, tz),
+            sections=detail_sections(tables, tz, UserDisplay(chatpulse.settings.user_pseudonyms)),
             out_dir=out_dir,
             comparisons=comparisons,
             tables=tables,

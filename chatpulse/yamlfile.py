@@ -80,18 +80,24 @@ def problem(message: str, key: str | None = None) -> PydanticCustomError:
     return PydanticCustomError("problem", "{message}", {"message": message} | ({"key": key} if key else {}))
 
 
-def expect(phrase: str) -> WrapValidator:
+def expect(phrase: str, secret: bool = False) -> WrapValidator:
     """Annotation wording a wrong value as `expected <phrase>, got <value>`.
 
     Only errors about the value itself are reworded: those of keys or items inside it
-    keep their own path and message.
+    keep their own path and message. A `secret` value (a webhook URL with its token, a
+    database URL with its password) is never quoted, nor is anything inside it.
     """
 
     def reword(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
         try:
             return handler(value)
         except ValidationError as exc:
-            if any(e["loc"] or e["type"] in OWN_ERRORS for e in exc.errors()):
+            errors = exc.errors()
+            # An error about a key inside quotes that key's value (a secret key is marked itself); one about
+            # the value as a whole, unless worded here, would quote the secret.
+            if secret and any(not e["loc"] and e["type"] not in (*OWN_ERRORS, "secret") for e in errors):
+                raise PydanticCustomError("secret", "expected {expected}", {"expected": phrase}) from None
+            if any(e["loc"] or e["type"] in (*OWN_ERRORS, "secret") for e in errors):
                 raise
             raise PydanticCustomError("expected", "expected {expected}", {"expected": phrase}) from None
 
@@ -142,6 +148,8 @@ def _what(error: ErrorDetails) -> str:
         return "required"
     if kind == "problem":
         return error["msg"]
+    if kind == "secret":
+        return f"expected {ctx['expected']} (the value is not shown: it may hold a secret)"
     if kind == "expected":
         expected = ctx["expected"]
     elif kind in ("literal_error", "enum"):

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from chatpulse.pseudonyms import UserDisplay
 from chatpulse.reports.formatting import DASH, format_change, format_int, format_ms, format_pct, format_usd, missing
 
 Formatter = Callable[[Any], str]
@@ -29,6 +30,11 @@ def rated_days(feedback: pd.DataFrame | None) -> pd.DataFrame:
 def _text(value: Any) -> str:
     """A label or an already formatted value as it is; a dash where the row has none."""
     return DASH if missing(value) else str(value)
+
+
+def _shown(display: Callable[[Any], str]) -> Formatter:
+    """A formatter rendering ids through `display` (a user's pseudonym), missing ones as a dash."""
+    return lambda value: DASH if missing(value) else display(value)
 
 
 @dataclass(frozen=True)
@@ -131,12 +137,14 @@ def _alert_rows(alerts: pd.DataFrame, tz: str) -> pd.DataFrame:
     ])  # fmt: skip
 
 
-def detail_sections(tables: Mapping[str, pd.DataFrame], tz: str) -> list[Section]:
+def detail_sections(tables: Mapping[str, pd.DataFrame], tz: str, users: UserDisplay | None = None) -> list[Section]:
     """Every table section of the report, in reading order, from the day's tables by name.
 
     ``tz`` is the report's time zone, the one the hour charts and the peak minute are in: alert windows
-    are stored in UTC and shown in it.
+    are stored in UTC and shown in it. Every user id (and session id derived from one) is rendered
+    through ``users`` (pseudonyms with ``pseudonymize_users``; default: as stored).
     """
+    users = users or UserDisplay()
     get = tables.get
     rated = rated_days(get("feedback_daily"))
     feedback_note = ""
@@ -224,7 +232,7 @@ def detail_sections(tables: Mapping[str, pd.DataFrame], tz: str) -> list[Section
             "Worst-rated sessions",
             _head(_sorted(get("negative_sessions"), "satisfaction"), 10),
             (
-                Column("Session", "session_id", numeric=False),
+                Column("Session", "session_id", _shown(users.session), numeric=False),
                 Column("Scenario", "scenario", numeric=False),
                 Column("Model", "model", numeric=False),
                 Column("Satisfaction", "satisfaction", format_pct),
@@ -263,7 +271,7 @@ def detail_sections(tables: Mapping[str, pd.DataFrame], tz: str) -> list[Section
             (
                 Column("Request", "request_id", numeric=False),
                 Column("Model", "model", numeric=False),
-                Column("User", "user_id", numeric=False),
+                Column("User", "user_id", _shown(users), numeric=False),
                 Column("Latency", "latency_ms", format_ms),
                 Column("First token", "ttft_ms", format_ms),
             ),

@@ -407,7 +407,10 @@ def test_alert_settings_resolve_and_errors_name_the_key(tmp_path: Path) -> None:
     defaults = settings_from_mapping({}, tmp_path, {})
     assert (defaults.alert_rules, defaults.alert_webhook, defaults.sensor_interval_seconds) == (None, None, 60)
     for bad, message in (
-        ({"alert_webhook": {"url": "ftp://x"}}, "alert_webhook.url: expected an http(s) URL, got 'ftp://x'"),
+        (  # a URL may hold a token: never quoted
+            {"alert_webhook": {"url": "ftp://x"}},
+            "alert_webhook.url: expected an http(s) URL (the value is not shown: it may hold a secret)",
+        ),
         (
             {"alert_webhook": {"url": "http://x", "format": "teams"}},
             "alert_webhook.format: expected one of json, slack",
