@@ -22,7 +22,7 @@ def send(message: EmailMessage, settings: MailSettings) -> None:
 
     TLS checks the server's certificate against the system's CAs, or ``settings.ca_file`` when given.
     Raises MailError naming ``host:port`` when the server cannot be reached, refuses TLS or the login,
-    or rejects the message.
+    or rejects the message; the error never quotes the password.
     """
     context = ssl.create_default_context(cafile=settings.ca_file)
     try:
@@ -39,4 +39,6 @@ def send(message: EmailMessage, settings: MailSettings) -> None:
                 client.login(settings.username, settings.password or "")
             client.send_message(message)
     except (OSError, smtplib.SMTPException) as exc:
-        raise MailError(f"cannot send mail through {settings.host}:{settings.port}: {exc}") from exc
+        said = str(exc).replace(settings.password, "***") if settings.password else str(exc)
+        # from None: a chained error would print the server's exchange (and anything in it) again.
+        raise MailError(f"cannot send mail through {settings.host}:{settings.port}: {said}") from None
