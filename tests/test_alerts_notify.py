@@ -2,8 +2,10 @@
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import pandas as pd
@@ -246,6 +248,9 @@ def test_alert_mail_arrives_through_the_report_mailer(tmp_path: Path, smtp: tupl
     assert (outcome.delivered, outcome.pending, len(inbox.messages)) == (1, 0, 1)
     message = inbox.messages[0]
     assert message["Subject"] == "ChatPulse: 1 alert(s) firing, 0 resolved"
+    assert re.fullmatch(r"<[^@<>\s]+@x\.org>", message["Message-ID"])  # in the sender's domain
+    sent = parsedate_to_datetime(message["Date"])
+    assert sent.tzinfo is not None and abs((datetime.now(UTC) - sent).total_seconds()) < 60
     assert message.get_content().replace("\r\n", "\n") == (
         "[WARN] error_rate_1h: error_rate = 0.25 (threshold 0.1) 2026-11-26 14:00-15:00 UTC, 200 requests\n"
     )

@@ -32,7 +32,7 @@ from urllib3.exceptions import ConnectTimeoutError, InvalidHeader, NewConnection
 from urllib3.util import Retry
 
 from chatpulse.config import MailSettings, Settings
-from chatpulse.mail import MailError, send
+from chatpulse.mail import MailError, message_id, send
 from chatpulse.tables import TABLES
 from chatpulse.warehouse import Warehouse
 
@@ -250,6 +250,7 @@ def alert_mail(alerts: pd.DataFrame, settings: MailSettings) -> EmailMessage:
     message["Subject"] = f"ChatPulse: {firing} alert(s) firing, {len(alerts) - firing} resolved"
     message["From"] = settings.sender
     message["To"] = ", ".join(settings.recipients)
+    message["Message-ID"] = message_id(settings, "alerts")
     message.set_content("\n".join(describe(row) for _, row in alerts.iterrows()) + "\n")
     return message
 
@@ -260,6 +261,7 @@ def failure_mail(job: str, run_id: str, partition: str | None, error: str, setti
     message["Subject"] = f"ChatPulse: {job} failed" + (f" for {partition}" if partition else "")
     message["From"] = settings.sender
     message["To"] = ", ".join(settings.recipients)
+    message["Message-ID"] = message_id(settings, f"run-failure-{run_id}")
     message.set_content(
         f"Run {run_id} of {job}" + (f" for {partition}" if partition else "") + f" failed:\n\n{error}\n"
     )
