@@ -246,7 +246,7 @@ class Settings:
 
     @property
     def user_pseudonyms(self) -> Pseudonyms | None:
-        """The hash user ids are shown under in reports, e-mails and alerts (None: shown as they are)."""
+        """The hash user ids are shown under in the report and its e-mail (None: shown as they are)."""
         wanted = self.pseudonymize_users or self.pseudonymize_storage
         return Pseudonyms(self.pseudonym_key) if wanted and self.pseudonym_key else None
 

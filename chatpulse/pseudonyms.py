@@ -71,7 +71,8 @@ class Pseudonyms:
 
 
 class UserDisplay:
-    """The one way the report, the e-mail and alert texts render a user id (or a session id derived from one).
+    """The one way the report and its e-mail render a user id (or a session id derived from one); alert payloads
+    and the Prometheus output carry no user ids.
 
     Without pseudonyms ids show as they are; with them (`pseudonymize_users` or `pseudonymize_storage`)
     each shows as its pseudonym. Call it on a user id; `session` on a session id.
