@@ -24,7 +24,7 @@ from chatpulse.ingest.check import match_landing
 from chatpulse.ingest.check_report import check_day
 from chatpulse.ingest.clean import clean_partition, quarantine_outside
 from chatpulse.ingest.extract import extract_day
-from chatpulse.ingest.privacy import content_columns, mask_frame
+from chatpulse.ingest.privacy import protect
 from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from chatpulse.schema import Kind
 from chatpulse.warehouse import Write
@@ -72,9 +72,10 @@ def _raw_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefinition
         extract = extract_day(
             settings.landing_dir, settings.sources, kind, day, settings.timezone, store.file_stamps(kind), span
         )
-        # Personal data is masked before anything (hand-off, quarantine, tables) stores the text.
+        # Personal data is masked and user ids pseudonymised before anything (hand-off, quarantine, tables)
+        # stores them.
         for frame in (extract.frame, extract.outside):
-            mask_frame(frame, content_columns(kind.value))
+            protect(frame, kind, settings)
         bounds = (span.first.isoformat(), span.last.isoformat())
         store.save_stamps(kind, extract.stamps, quarantine_outside(extract.outside, kind, span), bounds)
         for label, error in extract.unreadable.items():

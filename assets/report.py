@@ -22,6 +22,7 @@ from chatpulse.assets.daystate import drawing_state, finished
 from chatpulse.days import DaySpan, day_bounds
 from chatpulse.metrics.users import window
 from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
+from chatpulse.pseudonyms import UserDisplay
 from chatpulse.reports.alerts import alert_summary
 from chatpulse.reports.mail import ReportInProgress, ReportUnfit, deliver
 from chatpulse.reports.pages import mark_day_state, write_pages
@@ -113,7 +114,7 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
             hourly=store.read("hourly_metrics", day).sort_values("hour"),
             latencies=requests["latency_ms"].dropna(),
             quality=store.read("data_quality", day),
-            sections=detail_sections(tables),
+            sections=detail_sections(tables, UserDisplay(chatpulse.settings.user_pseudonyms)),
             out_dir=out_dir,
             comparisons=comparisons,
             tables=tables,

@@ -124,7 +124,8 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         deps=[sessions, scenario_spotlight],
         group_name="behaviour",
         kinds={"sql"},
-        description="Clears stored message text and comments older than content_retention_days; labels, metrics stay.",
+        description="Clears stored message text, comments, request metadata and quarantined lines older than "
+        "content_retention_days; labels, metrics stay.",
     )
     def content_retention(
         context: AssetExecutionContext, chatpulse: ChatPulseSettings, warehouse: WarehouseResource
@@ -132,8 +133,9 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         settings = chatpulse.settings
         today = datetime.now(ZoneInfo(settings.timezone)).date()
         cutoff = retention_cutoff(today, settings.content_retention_days)
-        cleared = drop_content(warehouse.warehouse.engine, TABLES, cutoff)
-        files = drop_stored_content(settings.storage_dir, cutoff)
+        keep_metadata = settings.metadata_keys is not None  # then metadata holds only the keys the user listed
+        cleared = drop_content(warehouse.warehouse.engine, TABLES, cutoff, keep_metadata)
+        files = drop_stored_content(settings.storage_dir, cutoff, keep_metadata)
         return MaterializeResult(metadata={"cutoff": cutoff.isoformat(), **cleared, "parquet_files": len(files)})
 
     return [sessions, scenario_spotlight, content_retention]

@@ -16,10 +16,20 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, Field, StrictFloat, StrictInt, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic import dataclasses as checked
 
 from chatpulse.pricefile import PriceError, read_prices
+from chatpulse.pseudonyms import KEY_MIN_LENGTH, Pseudonyms
 from chatpulse.schema import COLUMNS, Kind
 from chatpulse.yamlfile import (
     TEXT_NOT_NUMBER,
@@ -37,6 +47,7 @@ CONFIG_ENV = "CHATPULSE_CONFIG"
 HOME_ENV = "CHATPULSE_HOME"
 DATABASE_ENV = "CHATPULSE_DATABASE_URL"
 PASSWORD_ENV = "CHATPULSE_SMTP_PASSWORD"
+PSEUDONYM_KEY_ENV = "CHATPULSE_PSEUDONYM_KEY"
 DEFAULT_CONFIG_FILE = "chatpulse.yaml"
 DEFAULT_HOME = ".chatpulse"
 
@@ -208,7 +219,7 @@ class MailSection(YamlSection):
 class WebhookSettings(YamlSection):
     """Where alerts are POSTed, in which payload shape, and how hard to try; a bare URL is short for `{url: ...}`."""
 
-    url: Annotated[str, AfterValidator(_http), expect("an http(s) URL", secret=True)]
+    url: Annotated[str, AfterValidator(_http), expect("an http(s) URL", secret=True)] = Field(repr=False)
     format: Literal["json", "slack"] = "json"
     timeout_s: Seconds = 10.0
     retries: Annotated[StrictInt, Field(ge=0), expect("a whole number")] = 3
@@ -225,7 +236,7 @@ class Settings:
     """The resolved configuration of one ChatPulse installation."""
 
     data_home: Path
-    database_url: str
+    database_url: str = field(repr=False)
     landing_dir: Path
     reports_dir: Path
     timezone: str = "UTC"
@@ -242,6 +253,21 @@ class Settings:
     alert_rules: Path | None = None
     alert_webhook: WebhookSettings | None = None
     sensor_interval_seconds: int = 60
+    pseudonymize_users: bool = False
+    pseudonymize_storage: bool = False
+    pseudonym_key: str | None = field(default=None, repr=False)
+    metadata_keys: tuple[str, ...] | None = None
+
+    @property
+    def user_pseudonyms(self) -> Pseudonyms | None:
+        """The hash user ids are shown under in the report and its e-mail (None: shown as they are)."""
+        wanted = self.pseudonymize_users or self.pseudonymize_storage
+        return Pseudonyms(self.pseudonym_key) if wanted and self.pseudonym_key else None
+
+    @property
+    def storage_pseudonyms(self) -> Pseudonyms | None:
+        """The hash user ids are stored under (None: stored as they are)."""
+        return Pseudonyms(self.pseudonym_key) if self.pseudonymize_storage and self.pseudonym_key else None
 
     @property
     def dagster_home(self) -> Path:
@@ -267,7 +293,7 @@ class ConfigFile(YamlSection):
     left as None. `settings_from_mapping` resolves it into `Settings`."""
 
     data_home: RelativePath = Path(DEFAULT_HOME)
-    database_url: Annotated[str | None, expect("a SQLAlchemy URL")] = None
+    database_url: Annotated[str | None, expect("a SQLAlchemy URL", secret=True)] = Field(None, repr=False)
     landing_dir: RelativePath | None = None
     reports_dir: RelativePath | None = None
     timezone: TimeZone = "UTC"
@@ -282,8 +308,14 @@ class ConfigFile(YamlSection):
     sources: Annotated[tuple[SourceConfig, ...] | None, expect("a list of source mappings")] = None
     mail: Annotated[MailSection | None, expect("a mapping with host, sender and recipients")] = None
     alert_rules: RelativePath | None = None
-    alert_webhook: Annotated[WebhookSettings | None, expect("a URL or a mapping with url", secret=True)] = None
+    alert_webhook: Annotated[WebhookSettings | None, expect("a URL or a mapping with url", secret=True)] = Field(
+        None, repr=False
+    )
     sensor_interval_seconds: Annotated[StrictInt, Field(ge=1), expect("a whole number of seconds, at least 1")] = 60
+    pseudonymize_users: Annotated[StrictBool, expect("true or false")] = False
+    pseudonymize_storage: Annotated[StrictBool, expect("true or false")] = False
+    pseudonym_key_env: Annotated[str, expect("a variable name")] = PSEUDONYM_KEY_ENV
+    metadata_keys: Annotated[tuple[str, ...] | None, expect("a list of metadata keys")] = None
     max_field_bytes: FieldBytes | None = None  # the default of every source that does not set its own
 
 
@@ -324,6 +356,7 @@ def settings_from_mapping(raw: Mapping[str, Any], base: Path, env: Mapping[str, 
         except PriceError as exc:
             raise ConfigError(f"prices: {exc}") from exc
     resolved = {
+        "pseudonym_key": _pseudonym_key(file, env),
         "data_home": home,
         "database_url": env.get(DATABASE_ENV) or file.database_url or f"sqlite:///{home / 'warehouse.db'}",
         "landing_dir": _resolve(base, file.landing_dir or home / "landing"),
@@ -331,9 +364,24 @@ def settings_from_mapping(raw: Mapping[str, Any], base: Path, env: Mapping[str, 
         "sources": _with_field_limit(DEFAULT_SOURCES if file.sources is None else file.sources, file.max_field_bytes),
         "mail": None if file.mail is None else file.mail.resolve(base, env),
     }
-    # max_field_bytes lives on in the sources.
-    written = {f.name: getattr(file, f.name) for f in fields(file) if f.name != "max_field_bytes"}
+    # max_field_bytes lives on in the sources; the key's variable name is resolved to the key.
+    written = {
+        f.name: getattr(file, f.name) for f in fields(file) if f.name not in ("pseudonym_key_env", "max_field_bytes")
+    }
     return Settings(**written | files | resolved)
+
+
+def _pseudonym_key(file: ConfigFile, env: Mapping[str, str]) -> str | None:
+    """The pseudonym key from the environment; a missing or short one is a ConfigError when an option needs it."""
+    key = env.get(file.pseudonym_key_env) or None
+    option = "pseudonymize_storage" if file.pseudonymize_storage else "pseudonymize_users"
+    if not (file.pseudonymize_users or file.pseudonymize_storage):
+        return key
+    if key is None:
+        raise ConfigError(f"{option}: needs a secret key in ${file.pseudonym_key_env}, which is not set")
+    if len(key) < KEY_MIN_LENGTH:
+        raise ConfigError(f"{option}: the key in ${file.pseudonym_key_env} needs at least {KEY_MIN_LENGTH} characters")
+    return key
 
 
 def load_settings(path: Path | str | None = None, env: Mapping[str, str] | None = None) -> Settings:

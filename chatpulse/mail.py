@@ -9,6 +9,7 @@ from __future__ import annotations
 import smtplib
 import ssl
 from email.message import EmailMessage
+from email.utils import formatdate, make_msgid, parseaddr
 
 from chatpulse.config import MailSettings
 
@@ -17,13 +18,25 @@ class MailError(RuntimeError):
     """The message could not be mailed; the message says which server refused it and why."""
 
 
+def message_id(settings: MailSettings, name: str) -> str:
+    """A new, unique Message-ID naming what the message is (`name`), in the sender's domain."""
+    domain = parseaddr(settings.sender)[1].rpartition("@")[2] or "chatpulse"
+    return make_msgid(idstring=name, domain=domain)
+
+
 def send(message: EmailMessage, settings: MailSettings) -> None:
     """Deliver ``message`` to its To/Cc over SMTP with SSL, STARTTLS or plain, logging in when a user is set.
 
-    TLS checks the server's certificate against the system's CAs, or ``settings.ca_file`` when given.
-    Raises MailError naming ``host:port`` when the server cannot be reached, refuses TLS or the login,
-    or rejects the message.
+    A message without a ``Date`` or ``Message-ID`` header gets one here (the send time; a new id), so every
+    message leaves with both: spam filters and mail clients need them. TLS checks the server's certificate
+    against the system's CAs, or ``settings.ca_file`` when given. Raises MailError naming ``host:port``
+    when the server cannot be reached, refuses TLS or the login, or rejects the message; the error never
+    quotes the password.
     """
+    if message["Date"] is None:
+        message["Date"] = formatdate(localtime=True)
+    if message["Message-ID"] is None:
+        message["Message-ID"] = message_id(settings, "chatpulse")
     context = ssl.create_default_context(cafile=settings.ca_file)
     try:
         if settings.security == "ssl":
@@ -39,4 +52,6 @@ def send(message: EmailMessage, settings: MailSettings) -> None:
                 client.login(settings.username, settings.password or "")
             client.send_message(message)
     except (OSError, smtplib.SMTPException) as exc:
-        raise MailError(f"cannot send mail through {settings.host}:{settings.port}: {exc}") from exc
+        said = str(exc).replace(settings.password, "***") if settings.password else str(exc)
+        # from None: a chained error would print the server's exchange (and anything in it) again.
+        raise MailError(f"cannot send mail through {settings.host}:{settings.port}: {said}") from None

@@ -24,6 +24,30 @@ from chatpulse.schema import Kind
 from chatpulse.tables import LANDING_FILES, TABLES, metadata
 
 
+class WarehouseError(RuntimeError):
+    """The warehouse could not be opened; the message names its URL without the password."""
+
+
+def shown_database(url: str) -> str:
+    """A database URL as messages show it: the password replaced by ***."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<a database URL that cannot be read>"
+
+
+def _opening_error(url: str, exc: Exception) -> WarehouseError:
+    """`exc` (one line, any password it quotes hidden) as a WarehouseError naming the redacted URL."""
+    said = " ".join(str(getattr(exc, "orig", None) or exc).split())
+    try:
+        password = sa.make_url(url).password
+    except sa.exc.ArgumentError:
+        password = None
+    if password:
+        said = said.replace(str(password), "***")
+    return WarehouseError(f"cannot open the warehouse {shown_database(url)}: {said}")
+
+
 @dataclass(frozen=True)
 class FileStamp:
     """What a landing file looked like when read, and which local days it touched."""
@@ -147,13 +171,22 @@ class Warehouse:
     """Partitioned reads and writes over one SQLAlchemy engine."""
 
     def __init__(self, url: str) -> None:
-        self.engine = sa.create_engine(url)
-        database = self.engine.url.database if self.engine.url.get_backend_name() == "sqlite" else None
-        self._sqlite_file = database if database and database != ":memory:" else None
-        if self._sqlite_file:
-            Path(self._sqlite_file).parent.mkdir(parents=True, exist_ok=True)
-        metadata.create_all(self.engine)
-        _add_missing_columns(self.engine)
+        """Open (and create or upgrade) the warehouse at SQLAlchemy `url`.
+
+        Raises WarehouseError, naming the URL with its password hidden, when the URL cannot be read,
+        its driver is not installed or the database cannot be reached.
+        """
+        try:
+            self.engine = sa.create_engine(url)
+            database = self.engine.url.database if self.engine.url.get_backend_name() == "sqlite" else None
+            self._sqlite_file = database if database and database != ":memory:" else None
+            if self._sqlite_file:
+                Path(self._sqlite_file).parent.mkdir(parents=True, exist_ok=True)
+            metadata.create_all(self.engine)
+            _add_missing_columns(self.engine)
+        except (sa.exc.SQLAlchemyError, ImportError, OSError) as exc:
+            # from None: the chained error and its traceback would be printed (and stored by Dagster) too.
+            raise _opening_error(url, exc) from None
 
     def replace_day(self, day: str, *writes: Write, done: StepRun | None = None) -> None:
         """Replace `day` in every written table in one transaction; with `done`, record in that same

@@ -82,21 +82,25 @@ def problem(message: str, key: str | None = None) -> PydanticCustomError:
 
 
 def expect(phrase: str, *, secret: bool = False) -> WrapValidator:
-    """Annotation wording a wrong value as `expected <phrase>, got <value>`; a `secret` value
-    (a webhook URL carries its token) is never echoed: `expected <phrase>` alone.
+    """Annotation wording a wrong value as `expected <phrase>, got <value>`.
 
     Only errors about the value itself are reworded: those of keys or items inside it
-    keep their own path and message.
+    keep their own path and message. A `secret` value (a webhook URL with its token, a
+    database URL with its password) is never quoted, nor is anything inside it.
     """
 
     def reword(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
         try:
             return handler(value)
         except ValidationError as exc:
-            if any(e["loc"] or e["type"] in OWN_ERRORS for e in exc.errors()):
+            errors = exc.errors()
+            # An error about a key inside quotes that key's value (a secret key is marked itself); one about
+            # the value as a whole, unless worded here, would quote the secret.
+            if secret and any(not e["loc"] and e["type"] not in (*OWN_ERRORS, "secret") for e in errors):
+                raise PydanticCustomError("secret", "expected {expected}", {"expected": phrase}) from None
+            if any(e["loc"] or e["type"] in (*OWN_ERRORS, "secret") for e in errors):
                 raise
-            context = {"expected": phrase} | ({"secret": True} if secret else {})
-            raise PydanticCustomError("expected", "expected {expected}", context) from None
+            raise PydanticCustomError("expected", "expected {expected}", {"expected": phrase}) from None
 
     return WrapValidator(reword)
 
@@ -145,6 +149,8 @@ def _what(error: ErrorDetails) -> str:
         return "required"
     if kind == "problem":
         return error["msg"]
+    if kind == "secret":
+        return f"expected {ctx['expected']} (the value is not shown: it may hold a secret)"
     if kind == "expected":
         expected = ctx["expected"]
     elif kind in ("literal_error", "enum"):
@@ -155,8 +161,6 @@ def _what(error: ErrorDetails) -> str:
         expected = error["msg"].removeprefix(INPUT_SHOULD_BE)
     else:
         return f"{error['msg']}, got {_shown(error['input'])}"
-    if ctx.get("secret"):
-        return f"expected {expected}"
     return f"expected {expected}, got {_shown(error['input'])}"
 
 

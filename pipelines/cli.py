@@ -326,7 +326,7 @@ def send_report(invocation: Invocation, day: date, force: bool) -> None:
     """Mail a day's report (once per day, unless --force)."""
     from chatpulse.mail import MailError
     from chatpulse.reports.mail import deliver
-    from chatpulse.warehouse import Warehouse
+    from chatpulse.warehouse import Warehouse, WarehouseError
 
     settings = invocation.settings()
     if settings.mail is None:
@@ -335,8 +335,8 @@ def send_report(invocation: Invocation, day: date, force: bool) -> None:
         message_id = deliver(
             day, settings.mail, Warehouse(settings.database_url), report_path(settings, day), force=force
         )
-    except MailError as exc:
-        raise CliError(str(exc)) from exc
+    except (MailError, WarehouseError) as exc:  # their messages hide passwords
+        raise CliError(str(exc)) from None
     if message_id is None:
         click.echo(f"the report for {day} was mailed before; use --force to send it again")
     else:
@@ -405,11 +405,15 @@ def convert_oasst(invocation: Invocation, source: Path, out: Path | None) -> Non
 def serve_metrics(invocation: Invocation, host: str, port: int) -> None:
     """Serve the latest metrics in Prometheus format at /metrics."""
     from chatpulse.alerting.prometheus import server
-    from chatpulse.warehouse import Warehouse
+    from chatpulse.warehouse import Warehouse, WarehouseError
 
     settings = invocation.settings()
     try:
-        http = server(Warehouse(settings.database_url), host, port)
+        warehouse = Warehouse(settings.database_url)
+    except WarehouseError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        http = server(warehouse, host, port)
     except OSError as exc:
         raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     click.echo(f"serving http://{host}:{http.server_address[1]}/metrics")

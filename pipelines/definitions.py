@@ -88,7 +88,8 @@ def build_definitions(settings: Settings, config_file: str | None = None) -> Def
         schedules=[yesterday_schedule(job, settings)],
         resources={
             "chatpulse": ChatPulseSettings(config_file=config_file),
-            "warehouse": WarehouseResource(database_url=settings.database_url),
+            # The database URL stays out of resource config (shown in the UI, stored with each run): read inside.
+            "warehouse": WarehouseResource(config_file=config_file),
             "io_manager": ParquetIOManager(base_dir=str(settings.storage_dir)),
         },
     )

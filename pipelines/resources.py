@@ -33,15 +33,17 @@ class ChatPulseSettings(ConfigurableResource):
         return self._settings
 
 
-class WarehouseResource(ConfigurableResource):
-    """The SQL warehouse, by SQLAlchemy URL."""
+class WarehouseResource(ChatPulseSettings):
+    """The SQL warehouse of the configuration's `database_url`.
 
-    database_url: str
+    Configured by the configuration file, like ChatPulseSettings, and never by the URL itself:
+    resource config is shown in the UI and stored with every run, and a URL may carry a password.
+    """
 
     @property
     def warehouse(self) -> Warehouse:
-        """The warehouse of `database_url`, one per URL per process (an engine and one schema check)."""
-        return _open_warehouse(self.database_url)
+        """The warehouse of the settings' `database_url`, one per URL per process (an engine and one schema check)."""
+        return _open_warehouse(self.settings.database_url)
 
 
 @cache

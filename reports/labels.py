@@ -67,9 +67,3 @@ def display_label(value: Any, limit: int = LABEL_MAX) -> str:
     tail = _take(text[-limit:][::-1], kept - sum(_width(char) for char in head))[::-1]
     shown = "".join(map(_visible, head)).rstrip() + ELLIPSIS + "".join(map(_visible, tail)).lstrip()
     return shown.strip()
-
-
-def display_user(user_id: Any) -> str:
-    """A user id as every page, e-mail and chart shows it: the one place user ids pass on their way to display,
-    so a pseudonym can replace them here. Today the id itself, shortened like any label (display_label)."""
-    return display_label(user_id)

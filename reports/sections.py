@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from chatpulse.pseudonyms import UserDisplay
 from chatpulse.reports.formatting import (
     DASH,
     format_change,
@@ -22,8 +23,9 @@ from chatpulse.reports.formatting import (
     format_ms,
     format_pct,
     format_usd,
+    missing,
 )
-from chatpulse.reports.labels import display_label, display_user
+from chatpulse.reports.labels import display_label
 from chatpulse.reports.usage import model_rows, user_rows
 
 Formatter = Callable[[Any], str]
@@ -34,6 +36,11 @@ def rated_days(feedback: pd.DataFrame | None) -> pd.DataFrame:
     if feedback is None:
         return pd.DataFrame(columns=["day", "ratings", "satisfaction"])
     return feedback[feedback["ratings"] > 0]
+
+
+def _shown(display: Callable[[Any], str]) -> Formatter:
+    """A formatter rendering ids through `display` (a user's pseudonym), shortened like any label; a dash for none."""
+    return lambda value: DASH if missing(value) else display_label(display(value))
 
 
 @dataclass(frozen=True)
@@ -110,13 +117,16 @@ def _spotlight_rows(spotlight: pd.DataFrame | None) -> pd.DataFrame | None:
     )
 
 
-def detail_sections(tables: Mapping[str, pd.DataFrame]) -> list[Section]:
+def detail_sections(tables: Mapping[str, pd.DataFrame], display: UserDisplay | None = None) -> list[Section]:
     """Every table section of the report, in reading order, from the day's tables by name (``daily_trends``,
     ``scenario_daily``, ``scenario_spotlight``, ``feedback_daily``, ``feedback_by_model``, ``feedback_by_latency``,
     ``negative_sessions``, ``error_kinds``, ``request_metrics``, ``model_costs``, ``daily_users``,
     ``slowest_requests``); a table that is missing or empty gives its section's "no data" line. The day's alerts
     are not a section: the page opens with them (reports.alerts).
+    Every user id (and session id derived from one) is rendered through ``display`` (pseudonyms with
+    ``pseudonymize_users``; default: as stored).
     """
+    display = display or UserDisplay()
     get = tables.get
     rated = rated_days(get("feedback_daily"))
     feedback_note = ""
@@ -197,7 +207,7 @@ def detail_sections(tables: Mapping[str, pd.DataFrame]) -> list[Section]:
             "Worst-rated sessions",
             _head(_sorted(get("negative_sessions"), "satisfaction"), 10),
             (
-                Column("Session", "session_id", numeric=False),
+                Column("Session", "session_id", _shown(display.session), numeric=False),
                 Column("Scenario", "scenario", numeric=False),
                 Column("Model", "model", numeric=False),
                 Column("Satisfaction", "satisfaction", format_pct),
@@ -238,7 +248,7 @@ def detail_sections(tables: Mapping[str, pd.DataFrame]) -> list[Section]:
             "Users",
             users,
             (
-                Column("User", "user_id", display_user, numeric=False),
+                Column("User", "user_id", _shown(display), numeric=False),
                 Column("Requests", "requests", format_int),
                 Column("Errors", "errors", format_int),
                 Column("Tokens", "total_tokens", format_int),
@@ -254,7 +264,7 @@ def detail_sections(tables: Mapping[str, pd.DataFrame]) -> list[Section]:
             (
                 Column("Request", "request_id", numeric=False),
                 Column("Model", "model", numeric=False),
-                Column("User", "user_id", display_user, numeric=False),
+                Column("User", "user_id", _shown(display), numeric=False),
                 Column("Latency", "latency_ms", format_ms),
                 Column("First token", "ttft_ms", format_ms),
             ),

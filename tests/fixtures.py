@@ -15,10 +15,12 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterable, Mapping
 from email.message import EmailMessage
 from email.policy import default
 from html.parser import HTMLParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +109,50 @@ class Inbox:
     async def handle_DATA(self, server: object, session: object, envelope: Envelope) -> str:  # noqa: N802
         self.messages.append(email.message_from_bytes(envelope.content, policy=default))
         return "250 OK"
+
+
+class Hook:
+    """A loopback HTTP server that answers the first `failures` POSTs with `status` (and `headers`), then 200.
+
+    It counts POSTs in `attempts` and any GET in `gets`; a 3xx answer points back at itself.
+    """
+
+    def __init__(self, failures: int, status: int = 500, headers: dict[str, str] | None = None) -> None:
+        self.failures, self.attempts, self.gets, self.received = failures, 0, 0, []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                hook.attempts += 1
+                answer = status if hook.attempts <= hook.failures else 200
+                if answer == 200:
+                    hook.received.append(json.loads(body))
+                self.send_response(answer)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                if 300 <= answer < 400:
+                    self.send_header("Location", f"{hook.base}/elsewhere")
+                self.end_headers()
+
+            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+                hook.gets += 1
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.url = f"{self.base}/hook"
+        self.shown = f"{self.base}/***"  # how errors name it: the path, where a token would be, hidden
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -411,7 +411,10 @@ def test_alert_settings_resolve_and_errors_name_the_key(tmp_path: Path) -> None:
     assert (defaults.alert_rules, defaults.alert_webhook, defaults.sensor_interval_seconds) == (None, None, 60)
     for bad, message in (
         # A webhook URL carries its token: a wrong one is never quoted back.
-        ({"alert_webhook": {"url": "ftp://hooks/T0/s3cret"}}, "alert_webhook.url: expected an http(s) URL"),
+        (
+            {"alert_webhook": {"url": "ftp://hooks/T0/s3cret"}},
+            "alert_webhook.url: expected an http(s) URL (the value is not shown: it may hold a secret)",
+        ),
         ({"alert_webhook": ["https://hooks/T0/s3cret"]}, "alert_webhook: expected a URL or a mapping with url"),
         (
             {"alert_webhook": {"url": "http://x", "format": "teams"}},

@@ -2,10 +2,10 @@
 
 import json
 import logging
-import threading
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import pandas as pd
@@ -15,53 +15,9 @@ from chatpulse.alerting.delivery import DeliveryError, deliver, deliveries, payl
 from chatpulse.config import settings_from_mapping
 from chatpulse.warehouse import Warehouse
 
-from fixtures import Inbox, free_port
+from fixtures import Hook, Inbox, free_port
 
 NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
-
-
-class Hook:
-    """A loopback HTTP server that answers the first `failures` POSTs with `status` (and `headers`), then 200.
-
-    It counts POSTs in `attempts` and any GET in `gets`; a 3xx answer points back at itself.
-    """
-
-    def __init__(self, failures: int, status: int = 500, headers: dict[str, str] | None = None) -> None:
-        self.failures, self.attempts, self.gets, self.received = failures, 0, 0, []
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the http.server API
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                hook.attempts += 1
-                answer = status if hook.attempts <= hook.failures else 200
-                if answer == 200:
-                    hook.received.append(json.loads(body))
-                self.send_response(answer)
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                if 300 <= answer < 400:
-                    self.send_header("Location", f"{hook.base}/elsewhere")
-                self.end_headers()
-
-            def do_GET(self) -> None:  # noqa: N802 - the http.server API
-                hook.gets += 1
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.url = f"{self.base}/hook"
-        self.shown = f"{self.base}/***"  # how errors name it: the path, where a token would be, hidden
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -129,23 +85,61 @@ def test_a_failed_delivery_is_recorded_and_retried_on_the_next_run(tmp_path: Pat
         down.close()
     assert (first.delivered, first.pending, down.attempts) == (0, 1, 2)
     pending = warehouse.read("alert_deliveries")
-    assert (pending.iloc[0]["channel"], pending.iloc[0]["attempts"], pending.iloc[0]["last_error"]) == (
+    assert pending.iloc[0][["channel", "target", "attempts", "last_error"]].tolist() == [
         "webhook",
+        "alert_webhook",  # the configuration key: the URL is read from the configuration when it is sent
         1,
         f"webhook {down.shown}: HTTP 500",
-    )
+    ]
     up = Hook(failures=0)
     try:
-        retry = settings_from_mapping({"alert_webhook": {"url": up.url}}, tmp_path, {})
-        # The stored delivery keeps its target; point it at the server that is up now.
-        with warehouse.engine.begin() as conn:
-            conn.exec_driver_sql("UPDATE alert_deliveries SET target = ?", (up.url,))
+        retry = settings_from_mapping({"alert_webhook": {"url": up.url}}, tmp_path, {})  # the webhook was moved
         second = deliver(warehouse, "2026-11-27", [], retry, NOW, sleep=lambda _: None)
     finally:
         up.close()
     assert (second.delivered, second.pending, up.attempts) == (1, 0, 1)
     assert up.received == [payload(_alerts(), "json")]
     assert warehouse.read("alert_deliveries").empty
+
+
+def test_a_delivery_stored_with_its_url_goes_to_the_configured_webhook_and_loses_the_url(tmp_path: Path) -> None:
+    """Rows an earlier version stored held the webhook URL itself (token included) as their target."""
+    warehouse = Warehouse(f"sqlite:///{tmp_path / 'w.db'}")
+    old_url = "https://hooks.example.org/services/T0/B0/s3cr3t?token=t0k3n"
+    row = {"day": "2026-11-25", "delivery_id": "d1", "channel": "webhook", "target": old_url,
+           "payload": json.dumps(payload(_alerts(), "json")), "attempts": 1, "last_error": "HTTP 500",
+           "failed_at": NOW}  # fmt: skip
+    warehouse.append("alert_deliveries", pd.DataFrame([row]))
+    down = Hook(failures=10)
+    try:
+        settings = settings_from_mapping({"alert_webhook": {"url": down.url, "retries": 0}}, tmp_path, {})
+        outcome = deliver(warehouse, "2026-11-26", [], settings, NOW, sleep=lambda _: None)
+    finally:
+        down.close()
+    assert (outcome.pending, down.attempts) == (1, 1)  # tried at the configured webhook
+    pending = warehouse.read("alert_deliveries")
+    assert pending[["delivery_id", "target", "attempts"]].values.tolist() == [["d1", "alert_webhook", 2]]
+    assert "s3cr3t" not in pending.astype(str).to_string()
+    up = Hook(failures=0)
+    try:
+        settings = settings_from_mapping({"alert_webhook": {"url": up.url}}, tmp_path, {})
+        assert deliver(warehouse, "2026-11-27", [], settings, NOW).delivered == 1
+    finally:
+        up.close()
+    assert up.received == [payload(_alerts(), "json")] and warehouse.read("alert_deliveries").empty
+
+
+def test_a_pending_webhook_delivery_waits_while_no_webhook_is_configured(tmp_path: Path) -> None:
+    warehouse = Warehouse(f"sqlite:///{tmp_path / 'w.db'}")
+    down = Hook(failures=10)
+    try:
+        settings = settings_from_mapping({"alert_webhook": {"url": down.url, "retries": 0}}, tmp_path, {})
+        deliver(warehouse, "2026-11-26", deliveries(_alerts(), settings), settings, NOW, sleep=lambda _: None)
+    finally:
+        down.close()
+    outcome = deliver(warehouse, "2026-11-27", [], settings_from_mapping({}, tmp_path, {}), NOW)
+    assert (outcome.delivered, outcome.pending) == (0, 1)
+    assert outcome.errors == ("webhook: alert_webhook is not configured any more; the alert waits until it is",)
 
 
 def test_once_a_webhook_fails_its_other_deliveries_wait_untried(tmp_path: Path) -> None:
@@ -224,7 +218,7 @@ def test_a_token_in_the_url_never_reaches_errors_or_logs(caplog: pytest.LogCaptu
     assert outcome.errors == (f"webhook {down.shown}: HTTP 500",) and down.attempts == 2
     assert "/***" in caplog.text  # urllib3 did log the requests, with the path hidden
     said = " ".join(
-        [*outcome.errors, str(raised.value), caplog.text, *warehouse.read("alert_deliveries")["last_error"]]
+        [*outcome.errors, str(raised.value), caplog.text, warehouse.read("alert_deliveries").astype(str).to_string()]
     )
     for secret in ("s3cr3t", "t0k3n", "pa55"):
         assert secret not in said
@@ -254,6 +248,9 @@ def test_alert_mail_arrives_through_the_report_mailer(tmp_path: Path, smtp: tupl
     assert (outcome.delivered, outcome.pending, len(inbox.messages)) == (1, 0, 1)
     message = inbox.messages[0]
     assert message["Subject"] == "ChatPulse: 1 alert(s) firing, 0 resolved"
+    assert re.fullmatch(r"<[^@<>\s]+@x\.org>", message["Message-ID"])  # in the sender's domain
+    sent = parsedate_to_datetime(message["Date"])
+    assert sent.tzinfo is not None and abs((datetime.now(UTC) - sent).total_seconds()) < 60
     assert message.get_content().replace("\r\n", "\n") == (
         "[WARN] error_rate_1h: error_rate = 0.25 (threshold 0.1) 2026-11-26 14:00-15:00 UTC, 200 requests\n"
     )

@@ -6,7 +6,8 @@ import ssl
 import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -149,6 +150,8 @@ def test_the_report_arrives_once_with_its_charts_inline(
     assert inbox.logins == [(USER, PASSWORD)]
     message = inbox.messages[0]
     assert message["Message-ID"].strip() == message_id
+    sent = parsedate_to_datetime(message["Date"])  # set when sent: mail clients and spam filters need it
+    assert sent.tzinfo is not None and abs((datetime.now(UTC) - sent).total_seconds()) < 60
     assert message["Subject"] == "ChatPulse 2026-11-20: 1,234 requests, 2.5% errors, p95 1.8 s"
     assert message["To"] == "ops@example.com, lead@example.com"
     assert message.get_content_type() == "multipart/alternative"

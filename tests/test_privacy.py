@@ -1,48 +1,148 @@
-"""Privacy: personal data masked before storage, content dropped after the retention period."""
+"""Privacy: personal data masked before storage, content dropped after the retention period (masking itself:
+test_masking.py; pseudonyms: test_pseudonyms.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from chatpulse.ingest.privacy import drop_content, drop_stored_content, mask, retention_cutoff
+from chatpulse.config import settings_from_mapping
+from chatpulse.ingest.extract import RAW, extract_day
+from chatpulse.ingest.privacy import drop_content, drop_stored_content, protect, retention_cutoff
+from chatpulse.schema import Kind
 from chatpulse.tables import TABLES
 from chatpulse.warehouse import Warehouse, Write
 
-MASKED = {
-    "mail me at jane.doe+work@example.co.uk today": "mail me at [EMAIL] today",
-    "我的手机是13812345678，谢谢": "我的手机是[PHONE]，谢谢",
-    "call +86 138 1234 5678 or 0086-13912345678": "call [PHONE] or [PHONE]",
-    "办公室电话 010-62345678 或 (0755) 2345678": "办公室电话 [PHONE] 或 [PHONE]",
-    "US office (415) 555-0100, UK +44 20 7946 0958": "US office [PHONE], UK [PHONE]",
-    "key sk-proj-abcDEF1234567890xyzXYZ and AKIAABCDEFGHIJKLMNOP": "key [API_KEY] and [API_KEY]",
-    "身份证号 11010519491231002X 请核对": "身份证号 [ID_NUMBER] 请核对",
-    "id 110105194912310021.": "id [ID_NUMBER].",
-}
-# Not personal data, left as they are: dates, versions, amounts, short numbers, near-keys.
-UNTOUCHED = ["on 2026-11-20 version 3.11.7 costs $1,234.56, order 12345", "sk-short is not a key"]
-MASKED.update({text: text for text in UNTOUCHED})
+from fixtures import write_jsonl
+
+DAY = dt.date(2026, 11, 20)
+# A request log with free text in fields no canonical column maps: they land in `metadata`.
+PRIVATE_REQUESTS = [
+    {
+        "request_id": "r1",
+        "timestamp": "2026-11-20T10:00:00Z",
+        "model": "gpt-4o",
+        "app": "helpdesk",
+        "prompt": "I am a.b@corp.com, call 13812345678",
+        "messages": [{"role": "user", "content": "from 10.1.2.3, card 4111 1111 1111 1111"}],
+        "input": "id_110101199003077578",
+        "response": "noted, tel13912345678",
+    },
+    # A faulty row keeps its original line for the quarantine: masked too.
+    {
+        "request_id": "r2",
+        "timestamp": "2026-11-20T10:01:00Z",
+        "latency_ms": "slow",
+        "app": "helpdesk",
+        "prompt": "write to alice@localhost",
+    },
+    '{"request_id": "r3", "timestamp": "2026-11-20T10:02:00Z", "prompt": "broken 13812345678',
+]
+PERSONAL = ["a.b@corp.com", "13812345678", "10.1.2.3", "4111 1111 1111 1111", "110101199003077578", "13912345678"]
+PERSONAL += ["alice@localhost"]
 
 
-@pytest.mark.parametrize(("text", "expected"), MASKED.items())
-def test_mask(text: str, expected: str) -> None:
-    assert mask(pd.Series([text], dtype="str")).tolist() == [expected]
+def _protected_requests(tmp_path: Path, **config: object) -> pd.DataFrame:
+    write_jsonl(tmp_path / "landing" / "requests.jsonl", PRIVATE_REQUESTS)
+    settings = settings_from_mapping({"landing_dir": "landing", **config}, tmp_path, {})
+    frame = extract_day(settings.landing_dir, settings.sources, Kind.REQUESTS, DAY, "UTC").frame
+    return protect(frame, Kind.REQUESTS, settings)
 
 
-def test_mask_keeps_index_dtype_and_missing_values() -> None:
-    texts = pd.Series(["a@b.io", None, "plain"], index=[5, 6, 7], dtype="str", name="content")
-    masked = mask(texts)
-    assert masked.index.tolist() == [5, 6, 7] and masked.dtype == texts.dtype and masked.name == "content"
-    assert masked.iloc[0] == "[EMAIL]" and pd.isna(masked.iloc[1]) and masked.iloc[2] == "plain"
+def test_request_metadata_and_original_lines_are_masked(tmp_path: Path) -> None:
+    frame = _protected_requests(tmp_path)
+    assert json.loads(frame["metadata"].iloc[0]) == {
+        "app": "helpdesk",
+        "prompt": "I am [EMAIL], call [PHONE]",
+        "messages": [{"role": "user", "content": "from [IP], card [CARD]"}],
+        "input": "id_[ID_NUMBER]",
+        "response": "noted, tel[PHONE]",
+    }
+    lines = frame[RAW].dropna().tolist()
+    assert len(lines) == 2  # the row with a bad latency, the malformed line
+    assert "alice@localhost" not in lines[0] and "[EMAIL]" in lines[0]
+    assert lines[1].endswith('"prompt": "broken [PHONE]')
+    stored = frame.astype(str).to_string()
+    assert not [value for value in PERSONAL if value in stored]
+
+
+def test_metadata_keys_cut_metadata_and_original_lines(tmp_path: Path) -> None:
+    frame = _protected_requests(tmp_path, metadata_keys=["app"])
+    assert frame["metadata"].tolist()[:2] == ['{"app":"helpdesk"}', '{"app":"helpdesk"}']
+    line = json.loads(frame[RAW].dropna().iloc[0])
+    # The faulty row's line keeps its mapped fields (what was wrong) and the kept key, nothing else.
+    assert line == {"request_id": "r2", "timestamp": "2026-11-20T10:01:00Z", "latency_ms": "slow", "app": "helpdesk"}
+
+
+def _write_day(warehouse: Warehouse, day: str) -> None:
+    warehouse.replace_day(
+        day,
+        Write("messages", pd.DataFrame({"message_id": ["m"], "role": ["user"], "content": ["secret"]})),
+        Write("feedback", pd.DataFrame({"feedback_id": ["f"], "rating": [1.0], "comment": ["nice"]})),
+        Write("requests", pd.DataFrame({"request_id": ["r"], "metadata": ['{"prompt":"text"}']})),
+        Write("quarantine", pd.DataFrame({"kind": ["messages"], "raw": ["{secret}"]}), kind="messages"),
+        Write("quarantine", pd.DataFrame({"kind": ["requests"], "raw": ["{request}"]}), kind="requests"),
+    )
+
+
+def test_retention_clears_old_content_and_keeps_rows(tmp_path: Path) -> None:
+    warehouse = Warehouse(f"sqlite:///{tmp_path / 'w.db'}")
+    for day in ("2026-10-01", "2026-11-20"):
+        _write_day(warehouse, day)
+    cutoff = retention_cutoff(dt.date(2026, 11, 27), 30)
+    assert cutoff == dt.date(2026, 10, 28)
+    cleared = {"messages": 1, "feedback": 1, "quarantine": 2, "requests": 1}
+    assert drop_content(warehouse.engine, TABLES, cutoff) == cleared
+    messages = warehouse.read("messages").set_index("day")
+    assert pd.isna(messages.loc["2026-10-01", "content"]) and messages.loc["2026-11-20", "content"] == "secret"
+    assert warehouse.read("feedback").set_index("day")["comment"].isna().tolist() == [True, False]
+    requests = warehouse.read("requests").set_index("day")
+    assert requests["metadata"].isna().tolist() == [True, False] and requests["request_id"].tolist() == ["r", "r"]
+    quarantine = warehouse.read("quarantine").sort_values(["day", "kind"])
+    assert quarantine["raw"].isna().tolist() == [True, True, False, False]
+    assert drop_content(warehouse.engine, TABLES, cutoff) == dict.fromkeys(cleared, 0)
+
+    storage = tmp_path / "storage"
+    for asset in ("clean_messages", "raw_feedback", "raw_requests", "sessions"):
+        (storage / asset).mkdir(parents=True)
+        for day in ("2026-10-01", "2026-11-20"):
+            frame = pd.DataFrame(
+                {"content": ["secret"], "comment": ["nice"], "metadata": ["{}"], "_raw": ["line"], "n": [1]}
+            )
+            frame.to_parquet(storage / asset / f"{day}.parquet")
+    rewritten = drop_stored_content(storage, cutoff)
+    assert [p.relative_to(storage).as_posix() for p in rewritten] == [
+        "clean_messages/2026-10-01.parquet",
+        "raw_feedback/2026-10-01.parquet",
+        "raw_requests/2026-10-01.parquet",
+    ]
+    old = pd.read_parquet(storage / "clean_messages" / "2026-10-01.parquet")
+    assert old["content"].isna().all() and old["_raw"].isna().all() and old["n"].tolist() == [1]
+    assert pd.read_parquet(storage / "raw_feedback" / "2026-10-01.parquet")["comment"].isna().all()
+    old_requests = pd.read_parquet(storage / "raw_requests" / "2026-10-01.parquet")
+    assert old_requests[["metadata", "_raw"]].isna().all().all() and old_requests["content"].tolist() == ["secret"]
+    assert pd.read_parquet(storage / "clean_messages" / "2026-11-20.parquet")["content"].tolist() == ["secret"]
+    assert pd.read_parquet(storage / "sessions" / "2026-10-01.parquet")["content"].tolist() == ["secret"]
+    assert drop_stored_content(storage, cutoff) == []
+
+
+def test_retention_keeps_metadata_cut_to_the_configured_keys(tmp_path: Path) -> None:
+    warehouse = Warehouse(f"sqlite:///{tmp_path / 'w.db'}")
+    _write_day(warehouse, "2026-10-01")
+    cleared = drop_content(warehouse.engine, TABLES, dt.date(2026, 10, 28), keep_metadata=True)
+    assert cleared == {"messages": 1, "feedback": 1, "quarantine": 2}  # original lines go all the same
+    assert warehouse.read("requests")["metadata"].tolist() == ['{"prompt":"text"}']
 
 
 @pytest.mark.subprocess
 def test_extracted_content_is_masked_before_storage(tmp_path: Path) -> None:
-    """The raw asset masks content, comments and original lines: tables and hand-offs never hold them."""
-    from fixtures import run_cli, write_jsonl
+    """The raw assets mask content, comments, request metadata and original lines: tables and hand-offs never
+    hold them."""
+    from fixtures import run_cli
 
     landing = tmp_path / "landing"
     write_jsonl(
@@ -64,6 +164,7 @@ def test_extracted_content_is_masked_before_storage(tmp_path: Path) -> None:
             {"session_id": "s1", "timestamp": "2026-11-20T10:01:00Z", "rating": -1, "comment": "call 13812345678"},
         ],
     )
+    write_jsonl(landing / "requests.jsonl", PRIVATE_REQUESTS)
     config = tmp_path / "c.yaml"
     # Retention clears content older than 30 days by the wall clock: keep it here, whatever the date.
     config.write_text(
@@ -75,49 +176,22 @@ def test_extracted_content_is_masked_before_storage(tmp_path: Path) -> None:
     warehouse = Warehouse(f"sqlite:///{tmp_path / 'home' / 'warehouse.db'}")
     assert warehouse.read("messages", "2026-11-20")["content"].tolist() == ["email me: [EMAIL]"]
     assert warehouse.read("feedback", "2026-11-20")["comment"].tolist() == ["call [PHONE]"]
+    metadata = json.loads(warehouse.read("requests", "2026-11-20")["metadata"].iloc[0])
+    assert metadata["prompt"] == "I am [EMAIL], call [PHONE]"
     stored = "".join(warehouse.read("quarantine")["raw"].dropna())
-    assert "13812345678" not in stored and "[PHONE]" in stored
+    assert "13812345678" not in stored and "[PHONE]" in stored and "[EMAIL]" in stored
+    for table in ("requests", "quarantine"):
+        text = warehouse.read(table).astype(str).to_string()
+        assert not [value for value in PERSONAL if value in text], table
     handoffs = sorted((tmp_path / "home" / "storage").rglob("*.parquet"))
-    assert {path.parent.name for path in handoffs} >= {"raw_messages", "clean_messages", "raw_feedback", "sessions"}
+    assert {path.parent.name for path in handoffs} >= {
+        "raw_messages",
+        "clean_messages",
+        "raw_feedback",
+        "raw_requests",
+        "clean_requests",
+        "sessions",
+    }
     for path in handoffs:
         text = pd.read_parquet(path).astype(str).to_string()
-        assert "a.b@corp.com" not in text and "13812345678" not in text, path
-
-
-def test_retention_clears_old_content_and_keeps_rows(tmp_path: Path) -> None:
-    warehouse = Warehouse(f"sqlite:///{tmp_path / 'w.db'}")
-    for day in ("2026-10-01", "2026-11-20"):
-        warehouse.replace_day(
-            day,
-            Write("messages", pd.DataFrame({"message_id": ["m"], "role": ["user"], "content": ["secret"]})),
-            Write("feedback", pd.DataFrame({"feedback_id": ["f"], "rating": [1.0], "comment": ["nice"]})),
-            Write("quarantine", pd.DataFrame({"kind": ["messages"], "raw": ["{secret}"]}), kind="messages"),
-            Write("quarantine", pd.DataFrame({"kind": ["requests"], "raw": ["{request}"]}), kind="requests"),
-        )
-    cutoff = retention_cutoff(dt.date(2026, 11, 27), 30)
-    assert cutoff == dt.date(2026, 10, 28)
-    assert drop_content(warehouse.engine, TABLES, cutoff) == {"messages": 1, "feedback": 1, "quarantine": 1}
-    messages = warehouse.read("messages").set_index("day")
-    assert pd.isna(messages.loc["2026-10-01", "content"]) and messages.loc["2026-11-20", "content"] == "secret"
-    assert warehouse.read("feedback").set_index("day")["comment"].isna().tolist() == [True, False]
-    quarantine = warehouse.read("quarantine").sort_values(["day", "kind"])
-    assert quarantine["raw"].isna().tolist() == [True, False, False, False]
-    assert drop_content(warehouse.engine, TABLES, cutoff) == {"messages": 0, "feedback": 0, "quarantine": 0}
-
-    storage = tmp_path / "storage"
-    for asset in ("clean_messages", "raw_feedback", "sessions"):
-        (storage / asset).mkdir(parents=True)
-        for day in ("2026-10-01", "2026-11-20"):
-            frame = pd.DataFrame({"content": ["secret"], "comment": ["nice"], "_raw": ["line"], "n": [1]})
-            frame.to_parquet(storage / asset / f"{day}.parquet")
-    rewritten = drop_stored_content(storage, cutoff)
-    assert [p.relative_to(storage).as_posix() for p in rewritten] == [
-        "clean_messages/2026-10-01.parquet",
-        "raw_feedback/2026-10-01.parquet",
-    ]
-    old = pd.read_parquet(storage / "clean_messages" / "2026-10-01.parquet")
-    assert old["content"].isna().all() and old["_raw"].isna().all() and old["n"].tolist() == [1]
-    assert pd.read_parquet(storage / "raw_feedback" / "2026-10-01.parquet")["comment"].isna().all()
-    assert pd.read_parquet(storage / "clean_messages" / "2026-11-20.parquet")["content"].tolist() == ["secret"]
-    assert pd.read_parquet(storage / "sessions" / "2026-10-01.parquet")["content"].tolist() == ["secret"]
-    assert drop_stored_content(storage, cutoff) == []
+        assert not [value for value in [*PERSONAL, "a.b@corp.com"] if value in text], path

@@ -1,5 +1,8 @@
 """The run-failure sensor mails a failed run's job, day and error through a real SMTP server (aiosmtpd)."""
 
+import re
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import pytest
@@ -42,6 +45,9 @@ def test_a_failed_run_is_mailed(tmp_path: Path, smtp: tuple[Inbox, int]) -> None
     assert len(inbox.messages) == 1
     message = inbox.messages[0]
     assert message["Subject"] == "ChatPulse: broken failed for 2026-11-26"
+    assert re.fullmatch(rf"<[^@<>\s]*run-failure-{result.run_id}[^@<>\s]*@x\.org>", message["Message-ID"])
+    sent = parsedate_to_datetime(message["Date"])
+    assert sent.tzinfo is not None and abs((datetime.now(UTC) - sent).total_seconds()) < 60
     body = message.get_content().replace("\r\n", "\n")
     assert body == (
         f"Run {result.run_id} of broken for 2026-11-26 failed:\n\n"

@@ -4,7 +4,9 @@ A webhook POST (requests, with urllib3's Retry) is retried with exponential back
 still fails after the retries (or a mail the SMTP server refuses) goes into the
 `alert_deliveries` table with its error and is tried again at the start of the next run,
 before anything new is sent. Errors and logs name a webhook by scheme, host and port only:
-its path and query may hold its token.
+its path and query may hold its token. The table names a delivery's target by the configuration
+key it came from (`alert_webhook`, `mail`), never by its URL: the URL is read from the
+configuration when the delivery is sent.
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ from urllib3 import BaseHTTPResponse
 from urllib3.exceptions import ConnectTimeoutError, InvalidHeader, NewConnectionError, ReadTimeoutError
 from urllib3.util import Retry
 
-from chatpulse.config import MailSettings, Settings, WebhookSettings
-from chatpulse.mail import MailError, send
+from chatpulse.config import MailSettings, Settings
+from chatpulse.mail import MailError, message_id, send
 from chatpulse.tables import TABLES
 from chatpulse.warehouse import Warehouse
 
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+# What `alert_deliveries.target` holds: the configuration key whose settings a delivery is sent with.
+TARGETS = {"webhook": "alert_webhook", "mail": "mail"}
 RETRY_AFTER_MAX_S = 60  # a longer Retry-After is cut to this, so one slow hook cannot hold up a run
 # urllib3 logs the request path (where a webhook's token lives) when it retries.
 URLLIB3_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry")
@@ -246,6 +250,7 @@ def alert_mail(alerts: pd.DataFrame, settings: MailSettings) -> EmailMessage:
     message["Subject"] = f"ChatPulse: {firing} alert(s) firing, {len(alerts) - firing} resolved"
     message["From"] = settings.sender
     message["To"] = ", ".join(settings.recipients)
+    message["Message-ID"] = message_id(settings, "alerts")
     message.set_content("\n".join(describe(row) for _, row in alerts.iterrows()) + "\n")
     return message
 
@@ -256,6 +261,7 @@ def failure_mail(job: str, run_id: str, partition: str | None, error: str, setti
     message["Subject"] = f"ChatPulse: {job} failed" + (f" for {partition}" if partition else "")
     message["From"] = settings.sender
     message["To"] = ", ".join(settings.recipients)
+    message["Message-ID"] = message_id(settings, f"run-failure-{run_id}")
     message.set_content(
         f"Run {run_id} of {job}" + (f" for {partition}" if partition else "") + f" failed:\n\n{error}\n"
     )
@@ -264,7 +270,8 @@ def failure_mail(job: str, run_id: str, partition: str | None, error: str, setti
 
 @dataclass(frozen=True)
 class Delivery:
-    """One notification to send: a channel (webhook or mail), where to, and the exact body."""
+    """One notification to send: a channel (webhook or mail), the configuration key of its target
+    (TARGETS: the URL or the server is read from the configuration when it is sent), and the exact body."""
 
     channel: str
     target: str
@@ -295,17 +302,19 @@ def deliveries(alerts: pd.DataFrame, settings: Settings) -> list[Delivery]:
     out = []
     if settings.alert_webhook is not None:
         hook = settings.alert_webhook
-        out.append(Delivery("webhook", hook.url, json.dumps(payload(alerts, hook.format))))
+        out.append(Delivery("webhook", TARGETS["webhook"], json.dumps(payload(alerts, hook.format))))
     if settings.mail is not None:
-        out.append(Delivery("mail", ", ".join(settings.mail.recipients), alert_mail(alerts, settings.mail).as_string()))
+        out.append(Delivery("mail", TARGETS["mail"], alert_mail(alerts, settings.mail).as_string()))
     return out
 
 
 def _send(delivery: Delivery, settings: Settings, sleep: Callable[[float], None]) -> None:
     if delivery.channel == "webhook":
-        hook = settings.alert_webhook or WebhookSettings(url=delivery.target)
+        hook = settings.alert_webhook
+        if hook is None:
+            raise DeliveryError("webhook: alert_webhook is not configured any more; the alert waits until it is")
         post_json(
-            delivery.target,
+            hook.url,
             delivery.payload,
             timeout_s=hook.timeout_s,
             retries=hook.retries,
@@ -337,8 +346,10 @@ def deliver(
     """
     table = TABLES["alert_deliveries"]
     pending = warehouse.read("alert_deliveries")
+    # A row stored before targets were configuration keys holds the URL itself: it is sent to the configured
+    # one and stored again with the key, so the URL leaves the table on the first run that reads it.
     queue = [
-        Delivery(row.channel, row.target, row.payload, int(row.attempts), row.delivery_id)
+        Delivery(row.channel, TARGETS.get(row.channel, row.target), row.payload, int(row.attempts), row.delivery_id)
         for row in pending.itertuples()
     ] + new
     down: dict[tuple[str, str], str] = {}

@@ -1,72 +1,53 @@
-"""Privacy: mask personal data before content is stored, and drop stored content after the retention period.
+"""Privacy: what a day's rows go through before anything stores them, and stored text after the retention period.
 
-Masking runs on the extracted frame, before the Parquet hand-off, the quarantine or the
-messages table can hold the text, so nothing downstream (tables, logs, reports) sees it.
-The patterns run through Arrow's RE2 engine: one combined pass finds the few texts that
-need masking, and only those get the per-pattern replacements.
+`protect` runs on the extracted frame, before the Parquet hand-off, the quarantine or any
+table can hold it: with `pseudonymize_storage` user ids become pseudonyms (chatpulse.pseudonyms),
+in the `user_id` column and in the original line kept for a faulty row; request metadata is cut
+to `metadata_keys` and masked; message content, comments and original lines are masked
+(chatpulse.ingest.masking). Nothing downstream (tables, logs, reports) sees the raw values.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
+import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
+from chatpulse.config import Settings
 from chatpulse.ingest.extract import RAW
+from chatpulse.ingest.masking import mask, mask_metadata
+from chatpulse.pseudonyms import Pseudonyms
+from chatpulse.schema import COLUMNS, SOURCE_FILE, Kind
 
-# (replacement, RE2 pattern), applied in order: keys and ID numbers before the looser phone patterns.
-MASKS: tuple[tuple[str, str], ...] = (
-    (
-        "[API_KEY]",
-        r"\b(?:sk-[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|xox[abpr]-[A-Za-z0-9-]{10,}"
-        r"|AIza[0-9A-Za-z_-]{35})",
-    ),
-    ("[EMAIL]", r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
-    # Mainland China resident ID: 6-digit region, birth date 18xx-20xx, 3 digits, check digit or X.
-    ("[ID_NUMBER]", r"\b[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx]\b"),
-    # Mainland China mobile, optionally +86 / 0086 / 86 and spaced or dashed 3-4-4.
-    ("[PHONE]", r"(?:(?:\+|\b00)86[ -]?|\b86[ -]?|\b)1[3-9]\d(?:[ -]?\d{4}){2}\b"),
-    # Mainland China landline with area code: 010-12345678, (0755) 1234567.
-    ("[PHONE]", r"(?:\b0\d{2,3}-|\(0\d{2,3}\)\s?)\d{7,8}\b"),
-    # International (+44 20 7946 0958) and North American ((415) 555-0100, 415.555.0100) numbers.
-    ("[PHONE]", r"\+\d{1,3}[ -]?\(?\d{1,4}\)?(?:[ .-]?\d{2,4}){2,4}\b"),
-    ("[PHONE]", r"(?:\(\d{3}\)\s?|\b\d{3}[.-])\d{3}[.-]\d{4}\b"),
-)
-_ANY = "|".join(f"(?:{pattern})" for _, pattern in MASKS)
-# Text columns that may hold what a person wrote, per record kind.
+# Text columns that may hold what a person wrote, per record kind (besides the original line, RAW).
 CONTENT_COLUMNS = {"messages": ("content",), "feedback": ("comment",)}
-# Parquet hand-offs (asset name) holding those columns.
+METADATA = "metadata"
+# Parquet hand-offs (asset name) holding text the retention period applies to, and its columns.
 CONTENT_ASSETS = {
-    "raw_messages": "content",
-    "clean_messages": "content",
-    "raw_feedback": "comment",
-    "clean_feedback": "comment",
+    "raw_messages": ("content",),
+    "clean_messages": ("content",),
+    "raw_feedback": ("comment",),
+    "clean_feedback": ("comment",),
+    "raw_requests": (METADATA,),
+    "clean_requests": (METADATA,),
 }
-
-
-def mask(texts: pd.Series) -> pd.Series:
-    """texts with e-mails, phone numbers, API keys and ID card numbers replaced by [EMAIL], [PHONE] and so on."""
-    array = pa.array(texts, pa.string())
-    hits = np.flatnonzero(pc.fill_null(pc.match_substring_regex(array, _ANY), False).to_numpy(zero_copy_only=False))
-    if not len(hits):
-        return texts
-    masked = array.take(hits)
-    for replacement, pattern in MASKS:
-        masked = pc.replace_substring_regex(masked, pattern, replacement)
-    out = texts.copy()
-    out.iloc[hits] = masked.to_pylist()
-    return out
+# A CSV line too malformed to tell its fields apart cannot have its user id replaced: it is not kept.
+WITHHELD = "[line withheld: a malformed CSV line, so its user id cannot be replaced]"
+UNREADABLE_USER = '"[USER_ID]"'  # the user id of a JSON line cut off inside it
 
 
 def content_columns(kind: str) -> tuple[str, ...]:
     """Columns of an extracted frame of a record kind that may hold what a person wrote, the original line included."""
-    return (*CONTENT_COLUMNS[kind], RAW) if kind in CONTENT_COLUMNS else ()
+    return (*CONTENT_COLUMNS.get(kind, ()), RAW)
 
 
 def mask_frame(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -77,42 +58,160 @@ def mask_frame(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
     return frame
 
 
+def user_keys(settings: Settings, kind: Kind) -> tuple[str, ...]:
+    """The fields of a kind's landing files that hold the user id (one per source: its mapping of user_id)."""
+    return tuple(sorted({source.source_column("user_id") for source in settings.sources if source.kind == kind}))
+
+
+def _is_csv(label: str) -> bool:
+    return label.lower().removesuffix(".gz").endswith(".csv")
+
+
+def _json_value(value: str, pseudonyms: Pseudonyms) -> str:
+    """A user id as written in a JSON line (a string, possibly cut off, or a number) as its pseudonym, in JSON."""
+    if value.startswith('"'):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return UNREADABLE_USER
+    return json.dumps(pseudonyms.user(value))
+
+
+def pseudonymized_line(line: str, user: str | None, label: str, pseudonyms: Pseudonyms, keys: re.Pattern[str]) -> str:
+    """An original line with its user id replaced by the pseudonym.
+
+    A JSON line (even a malformed one) has the value of every user-id key (`keys`, from
+    `user_key_pattern`) replaced; a CSV line has every field equal to the row's user id
+    (`user`, as read) replaced, and a CSV line that could not be read (no `user`) is withheld.
+    """
+    if not _is_csv(label):
+        return keys.sub(lambda m: m[1] + _json_value(m[2], pseudonyms), line)
+    if user is None:
+        return WITHHELD
+    fields = [pseudonyms.user(field) if field == user else field for field in next(csv.reader([line]))]
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(fields)
+    return out.getvalue()
+
+
+def user_key_pattern(keys: tuple[str, ...]) -> re.Pattern[str]:
+    """The JSON `"key": value` of any of `keys`: group 1 the key and colon, group 2 the value (a string, possibly
+    cut off at the end of the line, or a number)."""
+    names = "|".join(re.escape(json.dumps(key)[1:-1]) for key in keys)
+    return re.compile(rf'("(?:{names})"\s*:\s*)("(?:[^"\\]|\\.)*"?|-?[0-9][0-9.eE+-]*)')
+
+
+def pseudonymize_frame(frame: pd.DataFrame, pseudonyms: Pseudonyms, keys: tuple[str, ...]) -> pd.DataFrame:
+    """The frame with `user_id` and the user ids in the original lines (RAW) replaced by pseudonyms (in place).
+
+    `keys` are the landing files' user-id fields (`user_keys`). Each distinct id is hashed once;
+    only the few faulty rows that kept their line are rewritten one by one.
+    """
+    if "user_id" not in frame.columns:
+        return frame
+    read = frame["user_id"]
+    frame["user_id"] = pseudonyms.users(read)
+    if RAW not in frame.columns:
+        return frame
+    rows = np.flatnonzero(frame[RAW].notna().to_numpy())
+    pattern = user_key_pattern(keys)
+    users = read.astype(object).where(read.notna(), None).to_numpy()
+    lines = frame[RAW].to_numpy(dtype=object, copy=True)
+    labels = frame[SOURCE_FILE].to_numpy(dtype=object)
+    for row in rows:
+        lines[row] = pseudonymized_line(lines[row], users[row], labels[row], pseudonyms, pattern)
+    frame[RAW] = pd.Series(lines, index=frame.index, dtype=object)
+    return frame
+
+
+def trimmed_line(line: str, allowed: frozenset[str], keep: frozenset[str], metadata: frozenset[str]) -> str:
+    """A JSON object line with only the `allowed` top-level keys, and its own `metadata` mappings (fields named
+    in `metadata`) cut to the `keep` keys; any other line as it is (it cannot be cut)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(record, dict):
+        return line
+    kept = {
+        key: {k: v for k, v in value.items() if k in keep} if key in metadata and isinstance(value, dict) else value
+        for key, value in record.items()
+        if key in allowed
+    }
+    return json.dumps(kept, ensure_ascii=False)
+
+
+def trim_lines(frame: pd.DataFrame, settings: Settings, keep: frozenset[str]) -> pd.DataFrame:
+    """The original lines (RAW) of faulty requests cut to their mapped fields and the `keep` metadata keys,
+    as their metadata is (in place)."""
+    if RAW not in frame.columns:
+        return frame
+    sources = [source for source in settings.sources if source.kind == Kind.REQUESTS]
+    mapped = {source.source_column(name) for source in sources for name in COLUMNS[Kind.REQUESTS]}
+    metadata = frozenset(source.source_column(METADATA) for source in sources)
+    allowed = frozenset(mapped | keep)
+    rows = np.flatnonzero(frame[RAW].notna().to_numpy())
+    lines = frame[RAW].to_numpy(dtype=object, copy=True)
+    for row in rows:
+        lines[row] = trimmed_line(lines[row], allowed, keep, metadata)
+    frame[RAW] = pd.Series(lines, index=frame.index, dtype=object)
+    return frame
+
+
+def protect(frame: pd.DataFrame, kind: Kind, settings: Settings) -> pd.DataFrame:
+    """Everything done to a freshly extracted frame of `kind` before it is stored (in place; returns it):
+    user ids pseudonymised (`pseudonymize_storage`), request metadata cut to `metadata_keys` and masked
+    (and the original lines of faulty requests cut to their mapped fields and those keys), content,
+    comments and original lines masked."""
+    pseudonyms = settings.storage_pseudonyms
+    if pseudonyms is not None:
+        pseudonymize_frame(frame, pseudonyms, user_keys(settings, kind))
+    if kind == Kind.REQUESTS and METADATA in frame.columns:
+        keep = None if settings.metadata_keys is None else frozenset(settings.metadata_keys)
+        frame[METADATA] = mask_metadata(frame[METADATA], keep)
+        if keep is not None:  # an original line would otherwise keep every field the metadata lost
+            trim_lines(frame, settings, keep)
+    return mask_frame(frame, content_columns(kind.value))
+
+
 def retention_cutoff(today: dt.date, days: int) -> dt.date:
     """The first day whose content is still kept: content of earlier days is deleted."""
     return today - dt.timedelta(days=days)
 
 
-def drop_content(engine: sa.Engine, tables: dict[str, sa.Table], cutoff: dt.date) -> dict[str, int]:
+def drop_content(
+    engine: sa.Engine, tables: dict[str, sa.Table], cutoff: dt.date, keep_metadata: bool = False
+) -> dict[str, int]:
     """Set stored text to NULL for days before cutoff; rows, labels and metrics stay.
 
-    messages.content, feedback.comment and the quarantine's raw records of messages and
-    feedback are cleared. Returns the rows changed per table (portable SQL UPDATEs).
+    messages.content, feedback.comment, requests.metadata (unless `keep_metadata`: it holds only
+    the configured `metadata_keys`) and the quarantine's raw records of every kind are cleared.
+    Returns the rows changed per table (portable SQL UPDATEs).
     """
     day = cutoff.isoformat()
-    messages, feedback, quarantine = tables["messages"], tables["feedback"], tables["quarantine"]
-    statements = {
-        "messages": messages.update()
-        .where((messages.c.day < day) & messages.c.content.is_not(None))
-        .values(content=None),
-        "feedback": feedback.update()
-        .where((feedback.c.day < day) & feedback.c.comment.is_not(None))
-        .values(comment=None),
-        "quarantine": quarantine.update()
-        .where((quarantine.c.day < day) & quarantine.c.kind.in_(list(CONTENT_COLUMNS)) & quarantine.c.raw.is_not(None))
-        .values(raw=None),
-    }
+    cleared = {"messages": "content", "feedback": "comment", "quarantine": "raw"}
+    if not keep_metadata:
+        cleared["requests"] = METADATA
+    statements = {}
+    for name, column in cleared.items():
+        table = tables[name]
+        statements[name] = (
+            table.update().where((table.c.day < day) & table.c[column].is_not(None)).values({column: None})
+        )
     with engine.begin() as conn:
         return {name: conn.execute(statement).rowcount for name, statement in statements.items()}
 
 
-def drop_stored_content(storage: Path, cutoff: dt.date) -> list[Path]:
-    """Null the text column of the content hand-off Parquet files of days before cutoff; returns the files rewritten.
+def drop_stored_content(storage: Path, cutoff: dt.date, keep_metadata: bool = False) -> list[Path]:
+    """Null the text columns of the content hand-off Parquet files of days before cutoff; returns the files rewritten.
 
     Files are rewritten rather than deleted so a downstream asset of an old day can still
-    be re-materialized; a file already without text is left alone.
+    be re-materialized; a file already without text is left alone. Request metadata is kept
+    with `keep_metadata`, as in `drop_content`.
     """
     rewritten = []
-    for asset, column in CONTENT_ASSETS.items():
+    for asset, columns in CONTENT_ASSETS.items():
+        cleared = [c for c in columns if not (keep_metadata and c == METADATA)]
         for path in sorted((storage / asset).glob("*.parquet")):
             try:
                 day = dt.date.fromisoformat(path.stem)
@@ -122,7 +221,7 @@ def drop_stored_content(storage: Path, cutoff: dt.date) -> list[Path]:
                 continue
             table = pq.read_table(path)
             text = [
-                name for name in (column, RAW) if name in table.column_names and table[name].null_count < len(table)
+                name for name in (*cleared, RAW) if name in table.column_names and table[name].null_count < len(table)
             ]
             for name in text:
                 table = table.set_column(table.column_names.index(name), name, pa.nulls(len(table), table[name].type))
