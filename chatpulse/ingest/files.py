@@ -254,7 +254,7 @@ def _read_csv(path: Path, data: bytes) -> RawFile:
             elif len(row) == len(header):
                 rows.append(row)
                 lines.append(start)
-            elif any(row):  # a blank line is no record; a short or long one is malformed
+            elif row:  # a blank line is no record; a short or long one (even of empty fields) is malformed
                 malformed.append((start, f"expected {len(header)} fields, got {len(row)}"))
             start = reader.line_num + 1
     except csv.Error as exc:
