@@ -210,6 +210,22 @@ def test_days_that_are_never_run_are_refused_naming_those_that_are(tmp_path: Pat
 
 
 @pytest.mark.pipeline
+def test_a_missing_landing_folder_fails_the_run_and_keeps_the_day(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "landing" / "requests.jsonl", [{"timestamp": "2026-11-20T10:00:00Z", "latency_ms": 5}] * 3)
+    env = {"CHATPULSE_HOME": str(tmp_path), "DAGSTER_HOME": str(tmp_path / "d")}
+    assert chatpulse("run", "--start", "2026-11-20", **env).exit_code == 0
+    (tmp_path / "landing").rename(tmp_path / "unmounted")
+    result = chatpulse("run", "--start", "2026-11-20", **env)
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"chatpulse: error: run for 2026-11-20 failed: landing folder {tmp_path / 'landing'} does not exist "
+        "(see landing_dir)"
+    )
+    daily = Warehouse(f"sqlite:///{tmp_path / 'warehouse.db'}").read("daily_metrics", "2026-11-20")
+    assert daily["requests"].tolist() == [3]  # the day loaded before is still there
+
+
+@pytest.mark.pipeline
 def test_a_range_runs_every_day(tmp_path: Path) -> None:
     lines = [{"timestamp": f"2026-11-{d}T12:00:00Z", "latency_ms": 5} for d in (20, 21, 22)]
     (tmp_path / "landing").mkdir()

@@ -331,7 +331,11 @@ def extract_day(
     The rows of the files read that fall outside `span` (when given) are gathered in
     `outside`, whatever day is run. A file that cannot be read raises ExtractError
     (naming the file) only when it could hold the day (could_hold); else it is skipped.
+    A landing folder that does not exist raises ExtractError: an unmounted or mistyped
+    folder must fail the run, not replace the day's rows with none.
     """
+    if not landing_dir.is_dir():
+        raise ExtractError(f"landing folder {landing_dir.resolve()} does not exist (see landing_dir)")
     known = known or {}
     day_key = day.isoformat()
     parts: list[pd.DataFrame] = []
