@@ -25,6 +25,7 @@ import yaml
 from dagster import DagsterInstance
 
 from chatpulse.config import ConfigError, load_settings, settings_from_mapping
+from chatpulse.ingest.check_report import check_day
 from chatpulse.ingest.clean import clean_partition
 from chatpulse.ingest.sqlsource import NOT_ON_DAY, SqlSourceError, extract_sources, read_day
 from chatpulse.ingest.times import parse_timestamps
@@ -138,6 +139,8 @@ def _spend_logs() -> list[dict]:
 def _insert(url: str, rows: list[dict]) -> None:
     engine = sa.create_engine(url)
     with engine.begin() as conn:
+        # A server whose sessions default to another zone than the one LiteLLM's naive times are written in.
+        conn.exec_driver_sql(f"ALTER DATABASE {sa.make_url(url).database} SET timezone TO 'America/New_York'")
         conn.exec_driver_sql(SPEND_LOGS)
         names = list(rows[0])
         columns = ", ".join(f'"{name}"' for name in names)
@@ -374,6 +377,23 @@ def test_check_connects_counts_and_names_unmapped_and_missing_columns(sqlite_log
         "warning: source 'logs': column 'ctoks' (completion_tokens) is not among its query's columns "
         "(did you mean 'ctok'?)",
         "1 warning",
+    ]
+
+
+def test_a_run_judges_a_sql_source_by_its_query_columns(sqlite_logs: str, tmp_path: Path) -> None:
+    typo = _sqlite_source(sqlite_logs, columns={**SQLITE_COLUMNS, "completion_tokens": "ctoks"})
+    on_day = [row for row in SQLITE_ROWS if _utc(row[1]).astimezone(ZoneInfo(TZ)).date() == DAY]
+    twins = settings_from_mapping({"sources": [typo, _sqlite_source(sqlite_logs)]}, tmp_path, {}).sources
+    # Two sources of one name are both read: none is lost.
+    assert len(extract_sources(tmp_path, twins, Kind.REQUESTS, DAY, TZ, env={}).extract.frame) == 2 * len(on_day)
+    settings = settings_from_mapping({"timezone": TZ, "sources": [typo]}, tmp_path, {})
+    read = extract_sources(tmp_path, settings.sources, Kind.REQUESTS, DAY, TZ, env={})
+    day = check_day(tmp_path, settings.sources, Kind.REQUESTS, read.extract.frame, TZ, sql_columns=read.columns)
+    assert list(day.missing) == [
+        {"source": "logs", "column": "completion_tokens", "source_column": "ctoks", "files": ["sql:logs"]}
+    ]
+    assert [str(finding) for finding in day.findings] == [
+        "source 'logs': column 'ctoks' (completion_tokens) is not among its query's columns"
     ]
 
 

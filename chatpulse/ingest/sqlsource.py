@@ -229,7 +229,13 @@ def extract_sources(
     ExtractError (SqlSourceError for a database) as extract_day and read_day do.
     """
     files = extract_day(landing_dir, sources, kind, day, tz, known, span)
-    read = {source.name: read_day(source, day, tz, env) for source in sources if source.kind == kind and source.sql}
-    parts = [frame for frame in (files.frame, *(part.frame for part in read.values())) if len(frame)]
-    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0] if parts else files.frame
-    return SourcesDay(replace(files, frame=frame), {name: part.columns for name, part in read.items()})
+    parts, columns = [files.frame], {}
+    for source in sources:
+        if source.kind == kind and source.sql is not None:
+            read = read_day(source, day, tz, env)
+            parts.append(read.frame)
+            # Two SQL sources of one name (both left to their kind's name) share it: their columns count together.
+            columns[source.name] = tuple(dict.fromkeys((*columns.get(source.name, ()), *read.columns)))
+    filled = [frame for frame in parts if len(frame)]
+    frame = pd.concat(filled, ignore_index=True) if len(filled) > 1 else filled[0] if filled else files.frame
+    return SourcesDay(replace(files, frame=frame), columns)
