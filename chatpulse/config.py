@@ -30,7 +30,8 @@ from pydantic import dataclasses as checked
 
 from chatpulse.pricefile import PriceError, read_prices
 from chatpulse.pseudonyms import KEY_MIN_LENGTH, Pseudonyms
-from chatpulse.schema import COLUMNS, Kind
+from chatpulse.schema import COLUMNS, ID_COLUMN, Kind
+from chatpulse.sqlconfig import SqlQuery, SqlSettingError
 from chatpulse.yamlfile import (
     TEXT_NOT_NUMBER,
     Day,
@@ -119,12 +120,12 @@ class Timestamp(YamlSection):
 
 @checked.dataclass(frozen=True)
 class SourceConfig(YamlSection):
-    """How one family of landing files maps onto a canonical record kind (named after it by default)."""
+    """How one family of landing files, or one database query (`sql`), maps onto a canonical record kind
+    (named after it by default)."""
 
     kind: Kind
     name: str
-    # Absent reads as None, so a missing pattern gets the same hint as a wrong one.
-    pattern: Annotated[str, expect("a glob relative to the landing folder")] = Field(None, validate_default=True)
+    pattern: Annotated[str | None, expect("a glob relative to the landing folder")] = None
     columns: Annotated[dict[str, str], expect("a mapping of canonical name to source column")] = Field(
         default_factory=dict
     )
@@ -135,6 +136,17 @@ class SourceConfig(YamlSection):
     layout: Literal["rows", "sessions"] = "rows"
     # None: the file's top-level max_field_bytes, else DEFAULT_MAX_FIELD_BYTES (see field_limit).
     max_field_bytes: FieldBytes | None = None
+    sql: Annotated[SqlQuery | None, expect("a mapping with url (or url_env) and query")] = None
+
+    @model_validator(mode="after")
+    def _files_or_sql(self) -> SourceConfig:
+        if self.sql is None and self.pattern is None:
+            raise problem("expected a glob relative to the landing folder (or an sql section)", key="pattern")
+        if self.sql is not None and self.pattern is not None:
+            raise problem("a source reads files (pattern) or a database (sql), not both", key="pattern")
+        if self.sql is not None and self.layout != "rows":
+            raise problem("a SQL source reads one record per row", key="layout")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -177,6 +189,12 @@ class SourceConfig(YamlSection):
     def source_column(self, canonical: str) -> str:
         """The column of the foreign log that holds a canonical field."""
         return self.columns.get(canonical, canonical)
+
+    @property
+    def sql_key(self) -> str:
+        """The column of a SQL source's rows that identifies a row: `sql.key`, else the kind's id column."""
+        key = None if self.sql is None else self.sql.key
+        return key or self.source_column(ID_COLUMN[self.kind])
 
 
 @checked.dataclass(frozen=True)
@@ -350,6 +368,12 @@ def settings_from_mapping(raw: Mapping[str, Any], base: Path, env: Mapping[str, 
         for key in ("scenario_rules", "prices", "alert_rules")
         if (value := getattr(file, key)) is not None
     }
+    for number, source in enumerate(file.sources or ()):
+        try:
+            if source.sql is not None:  # its variables are read when it is: a missing one is said now
+                source.sql.connect_url(env)
+        except SqlSettingError as exc:
+            raise ConfigError(f"sources[{number}].sql.{exc}") from None
     if "prices" in files:
         try:
             read_prices(files["prices"])

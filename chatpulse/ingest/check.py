@@ -30,9 +30,10 @@ import pandas as pd
 
 from chatpulse.config import DEFAULT_SOURCES, SourceConfig
 from chatpulse.days import local_days
-from chatpulse.ingest.extract import ERRORS, landing_files, read_source
+from chatpulse.ingest.extract import ERRORS, landing_files, map_records, read_source
 from chatpulse.ingest.files import JSON_SUFFIXES, ExtractError, RawFile, read_file
 from chatpulse.ingest.privacy import content_columns, mask
+from chatpulse.ingest.sqlsource import count_day, query_day, raw_rows, source_label
 from chatpulse.schema import COLUMNS, Kind
 
 # Rows read from the start of each file. 1,000 puts a fill rate within about 3 points of the
@@ -223,6 +224,23 @@ def sample_file(path: Path, label: str, source: SourceConfig, tz: str, rows: int
         return FileSample(label, error=_reason(exc, label, path))
 
 
+def sample_query(
+    source: SourceConfig, day: date, tz: str, rows: int = DEFAULT_ROWS, env: Mapping[str, str] | None = None
+) -> tuple[FileSample, int]:
+    """The first `rows` rows (0: all of them) a SQL source's query gives for `day`, read and mapped as a run
+    would, and how many rows it gives in all. A database that cannot be read gives a sample with `error`
+    set (naming the database without its password) and a count of 0, never an exception."""
+    label = source_label(source)
+    try:
+        total = count_day(source, day, tz, env)
+        with query_day(source, day, tz, env, chunk_rows=rows or max(total, 1)) as query:
+            raw = next(query.chunks, None) or raw_rows([], query.columns)
+            frame = map_records(raw, source, label)
+            return _summarise(raw, frame, source, tz, label, more=total > len(raw.records)), total
+    except SAMPLE_ERRORS as exc:
+        return FileSample(label, error=str(exc).removeprefix(f"source '{source.name}': ")), 0
+
+
 def _reason(error: Exception, label: str, *paths: Path) -> str:
     """An error's message without the file's path in front (the finding names the file)."""
     text = str(error)
@@ -280,6 +298,8 @@ def sample_findings(source: SourceConfig, samples: Sequence[FileSample]) -> list
     texts = [f"{s.label} cannot be read: {s.error}" for s in samples if s.error is not None]
     read = readable(samples)
     files = "not in its file" if len(read) == 1 else f"in none of its {len(read):,} files"
+    if source.sql is not None:
+        files = "not among its query's columns"
     for name in relied_on(source) if read else ():
         column = source.source_column(name)
         named = f"'{column}'" if column == name else f"'{column}' ({name})"
@@ -319,11 +339,15 @@ def match_landing(landing_dir: Path, sources: Sequence[SourceConfig]) -> Landing
     folder a pattern reaches (not below), among names a source could read (.jsonl, .ndjson,
     .json, .csv, optionally .gz), hidden files left out.
     """
-    if not landing_dir.is_dir():
-        return Landing((), (), (), (Finding(f"the landing folder {landing_dir} does not exist"),))
+    if not landing_dir.is_dir():  # a worry only where a source reads files
+        missing = [Finding(f"the landing folder {landing_dir} does not exist")]
+        return Landing((), (), (), tuple(missing if any(s.pattern is not None for s in sources) else ()))
     findings: list[Finding] = []
     matched: list[set[Path] | None] = []
     for source in sources:
+        if source.pattern is None:  # a SQL source reads no file
+            matched.append(set())
+            continue
         try:
             matched.append({path for path in landing_dir.glob(source.pattern) if path.is_file()})
         except (ValueError, NotImplementedError):
@@ -342,6 +366,8 @@ def match_landing(landing_dir: Path, sources: Sequence[SourceConfig]) -> Landing
         others = {label_of(p, landing_dir): owner[p].name for p in sorted(files) if owner.get(p) is not source}
         owned.append(mine)
         shadowed.append(others)
+        if source.pattern is None:
+            continue
         if not files and not optional:
             findings.append(Finding(f"pattern '{source.pattern}' matches no file", source.name, source.kind))
         elif files and not mine:

@@ -7,9 +7,10 @@ every file for the CLI; `check_day` at the files a day's rows came from, for the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +19,7 @@ from chatpulse.config import Settings, SourceConfig
 from chatpulse.ingest.check import (
     DEFAULT_ROWS,
     FAILURE_COLUMNS,
+    ColumnSample,
     FileSample,
     Finding,
     label_of,
@@ -28,8 +30,10 @@ from chatpulse.ingest.check import (
     relied_on,
     sample_file,
     sample_findings,
+    sample_query,
 )
 from chatpulse.ingest.extract import landing_files
+from chatpulse.ingest.sqlsource import source_label
 from chatpulse.schema import COLUMNS, SOURCE_FILE, Kind
 
 
@@ -110,7 +114,8 @@ def _column_lines(source: SourceConfig, samples: Sequence[FileSample]) -> list[s
             text += ", not shown"
         lines.append(text)
     if absent:
-        lines.append(f"  not in the files: {', '.join(absent)}")
+        where = "not in the files" if source.sql is None else "not among the query's columns"
+        lines.append(f"  {where}: {', '.join(absent)}")
     extras = sorted({str(name) for sample in samples for name in sample.unmapped})
     if extras:
         kept = "metadata" in COLUMNS[source.kind] and "metadata" not in source.columns
@@ -120,10 +125,16 @@ def _column_lines(source: SourceConfig, samples: Sequence[FileSample]) -> list[s
 
 
 def _source_lines(
-    source: SourceConfig, samples: Sequence[FileSample], shadowed: dict[str, str], settings: Settings, today: date
+    source: SourceConfig,
+    samples: Sequence[FileSample],
+    shadowed: dict[str, str],
+    settings: Settings,
+    today: date,
+    read_from: tuple[str, list[str]] | None = None,
 ) -> tuple[list[str], list[Finding]]:
-    lines = [f"source '{source.name}' ({source.kind.value}), pattern '{source.pattern}':"]
-    lines += [_file_line(sample) for sample in samples]
+    """A source's lines and findings; `read_from` (where, sample lines) words a SQL source's query instead of files."""
+    where, sampled = read_from or (f"pattern '{source.pattern}'", [_file_line(sample) for sample in samples])
+    lines = [f"source '{source.name}' ({source.kind.value}), {where}:", *sampled]
     lines += [f"  {label}: read by source '{owner}' first" for label, owner in shadowed.items()]
     if not samples and not shadowed:
         lines.append("  no file")
@@ -139,12 +150,40 @@ def _source_lines(
     return lines + _column_lines(source, read), findings + outside
 
 
-def check_landing(settings: Settings, rows: int, today: date) -> CheckResult:
+def _sql_source_lines(
+    source: SourceConfig, settings: Settings, rows: int, day: date, today: date, env: Mapping[str, str]
+) -> tuple[list[str], list[Finding]]:
+    """A SQL source's query for `day`: connects, counts its rows, samples and maps the first `rows` (0: all)."""
+    sample, total = sample_query(source, day, settings.timezone, rows, env)
+    if sample.error is not None:
+        line = f"  {sample.label}: cannot be read"
+    else:
+        read = f" (the first {sample.rows:,} read)" if sample.more else ""
+        line = f"  {sample.label}: {plural(total, 'row')} for {day}{read}"
+    where = f"sql {source.sql.shown_url(env)}, query for {day}"
+    lines, findings = _source_lines(source, [sample], {}, settings, today, (where, [line]))
+    away = sum(n for other, n in sample.days.items() if other != day)
+    if away:
+        text = (
+            f"{away:,} of the {sample.rows:,} rows read are not on {day}, the day the query was run for, by their "
+            "own time (a run quarantines them): check the query's time column and timestamp.timezone"
+        )
+        findings.append(Finding(text, source.name, source.kind))
+    return lines, findings
+
+
+def check_landing(
+    settings: Settings, rows: int, today: date, day: date | None = None, env: Mapping[str, str] | None = None
+) -> CheckResult:
     """Sample every source's files (`rows` from the start of each, 0: all) and word what they hold.
 
-    `today` is the last partition (today in the configured zone). The findings: the landing
-    folder's (`match_landing`), each source's options and samples, and days outside the partitions.
+    `today` is the last partition (today in the configured zone). A SQL source runs its query for `day`
+    (default the day before `today`, the day the schedule runs), with the variables of `env` (default the
+    process's). The findings: the landing folder's (`match_landing`), each source's options and samples,
+    days outside the partitions, and a query's rows whose own time is not on its day.
     """
+    day = day or today - timedelta(days=1)
+    env = os.environ if env is None else env
     landing = match_landing(settings.landing_dir, settings.sources)
     read = f"the first {plural(rows, 'row')} of each file" if rows else "every row of each file"
     lines = [
@@ -153,6 +192,11 @@ def check_landing(settings: Settings, rows: int, today: date) -> CheckResult:
     ]
     findings = list(landing.findings)
     for position, source in enumerate(settings.sources):
+        if source.sql is not None:
+            source_lines, source_findings = _sql_source_lines(source, settings, rows, day, today, env)
+            lines += ["", *source_lines]
+            findings += source_findings
+            continue
         owned = landing.owned[position] if landing.owned else ()
         shadowed = landing.shadowed[position] if landing.shadowed else {}
         samples = [
@@ -193,6 +237,17 @@ class DayCheck:
     findings: tuple[Finding, ...]
 
 
+def _query_sample(source: SourceConfig, columns: Sequence[str], frame: pd.DataFrame) -> FileSample:
+    """What a SQL source's rows of the day hold: a column is found when it is among its query's `columns` or
+    one of the source's rows of the day has a value for it."""
+    mine = (frame[SOURCE_FILE] == source_label(source)).to_numpy()
+    found = {
+        name: ColumnSample(source.source_column(name) in columns or bool((frame[name].notna() & mine).any()))
+        for name in COLUMNS[source.kind]
+    }
+    return FileSample(source_label(source), rows=int(mine.sum()), columns=found)
+
+
 def check_day(
     landing_dir: Path,
     sources: Sequence[SourceConfig],
@@ -200,14 +255,17 @@ def check_day(
     frame: pd.DataFrame,
     tz: str,
     rows: int = DEFAULT_ROWS,
+    sql_columns: Mapping[str, Sequence[str]] | None = None,
 ) -> DayCheck:
     """Findings about the files a day's extracted `frame` of `kind` came from (its SOURCE_FILE labels).
 
     A column counts as present in a file when its source column is among the file's first `rows`
     records (the CSV header, the keys of the JSON lines) or a row of the day from that file has a
-    value for it; so a column found in no file had no value on the day either. Also
-    each source's `option_findings` and its pattern's findings. Stray files are left to the caller.
+    value for it; so a column found in no file had no value on the day either. A SQL source's
+    columns are its query's (`sql_columns`, by source name; a source not named there is not judged).
+    Also each source's `option_findings` and its pattern's findings. Stray files are left to the caller.
     """
+    sql_columns = sql_columns or {}
     kind_sources = [source for source in sources if source.kind == kind]
     owners = {label_of(path, landing_dir): (path, source) for path, source in landing_files(landing_dir, sources, kind)}
     labels = tuple(sorted(label for label in frame[SOURCE_FILE].dropna().unique() if label in owners))
@@ -222,6 +280,8 @@ def check_day(
     missing = []
     for source in kind_sources:
         own = samples.get(id(source), [])
+        if source.sql is not None and source.name in sql_columns:
+            own = [_query_sample(source, sql_columns[source.name], frame)]
         findings += option_findings(source) + sample_findings(source, own)
         read = readable(own)
         files = [s.label for s in read]

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +87,22 @@ def _to_number(values: pd.Series, name: str, problems: _Problems, integer: bool)
     return numbers.where(~fractional & ~too_big).astype("Int64")
 
 
+def json_value(value: Any) -> Any:
+    """A value JSON has no type for, as JSON holds it: what a database gives besides text, numbers and mappings
+    (a NUMERIC as a number, a time as ISO 8601 text, bytes as hex, anything else as its text). For orjson's default."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
 def _to_json(values: pd.Series) -> pd.Series:
     """JSON text of each value; a mapping's null keys are left out, as if absent."""
-    dumps = orjson.dumps
+
+    def dumps(value: Any) -> bytes:
+        return orjson.dumps(value, default=json_value)
+
     return pd.Series(
         [
             value
@@ -292,7 +306,7 @@ def landing_files(landing_dir: Path, sources: Iterable[SourceConfig], kind: Kind
     """The files of a kind in the landing folder, each with the first source it matches."""
     matched: dict[Path, SourceConfig] = {}
     for source in sources:
-        if source.kind != kind:
+        if source.kind != kind or source.pattern is None:  # a SQL source reads no file
             continue
         for path in sorted(landing_dir.glob(source.pattern)):
             if path.is_file():
@@ -331,10 +345,11 @@ def extract_day(
     The rows of the files read that fall outside `span` (when given) are gathered in
     `outside`, whatever day is run. A file that cannot be read raises ExtractError
     (naming the file) only when it could hold the day (could_hold); else it is skipped.
-    A landing folder that does not exist raises ExtractError: an unmounted or mistyped
-    folder must fail the run, not replace the day's rows with none.
+    A landing folder that does not exist raises ExtractError when a source of `kind` reads
+    files: an unmounted or mistyped folder must fail the run, not replace the day's rows with none.
     """
-    if not landing_dir.is_dir():
+    sources = tuple(sources)
+    if any(s.kind == kind and s.pattern is not None for s in sources) and not landing_dir.is_dir():
         raise ExtractError(f"landing folder {landing_dir.resolve()} does not exist (see landing_dir)")
     known = known or {}
     day_key = day.isoformat()
