@@ -97,18 +97,23 @@ def _raw_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefinition
                 "unreadable_skipped": MetadataValue.json(sorted(extract.unreadable)),
             },
         )
-        yield _mapping_check(context, chatpulse, kind, extract.frame)
+        yield _mapping_check(context, chatpulse, kind, extract.frame, extract.unresolved)
 
     return _raw
 
 
 def _mapping_check(
-    context: AssetExecutionContext, chatpulse: ChatPulseSettings, kind: Kind, frame: pd.DataFrame
+    context: AssetExecutionContext,
+    chatpulse: ChatPulseSettings,
+    kind: Kind,
+    frame: pd.DataFrame,
+    unresolved: dict[str, tuple[str, ...]],
 ) -> AssetCheckResult:
     """Log the mapping mistakes `chatpulse check` would print about the day's files (names and counts, no
-    values), and fail (WARN) when a column a source maps is in none of them."""
+    values), and fail (WARN) when a column or path a source maps is in none of them (`unresolved`: the
+    paths that reach no record of each file read, from extract)."""
     settings = chatpulse.settings
-    day = check_day(settings.landing_dir, settings.sources, kind, frame, settings.timezone)
+    day = check_day(settings.landing_dir, settings.sources, kind, frame, settings.timezone, unresolved=unresolved)
     findings = list(day.findings)
     if kind == Kind.REQUESTS:  # files no source reads concern every kind: said once per run, here
         findings += [f for f in match_landing(settings.landing_dir, settings.sources).findings if f.kind is None]
