@@ -184,6 +184,18 @@ def test_a_path_goes_into_json_text_and_bad_text_quarantines_its_row(tmp_path: P
     ]
 
 
+def test_a_path_goes_into_a_json_string_of_a_json_line(tmp_path: Path) -> None:
+    """LiteLLM's spend logs keep `metadata` as JSON text."""
+    metadata = [{"user_api_key_user_id": "u-1", "spend_logs_metadata": None}, {"user_api_key_user_id": None}]
+    records = [{"t": f"2026-11-20T10:0{n}:00Z", "metadata": json.dumps(m)} for n, m in enumerate(metadata)]
+    records.append({"t": "2026-11-20T10:09:00Z", "metadata": "user=u-2"})
+    source = _source({"timestamp": "t", "user_id": "metadata.user_api_key_user_id"})
+    frame = read_source(write_jsonl(tmp_path / "r.jsonl", records), source, "r.jsonl")
+    users = frame["user_id"].astype(object).where(frame["user_id"].notna(), None).tolist()
+    assert users == [m["user_api_key_user_id"] for m in metadata] + [None]
+    assert frame[ERRORS].tolist() == [None, None, ["user_id: metadata: not valid JSON"]]
+
+
 def test_a_flat_key_spelled_as_the_path_wins_and_a_quoted_key_holds_a_dot(tmp_path: Path) -> None:
     records = [
         {"t": "2026-11-20T10:00:00Z", "usage.prompt_tokens": 3, "usage": {"prompt_tokens": 99}},
@@ -277,6 +289,17 @@ def test_durations_sums_and_maps(tmp_path: Path) -> None:
     expected = [sum(t for t in row if t is not None) if any(t is not None for t in row) else None for row in terms]
     assert frame["prompt_tokens"].astype(object).where(frame["prompt_tokens"].notna(), None).tolist() == expected
     assert frame["status_code"].tolist() == [200, 400, 200]
+    # A map's `missing` holds where its field is in no record at all; a default only where a value has none.
+    absent = _source(
+        {"timestamp": "start", "status_code": {"map": {"from": "state", "missing": 200}}}, timestamp="epoch_ms"
+    )
+    assert read_source(tmp_path / "r.jsonl", absent, "r.jsonl")["status_code"].tolist() == [200] * len(records)
+    defaulted = _source(
+        {"timestamp": "start", "prompt_tokens": {"sum": ["a", "b"]}},
+        timestamp="epoch_ms",
+        defaults={"prompt_tokens": 0},
+    )
+    assert read_source(tmp_path / "r.jsonl", defaulted, "r.jsonl")["prompt_tokens"].tolist() == [0] * len(records)
     assert frame["error_type"].astype(object).where(frame["error_type"].notna(), None).tolist() == [
         None,
         "content_filter",

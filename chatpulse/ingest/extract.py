@@ -160,7 +160,9 @@ def mapped_records(raw: RawFile, source: SourceConfig, label: str) -> Mapped:
         read = read_column(resolver, source, name)
         for rows, reason in read.problems:
             problems.add(rows, f"{name}: {reason}")
-        values = read.values if read.found else pd.Series(source.defaults.get(name), index=frame.index, dtype=object)
+        values = read.values  # where no path reaches a record: none, or what a derived value gives for none
+        if not read.found and name in source.defaults:
+            values = pd.Series(source.defaults[name], index=frame.index, dtype=object)
         if value_kind == "datetime":
             times = parse_timestamps(values, source)
             for reason in times.problems.dropna().unique():
