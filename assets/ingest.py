@@ -99,7 +99,7 @@ def _raw_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefinition
                 "unreadable_skipped": MetadataValue.json(sorted(extract.unreadable)),
             },
         )
-        yield _mapping_check(context, chatpulse, kind, extract.frame, read.columns)
+        yield _mapping_check(context, chatpulse, kind, extract.frame, read.columns, extract.unresolved)
 
     return _raw
 
@@ -110,11 +110,22 @@ def _mapping_check(
     kind: Kind,
     frame: pd.DataFrame,
     sql_columns: dict[str, tuple[str, ...]],
+    unresolved: dict[str, tuple[str, ...]],
 ) -> AssetCheckResult:
     """Log the mapping mistakes `chatpulse check` would print about the day's files and queries (names and
-    counts, no values), and fail (WARN) when a column a source maps is in none of them."""
+    counts, no values), and fail (WARN) when a column or path a source maps is in none of them
+    (`sql_columns`: each SQL source's query columns; `unresolved`: the paths that reach no record of
+    each file read, from extract)."""
     settings = chatpulse.settings
-    day = check_day(settings.landing_dir, settings.sources, kind, frame, settings.timezone, sql_columns=sql_columns)
+    day = check_day(
+        settings.landing_dir,
+        settings.sources,
+        kind,
+        frame,
+        settings.timezone,
+        sql_columns=sql_columns,
+        unresolved=unresolved,
+    )
     findings = list(day.findings)
     if kind == Kind.REQUESTS:  # files no source reads concern every kind: said once per run, here
         findings += [f for f in match_landing(settings.landing_dir, settings.sources).findings if f.kind is None]

@@ -28,6 +28,7 @@ from pydantic import (
 )
 from pydantic import dataclasses as checked
 
+from chatpulse.mapping import Column, Derived, check_column
 from chatpulse.pricefile import PriceError, read_prices
 from chatpulse.pseudonyms import KEY_MIN_LENGTH, Pseudonyms
 from chatpulse.schema import COLUMNS, ID_COLUMN, Kind
@@ -126,7 +127,8 @@ class SourceConfig(YamlSection):
     kind: Kind
     name: str
     pattern: Annotated[str | None, expect("a glob relative to the landing folder")] = None
-    columns: Annotated[dict[str, str], expect("a mapping of canonical name to source column")] = Field(
+    # A source column, a path into the record or a derived value (chatpulse.mapping).
+    columns: Annotated[dict[str, Column], expect("a mapping of canonical name to source column")] = Field(
         default_factory=dict
     )
     timestamp: Annotated[Timestamp, expect("a format name or a mapping with 'format'")] = Timestamp()
@@ -164,6 +166,8 @@ class SourceConfig(YamlSection):
         for name in names:
             if name not in COLUMNS[kind]:
                 raise problem(f"not a canonical {kind} column ({', '.join(COLUMNS[kind])})", key=name)
+            if info.field_name == "columns":
+                check_column(name, COLUMNS[kind][name], names[name])
         return names
 
     @property
@@ -187,8 +191,18 @@ class SourceConfig(YamlSection):
         return DEFAULT_MAX_FIELD_BYTES if self.max_field_bytes is None else self.max_field_bytes
 
     def source_column(self, canonical: str) -> str:
-        """The column of the foreign log that holds a canonical field."""
+        """The column (or path) of the foreign log that holds a canonical field; for a derived value
+        (`column` is a `Derived`), the first path it is computed from."""
+        return self.inputs(canonical)[0]
+
+    def column(self, canonical: str) -> str | Derived:
+        """How a canonical field is read: a path (a plain column is a path of one key) or a derived value."""
         return self.columns.get(canonical, canonical)
+
+    def inputs(self, canonical: str) -> tuple[str, ...]:
+        """The paths a canonical field is read from: one, or those its derived value is computed from."""
+        column = self.column(canonical)
+        return (column,) if isinstance(column, str) else column.inputs
 
     @property
     def sql_key(self) -> str:

@@ -22,6 +22,7 @@ from chatpulse.ingest.check import (
     ColumnSample,
     FileSample,
     Finding,
+    column_text,
     label_of,
     match_landing,
     option_findings,
@@ -34,6 +35,7 @@ from chatpulse.ingest.check import (
 )
 from chatpulse.ingest.extract import landing_files
 from chatpulse.ingest.sqlsource import source_label
+from chatpulse.mapping import split_path
 from chatpulse.schema import COLUMNS, SOURCE_FILE, Kind
 
 
@@ -91,7 +93,7 @@ def _column_lines(source: SourceConfig, samples: Sequence[FileSample]) -> list[s
     relied = relied_on(source)
     lines, absent = [], []
     for name in COLUMNS[source.kind]:
-        column = source.source_column(name)
+        column = column_text(source, name)
         found = [s for s in samples if s.columns[name].found]
         if not found:
             if name in relied:
@@ -102,6 +104,9 @@ def _column_lines(source: SourceConfig, samples: Sequence[FileSample]) -> list[s
         stats = [s.columns[name] for s in found]
         filled = sum(c.filled for c in stats)
         text = f"  {name} <- '{column}': {filled:,} of {rows:,} rows filled ({filled / rows:.1%})"
+        unmet = [path for path in source.inputs(name) if all(path in s.columns[name].missing for s in samples)]
+        if unmet:
+            text += ", " + ", ".join(f"'{path}'" for path in unmet) + " NOT FOUND"
         unreadable = sum(c.unreadable for c in stats)
         if unreadable:
             text += f", {unreadable:,} unreadable"
@@ -218,14 +223,34 @@ def check_landing(
 
 def _seen_on_day(sample: FileSample, source: SourceConfig, frame: pd.DataFrame) -> FileSample:
     """The sample, with a column also found where a day's row from the file has a value for it (a JSON
-    key may first appear past the sample), unless a default or the failure rule gave that value."""
+    key may first appear past the sample), unless a default or the failure rule gave that value. Only
+    a column read from one path tells which path it came from; see _read_whole for the others."""
     filled_in = {*source.defaults, *(FAILURE_COLUMNS if source.failure is not None else ())}
-    unseen = [name for name, stats in sample.columns.items() if not stats.found and name not in filled_in]
+    unseen = [
+        name
+        for name, stats in sample.columns.items()
+        if not stats.found and name not in filled_in and isinstance(source.column(name), str)
+    ]
     if not unseen:
         return sample
     mine = (frame[SOURCE_FILE] == sample.label).to_numpy()  # masks, not a copy of a big day's rows
-    seen = {name: replace(sample.columns[name], found=True) for name in unseen if (frame[name].notna() & mine).any()}
+    seen = {
+        name: replace(sample.columns[name], found=True, missing=())
+        for name in unseen
+        if (frame[name].notna() & mine).any()
+    }
     return replace(sample, columns={**sample.columns, **seen}) if seen else sample
+
+
+def _read_whole(sample: FileSample, source: SourceConfig, unresolved: tuple[str, ...]) -> FileSample:
+    """The sample, with the paths that reach no record known from the whole file (extract's `unresolved`)
+    in place of the sample's: a key may first appear past the sampled rows."""
+    columns = {}
+    for name, stats in sample.columns.items():
+        missing = tuple(path for path in source.inputs(name) if path in unresolved)
+        found = stats.found or len(missing) < len(source.inputs(name))
+        columns[name] = replace(stats, found=found, missing=missing)
+    return replace(sample, columns=columns)
 
 
 @dataclass(frozen=True)
@@ -238,13 +263,15 @@ class DayCheck:
 
 
 def _query_sample(source: SourceConfig, columns: Sequence[str], frame: pd.DataFrame) -> FileSample:
-    """What a SQL source's rows of the day hold: a column is found when it is among its query's `columns` or
-    one of the source's rows of the day has a value for it."""
+    """What a SQL source's rows of the day hold: a path is found when its first key is among its query's
+    `columns` or one of the source's rows of the day has a value for the column it fills."""
     mine = (frame[SOURCE_FILE] == source_label(source)).to_numpy()
-    found = {
-        name: ColumnSample(source.source_column(name) in columns or bool((frame[name].notna() & mine).any()))
-        for name in COLUMNS[source.kind]
-    }
+    found = {}
+    for name in COLUMNS[source.kind]:
+        paths = source.inputs(name)
+        seen = bool((frame[name].notna() & mine).any())
+        missing = () if seen else tuple(path for path in paths if split_path(path)[0] not in columns)
+        found[name] = ColumnSample(len(missing) < len(paths), missing=missing)
     return FileSample(source_label(source), rows=int(mine.sum()), columns=found)
 
 
@@ -256,14 +283,18 @@ def check_day(
     tz: str,
     rows: int = DEFAULT_ROWS,
     sql_columns: Mapping[str, Sequence[str]] | None = None,
+    unresolved: Mapping[str, tuple[str, ...]] | None = None,
 ) -> DayCheck:
     """Findings about the files a day's extracted `frame` of `kind` came from (its SOURCE_FILE labels).
 
-    A column counts as present in a file when its source column is among the file's first `rows`
+    A column counts as present in a file when its path reaches one of the file's first `rows`
     records (the CSV header, the keys of the JSON lines) or a row of the day from that file has a
-    value for it; so a column found in no file had no value on the day either. A SQL source's
-    columns are its query's (`sql_columns`, by source name; a source not named there is not judged).
-    Also each source's `option_findings` and its pattern's findings. Stray files are left to the caller.
+    value for it; so a column found in no file had no value on the day either. `unresolved`
+    (Extract.unresolved: file -> paths that reach no record of the whole file) decides instead for
+    the files it names. A SQL source's columns are its query's (`sql_columns`, by source name; a
+    source not named there is not judged). Also each source's `option_findings` and its pattern's
+    findings. Stray files are left to the caller. `missing` names each relied-on path
+    (`source_column`) found in no file.
     """
     sql_columns = sql_columns or {}
     kind_sources = [source for source in sources if source.kind == kind]
@@ -273,7 +304,9 @@ def check_day(
     for label in labels:
         path, source = owners[label]
         sample = sample_file(path, label, source, tz, rows)
-        if sample.error is None:
+        if sample.error is None and unresolved is not None and label in unresolved:
+            sample = _read_whole(sample, source, unresolved[label])
+        elif sample.error is None:
             sample = _seen_on_day(sample, source, frame)
         samples.setdefault(id(source), []).append(sample)
     findings = [f for f in match_landing(landing_dir, sources).findings if f.kind == kind]
@@ -286,8 +319,9 @@ def check_day(
         read = readable(own)
         files = [s.label for s in read]
         missing += [
-            {"source": source.name, "column": name, "source_column": source.source_column(name), "files": files}
+            {"source": source.name, "column": name, "source_column": path, "files": files}
             for name in (relied_on(source) if read else ())
-            if not any(s.columns[name].found for s in read)
+            for path in source.inputs(name)
+            if all(path in s.columns[name].missing for s in read)
         ]
     return DayCheck(labels, tuple(missing), tuple(findings))
