@@ -41,6 +41,8 @@ CONTENT_ASSETS = {
     "clean_feedback": ("comment",),
     "raw_requests": (METADATA,),
     "clean_requests": (METADATA,),
+    "neighbour_messages": ("content",),
+    "neighbour_requests": (METADATA,),
 }
 # A CSV line too malformed to tell its fields apart cannot have its user id replaced: it is not kept.
 WITHHELD = "[line withheld: a malformed CSV line, so its user id cannot be replaced]"
