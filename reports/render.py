@@ -76,18 +76,16 @@ def _cost_column(row: pd.Series) -> str:
 
 
 def _cost_detail(row: pd.Series) -> str:
-    """What the Cost card's number is, and how many requests the estimate covers (never a silent $0)."""
+    """What the Cost card's number is, and how many requests the estimate covers (never a silent $0):
+    "logged · estimate $4.10 covers 2,990 of 2,998 requests · 8 unmetered", or without a logged cost
+    "estimate covers 1 of 3 requests · 2 unmetered"."""
     get = row.get
     requests, estimated, unmetered = get("requests"), get("estimated_requests"), get("unmetered_requests")
-    parts = []
-    if _cost_column(row) == "cost_usd":
-        parts.append("logged USD")
-        if not missing(get("cost_estimate_usd")):
-            parts.append(f"estimate {format_usd(get('cost_estimate_usd'))}")
-    elif not missing(get("cost_estimate_usd")):
-        parts.append("estimated USD")
+    logged = _cost_column(row) == "cost_usd"
+    parts = ["logged"] if logged else []
     if not missing(estimated) and not missing(requests) and requests:
-        parts.append(f"estimate covers {format_int(estimated)} of {format_int(requests)} requests")
+        estimate = f"estimate {format_usd(get('cost_estimate_usd'))}" if logged and estimated else "estimate"
+        parts.append(f"{estimate} covers {format_int(estimated)} of {format_int(requests)} requests")
     if not missing(unmetered) and unmetered:
         parts.append(f"{format_int(unmetered)} unmetered")
     return " · ".join(parts)

@@ -191,7 +191,7 @@ def test_04_unmetered_requests_are_counted_and_never_priced_at_zero(tmp_path: Pa
     assert flags == {"unmetered: served without token counts": 2}
 
     page = _page(home)
-    assert "estimated USD · estimate covers 1 of 3 requests · 2 unmetered" in page
+    assert "estimate covers 1 of 3 requests · 2 unmetered" in page
     assert "2 requests were served without token counts (unmetered)" in page
     assert "flagged: <code>unmetered: served without token counts</code> (2)" in page
 
