@@ -16,8 +16,8 @@ from pydantic import dataclasses as checked
 from chatpulse.mapping import PathText, value_key
 from chatpulse.yamlfile import YamlSection, expect
 
-# rows: JSON lines or CSV rows; sessions: a session per line with its turns; document: each file is one
-# JSON value (an array: each item); sse: Server-Sent Events (a file of JSON lines is read as rows).
+# rows: JSON lines or CSV rows; sessions: a session per line with its turns; document: a file is one JSON
+# value (an array: each item), else JSON lines; sse: Server-Sent Events, else as document.
 Layout = Literal["rows", "sessions", "document", "sse"]
 
 
@@ -51,6 +51,8 @@ class Records(YamlSection):
         if not isinstance(raw, dict):
             return raw
         return {
-            key: tuple(None if v is None else value_key(v) for v in (value if isinstance(value, list | tuple) else [value]))
+            key: tuple(
+                None if v is None else value_key(v) for v in (value if isinstance(value, list | tuple) else [value])
+            )
             for key, value in raw.items()
         }

@@ -148,15 +148,13 @@ def _objects(found: list[Any]) -> list[dict[str, Any]]:
     return objects
 
 
-def _read_document(data: bytes, records_at: Records | None) -> RawFile:
-    """A file holding one JSON value: its records (an array's items each a document), numbered from 1.
-
-    A file that is not JSON is one malformed line (line 1). Each record's raw text is itself as JSON.
-    """
+def _read_document(data: bytes, records_at: Records | None) -> RawFile | None:
+    """A file holding one JSON value: its records (an array's items each a document), numbered from 1,
+    each record's raw text itself as JSON; None when the file is not one JSON value (JSON lines)."""
     try:
         value, repairs = json_line(data)
-    except ValueError as exc:
-        return RawFile(pd.DataFrame(), np.empty(0, dtype="int64"), [(1, str(exc))])
+    except ValueError:
+        return None
     documents = value if isinstance(value, list) else [value]
     found = [record for document in documents for record in records_of(document, records_at)]
     objects = [record for record in found if isinstance(record, dict)]
@@ -320,9 +318,10 @@ def read_file(
 
     `text_columns` are kept as text in JSON files, not read as Arrow infers them. `layout` and
     `records_at` (a source's `records:` section) say how the file holds its records
-    (chatpulse.layout): a file of any name is read as SSE with layout sse (as JSON lines when it
-    holds them), a JSON file as one value with layout document. The RawFile's `modified` is the
-    file's modification time.
+    (chatpulse.layout): with layout sse a file of any name is read as Server-Sent Events, unless it
+    holds JSON; with layouts document and sse a JSON file is read as one value (pretty-printed or
+    not), or as JSON lines when it holds several. The RawFile's `modified` is the file's
+    modification time.
     """
     fmt = "sse" if layout == "sse" else _file_format(path)
     try:
@@ -331,10 +330,11 @@ def read_file(
         raise ExtractError(f"{path}: not UTF-16 or UTF-32 text as its byte order mark says: {exc}") from exc
     if fmt == "csv":
         raw = replace(_read_csv(path, data), text=data)
-    elif layout == "document":
-        raw = _read_document(data, records_at)
     elif fmt == "sse" and is_sse(data):
         raw = _read_sse(data, records_at)
     else:
-        raw = replace(_read_jsonl(data, "rows" if layout == "sse" else layout, text_columns, records_at), text=data)
+        raw = _read_document(data, records_at) if layout in ("document", "sse") else None
+        if raw is None:
+            rows = "rows" if layout in ("document", "sse") else layout
+            raw = replace(_read_jsonl(data, rows, text_columns, records_at), text=data)
     return replace(raw, modified=path.stat().st_mtime)

@@ -28,9 +28,9 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from chatpulse.ingest.text import json_line
 from chatpulse.layout import Records
 from chatpulse.mapping import split_path, value_key
-from chatpulse.ingest.text import json_line
 
 DONE = "[DONE]"  # the data of the event that ends an OpenAI-style stream
 NOT_OBJECT = "malformed JSON: not a JSON object"
