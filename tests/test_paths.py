@@ -412,7 +412,7 @@ def test_litellm_latency_and_time_to_first_token(realdata: Path, tmp_path: Path)
 
 def test_the_readme_examples_are_valid_sources() -> None:
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### Paths and derived values") : readme.index("### SQL sources")]
+    section = readme[readme.index("### Paths and derived values") : readme.index("### Presets")]
     blocks = re.findall(r"```yaml\n(.*?)```", section, re.S)
     assert len(blocks) == 2
     for block in blocks:

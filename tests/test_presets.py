@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -254,9 +255,9 @@ def test_a_record_of_a_stream_that_cannot_be_read_is_quarantined_with_its_merged
 def test_the_readme_preset_examples_are_valid_sources() -> None:
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("### Presets") : readme.index("### SQL sources")]
-    blocks = [yaml.safe_load(block) for block in section.split("```yaml\n")[1:]]
+    blocks = [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", section, re.S)]
     assert blocks
     for block in blocks:
         for raw in block.get("sources", [block]):
-            source = parse_source({"pattern": "*", **raw}, "sources[0]") if "sql" not in raw else None
-            assert source is None or set(source.columns) <= set(REQUEST_COLUMNS)
+            source = parse_source(raw if "sql" in raw else {"pattern": "*", **raw}, "sources[0]")
+            assert source.preset in presets() and set(source.columns) <= set(REQUEST_COLUMNS)
