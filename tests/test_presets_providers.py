@@ -20,11 +20,14 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
+from dagster import DagsterInstance
 
-from chatpulse.config import SourceConfig, parse_source
+from chatpulse.config import SourceConfig, load_settings, parse_source
 from chatpulse.ingest.extract import ERRORS, read_source
 from chatpulse.metrics.errors import error_kind
+from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from chatpulse.schema import UNMETERED_COLUMN, Kind, is_error
+from chatpulse.warehouse import Warehouse
 
 from fixtures import clean_every_day, write_jsonl
 
@@ -214,6 +217,11 @@ def test_anthropic_messages_stream_with_prompt_caching(formats: Path, tmp_path: 
     clean = _by_id(_clean(tmp_path / "land", _preset("anthropic_messages")))
     assert {rid: {key: row[key] for key in expected[rid]} for rid, row in clean.items()} == expected
     assert clean[next(iter(expected))]["status_code"] == 200
+    # Dated by the file and so counted: the data quality says how many times came from a file's modification time.
+    (cleaned,) = clean_every_day(tmp_path / "land", [_preset("anthropic_messages")], Kind.REQUESTS).values()
+    repairs = json.loads(cleaned.quality["repairs"])
+    assert repairs["timestamp: its file's modification time"] == len(interactions)
+    assert repairs["total_tokens: recomputed"] == len(interactions)  # Anthropic sends no total
 
 
 def test_anthropic_message_objects_wrapped_and_error_bodies(tmp_path: Path) -> None:
@@ -301,3 +309,42 @@ def test_azure_content_filters_are_content_filter_errors(formats: Path, tmp_path
         finish["usage"]["completion_tokens"],
     )
     assert row["provider"] == "azure_openai"
+
+
+@pytest.mark.pipeline
+def test_a_day_of_openai_batch_output_through_the_daily_job(formats: Path, tmp_path: Path) -> None:
+    sample = formats / "openai-batch-output-queryreformulation.jsonl"
+    lines = [json.loads(line) for line in sample.read_text().splitlines()]
+    (tmp_path / "land").mkdir()
+    (tmp_path / "land" / "batch_output.jsonl").write_bytes(sample.read_bytes())
+    config = tmp_path / "chatpulse.yaml"
+    sources = [{"name": "batch", "preset": "openai_batch_output", "pattern": "batch_output*.jsonl"}]
+    config.write_text(
+        yaml.safe_dump({"data_home": "home", "landing_dir": "land", "start_date": "2025-03-01", "sources": sources})
+    )
+    days = {pd.Timestamp(line["response"]["body"]["created"], unit="s", tz="UTC").date().isoformat() for line in lines}
+    assert len(days) == 1
+    (day,) = days
+    job = build_definitions(load_settings(config, env={}), str(config)).resolve_job_def(DAILY_JOB)
+    result = job.execute_in_process(partition_key=day, instance=DagsterInstance.ephemeral())
+    assert result.success
+    (check,) = [
+        c
+        for c in result.get_asset_check_evaluations()
+        if c.check_name == "mapped_columns_present" and c.asset_key.path[-1] == "raw_requests"
+    ]
+    assert check.passed  # the preset's optional columns (no latency in a batch file) are no mapping mistake
+    store = Warehouse(load_settings(config, env={}).database_url)
+    requests = store.read("requests", day)
+    assert sorted(requests["request_id"]) == sorted(line["custom_id"] for line in lines)
+    usages = [line["response"]["body"]["usage"] for line in lines]
+    costs = store.read("model_costs", day)
+    assert int(costs["prompt_tokens"].sum()) == sum(u["prompt_tokens"] for u in usages)
+    assert int(costs["completion_tokens"].sum()) == sum(u["completion_tokens"] for u in usages)
+    assert int(costs["reasoning_tokens"].sum()) == sum(
+        u["completion_tokens_details"]["reasoning_tokens"] for u in usages
+    )
+    quality = store.read("data_quality", day)
+    assert quality[quality["kind"] == "requests"][["rows_in", "clean", "quarantined"]].values.tolist() == [
+        [len(lines), len(lines), 0]
+    ]

@@ -33,6 +33,7 @@ from chatpulse.warehouse import FileStamp
 ERRORS = "_errors"
 RAW = "_raw"  # the original line, kept only for rows extract already found faulty
 REPAIRED = "_repaired"  # the names of the repairs a row's text took to be read
+FILE_TIME = "timestamp: its file's modification time"  # the repair of a time the record does not hold
 DAY = "_day"  # the day an outside-the-range row is filed under (Extract.outside)
 NAMED_DAY = re.compile(r"(?<!\d)(\d{4})[-_]?(\d{2})[-_]?(\d{2})(?!\d)")
 
@@ -182,7 +183,8 @@ def mapped_records(raw: RawFile, source: SourceConfig, label: str) -> Mapped:
             times = parse_timestamps(values, source)
             for reason in times.problems.dropna().unique():
                 problems.add(times.problems == reason, f"{name}: {reason}")
-            frame[name] = _file_time(times.utc, times.problems, source, raw)
+            frame[name], dated = _file_time(times.utc, times.problems, source, raw)
+            repairs.add(dated, FILE_TIME)
         elif value_kind in ("int", "float"):
             numbers = _to_number(values, name, problems, integer=value_kind == "int")
             if name in ("latency_ms", "ttft_ms") and not read.milliseconds:
@@ -216,13 +218,16 @@ def mapped_records(raw: RawFile, source: SourceConfig, label: str) -> Mapped:
     return Mapped(frame, tuple(path for path in inputs if path not in resolver.resolved))
 
 
-def _file_time(utc: pd.Series, problems: pd.Series, source: SourceConfig, raw: RawFile) -> pd.Series:
+def _file_time(
+    utc: pd.Series, problems: pd.Series, source: SourceConfig, raw: RawFile
+) -> tuple[pd.Series, np.ndarray]:
     """Times, with the file's modification time where a record holds none and the source's
-    `timestamp.fallback` is file_time (its format holds no time); an unreadable time stays a problem."""
+    `timestamp.fallback` has file_time (its format holds no time), and which rows got it (a repair,
+    so the data quality says how many); an unreadable time stays a problem."""
     if "file_time" not in source.timestamp.fallback or raw.modified is None:
-        return utc
-    missing = utc.isna() & problems.isna()
-    return utc.mask(missing, pd.Timestamp(raw.modified, unit="s", tz="UTC"))
+        return utc, np.zeros(len(utc), dtype=bool)
+    missing = (utc.isna() & problems.isna()).to_numpy(dtype=bool)
+    return utc.mask(missing, pd.Timestamp(raw.modified, unit="s", tz="UTC")), missing
 
 
 def _check_texts(frame: pd.DataFrame, names: list[str], raw: RawFile, limit: int, problems: _Problems) -> np.ndarray:
