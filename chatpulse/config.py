@@ -172,8 +172,6 @@ class SourceConfig(YamlSection):
             raise problem("a SQL source reads one record per row", key="records")
         if self.records is not None and self.layout == "sessions":
             raise problem("a sessions file holds its records in turns", key="records")
-        if self.records is not None and self.records.group_by is not None and self.layout != "sse":
-            raise problem("groups the events of a stream: only with layout sse", key="records.group_by")
         return self
 
     @model_validator(mode="before")

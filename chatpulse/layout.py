@@ -32,8 +32,10 @@ class Records(YamlSection):
     those listed (by its text, as a map compares; a null in the list lets a record without a value
     pass). `having`: keep the records holding a value at one of these paths or more. `decode: otlp`:
     OTLP/JSON attribute lists become objects keyed by attribute name, typed values plain values.
-    `group_by` (layout sse): events belong to one response while their value at this path stays the
-    same; an event without it belongs to the response before it.
+    `group_by`: a stream's events belong to one response while their value at this path stays the
+    same (layout sse: an event without it belongs to the response before it); JSON lines, or a
+    document's array items, in a row that hold the same value are one response too (a stream's
+    chunks logged one per line, Gemini's streamGenerateContent array).
     """
 
     path: PathText | None = None

@@ -88,7 +88,6 @@ def test_own_keys_override_the_preset_columns_one_by_one_and_other_keys_whole() 
             {"columns": {"model": {"first": ["a", {"sum": ["b", "c"]}]}}},
             "sources[0].columns.model.first.1.sum: a sum gives a number",
         ),
-        ({"records": {"group_by": "id"}}, "sources[0].records.group_by: groups the events of a stream"),
         ({"records": {"decode": "protobuf"}}, "sources[0].records.decode: expected one of otlp"),
         (
             {"timestamp": {"format": "iso", "fallback": ["soon"]}},
@@ -196,6 +195,25 @@ def test_a_stream_is_merged_into_one_response_per_group(tmp_path: Path) -> None:
     lines = text.replace("\r\n", "\n").split("\n")
     assert [lines[n - 1][:16] for n in raw.lines] == ['data: {"id": "r1'] * 2 + ['data: {"id": "r2']
     assert [line for line, _ in raw.malformed] == [lines.index("data: {not json") + 1]
+
+
+def test_chunks_logged_one_per_line_or_as_an_array_are_one_response_per_run_of_a_key(tmp_path: Path) -> None:
+    chunks = [
+        {"responseId": "a", "usageMetadata": {"trafficType": "ON_DEMAND"}},
+        {"responseId": "a", "usageMetadata": {"promptTokenCount": 8, "totalTokenCount": 20}},
+        {"error": {"code": 429}},  # no key: a response of its own
+        {"responseId": "b", "usageMetadata": {"promptTokenCount": 3}},
+    ]
+    records = Records(group_by="responseId")
+    (tmp_path / "array.json").write_text(json.dumps(chunks, indent=1))
+    write_jsonl(tmp_path / "lines.jsonl", chunks)
+    for name, layout, lines in (("array.json", "document", [1, 2, 3]), ("lines.jsonl", "sse", [1, 3, 4])):
+        raw = read_file(tmp_path / name, layout, records_at=records)
+        assert raw.records["usageMetadata"].tolist()[::2] == [
+            {"trafficType": "ON_DEMAND", "promptTokenCount": 8, "totalTokenCount": 20},
+            {"promptTokenCount": 3},
+        ]
+        assert raw.records["error"].tolist()[1] == {"code": 429} and raw.lines.tolist() == lines
 
 
 def test_merge_takes_later_values_keeps_earlier_ones_for_null_and_matches_list_items_by_index() -> None:

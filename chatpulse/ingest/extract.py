@@ -218,9 +218,7 @@ def mapped_records(raw: RawFile, source: SourceConfig, label: str) -> Mapped:
     return Mapped(frame, tuple(path for path in inputs if path not in resolver.resolved))
 
 
-def _file_time(
-    utc: pd.Series, problems: pd.Series, source: SourceConfig, raw: RawFile
-) -> tuple[pd.Series, np.ndarray]:
+def _file_time(utc: pd.Series, problems: pd.Series, source: SourceConfig, raw: RawFile) -> tuple[pd.Series, np.ndarray]:
     """Times, with the file's modification time where a record holds none and the source's
     `timestamp.fallback` has file_time (its format holds no time), and which rows got it (a repair,
     so the data quality says how many); an unreadable time stays a problem."""

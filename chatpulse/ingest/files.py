@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow import json as pa_json
 
-from chatpulse.ingest.records import frame_of, is_sse, json_text, merged, numbered, records_of, responses
+from chatpulse.ingest.records import frame_of, is_sse, json_text, merged, numbered, records_of, responses, runs
 from chatpulse.ingest.text import NOT_UTF8, as_utf8, holds_undecodable, json_line
 from chatpulse.layout import Records
 
@@ -111,17 +111,24 @@ def _expand_sessions(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _parse_lines(given: list[tuple[int, bytes]], layout: str, records_at: Records | None = None) -> RawFile:
     """Line by line: slow, but it pins every malformed line to its number. With `records_at`, a line's
-    records are those its `records:` section names (chatpulse.ingest.records.records_of)."""
+    records are those its `records:` section names (chatpulse.ingest.records.records_of), and lines in a
+    row that hold the same `group_by` value are one response, on its first line (runs)."""
     records: list[dict[str, Any]] = []
     lines: list[int] = []
     malformed: list[tuple[int, str]] = []
     repaired: list[tuple[int, str]] = []
+    parsed: list[tuple[int, Any]] = []
     for number, line in given:
         try:
             record, repairs = json_line(line)
         except ValueError as exc:
             malformed.append((number, str(exc)))
             continue
+        parsed.append((number, record))
+        repaired.extend((number, repair) for repair in repairs)
+    if records_at is not None:
+        parsed = runs(parsed, records_at.group_by)
+    for number, record in parsed:
         try:
             if records_at is not None:
                 batch = _objects(records_of(record, records_at))
@@ -134,9 +141,9 @@ def _parse_lines(given: list[tuple[int, bytes]], layout: str, records_at: Record
             continue
         records.extend(batch)
         lines.extend([number] * len(batch))
-        repaired.extend((number, repair) for repair in repairs)
     # The index keeps a row for each record even when none has a key (lines of '{}').
     frame = pd.DataFrame.from_records(records, index=pd.RangeIndex(len(records)))
+    malformed.sort()
     return RawFile(frame, np.asarray(lines, dtype="int64"), malformed, repaired=repaired)
 
 
@@ -156,6 +163,8 @@ def _read_document(data: bytes, records_at: Records | None) -> RawFile | None:
     except ValueError:
         return None
     documents = value if isinstance(value, list) else [value]
+    if records_at is not None:  # an array of a stream's chunks (Gemini's streamGenerateContent) is one response
+        documents = [document for _, document in runs(list(enumerate(documents)), records_at.group_by)]
     found = [record for document in documents for record in records_of(document, records_at)]
     objects = [record for record in found if isinstance(record, dict)]
     malformed = [(1, "malformed JSON: not a JSON object")] if found and not objects else []

@@ -241,6 +241,24 @@ def responses(
     return grouped, malformed, payloads
 
 
+def runs(documents: list[tuple[int, Any]], group_by: str | None) -> list[tuple[int, Any]]:
+    """Documents next to each other that hold the same `group_by` value merged into one, on the first's
+    line (a stream's chunks logged one per line or as an array); a document without it stands alone."""
+    if not group_by:
+        return documents
+    keys = split_path(group_by)
+    out: list[tuple[int, Any]] = []
+    last: Any = None
+    for line, document in documents:
+        key = value_at(document, keys) if isinstance(document, dict) else None
+        if key is not None and out and key == last:
+            out[-1] = (out[-1][0], merge(out[-1][1], document))
+        else:
+            out.append((line, document))
+        last = key
+    return out
+
+
 def merged(events: list[Any]) -> Any:
     """A response's events merged into one record (see merge)."""
     record: Any = {}
