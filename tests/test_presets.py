@@ -173,6 +173,7 @@ def test_a_stream_is_merged_into_one_response_per_group(tmp_path: Path) -> None:
 
     text = (
         ": a comment\n\n"
+        + event({"id": "", "created": 0, "choices": [], "prompt_filter_results": []})  # Azure's first chunk
         + event(
             {"id": "r1", "choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": None}], "usage": None}
         )
@@ -193,7 +194,8 @@ def test_a_stream_is_merged_into_one_response_per_group(tmp_path: Path) -> None:
     assert raw.records["error"].iloc[2] == {"type": "overloaded_error"}
     # Lines of the first event of each response (the comment and its blank line are lines 1-2).
     lines = text.replace("\r\n", "\n").split("\n")
-    assert [lines[n - 1][:16] for n in raw.lines] == ['data: {"id": "r1'] * 2 + ['data: {"id": "r2']
+    assert [lines[n - 1][:16] for n in raw.lines] == ['data: {"id": "",', 'data: {"id": "r1', 'data: {"id": "r2']
+    assert raw.records["prompt_filter_results"].iloc[0] == [] and raw.records["created"].iloc[0] == 0
     assert [line for line, _ in raw.malformed] == [lines.index("data: {not json") + 1]
 
 

@@ -202,6 +202,12 @@ def sse_events(data: bytes) -> Iterator[tuple[int, bytes]]:
         yield start, b"\n".join(buffer)
 
 
+def _key(document: Any, keys: tuple[str, ...]) -> Any:
+    """A document's group_by value; none for blank text (Azure OpenAI's first chunk has the id "")."""
+    value = value_at(document, keys) if keys and isinstance(document, dict) else None
+    return None if isinstance(value, str) and not value.strip() else value
+
+
 def responses(
     data: bytes, group_by: str | None
 ) -> tuple[list[tuple[int, list[Any]]], list[tuple[int, str]], dict[int, bytes]]:
@@ -231,7 +237,7 @@ def responses(
             malformed.append((line, NOT_OBJECT))
             payloads[line] = payload
             continue
-        value = value_at(event, keys) if keys else None
+        value = _key(event, keys)
         if current is None or (value is not None and key is not None and value != key):
             current, key = [], value
             grouped.append((line, current))
@@ -250,7 +256,7 @@ def runs(documents: list[tuple[int, Any]], group_by: str | None) -> list[tuple[i
     out: list[tuple[int, Any]] = []
     last: Any = None
     for line, document in documents:
-        key = value_at(document, keys) if isinstance(document, dict) else None
+        key = _key(document, keys)
         if key is not None and out and key == last:
             out[-1] = (out[-1][0], merge(out[-1][1], document))
         else:
