@@ -176,11 +176,15 @@ def _clean_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefiniti
         quality = result.quality
         if quality["quarantined"]:
             context.log.warning(f"quarantined {quality['quarantined']} {kind.value} rows: {quality['reasons']}")
+        if quality["flagged"]:  # kept as logged, but worth a look (e.g. a wrong token_convention)
+            context.log.warning(f"flagged {quality['flagged']} {kind.value} rows: {quality['flags']}")
         for row in quarantine.head(50).itertuples():
             context.log.info(f"quarantined {row.source_file}:{row.source_line}: {row.reasons}")
         yield Output(
             result.clean,
-            metadata={key: quality[key] for key in ("rows_in", "clean", "quarantined", "duplicates", "repaired")},
+            metadata={
+                key: quality[key] for key in ("rows_in", "clean", "quarantined", "duplicates", "repaired", "flagged")
+            },
         )
         accounted = quality["clean"] + quality["quarantined"] + quality["duplicates"]
         yield AssetCheckResult(

@@ -33,6 +33,7 @@ from chatpulse.pricefile import PriceError, read_prices
 from chatpulse.pseudonyms import KEY_MIN_LENGTH, Pseudonyms
 from chatpulse.schema import COLUMNS, ID_COLUMN, Kind
 from chatpulse.sqlconfig import SqlQuery, SqlSettingError
+from chatpulse.tokens import Convention
 from chatpulse.yamlfile import (
     TEXT_NOT_NUMBER,
     Day,
@@ -133,6 +134,8 @@ class SourceConfig(YamlSection):
     )
     timestamp: Annotated[Timestamp, expect("a format name or a mapping with 'format'")] = Timestamp()
     latency_unit: Literal["ms", "s"] = "ms"
+    # How the source's token counts are meant (chatpulse.tokens); stored in the canonical convention.
+    token_convention: Convention = "openai"
     failure: Annotated[FailureRule | None, expect("a mapping with 'column' and 'equals'")] = None
     defaults: Annotated[dict[str, Any], expect("a mapping of canonical name to value")] = Field(default_factory=dict)
     layout: Literal["rows", "sessions"] = "rows"

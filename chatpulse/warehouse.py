@@ -84,6 +84,8 @@ def _python_values(series: pd.Series, column: sa.Column, dialect: sa.Dialect) ->
 
 
 def _arrow_type(column: sa.Column) -> pa.DataType:
+    if isinstance(column.type, sa.Boolean):
+        return pa.bool_()
     if isinstance(column.type, sa.Integer):
         return pa.int64()
     if isinstance(column.type, sa.Float):

@@ -363,7 +363,19 @@ def test_openai_batch_output_tokens_match_the_file(realdata: Path) -> None:
     ]
     assert frame["error_type"].isna().all()  # every answer finished with "stop"
     assert {line["response"]["body"]["choices"][0]["finish_reason"] for line in lines} == {"stop"}
-    assert mapped.unresolved == ("user_id", "session_id", "endpoint", "latency_ms", "ttft_ms", "cost_usd", "metadata")
+    assert mapped.unresolved == (
+        "user_id",
+        "session_id",
+        "provider",
+        "endpoint",
+        "error_code",
+        "finish_reason",
+        "latency_ms",
+        "ttft_ms",
+        "cache_write_tokens",
+        "cost_usd",
+        "metadata",
+    )
 
 
 def test_litellm_latency_and_time_to_first_token(realdata: Path, tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from chatpulse.ingest.text import NUL_REMOVED, longer_than, may_hold_nul, withou
 from chatpulse.ingest.times import parse_timestamps
 from chatpulse.mapping import split_path
 from chatpulse.schema import COLUMNS, SOURCE_FILE, SOURCE_LINE, Kind
+from chatpulse.tokens import to_canonical
 from chatpulse.warehouse import FileStamp
 
 ERRORS = "_errors"
@@ -193,6 +194,7 @@ def mapped_records(raw: RawFile, source: SourceConfig, label: str) -> Mapped:
             frame[name] = _to_string(values)
     if source.kind == Kind.REQUESTS:
         _apply_failure_rule(frame, source)
+        to_canonical(frame, source.token_convention)
         extras = [c for c in records.columns if c not in source_names]
         if extras and "metadata" not in source.columns:
             frame["metadata"] = _extras_json(records[extras], records.get("metadata"))
