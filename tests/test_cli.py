@@ -143,6 +143,7 @@ def test_generate_writes_the_sample_and_says_what(tmp_path: Path) -> None:
     assert sorted(p.name.split("-")[0] for p in (tmp_path / "landing").iterdir()) == [
         "feedback",
         "messages",
+        "openai",  # the sample's bill (sample.bill): openai-costs-DAY-DAY.json
         "requests",
     ]
     too_few = chatpulse("generate", "--days", "1", "--requests-per-day", "5", CHATPULSE_HOME=str(tmp_path))
