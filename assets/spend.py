@@ -80,13 +80,13 @@ def spend_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
             requests, day, settings.timezone, rates, settings.dimensions, settings.top_values, _budgeted(settings)
         )
         write_day(context, warehouse, Write("dimension_daily", table))
-        top = table[table["rank"] == 1]
-        return MaterializeResult(
+        overall = table[table["dimension"] == "all"].iloc[0]
+        return MaterializeResult(  # counts only: a dimension's values may be user ids
             metadata={
                 "dimensions": len(settings.dimensions),
                 "rows": len(table),
-                "spend_usd": float(table.loc[table["dimension"] == "all", "spend_usd"].fillna(0).sum()),
-                **{f"top_{row.dimension}": str(row.value) for row in top.itertuples()},
+                "spend_usd": float(overall["spend_usd"]) if pd.notna(overall["spend_usd"]) else 0.0,
+                "unknown_cost_requests": int(overall["unknown_cost_requests"]),
             }
         )
 

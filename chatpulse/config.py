@@ -277,6 +277,11 @@ class Settings:
         return Pseudonyms(self.pseudonym_key) if self.pseudonymize_storage and self.pseudonym_key else None
 
     @property
+    def bill_patterns(self) -> tuple[str, ...]:
+        """The globs (relative to the landing folder) of the provider's bills: landing files no source reads."""
+        return tuple(bill.pattern for bill in self.provider_bills)
+
+    @property
     def dagster_home(self) -> Path:
         return self.data_home / "dagster"
 

@@ -138,11 +138,12 @@ def budgets(status: pd.DataFrame | None) -> Section:
 
 
 def _gap(amount: Any, share: Any) -> str:
+    """A difference with its sign and share of the bill: "-$0.13 (-5.7%)"; float dust below a micro-dollar is $0."""
     if missing(amount):
         return DASH
-    sign = "-" if float(amount) < 0 else "+"
-    text = sign + format_usd(abs(float(amount)))
-    return text if missing(share) else f"{text} ({float(share):+.1%})"
+    amount = round(float(amount), 6)
+    text = ("-" if amount < 0 else "+" if amount > 0 else "") + format_usd(abs(amount))
+    return text if missing(share) else f"{text} ({round(float(share), 6):+.1%})"
 
 
 def provider_bill(reconciliation: pd.DataFrame | None) -> Section:

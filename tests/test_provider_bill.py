@@ -251,7 +251,7 @@ def test_a_bill_covers_its_providers_requests_and_a_day_without_bill_has_no_rows
 def test_the_sample_bill_is_the_logged_cost_plus_the_known_gap(tmp_path: Path) -> None:
     days = [date(2026, 11, 23), date(2026, 11, 24)]
     write_sample(tmp_path, days, requests_per_day=400)
-    bill = json.loads(next(tmp_path.glob("openai-costs-*.json")).read_text())
+    bill = json.loads(next(tmp_path.glob("bills/openai-costs-*.json")).read_text())
     assert bill["object"] == "page" and not bill["has_more"]
     # The logged cost per UTC day and project, read straight from the landing files (the valid lines).
     lines = []
@@ -277,7 +277,7 @@ def test_the_sample_bill_is_the_logged_cost_plus_the_known_gap(tmp_path: Path) -
     rest = billed[billed["project"] != GAP_PROJECT].groupby(["day", "project"])["amount"].sum()
     assert rest.to_dict() == pytest.approx(logged.groupby(["day", "project"])["cost"].sum().to_dict(), abs=1e-9)
     # Read back, the bill of each day differs from the log by exactly the gap charge.
-    bills = read_bills(tmp_path, [ProviderBill(format="openai_costs", pattern="openai-costs-*.json",
+    bills = read_bills(tmp_path, [ProviderBill(format="openai_costs", pattern="bills/openai-costs-*.json",
                                                project_dimension="project")])  # fmt: skip
     for d in days:
         table = cost_reconciliation(

@@ -124,7 +124,7 @@ def test_budget_alerts_and_status_match_the_hand_computation(run) -> None:
 def test_the_bill_differs_from_the_log_by_the_known_gap_and_the_check_warns(run) -> None:
     home, checks = run
     warehouse = Warehouse(f"sqlite:///{home / 'warehouse.db'}")
-    bill = json.loads(next((home / "landing").glob("openai-costs-*.json")).read_text())
+    bill = json.loads(next((home / "landing").glob("bills/openai-costs-*.json")).read_text())
     results = [r for bucket in bill["data"] for r in bucket["results"]]
     costs = warehouse.read("provider_costs")
     assert len(costs) == len(results)  # every line once, the rerun day included

@@ -145,7 +145,7 @@ def check_landing(settings: Settings, rows: int, today: date) -> CheckResult:
     `today` is the last partition (today in the configured zone). The findings: the landing
     folder's (`match_landing`), each source's options and samples, and days outside the partitions.
     """
-    landing = match_landing(settings.landing_dir, settings.sources)
+    landing = match_landing(settings.landing_dir, settings.sources, settings.bill_patterns)
     read = f"the first {plural(rows, 'row')} of each file" if rows else "every row of each file"
     lines = [
         f"landing folder {settings.landing_dir}",

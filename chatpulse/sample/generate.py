@@ -142,7 +142,7 @@ def write_sample(
     incident_day: date | None = None,
 ) -> dict[str, int]:
     """Writes requests-, messages- and feedback-DAY.jsonl.gz for each day, and the provider's bill of those
-    days as an OpenAI Costs API page, openai-costs-FIRST-LAST.json (sample.bill: the logged cost plus one
+    days as an OpenAI Costs API page, bills/openai-costs-FIRST-LAST.json (sample.bill: the logged cost plus one
     known unlogged charge a day); returns what it wrote.
 
     An explicit requests_per_day is the exact number of valid requests per day; left out,
@@ -186,8 +186,9 @@ def write_sample(
             for category, count in dirt.counts.items():
                 counts[f"{kind}_{category}"] += count
                 counts[category] += count
-    if days:
-        write_costs(landing_dir / f"openai-costs-{min(days)}-{max(days)}.json", charges)
+    if days:  # in a folder of its own: no log source reads it, and `chatpulse check` need not mention it
+        (landing_dir / "bills").mkdir(exist_ok=True)
+        write_costs(landing_dir / "bills" / f"openai-costs-{min(days)}-{max(days)}.json", charges)
     keys = (
         "days",
         "requests",
