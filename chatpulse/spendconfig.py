@@ -132,7 +132,7 @@ class ProviderBill(YamlSection):
 
     format: Literal["openai_costs", "csv"]
     pattern: Annotated[str, expect("a glob relative to the landing folder")]
-    provider: Annotated[str, expect("a provider's name")] = "openai"
+    provider: Annotated[str, Field(min_length=1, max_length=NAME_MAX), expect("a provider's name")] = "openai"
     project_dimension: Annotated[str | None, expect("a dimension's name")] = None
 
 

@@ -11,13 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from chatpulse.alerting.spend import budget_status
 from chatpulse.config import DEFAULT_SOURCES, ConfigError, load_settings, settings_from_mapping
 from chatpulse.metrics.attribution import DIMENSION_COLUMNS, dimension_daily, dimension_labels
 from chatpulse.metrics.pricing import estimate_cost, load_prices, prices_on
 from chatpulse.sample.demo import write_demo_config
 from chatpulse.sample.generate import write_sample
 from chatpulse.schema import Kind, is_error
-from chatpulse.spendconfig import Dimension
+from chatpulse.spendconfig import Budget, Dimension
+from chatpulse.warehouse import Warehouse, Write
 
 from fixtures import METRIC_DAY as DAY
 from fixtures import clean_every_day
@@ -223,3 +225,27 @@ def test_the_demo_writes_its_configuration_into_the_data_home(tmp_path: Path) ->
     )
     assert [d.name for d in settings.dimensions] == ["team", "project", "model"]
     assert settings.provider_bills[0].project_dimension == "project"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_the_spend_tables_round_trip_through_the_warehouse(backend: str, tmp_path: Path, request) -> None:
+    url = f"sqlite:///{tmp_path / 'w.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    warehouse = Warehouse(url)
+    request.addfinalizer(warehouse.engine.dispose)
+    frame = requests(
+        at("01:00:00", user_id="u1", model="gpt-4o", cost_usd=0.5, latency_ms=10.0, metadata='{"team": "a"}'),
+        at("02:00:00", user_id="u2", model="gpt-4o", latency_ms=20.0, metadata='{"team": "b"}'),
+        at("03:00:00", user_id="u3", model="gpt-4o", cost_usd=0.1),
+    )
+    table = dimension_daily(frame, DAY, "UTC", RATES, [Dimension(name="team")], top=1)
+    budgets = (Budget(period="month", usd=10.0, dimension="team", value="a"), Budget(period="day", usd=1.0))
+    status = budget_status(budgets, table, DAY)
+    warehouse.replace_day(DAY.isoformat(), Write("dimension_daily", table), Write("budget_status", status))
+    stored = warehouse.read("dimension_daily", DAY.isoformat()).sort_values(["dimension", "bucket"], ascending=False)
+    shown = stored[["dimension", "bucket", "value", "rank", "folded_values", "requests"]].astype(object)
+    assert shown.where(shown.notna(), None).values.tolist() == [
+        ["team", "value", "a", 1, 1, 1], ["team", "unset", None, None, 0, 1], ["team", "other", None, None, 1, 1],
+        ["all", "all", None, None, None, 3],
+    ]  # fmt: skip
+    assert stored["spend_usd"].tolist() == pytest.approx([0.5, 0.1, 0.0, 0.6])
+    assert warehouse.read("budget_status", DAY.isoformat())["used_share"].tolist() == pytest.approx([0.05, 0.6])

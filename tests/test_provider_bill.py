@@ -147,7 +147,8 @@ def test_a_csv_bill_with_its_faults(tmp_path: Path) -> None:
         "2026-11-32,proj_a,gpt-4o,1.00,USD\n"
         "2026-11-21,proj_a,gpt-4o,cheap,USD\n"
         "2026-11-21,proj_a,gpt-4o,1.00\n"
-        "2026-11-21,proj_a,gpt-4o,1.00,\n",
+        "2026-11-21,proj_a,gpt-4o,1.00,\n"
+        "2026-11-21,proj_a,gpt-4o,1.00,US Dollar\n",
         encoding="utf-8",
     )
     bills = read_bills(tmp_path, [CSV])
@@ -163,8 +164,10 @@ def test_a_csv_bill_with_its_faults(tmp_path: Path) -> None:
         7: "[\"amount: expected a number, got 'cheap'\"]",
         8: '["expected 5 fields, got 4"]',
         9: '["currency: missing"]',
+        10: "[\"currency: expected an ISO 4217 code such as usd, got 'US Dollar'\"]",
     }
-    assert bills.quarantine.set_index("source_line").loc[6, "day"] == "2026-11-20"  # its file's busiest day
+    # Line 6 has no day: it goes under its file's busiest day, 2026-11-21 (4 lines) over 2026-11-20 (3).
+    assert bills.quarantine.set_index("source_line").loc[6, "day"] == "2026-11-21"
     (tmp_path / "bill-bad.csv").write_text("date,cost\n2026-11-20,1\n", encoding="utf-8")
     with pytest.raises(BillError, match=r"bill-bad\.csv:1: the header lacks day, amount, currency"):
         read_bills(tmp_path, [CSV])

@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ COST_COLUMNS = table_columns("provider_costs")
 QUARANTINE_COLUMNS = table_columns("quarantine")
 DAY_SECONDS = 86_400
 CSV_REQUIRED = ("day", "amount", "currency")
+CURRENCY = re.compile(r"[A-Za-z]{3}")
 
 
 class BillError(RuntimeError):
@@ -170,8 +172,15 @@ def _result_problem(result: Any) -> str | None:
         _amount(amount.get("value"))
     except ValueError:
         return f"amount.value: expected a number, got {amount.get('value')!r}"
-    if not _text(amount.get("currency")):
-        return "amount.currency: missing"
+    return _currency_problem(amount.get("currency"), "amount.currency")
+
+
+def _currency_problem(currency: Any, key: str) -> str | None:
+    """Why a currency is not an ISO 4217 code (three letters, any case), or None."""
+    if not _text(currency):
+        return f"{key}: missing"
+    if not (isinstance(currency, str) and CURRENCY.fullmatch(currency.strip())):
+        return f"{key}: expected an ISO 4217 code such as usd, got {currency!r}"
     return None
 
 
@@ -212,8 +221,8 @@ def _read_csv(text: str, path: Path) -> _Read:
                 (number, f"amount: expected a number, got {record['amount']!r}", ",".join(values), day)
             )
             continue
-        if not _text(record["currency"]):
-            read.problems.append((number, "currency: missing", ",".join(values), day))
+        if why := _currency_problem(record["currency"], "currency"):
+            read.problems.append((number, why, ",".join(values), day))
             continue
         read.charges.append(
             {
