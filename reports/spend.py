@@ -146,6 +146,13 @@ def _gap(amount: Any, share: Any) -> str:
     return text if missing(share) else f"{text} ({round(float(share), 6):+.1%})"
 
 
+def _bill_value(row: Mapping[str, Any]) -> str:
+    """What a reconciliation row compares: "all", its project or model as a label, "(none)" for lines without one."""
+    if row["scope"] == "all":
+        return "all"
+    return "(none)" if missing(row["value"]) else display_label(row["value"])
+
+
 def provider_bill(reconciliation: pd.DataFrame | None) -> Section:
     """The "Provider bill" section: the day's bill against the log's logged and estimated cost, overall and per
     project and model, from its ``cost_reconciliation`` rows (at most BILL_ROWS; the note says what is cut)."""
@@ -164,11 +171,7 @@ def provider_bill(reconciliation: pd.DataFrame | None) -> Section:
     records = [
         {
             **row,
-            "shown": "all"
-            if row["scope"] == "all"
-            else display_label(row["value"])
-            if not missing(row["value"])
-            else "(none)",
+            "shown": _bill_value(row),
             "logged_gap": _gap(row["logged_gap_usd"], row["logged_gap_share"]),
             "estimated_gap": _gap(row["estimated_gap_usd"], row["estimated_gap_share"]),
         }

@@ -132,13 +132,12 @@ def _share_name(share: float) -> str:
 
 
 def _breach(rule: str, metric: str, severity: str, window: tuple[pd.Timestamp, pd.Timestamp], **values: object) -> dict:
-    return {
-        "rule": rule,
-        "metric": metric,
-        "severity": severity,
-        "window_start": window[0],
-        "window_end": window[1],
-    } | ({"baseline": np.nan} | values)
+    """One breach row (without day and ongoing): a spend alert has no baseline."""
+    start, end = window
+    return {"rule": rule, "metric": metric, "severity": severity, "window_start": start, "window_end": end} | {
+        "baseline": np.nan,
+        **values,
+    }
 
 
 def budget_breaches(budgets: Sequence[Budget], daily: pd.DataFrame, day: date, tz: str, now: datetime) -> pd.DataFrame:
