@@ -15,6 +15,7 @@ from dagster import (
 )
 
 from chatpulse.assets.daystate import write_day
+from chatpulse.behaviour.midnight import with_neighbours
 from chatpulse.behaviour.sessions import EVENT_KEYS
 from chatpulse.metrics import costs as cost_metrics
 from chatpulse.metrics import daily, errors, session_stats, traffic, trends, users
@@ -126,6 +127,10 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
             # Only what keys events to sessions, roles and failures: never the messages' content.
             "requests": AssetIn("clean_requests", metadata={"columns": [*EVENT_KEYS, "status_code", "error_type"]}),
             "messages": AssetIn("clean_messages", metadata={"columns": [*EVENT_KEYS, "role"]}),
+            "neighbour_requests": AssetIn(
+                "neighbour_requests", metadata={"columns": [*EVENT_KEYS, "status_code", "error_type"]}
+            ),
+            "neighbour_messages": AssetIn("neighbour_messages", metadata={"columns": [*EVENT_KEYS, "role"]}),
         },
         group_name="metrics",
         kinds={"pandas", "sql"},
@@ -136,14 +141,16 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         sessions: pd.DataFrame,
         requests: pd.DataFrame,
         messages: pd.DataFrame,
+        neighbour_requests: pd.DataFrame,
+        neighbour_messages: pd.DataFrame,
         chatpulse: ChatPulseSettings,
         warehouse: WarehouseResource,
     ) -> MaterializeResult:
         settings = chatpulse.settings
         table = session_stats.session_metrics(
             sessions,
-            requests,
-            messages,
+            with_neighbours(requests, neighbour_requests),  # the events sessions were built from
+            with_neighbours(messages, neighbour_messages),
             date.fromisoformat(context.partition_key),
             settings.timezone,
             settings.session_gap_minutes,
