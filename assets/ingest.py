@@ -128,7 +128,11 @@ def _mapping_check(
     )
     findings = list(day.findings)
     if kind == Kind.REQUESTS:  # files no source reads concern every kind: said once per run, here
-        findings += [f for f in match_landing(settings.landing_dir, settings.sources).findings if f.kind is None]
+        findings += [
+            f
+            for f in match_landing(settings.landing_dir, settings.sources, settings.bill_patterns).findings
+            if f.kind is None
+        ]
     for finding in findings:
         context.log.warning(f"mapping: {finding}")
     return AssetCheckResult(

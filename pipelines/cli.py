@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from chatpulse.config import CONFIG_ENV, ConfigError, Settings, load_settings
+from chatpulse.config import CONFIG_ENV, DEFAULT_CONFIG_FILE, ConfigError, Settings, load_settings
 from chatpulse.days import DayOutOfRange, DaySpan
 from chatpulse.ingest.check import DEFAULT_ROWS
 
@@ -245,13 +245,25 @@ def report_path(settings: Settings, day: date) -> Path:
 def demo(invocation: Invocation, days: int) -> None:
     """Generate sample days, run them, print the newest report.
 
-    The sample covers the DAYS complete days before today, written to the landing folder.
+    The sample covers the DAYS complete days before today, written to the landing folder. Without a
+    configuration of your own, the demo runs on <data_home>/demo.yaml: the sample's teams, projects,
+    budgets and bill (chatpulse/sample/demo.yaml).
     """
-    settings = invocation.settings()
+    config_file = _demo_config(invocation)
+    settings = load_settings(config_file)
     chosen = last_days(settings, days)
     _generate(settings, chosen, None)
-    run_days(settings, chosen, invocation.config_file)
+    run_days(settings, chosen, config_file)
     click.echo(f"report: {report_path(settings, chosen[-1])}")
+
+
+def _demo_config(invocation: Invocation) -> str | None:
+    """The configuration the demo runs on: the one named or found, else the demo's, written into the data home."""
+    if invocation.config_file or os.environ.get(CONFIG_ENV) or Path(DEFAULT_CONFIG_FILE).is_file():
+        return invocation.config_file
+    from chatpulse.sample.demo import write_demo_config
+
+    return str(write_demo_config(invocation.settings().data_home))
 
 
 @_subcommand("generate")

@@ -48,6 +48,9 @@ def test_demo_generates_runs_and_prints_the_report(tmp_path: Path) -> None:
     assert daily["requests"] > 500
     shown = re.search(r'"label">Requests</div>\s*<div class="value">([\d,]+)<', report.read_text()).group(1)
     assert shown == f"{daily['requests']:,}"
+    # Without a configuration of its own the demo runs on its spend settings, written into the data home.
+    assert (tmp_path / "demo.yaml").is_file()
+    assert all(f"<h2>{title}</h2>" in report.read_text() for title in ("Who spends", "Budgets", "Provider bill"))
 
 
 @pytest.mark.pipeline
@@ -141,6 +144,7 @@ def test_generate_writes_the_sample_and_says_what(tmp_path: Path) -> None:
     )
     assert counts is not None and counts[1] == counts[2] and int(counts[3]) >= 150
     assert sorted(p.name.split("-")[0] for p in (tmp_path / "landing").iterdir()) == [
+        "bills",  # the sample's bill (sample.bill): bills/openai-costs-DAY-DAY.json
         "feedback",
         "messages",
         "requests",

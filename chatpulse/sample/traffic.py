@@ -53,10 +53,29 @@ APP_P = np.array([0.30, 0.20, 0.25, 0.10, 0.15])
 SYSTEM_PROMPT_TOKENS = np.array([450, 300, 600, 250, 150])
 CLIENTS = ("web", "desktop", "mobile")
 CLIENT_P = np.array([0.60, 0.25, 0.15])
+# Who spends: each app is an OpenAI project owned by a team (the demo's `dimensions` and its bill).
+PROJECTS = {app: "proj_" + app.replace("-", "_") for app in APPS}
+TEAMS = {
+    "helpdesk": "support",
+    "sales-copilot": "sales",
+    "dev-assistant": "engineering",
+    "docs-search": "engineering",
+    "translator": "localization",
+}
 # Shared dict objects: a million rows reference a handful of small dicts.
-CHAT_METADATA = np.array([{"app": app, "client": client} for app in APPS for client in CLIENTS], dtype=object)
+CHAT_METADATA = np.array(
+    [
+        {"app": app, "client": client, "project": PROJECTS[app], "team": TEAMS[app]}
+        for app in APPS
+        for client in CLIENTS
+    ],
+    dtype=object,
+)
 BATCH_METADATA = np.array(
-    [{"app": "docs-search", "job": "index-docs"}, {"app": "helpdesk", "job": "ticket-summary"}],
+    [
+        {"app": app, "job": job, "project": PROJECTS[app], "team": TEAMS[app]}
+        for app, job in (("docs-search", "index-docs"), ("helpdesk", "ticket-summary"))
+    ],
     dtype=object,
 )
 
