@@ -8,7 +8,6 @@ import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
-    AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
     AssetsDefinition,
@@ -18,6 +17,7 @@ from dagster import (
     asset,
 )
 
+from chatpulse.assets.checks import day_check
 from chatpulse.assets.daystate import write_day
 from chatpulse.days import DaySpan
 from chatpulse.ingest.check import match_landing
@@ -55,10 +55,11 @@ def _raw_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefinition
         description=f"Every {kind.value} row whose own timestamp falls on the day, from whichever landing file; "
         "rows of the files read on days that cannot be run are quarantined as outside the partition range.",
         check_specs=[
-            AssetCheckSpec(
+            day_check(
                 MAPPED_COLUMNS,
-                asset=f"raw_{kind.value}",
-                description="every column the sources map is in at least one of the day's files",
+                f"raw_{kind.value}",
+                partitions,
+                "every column the sources map is in at least one of the day's files",
             )
         ],
     )
@@ -97,13 +98,13 @@ def _raw_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefinition
                 "unreadable_skipped": MetadataValue.json(sorted(extract.unreadable)),
             },
         )
-        yield _mapping_check(context, chatpulse, kind, extract.frame)
+        yield _mapping_check(context, chatpulse, kind, extract.frame, day)
 
     return _raw
 
 
 def _mapping_check(
-    context: AssetExecutionContext, chatpulse: ChatPulseSettings, kind: Kind, frame: pd.DataFrame
+    context: AssetExecutionContext, chatpulse: ChatPulseSettings, kind: Kind, frame: pd.DataFrame, run_day: date
 ) -> AssetCheckResult:
     """Log the mapping mistakes `chatpulse check` would print about the day's files (names and counts, no
     values), and fail (WARN) when a column a source maps is in none of them."""
@@ -114,10 +115,12 @@ def _mapping_check(
         findings += [f for f in match_landing(settings.landing_dir, settings.sources).findings if f.kind is None]
     for finding in findings:
         context.log.warning(f"mapping: {finding}")
+    missing = f"not found: {', '.join(day.missing)}" if day.missing else "every mapped column found"
     return AssetCheckResult(
         check_name=MAPPED_COLUMNS,
         passed=not day.missing,
         severity=AssetCheckSeverity.WARN,
+        description=f"{run_day}: {missing} in {len(day.files)} files",
         metadata={"missing": MetadataValue.json(list(day.missing)), "files": MetadataValue.json(list(day.files))},
     )
 
@@ -133,13 +136,9 @@ def _clean_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefiniti
         kinds={"pandas", "sql"},
         description=f"Validated, repaired and deduplicated {kind.value}; rejects go to the quarantine table.",
         check_specs=[
-            AssetCheckSpec(ACCOUNTED, asset=name, description="rows in = clean + quarantined + duplicates"),
-            AssetCheckSpec(
-                QUARANTINE_RATE, asset=name, description="share of rows quarantined stays under the configured limit"
-            ),
-            AssetCheckSpec(
-                EXPECTATIONS, asset=name, description=f"the Great Expectations suite expectations/{kind.value}.json"
-            ),
+            day_check(ACCOUNTED, name, partitions, "rows in = clean + quarantined + duplicates"),
+            day_check(QUARANTINE_RATE, name, partitions, "share of rows quarantined stays under the configured limit"),
+            day_check(EXPECTATIONS, name, partitions, f"the Great Expectations suite expectations/{kind.value}.json"),
         ],
     )
     def _clean(
@@ -169,6 +168,7 @@ def _clean_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefiniti
         yield AssetCheckResult(
             check_name=ACCOUNTED,
             passed=accounted == quality["rows_in"],
+            description=f"{day}: {quality['rows_in']} rows in, {accounted} clean, quarantined or duplicate",
             metadata={"rows_in": quality["rows_in"], "accounted": accounted},
         )
         rate = quality["quarantined"] / quality["rows_in"] if quality["rows_in"] else 0.0
@@ -176,6 +176,7 @@ def _clean_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefiniti
             check_name=QUARANTINE_RATE,
             passed=rate <= settings.quarantine_warn_rate,
             severity=AssetCheckSeverity.WARN,
+            description=f"{day}: {rate:.1%} of rows quarantined (limit {settings.quarantine_warn_rate:.1%})",
             metadata={
                 "rate": rate,
                 "limit": settings.quarantine_warn_rate,
@@ -189,6 +190,7 @@ def _clean_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefiniti
             check_name=EXPECTATIONS,
             passed=not failed,
             severity=AssetCheckSeverity.WARN,
+            description=f"{day}: {len(failed)} of {len(result.validation.outcomes)} expectations failed",
             metadata={"expectations": len(result.validation.outcomes), "failed": MetadataValue.json(failed)},
         )
 
