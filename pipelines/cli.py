@@ -431,13 +431,17 @@ def ui(invocation: Invocation, port: int) -> None:
     """Start `dagster dev` on this configuration.
 
     The UI, the sensors and the schedule, on the configuration's Dagster home (created
-    with its one-run-per-day limit).
+    with its one-run-per-day limit). Ctrl-C or SIGTERM stops it with all its processes.
     """
+    from chatpulse.pipelines.child import run_group
+
     settings = invocation.settings()
     _use_config(invocation.config_file)
     prepare_dagster_home(settings)
     dagster = Path(sys.executable).with_name("dagster")
-    os.execv(dagster, [str(dagster), "dev", "-m", DEFINITIONS_MODULE, "-p", str(port)])
+    code = run_group([str(dagster), "dev", "-m", DEFINITIONS_MODULE, "-p", str(port)])
+    if code:
+        click.get_current_context().exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
