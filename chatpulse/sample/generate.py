@@ -143,9 +143,10 @@ def write_sample(
     """Writes requests-, messages- and feedback-DAY.jsonl.gz for each day; returns what it wrote.
 
     An explicit requests_per_day is the exact number of valid requests per day; left out,
-    weekdays get about 3000 and weekends fewer. The incident falls on the second-to-last
-    day (the only day when there is one). Each day has its own random stream, so a day
-    comes out the same whichever other days are generated with it.
+    weekdays and the incident day get about 3000 and weekends fewer. The incident falls on
+    ``incident_day``, by default the second-to-last day (the only day when there is one). Each
+    day has its own random stream, so a day comes out the same whichever other days are
+    generated with it.
 
     The counts, summed over the days: requests, messages, feedback and sessions are valid
     records (the repairable request included); *_lines are the lines in the files;
@@ -161,7 +162,7 @@ def write_sample(
     counts: Counter[str] = Counter()
     for day in days:
         rng = np.random.default_rng([seed, day.toordinal()])
-        n = day_size(rng, day, requests_per_day)
+        n = day_size(rng, day, requests_per_day, day == incident_day)
         sim = simulate(day, tz, n, users, rng, day == incident_day, seed)
         request_dirt = _dirty_requests(sim.requests, rng)
         message_dirt = _dirty_messages(sim.messages, rng)
