@@ -115,12 +115,13 @@ def _mapping_check(
         findings += [f for f in match_landing(settings.landing_dir, settings.sources).findings if f.kind is None]
     for finding in findings:
         context.log.warning(f"mapping: {finding}")
-    missing = f"not found: {', '.join(day.missing)}" if day.missing else "every mapped column found"
+    columns = sorted({str(entry["source_column"]) for entry in day.missing})
+    found = f"not found: {', '.join(columns)}" if columns else "every mapped column found"
     return AssetCheckResult(
         check_name=MAPPED_COLUMNS,
         passed=not day.missing,
         severity=AssetCheckSeverity.WARN,
-        description=f"{run_day}: {missing} in {len(day.files)} files",
+        description=f"{run_day}: {found} ({len(day.files)} files)",
         metadata={"missing": MetadataValue.json(list(day.missing)), "files": MetadataValue.json(list(day.files))},
     )
 
