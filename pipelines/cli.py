@@ -275,6 +275,7 @@ def generate(invocation: Invocation, days: int, requests_per_day: int | None) ->
 def _generate(
     settings: Settings, days: Sequence[date], requests_per_day: int | None, incident_day: date | None = None
 ) -> dict[str, int]:
+    """Write the sample for ``days``; an ``incident_day`` given (the demo's) gets a weekday's traffic."""
     from chatpulse.sample.generate import write_sample
     from chatpulse.sample.traffic import SampleSizeError
 
@@ -285,6 +286,7 @@ def _generate(
             tz=settings.timezone,
             requests_per_day=requests_per_day,
             incident_day=incident_day,
+            busy_incident=incident_day is not None,
         )
     except SampleSizeError as exc:
         raise CliError(str(exc)) from exc
