@@ -7,7 +7,6 @@ import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
-    AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
     AssetKey,
@@ -20,6 +19,7 @@ from dagster import (
 
 from chatpulse.alerting import delivery, evaluate, prometheus
 from chatpulse.alerting.rules import load_rules
+from chatpulse.assets.checks import day_check
 from chatpulse.assets.daystate import write_day
 from chatpulse.assets.spend import spend_alerts
 from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
@@ -54,8 +54,8 @@ def alert_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         "the metric is back; budgets (use and month-end forecast) and the gap between the provider's bill and the "
         "log alert the same way; opened and resolved alerts are sent by webhook and e-mail.",
         check_specs=[
-            AssetCheckSpec(NO_ERROR_ALERTS, asset="alerts", description="no alert of severity error on the day"),
-            AssetCheckSpec(NO_WARN_ALERTS, asset="alerts", description="no alert of severity warn on the day"),
+            day_check(NO_ERROR_ALERTS, "alerts", partitions, "no alert of severity error on the day"),
+            day_check(NO_WARN_ALERTS, "alerts", partitions, "no alert of severity warn on the day"),
         ],
     )
     def alerts_asset(
@@ -100,12 +100,14 @@ def alert_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
             (NO_WARN_ALERTS, AssetCheckSeverity.WARN, "warn"),
         ):
             fired = stored[stored["severity"] == level]
+            still_open = int(fired["resolved_at"].isna().sum())
             yield AssetCheckResult(
                 check_name=check,
                 passed=fired.empty,
                 severity=severity,
+                description=f"{day}: {len(fired)} {level} alerts, {still_open} open",
                 metadata={
-                    "open": int(fired["resolved_at"].isna().sum()),
+                    "open": still_open,
                     "alerts": MetadataValue.json([delivery.describe(row) for _, row in fired.iterrows()]),
                 },
             )

@@ -7,7 +7,6 @@ import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
-    AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
     AssetsDefinition,
@@ -18,6 +17,7 @@ from dagster import (
 )
 
 from chatpulse.alerting.spend import bill_gap_breaches, budget_breaches, budget_status, history_start
+from chatpulse.assets.checks import day_check
 from chatpulse.assets.daystate import write_day
 from chatpulse.config import Settings
 from chatpulse.ingest.provider_bill import KIND, read_bills
@@ -99,11 +99,12 @@ def spend_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         description="The provider's bill (provider_bills: OpenAI Costs API pages or CSV in the landing folder) "
         "read into provider_costs, and compared with the log's logged and estimated cost per day, project and model.",
         check_specs=[
-            AssetCheckSpec(
+            day_check(
                 BILL_MATCHES_LOG,
-                asset="cost_reconciliation",
-                description="the day's bill and the log's cost differ by at most reconciliation_warn_share of "
-                "the bill, and every bill line is in USD",
+                "cost_reconciliation",
+                partitions,
+                "the day's bill and the log's cost differ by at most reconciliation_warn_share of the bill, "
+                "and every bill line is in USD",
             )
         ],
     )
@@ -137,10 +138,12 @@ def spend_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
                 "billed_usd": float(table.loc[table["scope"] == "all", "billed_usd"].sum()),
             }
         )
+        verdict = f"{len(problems)} problems with the bill" if problems else "the bill matches the log"
         yield AssetCheckResult(
             check_name=BILL_MATCHES_LOG,
             passed=not problems,
             severity=AssetCheckSeverity.WARN,
+            description=f"{key}: {verdict}",
             metadata={
                 "problems": MetadataValue.json(problems),
                 "warn_share": settings.reconciliation_warn_share,

@@ -210,8 +210,9 @@ class SampleSizeError(ValueError):
     """A sample size the generator cannot honour; the message says the smallest it can."""
 
 
-def day_size(rng: np.random.Generator, day: date, requests_per_day: int | None) -> int:
-    """Valid requests of a day: an explicit size is exact; the default varies a little and drops at weekends.
+def day_size(rng: np.random.Generator, day: date, requests_per_day: int | None, weekday: bool = False) -> int:
+    """Valid requests of a day: an explicit size is exact; the default varies a little and drops at weekends,
+    unless ``weekday`` asks for a weekday's traffic whatever the day.
 
     Raises SampleSizeError when an explicit size is below MIN_REQUESTS_PER_DAY.
     """
@@ -219,5 +220,5 @@ def day_size(rng: np.random.Generator, day: date, requests_per_day: int | None) 
         if requests_per_day < MIN_REQUESTS_PER_DAY:
             raise SampleSizeError(f"requests_per_day must be at least {MIN_REQUESTS_PER_DAY}, got {requests_per_day}")
         return requests_per_day
-    weekend = 0.4 if day.weekday() >= 5 else 1.0
+    weekend = 0.4 if day.weekday() >= 5 and not weekday else 1.0
     return round(DEFAULT_REQUESTS_PER_DAY * weekend * rng.uniform(0.92, 1.08))
