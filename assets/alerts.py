@@ -7,7 +7,6 @@ import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
-    AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
     AssetKey,
@@ -20,7 +19,9 @@ from dagster import (
 
 from chatpulse.alerting import delivery, evaluate, prometheus
 from chatpulse.alerting.rules import load_rules
+from chatpulse.assets.checks import day_check
 from chatpulse.assets.daystate import write_day
+from chatpulse.assets.spend import spend_alerts
 from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from chatpulse.warehouse import Write
 
@@ -35,15 +36,26 @@ def alert_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         name="alerts",
         partitions_def=partitions,
         ins={"requests": AssetIn("clean_requests", metadata={"columns": list(evaluate.REQUEST_COLUMNS)})},
-        deps=[AssetKey(name) for name in ("hourly_metrics", "daily_metrics", "request_metrics", "sessions")],
+        deps=[
+            AssetKey(name)
+            for name in (
+                "hourly_metrics",
+                "daily_metrics",
+                "request_metrics",
+                "sessions",
+                "dimension_daily",
+                "cost_reconciliation",
+            )
+        ],
         group_name="alerts",
         kinds={"pandas", "sql"},
         description="Alert rules evaluated on the day's metric tables: one row per rule and breach "
         "(back-to-back breaching windows are one breach), open while the breach goes on and resolved once "
-        "the metric is back; opened and resolved alerts are sent by webhook and e-mail.",
+        "the metric is back; budgets (use and month-end forecast) and the gap between the provider's bill and the "
+        "log alert the same way; opened and resolved alerts are sent by webhook and e-mail.",
         check_specs=[
-            AssetCheckSpec(NO_ERROR_ALERTS, asset="alerts", description="no alert of severity error on the day"),
-            AssetCheckSpec(NO_WARN_ALERTS, asset="alerts", description="no alert of severity warn on the day"),
+            day_check(NO_ERROR_ALERTS, "alerts", partitions, "no alert of severity error on the day"),
+            day_check(NO_WARN_ALERTS, "alerts", partitions, "no alert of severity warn on the day"),
         ],
     )
     def alerts_asset(
@@ -57,10 +69,15 @@ def alert_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         rules = load_rules(settings.alert_rules)
         tables = evaluate.Tables.read(store, day, rules, requests)
         breaches = evaluate.evaluate(rules, tables, day, settings.timezone, now)
+        spend, budgets = spend_alerts(store, settings, day, now)
+        if not spend.empty:
+            breaches = pd.concat([breaches, spend], ignore_index=True).sort_values(["window_start", "rule"])
         stored = evaluate.update_alerts(store.read("alerts", context.partition_key), breaches, now)
         windows = evaluate.window_series(rules, tables, day, settings.timezone)
         today = windows.pop(context.partition_key)
-        write_day(context, warehouse, Write("alerts", stored), Write("alert_windows", today))
+        write_day(
+            context, warehouse, Write("alerts", stored), Write("alert_windows", today), Write("budget_status", budgets)
+        )
         for earlier, rows in windows.items():  # baseline days read from their requests, stored for next time
             store.replace_day(earlier, Write("alert_windows", rows))
         outcome = delivery.deliver(
@@ -83,12 +100,14 @@ def alert_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
             (NO_WARN_ALERTS, AssetCheckSeverity.WARN, "warn"),
         ):
             fired = stored[stored["severity"] == level]
+            still_open = int(fired["resolved_at"].isna().sum())
             yield AssetCheckResult(
                 check_name=check,
                 passed=fired.empty,
                 severity=severity,
+                description=f"{day}: {len(fired)} {level} alerts, {still_open} open",
                 metadata={
-                    "open": int(fired["resolved_at"].isna().sum()),
+                    "open": still_open,
                     "alerts": MetadataValue.json([delivery.describe(row) for _, row in fired.iterrows()]),
                 },
             )

@@ -1,7 +1,6 @@
 """A day's state in the pipeline: each step records its write of the day, pages show the state, and the
 `day_consistent` checks show it in Dagster (chatpulse/daystate.py defines it)."""
 
-import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,14 +10,13 @@ from dagster import (
     AssetCheckResult,
     AssetChecksDefinition,
     AssetCheckSeverity,
-    AssetCheckSpec,
     AssetExecutionContext,
     MetadataValue,
     PartitionsDefinition,
-    PreviewWarning,
     multi_asset_check,
 )
 
+from chatpulse.assets.checks import day_check
 from chatpulse.daystate import REPORT, STEPS, TABLE, DayState, StepRun, day_state, day_states, with_record
 from chatpulse.pipelines.resources import WarehouseResource
 from chatpulse.reports.pages import mark_day_state, write_index
@@ -86,20 +84,17 @@ def day_state_checks(partitions: PartitionsDefinition) -> AssetChecksDefinition:
     steps it ran; a run killed or failed before the op leaves Dagster's own per-partition "unsynced"
     tags and the `chatpulse status` command to tell.
     """
-    with warnings.catch_warnings():
-        # Checks with a partition each are a preview in Dagster 1.13; a verdict per day is the point here.
-        warnings.simplefilter("ignore", PreviewWarning)
-        specs = [
-            AssetCheckSpec(
-                DAY_CONSISTENT,
-                asset=step,
-                partitions_def=partitions,
-                additional_deps=[other for other in STEPS if other != step],
-                description="the whole day is consistent after the run that wrote this step: every step that "
-                "writes the day ran after the steps it reads (metadata: the stale steps and why)",
-            )
-            for step in STEPS
-        ]
+    specs = [
+        day_check(
+            DAY_CONSISTENT,
+            step,
+            partitions,
+            "the whole day is consistent after the run that wrote this step: every step that writes the day ran "
+            "after the steps it reads (metadata: the stale steps and why)",
+            additional_deps=[other for other in STEPS if other != step],
+        )
+        for step in STEPS
+    ]
 
     @multi_asset_check(name="day_state", specs=specs, can_subset=True)
     def day_state_check(
@@ -108,12 +103,14 @@ def day_state_checks(partitions: PartitionsDefinition) -> AssetChecksDefinition:
         state = day_state(context.partition_key, warehouse.warehouse.read(TABLE, context.partition_key))
         if not state.complete:
             context.log.warning(f"day {state.day} is incomplete; stale: {', '.join(state.stale)}")
+        verdict = f"{state.day}: " + ("complete" if state.complete else f"incomplete; stale: {', '.join(state.stale)}")
         for key in sorted(context.selected_asset_check_keys, key=lambda key: key.asset_key.to_user_string()):
             yield AssetCheckResult(
                 asset_key=key.asset_key,
                 check_name=key.name,
                 passed=state.complete,
                 severity=AssetCheckSeverity.WARN,
+                description=verdict,
                 metadata=_check_metadata(state),
             )
 

@@ -8,7 +8,6 @@ import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
-    AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
     AssetsDefinition,
@@ -18,6 +17,7 @@ from dagster import (
     asset,
 )
 
+from chatpulse.assets.checks import day_check
 from chatpulse.assets.daystate import write_day
 from chatpulse.days import DaySpan
 from chatpulse.ingest.check import match_landing
@@ -56,10 +56,11 @@ def _raw_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefinition
         "and the rows each SQL source's query gives for the day; rows of the files read on days that cannot be "
         "run are quarantined as outside the partition range.",
         check_specs=[
-            AssetCheckSpec(
+            day_check(
                 MAPPED_COLUMNS,
-                asset=f"raw_{kind.value}",
-                description="every column the sources map is in at least one of the day's files",
+                f"raw_{kind.value}",
+                partitions,
+                "every column the sources map is in at least one of the day's files",
             )
         ],
     )
@@ -99,7 +100,7 @@ def _raw_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefinition
                 "unreadable_skipped": MetadataValue.json(sorted(extract.unreadable)),
             },
         )
-        yield _mapping_check(context, chatpulse, kind, extract.frame, read.columns, extract.unresolved)
+        yield _mapping_check(context, chatpulse, kind, extract.frame, read.columns, extract.unresolved, day)
 
     return _raw
 
@@ -111,6 +112,7 @@ def _mapping_check(
     frame: pd.DataFrame,
     sql_columns: dict[str, tuple[str, ...]],
     unresolved: dict[str, tuple[str, ...]],
+    run_day: date,
 ) -> AssetCheckResult:
     """Log the mapping mistakes `chatpulse check` would print about the day's files and queries (names and
     counts, no values), and fail (WARN) when a column or path a source maps is in none of them
@@ -128,13 +130,20 @@ def _mapping_check(
     )
     findings = list(day.findings)
     if kind == Kind.REQUESTS:  # files no source reads concern every kind: said once per run, here
-        findings += [f for f in match_landing(settings.landing_dir, settings.sources).findings if f.kind is None]
+        findings += [
+            f
+            for f in match_landing(settings.landing_dir, settings.sources, settings.bill_patterns).findings
+            if f.kind is None
+        ]
     for finding in findings:
         context.log.warning(f"mapping: {finding}")
+    columns = sorted({str(entry["source_column"]) for entry in day.missing})
+    found = f"not found: {', '.join(columns)}" if columns else "every mapped column found"
     return AssetCheckResult(
         check_name=MAPPED_COLUMNS,
         passed=not day.missing,
         severity=AssetCheckSeverity.WARN,
+        description=f"{run_day}: {found} ({len(day.files)} files)",
         metadata={"missing": MetadataValue.json(list(day.missing)), "files": MetadataValue.json(list(day.files))},
     )
 
@@ -150,13 +159,9 @@ def _clean_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefiniti
         kinds={"pandas", "sql"},
         description=f"Validated, repaired and deduplicated {kind.value}; rejects go to the quarantine table.",
         check_specs=[
-            AssetCheckSpec(ACCOUNTED, asset=name, description="rows in = clean + quarantined + duplicates"),
-            AssetCheckSpec(
-                QUARANTINE_RATE, asset=name, description="share of rows quarantined stays under the configured limit"
-            ),
-            AssetCheckSpec(
-                EXPECTATIONS, asset=name, description=f"the Great Expectations suite expectations/{kind.value}.json"
-            ),
+            day_check(ACCOUNTED, name, partitions, "rows in = clean + quarantined + duplicates"),
+            day_check(QUARANTINE_RATE, name, partitions, "share of rows quarantined stays under the configured limit"),
+            day_check(EXPECTATIONS, name, partitions, f"the Great Expectations suite expectations/{kind.value}.json"),
         ],
     )
     def _clean(
@@ -190,6 +195,7 @@ def _clean_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefiniti
         yield AssetCheckResult(
             check_name=ACCOUNTED,
             passed=accounted == quality["rows_in"],
+            description=f"{day}: {quality['rows_in']} rows in, {accounted} clean, quarantined or duplicate",
             metadata={"rows_in": quality["rows_in"], "accounted": accounted},
         )
         rate = quality["quarantined"] / quality["rows_in"] if quality["rows_in"] else 0.0
@@ -197,6 +203,7 @@ def _clean_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefiniti
             check_name=QUARANTINE_RATE,
             passed=rate <= settings.quarantine_warn_rate,
             severity=AssetCheckSeverity.WARN,
+            description=f"{day}: {rate:.1%} of rows quarantined (limit {settings.quarantine_warn_rate:.1%})",
             metadata={
                 "rate": rate,
                 "limit": settings.quarantine_warn_rate,
@@ -210,6 +217,7 @@ def _clean_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefiniti
             check_name=EXPECTATIONS,
             passed=not failed,
             severity=AssetCheckSeverity.WARN,
+            description=f"{day}: {len(failed)} of {len(result.validation.outcomes)} expectations failed",
             metadata={"expectations": len(result.validation.outcomes), "failed": MetadataValue.json(failed)},
         )
 

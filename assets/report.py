@@ -28,6 +28,7 @@ from chatpulse.reports.mail import ReportInProgress, ReportUnfit, deliver
 from chatpulse.reports.pages import mark_day_state, write_pages
 from chatpulse.reports.render import render_report, report_file
 from chatpulse.reports.sections import detail_sections, rated_days
+from chatpulse.reports.spend import spend_sections
 
 # What the report shows comes from these assets' tables, so it runs after all of them.
 SHOWN_ASSETS = (
@@ -41,7 +42,10 @@ SHOWN_ASSETS = (
     "scenario_spotlight",
     "clean_messages",
     "clean_feedback",
+    "dimension_daily",
+    "cost_reconciliation",
 )
+SPEND_TABLES = ("dimension_daily", "budget_status", "cost_reconciliation")
 SECTION_TABLES = (
     "daily_trends",
     "scenario_daily",
@@ -81,7 +85,8 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         group_name="report",
         kinds={"html"},
         description="reports/<day>.html: the day's alerts, headline numbers with deltas, charts, trends, "
-        "scenarios, feedback, errors, models, top users, slowest requests and data quality for the day; "
+        "scenarios, feedback, errors, models, top users, slowest requests, who spends, budgets, the provider's bill "
+        "and data quality for the day; "
         "rewrites reports/index.html (days with alerts marked) and, on a Sunday, writes reports/week-<Monday>.html.",
     )
     def daily_report(
@@ -103,6 +108,13 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         every_day = store.read_days("daily_metrics", None, None)  # one row a day: the index lists them all
         history = every_day[every_day["day"].between(*window(day, 30))]
         tables = {table: store.read(table, day) for table in SECTION_TABLES} | {"sessions": sessions}
+        display = UserDisplay(chatpulse.settings.user_pseudonyms)
+        spend = {table: store.read(table, day) for table in SPEND_TABLES}
+        spend["dimension_daily_week_ago"] = store.read("dimension_daily", (today - timedelta(days=7)).isoformat())
+        settings = chatpulse.settings
+        sections = detail_sections(tables, display) + spend_sections(
+            spend, today, settings.dimensions, bool(settings.budgets), bool(settings.provider_bills), display
+        )
         comparisons = (  # part of a day is compared with nothing
             {} if in_progress else _comparisons(history, store.read_days("feedback_daily", *week_before), today)
         )
@@ -114,7 +126,7 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
             hourly=store.read("hourly_metrics", day).sort_values("hour"),
             latencies=requests["latency_ms"].dropna(),
             quality=store.read("data_quality", day),
-            sections=detail_sections(tables, UserDisplay(chatpulse.settings.user_pseudonyms)),
+            sections=sections,
             out_dir=out_dir,
             comparisons=comparisons,
             tables=tables,

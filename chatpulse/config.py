@@ -34,6 +34,7 @@ from chatpulse.presets import with_preset
 from chatpulse.pricefile import PriceError, read_prices
 from chatpulse.pseudonyms import KEY_MIN_LENGTH, Pseudonyms
 from chatpulse.schema import COLUMNS, ID_COLUMN, Kind
+from chatpulse.spendconfig import Budget, Dimension, ProviderBill, Share, TopValues, check_references
 from chatpulse.sqlconfig import SqlQuery, SqlSettingError
 from chatpulse.tokens import Convention
 from chatpulse.yamlfile import (
@@ -329,6 +330,12 @@ class Settings:
     pseudonymize_storage: bool = False
     pseudonym_key: str | None = field(default=None, repr=False)
     metadata_keys: tuple[str, ...] | None = None
+    # Who spends, budgets and the provider's bills (chatpulse/spendconfig.py).
+    dimensions: tuple[Dimension, ...] = ()
+    top_values: int = 20
+    budgets: tuple[Budget, ...] = ()
+    provider_bills: tuple[ProviderBill, ...] = ()
+    reconciliation_warn_share: float = 0.05
 
     @property
     def user_pseudonyms(self) -> Pseudonyms | None:
@@ -340,6 +347,11 @@ class Settings:
     def storage_pseudonyms(self) -> Pseudonyms | None:
         """The hash user ids are stored under (None: stored as they are)."""
         return Pseudonyms(self.pseudonym_key) if self.pseudonymize_storage and self.pseudonym_key else None
+
+    @property
+    def bill_patterns(self) -> tuple[str, ...]:
+        """The globs (relative to the landing folder) of the provider's bills: landing files no source reads."""
+        return tuple(bill.pattern for bill in self.provider_bills)
 
     @property
     def dagster_home(self) -> Path:
@@ -389,6 +401,16 @@ class ConfigFile(YamlSection):
     pseudonym_key_env: Annotated[str, expect("a variable name")] = PSEUDONYM_KEY_ENV
     metadata_keys: Annotated[tuple[str, ...] | None, expect("a list of metadata keys")] = None
     max_field_bytes: FieldBytes | None = None  # the default of every source that does not set its own
+    dimensions: Annotated[tuple[Dimension, ...], expect("a list of dimensions")] = ()
+    top_values: TopValues = 20
+    budgets: Annotated[tuple[Budget, ...], expect("a list of budgets")] = ()
+    provider_bills: Annotated[tuple[ProviderBill, ...], expect("a list of bill mappings with format and pattern")] = ()
+    reconciliation_warn_share: Share = 0.05
+
+    @model_validator(mode="after")
+    def _spend_references(self) -> ConfigFile:
+        check_references(self.dimensions, self.budgets, self.provider_bills, self.metadata_keys)
+        return self
 
 
 def parse_source(raw: Any, key: str) -> SourceConfig:

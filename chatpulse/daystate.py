@@ -41,7 +41,17 @@ STEPS: dict[str, tuple[str, ...]] = {
     "session_metrics": ("sessions", "clean_requests", "clean_messages"),
     "user_metrics": ("request_metrics", "daily_metrics"),
     "daily_trends": ("daily_metrics", "request_metrics", "session_metrics", "user_metrics"),
-    "alerts": ("clean_requests", "hourly_metrics", "daily_metrics", "request_metrics", "sessions"),
+    "dimension_daily": ("clean_requests",),
+    "cost_reconciliation": ("clean_requests",),
+    "alerts": (
+        "clean_requests",
+        "hourly_metrics",
+        "daily_metrics",
+        "request_metrics",
+        "sessions",
+        "dimension_daily",
+        "cost_reconciliation",
+    ),
     REPORT: (
         "clean_requests",
         "sessions",
@@ -55,6 +65,8 @@ STEPS: dict[str, tuple[str, ...]] = {
         "scenario_spotlight",
         "clean_messages",
         "clean_feedback",
+        "dimension_daily",
+        "cost_reconciliation",
     ),
 }
 

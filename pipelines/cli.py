@@ -21,9 +21,10 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from chatpulse.config import CONFIG_ENV, ConfigError, Settings, load_settings
+from chatpulse.config import CONFIG_ENV, DEFAULT_CONFIG_FILE, ConfigError, Settings, load_settings
 from chatpulse.days import DayOutOfRange, DaySpan
 from chatpulse.ingest.check import DEFAULT_ROWS
+from chatpulse.pipelines.demo import DEMO_DAYS, planted_rows, unsynced_sqlite
 
 if TYPE_CHECKING:
     from dagster_shared.error import SerializableErrorInfo
@@ -241,17 +242,31 @@ def report_path(settings: Settings, day: date) -> Path:
 
 
 @_subcommand("demo")
-@click.option("--days", type=click.IntRange(min=1), default=7, help="How many days before today.")
+@click.option("--days", type=click.IntRange(min=1), default=DEMO_DAYS, help="How many days before today.")
 def demo(invocation: Invocation, days: int) -> None:
     """Generate sample days, run them, print the newest report.
 
-    The sample covers the DAYS complete days before today, written to the landing folder.
+    The sample covers the DAYS complete days before today, written to the landing folder; the
+    newest has an incident, so its report opens with the alerts it fired. Without a configuration
+    of your own, the demo runs on <data_home>/demo.yaml: the sample's teams, projects, budgets and
+    bill (chatpulse/sample/demo.yaml).
     """
-    settings = invocation.settings()
+    config_file = _demo_config(invocation)
+    settings = load_settings(config_file)
     chosen = last_days(settings, days)
-    _generate(settings, chosen, None)
-    run_days(settings, chosen, invocation.config_file)
+    click.echo(planted_rows(_generate(settings, chosen, None, incident_day=chosen[-1])))
+    with unsynced_sqlite():
+        run_days(settings, chosen, config_file)
     click.echo(f"report: {report_path(settings, chosen[-1])}")
+
+
+def _demo_config(invocation: Invocation) -> str | None:
+    """The configuration the demo runs on: the one named or found, else the demo's, written into the data home."""
+    if invocation.config_file or os.environ.get(CONFIG_ENV) or Path(DEFAULT_CONFIG_FILE).is_file():
+        return invocation.config_file
+    from chatpulse.sample.demo import write_demo_config
+
+    return str(write_demo_config(invocation.settings().data_home))
 
 
 @_subcommand("generate")
@@ -269,16 +284,27 @@ def generate(invocation: Invocation, days: int, requests_per_day: int | None) ->
     _generate(settings, last_days(settings, days), requests_per_day)
 
 
-def _generate(settings: Settings, days: Sequence[date], requests_per_day: int | None) -> None:
+def _generate(
+    settings: Settings, days: Sequence[date], requests_per_day: int | None, incident_day: date | None = None
+) -> dict[str, int]:
+    """Write the sample for ``days``; an ``incident_day`` given (the demo's) gets a weekday's traffic."""
     from chatpulse.sample.generate import write_sample
     from chatpulse.sample.traffic import SampleSizeError
 
     try:
-        counts = write_sample(settings.landing_dir, list(days), tz=settings.timezone, requests_per_day=requests_per_day)
+        counts = write_sample(
+            settings.landing_dir,
+            list(days),
+            tz=settings.timezone,
+            requests_per_day=requests_per_day,
+            incident_day=incident_day,
+            busy_incident=incident_day is not None,
+        )
     except SampleSizeError as exc:
         raise CliError(str(exc)) from exc
     summary = ", ".join(f"{counts[key]:,} {key}" for key in ("requests", "messages", "feedback", "sessions"))
     click.echo(f"wrote sample data for {days[0]} .. {days[-1]} to {settings.landing_dir}: {summary}")
+    return counts
 
 
 @_subcommand("run")
@@ -434,13 +460,17 @@ def ui(invocation: Invocation, port: int) -> None:
     """Start `dagster dev` on this configuration.
 
     The UI, the sensors and the schedule, on the configuration's Dagster home (created
-    with its one-run-per-day limit).
+    with its one-run-per-day limit). Ctrl-C or SIGTERM stops it with all its processes.
     """
+    from chatpulse.pipelines.child import run_group
+
     settings = invocation.settings()
     _use_config(invocation.config_file)
     prepare_dagster_home(settings)
     dagster = Path(sys.executable).with_name("dagster")
-    os.execv(dagster, [str(dagster), "dev", "-m", DEFINITIONS_MODULE, "-p", str(port)])
+    code = run_group([str(dagster), "dev", "-m", DEFINITIONS_MODULE, "-p", str(port)])
+    if code:
+        click.get_current_context().exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

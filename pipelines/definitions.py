@@ -27,6 +27,7 @@ from chatpulse.assets.metrics import metric_assets
 from chatpulse.assets.neighbours import neighbour_assets
 from chatpulse.assets.report import report_assets
 from chatpulse.assets.sessions import session_assets
+from chatpulse.assets.spend import spend_assets
 from chatpulse.config import CONFIG_ENV, Settings, load_settings
 from chatpulse.pipelines.resources import ChatPulseSettings, ParquetIOManager, WarehouseResource
 from chatpulse.pipelines.sensors import failure_mail_sensor, landing_sensor
@@ -81,6 +82,7 @@ def build_definitions(settings: Settings, config_file: str | None = None) -> Def
             *neighbour_assets(partitions),
             *session_assets(partitions),
             *metric_assets(partitions),
+            *spend_assets(partitions),
             *report_assets(partitions),
             *alert_assets(partitions),
         ],

@@ -11,6 +11,7 @@ DejaVu Sans for Latin text and fall back to the CJK font glyph by glyph.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,7 @@ CJK_FAMILIES = (
     "Microsoft YaHei",
     "SimHei",
 )
+BOLD = 700  # the weight chart titles ask for (chartkit's axes.titleweight)
 
 
 def cjk_family() -> str | None:
@@ -46,9 +48,34 @@ def configure() -> str | None:
     """Put the CJK family behind DejaVu Sans in matplotlib's fallback list; returns it (None: none found)."""
     family = cjk_family()
     if family is not None:
+        bold_stand_in(family)
         # An explicit list, not the generic "sans-serif": matplotlib falls back glyph by glyph only along it.
         matplotlib.rcParams["font.family"] = ["DejaVu Sans", family]
     return family
+
+
+def bold_stand_in(family: str) -> bool:
+    """Register ``family``'s regular face as its bold too, when it has no bold face; True if it did.
+
+    A bold title looks along the whole family list for every glyph, so matplotlib asks the CJK family
+    for a bold face. WenQuanYi Micro Hei (like SimHei) ships one weight only: matplotlib then draws the
+    regular face anyway, with a "findfont: Failed to find font weight bold" warning on every run.
+    Declaring that face as the family's bold draws exactly the same glyphs without the warning; Latin
+    text stays DejaVu Sans Bold. A family with a real bold face is left alone.
+    """
+    manager = font_manager.fontManager
+    faces = [font for font in manager.ttflist if font.name == family and font.style == "normal"]
+    if not faces or any(_weight(font.weight) >= BOLD for font in faces):
+        return False
+    regular = min(faces, key=lambda font: abs(_weight(font.weight) - 400))
+    manager.ttflist.append(dataclasses.replace(regular, weight=BOLD))
+    manager._findfont_cached.cache_clear()  # as FontManager.addfont does after adding a face
+    return True
+
+
+def _weight(weight: str | int) -> int:
+    """A font weight as a number (matplotlib stores names such as "bold" or numbers)."""
+    return weight if isinstance(weight, int) else font_manager.weight_dict[weight]
 
 
 def install(target: Path = FONT_DIR) -> Path:

@@ -295,6 +295,8 @@ ASSET_NAMES = {
     "daily_trends",
     "report_email",
     "alerts",
+    "dimension_daily",
+    "cost_reconciliation",
 }
 
 

@@ -48,6 +48,45 @@ def test_demo_generates_runs_and_prints_the_report(tmp_path: Path) -> None:
     assert daily["requests"] > 500
     shown = re.search(r'"label">Requests</div>\s*<div class="value">([\d,]+)<', report.read_text()).group(1)
     assert shown == f"{daily['requests']:,}"
+    # Without a configuration of its own the demo runs on its spend settings, written into the data home.
+    assert (tmp_path / "demo.yaml").is_file()
+    assert all(f"<h2>{title}</h2>" in report.read_text() for title in ("Who spends", "Budgets", "Provider bill"))
+    # The newest day has the incident: its report opens with the alerts it fired.
+    assert "<h2>Alerts: " in report.read_text()
+    assert "findfont" not in result.stderr
+
+
+@pytest.mark.pipeline
+def test_demo_announces_its_deliberately_broken_lines_before_the_runs_warn_of_them(tmp_path: Path) -> None:
+    result = chatpulse("demo", "--days", "2", CHATPULSE_HOME=str(tmp_path), DAGSTER_HOME=str(tmp_path / "dagster"))
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    (said,) = [n for n, line in enumerate(lines) if "deliberately broken" in line]
+    assert said < next(n for n, line in enumerate(lines) if line.startswith("[1/2]"))  # before any run
+    found = re.fullmatch(
+        r"the sample has (\d+) deliberately broken lines \((\d+) malformed, (\d+) invalid\) and (\d+) repeated ones, "
+        r"to show the quarantine: the runs below set them aside with a 'quarantined \.\.\. rows' warning each day; "
+        r"see each report's Data quality section and the quarantine table",
+        lines[said],
+    )
+    assert found, lines[said]
+    broken, malformed, invalid, repeated = (int(n) for n in found.groups())
+    # The same numbers, counted another way: lines that are not JSON in the landing files, and what the runs
+    # quarantined and counted as duplicates.
+    not_json = 0
+    for path in (tmp_path / "landing").glob("*.jsonl.gz"):
+        for line in gzip.decompress(path.read_bytes()).decode().splitlines():
+            try:
+                json.loads(line)
+            except json.JSONDecodeError:
+                not_json += 1
+    quality = Warehouse(f"sqlite:///{tmp_path / 'warehouse.db'}").read("data_quality")
+    assert (broken, malformed, invalid) == (malformed + invalid, not_json, broken - not_json)
+    assert (int(quality["quarantined"].sum()), int(quality["duplicates"].sum())) == (broken, repeated)
+    assert broken > 0 and repeated > 0
+    # Each day's warning names exactly the rows it quarantined.
+    warned = [int(n) for n in re.findall(r"quarantined (\d+) \w+ rows", result.stderr)]
+    assert sorted(warned) == sorted(int(n) for n in quality["quarantined"] if n)
 
 
 @pytest.mark.pipeline
@@ -141,6 +180,7 @@ def test_generate_writes_the_sample_and_says_what(tmp_path: Path) -> None:
     )
     assert counts is not None and counts[1] == counts[2] and int(counts[3]) >= 150
     assert sorted(p.name.split("-")[0] for p in (tmp_path / "landing").iterdir()) == [
+        "bills",  # the sample's bill (sample.bill): bills/openai-costs-DAY-DAY.json
         "feedback",
         "messages",
         "requests",
@@ -163,7 +203,7 @@ def test_version_is_the_installed_package_version() -> None:
     ("command", "defaults"),
     [
         ([], ["[env var: CHATPULSE_CONFIG; default: (./chatpulse.yaml if it exists, else built-in defaults)]"]),
-        (["demo"], ["--days INTEGER RANGE How many days before today. [default: 7; x>=1]"]),
+        (["demo"], ["--days INTEGER RANGE How many days before today. [default: 6; x>=1]"]),
         (["generate"], ["[default: 7; x>=1]", "[default: (about 3000 on weekdays, fewer at weekends)]"]),
         (["run"], ["--start DAY First day. [required]", "--end DAY Last day. [default: (the start day)]"]),
         (["convert-oasst"], ["--out DIRECTORY Folder to write into. [default: (the landing folder)]"]),

@@ -31,7 +31,8 @@ def test_every_stage_is_a_daily_partitioned_asset_in_the_configured_zone(tmp_pat
     checks = {(key.asset_key.path[-1], key.name) for key in graph.asset_check_keys}
     day_checks = {(step, DAY_CONSISTENT) for step in STEPS}  # the day's state, on every step that writes it
     assert ("clean_requests", "rows_accounted_for") in checks and ("raw_requests", "mapped_columns_present") in checks
-    assert len(checks - day_checks) == 14
+    assert ("cost_reconciliation", "bill_matches_log") in checks  # issue 13: the bill against the log
+    assert len(checks - day_checks) == 15
     assert day_checks <= checks
     schedule = defs.resolve_schedule_def(f"{DAILY_JOB}_schedule")
     assert schedule.cron_schedule == "30 7 * * *" and schedule.execution_timezone == "Asia/Shanghai"

@@ -60,3 +60,59 @@ def test_report_charts_draw_chinese_labels(tmp_path) -> None:  # noqa: ANN001
     )
     assert charts.scenarios(scenario_daily, tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
     assert charts.tokens_and_cost(model_costs, tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# Renders the whole report of a full day (every chart, titles in bold) in a fresh interpreter, whose font
+# lookups are not yet cached, keeping every warning the matplotlib loggers emit; prints the CJK family first.
+_RENDER_REPORT = """
+import logging, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+kept = []
+class Keep(logging.Handler):
+    def emit(self, record):
+        kept.append(record.getMessage())
+logging.getLogger("matplotlib").addHandler(Keep(logging.WARNING))
+from fixtures import full_day, render_with
+from chatpulse.reports import fonts
+html = render_with(Path(sys.argv[2]), full_day(alerts=2))
+print(fonts.cjk_family(), html.count("data:image/png"), sep="\\n")
+print("\\n".join(kept))
+"""
+
+
+@pytest.mark.subprocess
+def test_rendering_the_charts_warns_of_no_missing_font_weight(tmp_path) -> None:  # noqa: ANN001
+    import subprocess
+    import sys
+
+    from fixtures import ROOT
+
+    done = subprocess.run(
+        [sys.executable, "-c", _RENDER_REPORT, str(ROOT / "tests"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    family, charts, *logged = done.stdout.splitlines()
+    if family == "None":
+        pytest.skip("no CJK font: `make` installs Debian's fonts-wqy-microhei, or install Noto Sans CJK")
+    assert int(charts) > 0  # charts drawn, so their titles and labels looked up their fonts
+    assert [line for line in logged if "findfont" in line] == []
+    assert "findfont" not in done.stderr
+
+
+def test_a_family_without_bold_gets_its_regular_face_as_bold() -> None:
+    from matplotlib import font_manager
+
+    from chatpulse.reports.fonts import bold_stand_in
+
+    family = configure()
+    if family is None:
+        pytest.skip("no CJK font: `make` installs Debian's fonts-wqy-microhei, or install Noto Sans CJK")
+    files = {font.fname for font in font_manager.fontManager.ttflist if font.name == family}
+    bold = font_manager.findfont(font_manager.FontProperties(family=family, weight="bold"), fallback_to_default=False)
+    # The bold lookup finds a face of the family itself (its own bold, or the regular face standing in for it)...
+    assert str(getattr(bold, "path", bold)) in files
+    assert bold_stand_in(family) is False  # ...and a family that has a bold face gets no second one

@@ -206,8 +206,9 @@ def test_same_seed_gives_the_same_bytes_and_days_stand_alone(
     landing, counts = sample
     again = tmp_path / "again"
     assert write_sample(again, DAYS, requests_per_day=PER_DAY) == counts
-    for path in landing.iterdir():
-        assert (again / path.name).read_bytes() == path.read_bytes(), path.name
+    for path in (path for path in landing.rglob("*") if path.is_file()):  # the bill in bills/ included
+        name = path.relative_to(landing)
+        assert (again / name).read_bytes() == path.read_bytes(), name
     name = f"requests-{DAYS[0]}.jsonl.gz"
     alone = tmp_path / "alone"
     write_sample(alone, [DAYS[0]], requests_per_day=PER_DAY, incident_day=INCIDENT_DAY)

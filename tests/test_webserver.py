@@ -23,6 +23,8 @@ QUERY = """query ($day: String) {
   assetOrError(assetKey: {path: ["daily_report"]}) { ... on Asset { assetMaterializations(limit: 5) { partition } } }
   assetCheckExecutions(assetKey: {path: ["daily_report"]}, checkName: "day_consistent", partition: $day, limit: 5) {
     partition status evaluation { severity } }
+  quarantine: assetCheckExecutions(assetKey: {path: ["clean_requests"]}, checkName: "quarantine_rate",
+    partition: $day, limit: 5) { partition status evaluation { description } }
 }"""
 
 
@@ -91,6 +93,13 @@ def test_the_ui_shows_assets_partitions_checks_and_runs(webserver: str) -> None:
     # The day's state, per day: the CLI's run left it complete.
     executions = data["assetCheckExecutions"]
     assert executions == [{"partition": DAY, "status": "SUCCEEDED", "evaluation": {"severity": "WARN"}}]
+    # Every check's result is the day's: the day's share of quarantined rows (one latency that is not a number,
+    # of the lines dated that day) is over the default 5% limit, and the UI shows the failure under the day.
+    rows_in = sum(1 for row in REQUESTS if row["timestamp"].startswith(DAY))
+    bad = sum(1 for row in REQUESTS if row.get("latency_ms") == "quick")
+    (result,) = data["quarantine"]
+    assert (result["partition"], result["status"]) == (DAY, "FAILED" if bad / rows_in > 0.05 else "SUCCEEDED")
+    assert result["evaluation"]["description"].startswith(f"{DAY}: {bad / rows_in:.1%} of rows quarantined")
 
 
 @pytest.mark.subprocess

@@ -356,13 +356,14 @@ class Landing:
     findings: tuple[Finding, ...]
 
 
-def match_landing(landing_dir: Path, sources: Sequence[SourceConfig]) -> Landing:
+def match_landing(landing_dir: Path, sources: Sequence[SourceConfig], others: Sequence[str] = ()) -> Landing:
     """Each source's files as `landing_files` assigns them (first matching source of a kind wins).
 
     A pattern that matches no file is a finding, unless the sources are the built-in ones and
     another of them matches. Strays are looked for in the landing folder itself and in every
     folder a pattern reaches (not below), among names a source could read (.jsonl, .ndjson,
-    .json, .csv, optionally .gz), hidden files left out.
+    .json, .csv, optionally .gz), hidden files left out; files the `others` globs match (the
+    provider's bills) are read too, so they are no strays.
     """
     if not landing_dir.is_dir():  # a worry only where a source reads files
         missing = [Finding(f"the landing folder {landing_dir} does not exist")]
@@ -402,6 +403,7 @@ def match_landing(landing_dir: Path, sources: Sequence[SourceConfig]) -> Landing
             )
     every = set().union(*(files or set() for files in matched))
     folders = {landing_dir, *(path.parent for path in every)}
+    every |= {path for pattern in others for path in landing_dir.glob(pattern)}
     strays = tuple(
         sorted(
             label_of(path, landing_dir)

@@ -189,7 +189,7 @@ def check_landing(
     """
     day = day or today - timedelta(days=1)
     env = os.environ if env is None else env
-    landing = match_landing(settings.landing_dir, settings.sources)
+    landing = match_landing(settings.landing_dir, settings.sources, settings.bill_patterns)
     read = f"the first {plural(rows, 'row')} of each file" if rows else "every row of each file"
     lines = [
         f"landing folder {settings.landing_dir}",

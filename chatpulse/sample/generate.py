@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from chatpulse.sample.bill import Charges, add_charges, write_costs
 from chatpulse.sample.rows import Rows
 from chatpulse.sample.simulate import simulate
 from chatpulse.sample.traffic import Users, day_size
@@ -139,13 +140,19 @@ def write_sample(
     requests_per_day: int | None = None,
     seed: int = 7,
     incident_day: date | None = None,
+    busy_incident: bool = False,
 ) -> dict[str, int]:
-    """Writes requests-, messages- and feedback-DAY.jsonl.gz for each day; returns what it wrote.
+    """Writes requests-, messages- and feedback-DAY.jsonl.gz for each day, and the provider's bill of those
+    days as an OpenAI Costs API page, bills/openai-costs-FIRST-LAST.json (sample.bill: the logged cost plus one
+    known unlogged charge a day); returns what it wrote.
 
     An explicit requests_per_day is the exact number of valid requests per day; left out,
-    weekdays get about 3000 and weekends fewer. The incident falls on the second-to-last
-    day (the only day when there is one). Each day has its own random stream, so a day
-    comes out the same whichever other days are generated with it.
+    weekdays get about 3000 and weekends fewer; with ``busy_incident`` the incident day gets a
+    weekday's traffic even at a weekend (the demo: a weekend's 5-minute windows hold too few
+    requests for the alert rules' ``min_requests``, so its alerts would depend on the weekday).
+    The incident falls on ``incident_day``, by default the second-to-last day (the only day when
+    there is one). Each day has its own random stream, so a day comes out the same whichever
+    other days are generated with it.
 
     The counts, summed over the days: requests, messages, feedback and sessions are valid
     records (the repairable request included); *_lines are the lines in the files;
@@ -159,10 +166,12 @@ def write_sample(
         incident_day = days[-2] if len(days) >= 2 else days[0]
     users = Users.draw(seed)
     counts: Counter[str] = Counter()
+    charges: Charges = {}
     for day in days:
         rng = np.random.default_rng([seed, day.toordinal()])
-        n = day_size(rng, day, requests_per_day)
+        n = day_size(rng, day, requests_per_day, busy_incident and day == incident_day)
         sim = simulate(day, tz, n, users, rng, day == incident_day, seed)
+        add_charges(charges, sim.requests)
         request_dirt = _dirty_requests(sim.requests, rng)
         message_dirt = _dirty_messages(sim.messages, rng)
         stem = day.isoformat()
@@ -181,6 +190,9 @@ def write_sample(
             for category, count in dirt.counts.items():
                 counts[f"{kind}_{category}"] += count
                 counts[category] += count
+    if days:  # in a folder of its own: no log source reads it, and `chatpulse check` need not mention it
+        (landing_dir / "bills").mkdir(exist_ok=True)
+        write_costs(landing_dir / "bills" / f"openai-costs-{min(days)}-{max(days)}.json", charges)
     keys = (
         "days",
         "requests",

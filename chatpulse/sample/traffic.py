@@ -53,10 +53,29 @@ APP_P = np.array([0.30, 0.20, 0.25, 0.10, 0.15])
 SYSTEM_PROMPT_TOKENS = np.array([450, 300, 600, 250, 150])
 CLIENTS = ("web", "desktop", "mobile")
 CLIENT_P = np.array([0.60, 0.25, 0.15])
+# Who spends: each app is an OpenAI project owned by a team (the demo's `dimensions` and its bill).
+PROJECTS = {app: "proj_" + app.replace("-", "_") for app in APPS}
+TEAMS = {
+    "helpdesk": "support",
+    "sales-copilot": "sales",
+    "dev-assistant": "engineering",
+    "docs-search": "engineering",
+    "translator": "localization",
+}
 # Shared dict objects: a million rows reference a handful of small dicts.
-CHAT_METADATA = np.array([{"app": app, "client": client} for app in APPS for client in CLIENTS], dtype=object)
+CHAT_METADATA = np.array(
+    [
+        {"app": app, "client": client, "project": PROJECTS[app], "team": TEAMS[app]}
+        for app in APPS
+        for client in CLIENTS
+    ],
+    dtype=object,
+)
 BATCH_METADATA = np.array(
-    [{"app": "docs-search", "job": "index-docs"}, {"app": "helpdesk", "job": "ticket-summary"}],
+    [
+        {"app": app, "job": job, "project": PROJECTS[app], "team": TEAMS[app]}
+        for app, job in (("docs-search", "index-docs"), ("helpdesk", "ticket-summary"))
+    ],
     dtype=object,
 )
 
@@ -191,8 +210,9 @@ class SampleSizeError(ValueError):
     """A sample size the generator cannot honour; the message says the smallest it can."""
 
 
-def day_size(rng: np.random.Generator, day: date, requests_per_day: int | None) -> int:
-    """Valid requests of a day: an explicit size is exact; the default varies a little and drops at weekends.
+def day_size(rng: np.random.Generator, day: date, requests_per_day: int | None, weekday: bool = False) -> int:
+    """Valid requests of a day: an explicit size is exact; the default varies a little and drops at weekends,
+    unless ``weekday`` asks for a weekday's traffic whatever the day.
 
     Raises SampleSizeError when an explicit size is below MIN_REQUESTS_PER_DAY.
     """
@@ -200,5 +220,5 @@ def day_size(rng: np.random.Generator, day: date, requests_per_day: int | None) 
         if requests_per_day < MIN_REQUESTS_PER_DAY:
             raise SampleSizeError(f"requests_per_day must be at least {MIN_REQUESTS_PER_DAY}, got {requests_per_day}")
         return requests_per_day
-    weekend = 0.4 if day.weekday() >= 5 else 1.0
+    weekend = 0.4 if day.weekday() >= 5 and not weekday else 1.0
     return round(DEFAULT_REQUESTS_PER_DAY * weekend * rng.uniform(0.92, 1.08))
