@@ -9,7 +9,7 @@ the file, the key path and what was expected, never a bare traceback.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import field, fields, replace
 from datetime import date, datetime, time
 from pathlib import Path
@@ -230,20 +230,6 @@ class SourceConfig(YamlSection):
         """The paths a canonical field is read from: one, or those its derived value is computed from."""
         column = self.column(canonical)
         return (column,) if isinstance(column, str) else column.inputs
-
-    def unmet(self, canonical: str, reached: Callable[[str], bool]) -> tuple[str, ...]:
-        """The paths of a canonical field that are missing, given which paths `reached` a record: each
-        path that did not, except a path listed in `optional`, and a `first` value's paths only when
-        none of them did (any one serves)."""
-        column = self.column(canonical)
-        groups = ((column,),) if isinstance(column, str) else column.groups
-        return tuple(
-            path
-            for group in groups
-            if not any(reached(path) for path in group)
-            for path in group
-            if path not in self.optional
-        )
 
     @property
     def sql_key(self) -> str:

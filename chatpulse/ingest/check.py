@@ -19,7 +19,7 @@ import re
 import tempfile
 import zlib
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import islice
@@ -182,7 +182,7 @@ def _summarise(raw: RawFile, frame: pd.DataFrame, source: SourceConfig, tz: str,
     columns: dict[str, ColumnSample] = {}
     for name in COLUMNS[source.kind]:
         read = read_column(resolver, source, name)
-        missing = source.unmet(name, lambda path: path in resolver.resolved)
+        missing = unmet(source, name, lambda path: path in resolver.resolved)
         if not read.found:
             columns[name] = ColumnSample(found=False, missing=missing)
             continue
@@ -258,6 +258,21 @@ def _reason(error: Exception, label: str, *paths: Path) -> str:
     for path in paths:
         text = text.replace(str(path), label)
     return text.removeprefix(f"{label}: ")
+
+
+def unmet(source: SourceConfig, canonical: str, reached: Callable[[str], bool]) -> tuple[str, ...]:
+    """The paths of a source's canonical column that are missing, given which paths `reached` a record:
+    each path that did not, except one listed in `optional`, and a `first` value's paths only when none
+    of them did (any one serves)."""
+    column = source.column(canonical)
+    groups = ((column,),) if isinstance(column, str) else column.groups
+    return tuple(
+        path
+        for group in groups
+        if not any(reached(path) for path in group)
+        for path in group
+        if path not in source.optional
+    )
 
 
 def relied_on(source: SourceConfig) -> list[str]:
