@@ -17,12 +17,12 @@ from dagster import (
 
 from chatpulse.assets.daystate import write_day
 from chatpulse.behaviour import feedback
+from chatpulse.behaviour.scenario_model import scenario_model
+from chatpulse.behaviour.scenario_rules import OTHER, load_rules
 from chatpulse.behaviour.scenarios import (
-    OTHER,
     SCENARIO,
     SESSION_ROW,
     label_sessions,
-    load_rules,
     scenario_summary,
     session_rows,
     session_usage,
@@ -65,7 +65,9 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         table = pd.concat(
             [
                 table,
-                label_sessions(table, messages, load_rules(settings.scenario_rules)),
+                label_sessions(
+                    table, messages, load_rules(settings.scenario_rules), scenario_model(settings.scenario_model)
+                ),
                 session_usage(table, requests),
             ],
             axis=1,

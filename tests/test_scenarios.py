@@ -9,19 +9,16 @@ import pandas as pd
 import pytest
 
 from chatpulse.behaviour.feedback import rate, satisfaction_by
+from chatpulse.behaviour.scenario_rules import DEFAULT_RULES, OTHER, Rule, load_rules
 from chatpulse.behaviour.scenarios import (
     DEFAULT_LABELS,
-    DEFAULT_RULES,
-    OTHER,
     SCENARIO,
     SCENARIO_CONFIDENCE,
     SCENARIO_RULE,
     SESSION_ROW,
     UNKNOWN_MODEL,
-    Rule,
     classify,
     label_sessions,
-    load_rules,
     scenario_summary,
     session_rows,
     session_usage,
