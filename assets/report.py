@@ -45,6 +45,7 @@ SHOWN_ASSETS = (
 SECTION_TABLES = (
     "daily_trends",
     "scenario_daily",
+    "scenario_language_daily",
     "scenario_spotlight",
     "feedback_daily",
     "feedback_by_model",

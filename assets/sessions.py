@@ -23,6 +23,7 @@ from chatpulse.behaviour.scenarios import (
     SCENARIO,
     SESSION_ROW,
     label_sessions,
+    scenario_languages,
     scenario_summary,
     session_rows,
     session_usage,
@@ -48,7 +49,9 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         },
         group_name="behaviour",
         kinds={"pandas", "sql"},
-        description="One row per session with its scenario (rule, confidence), model, latency, errors and ratings.",
+        description=(
+            "One row per session with its scenario (rule, confidence), language, model, latency, errors and ratings."
+        ),
     )
     def sessions(
         context: AssetExecutionContext,
@@ -82,6 +85,7 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
             Write("sessions", table),
             Write("scenario_daily", summary),
             Write("scenario_model_daily", scenario_summary(table, requests, rated, day, by_model=True)),
+            Write("scenario_language_daily", scenario_languages(table, day)),
             Write("feedback_daily", feedback.feedback_daily(table, rated, day)),
             Write("feedback_by_model", feedback.satisfaction_by(rated, table, "model")),
             Write("feedback_by_latency", feedback.satisfaction_by_latency(rated)),
@@ -94,6 +98,7 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
                 "sessions": len(table),
                 "turns": int(table["turns"].sum()),
                 "other_share": float(other) if pd.notna(other) else 0.0,
+                "languages": int(table["language"].nunique()),
                 "ratings": len(rated),
             },
         )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from chatpulse.behaviour.labelled import LabelledError, Labelled, evaluate, read_corpus, read_jsonl, report
+from chatpulse.behaviour.labelled import Labelled, LabelledError, evaluate, read_corpus, read_jsonl, report
 from chatpulse.behaviour.scenario_model import ModelFileError, fit, scenario_model
 from chatpulse.behaviour.scenario_rules import OTHER, ScenarioRuleError, load_rules
 from chatpulse.behaviour.scenarios import classify_prompts

@@ -61,7 +61,9 @@ def detect_languages(texts: pa.Array | pd.Series) -> np.ndarray:
     found[korean], found[japanese], found[cjk & ~japanese] = "ko", "ja", "zh"
     rest = np.flatnonzero((found == None) & (pc.utf8_length(distinct).to_numpy(zero_copy_only=False) > 0))  # noqa: E711
     if len(rest):
-        sample = pc.replace_substring_regex(pc.utf8_slice_codeunits(distinct.take(pa.array(rest)), 0, DETECTED_CHARS), r"\s+", " ")
+        sample = pc.replace_substring_regex(
+            pc.utf8_slice_codeunits(distinct.take(pa.array(rest)), 0, DETECTED_CHARS), r"\s+", " "
+        )
         identifier = _identifier()
         found[rest] = [identifier.predict(text)[0][0].removeprefix("__label__") for text in sample.to_pylist()]
     return found[codes] if len(codes) else np.zeros(0, dtype=object)

@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
-HEAD_CHARS = 200
-TAIL_CHARS = 60
+HEAD_CHARS = 120
+TAIL_CHARS = 40
 MIN_N = 2
 MAX_N = 4
 HASH_BITS = 22
@@ -30,13 +30,14 @@ _SALT = np.uint64(0x9E3779B97F4A7C15)  # added once per n, so n-grams of differe
 
 
 def normalise(texts: pa.Array | list[str | None]) -> list[str]:
-    """Each text lowercased, digits as 0, white space runs as one space, long ones cut to head and tail.
+    """Each text in NFKC form (full-width "？" as "?"), lowercased, digits as 0, white space runs as one space,
+    long ones cut to head and tail.
 
     None becomes "". The result is what n-grams are taken from (and what explanations quote).
     """
     array = texts.cast(pa.string()) if isinstance(texts, pa.Array) else pa.array(texts, pa.string())
     array = pc.fill_null(array, "")
-    array = pc.utf8_lower(array)
+    array = pc.utf8_lower(pc.utf8_normalize(array, "NFKC"))
     array = pc.replace_substring_regex(array, r"\d", "0")
     array = pc.utf8_trim_whitespace(pc.replace_substring_regex(array, r"\s+", " "))
     long = pc.greater(pc.utf8_length(array), HEAD_CHARS + TAIL_CHARS)
@@ -73,7 +74,9 @@ def grams(texts: list[str], where: bool = False) -> Grams:
     lengths = np.fromiter((len(text) for text in padded), dtype=np.int64, count=len(padded))
     points = np.frombuffer("".join(padded).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
     row_of = np.repeat(np.arange(len(padded), dtype=np.int32), lengths)
-    left = np.repeat(np.cumsum(lengths), lengths) - np.arange(len(points))  # characters from each position to its text's end
+    left = np.repeat(np.cumsum(lengths), lengths) - np.arange(
+        len(points)
+    )  # characters from each position to its text's end
     rows, columns, starts, sizes = [], [], [], []
     rolling = np.zeros(len(points), dtype=np.uint64)
     for n in range(1, MAX_N + 1):
@@ -85,7 +88,9 @@ def grams(texts: list[str], where: bool = False) -> Grams:
         rows.append(row_of[: len(rolling)][inside])
         columns.append((hashed >> np.uint64(64 - HASH_BITS)).astype(np.int64))
         if where:
-            starts.append(np.flatnonzero(inside) - np.repeat(np.cumsum(lengths) - lengths, lengths)[: len(rolling)][inside])
+            starts.append(
+                np.flatnonzero(inside) - np.repeat(np.cumsum(lengths) - lengths, lengths)[: len(rolling)][inside]
+            )
             sizes.append(np.full(len(hashed), n, dtype=np.int8))
     return Grams(
         np.concatenate(rows),

@@ -60,9 +60,12 @@ class ScenarioModel:
     names: np.ndarray
 
     def vectors(self, texts: Sequence[str | None] | pa.Array) -> sp.csr_matrix:
-        """TF-IDF rows (len(texts) x K) over the known columns, L2-normalised; n-grams the model does not know are left out."""
+        """TF-IDF rows (len(texts) x K) over the known columns, L2-normalised; unknown n-grams are left out."""
         return sp.vstack(
-            [self._vectors(ngrams.normalise(texts[start : start + CHUNK_ROWS])) for start in range(0, len(texts), CHUNK_ROWS)]
+            [
+                self._vectors(ngrams.normalise(texts[start : start + CHUNK_ROWS]))
+                for start in range(0, len(texts), CHUNK_ROWS)
+            ]
             or [sp.csr_matrix((0, len(self.columns)), dtype=np.float32)],
             format="csr",
         )
@@ -126,7 +129,7 @@ class ScenarioModel:
         """Write the model as a compressed .npz (no pickled objects, so loading runs no code)."""
         np.savez_compressed(
             path,
-            format=np.array([FORMAT, ngrams.HASH_BITS, ngrams.MAX_N, ngrams.HEAD_CHARS, ngrams.TAIL_CHARS]),
+            format=np.array(_layout()),
             labels=np.array(self.labels),
             columns=self.columns.astype(np.int32),
             idf=self.idf.astype(np.float16),
@@ -136,16 +139,24 @@ class ScenarioModel:
         )
 
 
+def _layout() -> list[int]:
+    """What a saved model must agree with to be read: the file format and how n-grams are taken."""
+    return [FORMAT, ngrams.HASH_BITS, ngrams.MIN_N, ngrams.MAX_N, ngrams.HEAD_CHARS, ngrams.TAIL_CHARS]
+
+
 def load_model(path: Path) -> ScenarioModel:
     """The model saved at `path`; ModelFileError naming the file when it is not one this version can read."""
     try:
         with np.load(path, allow_pickle=False) as saved:
             arrays = {name: saved[name] for name in saved.files}
     except (OSError, ValueError, KeyError) as error:
-        raise ModelFileError(f"{path}: not a scenario model: {error}") from error
-    expected = [FORMAT, ngrams.HASH_BITS, ngrams.MAX_N, ngrams.HEAD_CHARS, ngrams.TAIL_CHARS]
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise ModelFileError(f"{path}: not a scenario model: {reason}") from error
+    expected = _layout()
     if "format" not in arrays or arrays["format"].tolist() != expected:
-        raise ModelFileError(f"{path}: a scenario model of another format or version; rebuild it with `chatpulse scenarios train`")
+        raise ModelFileError(
+            f"{path}: a scenario model of another format or version; rebuild it with `chatpulse scenarios train`"
+        )
     return ScenarioModel(
         tuple(str(label) for label in arrays["labels"]),
         arrays["columns"].astype(np.int64),

@@ -274,3 +274,29 @@ def scenario_summary(
     for key in keys:
         table[key] = table[key].astype("str")
     return table[list(table_columns("scenario_model_daily" if by_model else "scenario_daily"))]
+
+
+NO_LANGUAGE = "und"  # ISO 639's "undetermined": sessions without user text
+
+
+def scenario_languages(sessions: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    """The columns of scenario_language_daily: sessions per language and scenario, and their share of the
+    language's sessions, one row per pair seen (sessions without a LANGUAGE count under NO_LANGUAGE),
+    languages by their sessions (most first), then scenarios likewise."""
+    frame = pd.DataFrame(
+        {
+            LANGUAGE: sessions[LANGUAGE].astype(object).fillna(NO_LANGUAGE).to_numpy(dtype=object),
+            SCENARIO: sessions[SCENARIO].to_numpy(dtype=object),
+        }
+    )
+    table = frame.value_counts().rename("sessions").reset_index()
+    per_language = table.groupby(LANGUAGE)["sessions"].transform("sum")
+    table["share"] = table["sessions"] / per_language
+    table = table.assign(total=per_language).sort_values(
+        ["total", LANGUAGE, "sessions", SCENARIO], ascending=[False, True, False, True], kind="stable"
+    )
+    table.insert(0, "day", day.isoformat())
+    table["sessions"] = table["sessions"].astype("int64")
+    for key in (LANGUAGE, SCENARIO):
+        table[key] = table[key].astype("str")
+    return table[list(table_columns("scenario_language_daily"))].reset_index(drop=True)
