@@ -69,14 +69,17 @@ def decide(
     text = np.flatnonzero(pc.utf8_length(pc.utf8_trim_whitespace(first)).to_numpy(zero_copy_only=False) > 0)
     matched = ~pd.isna(rule[text])
     if model is not None and len(text):
-        predicted = model.predict(first.take(pa.array(text)))
+        # Each distinct prompt once: logs repeat prompts (templates, retries, "hi").
+        codes, distinct = pd.factorize(first.take(pa.array(text)).to_numpy(zero_copy_only=False))
+        predicted = model.predict(pa.array(np.asarray(distinct, dtype=object), pa.string()))
+        probability, label = predicted.probability[codes], predicted.label[codes]
         custom = matched & ~np.isin(scenario[text], model.labels)
-        use = ~custom & (~matched | (predicted.probability >= MODEL_TRUST))
+        use = ~custom & (~matched | (probability >= MODEL_TRUST))
         why = pc.utf8_rtrim(pc.binary_join_element_wise("model: ", pc.fill_null(predicted.features, ""), ""), " ")
         at = text[use]
-        scenario[at] = np.asarray(model.labels, dtype=object)[predicted.label[use]]
-        rule[at] = why.to_numpy(zero_copy_only=False)[use]
-        confidence[at] = predicted.probability[use]
+        scenario[at] = np.asarray(model.labels, dtype=object)[label[use]]
+        rule[at] = why.to_numpy(zero_copy_only=False)[codes][use]
+        confidence[at] = probability[use]
     examples = [(rule_.label, example) for rule_ in rules for example in rule_.examples]
     if examples and len(text):
         best, similarity = nearest(first.take(pa.array(text)), [example for _, example in examples])
