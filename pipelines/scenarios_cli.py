@@ -18,12 +18,14 @@ from chatpulse.behaviour.labelled import Labelled, LabelledError, evaluate, read
 from chatpulse.behaviour.scenario_model import ModelFileError, fit, scenario_model
 from chatpulse.behaviour.scenario_rules import OTHER, ScenarioRuleError, load_rules
 from chatpulse.behaviour.scenarios import classify_prompts
+from chatpulse.config import Settings
 from chatpulse.pipelines.cli_errors import CliError
 
 LABELLED_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
-def _settings(ctx: click.Context):  # noqa: ANN202 - the root command's Invocation, untyped to avoid a cycle
+def _settings(ctx: click.Context) -> Settings:
+    """The configuration the root command was given (its Invocation, kept in the root context)."""
     return ctx.find_root().obj.settings()
 
 
