@@ -1,13 +1,13 @@
 """Hashed character n-grams of a batch of texts, computed with NumPy over the whole batch.
 
 Character n-grams need no word segmentation, so one representation serves Chinese,
-Japanese, Thai and space-separated scripts alike. Each text is normalised (lowercase,
-digits as 0, runs of white space as one space), cut to its first HEAD_CHARS and last
-TAIL_CHARS characters (an instruction usually opens or closes a prompt; a pasted
+Japanese, Thai and space-separated scripts alike. Each text is normalised (NFKC form,
+lowercase, digits as 0, runs of white space as one space), cut to its first HEAD_CHARS and
+last TAIL_CHARS characters (an instruction usually opens or closes a prompt; a pasted
 passage in between says little about what is asked, and the cut bounds the work per
-text), padded with a space at each end, and every 1..MAX_N-gram is hashed into one of
-2**HASH_BITS columns. No Python runs per text or per n-gram: the batch is joined into
-one array of code points and each n-gram's hash is a vectorised rolling product.
+text), padded with a space at each end, and every MIN_N..MAX_N-gram is hashed into one of
+2**HASH_BITS columns. Python touches each text only to pad it and join the batch into one
+array of code points; every n-gram's hash is then a vectorised rolling product over it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import scipy.sparse as sp
 
 HEAD_CHARS = 120
 TAIL_CHARS = 40
@@ -99,12 +98,3 @@ def grams(texts: list[str], where: bool = False) -> Grams:
         np.concatenate(sizes) if where else None,
         padded,
     )
-
-
-def counts(found: Grams, rows: int) -> sp.csr_matrix:
-    """rows x 2**HASH_BITS matrix of n-gram counts (duplicates summed)."""
-    matrix = sp.csr_matrix(
-        (np.ones(len(found.row), dtype=np.float32), (found.row, found.column)), shape=(rows, 1 << HASH_BITS)
-    )
-    matrix.sum_duplicates()
-    return matrix

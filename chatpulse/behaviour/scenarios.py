@@ -3,7 +3,7 @@
 A conversation's label comes from, in this order of precedence:
 1. an example prompt of the rules file that its first user message closely resembles
    (cosine similarity of character n-gram counts at least EXAMPLE_SIMILARITY);
-2. a matching rule whose label the model does not know (a custom label of the user's);
+2. the best matching rule, when its label is one the model does not know (a user's own label);
 3. the model (chatpulse.behaviour.scenario_model) on its first user message, when at least
    MODEL_TRUST sure;
 4. the best matching rule (chatpulse.behaviour.scenario_rules), when any matched;
@@ -39,8 +39,8 @@ LANGUAGE = "language"
 SESSION_ROW = "session_row"
 # A session's model when none of its requests names one (or it has none).
 UNKNOWN_MODEL = "unknown"
-MODEL_TRUST = 0.5
-EXAMPLE_SIMILARITY = 0.5
+MODEL_TRUST = 0.5  # a model less sure than this yields to a matching rule
+EXAMPLE_SIMILARITY = 0.5  # cosine from which a prompt counts as one of the rules file's examples
 DEFAULT_LABELS: tuple[str, ...] = (*dict.fromkeys(rule.label for rule in DEFAULT_RULES), OTHER)
 
 
