@@ -15,11 +15,13 @@ from dagster import (
 )
 
 from chatpulse.assets.daystate import write_day
+from chatpulse.behaviour.midnight import with_neighbours
 from chatpulse.behaviour.sessions import EVENT_KEYS
 from chatpulse.metrics import costs as cost_metrics
 from chatpulse.metrics import daily, errors, session_stats, traffic, trends, users
 from chatpulse.metrics.pricing import load_prices, prices_on
 from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
+from chatpulse.schema import OUTCOME_COLUMNS
 from chatpulse.warehouse import Write
 
 
@@ -51,7 +53,8 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         ins={"requests": AssetIn("clean_requests")},
         group_name="metrics",
         kinds={"pandas", "sql"},
-        description="The day's headline numbers: traffic, latency, errors, tokens, cost, users and sessions.",
+        description="The day's headline numbers: traffic, latency, errors, tokens, logged and estimated cost "
+        "(with the requests the estimate covers and the unmetered ones), users and sessions.",
     )
     def daily_metrics(
         context: AssetExecutionContext,
@@ -60,9 +63,9 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         chatpulse: ChatPulseSettings,
         warehouse: WarehouseResource,
     ) -> MaterializeResult:
-        table = daily.daily_metrics(
-            requests, sessions, date.fromisoformat(context.partition_key), chatpulse.settings.timezone
-        )
+        settings, day = chatpulse.settings, date.fromisoformat(context.partition_key)
+        rates = prices_on(load_prices(settings.prices), day)
+        table = daily.daily_metrics(requests, sessions, day, settings.timezone, rates)
         write_day(context, warehouse, Write("daily_metrics", table))
         row = table.iloc[0]
         return MaterializeResult(
@@ -124,8 +127,12 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         partitions_def=partitions,
         ins={
             # Only what keys events to sessions, roles and failures: never the messages' content.
-            "requests": AssetIn("clean_requests", metadata={"columns": [*EVENT_KEYS, "status_code", "error_type"]}),
+            "requests": AssetIn("clean_requests", metadata={"columns": [*EVENT_KEYS, *OUTCOME_COLUMNS]}),
             "messages": AssetIn("clean_messages", metadata={"columns": [*EVENT_KEYS, "role"]}),
+            "neighbour_requests": AssetIn(
+                "neighbour_requests", metadata={"columns": [*EVENT_KEYS, "status_code", "error_type"]}
+            ),
+            "neighbour_messages": AssetIn("neighbour_messages", metadata={"columns": [*EVENT_KEYS, "role"]}),
         },
         group_name="metrics",
         kinds={"pandas", "sql"},
@@ -136,14 +143,16 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         sessions: pd.DataFrame,
         requests: pd.DataFrame,
         messages: pd.DataFrame,
+        neighbour_requests: pd.DataFrame,
+        neighbour_messages: pd.DataFrame,
         chatpulse: ChatPulseSettings,
         warehouse: WarehouseResource,
     ) -> MaterializeResult:
         settings = chatpulse.settings
         table = session_stats.session_metrics(
             sessions,
-            requests,
-            messages,
+            with_neighbours(requests, neighbour_requests),  # the events sessions were built from
+            with_neighbours(messages, neighbour_messages),
             date.fromisoformat(context.partition_key),
             settings.timezone,
             settings.session_gap_minutes,

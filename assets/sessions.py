@@ -1,4 +1,5 @@
-"""Sessions, their usage scenarios and feedback, from the day's clean requests, messages and ratings."""
+"""Sessions, their usage scenarios and feedback, from the day's clean requests, messages and ratings
+(with the neighbouring days' events that share a session with them, assets/neighbours.py)."""
 
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -17,6 +18,7 @@ from dagster import (
 
 from chatpulse.assets.daystate import write_day
 from chatpulse.behaviour import feedback
+from chatpulse.behaviour.midnight import day_sessions, with_neighbours
 from chatpulse.behaviour.scenario_model import scenario_model
 from chatpulse.behaviour.scenario_rules import OTHER, load_rules
 from chatpulse.behaviour.scenarios import (
@@ -28,7 +30,6 @@ from chatpulse.behaviour.scenarios import (
     session_rows,
     session_usage,
 )
-from chatpulse.behaviour.sessions import build_sessions
 from chatpulse.ingest.privacy import drop_content, drop_stored_content, retention_cutoff
 from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from chatpulse.tables import TABLES
@@ -46,6 +47,8 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
             "requests": AssetIn("clean_requests"),
             "messages": AssetIn("clean_messages"),
             "ratings": AssetIn("clean_feedback"),
+            "neighbour_requests": AssetIn("neighbour_requests"),
+            "neighbour_messages": AssetIn("neighbour_messages"),
         },
         group_name="behaviour",
         kinds={"pandas", "sql"},
@@ -58,12 +61,18 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         requests: pd.DataFrame,
         messages: pd.DataFrame,
         ratings: pd.DataFrame,
+        neighbour_requests: pd.DataFrame,
+        neighbour_messages: pd.DataFrame,
         chatpulse: ChatPulseSettings,
         warehouse: WarehouseResource,
     ) -> Output[pd.DataFrame]:
         settings = chatpulse.settings
         gap = settings.session_gap_minutes
-        table = build_sessions(requests, messages, gap)
+        day = date.fromisoformat(context.partition_key)
+        # Whole sessions starting on the day: its events with those of the days either side that share one.
+        requests = with_neighbours(requests, neighbour_requests)
+        messages = with_neighbours(messages, neighbour_messages)
+        table = day_sessions(requests, messages, day, settings.timezone, gap)
         requests[SESSION_ROW], messages[SESSION_ROW] = session_rows(table, requests, messages, gap)
         table = pd.concat(
             [
@@ -77,7 +86,6 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         )
         rated = feedback.rate(table, ratings, messages, requests)
         table = pd.concat([table, feedback.session_ratings(table, rated)], axis=1)
-        day = date.fromisoformat(context.partition_key)
         summary = scenario_summary(table, requests, rated, day)
         write_day(
             context,

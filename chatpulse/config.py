@@ -28,9 +28,12 @@ from pydantic import (
 )
 from pydantic import dataclasses as checked
 
+from chatpulse.mapping import Column, Derived, check_column
 from chatpulse.pricefile import PriceError, read_prices
 from chatpulse.pseudonyms import KEY_MIN_LENGTH, Pseudonyms
-from chatpulse.schema import COLUMNS, Kind
+from chatpulse.schema import COLUMNS, ID_COLUMN, Kind
+from chatpulse.sqlconfig import SqlQuery, SqlSettingError
+from chatpulse.tokens import Convention
 from chatpulse.yamlfile import (
     TEXT_NOT_NUMBER,
     Day,
@@ -119,22 +122,36 @@ class Timestamp(YamlSection):
 
 @checked.dataclass(frozen=True)
 class SourceConfig(YamlSection):
-    """How one family of landing files maps onto a canonical record kind (named after it by default)."""
+    """How one family of landing files, or one database query (`sql`), maps onto a canonical record kind
+    (named after it by default)."""
 
     kind: Kind
     name: str
-    # Absent reads as None, so a missing pattern gets the same hint as a wrong one.
-    pattern: Annotated[str, expect("a glob relative to the landing folder")] = Field(None, validate_default=True)
-    columns: Annotated[dict[str, str], expect("a mapping of canonical name to source column")] = Field(
+    pattern: Annotated[str | None, expect("a glob relative to the landing folder")] = None
+    # A source column, a path into the record or a derived value (chatpulse.mapping).
+    columns: Annotated[dict[str, Column], expect("a mapping of canonical name to source column")] = Field(
         default_factory=dict
     )
     timestamp: Annotated[Timestamp, expect("a format name or a mapping with 'format'")] = Timestamp()
     latency_unit: Literal["ms", "s"] = "ms"
+    # How the source's token counts are meant (chatpulse.tokens); stored in the canonical convention.
+    token_convention: Convention = "openai"
     failure: Annotated[FailureRule | None, expect("a mapping with 'column' and 'equals'")] = None
     defaults: Annotated[dict[str, Any], expect("a mapping of canonical name to value")] = Field(default_factory=dict)
     layout: Literal["rows", "sessions"] = "rows"
     # None: the file's top-level max_field_bytes, else DEFAULT_MAX_FIELD_BYTES (see field_limit).
     max_field_bytes: FieldBytes | None = None
+    sql: Annotated[SqlQuery | None, expect("a mapping with url (or url_env) and query")] = None
+
+    @model_validator(mode="after")
+    def _files_or_sql(self) -> SourceConfig:
+        if self.sql is None and self.pattern is None:
+            raise problem("expected a glob relative to the landing folder (or an sql section)", key="pattern")
+        if self.sql is not None and self.pattern is not None:
+            raise problem("a source reads files (pattern) or a database (sql), not both", key="pattern")
+        if self.sql is not None and self.layout != "rows":
+            raise problem("a SQL source reads one record per row", key="layout")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -152,6 +169,8 @@ class SourceConfig(YamlSection):
         for name in names:
             if name not in COLUMNS[kind]:
                 raise problem(f"not a canonical {kind} column ({', '.join(COLUMNS[kind])})", key=name)
+            if info.field_name == "columns":
+                check_column(name, COLUMNS[kind][name], names[name])
         return names
 
     @property
@@ -175,8 +194,24 @@ class SourceConfig(YamlSection):
         return DEFAULT_MAX_FIELD_BYTES if self.max_field_bytes is None else self.max_field_bytes
 
     def source_column(self, canonical: str) -> str:
-        """The column of the foreign log that holds a canonical field."""
+        """The column (or path) of the foreign log that holds a canonical field; for a derived value
+        (`column` is a `Derived`), the first path it is computed from."""
+        return self.inputs(canonical)[0]
+
+    def column(self, canonical: str) -> str | Derived:
+        """How a canonical field is read: a path (a plain column is a path of one key) or a derived value."""
         return self.columns.get(canonical, canonical)
+
+    def inputs(self, canonical: str) -> tuple[str, ...]:
+        """The paths a canonical field is read from: one, or those its derived value is computed from."""
+        column = self.column(canonical)
+        return (column,) if isinstance(column, str) else column.inputs
+
+    @property
+    def sql_key(self) -> str:
+        """The column of a SQL source's rows that identifies a row: `sql.key`, else the kind's id column."""
+        key = None if self.sql is None else self.sql.key
+        return key or self.source_column(ID_COLUMN[self.kind])
 
 
 @checked.dataclass(frozen=True)
@@ -352,6 +387,12 @@ def settings_from_mapping(raw: Mapping[str, Any], base: Path, env: Mapping[str, 
         for key in ("scenario_rules", "scenario_model", "prices", "alert_rules")
         if (value := getattr(file, key)) is not None
     }
+    for number, source in enumerate(file.sources or ()):
+        try:
+            if source.sql is not None:  # its variables are read when it is: a missing one is said now
+                source.sql.connect_url(env)
+        except SqlSettingError as exc:
+            raise ConfigError(f"sources[{number}].sql.{exc}") from None
     if "prices" in files:
         try:
             read_prices(files["prices"])

@@ -27,13 +27,15 @@ Rate = Annotated[NonNegative, expect("a non-negative number")]
 class Price(YamlSection):
     """One model's rates from a date on, USD per million tokens (an entry of a price file).
 
-    Without a cached rate (None), cached tokens are billed at the input rate.
+    Without a cached rate (None), cache reads are billed at the input rate; without a cache write
+    rate, cache writes are (Anthropic bills a 5-minute cache write at 1.25 times its input rate).
     """
 
     start: Annotated[Day, Field(alias="from")]
     input: Rate
     output: Rate
     cached_input: Rate | None = None
+    cache_write_input: Rate | None = None
 
 
 def _history(prices: tuple[Price, ...]) -> tuple[Price, ...]:

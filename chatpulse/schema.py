@@ -25,16 +25,20 @@ REQUEST_COLUMNS: dict[str, str] = {
     "timestamp": "datetime",
     "user_id": "string",
     "session_id": "string",
+    "provider": "string",
     "model": "string",
     "endpoint": "string",
     "status_code": "int",
     "error_type": "string",
+    "error_code": "string",
+    "finish_reason": "string",
     "latency_ms": "float",
     "ttft_ms": "float",
     "prompt_tokens": "int",
     "completion_tokens": "int",
     "total_tokens": "int",
     "cached_tokens": "int",
+    "cache_write_tokens": "int",
     "reasoning_tokens": "int",
     "cost_usd": "float",
     "metadata": "json",
@@ -75,15 +79,45 @@ ID_COLUMN: dict[Kind, str] = {
 # Lineage columns carried from extract to the clean tables and the quarantine.
 SOURCE_FILE = "source_file"
 SOURCE_LINE = "source_line"
+# Set by clean on every request: served without token counts (chatpulse.tokens.unmetered), cost unknown.
+UNMETERED_COLUMN = "unmetered"
 
 MESSAGE_ROLES = ("user", "assistant", "system", "tool")
 
 
-def is_error(requests: pd.DataFrame) -> pd.Series:
-    """A request failed when its status is 400 or above, or it names an error type.
+# The columns is_error reads: a step that loads only some request columns loads these.
+OUTCOME_COLUMNS = ("status_code", "error_type", "error_code", "finish_reason")
+# Finish (stop, block) reasons saying a content filter withheld the answer, lower case: OpenAI and Azure
+# `content_filter`, Anthropic `refusal`, Gemini's finishReason and promptFeedback.blockReason values.
+WITHHELD = frozenset(
+    ("content_filter", "refusal", "safety", "recitation", "blocklist", "prohibited_content", "spii", "image_safety")
+)
 
-    The single definition used by every metric, chart and check.
+
+def text_or_empty(values: pd.Series) -> pd.Series:
+    """A column's values as text, "" where missing (whatever its dtype: an all-missing column reads as floats)."""
+    if pd.api.types.is_numeric_dtype(values):
+        return values.astype(str).where(values.notna(), "")
+    return values.fillna("").astype(str)
+
+
+def withheld(requests: pd.DataFrame) -> pd.Series:
+    """Whether a content filter withheld each request's answer, as its `finish_reason` says (WITHHELD)."""
+    if "finish_reason" not in requests:
+        return pd.Series(False, index=requests.index)
+    return text_or_empty(requests["finish_reason"]).str.strip().str.lower().isin(WITHHELD)
+
+
+def is_error(requests: pd.DataFrame) -> pd.Series:
+    """A request failed when its status is 400 or above, it names an error type or code, or a content
+    filter withheld its answer (a 200 with finish_reason content_filter, SAFETY, ...: withheld).
+
+    The single definition used by every metric, chart and check. A frame without error_code or
+    finish_reason (built by hand, or an older warehouse's) is judged on the columns it has.
     """
     status_failed = requests["status_code"].fillna(0).astype("int64") >= 400
-    typed_failed = requests["error_type"].fillna("").astype(str).str.len() > 0
-    return status_failed | typed_failed
+    named = pd.Series(False, index=requests.index)
+    for column in ("error_type", "error_code"):
+        if column in requests:
+            named |= text_or_empty(requests[column]).str.len() > 0
+    return status_failed | named | withheld(requests)

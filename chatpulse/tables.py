@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from chatpulse.schema import COLUMNS, SOURCE_FILE, SOURCE_LINE, Kind
+from chatpulse.schema import COLUMNS, SOURCE_FILE, SOURCE_LINE, UNMETERED_COLUMN, Kind
 
 TYPES: dict[str, sa.types.TypeEngine] = {
     "string": sa.Text(),
@@ -62,7 +62,7 @@ LATENCY = ("latency_mean_ms", "latency_p50_ms", "latency_p95_ms", "latency_p99_m
 TOKENS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
 TABLES: dict[str, sa.Table] = {
-    "requests": _table("requests", *_canonical(Kind.REQUESTS)),
+    "requests": _table("requests", *_canonical(Kind.REQUESTS), sa.Column(UNMETERED_COLUMN, sa.Boolean())),
     "messages": _table("messages", *_canonical(Kind.MESSAGES)),
     "feedback": _table("feedback", *_canonical(Kind.FEEDBACK)),
     "quarantine": _table(
@@ -80,6 +80,8 @@ TABLES: dict[str, sa.Table] = {
         *_counts("rows_in", "clean", "quarantined", "duplicates", "repaired"),
         sa.Column("reasons", sa.Text()),
         sa.Column("repairs", sa.Text()),
+        *_counts("flagged"),
+        sa.Column("flags", sa.Text()),
     ),
     "hourly_metrics": _table(
         "hourly_metrics",
@@ -101,6 +103,9 @@ TABLES: dict[str, sa.Table] = {
         *_floats("cost_usd"),
         *_counts("users", "models", "sessions"),
         *_floats("session_duration_p50_s", "session_duration_p95_s", "turns_mean"),
+        *_counts("unmetered_requests"),
+        *_floats("cost_estimate_usd"),
+        *_counts("estimated_requests"),
     ),
     "sessions": _table(
         "sessions",
@@ -252,6 +257,9 @@ TABLES: dict[str, sa.Table] = {
         *_floats("cost_estimate_usd", "cost_logged_usd"),
         *_counts("logged_requests"),
         *_floats("cost_difference_usd"),
+        *_counts("cache_write_tokens"),
+        *_floats("cache_write_input_usd_per_mtok"),
+        *_counts("unmetered_requests", "estimated_requests"),
     ),
     "daily_users": _table(
         "daily_users",

@@ -84,6 +84,8 @@ def _python_values(series: pd.Series, column: sa.Column, dialect: sa.Dialect) ->
 
 
 def _arrow_type(column: sa.Column) -> pa.DataType:
+    if isinstance(column.type, sa.Boolean):
+        return pa.bool_()
     if isinstance(column.type, sa.Integer):
         return pa.int64()
     if isinstance(column.type, sa.Float):
@@ -262,6 +264,14 @@ class Warehouse:
             query = query.where(table.c.day <= last)
         if kind is not None:
             query = query.where(table.c.kind == kind)
+        return self._read(table, query)
+
+    def read_where(self, table_name: str, condition: sa.ColumnElement[bool]) -> pd.DataFrame:
+        """A table's rows meeting `condition` (a SQLAlchemy expression on its columns); timestamps as UTC."""
+        table = TABLES[table_name]
+        return self._read(table, sa.select(table).where(condition))
+
+    def _read(self, table: sa.Table, query: sa.Select) -> pd.DataFrame:
         with self.engine.connect() as conn:
             frame = pd.read_sql(query, conn)
         for column in table.columns:

@@ -292,20 +292,23 @@ def run(invocation: Invocation, start: date, end: date | None) -> None:
     "--rows",
     type=click.IntRange(min=0),
     default=DEFAULT_ROWS,
-    help="Rows read from the start of each file (0: every row).",
+    help="Rows read from the start of each file, or of each SQL source's query (0: every row).",
 )
-def check(invocation: Invocation, rows: int) -> None:
-    """Check the sources against the landing folder before a run.
+@click.option(
+    "--date", "day", type=Day(), default=None, show_default="yesterday", help="The day a SQL source's query is run for."
+)
+def check(invocation: Invocation, rows: int, day: date | None) -> None:
+    """Check the sources against the landing folder (and their databases) before a run.
 
-    Per source: the files it reads, the days their first rows fall on, and each mapped column's
-    fill with a parsed (masked) example. Warns about columns found in no file, patterns that match
-    nothing, files no source reads and timestamp options that do nothing; exit status 3 when it
-    warns, 0 when it does not.
+    Per source: the files it reads (or the rows its query gives for --date), the days their first
+    rows fall on, and each mapped column's fill with a parsed (masked) example. Warns about columns
+    found in no file, patterns that match nothing, files no source reads, timestamp options that do
+    nothing and databases that cannot be read; exit status 3 when it warns, 0 when it does not.
     """
     from chatpulse.ingest.check_report import check_landing
 
     settings = invocation.settings()
-    result = check_landing(settings, rows, datetime.now(ZoneInfo(settings.timezone)).date())
+    result = check_landing(settings, rows, datetime.now(ZoneInfo(settings.timezone)).date(), day)
     for line in result.lines:
         click.echo(line)
     if result.findings:

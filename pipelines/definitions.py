@@ -24,6 +24,7 @@ from chatpulse.assets.alerts import alert_assets
 from chatpulse.assets.daystate import day_state_checks
 from chatpulse.assets.ingest import ingest_assets
 from chatpulse.assets.metrics import metric_assets
+from chatpulse.assets.neighbours import neighbour_assets
 from chatpulse.assets.report import report_assets
 from chatpulse.assets.sessions import session_assets
 from chatpulse.config import CONFIG_ENV, Settings, load_settings
@@ -77,6 +78,7 @@ def build_definitions(settings: Settings, config_file: str | None = None) -> Def
     return Definitions(
         assets=[
             *ingest_assets(partitions),
+            *neighbour_assets(partitions),
             *session_assets(partitions),
             *metric_assets(partitions),
             *report_assets(partitions),

@@ -219,7 +219,8 @@ def tokens_and_cost(model_costs: pd.DataFrame, path: Path) -> Path:
         tokens.set_title("Tokens by model")
         cost.set_title("Estimated cost (USD)")
         hbars(tokens, rows["model"], rows["total_tokens"], BLUE, [f"{v:,.0f}" for v in rows["total_tokens"]])
-        text = ["unpriced" if pd.isna(v) else f"${v:,.2f}" for v in rows["cost_estimate_usd"]]
+        # No estimate: the model has no price, or its requests are unmetered or their counts contradict.
+        text = ["no estimate" if pd.isna(v) else f"${v:,.2f}" for v in rows["cost_estimate_usd"]]
         hbars(cost, rows["model"], rows["cost_estimate_usd"], AMBER, text)
         tokens.xaxis.set_major_locator(MaxNLocator(3))
         tokens.xaxis.set_major_formatter(THOUSANDS)

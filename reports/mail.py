@@ -22,7 +22,7 @@ import pandas as pd
 from chatpulse.config import MailSettings
 from chatpulse.mail import MailError, send
 from chatpulse.reports.alerts import AlertSummary
-from chatpulse.reports.formatting import format_int, format_ms, format_pct, format_usd
+from chatpulse.reports.formatting import format_int, format_ms, format_pct, format_usd, missing
 from chatpulse.reports.render import is_complete, read_mail_body
 from chatpulse.warehouse import Warehouse
 
@@ -59,8 +59,14 @@ class Headline:
             error_rate=format_pct(daily.get("error_rate")),
             latency_p95=format_ms(daily.get("latency_p95_ms")),
             tokens=format_int(daily.get("total_tokens")),
-            cost=format_usd(daily.get("cost_usd")),
+            cost=_cost(daily),
         )
+
+
+def _cost(daily: pd.Series) -> str:
+    """The logged cost, else (no request logged one) the estimate, marked as such, as the report's Cost card."""
+    logged, estimate = daily.get("cost_usd"), daily.get("cost_estimate_usd")
+    return f"{format_usd(estimate)} (estimated)" if missing(logged) and not missing(estimate) else format_usd(logged)
 
 
 def subject(day: date, headline: Headline, alerts: AlertSummary) -> str:

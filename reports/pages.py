@@ -125,7 +125,7 @@ def write_week(out_dir: Path, sunday: date, daily: pd.DataFrame) -> Path:
         )
     requests, errors = rows["requests"].sum(), rows["errors"].sum()
     rate = errors / requests if requests else None
-    sessions, tokens, cost = rows["sessions"].sum(), rows["total_tokens"].sum(), rows["cost_usd"].sum()
+    sessions, tokens, cost = rows["sessions"].sum(), rows["total_tokens"].sum(), rows["cost_usd"].sum(min_count=1)
     totals = [format_int(requests), format_int(errors), format_pct(rate), DASH, format_int(sessions), DASH]
     totals += [format_int(tokens), format_usd(cost)]
     path = week_file(out_dir, monday)

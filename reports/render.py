@@ -70,10 +70,33 @@ _DELTAS = {
 }
 
 
+def _cost_column(row: pd.Series) -> str:
+    """The cost the Cost card shows: the logged cost, else (no request logged one) the estimate."""
+    return "cost_estimate_usd" if missing(row.get("cost_usd")) else "cost_usd"
+
+
+def _cost_detail(row: pd.Series) -> str:
+    """What the Cost card's number is, and how many requests the estimate covers (never a silent $0):
+    "logged · estimate $4.10 covers 2,990 of 2,998 requests · 8 unmetered", or without a logged cost
+    "estimate covers 1 of 3 requests · 2 unmetered"."""
+    get = row.get
+    requests, estimated, unmetered = get("requests"), get("estimated_requests"), get("unmetered_requests")
+    logged = _cost_column(row) == "cost_usd"
+    parts = ["logged"] if logged else []
+    if not missing(estimated) and not missing(requests) and requests:
+        estimate = f"estimate {format_usd(get('cost_estimate_usd'))}" if logged and estimated else "estimate"
+        parts.append(f"{estimate} covers {format_int(estimated)} of {format_int(requests)} requests")
+    if not missing(unmetered) and unmetered:
+        parts.append(f"{format_int(unmetered)} unmetered")
+    return " · ".join(parts)
+
+
 def _deltas(label: str, row: pd.Series, comparisons: Mapping[str, pd.Series]) -> list[str]:
     if label not in _DELTAS:
         return []
     column, points = _DELTAS[label]
+    if label == "Cost":  # compared as shown: logged with logged, estimated with estimated
+        column = _cost_column(row)
     changes = ((format_change(row.get(column), then.get(column), points), name) for name, then in comparisons.items())
     return [f"{change} vs {name}" for change, name in changes if change is not None]
 
@@ -135,7 +158,7 @@ def _card_values(row: pd.Series) -> list[dict[str, str]]:
                 get("completion_tokens"),
             ),
         },
-        {"label": "Cost", "value": format_usd(get("cost_usd")), "detail": _detail("USD", get("cost_usd"))},
+        {"label": "Cost", "value": format_usd(get(_cost_column(row))), "detail": _cost_detail(row)},
         {
             "label": "Satisfaction",
             "value": format_pct(get("satisfaction")),
@@ -145,10 +168,12 @@ def _card_values(row: pd.Series) -> list[dict[str, str]]:
 
 
 def _quality_rows(quality: pd.DataFrame) -> list[dict[str, Any]]:
-    """One row per record kind with its counts and top rejection reasons."""
+    """One row per record kind with its counts, top rejection reasons and top flags (kept rows worth
+    a look: token counts that contradict the convention, unmetered requests)."""
     rows: list[dict[str, Any]] = []
     for row in quality.itertuples(index=False):
         reasons, more = _top_reasons(row.reasons)
+        flags, more_flags = _top_reasons(getattr(row, "flags", None))
         rows.append(
             {
                 "kind": str(row.kind),
@@ -159,6 +184,9 @@ def _quality_rows(quality: pd.DataFrame) -> list[dict[str, Any]]:
                 "repaired": format_int(row.repaired),
                 "reasons": reasons,
                 "more_reasons": more,
+                "flagged": format_int(getattr(row, "flagged", None)),
+                "flags": flags,
+                "more_flags": more_flags,
             }
         )
     return rows

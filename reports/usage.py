@@ -16,7 +16,7 @@ from chatpulse.reports.formatting import format_int, format_pct
 MODEL_ROWS = 12  # a day with more models lists the busiest; the note counts the rest
 USER_ROWS = 10
 _TRAFFIC = ("requests", "error_rate", "latency_p50_ms", "latency_p95_ms", "ttft_p50_ms")
-_COSTS = ("total_tokens", "cost_estimate_usd", "cost_logged_usd", "unpriced_requests")
+_COSTS = ("total_tokens", "cost_estimate_usd", "cost_logged_usd", "unpriced_requests", "unmetered_requests")
 
 
 def _columns(table: pd.DataFrame | None, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -31,9 +31,9 @@ def model_rows(request_metrics: pd.DataFrame | None, model_costs: pd.DataFrame |
     ``request_metrics`` is the day's ``request_metrics`` table (only its ``dimension == "model"`` rows are read,
     their ``value`` being the model); ``model_costs`` the day's ``model_costs``. Either may be missing: its
     columns are then blank. Columns: model, requests, error_rate, latency_p50_ms, latency_p95_ms, ttft_p50_ms,
-    total_tokens, cost_estimate_usd, cost_logged_usd, unpriced_requests. Requests without a model are one row
-    with model None. The note says how many models and requests are left out, and how many requests no price
-    covers (the estimated cost leaves them out).
+    total_tokens, cost_estimate_usd, cost_logged_usd, unpriced_requests, unmetered_requests. Requests without a
+    model are one row with model None. The note says how many models and requests are left out, and how many
+    requests no price covers and how many are unmetered (the estimated cost leaves both out).
     """
     traffic = None
     if request_metrics is not None:
@@ -54,6 +54,12 @@ def model_rows(request_metrics: pd.DataFrame | None, model_costs: pd.DataFrame |
     unpriced = pd.to_numeric(rows["unpriced_requests"], errors="coerce").sum()
     if unpriced > 0:
         notes.append(f"{format_int(unpriced)} requests of models without a price are not in the estimated cost.")
+    unmetered = pd.to_numeric(rows["unmetered_requests"], errors="coerce").sum()
+    if unmetered > 0:
+        notes.append(
+            f"{format_int(unmetered)} requests were served without token counts (unmetered): their cost is unknown "
+            "and not in the estimated cost."
+        )
     return shown.reset_index(drop=True), " ".join(notes)
 
 

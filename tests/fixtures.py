@@ -242,6 +242,8 @@ ASSET_NAMES = {
     "clean_requests",
     "clean_messages",
     "clean_feedback",
+    "neighbour_requests",
+    "neighbour_messages",
     "sessions",
     "scenario_spotlight",
     "content_retention",

@@ -63,15 +63,19 @@ def test_every_row_ends_in_exactly_one_place(tmp_path: Path) -> None:
     assert reasons["line: malformed JSON: unexpected end of data"] == 1
 
 
-def test_recoverable_token_counts_are_repaired_and_counted(tmp_path: Path) -> None:
+def test_missing_token_counts_are_recovered_and_contradicting_ones_flagged_not_changed(tmp_path: Path) -> None:
     result = _clean(tmp_path, DIRTY)
     clean = result.clean.set_index("request_id")
-    assert clean.loc["derive", "prompt_tokens"] == 7
-    assert clean.loc["ok", "total_tokens"] == 15
+    assert clean.loc["derive", "prompt_tokens"] == 7  # 10 - 3
+    assert clean.loc["ok", "total_tokens"] == 15  # 10 + 5, the total was missing
     derived = clean.index.difference(["ok", "derive"])
-    assert clean.loc[derived, "total_tokens"].tolist() == [10, 10]
-    assert result.quality["repaired"] == 4
-    assert json.loads(result.quality["repairs"]) == {"total_tokens: recomputed": 3, "prompt_tokens: recomputed": 1}
+    # A logged total of 99 is not 7 + 3: kept as logged and flagged, never silently "repaired".
+    assert clean.loc[derived, "total_tokens"].tolist() == [99, 99]
+    assert result.quality["repaired"] == 2
+    assert json.loads(result.quality["repairs"]) == {"total_tokens: recomputed": 1, "prompt_tokens: recomputed": 1}
+    assert result.quality["flagged"] == 2
+    assert json.loads(result.quality["flags"]) == {"total_tokens: not prompt_tokens + completion_tokens": 2}
+    assert not clean["unmetered"].any()
 
 
 def test_missing_ids_are_derived_from_content_not_location(tmp_path: Path) -> None:

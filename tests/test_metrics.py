@@ -199,7 +199,7 @@ def test_empty_inputs():
     assert hourly[["error_rate", "latency_mean_ms", "latency_p50_ms"]].isna().all().all()
     row = daily_metrics(requests(), build_sessions(requests(), no_messages()), DAY, "UTC").iloc[0]
     assert (row["requests"], row["errors"], row["peak_rpm"], row["users"], row["sessions"]) == (0, 0, 0, 0, 0)
-    assert (row["total_tokens"], row["cost_usd"]) == (0, 0.0)
+    assert (row["total_tokens"], row["unmetered_requests"], row["estimated_requests"]) == (0, 0, 0)
     assert row["peak_minute"] is None
     for column in (
         "error_rate",
@@ -208,6 +208,8 @@ def test_empty_inputs():
         "ttft_p50_ms",
         "session_duration_p50_s",
         "turns_mean",
+        "cost_usd",  # no request logged a cost: missing, not $0
+        "cost_estimate_usd",
     ):
         assert math.isnan(row[column]), column
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,7 @@ def _votes(node: dict) -> Counter:
 
 
 def _expected(path: Path) -> dict[str, Counter]:
-    """Per UTC day: thread-messages and threads touching it (each thread repeats its shared messages),
+    """Per UTC day: thread-messages and threads starting on it (each thread repeats its shared messages),
     and +1/-1 votes on assistant messages (each message once, however many threads share it)."""
     days: dict[str, Counter] = {
         "messages": Counter(),
@@ -68,8 +69,10 @@ def _expected(path: Path) -> dict[str, Counter]:
         trees.setdefault(tree["message_tree_id"], tree)  # a repeated tree id counts once, first line wins
     for tree in trees.values():
         for thread in paths(tree["prompt"], []):
-            for day in {m["created_date"][:10] for m in thread}:
-                days["sessions"][day] += 1
+            seen = {date.fromisoformat(m["created_date"][:10]) for m in thread}
+            # A session counts on the day it starts; after a day without it, it starts again (docs/metrics.md).
+            for day in seen - {day + timedelta(days=1) for day in seen}:
+                days["sessions"][day.isoformat()] += 1
             for message in thread:
                 days["messages"][message["created_date"][:10]] += 1
         for message in nodes(tree["prompt"]):

@@ -346,6 +346,60 @@ def test_chart_size_is_read_from_the_png(tmp_path: Path) -> None:
     assert (chart["width"], chart["height"]) == ("64", "30")
 
 
+def _cost_card(html: str) -> str:
+    card = re.search(
+        r'<div class="label">Cost</div>\s*<div class="value">(.*?)</div>\s*<div class="detail">(.*?)</div>', html
+    )
+    assert card is not None
+    return f"{card[1]} | {card[2]}"
+
+
+@pytest.mark.parametrize(
+    ("numbers", "card"),
+    [
+        # Logged cost shown; the estimate and what it covers beside it.
+        (
+            {"cost_usd": 12.345, "cost_estimate_usd": 11.0, "estimated_requests": 1200, "unmetered_requests": 34},
+            "$12.35 | logged · estimate $11.00 covers 1,200 of 1,234 requests · 34 unmetered",
+        ),
+        # No request logged a cost: the estimate, saying how little it covers; never $0.00.
+        (
+            {
+                "cost_usd": None,
+                "cost_estimate_usd": 0.5,
+                "estimated_requests": 1,
+                "unmetered_requests": 2,
+                "requests": 3,
+            },
+            "$0.50 | estimate covers 1 of 3 requests · 2 unmetered",
+        ),
+        (
+            {
+                "cost_usd": None,
+                "cost_estimate_usd": None,
+                "estimated_requests": 0,
+                "unmetered_requests": 3,
+                "requests": 3,
+            },
+            "— | estimate covers 0 of 3 requests · 3 unmetered",
+        ),
+    ],
+)
+def test_the_cost_card_says_what_it_shows_and_what_the_estimate_covers(
+    tmp_path: Path, numbers: dict, card: str
+) -> None:
+    html = render_report(
+        DAY,
+        report_daily(**numbers),
+        report_hourly([1] * 24, [0] * 24),
+        pd.Series([100.0]),
+        report_quality({}),
+        [],
+        tmp_path,
+    ).read_text(encoding="utf-8")
+    assert _cost_card(html) == card
+
+
 def test_scenarios_by_language_section() -> None:
     """Of ten languages, the eight with most sessions keep a row each and the other two are summed into others."""
     languages = ["zh", "en", "es", "ja", "ru", "de", "fr", "ko", "ar", "pt"]

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from chatpulse import stats
 from chatpulse.alerting.rules import DAILY_ONLY, WINDOWS, Baseline, Rule
 from chatpulse.days import day_bounds
-from chatpulse.schema import is_error
+from chatpulse.schema import OUTCOME_COLUMNS, is_error
 from chatpulse.tables import TABLES
 from chatpulse.warehouse import Warehouse
 
@@ -81,7 +81,7 @@ class Tables:
         return cls(**frames, windows=windows)
 
 
-REQUEST_COLUMNS = ("timestamp", "model", "status_code", "error_type", "latency_ms", "total_tokens")
+REQUEST_COLUMNS = ("timestamp", "model", *OUTCOME_COLUMNS, "latency_ms", "total_tokens")
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "minute_metrics": ("start", "requests", "errors"),
     "daily_metrics": ("cost_usd", "requests"),

@@ -60,8 +60,8 @@ def _event_sessions(events: pd.DataFrame, gap_minutes: float) -> tuple[np.ndarra
 EVENT_KEYS = ("timestamp", "user_id", "session_id")  # all that keys an event to its session
 
 
-def _events(requests: pd.DataFrame, messages: pd.DataFrame) -> pd.DataFrame:
-    """The id columns of requests then messages, one row per event."""
+def event_keys(requests: pd.DataFrame, messages: pd.DataFrame) -> pd.DataFrame:
+    """The EVENT_KEYS columns of requests then messages, one row per event."""
     columns = list(EVENT_KEYS)
     return pd.concat([requests[columns], messages[columns]], ignore_index=True)
 
@@ -76,7 +76,7 @@ def event_sessions(
     between two requests; keying either alone could split a session build_sessions
     keeps whole.
     """
-    codes, ids, _ = _event_sessions(_events(requests, messages), gap_minutes)
+    codes, ids, _ = _event_sessions(event_keys(requests, messages), gap_minutes)
     return codes, ids
 
 
@@ -88,7 +88,7 @@ def build_sessions(requests: pd.DataFrame, messages: pd.DataFrame, gap_minutes: 
     has messages, else requests, so request-only sources still report a turn count.
     user_id is the earliest non-null user_id seen in the session.
     """
-    events = _events(requests, messages)
+    events = event_keys(requests, messages)
     codes, ids, explicit_count = _event_sessions(events, gap_minutes)
     user_codes, users = pd.factorize(events["user_id"])
     starts = events["timestamp"].to_numpy(dtype="datetime64[ns]")

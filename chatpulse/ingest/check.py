@@ -30,9 +30,12 @@ import pandas as pd
 
 from chatpulse.config import DEFAULT_SOURCES, SourceConfig
 from chatpulse.days import local_days
-from chatpulse.ingest.extract import ERRORS, landing_files, read_source
+from chatpulse.ingest.extract import ERRORS, landing_files, map_records, read_source, text_columns
 from chatpulse.ingest.files import JSON_SUFFIXES, ExtractError, RawFile, read_file
+from chatpulse.ingest.paths import Resolver, read_column, top_keys
 from chatpulse.ingest.privacy import content_columns, mask
+from chatpulse.ingest.sqlsource import count_day, query_day, raw_rows, source_label
+from chatpulse.mapping import split_path
 from chatpulse.schema import COLUMNS, Kind
 
 # Rows read from the start of each file. 1,000 puts a fill rate within about 3 points of the
@@ -65,13 +68,16 @@ class Finding:
 
 @dataclass(frozen=True)
 class ColumnSample:
-    """One canonical column in one file's sample: is its source column there, how many rows hold a value,
-    how many of those could not be read, and the first parsed value (masked; None where never shown)."""
+    """One canonical column in one file's sample: is its source column there (a path that reaches a
+    record; for a derived value, any of its paths), how many rows hold a value, how many of those
+    could not be read, the first parsed value (masked; None where never shown), and the paths it
+    reads that reach no record (`missing`)."""
 
     found: bool
     filled: int = 0
     unreadable: int = 0
     example: str | None = None
+    missing: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -170,21 +176,25 @@ def _unreadable(errors: pd.Series, name: str) -> int:
 
 def _summarise(raw: RawFile, frame: pd.DataFrame, source: SourceConfig, tz: str, label: str, more: bool) -> FileSample:
     records, errors = raw.records, frame[ERRORS]
+    resolver = Resolver(records)
     columns: dict[str, ColumnSample] = {}
     for name in COLUMNS[source.kind]:
-        column = source.source_column(name)
-        if column not in records.columns:
-            columns[name] = ColumnSample(found=False)
+        read = read_column(resolver, source, name)
+        missing = tuple(path for path in source.inputs(name) if path not in resolver.resolved)
+        if not read.found:
+            columns[name] = ColumnSample(found=False, missing=missing)
             continue
+        # A path's fill counts what the log holds; a derived value's, the rows it gives a value.
+        filled = _filled(read.values if isinstance(source.column(name), str) else frame[name].iloc[: len(records)])
         shown = example(frame[name], name, source.kind, tz)
-        columns[name] = ColumnSample(True, int(_filled(records[column]).sum()), _unreadable(errors, name), shown)
-    read = {source.source_column(name) for name in COLUMNS[source.kind]}
+        columns[name] = ColumnSample(True, int(filled.sum()), _unreadable(errors, name), shown, missing)
+    read = {key for name in COLUMNS[source.kind] for path in source.inputs(name) for key in top_keys(path)}
     stamps = frame["timestamp"].dropna()
     days = Counter(day.date() for day in local_days(stamps, tz))
     offsets = 0
-    time_column = source.source_column("timestamp")
-    if source.timestamp_format == "iso" and time_column in records.columns:
-        texts = records[time_column][_filled(records[time_column])].astype(str).str.strip()
+    times = resolver.read(source.source_column("timestamp"))
+    if source.timestamp_format == "iso" and times.found:
+        texts = times.values[_filled(times.values)].astype(str).str.strip()
         offsets = int(texts.str.contains(OFFSET).sum())
     return FileSample(
         label,
@@ -207,7 +217,7 @@ def sample_file(path: Path, label: str, source: SourceConfig, tz: str, rows: int
     """
     try:
         if not rows:
-            raw = read_file(path, source.layout, (source.source_column("timestamp"),))
+            raw = read_file(path, source.layout, text_columns(source))
             return _summarise(raw, read_source(path, source, label), source, tz, label, more=False)
         with tempfile.TemporaryDirectory(prefix="chatpulse-check-") as folder:
             # The head keeps the file's name (less .gz), so it is read as the same type.
@@ -215,12 +225,29 @@ def sample_file(path: Path, label: str, source: SourceConfig, tz: str, rows: int
             try:
                 data, more = _head(path, rows)
                 head.write_bytes(data)
-                raw = read_file(head, source.layout, (source.source_column("timestamp"),))
+                raw = read_file(head, source.layout, text_columns(source))
                 return _summarise(raw, read_source(head, source, label), source, tz, label, more)
             except SAMPLE_ERRORS as exc:
                 return FileSample(label, error=_reason(exc, label, head, path))
     except SAMPLE_ERRORS as exc:
         return FileSample(label, error=_reason(exc, label, path))
+
+
+def sample_query(
+    source: SourceConfig, day: date, tz: str, rows: int = DEFAULT_ROWS, env: Mapping[str, str] | None = None
+) -> tuple[FileSample, int]:
+    """The first `rows` rows (0: all of them) a SQL source's query gives for `day`, read and mapped as a run
+    would, and how many rows it gives in all. A database that cannot be read gives a sample with `error`
+    set (naming the database without its password) and a count of 0, never an exception."""
+    label = source_label(source)
+    try:
+        total = count_day(source, day, tz, env)
+        with query_day(source, day, tz, env, chunk_rows=rows or max(total, 1)) as query:
+            raw = next(query.chunks, None) or raw_rows([], query.columns)
+            frame = map_records(raw, source, label)
+            return _summarise(raw, frame, source, tz, label, more=total > len(raw.records)), total
+    except SAMPLE_ERRORS as exc:
+        return FileSample(label, error=str(exc).removeprefix(f"source '{source.name}': ")), 0
 
 
 def _reason(error: Exception, label: str, *paths: Path) -> str:
@@ -258,6 +285,18 @@ def option_findings(source: SourceConfig) -> list[Finding]:
     return [Finding(text, source.name, source.kind) for text in found]
 
 
+def column_text(source: SourceConfig, name: str) -> str:
+    """What a canonical column is read from, as a person reads it: its path, or its derived value
+    (`endTime - startTime`, `a + b`, `map of finish_reason`)."""
+    column = source.column(name)
+    return column if isinstance(column, str) else column.describe()
+
+
+def _named(path: str, name: str) -> str:
+    """A source column or path as a finding names it: 'usage.prompt_tokens' (prompt_tokens)."""
+    return f"'{path}'" if path == name else f"'{path}' ({name})"
+
+
 def _hint(column: str, samples: Sequence[FileSample]) -> str:
     others = sorted({name for sample in samples for name in sample.unmapped})
     close = difflib.get_close_matches(column, others, n=1, cutoff=0.6)
@@ -280,15 +319,19 @@ def sample_findings(source: SourceConfig, samples: Sequence[FileSample]) -> list
     texts = [f"{s.label} cannot be read: {s.error}" for s in samples if s.error is not None]
     read = readable(samples)
     files = "not in its file" if len(read) == 1 else f"in none of its {len(read):,} files"
+    if source.sql is not None:
+        files = "not among its query's columns"
     for name in relied_on(source) if read else ():
-        column = source.source_column(name)
-        named = f"'{column}'" if column == name else f"'{column}' ({name})"
+        for path in source.inputs(name):
+            if all(path in s.columns[name].missing for s in read):
+                hint = _hint(path, read) if len(split_path(path)) == 1 else ""
+                texts.append(f"column {_named(path, name)} is {files}{hint}")
         found = [s.columns[name] for s in read if s.columns[name].found]
         filled, unreadable = sum(c.filled for c in found), sum(c.unreadable for c in found)
-        if not found:
-            texts.append(f"column {named} is {files}{_hint(column, read)}")
-        elif filled and unreadable == filled:
-            texts.append(f"column {named}: none of its {filled:,} sampled values could be read")
+        if found and filled and unreadable == filled:
+            texts.append(
+                f"column {_named(column_text(source, name), name)}: none of its {filled:,} sampled values could be read"
+            )
     stamped = sum(s.columns["timestamp"].filled for s in read)
     zoned = source.timestamp_format == "iso" and source.naive_timezone != "UTC"
     if zoned and stamped and sum(s.offsets for s in read) == stamped:
@@ -319,11 +362,15 @@ def match_landing(landing_dir: Path, sources: Sequence[SourceConfig]) -> Landing
     folder a pattern reaches (not below), among names a source could read (.jsonl, .ndjson,
     .json, .csv, optionally .gz), hidden files left out.
     """
-    if not landing_dir.is_dir():
-        return Landing((), (), (), (Finding(f"the landing folder {landing_dir} does not exist"),))
+    if not landing_dir.is_dir():  # a worry only where a source reads files
+        missing = [Finding(f"the landing folder {landing_dir} does not exist")]
+        return Landing((), (), (), tuple(missing if any(s.pattern is not None for s in sources) else ()))
     findings: list[Finding] = []
     matched: list[set[Path] | None] = []
     for source in sources:
+        if source.pattern is None:  # a SQL source reads no file
+            matched.append(set())
+            continue
         try:
             matched.append({path for path in landing_dir.glob(source.pattern) if path.is_file()})
         except (ValueError, NotImplementedError):
@@ -342,6 +389,8 @@ def match_landing(landing_dir: Path, sources: Sequence[SourceConfig]) -> Landing
         others = {label_of(p, landing_dir): owner[p].name for p in sorted(files) if owner.get(p) is not source}
         owned.append(mine)
         shadowed.append(others)
+        if source.pattern is None:
+            continue
         if not files and not optional:
             findings.append(Finding(f"pattern '{source.pattern}' matches no file", source.name, source.kind))
         elif files and not mine:

@@ -2,7 +2,8 @@
 
 Every input row ends in exactly one place: clean, quarantined (with its reasons)
 or counted as a duplicate. Recoverable values are repaired and counted first,
-so a repairable row is never quarantined for what could be fixed.
+so a repairable row is never quarantined for what could be fixed. Values that are
+kept but contradict a convention (token counts) are flagged and counted, never changed.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import pandas as pd
 from chatpulse.days import DaySpan
 from chatpulse.ingest.extract import DAY, ERRORS, RAW, REPAIRED, extract_repairs
 from chatpulse.ingest.validate import Validation, validate
-from chatpulse.schema import COLUMNS, ID_COLUMN, SOURCE_FILE, SOURCE_LINE, Kind
+from chatpulse.schema import COLUMNS, ID_COLUMN, SOURCE_FILE, SOURCE_LINE, UNMETERED_COLUMN, Kind
+from chatpulse.tokens import UNMETERED, contradictions, unmetered
 
 OUTSIDE = "timestamp: outside the partition range"
 
@@ -61,13 +63,14 @@ def derive_ids(frame: pd.DataFrame, kind: Kind) -> pd.Series:
 
 
 def _repair_tokens(frame: pd.DataFrame) -> dict[str, pd.Series]:
-    """Recover token counts from the other two of prompt, completion and total."""
+    """Recover a missing token count from the other two of prompt, completion and total.
+
+    Only missing counts are filled: a logged total that is not prompt + completion is kept and flagged
+    (_flag_tokens), since it may be the right number under another convention.
+    """
     prompt, completion, total = frame["prompt_tokens"], frame["completion_tokens"], frame["total_tokens"]
     fixes = {
-        "total_tokens": (
-            prompt.notna() & completion.notna() & (total.isna() | (total != prompt + completion)),
-            prompt + completion,
-        ),
+        "total_tokens": (prompt.notna() & completion.notna() & total.isna(), prompt + completion),
         "prompt_tokens": (
             prompt.isna() & completion.notna() & total.notna() & (total >= completion),
             total - completion,
@@ -81,6 +84,15 @@ def _repair_tokens(frame: pd.DataFrame) -> dict[str, pd.Series]:
             frame[column] = frame[column].mask(mask, value)
             repaired[f"{column}: recomputed"] = mask
     return repaired
+
+
+def _flag_tokens(frame: pd.DataFrame) -> dict[str, pd.Series]:
+    """Flag counts that contradict the canonical token convention, and unmetered requests (in place:
+    the `unmetered` column). Flagged rows stay clean and keep their numbers; data_quality counts them."""
+    frame[UNMETERED_COLUMN] = unmetered(frame).to_numpy(dtype=bool)
+    flags = contradictions(frame)
+    flags[UNMETERED] = frame[UNMETERED_COLUMN]
+    return {reason: mask for reason, mask in flags.items() if mask.any()}
 
 
 def _repair_roles(frame: pd.DataFrame) -> dict[str, pd.Series]:
@@ -97,6 +109,12 @@ def _repair_roles(frame: pd.DataFrame) -> dict[str, pd.Series]:
 REPAIRS: dict[Kind, Callable[[pd.DataFrame], dict[str, pd.Series]]] = {
     Kind.REQUESTS: _repair_tokens,
     Kind.MESSAGES: _repair_roles,
+    Kind.FEEDBACK: lambda frame: {},
+}
+# Values kept as they are but worth a look: reason -> rows, counted in data_quality.flags.
+FLAGS: dict[Kind, Callable[[pd.DataFrame], dict[str, pd.Series]]] = {
+    Kind.REQUESTS: _flag_tokens,
+    Kind.MESSAGES: lambda frame: {},
     Kind.FEEDBACK: lambda frame: {},
 }
 
@@ -176,6 +194,7 @@ def clean_partition(extracted: pd.DataFrame, kind: Kind, day: str) -> Cleaned:
     frame = extracted.reset_index(drop=True)
     frame[ID_COLUMN[kind]] = derive_ids(frame, kind)
     repairs = {**extract_repairs(frame), **REPAIRS[kind](frame)}
+    flags = FLAGS[kind](frame)
     validation = validate(frame, kind)
     reasons = _reasons(frame, validation)
     positions = sorted(reasons)
@@ -187,6 +206,8 @@ def clean_partition(extracted: pd.DataFrame, kind: Kind, day: str) -> Cleaned:
     clean = frame.loc[kept, [c for c in frame.columns if c not in (ERRORS, RAW, REPAIRED)]].reset_index(drop=True)
     repair_counts = {name: int((mask & kept).sum()) for name, mask in repairs.items()}
     repaired = pd.DataFrame(repairs).any(axis=1) if repairs else pd.Series(False, index=frame.index)
+    flagged = pd.DataFrame(flags).any(axis=1) if flags else pd.Series(False, index=frame.index)
+    flag_counts = {name: int((mask & kept).sum()) for name, mask in flags.items()}
     quality: dict[str, object] = {
         "day": day,
         "kind": kind.value,
@@ -197,5 +218,7 @@ def clean_partition(extracted: pd.DataFrame, kind: Kind, day: str) -> Cleaned:
         "repaired": int((repaired & kept).sum()),
         "reasons": json.dumps(dict(Counter(r for rs in reasons.values() for r in rs).most_common())),
         "repairs": json.dumps({k: v for k, v in repair_counts.items() if v}),
+        "flagged": int((flagged & kept).sum()),
+        "flags": json.dumps({k: v for k, v in flag_counts.items() if v}),
     }
     return Cleaned(clean, quarantine, quality, validation)

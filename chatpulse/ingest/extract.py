@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,12 @@ import pandas as pd
 from chatpulse.config import LATENCY_UNITS, SourceConfig
 from chatpulse.days import DaySpan, local_days
 from chatpulse.ingest.files import ExtractError, RawFile, read_file
+from chatpulse.ingest.paths import Resolver, read_column, top_keys
 from chatpulse.ingest.text import NUL_REMOVED, longer_than, may_hold_nul, without_nul
 from chatpulse.ingest.times import parse_timestamps
+from chatpulse.mapping import split_path
 from chatpulse.schema import COLUMNS, SOURCE_FILE, SOURCE_LINE, Kind
+from chatpulse.tokens import to_canonical
 from chatpulse.warehouse import FileStamp
 
 ERRORS = "_errors"
@@ -86,9 +90,22 @@ def _to_number(values: pd.Series, name: str, problems: _Problems, integer: bool)
     return numbers.where(~fractional & ~too_big).astype("Int64")
 
 
+def json_value(value: Any) -> Any:
+    """A value JSON has no type for, as JSON holds it: what a database gives besides text, numbers and mappings
+    (a NUMERIC as a number, a time as ISO 8601 text, bytes as hex, anything else as its text). For orjson's default."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
 def _to_json(values: pd.Series) -> pd.Series:
     """JSON text of each value; a mapping's null keys are left out, as if absent."""
-    dumps = orjson.dumps
+
+    def dumps(value: Any) -> bytes:
+        return orjson.dumps(value, default=json_value)
+
     return pd.Series(
         [
             value
@@ -131,20 +148,36 @@ def _apply_failure_rule(frame: pd.DataFrame, source: SourceConfig) -> None:
     frame["error_type"] = frame["error_type"].mask(frame["error_type"].isna() & failed, rule.error_type)
 
 
+@dataclass(frozen=True)
+class Mapped:
+    """One file's records mapped (`frame`, see map_records) and the paths its source reads that
+    reached no record of the file (`unresolved`, in the order the canonical columns name them)."""
+
+    frame: pd.DataFrame
+    unresolved: tuple[str, ...]
+
+
 def map_records(raw: RawFile, source: SourceConfig, label: str) -> pd.DataFrame:
     """Rename, convert and type one file's records; problems go to ERRORS, repairs to REPAIRED."""
+    return mapped_records(raw, source, label).frame
+
+
+def mapped_records(raw: RawFile, source: SourceConfig, label: str) -> Mapped:
+    """map_records, with the paths that reached no record (chatpulse.ingest.paths reads every column)."""
     kind_columns = COLUMNS[source.kind]
     records = raw.records
     size = len(records)
     problems, repairs = _Problems(size), _Problems(size)
-    source_names = {source.source_column(name) for name in kind_columns}
+    resolver = Resolver(records)
+    source_names = {key for name in kind_columns for path in source.inputs(name) for key in top_keys(path)}
     frame = pd.DataFrame(index=pd.RangeIndex(size))
     for name, value_kind in kind_columns.items():
-        column = source.source_column(name)
-        if column in records.columns:
-            values = records[column].reset_index(drop=True)
-        else:
-            values = pd.Series(source.defaults.get(name), index=frame.index, dtype=object)
+        read = read_column(resolver, source, name)
+        for rows, reason in read.problems:
+            problems.add(rows, f"{name}: {reason}")
+        values = read.values  # where no path reaches a record: none, or what a derived value gives for none
+        if not read.found and name in source.defaults:
+            values = pd.Series(source.defaults[name], index=frame.index, dtype=object)
         if value_kind == "datetime":
             times = parse_timestamps(values, source)
             for reason in times.problems.dropna().unique():
@@ -152,7 +185,7 @@ def map_records(raw: RawFile, source: SourceConfig, label: str) -> pd.DataFrame:
             frame[name] = times.utc
         elif value_kind in ("int", "float"):
             numbers = _to_number(values, name, problems, integer=value_kind == "int")
-            if name in ("latency_ms", "ttft_ms"):
+            if name in ("latency_ms", "ttft_ms") and not read.milliseconds:
                 numbers = numbers * LATENCY_UNITS[source.latency_unit]
             frame[name] = numbers
         elif value_kind == "json":
@@ -161,6 +194,7 @@ def map_records(raw: RawFile, source: SourceConfig, label: str) -> pd.DataFrame:
             frame[name] = _to_string(values)
     if source.kind == Kind.REQUESTS:
         _apply_failure_rule(frame, source)
+        to_canonical(frame, source.token_convention)
         extras = [c for c in records.columns if c not in source_names]
         if extras and "metadata" not in source.columns:
             frame["metadata"] = _extras_json(records[extras], records.get("metadata"))
@@ -177,7 +211,8 @@ def map_records(raw: RawFile, source: SourceConfig, label: str) -> pd.DataFrame:
     frame[RAW] = pd.Series([texts.get(int(n)) for n in raw.lines[troubled]], index=frame.index[troubled], dtype=object)
     if raw.malformed:
         frame = pd.concat([frame, _malformed_rows(raw.malformed, texts, source.kind, label)], ignore_index=True)
-    return frame
+    inputs = dict.fromkeys(path for name in kind_columns for path in source.inputs(name))
+    return Mapped(frame, tuple(path for path in inputs if path not in resolver.resolved))
 
 
 def _check_texts(frame: pd.DataFrame, names: list[str], raw: RawFile, limit: int, problems: _Problems) -> np.ndarray:
@@ -221,13 +256,21 @@ def _malformed_rows(malformed: list[tuple[int, str]], texts: dict[int, str], kin
     return rows
 
 
-def read_source(path: Path, source: SourceConfig, label: str) -> pd.DataFrame:
-    """One landing file read and mapped onto its kind's canonical columns.
+def text_columns(source: SourceConfig) -> tuple[str, ...]:
+    """The record keys read as text whatever they look like: a top-level ISO timestamp, so that it is
+    parsed here and only here (a nested one comes as the line path reads it, text)."""
+    keys = split_path(source.source_column("timestamp"))
+    return keys if source.timestamp_format == "iso" and len(keys) == 1 else ()
 
-    ISO timestamps are read as text, so that they are parsed here and only here.
-    """
-    texts = (source.source_column("timestamp"),) if source.timestamp_format == "iso" else ()
-    return map_records(read_file(path, source.layout, texts), source, label)
+
+def read_source(path: Path, source: SourceConfig, label: str) -> pd.DataFrame:
+    """One landing file read and mapped onto its kind's canonical columns."""
+    return read_mapped(path, source, label).frame
+
+
+def read_mapped(path: Path, source: SourceConfig, label: str) -> Mapped:
+    """read_source, with the paths that reached no record of the file (Mapped)."""
+    return mapped_records(read_file(path, source.layout, text_columns(source)), source, label)
 
 
 def filed_days(frame: pd.DataFrame, tz: str, path: Path) -> pd.Series:
@@ -292,7 +335,7 @@ def landing_files(landing_dir: Path, sources: Iterable[SourceConfig], kind: Kind
     """The files of a kind in the landing folder, each with the first source it matches."""
     matched: dict[Path, SourceConfig] = {}
     for source in sources:
-        if source.kind != kind:
+        if source.kind != kind or source.pattern is None:  # a SQL source reads no file
             continue
         for path in sorted(landing_dir.glob(source.pattern)):
             if path.is_file():
@@ -306,13 +349,15 @@ class Extract:
 
     `outside` holds the rows of the files read that are filed on a day that cannot be run, with
     that day (YYYY-MM-DD) in the DAY column; `unreadable` the files that could not be read but
-    cannot hold the day either (file name: error), skipped.
+    cannot hold the day either (file name: error), skipped; `unresolved` the paths of each file
+    read whose source reads them and no record of the file holds (file name: paths, see Mapped).
     """
 
     frame: pd.DataFrame
     stamps: dict[str, FileStamp]
     outside: pd.DataFrame
     unreadable: dict[str, str]
+    unresolved: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def extract_day(
@@ -331,10 +376,11 @@ def extract_day(
     The rows of the files read that fall outside `span` (when given) are gathered in
     `outside`, whatever day is run. A file that cannot be read raises ExtractError
     (naming the file) only when it could hold the day (could_hold); else it is skipped.
-    A landing folder that does not exist raises ExtractError: an unmounted or mistyped
-    folder must fail the run, not replace the day's rows with none.
+    A landing folder that does not exist raises ExtractError when a source of `kind` reads
+    files: an unmounted or mistyped folder must fail the run, not replace the day's rows with none.
     """
-    if not landing_dir.is_dir():
+    sources = tuple(sources)
+    if any(s.kind == kind and s.pattern is not None for s in sources) and not landing_dir.is_dir():
         raise ExtractError(f"landing folder {landing_dir.resolve()} does not exist (see landing_dir)")
     known = known or {}
     day_key = day.isoformat()
@@ -342,6 +388,7 @@ def extract_day(
     outside: list[pd.DataFrame] = []
     stamps: dict[str, FileStamp] = {}
     unreadable: dict[str, str] = {}
+    unresolved: dict[str, tuple[str, ...]] = {}
     for path, source in landing_files(landing_dir, sources, kind):
         label = path.relative_to(landing_dir).as_posix()
         stamp = known.get(label)
@@ -349,12 +396,13 @@ def extract_day(
             continue
         stat = path.stat()
         try:
-            frame = read_source(path, source, label)
+            mapped = read_mapped(path, source, label)
         except ExtractError as exc:
             if could_hold(path, day, tz, stamp):
                 raise
             unreadable[label] = str(exc)
             continue
+        frame, unresolved[label] = mapped.frame, mapped.unresolved
         days = filed_days(frame, tz, path)
         stamps[label] = FileStamp(stat.st_size, stat.st_mtime_ns, frozenset(_day_names(days.drop_duplicates())))
         parts.append(frame[(days == pd.Timestamp(day)).to_numpy()])
@@ -367,6 +415,7 @@ def extract_day(
         stamps,
         pd.concat(outside, ignore_index=True) if outside else empty.assign(**{DAY: pd.Series(dtype=object)}),
         unreadable,
+        unresolved,
     )
 
 

@@ -25,6 +25,8 @@ import sqlalchemy as sa
 from chatpulse.config import Settings
 from chatpulse.ingest.extract import RAW
 from chatpulse.ingest.masking import mask, mask_metadata
+from chatpulse.ingest.paths import top_keys
+from chatpulse.mapping import split_path
 from chatpulse.pseudonyms import Pseudonyms
 from chatpulse.schema import COLUMNS, SOURCE_FILE, Kind
 
@@ -39,6 +41,8 @@ CONTENT_ASSETS = {
     "clean_feedback": ("comment",),
     "raw_requests": (METADATA,),
     "clean_requests": (METADATA,),
+    "neighbour_messages": ("content",),
+    "neighbour_requests": (METADATA,),
 }
 # A CSV line too malformed to tell its fields apart cannot have its user id replaced: it is not kept.
 WITHHELD = "[line withheld: a malformed CSV line, so its user id cannot be replaced]"
@@ -59,8 +63,12 @@ def mask_frame(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
 
 
 def user_keys(settings: Settings, kind: Kind) -> tuple[str, ...]:
-    """The fields of a kind's landing files that hold the user id (one per source: its mapping of user_id)."""
-    return tuple(sorted({source.source_column("user_id") for source in settings.sources if source.kind == kind}))
+    """The fields of a kind's landing files that hold the user id (one per source: its mapping of user_id).
+
+    A nested user id (`metadata.user_api_key_user_id`) is named by its own key, which is where a line holds it.
+    """
+    paths = {source.source_column("user_id") for source in settings.sources if source.kind == kind}
+    return tuple(sorted({key for path in paths for key in (path, split_path(path)[-1])}))
 
 
 def _is_csv(label: str) -> bool:
@@ -147,7 +155,13 @@ def trim_lines(frame: pd.DataFrame, settings: Settings, keep: frozenset[str]) ->
     if RAW not in frame.columns:
         return frame
     sources = [source for source in settings.sources if source.kind == Kind.REQUESTS]
-    mapped = {source.source_column(name) for source in sources for name in COLUMNS[Kind.REQUESTS]}
+    mapped = {
+        key
+        for source in sources
+        for name in COLUMNS[Kind.REQUESTS]
+        for path in source.inputs(name)
+        for key in top_keys(path)
+    }
     metadata = frozenset(source.source_column(METADATA) for source in sources)
     allowed = frozenset(mapped | keep)
     rows = np.flatnonzero(frame[RAW].notna().to_numpy())

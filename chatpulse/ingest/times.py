@@ -59,8 +59,12 @@ def parse_timestamps(values: pd.Series, source: SourceConfig) -> Times:
     A missing or blank value is NaT without a problem; a value outside FIRST..LAST (what a
     nanosecond timestamp holds, a day in from each end) is NaT with the problem OUTSIDE, any
     other unreadable value NaT with UNRECOGNISED or "not a number (...)".
+    A column of date-times (as a database gives them) is read as they are, whatever the format:
+    an aware one is an instant, a naive one a wall-clock time in `timestamp.timezone`.
     """
     values = values.reset_index(drop=True)
+    if _holds_datetimes(values):
+        return _parse_datetimes(values, source.naive_timezone)
     if source.timestamp_format == "iso":
         return _parse_iso(values, source.naive_timezone)
     origin = None
@@ -104,6 +108,34 @@ def _parse_iso(values: pd.Series, timezone: str) -> Times:
     problems = pd.Series(np.full(len(values), None, dtype=object), index=values.index)
     problems[outside] = OUTSIDE
     problems[present & utc.isna() & ~outside] = UNRECOGNISED
+    return Times(utc, problems)
+
+
+def _holds_datetimes(values: pd.Series) -> bool:
+    """A datetime64 column, or one of Python date-times (of several offsets, or aware and naive mixed)."""
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return True
+    return values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) == "datetime"
+
+
+def _parse_datetimes(values: pd.Series, timezone: str) -> Times:
+    """Date-time values as UTC: aware ones converted, naive ones read as wall-clock times in `timezone`."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        utc = values.dt.tz_convert("UTC")
+    elif pd.api.types.is_datetime64_dtype(values.dtype):
+        utc = _localized(values, timezone)
+    else:
+        aware = values.map(lambda value: value is not None and value.tzinfo is not None, na_action="ignore")
+        aware = aware.fillna(False).astype(bool)
+        naive = values.notna() & ~aware
+        utc = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us, UTC]")
+        if aware.any():
+            utc[aware] = pd.to_datetime(values[aware], utc=True).dt.as_unit("us")
+        if naive.any():
+            utc[naive] = _localized(pd.to_datetime(values[naive]).dt.as_unit("us"), timezone)
+    utc, outside = _bounded(utc)
+    problems = pd.Series(np.full(len(values), None, dtype=object), index=values.index)
+    problems[outside] = OUTSIDE
     return Times(utc, problems)
 
 

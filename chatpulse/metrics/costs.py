@@ -11,9 +11,17 @@ from chatpulse.days import DayGrid
 from chatpulse.metrics.pricing import estimate_cost
 from chatpulse.schema import is_error
 from chatpulse.tables import table_columns
+from chatpulse.tokens import unmetered
 
 MODEL_COST_COLUMNS = table_columns("model_costs")
-USAGE_TOKENS = ("prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens", "total_tokens")
+USAGE_TOKENS = (
+    "prompt_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+)
 USER_COLUMNS = table_columns("daily_users")
 
 
@@ -38,8 +46,11 @@ def model_costs(requests: pd.DataFrame, day: dt.date, tz: str, rates: pd.DataFra
     MODEL_COST_COLUMNS, ordered by model name.
 
     rates is pricing.prices_on(table, day). A model without a rate in force has NULL
-    prices and estimate, and all its requests in unpriced_requests. cost_difference_usd
-    is the logged minus the estimated cost over requests that have both.
+    prices and estimate, and all its requests in unpriced_requests. unmetered_requests counts
+    the served requests without token counts (chatpulse.tokens.unmetered); estimated_requests
+    those the estimate covers (pricing.estimate_cost is not NaN), so cost_estimate_usd is NULL,
+    not $0, when it covers none. cost_difference_usd is the logged minus the estimated cost
+    over requests that have both.
     """
     rows = DayGrid.of(day, tz).select(requests, "timestamp")
     estimate = estimate_cost(rows, rates)
@@ -51,7 +62,7 @@ def model_costs(requests: pd.DataFrame, day: dt.date, tz: str, rates: pd.DataFra
     rate = rates.reindex(pd.Index(models, dtype=object))
     priced = rate["input"].notna().to_numpy()
     logged_sum, logged_count = _sum_where(codes, n, logged)
-    estimate_sum, _ = _sum_where(codes, n, estimate)
+    estimate_sum, estimated = _sum_where(codes, n, estimate)
     difference, _ = _sum_where(codes, n, logged - estimate)
     out = pd.DataFrame(
         {
@@ -64,10 +75,15 @@ def model_costs(requests: pd.DataFrame, day: dt.date, tz: str, rates: pd.DataFra
             },
             "input_usd_per_mtok": rate["input"].to_numpy(),
             "cached_input_usd_per_mtok": rate["cached_input"].to_numpy(),
+            "cache_write_input_usd_per_mtok": rate["cache_write_input"].to_numpy(),
             "output_usd_per_mtok": rate["output"].to_numpy(),
             "price_from": rate["price_from"].to_numpy(dtype=object),
             "unpriced_requests": np.where(priced, 0, count),
-            "cost_estimate_usd": np.where(priced, np.nan_to_num(estimate_sum), np.nan),
+            "unmetered_requests": np.bincount(
+                codes, weights=unmetered(rows).to_numpy(dtype="float64"), minlength=n
+            ).astype("int64"),
+            "estimated_requests": estimated,
+            "cost_estimate_usd": estimate_sum,
             "cost_logged_usd": logged_sum,
             "logged_requests": logged_count,
             "cost_difference_usd": difference,
@@ -80,8 +96,9 @@ def daily_users(requests: pd.DataFrame, day: dt.date, tz: str, rates: pd.DataFra
     """One row per user active on day (made a request with a user_id), columns USER_COLUMNS.
 
     rank 1 is the user with the most requests (ties: more tokens, then user_id).
-    cost_estimate_usd sums the user's priced requests (NULL when none is priced);
-    unpriced_requests counts the rest.
+    cost_estimate_usd sums the estimates of the user's requests (NULL when none has one);
+    unpriced_requests counts the requests without one (no price in force, unmetered, or
+    counts that contradict the token convention: pricing.estimate_cost).
     """
     rows = DayGrid.of(day, tz).select(requests, "timestamp")
     rows = rows[rows["user_id"].notna()]

@@ -14,9 +14,11 @@ import numpy as np
 import pandas as pd
 
 from chatpulse.days import MINUTE, DayGrid
+from chatpulse.metrics.pricing import estimate_cost
 from chatpulse.schema import is_error
 from chatpulse.stats import mean, percentiles, present
 from chatpulse.tables import table_columns
+from chatpulse.tokens import unmetered
 
 HOURLY_COLUMNS = table_columns("hourly_metrics")
 
@@ -68,12 +70,17 @@ def hourly_metrics(requests: pd.DataFrame, day: dt.date, tz: str) -> pd.DataFram
     return out[list(HOURLY_COLUMNS)]
 
 
-def daily_metrics(requests: pd.DataFrame, sessions: pd.DataFrame, day: dt.date, tz: str) -> pd.DataFrame:
+def daily_metrics(
+    requests: pd.DataFrame, sessions: pd.DataFrame, day: dt.date, tz: str, rates: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """One row summarising day in tz (columns DAILY_COLUMNS).
 
     sessions is build_sessions output; a session counts toward the day its start
     falls on. peak_minute is the busiest minute's local start in ISO form, the
-    earliest on ties, None without requests.
+    earliest on ties, None without requests. cost_usd sums the logged costs, NULL when
+    no request logged one. rates (pricing.prices_on; None: no price table) give
+    cost_estimate_usd, the sum of the estimates (NULL when none), and estimated_requests,
+    how many requests it covers; unmetered_requests counts chatpulse.tokens.unmetered.
     """
     grid = DayGrid.of(day, tz)
     rows = grid.select(requests, "timestamp")
@@ -82,6 +89,8 @@ def daily_metrics(requests: pd.DataFrame, sessions: pd.DataFrame, day: dt.date, 
     busiest = int(per_minute.argmax())
     count = len(rows)
     errors = int(is_error(rows).sum())
+    estimate = estimate_cost(rows, rates) if rates is not None else np.empty(0)
+    estimate = estimate[~np.isnan(estimate)]
     latency = present(rows["latency_ms"])
     latency_p50, latency_p95, latency_p99 = percentiles(latency, [50, 95, 99])
     ttft_p50, ttft_p95 = percentiles(present(rows["ttft_ms"]), [50, 95])
@@ -100,12 +109,15 @@ def daily_metrics(requests: pd.DataFrame, sessions: pd.DataFrame, day: dt.date, 
         "ttft_p50_ms": ttft_p50,
         "ttft_p95_ms": ttft_p95,
         **{column: int(rows[column].sum()) for column in TOKEN_COLUMNS},
-        "cost_usd": float(rows["cost_usd"].sum()),
+        "cost_usd": float(rows["cost_usd"].sum(min_count=1)),
         "users": int(rows["user_id"].nunique()),
         "models": int(rows["model"].nunique()),
         "sessions": len(day_sessions),
         "session_duration_p50_s": duration_p50,
         "session_duration_p95_s": duration_p95,
         "turns_mean": mean(present(day_sessions["turns"])),
+        "unmetered_requests": int(unmetered(rows).sum()),
+        "cost_estimate_usd": float(estimate.sum()) if len(estimate) else np.nan,
+        "estimated_requests": len(estimate),
     }
     return pd.DataFrame([record], columns=list(DAILY_COLUMNS)).astype({"peak_minute": object})

@@ -3,45 +3,118 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import numpy as np
 import pandas as pd
 
 from chatpulse.days import DayGrid
-from chatpulse.schema import is_error
+from chatpulse.schema import is_error, text_or_empty, withheld
 from chatpulse.tables import table_columns
 
-ERROR_KINDS = ("rate_limit", "timeout", "server", "client", "content_filter", "other")
+ERROR_KINDS = (
+    "rate_limit",
+    "timeout",
+    "server",
+    "content_filter",
+    "context_length",
+    "authentication",
+    "invalid_request",
+    "client",
+    "other",
+)
 ERROR_KIND_COLUMNS = table_columns("error_kinds")
 FAILED_COLUMNS = table_columns("failed_requests")
 SLOWEST_COUNT = 20
 SLOWEST_COLUMNS = table_columns("slowest_requests")
 
+# What providers and their SDKs send, as word sequences (see _words), kind by kind in the order they
+# are tried. OpenAI (error.type / error.code, Python SDK exception names), Azure OpenAI (code content_filter,
+# innererror.code ResponsibleAIPolicyViolation), Anthropic (error.type; stop_reason refusal), Gemini and
+# Vertex AI (error.status, finishReason / blockReason), LiteLLM (its exception names).
+PROVIDER_WORDS: dict[str, tuple[str, ...]] = {
+    "content_filter": (
+        "content filter",
+        "content policy violation",
+        "responsible ai policy violation",
+        "safety",
+        "prohibited content",
+        "blocklist",
+        "recitation",
+        "spii",
+        "refusal",
+    ),
+    "context_length": (
+        "context length exceeded",
+        "context window exceeded",
+        "maximum context length",
+        "prompt is too long",
+        "string above max length",
+    ),
+    "rate_limit": ("rate limit", "ratelimit", "too many requests", "resource exhausted", "insufficient quota"),
+    "timeout": ("timeout", "timed out", "deadline exceeded"),
+    "authentication": (
+        "authentication",
+        "invalid api key",
+        "api key invalid",
+        "unauthenticated",
+        "unauthorized",
+        "permission denied",
+        "permission error",
+    ),
+    "invalid_request": ("invalid request", "invalid argument", "bad request"),
+    "server": ("server error", "internal", "api error", "overloaded", "service unavailable", "unavailable"),
+}
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_NOT_WORD = re.compile(r"[^a-z0-9]+")
+
+
+def _words(text: str) -> str:
+    """Text as lower-case words between spaces: camelCase, snake_case and punctuation split
+    ("APITimeoutError" -> " api timeout error ", "gemini_generate_content" -> " gemini generate content ")."""
+    return f" {_NOT_WORD.sub(' ', _CAMEL.sub(' ', text).lower()).strip()} "
+
+
+def _says(texts: pd.Series) -> dict[str, np.ndarray]:
+    """Per kind of PROVIDER_WORDS, whether each text names it in whole words ("content" inside a
+    method name is no content filter). Each distinct text is read once."""
+    codes, distinct = pd.factorize(texts)
+    words = [_words(text) for text in distinct]
+    return {
+        kind: np.array([any(f" {p} " in w for p in phrases) for w in words], dtype=bool)[codes]
+        for kind, phrases in PROVIDER_WORDS.items()
+    }
+
 
 def error_kind(requests: pd.DataFrame) -> pd.Series:
-    """The kind of each failed request (None when it did not fail), first match wins:
+    """The kind of each failed request (None when it did not fail, schema.is_error), first match wins.
 
-    content_filter (error_type mentions "content"), rate_limit (429 or "rate"),
-    timeout (408, 504 or "timeout"/"timed out"), server (5xx), client (other 4xx), else other.
+    The status decides first: 429 rate_limit; 408 and 504 timeout; other 5xx (Anthropic's 529
+    included) server. Then what the provider named in error_code and error_type, in whole words
+    (PROVIDER_WORDS: content_filter, context_length, rate_limit, timeout, authentication,
+    invalid_request, server). Then a finish_reason saying a content filter withheld the answer
+    (schema.withheld): content_filter. Then the status again: 401 and 403 authentication, 400
+    invalid_request, other 4xx client. Else other.
     """
     failed = is_error(requests).to_numpy(dtype=bool)
-    status = requests["status_code"].to_numpy(dtype="float64", na_value=0.0)[failed]
-    text = requests["error_type"][failed].fillna("").astype("str").str.lower()
-    has = {
-        word: text.str.contains(pattern, regex=True).to_numpy(dtype=bool)
-        for word, pattern in (("content", "content"), ("rate", "rate"), ("timeout", r"timeout|timed out"))
-    }
-    kinds = np.select(
-        [
-            has["content"],
-            (status == 429) | has["rate"],
-            np.isin(status, (408, 504)) | has["timeout"],
-            status >= 500,
-            status >= 400,
-        ],
-        ["content_filter", "rate_limit", "timeout", "server", "client"],
-        "other",
-    )
+    rows = requests[failed]
+    status = rows["status_code"].to_numpy(dtype="float64", na_value=0.0)
+    named = pd.Series("", index=rows.index)
+    for column in ("error_code", "error_type"):
+        if column in rows:
+            named = named + " " + text_or_empty(rows[column])
+    says = _says(named)
+    conditions = [
+        (status == 429, "rate_limit"),
+        (np.isin(status, (408, 504)), "timeout"),
+        (status >= 500, "server"),
+        *((says[kind], kind) for kind in PROVIDER_WORDS),
+        (withheld(rows).to_numpy(dtype=bool), "content_filter"),
+        (np.isin(status, (401, 403)), "authentication"),
+        (status == 400, "invalid_request"),
+        (status >= 400, "client"),
+    ]
+    kinds = np.select([c for c, _ in conditions], [k for _, k in conditions], "other")
     kind = np.full(len(requests), None, dtype=object)
     kind[failed] = kinds
     return pd.Series(kind, index=requests.index, name="error_kind", dtype=object)

@@ -11,7 +11,7 @@ from chatpulse.tables import table_columns
 
 # metric name -> (table, column) it is read from; model_costs columns are summed over models,
 # NULL when every model's is (so cost_usd, the logged cost, is missing, not $0, on a day that
-# logged none, unlike daily_metrics.cost_usd).
+# logged none, as daily_metrics.cost_usd is).
 HEADLINES: dict[str, tuple[str, str]] = {
     "requests": ("daily_metrics", "requests"),
     "errors": ("daily_metrics", "errors"),

@@ -211,7 +211,7 @@ def simulate(day: date, tz: str, n: int, users: Users, rng: np.random.Generator,
     session_ids = partial(optional_ids, "sess_", day, seed)
     requests["request_id"] = np.arange(n)
     request_rows = Rows(
-        {name: requests[name] for name in REQUEST_COLUMNS},
+        {name: requests[name] for name in REQUEST_COLUMNS if name in requests},  # what an OpenAI log holds
         {"request_id": partial(ids, "req_", day, seed), "timestamp": iso, "session_id": session_ids},
     )
 
