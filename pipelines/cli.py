@@ -24,8 +24,8 @@ import click
 from chatpulse.config import CONFIG_ENV, DEFAULT_CONFIG_FILE, ConfigError, Settings, load_settings
 from chatpulse.days import DayOutOfRange, DaySpan
 from chatpulse.ingest.check import DEFAULT_ROWS
-from chatpulse.pipelines.demo import DEMO_DAYS, planted_rows, unsynced_sqlite
 from chatpulse.pipelines.cli_errors import CliError
+from chatpulse.pipelines.demo import DEMO_DAYS, planted_rows, unsynced_sqlite
 from chatpulse.pipelines.scenarios_cli import scenarios
 
 if TYPE_CHECKING:
