@@ -49,6 +49,7 @@ SPEND_TABLES = ("dimension_daily", "budget_status", "cost_reconciliation")
 SECTION_TABLES = (
     "daily_trends",
     "scenario_daily",
+    "scenario_language_daily",
     "scenario_spotlight",
     "feedback_daily",
     "feedback_by_model",

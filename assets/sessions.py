@@ -19,12 +19,13 @@ from dagster import (
 from chatpulse.assets.daystate import write_day
 from chatpulse.behaviour import feedback
 from chatpulse.behaviour.midnight import day_sessions, with_neighbours
+from chatpulse.behaviour.scenario_model import scenario_model
+from chatpulse.behaviour.scenario_rules import OTHER, load_rules
 from chatpulse.behaviour.scenarios import (
-    OTHER,
     SCENARIO,
     SESSION_ROW,
     label_sessions,
-    load_rules,
+    scenario_languages,
     scenario_summary,
     session_rows,
     session_usage,
@@ -51,7 +52,9 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         },
         group_name="behaviour",
         kinds={"pandas", "sql"},
-        description="One row per session with its scenario (rule, confidence), model, latency, errors and ratings.",
+        description=(
+            "One row per session with its scenario (rule, confidence), language, model, latency, errors and ratings."
+        ),
     )
     def sessions(
         context: AssetExecutionContext,
@@ -74,7 +77,9 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         table = pd.concat(
             [
                 table,
-                label_sessions(table, messages, load_rules(settings.scenario_rules)),
+                label_sessions(
+                    table, messages, load_rules(settings.scenario_rules), scenario_model(settings.scenario_model)
+                ),
                 session_usage(table, requests),
             ],
             axis=1,
@@ -88,6 +93,7 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
             Write("sessions", table),
             Write("scenario_daily", summary),
             Write("scenario_model_daily", scenario_summary(table, requests, rated, day, by_model=True)),
+            Write("scenario_language_daily", scenario_languages(table, day)),
             Write("feedback_daily", feedback.feedback_daily(table, rated, day)),
             Write("feedback_by_model", feedback.satisfaction_by(rated, table, "model")),
             Write("feedback_by_latency", feedback.satisfaction_by_latency(rated)),
@@ -100,6 +106,7 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
                 "sessions": len(table),
                 "turns": int(table["turns"].sum()),
                 "other_share": float(other) if pd.notna(other) else 0.0,
+                "languages": int(table["language"].nunique()),
                 "ratings": len(rated),
             },
         )

@@ -304,6 +304,7 @@ class Settings:
     quarantine_warn_rate: float = 0.05
     schedule_time: time = time(6, 0)
     scenario_rules: Path | None = None
+    scenario_model: Path | None = None
     content_retention_days: int = 30
     prices: Path | None = None
     slow_request_seconds: float = 10.0
@@ -372,6 +373,7 @@ class ConfigFile(YamlSection):
     quarantine_warn_rate: Annotated[StrictFloat, Field(ge=0, le=1), expect("a share between 0 and 1")] = 0.05
     schedule_time: Annotated[time, TEXT_NOT_NUMBER, expect("a time of day HH:MM")] = time(6, 0)
     scenario_rules: RelativePath | None = None
+    scenario_model: RelativePath | None = None
     content_retention_days: Annotated[StrictInt, Field(ge=1), expect("a whole number of days, at least 1")] = 30
     prices: RelativePath | None = None
     slow_request_seconds: Annotated[Positive, expect("a positive number")] = 10.0
@@ -427,7 +429,7 @@ def settings_from_mapping(raw: Mapping[str, Any], base: Path, env: Mapping[str, 
     home = _resolve(base, env.get(HOME_ENV) or file.data_home).resolve()
     files = {
         key: _resolve(base, value)
-        for key in ("scenario_rules", "prices", "alert_rules")
+        for key in ("scenario_rules", "scenario_model", "prices", "alert_rules")
         if (value := getattr(file, key)) is not None
     }
     for number, source in enumerate(file.sources or ()):

@@ -120,6 +120,7 @@ TABLES: dict[str, sa.Table] = {
         # Behaviour (issue 4): why the label, the session's model, and its outcome.
         sa.Column("scenario_rule", sa.String(64)),
         *_floats("scenario_confidence"),
+        sa.Column("language", sa.String(16)),  # issue 15: of the first user message, ISO 639
         sa.Column("model", sa.Text()),
         *_counts("errors"),
         *_floats("latency_mean_ms", "latency_max_ms"),
@@ -133,6 +134,13 @@ TABLES: dict[str, sa.Table] = {
         sa.Column("scenario", sa.String(64)),
         *_counts("sessions", "requests"),
         *_scenario_summary(),
+    ),
+    "scenario_language_daily": _table(
+        "scenario_language_daily",
+        sa.Column("language", sa.String(16)),
+        sa.Column("scenario", sa.String(64)),
+        *_counts("sessions"),
+        *_floats("share"),
     ),
     "scenario_model_daily": _table(
         "scenario_model_daily",

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import click
@@ -24,7 +24,9 @@ import click
 from chatpulse.config import CONFIG_ENV, DEFAULT_CONFIG_FILE, ConfigError, Settings, load_settings
 from chatpulse.days import DayOutOfRange, DaySpan
 from chatpulse.ingest.check import DEFAULT_ROWS
+from chatpulse.pipelines.cli_errors import CliError
 from chatpulse.pipelines.demo import DEMO_DAYS, planted_rows, unsynced_sqlite
+from chatpulse.pipelines.scenarios_cli import scenarios
 
 if TYPE_CHECKING:
     from dagster_shared.error import SerializableErrorInfo
@@ -47,15 +49,6 @@ DEFINITIONS_MODULE = "chatpulse.pipelines.definitions"
 # `chatpulse check` found mapping mistakes: distinct from 1 (a crash) and 2 (an error the user can fix).
 WARNINGS_EXIT = 3
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
-class CliError(click.ClickException):
-    """A problem the user can fix; printed as one line without a traceback, exit status 2."""
-
-    exit_code = 2
-
-    def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"chatpulse: error: {self.format_message()}", file=file, err=file is None)
 
 
 class Day(click.ParamType):
@@ -471,6 +464,9 @@ def ui(invocation: Invocation, port: int) -> None:
     code = run_group([str(dagster), "dev", "-m", DEFINITIONS_MODULE, "-p", str(port)])
     if code:
         click.get_current_context().exit(code)
+
+
+cli.add_command(scenarios)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

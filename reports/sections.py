@@ -100,6 +100,31 @@ def _trend_rows(trends: pd.DataFrame | None) -> pd.DataFrame | None:
     return pd.DataFrame(records)
 
 
+TOP_LANGUAGES = 8  # rows of the scenarios-by-language table; the rest are summed into one
+TOP_SCENARIOS = 3  # named per language
+
+
+def _language_rows(table: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Per language (most sessions first, TOP_LANGUAGES of them, the rest as "others"): its sessions, its share
+    of the day's sessions and its TOP_SCENARIOS scenarios with their share of the language's sessions."""
+    if table is None or table.empty:
+        return None
+    totals = table.groupby("language", sort=False)["sessions"].sum()
+    languages = list(totals.index[:TOP_LANGUAGES])
+    grouped = table.assign(language=table["language"].where(table["language"].isin(languages), "others"))
+    grouped = grouped.groupby(["language", "scenario"], sort=False, as_index=False)["sessions"].sum()
+    records = []
+    for language, rows in grouped.groupby("language", sort=False):
+        count = int(rows["sessions"].sum())
+        top = rows.sort_values(["sessions", "scenario"], ascending=[False, True], kind="stable").head(TOP_SCENARIOS)
+        scenarios = ", ".join(
+            f"{display_label(name)} {format_pct(n / count)}"
+            for name, n in zip(top["scenario"], top["sessions"], strict=True)
+        )
+        records.append({"language": language, "sessions": count, "share": count / totals.sum(), "top": scenarios})
+    return pd.DataFrame(records)
+
+
 def _spotlight_rows(spotlight: pd.DataFrame | None) -> pd.DataFrame | None:
     """Spotlight rows with today's value and the week's baseline in the metric's unit."""
     if spotlight is None or spotlight.empty:
@@ -119,7 +144,8 @@ def _spotlight_rows(spotlight: pd.DataFrame | None) -> pd.DataFrame | None:
 
 def detail_sections(tables: Mapping[str, pd.DataFrame], display: UserDisplay | None = None) -> list[Section]:
     """Every table section of the report, in reading order, from the day's tables by name (``daily_trends``,
-    ``scenario_daily``, ``scenario_spotlight``, ``feedback_daily``, ``feedback_by_model``, ``feedback_by_latency``,
+    ``scenario_daily``, ``scenario_language_daily``, ``scenario_spotlight``, ``feedback_daily``,
+    ``feedback_by_model``, ``feedback_by_latency``,
     ``negative_sessions``, ``error_kinds``, ``request_metrics``, ``model_costs``, ``daily_users``,
     ``slowest_requests``); a table that is missing or empty gives its section's "no data" line. The day's alerts
     are not a section: the page opens with them (reports.alerts).
@@ -169,6 +195,18 @@ def detail_sections(tables: Mapping[str, pd.DataFrame], display: UserDisplay | N
                 Column("Satisfaction", "satisfaction", format_pct),
             ),
             "No sessions recorded on this day.",
+        ),
+        _section(
+            "Scenarios by language",
+            _language_rows(get("scenario_language_daily")),
+            (
+                Column("Language", "language", numeric=False),
+                Column("Sessions", "sessions", format_int),
+                Column("Share", "share", format_pct),
+                Column("Top scenarios", "top", str, numeric=False),
+            ),
+            "No sessions recorded on this day.",
+            "The language of each session's first message (ISO 639 code; und: no user text).",
         ),
         _section(
             "Scenario spotlight",

@@ -198,6 +198,8 @@ def test_a_built_wheel_holds_chatpulse_alone(tmp_path: Path) -> None:
         "chatpulse/expectations/requests.json",
         "chatpulse/alerting/alert_rules.yaml",
         "chatpulse/behaviour/scenario_rules.yaml",
+        "chatpulse/behaviour/scenario_model.npz",
+        "chatpulse/behaviour/scenario_corpus.yaml",
         "chatpulse/metrics/prices.yaml",
     ):
         assert shipped in names

@@ -398,3 +398,18 @@ def test_the_cost_card_says_what_it_shows_and_what_the_estimate_covers(
         tmp_path,
     ).read_text(encoding="utf-8")
     assert _cost_card(html) == card
+
+
+def test_scenarios_by_language_section() -> None:
+    """Of ten languages, the eight with most sessions keep a row each and the other two are summed into others."""
+    languages = ["zh", "en", "es", "ja", "ru", "de", "fr", "ko", "ar", "pt"]
+    rows = [(lang, "coding", 10 - n) for n, lang in enumerate(languages)] + [("zh", "writing", 30), ("zh", "other", 10)]
+    table = pd.DataFrame(rows, columns=["language", "scenario", "sessions"]).assign(day="2026-11-20", share=0.0)
+    table = table.sort_values("sessions", ascending=False, kind="stable")
+    table = table.set_index("language").loc[languages].reset_index()  # languages by their sessions, as stored
+    section = {s.title: s for s in detail_sections({"scenario_language_daily": table})}["Scenarios by language"]
+    shown = [(row["language"], row["sessions"], row["share"], row["top"]) for row in section.rows]
+    total = sum(n for *_, n in rows)
+    assert len(shown) == 9 and shown[-1][0] == "others" and shown[-1][1] == str(2 + 1)
+    assert shown[0] == ("zh", "50", f"{50 / total:.1%}", "writing 60.0%, coding 20.0%, other 20.0%")
+    assert detail_sections({})[2].title == "Scenarios by language"

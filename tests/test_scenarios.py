@@ -9,19 +9,22 @@ import pandas as pd
 import pytest
 
 from chatpulse.behaviour.feedback import rate, satisfaction_by
+from chatpulse.behaviour.scenario_model import scenario_model
+from chatpulse.behaviour.scenario_rules import DEFAULT_RULES, OTHER, Rule, load_rules
 from chatpulse.behaviour.scenarios import (
     DEFAULT_LABELS,
-    DEFAULT_RULES,
-    OTHER,
+    EXAMPLE_SIMILARITY,
+    LANGUAGE,
+    MODEL_TRUST,
     SCENARIO,
     SCENARIO_CONFIDENCE,
     SCENARIO_RULE,
     SESSION_ROW,
     UNKNOWN_MODEL,
-    Rule,
     classify,
+    classify_prompts,
     label_sessions,
-    load_rules,
+    scenario_languages,
     scenario_summary,
     session_rows,
     session_usage,
@@ -361,3 +364,71 @@ def test_scenario_summary_by_model_and_custom_labels():
     empty = scenario_summary(sessions.iloc[:0], requests.iloc[:0], rated.iloc[:0], DAY)
     assert empty["scenario"].tolist() == list(DEFAULT_LABELS)
     assert empty[["sessions", "requests", "ratings"]].sum().tolist() == [0, 0, 0]
+
+
+def _one_turn(texts: list[str | None]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Sessions s0, s1, ... of one user message each (None: a session whose message has no text)."""
+    messages = event_frame(
+        MESSAGE_COLUMNS,
+        [
+            {"timestamp": "2026-11-20T10:00:00Z", "session_id": f"s{number}", "role": "user", "content": text}
+            for number, text in enumerate(texts)
+        ],
+    )
+    return _keyed(event_frame(REQUEST_COLUMNS, []), messages), messages
+
+
+def test_model_labels_prompts_the_rules_miss_and_says_why():
+    texts = ["Übersetze diesen Absatz bitte ins Englische.", "Écris un poème sur la mer.", None]
+    sessions, messages = _one_turn(texts)
+    labels = label_sessions(sessions, messages, DEFAULT_RULES, scenario_model())
+    assert labels[SCENARIO].tolist() == ["translation", "creative_roleplay", OTHER]
+    assert all(rule.startswith('model: "') for rule in labels[SCENARIO_RULE].iloc[:2])
+    assert ((labels[SCENARIO_CONFIDENCE].iloc[:2] > 0) & (labels[SCENARIO_CONFIDENCE].iloc[:2] <= 1)).all()
+    assert labels[LANGUAGE].tolist()[:2] == ["de", "fr"] and pd.isna(labels[LANGUAGE].iloc[2])
+
+
+def test_precedence_of_examples_custom_rules_model_and_rules():
+    model = scenario_model()
+    rules = [  # the file's order is the priority among rules: billing first
+        Rule("billing", keywords=("invoice",)),
+        *DEFAULT_RULES,
+        Rule("standup", examples=("yesterday i fixed the login bug, today i review pull requests",)),
+    ]
+    texts = [
+        "Yesterday I fixed the login bug; today I review pull requests.",  # close to the example
+        "Write an email to the client about the invoice",  # a label only a rule knows beats the model
+        "Write a Python function that sorts a list",  # the model, sure of itself
+        "bonjour tout le monde",  # no rule matches: the model's label however unsure
+    ]
+    labels = classify_prompts(texts, rules, model)
+    assert labels.scenario.tolist()[:3] == ["standup", "billing", "coding"]
+    assert labels.rule[0] == "example" and labels.confidence[0] >= EXAMPLE_SIMILARITY
+    assert labels.rule[1] == "billing" and labels.rule[2].startswith("model: ")
+    expected = model.labels[model.predict(texts[3:]).label[0]]
+    assert labels.scenario[3] == expected and labels.rule[3].startswith("model: ")
+    # a rule decides where the model is less than MODEL_TRUST sure
+    unsure = "xq zv wk"
+    probability = model.predict([unsure]).probability[0]
+    assert probability < MODEL_TRUST
+    assert classify(unsure, [Rule("found", keywords=("zv",))], model=model) == "found"
+
+
+def test_scenarios_by_language():
+    sessions = pd.DataFrame(
+        {
+            LANGUAGE: ["zh", "en", "zh", None, "zh", "en"],
+            SCENARIO: ["coding", "coding", "writing", OTHER, "coding", "translation"],
+        }
+    )
+    table = scenario_languages(sessions, DAY)
+    assert table.columns.tolist() == ["day", "language", "scenario", "sessions", "share"]
+    assert table[["language", "scenario", "sessions"]].values.tolist() == [
+        ["zh", "coding", 2],
+        ["zh", "writing", 1],
+        ["en", "coding", 1],
+        ["en", "translation", 1],
+        ["und", OTHER, 1],
+    ]
+    assert table["share"].tolist() == [2 / 3, 1 / 3, 0.5, 0.5, 1.0]
+    assert scenario_languages(sessions.iloc[:0], DAY).empty

@@ -1,161 +1,52 @@
-"""Rule-based classification of sessions into usage scenarios, and per-scenario summaries.
+"""Usage scenarios of sessions: keyword rules, example prompts and a learned model; per-scenario summaries.
 
-A rule is a label with keywords (literal text) and patterns (RE2 regular expressions:
-no lookarounds or backreferences), matched case-insensitively. A keyword that begins or
-ends with a Latin letter or digit must stand as a whole word on that side ("api" does
-not match "capital"); CJK keywords match inside text, which has no word boundaries.
-
-A session is scored per rule: FIRST_TURN_WEIGHT when the rule matches its first user
-message (what the user came for) plus LATER_TURNS_WEIGHT when it matches any later one.
-The best-scoring rule decides the label (the earlier rule on ties, so the file's order is
-the priority); the confidence is the winning label's score over the summed scores of
-every label with evidence, so 1.0 means no other label matched at all.
+A conversation's label comes from, in this order of precedence:
+1. an example prompt of the rules file that its first user message closely resembles
+   (cosine similarity of character n-gram counts at least EXAMPLE_SIMILARITY);
+2. the best matching rule, when its label is one the model does not know (a user's own label);
+3. the model (chatpulse.behaviour.scenario_model) on its first user message, when at least
+   MODEL_TRUST sure;
+4. the best matching rule (chatpulse.behaviour.scenario_rules), when any matched;
+5. the model, however unsure: a prompt in a language the rules do not cover still gets a
+   learned label rather than OTHER.
+SCENARIO_RULE records which: the rule's name, `example`, or `model:` and the n-grams
+that weighed most for the label. SCENARIO_CONFIDENCE is the rule's confidence, the
+example's similarity or the model's probability. Without a model, rules alone decide.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import yaml
 
+from chatpulse.behaviour.language import detect_languages
+from chatpulse.behaviour.scenario_model import ScenarioModel, nearest
+from chatpulse.behaviour.scenario_rules import DEFAULT_RULES, OTHER, Labels, Rule, score_rules
 from chatpulse.behaviour.sessions import event_sessions
 from chatpulse.schema import is_error
 from chatpulse.stats import group_percentile
 from chatpulse.tables import TABLES, table_columns
 
-OTHER = "other"
 SCENARIO = "scenario"
 SCENARIO_RULE = "scenario_rule"
 SCENARIO_CONFIDENCE = "scenario_confidence"
+LANGUAGE = "language"
 SESSION_ROW = "session_row"
 # A session's model when none of its requests names one (or it has none).
 UNKNOWN_MODEL = "unknown"
-FIRST_TURN_WEIGHT = 2.0
-LATER_TURNS_WEIGHT = 1.0
-DEFAULT_RULES_FILE = "scenario_rules.yaml"
-
-
-_LATIN = re.compile(r"[a-z0-9_]", re.IGNORECASE)
-
-
-def _compile(keywords: tuple[str, ...], patterns: tuple[str, ...]) -> str:
-    """One RE2 expression, for lowercased text, matching any keyword or pattern.
-
-    RE2 (through Arrow) runs every session's text in C++, dozens of times faster than
-    Python's re. Its \\b is ASCII-only, which is what keywords need: a keyword that
-    begins or ends with a Latin letter or digit stands as a whole word on that side,
-    while CJK text, which has no word boundaries, matches anywhere.
-    """
-    by_bounds: dict[tuple[bool, bool], list[str]] = {}
-    for keyword in keywords:
-        bounds = (bool(_LATIN.match(keyword[0])), bool(_LATIN.match(keyword[-1])))
-        by_bounds.setdefault(bounds, []).append(re.escape(keyword.lower()))
-    alternatives = [
-        (r"\b" if before else "") + f"(?:{'|'.join(words)})" + (r"\b" if after else "")
-        for (before, after), words in by_bounds.items()
-    ]
-    return "|".join([*alternatives, *(f"(?i:{pattern})" for pattern in patterns)])
-
-
-def _matches(texts: pa.Array, expression: str) -> np.ndarray:
-    """Which lowercased texts the RE2 expression matches."""
-    return pc.match_substring_regex(texts, expression).to_numpy(zero_copy_only=False)
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One scenario label and the keywords and patterns (RE2 syntax) that select it.
-
-    name identifies the rule in sessions.scenario_rule (a label may have several rules);
-    it defaults to the label.
-    """
-
-    label: str
-    keywords: tuple[str, ...] = ()
-    patterns: tuple[str, ...] = ()
-    name: str = ""
-    expression: str = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "name", self.name or self.label)
-        object.__setattr__(self, "expression", _compile(self.keywords, self.patterns))
-
-
-_RULE_KEYS = {"label", "name", "keywords", "patterns"}
-
-
-def _string_list(value: object, where: str, path: Path) -> tuple[str, ...]:
-    """The value as a tuple of non-empty strings, or ValueError naming the file and key."""
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
-        raise ValueError(f"{path}: {where} must be a list of non-empty strings")
-    return tuple(value)
-
-
-def load_rules(path: Path | None) -> list[Rule]:
-    """Rules from a YAML file {rules: [{label, name, keywords: [...], patterns: [...]}]}; the defaults for None.
-
-    Unknown keys are rejected so a misspelt "keyword" fails loudly instead of matching nothing.
-    """
-    if path is None:
-        return list(DEFAULT_RULES)
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise ValueError(f"{path}: not valid YAML: {error}") from error
-    if not isinstance(document, dict) or not isinstance(document.get("rules"), list) or not document["rules"]:
-        raise ValueError(f"{path}: rules must be a non-empty list")
-    rules = []
-    for number, entry in enumerate(document["rules"]):
-        where = f"rules[{number}]"
-        if not isinstance(entry, dict):
-            raise ValueError(f"{path}: {where} must be a mapping")
-        if unknown := set(entry) - _RULE_KEYS:
-            raise ValueError(f"{path}: {where} has unknown keys {sorted(unknown)}")
-        label, name = entry.get("label"), entry.get("name", "")
-        if not isinstance(label, str) or not label:
-            raise ValueError(f"{path}: {where}.label must be a non-empty string")
-        if not isinstance(name, str):
-            raise ValueError(f"{path}: {where}.name must be a string")
-        keywords = _string_list(entry.get("keywords"), f"{where}.keywords", path)
-        patterns = _string_list(entry.get("patterns"), f"{where}.patterns", path)
-        if not keywords and not patterns:
-            raise ValueError(f"{path}: {where} needs keywords or patterns")
-        for index, pattern in enumerate(patterns):
-            try:
-                _matches(pa.array([""], pa.string()), _compile((), (pattern,)))
-            except pa.ArrowInvalid as error:
-                raise ValueError(f"{path}: {where}.patterns[{index}] is not a valid RE2 regex: {error}") from error
-        rules.append(Rule(label, keywords, patterns, name))
-    return rules
-
-
-DEFAULT_RULES_PATH = Path(__file__).with_name(DEFAULT_RULES_FILE)
-DEFAULT_RULES: tuple[Rule, ...] = tuple(load_rules(DEFAULT_RULES_PATH))
+MODEL_TRUST = 0.5  # a model less sure than this yields to a matching rule
+EXAMPLE_SIMILARITY = 0.5  # cosine from which a prompt counts as one of the rules file's examples
 DEFAULT_LABELS: tuple[str, ...] = (*dict.fromkeys(rule.label for rule in DEFAULT_RULES), OTHER)
 
 
-@dataclass(frozen=True)
-class Labels:
-    """Per text: the scenario, the deciding rule's name (None for OTHER) and the confidence (NaN for OTHER)."""
-
-    scenario: np.ndarray
-    rule: np.ndarray
-    confidence: np.ndarray
-
-
-def _lowered(texts: pd.Series) -> pa.Array:
-    """Lowercased text, "" for missing, as Arrow (zero-copy from pandas' Arrow-backed strings)."""
-    return pc.utf8_lower(pc.fill_null(pa.array(texts, pa.string()), ""))
+def _texts(texts: pd.Series | Sequence[str | None]) -> pa.Array:
+    """Text as Arrow strings, "" for missing (zero-copy from pandas' Arrow-backed strings)."""
+    return pc.fill_null(pa.array(texts, pa.string()), "")
 
 
 def _mask(size: int, positions: np.ndarray) -> pa.Array:
@@ -164,33 +55,50 @@ def _mask(size: int, positions: np.ndarray) -> pa.Array:
     return pa.array(mask)
 
 
-def _classify(first: pa.Array, later: pa.Array, later_rows: np.ndarray, count: int, rules: Sequence[Rule]) -> Labels:
-    """Labels of `count` conversations from their lowercased first turns and later turns (with their conversation)."""
-    labels = list(dict.fromkeys(rule.label for rule in rules))
-    evidence = np.zeros((count, len(labels)))
-    best_score, best_rule = np.zeros(count), np.full(count, -1)
-    for number, rule in enumerate(rules):
-        score = FIRST_TURN_WEIGHT * _matches(first, rule.expression)
-        later_hit = np.bincount(later_rows[_matches(later, rule.expression)], minlength=count) > 0
-        score += LATER_TURNS_WEIGHT * later_hit
-        better = score > best_score
-        best_rule[better], best_score[better] = number, score[better]
-        column = labels.index(rule.label)
-        evidence[:, column] = np.maximum(evidence[:, column], score)
-    names = np.array([rule.name for rule in rules] + [None], dtype=object)
-    scenarios = np.array([rule.label for rule in rules] + [OTHER], dtype=object)
-    total = evidence.sum(axis=1)
-    confidence = np.full(count, np.nan)
-    decided = best_rule >= 0
-    confidence[decided] = best_score[decided] / total[decided]
-    return Labels(scenarios[best_rule], names[best_rule], confidence)
+def decide(
+    first: pa.Array,
+    later: pa.Array,
+    later_rows: np.ndarray,
+    rules: Sequence[Rule],
+    model: ScenarioModel | None = None,
+) -> Labels:
+    """Labels of len(first) conversations from their first user messages and their later ones (with the row of
+    the conversation each belongs to), by the precedence in this module's docstring."""
+    result = score_rules(pc.utf8_lower(first), pc.utf8_lower(later), later_rows, rules)
+    scenario, rule, confidence = result.scenario.copy(), result.rule.copy(), result.confidence.copy()
+    text = np.flatnonzero(pc.utf8_length(pc.utf8_trim_whitespace(first)).to_numpy(zero_copy_only=False) > 0)
+    matched = ~pd.isna(rule[text])
+    if model is not None and len(text):
+        # Each distinct prompt once: logs repeat prompts (templates, retries, "hi").
+        codes, distinct = pd.factorize(first.take(pa.array(text)).to_numpy(zero_copy_only=False))
+        predicted = model.predict(pa.array(np.asarray(distinct, dtype=object), pa.string()))
+        probability, label = predicted.probability[codes], predicted.label[codes]
+        custom = matched & ~np.isin(scenario[text], model.labels)
+        use = ~custom & (~matched | (probability >= MODEL_TRUST))
+        why = pc.utf8_rtrim(pc.binary_join_element_wise("model: ", pc.fill_null(predicted.features, ""), ""), " ")
+        at = text[use]
+        scenario[at] = np.asarray(model.labels, dtype=object)[label[use]]
+        rule[at] = why.to_numpy(zero_copy_only=False)[codes][use]
+        confidence[at] = probability[use]
+    examples = [(rule_.label, example) for rule_ in rules for example in rule_.examples]
+    if examples and len(text):
+        best, similarity = nearest(first.take(pa.array(text)), [example for _, example in examples])
+        close = similarity >= EXAMPLE_SIMILARITY
+        at = text[close]
+        scenario[at] = np.asarray([label for label, _ in examples], dtype=object)[best[close]]
+        rule[at], confidence[at] = "example", similarity[close]
+    return Labels(scenario, rule, confidence)
 
 
-def classify(text: str, rules: Sequence[Rule], later: Sequence[str] = ()) -> str:
+def classify(text: str, rules: Sequence[Rule], later: Sequence[str] = (), model: ScenarioModel | None = None) -> str:
     """Label of one conversation: its first user message and its later ones."""
-    later_texts = _lowered(pd.Series(list(later), dtype=object))
-    result = _classify(_lowered(pd.Series([text])), later_texts, np.zeros(len(later), dtype=np.int64), 1, rules)
+    result = decide(_texts([text]), _texts(list(later)), np.zeros(len(later), dtype=np.int64), rules, model)
     return str(result.scenario[0])
+
+
+def classify_prompts(prompts: Sequence[str | None], rules: Sequence[Rule], model: ScenarioModel | None) -> Labels:
+    """Labels of prompts, each as a one-turn conversation."""
+    return decide(_texts(prompts), _texts([]), np.zeros(0, dtype=np.int64), rules, model)
 
 
 def session_rows(
@@ -207,13 +115,16 @@ def session_rows(
     return rows[: len(requests)], rows[len(requests) :]
 
 
-def label_sessions(sessions: pd.DataFrame, messages: pd.DataFrame, rules: Sequence[Rule]) -> pd.DataFrame:
-    """SCENARIO, SCENARIO_RULE and SCENARIO_CONFIDENCE of each session (index-aligned with sessions).
+def label_sessions(
+    sessions: pd.DataFrame, messages: pd.DataFrame, rules: Sequence[Rule], model: ScenarioModel | None = None
+) -> pd.DataFrame:
+    """SCENARIO, SCENARIO_RULE, SCENARIO_CONFIDENCE and LANGUAGE of each session (index-aligned with sessions).
 
     messages carry SESSION_ROW (session_rows). A session's first turn is its earliest user
     message; its later turns are its other user messages, each matched on its own (a
     pattern does not span two messages). A session without user text is OTHER with no
-    rule and no confidence.
+    rule and no confidence, and no language; LANGUAGE is that of the first turn
+    (chatpulse.behaviour.language).
     """
     user = messages[(messages["role"] == "user").to_numpy(bool) & (messages[SESSION_ROW] >= 0).to_numpy()]
     rows = user[SESSION_ROW].to_numpy()
@@ -221,15 +132,16 @@ def label_sessions(sessions: pd.DataFrame, messages: pd.DataFrame, rules: Sequen
     rows = rows[order]
     is_first = np.ones(len(rows), dtype=bool)
     is_first[1:] = rows[1:] != rows[:-1]
-    texts = _lowered(user["content"]).take(pa.array(order))
+    texts = _texts(user["content"]).take(pa.array(order))
     first = pa.array(np.full(len(sessions), "", dtype=object), pa.string())
     first = pc.replace_with_mask(first, _mask(len(sessions), rows[is_first]), texts.filter(pa.array(is_first)))
-    result = _classify(first, texts.filter(pa.array(~is_first)), rows[~is_first], len(sessions), rules)
+    result = decide(first, texts.filter(pa.array(~is_first)), rows[~is_first], rules, model)
     return pd.DataFrame(
         {
             SCENARIO: pd.Series(result.scenario, index=sessions.index, dtype="str"),
             SCENARIO_RULE: pd.Series(result.rule, index=sessions.index, dtype="str"),
             SCENARIO_CONFIDENCE: result.confidence,
+            LANGUAGE: pd.Series(detect_languages(first), index=sessions.index, dtype="str"),
         },
         index=sessions.index,
     )
@@ -365,3 +277,29 @@ def scenario_summary(
     for key in keys:
         table[key] = table[key].astype("str")
     return table[list(table_columns("scenario_model_daily" if by_model else "scenario_daily"))]
+
+
+NO_LANGUAGE = "und"  # ISO 639's "undetermined": sessions without user text
+
+
+def scenario_languages(sessions: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    """The columns of scenario_language_daily: sessions per language and scenario, and their share of the
+    language's sessions, one row per pair seen (sessions without a LANGUAGE count under NO_LANGUAGE),
+    languages by their sessions (most first), then scenarios likewise."""
+    frame = pd.DataFrame(
+        {
+            LANGUAGE: sessions[LANGUAGE].astype(object).fillna(NO_LANGUAGE).to_numpy(dtype=object),
+            SCENARIO: sessions[SCENARIO].to_numpy(dtype=object),
+        }
+    )
+    table = frame.value_counts().rename("sessions").reset_index()
+    per_language = table.groupby(LANGUAGE)["sessions"].transform("sum")
+    table["share"] = table["sessions"] / per_language
+    table = table.assign(total=per_language).sort_values(
+        ["total", LANGUAGE, "sessions", SCENARIO], ascending=[False, True, False, True], kind="stable"
+    )
+    table.insert(0, "day", day.isoformat())
+    table["sessions"] = table["sessions"].astype("int64")
+    for key in (LANGUAGE, SCENARIO):
+        table[key] = table[key].astype("str")
+    return table[list(table_columns("scenario_language_daily"))].reset_index(drop=True)

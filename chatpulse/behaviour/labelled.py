@@ -1,0 +1,143 @@
+"""Labelled prompts: the shipped training corpus, a user's JSONL files, and how well labels match them.
+
+A JSONL file has one object per line, `{"prompt": "...", "label": "coding"}`; `label` may
+be a list of labels any of which counts as right (for a source category that spans two
+scenarios). Blank lines are skipped. Mistakes raise LabelledError naming the file, the line
+and the field.
+
+Scores: a prediction is correct when it is one of the row's labels. For per-label figures
+each row has one true label, the prediction when it was correct, else the row's first
+label; precision of a label is correct predictions of it over its predictions, recall is
+correct predictions over the rows whose true label it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import pandas as pd
+
+from chatpulse.yamlfile import read_yaml
+
+DEFAULT_CORPUS_PATH = Path(__file__).with_name("scenario_corpus.yaml")
+
+
+class LabelledError(ValueError):
+    """A labelled-prompt file is malformed; the message names the file, the line and the field."""
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """Prompts with their accepted labels (a tuple each, the first the main one) and, if known, their language."""
+
+    prompts: tuple[str, ...]
+    labels: tuple[tuple[str, ...], ...]
+    languages: tuple[str | None, ...]
+
+
+def read_corpus(path: Path = DEFAULT_CORPUS_PATH) -> Labelled:
+    """A corpus YAML file, `{label: {language: [prompt, ...]}}`, in file order."""
+    raw = read_yaml(path, LabelledError, "scenario corpus")
+    prompts, labels, languages = [], [], []
+    if not isinstance(raw, dict):
+        raise LabelledError(f"{path}: expected a mapping of labels to languages to prompts")
+    for label, by_language in raw.items():
+        if not isinstance(by_language, dict):
+            raise LabelledError(f"{path}: {label}: expected a mapping of languages to prompts")
+        for language, items in by_language.items():
+            if not isinstance(items, list) or not all(isinstance(item, str) and item for item in items):
+                raise LabelledError(f"{path}: {label}.{language}: expected a list of non-empty strings")
+            prompts += items
+            labels += [(str(label),)] * len(items)
+            languages += [str(language)] * len(items)
+    return Labelled(tuple(prompts), tuple(labels), tuple(languages))
+
+
+def read_jsonl(path: Path, known: Sequence[str] | None = None) -> Labelled:
+    """The labelled prompts of a JSONL file; with `known`, every label must be one of them.
+
+    Raises LabelledError naming the file and line (`data.jsonl:3: label: ...`).
+    """
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError as error:
+        raise LabelledError(f"cannot read {path}: {error.strerror}") from error
+    prompts, labels = [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            row = orjson.loads(line)
+        except orjson.JSONDecodeError as error:
+            raise LabelledError(f"{where}: not a JSON object: {error}") from None
+        if not isinstance(row, dict):
+            raise LabelledError(f"{where}: expected a JSON object with prompt and label")
+        prompt, label = row.get("prompt"), row.get("label")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise LabelledError(f"{where}: prompt: expected a non-empty string")
+        accepted = (label,) if isinstance(label, str) else tuple(label) if isinstance(label, list) else ()
+        if not accepted or not all(isinstance(item, str) and item for item in accepted):
+            raise LabelledError(f"{where}: label: expected a label or a non-empty list of labels")
+        if known is not None and (unknown := [item for item in accepted if item not in known]):
+            raise LabelledError(f"{where}: label: {unknown[0]!r} is not a configured label ({', '.join(known)})")
+        prompts.append(prompt)
+        labels.append(accepted)
+    if not prompts:
+        raise LabelledError(f"{path}: no labelled prompts")
+    return Labelled(tuple(prompts), tuple(labels), (None,) * len(prompts))
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """How predictions match labelled prompts: the count, accuracy, per label precision, recall and support
+    (rows whose true label it is), and the confusion table (true label by predicted label, counts)."""
+
+    n: int
+    accuracy: float
+    per_label: pd.DataFrame
+    confusion: pd.DataFrame
+
+    def summary(self) -> dict[str, object]:
+        """{"n", "accuracy", "per_label": {label: {"precision", "recall", "support"}}}; NaN shows as None."""
+        per_label = self.per_label.astype(object).where(self.per_label.notna(), None)
+        return {
+            "n": self.n,
+            "accuracy": self.accuracy,
+            "per_label": {label: row.to_dict() for label, row in per_label.iterrows()},
+        }
+
+
+def evaluate(labels: Sequence[Sequence[str]], predicted: Sequence[str]) -> Evaluation:
+    """Score predictions against accepted labels (see the module docstring)."""
+    correct = [guess in accepted for accepted, guess in zip(labels, predicted, strict=True)]
+    truth = [guess if right else accepted[0] for accepted, guess, right in zip(labels, predicted, correct, strict=True)]
+    frame = pd.DataFrame({"truth": truth, "predicted": list(predicted), "correct": correct})
+    names = sorted(set(truth) | set(predicted))
+    hits = frame[frame["correct"]].groupby("predicted").size().reindex(names, fill_value=0)
+    guesses = frame.groupby("predicted").size().reindex(names, fill_value=0)
+    support = frame.groupby("truth").size().reindex(names, fill_value=0)
+    per_label = pd.DataFrame(
+        {
+            "precision": (hits / guesses.where(guesses > 0)).astype("float64"),
+            "recall": (hits / support.where(support > 0)).astype("float64"),
+            "support": support.astype("int64"),
+        }
+    )
+    confusion = pd.crosstab(frame["truth"], frame["predicted"]).reindex(index=names, columns=names, fill_value=0)
+    return Evaluation(len(frame), float(frame["correct"].mean()) if len(frame) else float("nan"), per_label, confusion)
+
+
+def report(evaluation: Evaluation) -> str:
+    """The per-label table and the confusion table as text, for a terminal."""
+    per_label = evaluation.per_label.copy()
+    for column in ("precision", "recall"):
+        per_label[column] = per_label[column].map(lambda value: "-" if pd.isna(value) else f"{value:.3f}")
+    confusion = evaluation.confusion.rename_axis(index="true \\ predicted", columns=None)
+    return (
+        f"{evaluation.n} prompts, accuracy {evaluation.accuracy:.3f}\n\n"
+        f"{per_label.rename_axis('label').to_string()}\n\n{confusion.to_string()}"
+    )

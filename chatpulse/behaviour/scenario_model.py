@@ -1,0 +1,255 @@
+"""The learned part of the scenario classifier: a linear model over hashed character n-grams.
+
+A prompt becomes a TF-IDF vector over the n-gram columns the model knows
+(chatpulse.behaviour.ngrams; sublinear term frequency, L2 norm), and a multinomial
+logistic regression gives each label a probability. The model is a few NumPy arrays in
+one compressed .npz file: the known columns, their idf, the weights, the intercepts, the
+labels, and for the columns that weigh most an n-gram of the training corpus that hashed
+there (what an explanation names: text the model was trained on, never a user's).
+
+Inference needs NumPy and SciPy only; scikit-learn is imported by `fit` alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache, cached_property
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import scipy.sparse as sp
+
+from chatpulse.behaviour import ngrams
+
+CHUNK_ROWS = 10_000  # texts featurised at once: bounds the n-gram arrays to about 100 MB
+EXPLAINED_COLUMNS = 400  # per label: the strongest columns kept with a name, for explanations
+EXPLAINED_FEATURES = 3  # named in a prediction's explanation
+MIN_DOCUMENTS = 2  # a column must occur in this many training prompts to be kept
+REGULARISATION = 10.0  # LogisticRegression's C
+SEED = 0
+FORMAT = 1
+DEFAULT_MODEL_PATH = Path(__file__).with_name("scenario_model.npz")
+
+
+class ModelFileError(ValueError):
+    """A model file cannot be read: missing, not a model, or of another format; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Per text: the label index, its probability, and the names of its strongest features (None when none)."""
+
+    label: np.ndarray
+    probability: np.ndarray
+    features: pa.Array
+
+
+@dataclass(frozen=True)
+class ScenarioModel:
+    """A fitted model: labels (L), known columns (K, sorted), idf (K), weights (K x L), intercept (L),
+    and per known column its name (an n-gram of the training corpus, "" when not kept for explanations)."""
+
+    labels: tuple[str, ...]
+    columns: np.ndarray
+    idf: np.ndarray
+    weights: np.ndarray
+    intercept: np.ndarray
+    names: np.ndarray
+
+    def vectors(self, texts: Sequence[str | None] | pa.Array) -> sp.csr_matrix:
+        """TF-IDF rows (len(texts) x K) over the known columns, L2-normalised; unknown n-grams are left out."""
+        return sp.vstack(
+            [
+                self._vectors(ngrams.normalise(texts[start : start + CHUNK_ROWS]))
+                for start in range(0, len(texts), CHUNK_ROWS)
+            ]
+            or [sp.csr_matrix((0, len(self.columns)), dtype=np.float32)],
+            format="csr",
+        )
+
+    @cached_property
+    def _position(self) -> np.ndarray:
+        """Per hashed column, its index among the known columns, -1 for the others (a 16 MB lookup table)."""
+        position = np.full(1 << ngrams.HASH_BITS, -1, dtype=np.int32)
+        position[self.columns] = np.arange(len(self.columns), dtype=np.int32)
+        return position
+
+    def _vectors(self, texts: list[str]) -> sp.csr_matrix:
+        found = ngrams.grams(texts)
+        position = self._position[found.column]
+        known = position >= 0
+        return tfidf(found.row[known], position[known], len(texts), self.idf)
+
+    def predict(self, texts: Sequence[str | None] | pa.Array) -> Prediction:
+        """The most probable label of each text, its probability and its explanation (see `explain`)."""
+        labels, probabilities, features = [], [], []
+        for start in range(0, len(texts), CHUNK_ROWS):
+            vectors = self._vectors(ngrams.normalise(texts[start : start + CHUNK_ROWS]))
+            scores = vectors @ self.weights + self.intercept
+            scores -= scores.max(axis=1, keepdims=True)
+            probability = np.exp(scores)
+            probability /= probability.sum(axis=1, keepdims=True)
+            label = probability.argmax(axis=1)
+            labels.append(label)
+            probabilities.append(probability[np.arange(len(label)), label])
+            features.append(self.explain(vectors, label))
+        if not labels:
+            return Prediction(np.zeros(0, np.int64), np.zeros(0), pa.array([], pa.string()))
+        return Prediction(np.concatenate(labels), np.concatenate(probabilities), pa.concat_arrays(features))
+
+    def explain(self, vectors: sp.csr_matrix, label: np.ndarray) -> pa.Array:
+        """Per row, its EXPLAINED_FEATURES named columns that add most to `label`'s score, strongest first,
+        each in double quotes and separated by a space (null when no named column adds to it)."""
+        rows = np.repeat(np.arange(vectors.shape[0]), np.diff(vectors.indptr))
+        contribution = vectors.data * self.weights[vectors.indices, label[rows]]
+        contribution[(self.names[vectors.indices] == "") | (contribution <= 0)] = 0
+        starts = vectors.indptr[:-1]
+        empty = starts == vectors.indptr[1:]
+        quoted = []
+        for _ in range(EXPLAINED_FEATURES):
+            padded = np.append(contribution, 0)  # reduceat of an empty row reads the next row's first entry
+            best = np.maximum.reduceat(padded, np.minimum(starts, len(contribution)))[: len(starts)]
+            best[empty] = 0
+            at = np.full(len(starts), -1)
+            hit = np.flatnonzero(contribution > 0)
+            hit = hit[contribution[hit] == best[rows[hit]]]
+            at[rows[hit[::-1]]] = hit[::-1]  # the first entry of a row that reaches its best
+            at[best <= 0] = -1
+            names = pa.array(np.where(at >= 0, self.names[vectors.indices[np.maximum(at, 0)]], None), pa.string())
+            quoted.append(pc.fill_null(pc.binary_join_element_wise('"', names, '"', ""), ""))
+            contribution[at[at >= 0]] = 0
+        # A row's later picks are empty only after its earlier ones, so trimming the end drops every gap.
+        joined = pc.utf8_rtrim(pc.binary_join_element_wise(*quoted, " "), characters=" ")
+        return pc.if_else(pc.equal(joined, ""), pa.scalar(None, pa.string()), joined)
+
+    def save(self, path: Path) -> None:
+        """Write the model as a compressed .npz (no pickled objects, so loading runs no code)."""
+        np.savez_compressed(
+            path,
+            format=np.array(_layout()),
+            labels=np.array(self.labels),
+            columns=self.columns.astype(np.int32),
+            idf=self.idf.astype(np.float16),
+            weights=self.weights.astype(np.float16),
+            intercept=self.intercept.astype(np.float32),
+            names=self.names,
+        )
+
+
+def _layout() -> list[int]:
+    """What a saved model must agree with to be read: the file format and how n-grams are taken."""
+    return [FORMAT, ngrams.HASH_BITS, ngrams.MIN_N, ngrams.MAX_N, ngrams.HEAD_CHARS, ngrams.TAIL_CHARS]
+
+
+def load_model(path: Path) -> ScenarioModel:
+    """The model saved at `path`; ModelFileError naming the file when it is not one this version can read."""
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            arrays = {name: saved[name] for name in saved.files}
+    except (OSError, ValueError, KeyError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise ModelFileError(f"{path}: not a scenario model: {reason}") from error
+    expected = _layout()
+    if "format" not in arrays or arrays["format"].tolist() != expected:
+        raise ModelFileError(
+            f"{path}: a scenario model of another format or version; rebuild it with `chatpulse scenarios train`"
+        )
+    return ScenarioModel(
+        tuple(str(label) for label in arrays["labels"]),
+        arrays["columns"].astype(np.int64),
+        arrays["idf"].astype(np.float32),
+        arrays["weights"].astype(np.float32),
+        arrays["intercept"],
+        arrays["names"],
+    )
+
+
+def _unit_counts(texts: Sequence[str | None] | pa.Array) -> sp.csr_matrix:
+    """len(texts) x 2**HASH_BITS n-gram counts, each row scaled to unit length."""
+    found = ngrams.grams(ngrams.normalise(texts))
+    return tfidf(found.row, found.column, len(texts), np.ones(1 << ngrams.HASH_BITS, dtype=np.float32), sublinear=False)
+
+
+def nearest(texts: Sequence[str | None] | pa.Array, examples: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per text, the index of the example most like it and their cosine similarity (of n-gram counts, 0..1)."""
+    known = _unit_counts(examples).T.tocsc()
+    best, similarity = [], []
+    for start in range(0, len(texts), CHUNK_ROWS):
+        scores = (_unit_counts(texts[start : start + CHUNK_ROWS]) @ known).toarray()
+        best.append(scores.argmax(axis=1))
+        similarity.append(scores.max(axis=1))
+    if not best:
+        return np.zeros(0, np.int64), np.zeros(0)
+    return np.concatenate(best), np.concatenate(similarity).astype(np.float64)
+
+
+@cache
+def _shipped() -> ScenarioModel:
+    return load_model(DEFAULT_MODEL_PATH)
+
+
+def scenario_model(path: Path | None = None) -> ScenarioModel:
+    """The model saved at `path` (a user's, from `chatpulse scenarios train`), or the shipped one for None."""
+    return _shipped() if path is None else load_model(path)
+
+
+def tfidf(rows: np.ndarray, columns: np.ndarray, count: int, idf: np.ndarray, sublinear: bool = True) -> sp.csr_matrix:
+    """count x len(idf) matrix from n-gram occurrences (row, column): (1 + ln tf) * idf (tf * idf when not
+    sublinear), each row scaled to unit length."""
+    matrix = sp.csr_matrix(
+        (np.ones(len(rows), dtype=np.float32), (rows, columns)), shape=(count, len(idf)), dtype=np.float32
+    )
+    matrix.sum_duplicates()
+    matrix.data = ((1 + np.log(matrix.data)) if sublinear else matrix.data) * idf[matrix.indices]
+    norms = np.sqrt(np.bincount(np.repeat(np.arange(count), np.diff(matrix.indptr)), matrix.data**2, minlength=count))
+    matrix.data /= np.repeat(np.where(norms > 0, norms, 1), np.diff(matrix.indptr)).astype(np.float32)
+    return matrix
+
+
+def fit(prompts: Sequence[str], labels: Sequence[str]) -> ScenarioModel:
+    """A model fitted on labelled prompts: deterministic (fixed seed, lbfgs), so the same corpus gives the same model.
+
+    Raises ValueError when fewer than two labels are given.
+    """
+    from sklearn.linear_model import LogisticRegression  # only fitting needs scikit-learn (1 s to import)
+
+    names = sorted(set(labels))
+    if len(names) < 2:
+        raise ValueError(f"a model needs prompts of at least two labels, got {names}")
+    found = ngrams.grams(ngrams.normalise(list(prompts)), where=True)
+    pairs = np.unique(found.row * (1 << ngrams.HASH_BITS) + found.column)
+    columns, documents = np.unique(pairs % (1 << ngrams.HASH_BITS), return_counts=True)
+    columns = columns[documents >= MIN_DOCUMENTS]
+    documents = documents[documents >= MIN_DOCUMENTS]
+    idf = (np.log((1 + len(prompts)) / (1 + documents)) + 1).astype(np.float32)
+    position = np.searchsorted(columns, found.column)
+    position[position == len(columns)] = 0
+    known = columns[position] == found.column
+    vectors = tfidf(found.row[known], position[known], len(prompts), idf)
+    target = np.searchsorted(names, labels)
+    classifier = LogisticRegression(C=REGULARISATION, max_iter=2000, random_state=SEED)
+    classifier.fit(vectors, target)
+    weights = classifier.coef_.T.astype(np.float32)
+    intercept = classifier.intercept_.astype(np.float32)
+    if len(names) == 2:  # scikit-learn keeps one column for two classes: the second's score against the first
+        weights = np.hstack([-weights / 2, weights / 2])
+        intercept = np.array([-intercept[0] / 2, intercept[0] / 2], dtype=np.float32)
+    return ScenarioModel(tuple(names), columns, idf, weights, intercept, _names(found, known, position, weights))
+
+
+def _names(found: ngrams.Grams, known: np.ndarray, position: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per known column, the first training n-gram that hashed there, for the EXPLAINED_COLUMNS strongest
+    columns of each label; "" for the others."""
+    strongest = np.unique(np.argsort(-weights, axis=0)[:EXPLAINED_COLUMNS].ravel())
+    occurrence = np.flatnonzero(known)
+    first = np.full(len(weights), -1)
+    first[position[occurrence[::-1]]] = occurrence[::-1]
+    names = np.full(len(weights), "", dtype=f"<U{ngrams.MAX_N}")
+    for column in strongest:
+        at = first[column]
+        start = found.start[at]
+        names[column] = found.texts[found.row[at]][start : start + found.size[at]]
+    return names

@@ -1,0 +1,182 @@
+"""Scenario rules: what a user writes in a rules YAML file, checked into `Rule`s, and how they score text.
+
+A rule is a label with keywords (literal text), patterns (RE2 regular expressions: no
+lookarounds or backreferences) and example prompts. Keywords and patterns match
+case-insensitively; a keyword that begins or ends with a Latin letter or digit must stand
+as a whole word on that side ("api" does not match "capital"); CJK keywords match inside
+text, which has no word boundaries. Examples label a prompt that closely resembles one of
+them (chatpulse.behaviour.scenarios) and are training prompts for `chatpulse scenarios train`.
+
+A text is scored per rule: FIRST_TURN_WEIGHT when the rule matches a conversation's first
+user message (what the user came for) plus LATER_TURNS_WEIGHT when it matches any later
+one. The best-scoring rule wins (the earlier rule on ties, so the file's order is the
+priority); the confidence is the winning label's score over the summed scores of every
+label with evidence, so 1.0 means no other label matched at all.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import dataclasses as checked
+
+from chatpulse.yamlfile import YamlSection, expect, problem, read_yaml, validate
+
+OTHER = "other"
+FIRST_TURN_WEIGHT = 2.0
+LATER_TURNS_WEIGHT = 1.0
+DEFAULT_RULES_PATH = Path(__file__).with_name("scenario_rules.yaml")
+
+_LATIN = re.compile(r"[a-z0-9_]", re.IGNORECASE)
+
+
+class ScenarioRuleError(ValueError):
+    """A scenario rules file is malformed; the message names the file and the key."""
+
+
+def _compile(keywords: Sequence[str], patterns: Sequence[str]) -> str:
+    """One RE2 expression, for lowercased text, matching any keyword or pattern ("" for neither).
+
+    RE2 (through Arrow) runs every session's text in C++, dozens of times faster than
+    Python's re. Its \\b is ASCII-only, which is what keywords need: a keyword that
+    begins or ends with a Latin letter or digit stands as a whole word on that side,
+    while CJK text, which has no word boundaries, matches anywhere.
+    """
+    by_bounds: dict[tuple[bool, bool], list[str]] = {}
+    for keyword in keywords:
+        bounds = (bool(_LATIN.match(keyword[0])), bool(_LATIN.match(keyword[-1])))
+        by_bounds.setdefault(bounds, []).append(re.escape(keyword.lower()))
+    alternatives = [
+        (r"\b" if before else "") + f"(?:{'|'.join(words)})" + (r"\b" if after else "")
+        for (before, after), words in by_bounds.items()
+    ]
+    return "|".join([*alternatives, *(f"(?i:{pattern})" for pattern in patterns)])
+
+
+def matches(texts: pa.Array, expression: str) -> np.ndarray:
+    """Which lowercased texts the RE2 expression matches (none for "")."""
+    if not expression:
+        return np.zeros(len(texts), dtype=bool)
+    return pc.match_substring_regex(texts, expression).to_numpy(zero_copy_only=False)
+
+
+def _re2(pattern: str) -> str:
+    try:
+        matches(pa.array([""], pa.string()), _compile((), (pattern,)))
+    except pa.ArrowInvalid as error:
+        raise problem(f"not a valid RE2 regular expression: {error}") from None
+    return pattern
+
+
+NonEmpty = Annotated[str, StringConstraints(min_length=1), expect("a non-empty string")]
+Strings = Annotated[tuple[NonEmpty, ...], expect("a list of non-empty strings")]
+Patterns = Annotated[tuple[Annotated[NonEmpty, AfterValidator(_re2)], ...], expect("a list of RE2 patterns")]
+
+
+@checked.dataclass(frozen=True)
+class RuleEntry(YamlSection):
+    """One entry of a rules file, as written: a label and its keywords, patterns and/or examples."""
+
+    label: NonEmpty
+    name: Annotated[str, expect("a string")] = ""
+    keywords: Strings = ()
+    patterns: Patterns = ()
+    examples: Strings = ()
+
+    def __post_init__(self) -> None:
+        if not (self.keywords or self.patterns or self.examples):
+            raise problem("needs keywords, patterns or examples")
+
+
+def _some_rules(entries: tuple[RuleEntry, ...] | None) -> tuple[RuleEntry, ...]:
+    if not entries:
+        raise problem("expected a non-empty list of rules")
+    return entries
+
+
+@checked.dataclass(frozen=True)
+class RulesFile(YamlSection):
+    """A rules file: `{rules: [{label, name, keywords, patterns, examples}, ...]}`."""
+
+    rules: Annotated[tuple[RuleEntry, ...] | None, AfterValidator(_some_rules), expect("a list of rules")] = Field(
+        None, validate_default=True
+    )
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One scenario label and the keywords, patterns (RE2 syntax) and example prompts that select it.
+
+    name identifies the rule in sessions.scenario_rule (a label may have several rules);
+    it defaults to the label.
+    """
+
+    label: str
+    keywords: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+    name: str = ""
+    examples: tuple[str, ...] = ()
+    expression: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", self.name or self.label)
+        object.__setattr__(self, "expression", _compile(self.keywords, self.patterns))
+
+
+def load_rules(path: Path | None) -> list[Rule]:
+    """Rules from a YAML file (RulesFile); the packaged defaults for None.
+
+    Raises ScenarioRuleError naming the file and the key (`rules[1].patterns[0]: ...`): a
+    misspelt "keyword" is refused instead of matching nothing.
+    """
+    if path is None:
+        return list(DEFAULT_RULES)
+    raw = read_yaml(path, ScenarioRuleError, "scenario rules")
+    try:
+        entries = validate(RulesFile, {} if raw is None else raw, ScenarioRuleError).rules or ()
+    except ScenarioRuleError as error:
+        raise ScenarioRuleError(f"{path}: {error}") from None
+    return [Rule(e.label, e.keywords, e.patterns, e.name, e.examples) for e in entries]
+
+
+DEFAULT_RULES: tuple[Rule, ...] = tuple(load_rules(DEFAULT_RULES_PATH))
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Per text: the scenario, the deciding rule's name (None for OTHER) and the confidence (NaN for OTHER)."""
+
+    scenario: np.ndarray
+    rule: np.ndarray
+    confidence: np.ndarray
+
+
+def score_rules(first: pa.Array, later: pa.Array, later_rows: np.ndarray, rules: Sequence[Rule]) -> Labels:
+    """Rule labels of len(first) conversations from their lowercased first turns and later turns (with their row)."""
+    count = len(first)
+    labels = list(dict.fromkeys(rule.label for rule in rules))
+    evidence = np.zeros((count, len(labels)))
+    best_score, best_rule = np.zeros(count), np.full(count, -1)
+    for number, rule in enumerate(rules):
+        score = FIRST_TURN_WEIGHT * matches(first, rule.expression)
+        later_hit = np.bincount(later_rows[matches(later, rule.expression)], minlength=count) > 0
+        score += LATER_TURNS_WEIGHT * later_hit
+        better = score > best_score
+        best_rule[better], best_score[better] = number, score[better]
+        column = labels.index(rule.label)
+        evidence[:, column] = np.maximum(evidence[:, column], score)
+    names = np.array([rule.name for rule in rules] + [None], dtype=object)
+    scenarios = np.array([rule.label for rule in rules] + [OTHER], dtype=object)
+    total = evidence.sum(axis=1)
+    confidence = np.full(count, np.nan)
+    decided = best_rule >= 0
+    confidence[decided] = best_score[decided] / total[decided]
+    return Labels(scenarios[best_rule], names[best_rule], confidence)

@@ -1,0 +1,109 @@
+"""`chatpulse scenarios`: measure the scenario classifier on labelled prompts, and fit its model on them.
+
+    chatpulse scenarios evaluate FILE   per-label precision and recall, the confusion table, one JSON line
+    chatpulse scenarios train [FILE]    fit the learned model into the file `scenario_model` points at
+
+Both use the configured rules (`scenario_rules`) and, for evaluate, the configured model
+(`scenario_model`, else the shipped one). FILE is JSONL, `{"prompt": ..., "label": ...}` a line.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from chatpulse.behaviour.labelled import Labelled, LabelledError, evaluate, read_corpus, read_jsonl, report
+from chatpulse.behaviour.scenario_model import ModelFileError, fit, scenario_model
+from chatpulse.behaviour.scenario_rules import OTHER, ScenarioRuleError, load_rules
+from chatpulse.behaviour.scenarios import classify_prompts
+from chatpulse.config import Settings
+from chatpulse.pipelines.cli_errors import CliError
+
+LABELLED_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+def _settings(ctx: click.Context) -> Settings:
+    """The configuration the root command was given (its Invocation, kept in the root context)."""
+    return ctx.find_root().obj.settings()
+
+
+@click.group(name="scenarios")
+def scenarios() -> None:
+    """Measure or retrain the usage-scenario classifier."""
+
+
+@scenarios.command(name="evaluate")
+@click.argument("file", type=LABELLED_FILE)
+@click.pass_context
+def evaluate_command(ctx: click.Context, file: Path) -> None:
+    """Classify each prompt of FILE as a one-turn session and score the labels.
+
+    FILE has one JSON object a line: {"prompt": "...", "label": "coding"}, where label is a
+    configured label or a list of labels any of which counts as right. Prints per-label
+    precision and recall and the confusion table, then one JSON line
+    {"n", "accuracy", "per_label"}.
+    """
+    settings = _settings(ctx)
+    try:
+        rules = load_rules(settings.scenario_rules)
+        model = scenario_model(settings.scenario_model)
+        known = sorted({rule.label for rule in rules} | set(model.labels) | {OTHER})
+        labelled = read_jsonl(file, known)
+    except (ScenarioRuleError, ModelFileError, LabelledError) as error:
+        raise CliError(str(error)) from None
+    predicted = classify_prompts(labelled.prompts, rules, model).scenario
+    result = evaluate(labelled.labels, [str(label) for label in predicted])
+    click.echo(report(result))
+    click.echo(json.dumps(result.summary(), ensure_ascii=False))
+
+
+@scenarios.command(name="train")
+@click.argument("file", type=LABELLED_FILE, required=False)
+@click.option(
+    "--base/--no-base",
+    default=True,
+    help="Also fit on the shipped corpus (its labels stay known); --no-base fits on FILE's prompts alone.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    show_default="the configured scenario_model",
+    help="Where to write the model (.npz).",
+)
+@click.pass_context
+def train_command(ctx: click.Context, file: Path | None, base: bool, out: Path | None) -> None:
+    """Fit the scenario model on FILE's labelled prompts and the rules' example prompts.
+
+    FILE has one JSON object a line, {"prompt": "...", "label": "billing"} (a list of
+    labels trains on the first). The fit is deterministic: the same prompts give the same
+    model. Without FILE, rebuilds the shipped model from the shipped corpus.
+    """
+    settings = _settings(ctx)
+    target = out or settings.scenario_model
+    if target is None:
+        raise CliError("no model file: set scenario_model in the configuration or give --out")
+    try:
+        rules = load_rules(settings.scenario_rules)
+        parts = [read_corpus()] if base else []
+        if file is not None:
+            parts.append(read_jsonl(file))
+    except (ScenarioRuleError, LabelledError) as error:
+        raise CliError(str(error)) from None
+    examples = [(example, rule.label) for rule in rules for example in rule.examples]
+    prompts = [prompt for part in parts for prompt in part.prompts] + [example for example, _ in examples]
+    labels = [accepted[0] for part in parts for accepted in part.labels] + [label for _, label in examples]
+    try:
+        model = fit(prompts, labels)
+    except ValueError as error:
+        raise CliError(str(error)) from None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    model.save(target)
+    fitted = Labelled(tuple(prompts), tuple((label,) for label in labels), (None,) * len(prompts))
+    on_training = evaluate(fitted.labels, [model.labels[index] for index in model.predict(list(prompts)).label])
+    click.echo(
+        f"fitted {len(model.labels)} labels on {len(prompts):,} prompts ({len(model.columns):,} n-gram columns); "
+        f"accuracy on them {on_training.accuracy:.3f}; wrote {target}"
+    )

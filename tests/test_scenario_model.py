@@ -1,0 +1,225 @@
+"""The learned scenario model: n-gram hashing against a direct enumeration, TF-IDF rows by hand, a
+reproducible fit, the shipped model as a retrain of the shipped corpus, its accuracy on a held-out
+split of that corpus, explanations, nearest examples and the language detector."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import unicodedata
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chatpulse.behaviour import ngrams
+from chatpulse.behaviour.labelled import read_corpus
+from chatpulse.behaviour.language import detect_languages
+from chatpulse.behaviour.scenario_model import ModelFileError, fit, load_model, nearest, scenario_model
+
+TEXTS = ["Translate this into French", "把这句话翻译成英文：你好", "  Größe   42?  ", "", "今日はとても暑いですね 123"]
+MASK = (1 << 64) - 1
+
+
+def _normalised(text: str) -> str:
+    """ngrams.normalise for one text, in plain Python."""
+    text = re.sub(r"\s+", " ", re.sub(r"\d", "0", unicodedata.normalize("NFKC", text).lower())).strip()
+    if len(text) > ngrams.HEAD_CHARS + ngrams.TAIL_CHARS:
+        text = text[: ngrams.HEAD_CHARS] + " \u2026 " + text[-ngrams.TAIL_CHARS :]
+    return text
+
+
+def _column(gram: str) -> int:
+    """The hashed column of one n-gram, computed character by character with Python integers."""
+    value = 0
+    for char in gram:
+        value = (value * 0x100000001B3 + ord(char)) & MASK
+    value = (value + len(gram) * 0x9E3779B97F4A7C15) & MASK
+    value ^= value >> 30
+    value = (value * 0xBF58476D1CE4E5B9) & MASK
+    value ^= value >> 27
+    value = (value * 0x94D049BB133111EB) & MASK
+    value ^= value >> 31
+    return value >> (64 - ngrams.HASH_BITS)
+
+
+def _grams(text: str) -> list[str]:
+    padded = f" {text} "
+    return [padded[i : i + n] for n in range(ngrams.MIN_N, ngrams.MAX_N + 1) for i in range(len(padded) - n + 1)]
+
+
+def test_normalise_matches_plain_python():
+    long = "Summarise: " + "word " * 100 + "in three bullet points"
+    assert ngrams.normalise([*TEXTS, None, long]) == [_normalised(t) for t in [*TEXTS, "", long]]
+    assert ngrams.normalise(["？Ａ１"]) == ["?a0"]
+
+
+def test_hashed_ngrams_match_a_direct_enumeration():
+    texts = ngrams.normalise(TEXTS)
+    found = ngrams.grams(texts, where=True)
+    got = Counter(zip(found.row.tolist(), found.column.tolist(), strict=True))
+    expected = Counter((row, _column(gram)) for row, text in enumerate(texts) for gram in _grams(text))
+    assert got == expected
+    read_back = {found.texts[r][s : s + n] for r, s, n in zip(found.row, found.start, found.size, strict=True)}
+    assert read_back == {gram for text in texts for gram in _grams(text)}
+
+
+@pytest.fixture(scope="module")
+def tiny() -> tuple[list[str], list[str]]:
+    prompts = [
+        "please translate this sentence",
+        "translate the menu into german",
+        "could you translate my letter",
+        "write a poem about the sea",
+        "write a short poem for my mother",
+        "a poem about autumn leaves please",
+        "what is the capital of peru",
+        "what is the boiling point of water",
+        "what is a black hole",
+    ]
+    return prompts, ["translation"] * 3 + ["creative_roleplay"] * 3 + ["information_query"] * 3
+
+
+def test_tfidf_rows_by_hand(tiny):
+    prompts, labels = tiny
+    model = fit(prompts, labels)
+    text = "translate this poem"
+    row = model.vectors([text]).toarray()[0]
+    counts = Counter(_column(gram) for gram in _grams(_normalised(text)))
+    expected = np.zeros(len(model.columns))
+    for column, count in counts.items():
+        where = np.searchsorted(model.columns, column)
+        if where < len(model.columns) and model.columns[where] == column:
+            expected[where] = (1 + math.log(count)) * model.idf[where]
+    expected /= np.linalg.norm(expected)
+    assert np.allclose(row, expected, atol=1e-6)
+    # idf as scikit-learn's smooth idf: ln((1 + n) / (1 + df)) + 1, df over the training prompts
+    documents = Counter(column for prompt in prompts for column in {_column(g) for g in _grams(_normalised(prompt))})
+    kept = sorted(column for column, df in documents.items() if df >= 2)
+    assert model.columns.tolist() == kept
+    assert np.allclose(model.idf, [math.log(10 / (1 + documents[c])) + 1 for c in kept], atol=1e-6)
+
+
+def test_fit_is_reproducible_and_survives_a_round_trip(tiny, tmp_path: Path):
+    prompts, labels = tiny
+    first, second = fit(prompts, labels), fit(prompts, labels)
+    assert np.array_equal(first.weights, second.weights) and np.array_equal(first.intercept, second.intercept)
+    path = tmp_path / "model.npz"
+    first.save(path)
+    loaded = load_model(path)
+    assert loaded.labels == ("creative_roleplay", "information_query", "translation")
+    queries = ["translate my note", "a poem on rain", "what is rain"]
+    assert [loaded.labels[i] for i in loaded.predict(queries).label] == [
+        "translation",
+        "creative_roleplay",
+        "information_query",
+    ]
+    assert np.allclose(loaded.predict(queries).probability, first.predict(queries).probability, atol=2e-3)
+
+
+def test_two_labels_and_bad_files(tmp_path: Path):
+    model = fit(["cat cat", "a cat here", "dog dog", "a dog here"], ["cats", "cats", "dogs", "dogs"])
+    assert [model.labels[i] for i in model.predict(["my cat", "my dog"]).label] == ["cats", "dogs"]
+    with pytest.raises(ValueError, match="at least two labels"):
+        fit(["a", "b"], ["x", "x"])
+    (tmp_path / "bad.npz").write_bytes(b"not a model")
+    for path in (tmp_path / "bad.npz", tmp_path / "missing.npz"):
+        with pytest.raises(ModelFileError, match=str(path)):
+            load_model(path)
+
+
+def test_explanations_are_weighted_ngrams_of_the_prompt():
+    model = scenario_model()
+    prompts = ["Please translate this paragraph into Spanish", "写一首关于大海的诗", "x"]
+    prediction = model.predict(prompts)
+    for prompt, label, features in zip(prompts, prediction.label, prediction.features.to_pylist(), strict=True):
+        if features is None:
+            continue
+        names = re.findall(r'"([^"]*)"', features)
+        assert 1 <= len(names) <= 3
+        padded = f" {_normalised(prompt)} "
+        for name in names:
+            assert name in padded
+            column = np.searchsorted(model.columns, _column(name))
+            assert model.weights[column, label] > 0
+
+
+def test_nearest_example_is_the_cosine_of_ngram_counts():
+    examples = ["refund my order please", "where is my parcel"]
+    best, similarity = nearest(["Please refund my order!", "parcel status?"], examples)
+    assert best.tolist() == [0, 1]
+    for text, index, value in zip(["Please refund my order!", "parcel status?"], best, similarity, strict=True):
+        a, b = Counter(_grams(_normalised(text))), Counter(_grams(_normalised(examples[index])))
+        cosine = sum(a[g] * b[g] for g in a) / math.sqrt(
+            sum(v * v for v in a.values()) * sum(v * v for v in b.values())
+        )
+        assert value == pytest.approx(cosine, abs=1e-6)
+
+
+def _split(corpus, share: float = 0.2, seed: int = 15) -> tuple[list[int], list[int]]:
+    """Indexes of a training and a held-out part, the held-out share taken within each label and language."""
+    groups: dict[tuple[str, str | None], list[int]] = {}
+    for index, (labels, language) in enumerate(zip(corpus.labels, corpus.languages, strict=True)):
+        groups.setdefault((labels[0], language), []).append(index)
+    rng, held = random.Random(seed), []
+    for members in groups.values():
+        held += rng.sample(members, round(len(members) * share))
+    held_set = set(held)
+    return [i for i in range(len(corpus.prompts)) if i not in held_set], sorted(held)
+
+
+def test_shipped_model_is_the_shipped_corpus_refitted_and_holds_out_of_sample():
+    corpus = read_corpus()
+    shipped = scenario_model()
+    refitted = fit(list(corpus.prompts), [labels[0] for labels in corpus.labels])
+    assert shipped.labels == refitted.labels and np.array_equal(shipped.columns, refitted.columns)
+    assert np.allclose(shipped.weights, refitted.weights, atol=0.02)  # stored as float16
+    same = shipped.predict(list(corpus.prompts)).label == refitted.predict(list(corpus.prompts)).label
+    assert same.mean() > 0.995
+    train, held = _split(corpus)
+    model = fit([corpus.prompts[i] for i in train], [corpus.labels[i][0] for i in train])
+    predicted = model.predict([corpus.prompts[i] for i in held]).label
+    right = np.array([model.labels[p] == corpus.labels[i][0] for p, i in zip(predicted, held, strict=True)])
+    languages = np.array([corpus.languages[i] for i in held])
+    print(f"\nheld-out accuracy {right.mean():.3f} on {len(held)} prompts")
+    for language in sorted(set(languages)):
+        print(f"  {language}: {right[languages == language].mean():.3f} ({(languages == language).sum()})")
+    assert right.mean() >= 0.80
+    for language in ("en", "zh"):
+        assert right[languages == language].mean() >= 0.78
+    assert right[~np.isin(languages, ["en", "zh"])].mean() >= 0.75  # the nine others together
+
+
+LANGUAGES = {
+    "Please summarise this article in three sentences.": "en",
+    "请把这段话翻译成英文": "zh",
+    "写一首诗": "zh",
+    "今日はとても暑いですね。": "ja",
+    "이 문장을 영어로 번역해 주세요": "ko",
+    "¿Cómo puedo mejorar mi currículum?": "es",
+    "Comment puis-je améliorer mon sommeil ?": "fr",
+    "Wie kann ich besser schlafen?": "de",
+    "Как приготовить борщ?": "ru",
+    "Como faço para aprender a programar?": "pt",
+    "كيف أتعلم البرمجة؟": "ar",
+    "请把下面的日文翻译成中文：お疲れ様でした。": "zh",
+}
+
+
+def test_language_of_prompts_in_many_scripts():
+    texts = [*LANGUAGES, "", "   ", None]
+    assert detect_languages(texts).tolist() == [*LANGUAGES.values(), None, None, None]
+
+
+def test_language_agrees_with_oasst2_labels(realdata: Path):
+    """oasst2 (Apache-2.0) tags each message with the language its author chose; base codes are compared."""
+    rows = [json.loads(line) for line in (realdata / "oasst2_openpaws_filtered.jsonl").read_text().splitlines()]
+    texts = [row["prompt"]["text"] for row in rows]
+    expected = np.array([row["prompt"]["lang"].split("-")[0] for row in rows])
+    found = detect_languages(texts)
+    assert (found == expected).mean() >= 0.95
+    for language in ("en", "es", "zh", "ru", "de"):
+        assert (found[expected == language] == language).mean() >= 0.85
