@@ -28,7 +28,9 @@ from pydantic import (
 )
 from pydantic import dataclasses as checked
 
+from chatpulse.layout import Layout, Records
 from chatpulse.mapping import Column, Derived, check_column
+from chatpulse.presets import with_preset
 from chatpulse.pricefile import PriceError, read_prices
 from chatpulse.pseudonyms import KEY_MIN_LENGTH, Pseudonyms
 from chatpulse.schema import COLUMNS, ID_COLUMN, Kind
@@ -101,17 +103,26 @@ class FailureRule(YamlSection):
     error_type: str = "failed"
 
 
+TimeFormat = Literal["iso", "epoch_s", "epoch_ms", "epoch_us", "epoch_ns", "seconds_since"]
+TimeFallback = Literal["iso", "epoch_s", "epoch_ms", "epoch_us", "epoch_ns", "file_time"]
+
+
 @checked.dataclass(frozen=True)
 class Timestamp(YamlSection):
     """How a source writes its timestamps; a bare format name is short for `{format: name}`."""
 
-    format: Literal["iso", "epoch_s", "epoch_ms", "epoch_us", "epoch_ns", "seconds_since"] = "iso"
+    format: TimeFormat = "iso"
     origin: Annotated[datetime | None, TEXT_NOT_NUMBER, expect("an ISO date or time")] = None
     timezone: TimeZone = "UTC"  # of timestamps written without an offset
+    # Tried in order where `format` cannot read a value: other formats (a log that writes times both
+    # ways), and file_time: a record without any time gets its file's modification time.
+    fallback: Annotated[tuple[TimeFallback, ...], expect("a list of time formats or file_time")] = ()
 
     @model_validator(mode="before")
     @classmethod
     def _format_name(cls, raw: Any) -> Any:
+        if isinstance(raw, Mapping) and isinstance(raw.get("fallback"), str):
+            raw = {**raw, "fallback": [raw["fallback"]]}
         return {"format": raw} if isinstance(raw, str) else raw
 
     @model_validator(mode="after")
@@ -128,6 +139,7 @@ class SourceConfig(YamlSection):
 
     kind: Kind
     name: str
+    preset: str | None = None  # filled in before validation (chatpulse.presets)
     pattern: Annotated[str | None, expect("a glob relative to the landing folder")] = None
     # A source column, a path into the record or a derived value (chatpulse.mapping).
     columns: Annotated[dict[str, Column], expect("a mapping of canonical name to source column")] = Field(
@@ -139,7 +151,12 @@ class SourceConfig(YamlSection):
     token_convention: Convention = "openai"
     failure: Annotated[FailureRule | None, expect("a mapping with 'column' and 'equals'")] = None
     defaults: Annotated[dict[str, Any], expect("a mapping of canonical name to value")] = Field(default_factory=dict)
-    layout: Literal["rows", "sessions"] = "rows"
+    layout: Layout = "rows"
+    records: Annotated[Records | None, expect("a mapping with path, where, decode or group_by")] = None
+    # Canonical columns, or paths of the mapping, that the files need not hold: no warning when none does.
+    optional: Annotated[tuple[str, ...], expect("a list of canonical columns or paths")] = ()
+    # Record fields never stored: not kept in `metadata`, not read under their own name (message content).
+    drop: Annotated[tuple[str, ...], expect("a list of field names")] = ()
     # None: the file's top-level max_field_bytes, else DEFAULT_MAX_FIELD_BYTES (see field_limit).
     max_field_bytes: FieldBytes | None = None
     sql: Annotated[SqlQuery | None, expect("a mapping with url (or url_env) and query")] = None
@@ -152,11 +169,17 @@ class SourceConfig(YamlSection):
             raise problem("a source reads files (pattern) or a database (sql), not both", key="pattern")
         if self.sql is not None and self.layout != "rows":
             raise problem("a SQL source reads one record per row", key="layout")
+        if self.sql is not None and self.records is not None:
+            raise problem("a SQL source reads one record per row", key="records")
+        if self.records is not None and self.layout == "sessions":
+            raise problem("a sessions file holds its records in turns", key="records")
         return self
 
     @model_validator(mode="before")
     @classmethod
     def _named_after_kind(cls, raw: Any) -> Any:
+        if isinstance(raw, Mapping):
+            raw = with_preset(raw)
         if isinstance(raw, Mapping) and "name" not in raw:
             return {**raw, "name": str(raw.get("kind", ""))}
         return raw

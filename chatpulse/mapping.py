@@ -12,8 +12,9 @@ A path names a field of the record, or a field inside it: `usage.prompt_tokens`,
   string) reads the text as JSON and goes on inside it; text that is not JSON quarantines the row.
 
 A derived value is a mapping with one key: `duration` (milliseconds from one time to another),
-`sum` (of numbers) or `map` (a value looked up in a table). This module only says what is
-written; `chatpulse.ingest.paths` reads the values.
+`sum` (of numbers), `map` (a value looked up in a table) or `first` (the first of several paths or
+derived values that holds a value, for one source whose records come in more than one shape). This
+module only says what is written; `chatpulse.ingest.paths` reads the values.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, TypeAdapter, ValidatorFunctionWrapHandler, WrapValidator, model_validator
 from pydantic import dataclasses as checked
+from pydantic_core import PydanticCustomError
 
 from chatpulse.yamlfile import YamlSection, expect, problem
 
@@ -117,20 +119,29 @@ class ValueMap(YamlSection):
         return raw
 
 
+def _choices(items: tuple[Any, ...]) -> tuple[str | Derived, ...]:
+    # Each item is a column entry of its own (a path or a derived value), checked as one.
+    return _CHOICES.validate_python(items)
+
+
 @checked.dataclass(frozen=True)
 class Derived(YamlSection):
     """A value computed from paths: exactly one of `duration`, `sum` (a list of paths; missing terms
-    count 0, none at all gives none) and `map`."""
+    count 0, none at all gives none), `map` and `first` (a list of paths or derived values: per row,
+    the value of the first that holds one)."""
 
     duration: Duration | None = None
     sum: Annotated[tuple[PathText, ...] | None, Field(min_length=1), expect("a list of paths")] = None
     map: Annotated[ValueMap | None, expect("a mapping with 'from' and 'values'")] = None
+    first: Annotated[
+        tuple[Any, ...] | None, Field(min_length=1), AfterValidator(_choices), expect("a list of paths or values")
+    ] = None
 
     @model_validator(mode="after")
     def _one(self) -> Derived:
-        given = [name for name in ("duration", "sum", "map") if getattr(self, name) is not None]
+        given = [name for name in ("duration", "sum", "map", "first") if getattr(self, name) is not None]
         if len(given) != 1:
-            raise problem(f"expected exactly one of duration, sum, map, got {', '.join(given) or 'none'}")
+            raise problem(f"expected exactly one of duration, sum, map, first, got {', '.join(given) or 'none'}")
         return self
 
     @property
@@ -141,18 +152,33 @@ class Derived(YamlSection):
             return tuple(path for path in ends if path is not None)
         if self.sum is not None:
             return self.sum
+        if self.first is not None:
+            return tuple(dict.fromkeys(path for item in self.first for path in column_inputs(item)))
         return (self.map.source,) if self.map is not None else ()
 
+    @property
+    def groups(self) -> tuple[tuple[str, ...], ...]:
+        """The inputs in groups of which at least one path must reach a record: each path alone, except
+        that a `first` value's paths form one group (any one of them serves)."""
+        return (self.inputs,) if self.first is not None else tuple((path,) for path in self.inputs)
+
     def describe(self) -> str:
-        """The value as a person reads it: `endTime - startTime`, `a + b`, `map of finish_reason`."""
+        """The value as a person reads it: `endTime - startTime`, `a + b`, `map of finish_reason`, `a or b`."""
         if self.duration is not None:
             return f"{self.duration.end} - {self.duration.start}"
         if self.sum is not None:
             return " + ".join(self.sum)
+        if self.first is not None:
+            return " or ".join(item if isinstance(item, str) else f"({item.describe()})" for item in self.first)
         return f"map of {self.map.source}" if self.map is not None else ""
 
 
 _DERIVED = TypeAdapter(Derived)
+
+
+def column_inputs(column: str | Derived) -> tuple[str, ...]:
+    """The paths a column entry reads: the path itself, or those its derived value is computed from."""
+    return (column,) if isinstance(column, str) else column.inputs
 
 
 def _column(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
@@ -166,6 +192,7 @@ def _column(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
 
 # What a `columns:` entry holds: a path (a plain column name is a path of one key) or a derived value.
 Column = Annotated[str | Derived, WrapValidator(_column)]
+_CHOICES = TypeAdapter(tuple[Column, ...])
 
 
 def check_column(name: str, value_kind: str, column: str | Derived) -> None:
@@ -174,6 +201,12 @@ def check_column(name: str, value_kind: str, column: str | Derived) -> None:
     and a map's values must have the column's type."""
     if isinstance(column, str):
         return
+    for number, item in enumerate(column.first or ()):
+        try:
+            check_column(name, value_kind, item)
+        except PydanticCustomError as exc:  # keyed below this item: first.<n>.<its key>
+            key = (exc.context or {}).get("key", "").removeprefix(f"{name}.")
+            raise problem(exc.message(), key=f"{name}.first.{number}" + (f".{key}" if key else "")) from None
     if column.duration is not None and name not in DURATION_COLUMNS:
         raise problem(f"a duration gives milliseconds: only for {', '.join(DURATION_COLUMNS)}", key=f"{name}.duration")
     if column.sum is not None and value_kind not in ("int", "float"):

@@ -49,6 +49,45 @@ FIELD_CASES = next(
     ROOT.parent / "shared" / "field-cases",
 )
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/"
+# The model LiteLLM_SpendLogs of LiteLLM's schema.prisma, in the types Prisma gives PostgreSQL.
+SPEND_LOGS = """
+CREATE SCHEMA litellm;
+CREATE TABLE litellm."LiteLLM_SpendLogs" (
+    request_id text PRIMARY KEY,
+    call_type text NOT NULL,
+    api_key text NOT NULL DEFAULT '',
+    spend double precision NOT NULL DEFAULT 0.0,
+    total_tokens integer NOT NULL DEFAULT 0,
+    prompt_tokens integer NOT NULL DEFAULT 0,
+    completion_tokens integer NOT NULL DEFAULT 0,
+    "startTime" timestamp(3) NOT NULL,
+    "endTime" timestamp(3) NOT NULL,
+    request_duration_ms integer,
+    "completionStartTime" timestamp(3),
+    model text NOT NULL DEFAULT '',
+    model_id text DEFAULT '',
+    model_group text DEFAULT '',
+    custom_llm_provider text DEFAULT '',
+    api_base text DEFAULT '',
+    "user" text DEFAULT '',
+    metadata jsonb DEFAULT '{}',
+    cache_hit text DEFAULT '',
+    cache_key text DEFAULT '',
+    request_tags jsonb DEFAULT '[]',
+    team_id text,
+    organization_id text,
+    end_user text,
+    requester_ip_address text,
+    messages jsonb DEFAULT '{}',
+    response jsonb DEFAULT '{}',
+    session_id text,
+    status text,
+    mcp_namespaced_tool_name text,
+    agent_id text,
+    proxy_server_request jsonb DEFAULT '{}'
+);
+CREATE INDEX ON litellm."LiteLLM_SpendLogs" ("startTime");
+"""
 
 
 def write_jsonl(path: Path, records: Iterable[dict | str]) -> Path:

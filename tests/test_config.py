@@ -111,7 +111,7 @@ def test_unreadable_or_invalid_files_are_named(tmp_path: Path) -> None:
         ),
         (
             "sources:\n  - {kind: requests, pattern: '*', timestamp: {format: iso, zone: UTC}}\n",
-            "sources[0].timestamp.zone: unknown key (expected one of format, origin, timezone)",
+            "sources[0].timestamp.zone: unknown key (expected one of fallback, format, origin, timezone)",
         ),
         (
             "sources:\n  - {kind: requests, pattern: '*', timestamp: {format: seconds_since, origin: 0}}\n",

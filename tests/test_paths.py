@@ -112,7 +112,7 @@ def test_a_path_is_split_into_keys(text: str, keys: tuple[str, ...]) -> None:
         ({"timestamp": {"sum": ["a", "b"]}}, "sources[0].columns.timestamp.sum: a sum gives a number"),
         (
             {"prompt_tokens": {"sum": ["a"], "map": {"from": "a"}}},
-            "sources[0].columns.prompt_tokens: expected exactly one of duration, sum, map, got sum, map",
+            "sources[0].columns.prompt_tokens: expected exactly one of duration, sum, map, first, got sum, map",
         ),
         ({"prompt_tokens": {"total": ["a"]}}, "sources[0].columns.prompt_tokens.total: unknown key"),
     ],
@@ -423,7 +423,7 @@ def test_litellm_latency_and_time_to_first_token(realdata: Path, tmp_path: Path)
 
 def test_the_readme_examples_are_valid_sources() -> None:
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### Paths and derived values") : readme.index("### SQL sources")]
+    section = readme[readme.index("### Paths and derived values") : readme.index("### Presets")]
     blocks = re.findall(r"```yaml\n(.*?)```", section, re.S)
     assert len(blocks) == 2
     for block in blocks:

@@ -33,51 +33,12 @@ from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from chatpulse.schema import Kind
 from chatpulse.warehouse import Warehouse
 
-from fixtures import invoke_cli
+from fixtures import SPEND_LOGS, invoke_cli
 
 TZ = "Asia/Shanghai"  # local midnight is 16:00 UTC: the bounds are not UTC midnights
 PASSWORD, PASSWORD_ENV = "litellm-pa55word", "CHATPULSE_TEST_LITELLM_PASSWORD"
 DAY, NEXT = date(2026, 11, 20), date(2026, 11, 21)
 QUERY = 'SELECT * FROM litellm."LiteLLM_SpendLogs" WHERE "startTime" >= :day_start AND "startTime" < :day_end'
-# The model LiteLLM_SpendLogs of LiteLLM's schema.prisma, in the types Prisma gives PostgreSQL.
-SPEND_LOGS = """
-CREATE SCHEMA litellm;
-CREATE TABLE litellm."LiteLLM_SpendLogs" (
-    request_id text PRIMARY KEY,
-    call_type text NOT NULL,
-    api_key text NOT NULL DEFAULT '',
-    spend double precision NOT NULL DEFAULT 0.0,
-    total_tokens integer NOT NULL DEFAULT 0,
-    prompt_tokens integer NOT NULL DEFAULT 0,
-    completion_tokens integer NOT NULL DEFAULT 0,
-    "startTime" timestamp(3) NOT NULL,
-    "endTime" timestamp(3) NOT NULL,
-    request_duration_ms integer,
-    "completionStartTime" timestamp(3),
-    model text NOT NULL DEFAULT '',
-    model_id text DEFAULT '',
-    model_group text DEFAULT '',
-    custom_llm_provider text DEFAULT '',
-    api_base text DEFAULT '',
-    "user" text DEFAULT '',
-    metadata jsonb DEFAULT '{}',
-    cache_hit text DEFAULT '',
-    cache_key text DEFAULT '',
-    request_tags jsonb DEFAULT '[]',
-    team_id text,
-    organization_id text,
-    end_user text,
-    requester_ip_address text,
-    messages jsonb DEFAULT '{}',
-    response jsonb DEFAULT '{}',
-    session_id text,
-    status text,
-    mcp_namespaced_tool_name text,
-    agent_id text,
-    proxy_server_request jsonb DEFAULT '{}'
-);
-CREATE INDEX ON litellm."LiteLLM_SpendLogs" ("startTime");
-"""
 COLUMNS = {
     "request_id": "request_id",
     "timestamp": "startTime",

@@ -19,7 +19,7 @@ import re
 import tempfile
 import zlib
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import islice
@@ -47,6 +47,8 @@ FILE_SUFFIXES = (*JSON_SUFFIXES, ".csv")
 EXAMPLE_CHARS = 40
 LATENCY_COLUMNS = ("latency_ms", "ttft_ms")
 FAILURE_COLUMNS = ("status_code", "error_type")  # what a source's failure rule fills in
+# A JSON document or a stream's response cannot be cut at a line: such files are sampled whole.
+WHOLE_FILE_LAYOUTS = ("document", "sse")
 # A time of day followed by a UTC offset: Z, z, +08, +0800 or +08:00 (a date alone has none).
 OFFSET = re.compile(r"\d:\d\d(?::\d\d(?:[.,]\d+)?)?\s*(?:[Zz]|[+-]\d\d(?::?\d\d)?)$")
 # What reading a file can raise: a check names each bad file and goes on, where a run would stop
@@ -180,7 +182,7 @@ def _summarise(raw: RawFile, frame: pd.DataFrame, source: SourceConfig, tz: str,
     columns: dict[str, ColumnSample] = {}
     for name in COLUMNS[source.kind]:
         read = read_column(resolver, source, name)
-        missing = tuple(path for path in source.inputs(name) if path not in resolver.resolved)
+        missing = unmet(source, name, lambda path: path in resolver.resolved)
         if not read.found:
             columns[name] = ColumnSample(found=False, missing=missing)
             continue
@@ -202,7 +204,7 @@ def _summarise(raw: RawFile, frame: pd.DataFrame, source: SourceConfig, tz: str,
         more=more,
         malformed=len(raw.malformed),
         columns=columns,
-        unmapped=tuple(str(c) for c in records.columns if c not in read),
+        unmapped=tuple(str(c) for c in records.columns if c not in read and c not in source.drop),
         days=dict(sorted(days.items())),
         undated=len(frame) - len(stamps) - len(raw.malformed),
         offsets=offsets,
@@ -216,8 +218,8 @@ def sample_file(path: Path, label: str, source: SourceConfig, tz: str, rows: int
     `label`), never an exception: a check reports every file, not the first bad one.
     """
     try:
-        if not rows:
-            raw = read_file(path, source.layout, text_columns(source))
+        if not rows or source.layout in WHOLE_FILE_LAYOUTS:
+            raw = read_file(path, source.layout, text_columns(source), source.records)
             return _summarise(raw, read_source(path, source, label), source, tz, label, more=False)
         with tempfile.TemporaryDirectory(prefix="chatpulse-check-") as folder:
             # The head keeps the file's name (less .gz), so it is read as the same type.
@@ -225,7 +227,7 @@ def sample_file(path: Path, label: str, source: SourceConfig, tz: str, rows: int
             try:
                 data, more = _head(path, rows)
                 head.write_bytes(data)
-                raw = read_file(head, source.layout, text_columns(source))
+                raw = read_file(head, source.layout, text_columns(source), source.records)
                 return _summarise(raw, read_source(head, source, label), source, tz, label, more)
             except SAMPLE_ERRORS as exc:
                 return FileSample(label, error=_reason(exc, label, head, path))
@@ -258,13 +260,28 @@ def _reason(error: Exception, label: str, *paths: Path) -> str:
     return text.removeprefix(f"{label}: ")
 
 
+def unmet(source: SourceConfig, canonical: str, reached: Callable[[str], bool]) -> tuple[str, ...]:
+    """The paths of a source's canonical column that are missing, given which paths `reached` a record:
+    each path that did not, except one listed in `optional`, and a `first` value's paths only when none
+    of them did (any one serves)."""
+    column = source.column(canonical)
+    groups = ((column,),) if isinstance(column, str) else column.groups
+    return tuple(
+        path
+        for group in groups
+        if not any(reached(path) for path in group)
+        for path in group
+        if path not in source.optional
+    )
+
+
 def relied_on(source: SourceConfig) -> list[str]:
     """The canonical columns a source's configuration expects to find: every mapped one, the time,
-    and the failure rule's column (unless it has a default)."""
+    and the failure rule's column (unless it has a default), less those it lists as `optional`."""
     names = [*source.columns, "timestamp"]
     if source.failure is not None and source.failure.column not in source.defaults:
         names.append(source.failure.column)
-    return list(dict.fromkeys(names))
+    return [name for name in dict.fromkeys(names) if name not in source.optional]
 
 
 def option_findings(source: SourceConfig) -> list[Finding]:

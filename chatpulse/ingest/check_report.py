@@ -32,6 +32,7 @@ from chatpulse.ingest.check import (
     sample_file,
     sample_findings,
     sample_query,
+    unmet,
 )
 from chatpulse.ingest.extract import landing_files
 from chatpulse.ingest.sqlsource import source_label
@@ -247,8 +248,8 @@ def _read_whole(sample: FileSample, source: SourceConfig, unresolved: tuple[str,
     in place of the sample's: a key may first appear past the sampled rows."""
     columns = {}
     for name, stats in sample.columns.items():
-        missing = tuple(path for path in source.inputs(name) if path in unresolved)
-        found = stats.found or len(missing) < len(source.inputs(name))
+        missing = unmet(source, name, lambda path: path not in unresolved)
+        found = stats.found or any(path not in unresolved for path in source.inputs(name))
         columns[name] = replace(stats, found=found, missing=missing)
     return replace(sample, columns=columns)
 
@@ -270,8 +271,8 @@ def _query_sample(source: SourceConfig, columns: Sequence[str], frame: pd.DataFr
     for name in COLUMNS[source.kind]:
         paths = source.inputs(name)
         seen = bool((frame[name].notna() & mine).any())
-        missing = () if seen else tuple(path for path in paths if split_path(path)[0] not in columns)
-        found[name] = ColumnSample(len(missing) < len(paths), missing=missing)
+        missing = () if seen else unmet(source, name, lambda path: split_path(path)[0] in columns)
+        found[name] = ColumnSample(seen or any(split_path(path)[0] in columns for path in paths), missing=missing)
     return FileSample(source_label(source), rows=int(mine.sum()), columns=found)
 
 

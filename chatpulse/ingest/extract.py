@@ -33,6 +33,7 @@ from chatpulse.warehouse import FileStamp
 ERRORS = "_errors"
 RAW = "_raw"  # the original line, kept only for rows extract already found faulty
 REPAIRED = "_repaired"  # the names of the repairs a row's text took to be read
+FILE_TIME = "timestamp: its file's modification time"  # the repair of a time the record does not hold
 DAY = "_day"  # the day an outside-the-range row is filed under (Extract.outside)
 NAMED_DAY = re.compile(r"(?<!\d)(\d{4})[-_]?(\d{2})[-_]?(\d{2})(?!\d)")
 
@@ -182,7 +183,8 @@ def mapped_records(raw: RawFile, source: SourceConfig, label: str) -> Mapped:
             times = parse_timestamps(values, source)
             for reason in times.problems.dropna().unique():
                 problems.add(times.problems == reason, f"{name}: {reason}")
-            frame[name] = times.utc
+            frame[name], dated = _file_time(times.utc, times.problems, source, raw)
+            repairs.add(dated, FILE_TIME)
         elif value_kind in ("int", "float"):
             numbers = _to_number(values, name, problems, integer=value_kind == "int")
             if name in ("latency_ms", "ttft_ms") and not read.milliseconds:
@@ -195,9 +197,10 @@ def mapped_records(raw: RawFile, source: SourceConfig, label: str) -> Mapped:
     if source.kind == Kind.REQUESTS:
         _apply_failure_rule(frame, source)
         to_canonical(frame, source.token_convention)
-        extras = [c for c in records.columns if c not in source_names]
+        extras = [c for c in records.columns if c not in source_names and c not in source.drop]
         if extras and "metadata" not in source.columns:
-            frame["metadata"] = _extras_json(records[extras], records.get("metadata"))
+            own = None if "metadata" in source.drop else records.get("metadata")
+            frame["metadata"] = _extras_json(records[extras], own)
     texts = [name for name, value_kind in kind_columns.items() if value_kind in ("string", "json")]
     held_nul = _check_texts(frame, texts, raw, source.field_limit, problems)
     for repair, rows in _line_repairs(raw, {NUL_REMOVED: held_nul}).items():
@@ -213,6 +216,16 @@ def mapped_records(raw: RawFile, source: SourceConfig, label: str) -> Mapped:
         frame = pd.concat([frame, _malformed_rows(raw.malformed, texts, source.kind, label)], ignore_index=True)
     inputs = dict.fromkeys(path for name in kind_columns for path in source.inputs(name))
     return Mapped(frame, tuple(path for path in inputs if path not in resolver.resolved))
+
+
+def _file_time(utc: pd.Series, problems: pd.Series, source: SourceConfig, raw: RawFile) -> tuple[pd.Series, np.ndarray]:
+    """Times, with the file's modification time where a record holds none and the source's
+    `timestamp.fallback` has file_time (its format holds no time), and which rows got it (a repair,
+    so the data quality says how many); an unreadable time stays a problem."""
+    if "file_time" not in source.timestamp.fallback or raw.modified is None:
+        return utc, np.zeros(len(utc), dtype=bool)
+    missing = (utc.isna() & problems.isna()).to_numpy(dtype=bool)
+    return utc.mask(missing, pd.Timestamp(raw.modified, unit="s", tz="UTC")), missing
 
 
 def _check_texts(frame: pd.DataFrame, names: list[str], raw: RawFile, limit: int, problems: _Problems) -> np.ndarray:
@@ -270,7 +283,7 @@ def read_source(path: Path, source: SourceConfig, label: str) -> pd.DataFrame:
 
 def read_mapped(path: Path, source: SourceConfig, label: str) -> Mapped:
     """read_source, with the paths that reached no record of the file (Mapped)."""
-    return mapped_records(read_file(path, source.layout, text_columns(source)), source, label)
+    return mapped_records(read_file(path, source.layout, text_columns(source), source.records), source, label)
 
 
 def filed_days(frame: pd.DataFrame, tz: str, path: Path) -> pd.Series:

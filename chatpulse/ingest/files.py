@@ -24,7 +24,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow import json as pa_json
 
+from chatpulse.ingest.records import frame_of, is_sse, json_text, merged, numbered, records_of, responses, runs
 from chatpulse.ingest.text import NOT_UTF8, as_utf8, holds_undecodable, json_line
+from chatpulse.layout import Records
 
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
 TURN_KEYS = ("turns", "messages")
@@ -55,6 +57,7 @@ class RawFile:
     malformed: list[tuple[int, str]]
     text: bytes = b""
     repaired: list[tuple[int, str]] = dataclasses.field(default_factory=list)
+    modified: float | None = None  # the file's modification time (POSIX seconds), where it came from a file
 
     def original_lines(self, numbers: Iterable[int], limit: int | None = None) -> dict[int, str]:
         """The file's own text of some lines, for the quarantine, storable in any database.
@@ -106,31 +109,79 @@ def _expand_sessions(record: dict[str, Any]) -> list[dict[str, Any]]:
     return expanded
 
 
-def _parse_lines(numbered: list[tuple[int, bytes]], layout: str) -> RawFile:
-    """Line by line: slow, but it pins every malformed line to its number."""
+def _parse_lines(given: list[tuple[int, bytes]], layout: str, records_at: Records | None = None) -> RawFile:
+    """Line by line: slow, but it pins every malformed line to its number. With `records_at`, a line's
+    records are those its `records:` section names (chatpulse.ingest.records.records_of), and lines in a
+    row that hold the same `group_by` value are one response, on its first line (runs)."""
     records: list[dict[str, Any]] = []
     lines: list[int] = []
     malformed: list[tuple[int, str]] = []
     repaired: list[tuple[int, str]] = []
-    for number, line in numbered:
+    parsed: list[tuple[int, Any]] = []
+    for number, line in given:
         try:
             record, repairs = json_line(line)
         except ValueError as exc:
             malformed.append((number, str(exc)))
             continue
+        parsed.append((number, record))
+        repaired.extend((number, repair) for repair in repairs)
+    if records_at is not None:
+        parsed = runs(parsed, records_at.group_by)
+    for number, record in parsed:
         try:
-            if not isinstance(record, dict):
+            if records_at is not None:
+                batch = _objects(records_of(record, records_at))
+            elif not isinstance(record, dict):
                 raise ValueError("not a JSON object")
-            batch = _expand_sessions(record) if layout == "sessions" else [record]
+            else:
+                batch = _expand_sessions(record) if layout == "sessions" else [record]
         except ValueError as exc:
             malformed.append((number, f"malformed JSON: {exc}"))
             continue
         records.extend(batch)
         lines.extend([number] * len(batch))
-        repaired.extend((number, repair) for repair in repairs)
     # The index keeps a row for each record even when none has a key (lines of '{}').
     frame = pd.DataFrame.from_records(records, index=pd.RangeIndex(len(records)))
+    malformed.sort()
     return RawFile(frame, np.asarray(lines, dtype="int64"), malformed, repaired=repaired)
+
+
+def _objects(found: list[Any]) -> list[dict[str, Any]]:
+    """The records that are objects; ValueError when there were records and none of them is one."""
+    objects = [record for record in found if isinstance(record, dict)]
+    if found and not objects:
+        raise ValueError("not a JSON object")
+    return objects
+
+
+def _read_document(data: bytes, records_at: Records | None) -> RawFile | None:
+    """A file holding one JSON value: its records (an array's items each a document), numbered from 1,
+    each record's raw text itself as JSON; None when the file is not one JSON value (JSON lines)."""
+    try:
+        value, repairs = json_line(data)
+    except ValueError:
+        return None
+    documents = value if isinstance(value, list) else [value]
+    if records_at is not None:  # an array of a stream's chunks (Gemini's streamGenerateContent) is one response
+        documents = [document for _, document in runs(list(enumerate(documents)), records_at.group_by)]
+    found = [record for document in documents for record in records_of(document, records_at)]
+    objects = [record for record in found if isinstance(record, dict)]
+    malformed = [(1, "malformed JSON: not a JSON object")] if found and not objects else []
+    lines = numbered(len(objects)).tolist()
+    repaired = [(line, repair) for line in lines for repair in repairs]
+    return RawFile(frame_of(objects), numbered(len(objects)), malformed, json_text(objects, lines), repaired)
+
+
+def _read_sse(data: bytes, records_at: Records | None) -> RawFile:
+    """A Server-Sent Events file: each response's events merged into one record, on its first event's line."""
+    grouped, malformed, payloads = responses(data, records_at.group_by if records_at is not None else None)
+    found, lines = [], []
+    for line, events in grouped:
+        taken = [record for record in records_of(merged(events), records_at) if isinstance(record, dict)]
+        found += taken
+        lines += [line] * len(taken)
+    return RawFile(frame_of(found), np.asarray(lines, dtype="int64"), malformed, json_text(found, lines, payloads))
 
 
 def _one_object_per_line(chunk: np.ndarray) -> bool:
@@ -196,7 +247,13 @@ def _arrow_records(chunk: bytes, text_columns: Sequence[str]) -> pd.DataFrame | 
 
 
 def _parse_chunk(
-    data: bytes, start: int, end: int, first_line: int, layout: str, text_columns: Sequence[str]
+    data: bytes,
+    start: int,
+    end: int,
+    first_line: int,
+    layout: str,
+    text_columns: Sequence[str],
+    records_at: Records | None = None,
 ) -> RawFile:
     """The whole lines data[start:end] through Arrow's columnar JSON reader, else line by line.
 
@@ -205,20 +262,20 @@ def _parse_chunk(
     """
     end -= data.endswith(b"\n", start, end)
     chunk = data[start:end]
-    records = _arrow_records(chunk, text_columns) if layout == "rows" else None
+    records = _arrow_records(chunk, text_columns) if layout == "rows" and records_at is None else None
     if records is not None:
         return RawFile(records, np.arange(first_line, first_line + len(records), dtype="int64"), [])
-    numbered = [(first_line + i, line) for i, line in enumerate(chunk.split(b"\n")) if line.strip()]
-    return _parse_lines(numbered, layout)
+    lines = [(first_line + i, line) for i, line in enumerate(chunk.split(b"\n")) if line.strip()]
+    return _parse_lines(lines, layout, records_at)
 
 
-def _read_jsonl(data: bytes, layout: str, text_columns: Sequence[str]) -> RawFile:
+def _read_jsonl(data: bytes, layout: str, text_columns: Sequence[str], records_at: Records | None = None) -> RawFile:
     blocks: list[RawFile] = []
     start, first_line = 0, 1
     while start < len(data):
         end = data.find(b"\n", start + JSON_CHUNK_BYTES)
         end = len(data) if end == -1 else end + 1
-        blocks.append(_parse_chunk(data, start, end, first_line, layout, text_columns))
+        blocks.append(_parse_chunk(data, start, end, first_line, layout, text_columns, records_at))
         start, first_line = end, first_line + data.count(b"\n", start, end)
     if not blocks:
         return RawFile(pd.DataFrame(), np.empty(0, dtype="int64"), [])
@@ -263,15 +320,30 @@ def _read_csv(path: Path, data: bytes) -> RawFile:
     return RawFile(frame, np.asarray(lines, dtype="int64"), malformed)
 
 
-def read_file(path: Path, layout: str = "rows", text_columns: Sequence[str] = ()) -> RawFile:
+def read_file(
+    path: Path, layout: str = "rows", text_columns: Sequence[str] = (), records_at: Records | None = None
+) -> RawFile:
     """Read one landing file; malformed lines are reported, not raised.
 
-    `text_columns` are kept as text in JSON files, not read as Arrow infers them.
+    `text_columns` are kept as text in JSON files, not read as Arrow infers them. `layout` and
+    `records_at` (a source's `records:` section) say how the file holds its records
+    (chatpulse.layout): with layout sse a file of any name is read as Server-Sent Events, unless it
+    holds JSON; with layouts document and sse a JSON file is read as one value (pretty-printed or
+    not), or as JSON lines when it holds several. The RawFile's `modified` is the file's
+    modification time.
     """
-    fmt = _file_format(path)
+    fmt = "sse" if layout == "sse" else _file_format(path)
     try:
         data = as_utf8(_read_bytes(path))
     except UnicodeDecodeError as exc:
         raise ExtractError(f"{path}: not UTF-16 or UTF-32 text as its byte order mark says: {exc}") from exc
-    raw = _read_csv(path, data) if fmt == "csv" else _read_jsonl(data, layout, text_columns)
-    return replace(raw, text=data)
+    if fmt == "csv":
+        raw = replace(_read_csv(path, data), text=data)
+    elif fmt == "sse" and is_sse(data):
+        raw = _read_sse(data, records_at)
+    else:
+        raw = _read_document(data, records_at) if layout in ("document", "sse") else None
+        if raw is None:
+            rows = "rows" if layout in ("document", "sse") else layout
+            raw = replace(_read_jsonl(data, rows, text_columns, records_at), text=data)
+    return replace(raw, modified=path.stat().st_mtime)

@@ -18,7 +18,7 @@ import pandas as pd
 
 from chatpulse.config import SourceConfig
 from chatpulse.ingest.times import parse_timestamps
-from chatpulse.mapping import QUOTE, Duration, ValueMap, split_path, value_key
+from chatpulse.mapping import QUOTE, Derived, Duration, ValueMap, split_path, value_key
 
 MISSING = object()  # a path does not reach this row (a key or list item is not there)
 NOT_JSON = "not valid JSON"
@@ -135,16 +135,52 @@ class Resolver:
 
 
 def read_column(resolver: Resolver, source: SourceConfig, name: str) -> Read:
-    """What `source` holds for the canonical column `name`: a path's values or a derived value."""
-    column = source.column(name)
+    """What `source` holds for the canonical column `name`: a path's values or a derived value. A field
+    the source drops is not read under its own name (only a mapping in `columns` reads it)."""
+    if name in source.drop and name not in source.columns:
+        return Read(pd.Series(None, index=pd.RangeIndex(resolver.size), dtype=object), False)
+    return _read(resolver, source, source.column(name))
+
+
+def _read(resolver: Resolver, source: SourceConfig, column: str | Derived) -> Read:
     if isinstance(column, str):
         return resolver.read(column)
     if column.duration is not None:
         return _duration(resolver, column.duration, source)
     if column.sum is not None:
         return _sum(resolver, column.sum)
+    if column.first is not None:
+        return _first(resolver, source, column.first)
     assert column.map is not None  # a Derived holds exactly one
     return _mapped(resolver, column.map)
+
+
+def _held(values: pd.Series) -> np.ndarray:
+    """Where values are there: not missing, and not blank text."""
+    held = values.notna().to_numpy(dtype=bool)
+    text = np.fromiter((isinstance(v, str) and not v.strip() for v in values.tolist()), dtype=bool, count=len(values))
+    return held & ~text
+
+
+def _first(resolver: Resolver, source: SourceConfig, choices: tuple[str | Derived, ...]) -> Read:
+    """Per row, the value of the first choice that holds one (blank text holds none).
+
+    The choices' values are combined as they are read (a duration's in ms); a problem of a choice
+    counts only where no earlier choice gave the row its value.
+    """
+    values = pd.Series(None, index=pd.RangeIndex(resolver.size), dtype=object)
+    taken = np.zeros(resolver.size, dtype=bool)
+    problems: list[tuple[np.ndarray, str]] = []
+    found, milliseconds = False, True
+    for choice in choices:
+        read = _read(resolver, source, choice)
+        found |= read.found
+        milliseconds &= read.milliseconds or not read.found
+        problems += [(rows & ~taken, reason) for rows, reason in read.problems]
+        fresh = ~taken & _held(read.values)
+        values[fresh] = read.values[fresh].astype(object)
+        taken |= fresh
+    return Read(values, found, problems, milliseconds=milliseconds and found)
 
 
 def _times(read: Read, path: str, source: SourceConfig) -> tuple[pd.Series, list[tuple[np.ndarray, str]]]:

@@ -63,11 +63,11 @@ def mask_frame(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
 
 
 def user_keys(settings: Settings, kind: Kind) -> tuple[str, ...]:
-    """The fields of a kind's landing files that hold the user id (one per source: its mapping of user_id).
+    """The fields of a kind's landing files that hold the user id (the paths each source reads user_id from).
 
     A nested user id (`metadata.user_api_key_user_id`) is named by its own key, which is where a line holds it.
     """
-    paths = {source.source_column("user_id") for source in settings.sources if source.kind == kind}
+    paths = {path for source in settings.sources if source.kind == kind for path in source.inputs("user_id")}
     return tuple(sorted({key for path in paths for key in (path, split_path(path)[-1])}))
 
 

@@ -60,17 +60,34 @@ def parse_timestamps(values: pd.Series, source: SourceConfig) -> Times:
     nanosecond timestamp holds, a day in from each end) is NaT with the problem OUTSIDE, any
     other unreadable value NaT with UNRECOGNISED or "not a number (...)".
     A column of date-times (as a database gives them) is read as they are, whatever the format:
-    an aware one is an instant, a naive one a wall-clock time in `timestamp.timezone`.
+    an aware one is an instant, a naive one a wall-clock time in `timestamp.timezone`. A value the
+    format cannot read is tried with each format of `timestamp.fallback` in turn; one none of them
+    reads keeps the format's own problem.
     """
     values = values.reset_index(drop=True)
     if _holds_datetimes(values):
         return _parse_datetimes(values, source.naive_timezone)
-    if source.timestamp_format == "iso":
+    times = _parse(values, source.timestamp_format, source)
+    for fmt in source.timestamp.fallback:
+        retry = times.problems.notna()
+        if fmt == "file_time" or not retry.any():
+            continue
+        again = _parse(values[retry], fmt, source)
+        read = again.utc.notna().to_numpy()
+        rows = retry[retry].index[read]
+        times.utc[rows] = again.utc[read].to_numpy()
+        times.problems[rows] = None
+    return times
+
+
+def _parse(values: pd.Series, fmt: str, source: SourceConfig) -> Times:
+    """Values in one format (see parse_timestamps), on their own index."""
+    if fmt == "iso":
         return _parse_iso(values, source.naive_timezone)
     origin = None
-    if source.timestamp_format == "seconds_since":
+    if fmt == "seconds_since":
         origin = _localized_origin(pd.Timestamp(source.timestamp_origin), source.naive_timezone)
-    return _parse_numbers(values, source.timestamp_format, origin)
+    return _parse_numbers(values, fmt, origin)
 
 
 def _blank_to_missing(values: pd.Series) -> pd.Series:
