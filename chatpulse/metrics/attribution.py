@@ -21,21 +21,13 @@ import pandas as pd
 
 from chatpulse import stats
 from chatpulse.days import DayGrid
+from chatpulse.metrics.costs import USAGE_TOKENS
 from chatpulse.metrics.pricing import estimate_cost
 from chatpulse.schema import is_error
 from chatpulse.spendconfig import OVERALL, Dimension
 from chatpulse.tables import table_columns
 
 DIMENSION_COLUMNS = table_columns("dimension_daily")
-# The token kinds summed per value (the canonical convention: cached and cache writes inside prompt).
-TOKEN_KINDS = (
-    "prompt_tokens",
-    "cached_tokens",
-    "cache_write_tokens",
-    "completion_tokens",
-    "reasoning_tokens",
-    "total_tokens",
-)
 VALUE, UNSET, OTHER = "value", "unset", "other"  # the `bucket` of a dimension's row; the overall row's is "all"
 _NOTHING = object()  # a key that is absent, told apart from one whose value is null
 
@@ -122,7 +114,7 @@ def _aggregate(rows: pd.DataFrame, codes: np.ndarray, groups: int, costs: tuple[
             "error_rate": np.divide(errors, count, out=np.full(groups, np.nan), where=count > 0),
             **{
                 kind: np.bincount(codes, weights=np.nan_to_num(_floats(rows, kind)), minlength=groups).astype("int64")
-                for kind in TOKEN_KINDS
+                for kind in USAGE_TOKENS
             },
             "cost_estimate_usd": estimate_sum,
             "cost_logged_usd": logged_sum,
