@@ -22,6 +22,7 @@ from chatpulse.alerting.rules import load_rules
 from chatpulse.assets.checks import day_check
 from chatpulse.assets.daystate import write_day
 from chatpulse.assets.spend import spend_alerts
+from chatpulse.daystate import other_reads
 from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from chatpulse.warehouse import Write
 
@@ -36,17 +37,7 @@ def alert_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         name="alerts",
         partitions_def=partitions,
         ins={"requests": AssetIn("clean_requests", metadata={"columns": list(evaluate.REQUEST_COLUMNS)})},
-        deps=[
-            AssetKey(name)
-            for name in (
-                "hourly_metrics",
-                "daily_metrics",
-                "request_metrics",
-                "sessions",
-                "dimension_daily",
-                "cost_reconciliation",
-            )
-        ],
+        deps=[AssetKey(name) for name in other_reads("alerts", ("clean_requests",))],
         group_name="alerts",
         kinds={"pandas", "sql"},
         description="Alert rules evaluated on the day's metric tables: one row per rule and breach "

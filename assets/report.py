@@ -20,6 +20,7 @@ from dagster import (
 
 from chatpulse.assets.daystate import drawing_state, finished
 from chatpulse.days import DaySpan, day_bounds
+from chatpulse.daystate import REPORT, other_reads
 from chatpulse.metrics.users import window
 from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from chatpulse.pseudonyms import UserDisplay
@@ -30,21 +31,6 @@ from chatpulse.reports.render import render_report, report_file
 from chatpulse.reports.sections import detail_sections, rated_days
 from chatpulse.reports.spend import spend_sections
 
-# What the report shows comes from these assets' tables, so it runs after all of them.
-SHOWN_ASSETS = (
-    "daily_metrics",
-    "hourly_metrics",
-    "request_metrics",
-    "session_metrics",
-    "user_metrics",
-    "daily_trends",
-    "alerts",
-    "scenario_spotlight",
-    "clean_messages",
-    "clean_feedback",
-    "dimension_daily",
-    "cost_reconciliation",
-)
 SPEND_TABLES = ("dimension_daily", "budget_status", "cost_reconciliation")
 SECTION_TABLES = (
     "daily_trends",
@@ -82,7 +68,8 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
             "requests": AssetIn("clean_requests", metadata={"columns": ["latency_ms"]}),
             "sessions": AssetIn("sessions", metadata={"columns": ["duration_s"]}),
         },
-        deps=[AssetKey(name) for name in SHOWN_ASSETS],
+        # What the report shows comes from these steps' tables, so it runs after all of them.
+        deps=[AssetKey(name) for name in other_reads(REPORT, ("clean_requests", "sessions"))],
         group_name="report",
         kinds={"html"},
         description="reports/<day>.html: the day's alerts, headline numbers with deltas, charts, trends, "

@@ -71,6 +71,13 @@ STEPS: dict[str, tuple[str, ...]] = {
 }
 
 
+def other_reads(step: str, inputs: tuple[str, ...]) -> tuple[str, ...]:
+    """The steps ``step`` reads besides the ``inputs`` its asset loads as DataFrames: the asset's ``deps``.
+
+    Raises ``KeyError`` for a step that writes no day."""
+    return tuple(read for read in STEPS[step] if read not in inputs)
+
+
 @dataclass(frozen=True)
 class StepRun:
     """One step's finished write of a day: the Dagster run, when it committed (UTC) and, for the
