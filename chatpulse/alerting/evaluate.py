@@ -37,6 +37,8 @@ ALERT_COLUMNS = (
     "last_seen",
     "resolved_at",
 )
+# A breach found by a rule: the alert's columns up to `requests`, without the lifecycle, plus whether it may go on.
+BREACH_COLUMNS = (*ALERT_COLUMNS[: ALERT_COLUMNS.index("requests") + 1], "ongoing")
 
 
 @dataclass(frozen=True)
@@ -325,7 +327,7 @@ def evaluate(rules: tuple[Rule, ...], tables: Tables, day: date, tz: str, now: d
                     "ongoing": not (day_over or (pd.notna(latest_judged) and row.window_last < latest_judged)),
                 }
             )
-    breaches = pd.DataFrame(rows, columns=[*ALERT_COLUMNS[:10], "ongoing"])
+    breaches = pd.DataFrame(rows, columns=list(BREACH_COLUMNS))
     return breaches.sort_values(["window_start", "rule"], kind="stable").reset_index(drop=True)
 
 

@@ -26,25 +26,13 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from chatpulse.alerting.evaluate import BREACH_COLUMNS
 from chatpulse.days import day_bounds
 from chatpulse.spendconfig import OVERALL, Budget
 from chatpulse.tables import table_columns
 
 TRAILING_DAYS = 7
 STATUS_COLUMNS = table_columns("budget_status")
-BREACH_COLUMNS = (
-    "day",
-    "rule",
-    "metric",
-    "severity",
-    "window_start",
-    "window_end",
-    "value",
-    "threshold",
-    "baseline",
-    "requests",
-    "ongoing",
-)
 SPEND, FORECAST, BILL_GAP = "budget_spend_usd", "budget_forecast_usd", "bill_gap_share"
 
 
