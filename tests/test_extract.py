@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from readpaths import both_read_paths
 
 from chatpulse.config import SourceConfig, parse_source
-from chatpulse.ingest import files
 from chatpulse.ingest.clean import derive_ids
 from chatpulse.ingest.extract import ERRORS, extract_day, read_source
 from chatpulse.ingest.files import ExtractError, read_file
@@ -164,20 +164,6 @@ def test_session_per_line_layout_expands_turns(tmp_path: Path) -> None:
     assert frame["source_line"].tolist() == [1, 1]
 
 
-def _both_paths(path: Path, source: SourceConfig, monkeypatch: pytest.MonkeyPatch) -> pd.DataFrame:
-    """A file mapped as read by Arrow (checked), which must equal it read line by line (forced)."""
-    by_line: list[int] = []
-    parse_lines = files._parse_lines
-    monkeypatch.setattr(files, "_parse_lines", lambda *args: by_line.append(1) or parse_lines(*args))
-    arrow = read_source(path, source, "f")
-    assert not by_line, "Arrow did not read the file"
-    monkeypatch.setattr(files, "_arrow_records", lambda *args: None)
-    lines = read_source(path, source, "f")
-    assert by_line
-    pd.testing.assert_frame_equal(arrow, lines)
-    return arrow
-
-
 @pytest.mark.parametrize(
     ("timezone", "stamps", "expected"),
     [
@@ -194,7 +180,7 @@ def test_arrow_reads_whole_second_times_like_the_line_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, timezone: str, stamps: list[str], expected: list[str | None]
 ) -> None:
     path = write_jsonl(tmp_path / "r.jsonl", [{"request_id": str(i), "timestamp": t} for i, t in enumerate(stamps)])
-    frame = _both_paths(path, _source(timestamp={"format": "iso", "timezone": timezone}), monkeypatch)
+    frame = both_read_paths(path, _source(timestamp={"format": "iso", "timezone": timezone}), monkeypatch)
     assert frame["timestamp"].tolist() == [pd.Timestamp(e) if e else pd.NaT for e in expected]
     assert frame[ERRORS].tolist() == [None if e else ["timestamp: unrecognised time format"] for e in expected]
 
@@ -217,7 +203,7 @@ def test_arrow_reads_lists_and_objects_like_the_line_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, records: list[dict], metadata: list[str | None]
 ) -> None:
     path = write_jsonl(tmp_path / "r.jsonl", [{"timestamp": "2026-11-20T10:00:00Z", **r} for r in records])
-    frame = _both_paths(path, _source(), monkeypatch)
+    frame = both_read_paths(path, _source(), monkeypatch)
     assert [m if isinstance(m, str) else None for m in frame["metadata"]] == metadata
 
 

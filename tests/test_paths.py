@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 import yaml
+from readpaths import both_read_paths
 
 from chatpulse.config import ConfigError, SourceConfig, load_settings, parse_source
-from chatpulse.ingest import files
 from chatpulse.ingest.check import sample_file, sample_findings
 from chatpulse.ingest.check_report import check_day
 from chatpulse.ingest.clean import clean_partition
@@ -60,20 +60,6 @@ def _response(n: int, prompt: int, completion: int, cached: int, reasoning: int,
             "completion_tokens_details": {"reasoning_tokens": reasoning},
         },
     }
-
-
-def _both_read_paths(path: Path, source: SourceConfig, monkeypatch: pytest.MonkeyPatch) -> pd.DataFrame:
-    """A file mapped as Arrow reads it (checked), which must equal it read line by line (forced)."""
-    by_line: list[int] = []
-    parse_lines = files._parse_lines
-    monkeypatch.setattr(files, "_parse_lines", lambda *args: by_line.append(1) or parse_lines(*args))
-    arrow = read_source(path, source, "f")
-    assert not by_line, "Arrow did not read the file"
-    monkeypatch.setattr(files, "_arrow_records", lambda *args: None)
-    lines = read_source(path, source, "f")
-    assert by_line
-    pd.testing.assert_frame_equal(arrow, lines)
-    return arrow
 
 
 @pytest.mark.parametrize(
@@ -131,7 +117,7 @@ def test_nested_paths_read_alike_by_arrow_and_line_by_line(tmp_path: Path, monke
         "error_type": "choices.0.finish_reason",
         "endpoint": "choices.1.finish_reason",  # a list item past the end reaches nothing
     }
-    frame = _both_read_paths(
+    frame = both_read_paths(
         write_jsonl(tmp_path / "r.jsonl", responses), _source(columns, timestamp="epoch_s"), monkeypatch
     )
     for canonical, path in OPENAI_COLUMNS.items():
