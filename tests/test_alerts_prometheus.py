@@ -26,7 +26,7 @@ def _warehouse(path: Path) -> Warehouse:
     for day, requests in (("2026-11-26", 100), ("2026-11-27", 250)):
         daily = pd.DataFrame(
             [{"requests": requests, "errors": 5, "error_rate": 5 / requests, "latency_p95_ms": 1234.5, "cost_usd": 0.5}]
-        )
+        ).assign(cost_estimate_usd=0.75, estimated_requests=requests - 10, unmetered_requests=10)
         warehouse.replace_day(day, Write("daily_metrics", daily))
     start = pd.Timestamp("2026-11-27 14:00", tz="UTC")
     alert = {"rule": "r", "metric": "error_rate", "severity": "error", "window_start": start, "resolved_at": pd.NaT}
@@ -51,6 +51,15 @@ chatpulse_latency_p95_ms{day="2026-11-27"} 1234.5
 # HELP chatpulse_cost_usd Logged cost on the latest day, USD
 # TYPE chatpulse_cost_usd gauge
 chatpulse_cost_usd{day="2026-11-27"} 0.5
+# HELP chatpulse_cost_estimate_usd Estimated cost (token counts times list prices) on the latest day, USD
+# TYPE chatpulse_cost_estimate_usd gauge
+chatpulse_cost_estimate_usd{day="2026-11-27"} 0.75
+# HELP chatpulse_estimated_requests Requests of the latest day that have a cost estimate
+# TYPE chatpulse_estimated_requests gauge
+chatpulse_estimated_requests{day="2026-11-27"} 240.0
+# HELP chatpulse_unmetered_requests Served requests of the latest day without token usage (cost unknown, not $0)
+# TYPE chatpulse_unmetered_requests gauge
+chatpulse_unmetered_requests{day="2026-11-27"} 10.0
 # HELP chatpulse_open_alerts Alerts not resolved, by severity
 # TYPE chatpulse_open_alerts gauge
 chatpulse_open_alerts{severity="warn"} 0.0

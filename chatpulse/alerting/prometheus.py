@@ -48,6 +48,9 @@ DAILY_GAUGES = {
     "latency_p99_ms": "99th percentile latency on the latest day, milliseconds",
     "total_tokens": "Tokens on the latest day",
     "cost_usd": "Logged cost on the latest day, USD",
+    "cost_estimate_usd": "Estimated cost (token counts times list prices) on the latest day, USD",
+    "estimated_requests": "Requests of the latest day that have a cost estimate",
+    "unmetered_requests": "Served requests of the latest day without token usage (cost unknown, not $0)",
     "users": "Active users on the latest day",
     "sessions": "Sessions on the latest day",
 }
