@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -283,6 +284,18 @@ def test_session_usage():
     assert usage.loc["s1"].tolist() == ["gpt-4o", 1, 200.0, 300.0, 33, 0.75]  # tie gpt-4o / gpt-4o-mini: alphabetical
     assert usage.loc["s4"].tolist() == ["gpt-4o", 0, 70.0, 70.0, 55, 4.0]
     assert usage.loc["u9@2026-11-20T12:00:00+00:00"].tolist() == ["o3", 0, 50.0, 50.0, 44, 2.0]
+
+
+def test_a_cost_nobody_logged_stays_unknown_not_zero():
+    """Sessions and scenarios whose requests logged no cost keep NaN; a partly logged one sums what was logged."""
+    sessions, requests, rated = _summary_day()
+    requests["cost_usd"] = [np.nan, 0.25, np.nan, np.nan, np.nan, 8.0]  # s1 logs one of two; s2, s4 and u9 none
+    usage = session_usage(sessions, requests).set_axis(sessions["session_id"])["cost_usd"]
+    assert usage["s1"] == 0.25 and usage[["s2", "s4", "u9@2026-11-20T12:00:00+00:00"]].isna().all()
+    sessions["cost_usd"] = usage.to_numpy()
+    summary = scenario_summary(sessions, requests, rated, DAY).set_index("scenario")["cost_usd"]
+    assert summary["coding"] == 0.25  # s1
+    assert summary[["other", "translation", "writing", "math_reasoning"]].isna().all()  # s4, s2, u9, no session
 
 
 def test_sessions_without_a_model_are_unknown_in_every_table():

@@ -150,6 +150,8 @@ def label_sessions(
 def session_usage(sessions: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame:
     """Per session (index-aligned): model, errors, latency_mean_ms, latency_max_ms, total_tokens, cost_usd.
 
+    cost_usd sums the logged costs of the session's requests, NaN when none logged one.
+
     requests carry SESSION_ROW. model is the one that served most of the session's
     requests (alphabetically first on ties), so every session counts under one model;
     UNKNOWN_MODEL when no request of the session names one or it has no requests, so
@@ -177,8 +179,10 @@ def session_usage(sessions: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFram
         latency_mean_ms=("latency_ms", "mean"),
         latency_max_ms=("latency_ms", "max"),
         total_tokens=("total_tokens", "sum"),
-        cost_usd=("cost_usd", "sum"),
-    ).reindex(range(len(sessions)))
+    )
+    # NaN, not $0, for a session none of whose requests logged a cost.
+    stats["cost_usd"] = grouped["cost_usd"].sum(min_count=1)
+    stats = stats.reindex(range(len(sessions)))
     return pd.DataFrame(
         {
             "model": pd.Series(model, dtype="str").to_numpy(),
@@ -186,7 +190,7 @@ def session_usage(sessions: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFram
             "latency_mean_ms": stats["latency_mean_ms"].to_numpy(dtype="float64"),
             "latency_max_ms": stats["latency_max_ms"].to_numpy(dtype="float64"),
             "total_tokens": stats["total_tokens"].fillna(0).to_numpy(dtype="int64"),
-            "cost_usd": stats["cost_usd"].fillna(0.0).to_numpy(dtype="float64"),
+            "cost_usd": stats["cost_usd"].to_numpy(dtype="float64"),
         },
         index=sessions.index,
     )
@@ -251,10 +255,8 @@ def scenario_summary(
             "duration_p95_s": group_percentile(by_session["duration_s"], 95),
             "latency_p50_ms": group_percentile(by_request["latency"], 50),
             "latency_p95_ms": group_percentile(by_request["latency"], 95),
-            **{
-                c: by_request[c].sum()
-                for c in ("errors", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd")
-            },
+            **{c: by_request[c].sum() for c in ("errors", "prompt_tokens", "completion_tokens", "total_tokens")},
+            "cost_usd": by_request["cost_usd"].sum(min_count=1),  # NaN, not $0, where no request logged a cost
             "rated_sessions": by_rating["row"].nunique(),
             "ratings": by_rating.size(),
             "satisfaction": by_rating["score"].mean(),
@@ -266,7 +268,6 @@ def scenario_summary(
     else:
         table = table.reindex([*DEFAULT_LABELS, *sorted(set(index) - set(DEFAULT_LABELS))])
     table[list(_COUNTS)] = table[list(_COUNTS)].fillna(0).astype("int64")
-    table["cost_usd"] = table["cost_usd"].fillna(0.0)
     table["share"] = table["sessions"] / len(sessions) if len(sessions) else np.nan
     table["error_rate"] = (table["errors"] / table["requests"].where(table["requests"] > 0)).astype("float64")
     table["feedback_coverage"] = (table["rated_sessions"] / table["sessions"].where(table["sessions"] > 0)).astype(
