@@ -1,8 +1,10 @@
-"""Sensors: the landing-folder sensor that re-runs the days a new or changed file touches."""
+"""Sensors: the landing-folder sensor that re-runs the days a new or changed file touches (and the days next
+to them whose sessions its rows continue), and the run-failure mail."""
 
 import hashlib
 import json
 
+import pandas as pd
 from dagster import (
     DefaultSensorStatus,
     PartitionsDefinition,
@@ -17,6 +19,7 @@ from dagster import (
 )
 
 from chatpulse.alerting.delivery import failure_mail
+from chatpulse.behaviour.midnight import rejoined_days
 from chatpulse.config import Settings
 from chatpulse.ingest.watch import already_read, scan
 from chatpulse.mail import send
@@ -53,6 +56,10 @@ def landing_sensor(job_name: str, partitions: PartitionsDefinition, settings: Se
         days = sorted(day for day in found.days if day in valid)
         for day in sorted(found.days - set(days)):
             context.log.info(f"{day}: not a partition (before start_date or after today), not run")
+        for day in sorted(_rejoined(found.events, valid, settings) - set(days)):
+            context.log.info(f"{day}: run again, new rows of the day next to it continue or begin its sessions")
+            days.append(day)
+        days.sort()
         if not days:
             context.update_cursor(cursor)
             return SkipReason("no new or changed landing file touches a partition")
@@ -62,6 +69,19 @@ def landing_sensor(job_name: str, partitions: PartitionsDefinition, settings: Se
         )
 
     return _sensor
+
+
+def _rejoined(events: pd.DataFrame, valid: set[str], settings: Settings) -> set[str]:
+    """The partitions next to the changed rows' days whose stored sessions those rows can join (rejoined_days);
+    rows on days that are no partition are quarantined by their run and join nothing."""
+    events = events[events["day"].isin(valid)]
+    if events.empty:
+        return set()
+    pseudonyms = settings.storage_pseudonyms
+    if pseudonyms is not None:  # the warehouse holds pseudonyms
+        events = events.assign(user_id=pseudonyms.users(events["user_id"]))
+    warehouse = Warehouse(settings.database_url)
+    return rejoined_days(warehouse.read_where, events, settings.timezone, settings.session_gap_minutes) & valid
 
 
 def failure_mail_sensor(settings: Settings) -> SensorDefinition:

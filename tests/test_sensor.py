@@ -1,9 +1,11 @@
-"""The landing-folder sensor: a dropped file requests runs of exactly the days it touches, once."""
+"""The landing-folder sensor: a dropped file requests runs of exactly the days it touches, once, and of the days
+next to them whose stored sessions its rows continue or begin earlier."""
 
 import json
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from dagster import DagsterInstance
 
@@ -11,7 +13,7 @@ from chatpulse.config import settings_from_mapping
 from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from chatpulse.pipelines.sensors import LANDING_SENSOR
 from chatpulse.schema import Kind
-from chatpulse.warehouse import FileStamp, Warehouse
+from chatpulse.warehouse import FileStamp, Warehouse, Write
 
 from fixtures import sensor_tick, write_jsonl
 
@@ -76,3 +78,59 @@ def test_the_first_tick_skips_files_a_run_has_already_read(tmp_path: Path) -> No
     result = sensor_tick(defs, DagsterInstance.ephemeral(), None)
     assert [r.partition_key for r in result.run_requests] == ["2026-11-22"]
     assert set(json.loads(result.cursor)) == {str(read), str(new)}
+
+
+def _stored(warehouse: Warehouse, day: str, rows: list[tuple[str, str | None, str | None]]) -> None:
+    """A day's requests as its run stores them: (timestamp, user_id, session_id) each."""
+    frame = pd.DataFrame(rows, columns=["timestamp", "user_id", "session_id"])
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+    warehouse.replace_day(day, Write("requests", frame.assign(request_id=[f"{day}-{i}" for i in range(len(rows))])))
+
+
+@pytest.mark.pipeline
+@pytest.mark.parametrize("pseudonymize", [False, True])
+def test_rows_that_continue_a_stored_session_rerun_the_day_it_started(tmp_path: Path, pseudonymize: bool) -> None:
+    config = {"data_home": str(tmp_path), "start_date": "2026-11-01", "session_gap_minutes": 30}
+    if pseudonymize:
+        config["pseudonymize_storage"] = True
+    env = {"CHATPULSE_PSEUDONYM_KEY": "k" * 32} if pseudonymize else {}
+    settings = settings_from_mapping(config, tmp_path, env)
+    defs = build_definitions(settings)
+    warehouse = Warehouse(settings.database_url)
+    user = settings.storage_pseudonyms.user if pseudonymize else str
+    # The 20th: session s1 (explicit id) and user u1's id-less requests, the last 10 minutes before midnight;
+    # u2 was last seen at 22:00, beyond the 30-minute gap. The 22nd: u3's id-less session from 00:10.
+    _stored(
+        warehouse,
+        "2026-11-20",
+        [
+            ("2026-11-20T23:40:00Z", user("u9"), "s1"),
+            ("2026-11-20T23:50:00Z", user("u1"), None),
+            ("2026-11-20T22:00:00Z", user("u2"), None),
+        ],
+    )
+    _stored(warehouse, "2026-11-22", [("2026-11-22T00:10:00Z", user("u3"), None)])
+    landing, cursor = tmp_path / "landing", None
+
+    def tick(name: str, rows: list[dict]) -> list[str]:
+        nonlocal cursor
+        write_jsonl(landing / name, rows)
+        result = sensor_tick(defs, DagsterInstance.ephemeral(), cursor)
+        cursor = result.cursor
+        return [r.partition_key for r in result.run_requests]
+
+    def request(rid: str, ts: str, user_id: str, session_id: str | None = None) -> dict:
+        return _request(rid, ts) | {"user_id": user_id} | ({"session_id": session_id} if session_id else {})
+
+    # Unrelated rows on the 21st: a new session id, and u2, last seen beyond the gap before midnight.
+    assert tick(
+        "requests-a.jsonl",
+        [request("a1", "2026-11-21T00:05:00Z", "u9", "s7"), request("a2", "2026-11-21T00:01:00Z", "u2")],
+    ) == ["2026-11-21"]
+    # s1 goes on past midnight at noon: the 20th's session s1 is longer.
+    assert tick("requests-b.jsonl", [request("b1", "2026-11-21T12:00:00Z", "u9", "s1")]) == ["2026-11-20", "2026-11-21"]
+    # u1, active 10 minutes before midnight, goes on id-less in the afternoon: the chain may continue all day.
+    assert tick("requests-c.jsonl", [request("c1", "2026-11-21T15:00:00Z", "u1")]) == ["2026-11-20", "2026-11-21"]
+    # u3 at 23:50 on the 21st: the 22nd's session of u3 (00:10) now starts on the 21st. At 22:00 it would not.
+    assert tick("requests-d.jsonl", [request("d1", "2026-11-21T22:00:00Z", "u3")]) == ["2026-11-21"]
+    assert tick("requests-e.jsonl", [request("e1", "2026-11-21T23:50:00Z", "u3")]) == ["2026-11-21", "2026-11-22"]

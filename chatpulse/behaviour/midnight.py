@@ -24,6 +24,7 @@ session_id seen on two days with a day without it in between counts once on each
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
 
 import numpy as np
@@ -88,6 +89,51 @@ def neighbour_condition(
     if before:
         same_user &= table.c.timestamp >= start - gap
     return (table.c.day == neighbour.isoformat()) & (table.c.session_id.in_(ids) | same_user)
+
+
+# Keys per IN list: SQLite allows 32,766 bound parameters a statement.
+_KEYS_PER_QUERY = 10_000
+
+
+def rejoined_days(
+    read_where: Callable[[str, sa.ColumnElement[bool]], pd.DataFrame],
+    rows: pd.DataFrame,
+    tz: str,
+    gap_minutes: float,
+) -> set[str]:
+    """The days either side of changed rows whose stored sessions those rows can join, so they must be rerun too.
+
+    `rows` are new or changed events (columns day as YYYY-MM-DD, timestamp UTC, user_id as stored, session_id);
+    `read_where(table, condition)` reads a warehouse table's rows. A day counts when `neighbour_rows`, given the
+    events the warehouse holds for it, takes any of the rows of the day next to it: a session of that day starts
+    earlier or goes on longer with them. The warehouse's events are read only where they share a session_id or a
+    user with the rows. Returns the days as YYYY-MM-DD; a day never run holds no events and is not returned.
+    """
+    found: set[str] = set()
+    for name, changed in rows.groupby("day", sort=True):
+        own = date.fromisoformat(str(name))
+        ids = changed["session_id"].dropna().unique().tolist()
+        users = changed.loc[changed["session_id"].isna(), "user_id"].dropna().unique().tolist()
+        for day in (own - timedelta(days=1), own + timedelta(days=1)):
+            if day.isoformat() in found:
+                continue
+            tables = [TABLES[table] for table in EVENT_TABLES]
+            keys = [
+                (t, t.c.session_id, ids[i : i + _KEYS_PER_QUERY])
+                for t in tables
+                for i in range(0, len(ids), _KEYS_PER_QUERY)
+            ]
+            keys += [
+                (t, t.c.user_id, users[i : i + _KEYS_PER_QUERY])
+                for t in tables
+                for i in range(0, len(users), _KEYS_PER_QUERY)
+            ]
+            for table, column, chunk in keys:
+                events = read_where(table.name, (table.c.day == day.isoformat()) & column.in_(chunk))
+                if len(events) and neighbour_rows(events, changed, day, own, tz, gap_minutes).any():
+                    found.add(day.isoformat())
+                    break
+    return found
 
 
 def with_neighbours(frame: pd.DataFrame, neighbours: pd.DataFrame) -> pd.DataFrame:

@@ -11,25 +11,43 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from chatpulse.config import SourceConfig
 from chatpulse.ingest.extract import landing_files, read_source, touched_days
 from chatpulse.ingest.files import ExtractError
 from chatpulse.schema import Kind
 from chatpulse.warehouse import Warehouse
 
+# The kinds whose rows make sessions, and the columns that link a row to a session.
+EVENT_KINDS = (Kind.REQUESTS, Kind.MESSAGES)
+EVENT_COLUMNS = ("day", "timestamp", "user_id", "session_id")
+
 
 @dataclass(frozen=True)
 class Scan:
-    """Days touched by the changed files, every file's stamp now, and files that could not be read."""
+    """Days touched by the changed files, every file's stamp now, and files that could not be read.
+
+    `events` holds the dated request and message rows of the changed files (EVENT_COLUMNS: local day as
+    YYYY-MM-DD, timestamp UTC, user_id as logged, session_id), which can join sessions of the days either side.
+    """
 
     days: frozenset[str]
     stamps: dict[str, tuple[int, int]]
     unreadable: dict[str, str]
+    events: pd.DataFrame
 
 
 def file_days(path: Path, source: SourceConfig, tz: str) -> set[str]:
     """The local days a file's rows fall on (undatable rows count on the file's busiest day)."""
     return touched_days(read_source(path, source, path.name), tz, path)
+
+
+def _event_keys(frame: pd.DataFrame, tz: str) -> pd.DataFrame:
+    """A mapped file's dated rows in EVENT_COLUMNS (a row without a time cannot join a session: it is quarantined)."""
+    dated = frame[frame["timestamp"].notna()]
+    days = dated["timestamp"].dt.tz_convert(tz).dt.strftime("%Y-%m-%d")
+    return dated.assign(day=days).reindex(columns=list(EVENT_COLUMNS))
 
 
 def scan(landing_dir: Path, sources: Iterable[SourceConfig], tz: str, seen: Mapping[str, tuple[int, int]]) -> Scan:
@@ -38,6 +56,7 @@ def scan(landing_dir: Path, sources: Iterable[SourceConfig], tz: str, seen: Mapp
     days: set[str] = set()
     stamps: dict[str, tuple[int, int]] = {}
     unreadable: dict[str, str] = {}
+    events = [pd.DataFrame(columns=list(EVENT_COLUMNS))]
     for kind in Kind:
         for path, source in landing_files(landing_dir, sources, kind):
             stat = path.stat()
@@ -46,10 +65,14 @@ def scan(landing_dir: Path, sources: Iterable[SourceConfig], tz: str, seen: Mapp
             if tuple(seen.get(str(path), ())) == stamp:
                 continue
             try:
-                days |= file_days(path, source, tz)
+                frame = read_source(path, source, path.name)
             except ExtractError as exc:
                 unreadable[str(path)] = str(exc)
-    return Scan(frozenset(days), stamps, unreadable)
+                continue
+            days |= touched_days(frame, tz, path)
+            if kind in EVENT_KINDS:
+                events.append(_event_keys(frame, tz))
+    return Scan(frozenset(days), stamps, unreadable, pd.concat(events, ignore_index=True))
 
 
 def already_read(warehouse: Warehouse, landing_dir: Path) -> dict[str, tuple[int, int]]:
