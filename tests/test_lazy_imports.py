@@ -1,6 +1,6 @@
 """Heavy libraries are imported by the steps that use them, never with the Definitions (issue 14).
 
-Loading the Definitions is what every sensor tick, code server and CLI command pays; Great Expectations
+Loading the Definitions is what every code server (evaluating the sensors) pays before anything else; Great Expectations
 (with SciPy's stats and Altair) and matplotlib take seconds to import. Each probe runs in a fresh
 interpreter, since this test process has imported them all long before.
 """

@@ -24,7 +24,7 @@ import pandas as pd
 from chatpulse.schema import COLUMNS, Kind
 
 # Read by GX when it is first imported, in _context: importing it takes seconds (it pulls in SciPy), so
-# only a step that validates pays that, never the Definitions a sensor or code server loads.
+# only a step that validates pays that, never the Definitions a code server loads.
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
 ROW = "_row"
