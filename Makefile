@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint lock bench ui validate clean
+.PHONY: demo test test-fast lint lock bench bench-small ui validate clean
 
 LOCK := constraints.txt
 
@@ -32,6 +32,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
+
+# A run's fixed cost: a 100-row day end to end, repeated, beside bare Python and the imports.
+bench-small: $(STAMP)
+	$(BIN)/python benchmarks/small_day.py
 
 ui: $(STAMP)
 	$(BIN)/chatpulse ui

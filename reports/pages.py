@@ -17,7 +17,6 @@ from pathlib import Path
 import pandas as pd
 
 from chatpulse.daystate import DayState
-from chatpulse.reports import charts
 from chatpulse.reports.alerts import day_marks
 from chatpulse.reports.formatting import DASH, format_int, format_ms, format_pct, format_usd
 from chatpulse.reports.render import mail_body_file, report_file
@@ -100,6 +99,8 @@ def write_week(out_dir: Path, sunday: date, daily: pd.DataFrame) -> Path:
     ``daily`` is ``daily_metrics`` over any span holding the week; a day without a row is listed with dashes
     and counts as nothing in the week's totals.
     """
+    from chatpulse.reports import charts  # matplotlib: imported by the step that draws, not with the Definitions
+
     monday = sunday - timedelta(days=6)
     week = [monday + timedelta(days=offset) for offset in range(7)]
     rows = daily[daily["day"].isin([day.isoformat() for day in week])].set_index("day")

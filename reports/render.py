@@ -20,7 +20,6 @@ from typing import Any
 
 import pandas as pd
 
-from chatpulse.reports import charts
 from chatpulse.reports.alerts import AlertSummary
 from chatpulse.reports.formatting import (
     DASH,
@@ -228,6 +227,8 @@ def _section_charts(
     The table of that section then says what is missing, and a stale PNG from an earlier run is removed
     so neither the page nor the e-mail can pick it up.
     """
+    from chatpulse.reports import charts  # matplotlib: imported by the step that draws, not with the Definitions
+
     sessions, kinds, scenario_daily, costs = (
         tables.get(name) for name in ("sessions", "error_kinds", "scenario_daily", "model_costs")
     )
@@ -287,6 +288,8 @@ def render_report(
     The e-mail body (``read_mail_body``) is the same page with the charts as cid: links to the PNGs, kept with
     the alerts it shows, so the message's subject and text part count the very alerts of its page.
     """
+    from chatpulse.reports import charts  # matplotlib: imported by the step that draws, not with the Definitions
+
     stamp = day.isoformat()
     tables = tables or {}
     html_path = report_file(out_dir, day)
