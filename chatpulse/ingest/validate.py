@@ -7,11 +7,8 @@ per-row failures read back from COMPLETE results so rows can be quarantined.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
-import sys
-import types
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cache
@@ -28,33 +25,6 @@ from chatpulse.schema import COLUMNS, Kind
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
 ROW = "_row"
-# Imported by GX's own import for expectations and renderers our suites never use (KL divergence, KS tests,
-# Altair charts): over a third of its import time, so GX gets stand-ins that import them on first use.
-DEFERRED_BY_GX = ("scipy.stats", "altair")
-
-
-class DeferredModule(types.ModuleType):
-    """A stand-in for a module not yet imported: the first attribute looked up imports the real one."""
-
-    def __getattr__(self, name: str) -> Any:
-        if sys.modules.get(self.__name__) is self:
-            del sys.modules[self.__name__]
-        return getattr(importlib.import_module(self.__name__), name)
-
-
-def import_gx() -> types.ModuleType:
-    """`great_expectations`, imported with DEFERRED_BY_GX as stand-ins where they are not imported yet."""
-    if "great_expectations" in sys.modules:
-        return sys.modules["great_expectations"]
-    stand_ins = {name: DeferredModule(name) for name in DEFERRED_BY_GX if name not in sys.modules}
-    sys.modules.update(stand_ins)
-    try:
-        import great_expectations
-    finally:
-        for name, stand_in in stand_ins.items():
-            if sys.modules.get(name) is stand_in:
-                del sys.modules[name]  # any other importer gets the real module
-    return great_expectations
 
 
 @dataclass(frozen=True)
@@ -88,7 +58,7 @@ def suite_definition(kind: Kind) -> dict[str, Any]:
 
 @cache
 def _context() -> Any:
-    gx = import_gx()
+    import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
@@ -127,7 +97,8 @@ def validate(frame: pd.DataFrame, kind: Kind) -> Validation:
     """
     if frame.empty:
         return Validation()
-    gx = import_gx()
+    import great_expectations as gx
+
     definition = suite_definition(kind)
     canonical = [c for c in COLUMNS[kind] if c in frame.columns]
     reasons: dict[int, list[str]] = defaultdict(list)
