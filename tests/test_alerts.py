@@ -6,6 +6,7 @@ import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from dagster import AssetCheckSeverity, DagsterInstance
@@ -126,9 +127,20 @@ def test_the_incident_fires_exactly_the_expected_alerts_and_normal_days_none(dem
         ("error_rate_5m", "14:45", 27),
     ]
     by_rule = stored.set_index(["rule", stored["window_start"].dt.strftime("%H:%M")])
+    # The same windows recounted from the stored clean requests, by NumPy and the plain failure definition.
+    hour, burst = _window(warehouse, INCIDENT, "14:00", 60), _window(warehouse, INCIDENT, "14:10", 5)
+    assert (len(hour), _failed(hour).sum(), len(burst), _failed(burst).sum()) == (234, 40, 23, 6)
+    assert len(_window(warehouse, INCIDENT, "14:45", 5)) == 27
     assert by_rule.loc[("error_rate_1h", "14:00"), "value"] == pytest.approx(40 / 234)
-    assert by_rule.loc[("latency_p95_spike", "14:00"), "baseline"] == pytest.approx(9635.62)
     assert by_rule.loc[("error_rate_5m", "14:10"), "value"] == pytest.approx(6 / 23)
+    # The spike's baseline: the median of the 14:00 hour's p95 latency on the five days before (min_days 5).
+    p95 = np.percentile(hour["latency_ms"].dropna(), 95)
+    before = [np.percentile(_window(warehouse, day, "14:00", 60)["latency_ms"].dropna(), 95) for day in DAYS[:5]]
+    baseline, mad = np.median(before), np.median(np.abs(np.array(before) - np.median(before)))
+    spike = by_rule.loc[("latency_p95_spike", "14:00")]
+    assert (spike["value"], spike["baseline"]) == (pytest.approx(p95), pytest.approx(baseline))
+    assert (p95 - baseline) / (1.4826 * mad) > 6  # the rule's threshold, in MADs scaled to a standard deviation
+    assert by_rule.loc[("latency_p95_1h", "14:00"), "value"] == pytest.approx(p95)
     # The demo runs after each day has ended, so every breach is over when first seen.
     assert (stored["first_seen"] == stored["last_seen"]).all()
     assert (stored["resolved_at"] == stored["first_seen"]).all()
@@ -143,6 +155,18 @@ def test_the_incident_fires_exactly_the_expected_alerts_and_normal_days_none(dem
                 ("no_error_alerts", True, AssetCheckSeverity.ERROR),
                 ("no_warn_alerts", True, AssetCheckSeverity.WARN),
             }
+
+
+def _window(warehouse: Warehouse, day: date, clock: str, minutes: int) -> pd.DataFrame:
+    """The stored clean requests of `day` from `clock` (UTC) for `minutes`."""
+    requests = warehouse.read("requests", day.isoformat())
+    start = pd.Timestamp(f"{day} {clock}", tz="UTC")
+    return requests[(requests["timestamp"] >= start) & (requests["timestamp"] < start + pd.Timedelta(minutes=minutes))]
+
+
+def _failed(requests: pd.DataFrame) -> pd.Series:
+    """A status of 400 or more, or a named error type (the demo logs no content-filter answers)."""
+    return (requests["status_code"].fillna(0) >= 400) | requests["error_type"].fillna("").astype(bool)
 
 
 def _breach(rule: str, value: float, ongoing: bool = True) -> pd.DataFrame:
