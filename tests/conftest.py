@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +14,17 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
 from fixtures import FIELD_CASES, POSTGRES, REALDATA, Inbox, free_port
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """terminate() and Ctrl-C stop the processes tests start, however pytest itself was started.
+
+    A shell starts a background job (`make test &`) with SIGINT ignored, and each Dagster run in this process
+    copies SIGINT's handler onto SIGTERM as it ends: every process started afterwards then ignored SIGTERM too,
+    so a test's terminate() left its server running and the test failed waiting for it.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @pytest.fixture

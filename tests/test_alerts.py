@@ -6,6 +6,7 @@ import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from dagster import AssetCheckSeverity, DagsterInstance
@@ -126,9 +127,20 @@ def test_the_incident_fires_exactly_the_expected_alerts_and_normal_days_none(dem
         ("error_rate_5m", "14:45", 27),
     ]
     by_rule = stored.set_index(["rule", stored["window_start"].dt.strftime("%H:%M")])
+    # The same windows recounted from the stored clean requests, by NumPy and the plain failure definition.
+    hour, burst = _window(warehouse, INCIDENT, "14:00", 60), _window(warehouse, INCIDENT, "14:10", 5)
+    assert (len(hour), _failed(hour).sum(), len(burst), _failed(burst).sum()) == (234, 40, 23, 6)
+    assert len(_window(warehouse, INCIDENT, "14:45", 5)) == 27
     assert by_rule.loc[("error_rate_1h", "14:00"), "value"] == pytest.approx(40 / 234)
-    assert by_rule.loc[("latency_p95_spike", "14:00"), "baseline"] == pytest.approx(9635.62)
     assert by_rule.loc[("error_rate_5m", "14:10"), "value"] == pytest.approx(6 / 23)
+    # The spike's baseline: the median of the 14:00 hour's p95 latency on the five days before (min_days 5).
+    p95 = np.percentile(hour["latency_ms"].dropna(), 95)
+    before = _hour_p95_before(warehouse)
+    baseline, mad = np.median(before), np.median(np.abs(before - np.median(before)))
+    spike = by_rule.loc[("latency_p95_spike", "14:00")]
+    assert (spike["value"], spike["baseline"]) == (pytest.approx(p95), pytest.approx(baseline))
+    assert (p95 - baseline) / (1.4826 * mad) > 6  # the rule's threshold, in MADs scaled to a standard deviation
+    assert by_rule.loc[("latency_p95_1h", "14:00"), "value"] == pytest.approx(p95)
     # The demo runs after each day has ended, so every breach is over when first seen.
     assert (stored["first_seen"] == stored["last_seen"]).all()
     assert (stored["resolved_at"] == stored["first_seen"]).all()
@@ -143,6 +155,23 @@ def test_the_incident_fires_exactly_the_expected_alerts_and_normal_days_none(dem
                 ("no_error_alerts", True, AssetCheckSeverity.ERROR),
                 ("no_warn_alerts", True, AssetCheckSeverity.WARN),
             }
+
+
+def _window(warehouse: Warehouse, day: date, clock: str, minutes: int) -> pd.DataFrame:
+    """The stored clean requests of `day` from `clock` (UTC) for `minutes`."""
+    requests = warehouse.read("requests", day.isoformat())
+    start = pd.Timestamp(f"{day} {clock}", tz="UTC")
+    return requests[(requests["timestamp"] >= start) & (requests["timestamp"] < start + pd.Timedelta(minutes=minutes))]
+
+
+def _failed(requests: pd.DataFrame) -> pd.Series:
+    """A status of 400 or more, or a named error type (the demo logs no content-filter answers)."""
+    return (requests["status_code"].fillna(0) >= 400) | requests["error_type"].fillna("").astype(bool)
+
+
+def _hour_p95_before(warehouse: Warehouse) -> np.ndarray:
+    """The p95 latency (NumPy's linear percentile) of 14:00-15:00 UTC on each demo day before the incident."""
+    return np.array([np.percentile(_window(warehouse, d, "14:00", 60)["latency_ms"].dropna(), 95) for d in DAYS[:5]])
 
 
 def _breach(rule: str, value: float, ongoing: bool = True) -> pd.DataFrame:
@@ -234,9 +263,12 @@ def test_during_the_day_a_breach_is_open_while_it_lasts_and_resolves_once_the_me
     minutes = full.minute_metrics
     five = minutes.groupby(minutes["start"].dt.floor("5min"))[["requests", "errors"]].sum()
     clocks = ("14:10", "14:15", "14:20", "14:25", "14:30", "14:45", "14:50")
-    assert [tuple(five.loc[pd.Timestamp(f"{INCIDENT} {clock}", tz="UTC")]) for clock in clocks] == [
-        (23, 6), (17, 6), (18, 9), (14, 5), (28, 3), (27, 7), (21, 0)
-    ]  # fmt: skip
+    recount = [_window(warehouse, INCIDENT, clock, 5) for clock in clocks]  # from the requests, not minute_metrics
+    assert (
+        [tuple(five.loc[pd.Timestamp(f"{INCIDENT} {clock}", tz="UTC")]) for clock in clocks]
+        == [(len(rows), _failed(rows).sum()) for rows in recount]
+        == [(23, 6), (17, 6), (18, 9), (14, 5), (28, 3), (27, 7), (21, 0)]
+    )
     assert states["14:12"] == {}  # the 14:10 window is two minutes old: too few requests yet
     # The 14:15-14:25 windows are too thin to say the burst is over; the latency spike goes on in its hour.
     assert states["14:20"] == {("latency_p95_spike", "14:00"): "open", ("error_rate_5m", "14:10"): "open"}
@@ -352,7 +384,8 @@ def test_baselines_read_stored_windows_and_fall_back_to_requests_for_a_day_witho
     assert sorted(set(stored.windows["day"])) == [day.isoformat() for day in DAYS[:5]]
     assert set(stored.windows["series"]) == {"latency_p95_ms/1h/*"}
     expected = evaluate(rules, stored, INCIDENT, "UTC", after)
-    assert expected.loc[expected["rule"] == "latency_p95_spike", "baseline"].tolist() == [pytest.approx(9635.62)]
+    baseline = np.median(_hour_p95_before(warehouse))  # from the stored requests, not the stored windows
+    assert expected.loc[expected["rule"] == "latency_p95_spike", "baseline"].tolist() == [pytest.approx(baseline)]
 
     # A day whose windows were never stored (run before the rule existed) is read from its requests.
     missing = DAYS[2].isoformat()

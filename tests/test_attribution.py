@@ -177,6 +177,14 @@ def test_dimension_daily_matches_an_independent_groupby_and_folds_the_rest() -> 
     folded = labels.where(labels.isin(["a", "c", "d"]) | labels.isna(), "(other)")
     expected = _by_hand(rows, folded)
     _compare(table.assign(value=table["value"].where(table["bucket"] != "other", "(other)")), expected, "team")
+    # _by_hand prices rows with estimate_cost, as dimension_daily does; so by hand too, at gpt-4o's $2.50 input,
+    # $1.25 cached input, $10 output and gpt-4o-mini's $0.15 / $0.60 per million tokens (OpenAI's price list):
+    # b's unlogged gpt-4o call is (500 x 2.5 + 500 x 1.25 + 10 x 10) / 1e6 = $0.001975, its mini call logged $0.20.
+    spend = table[table["dimension"] == "team"].set_index("value")
+    assert spend.loc["a", ["spend_usd", "cost_estimate_usd"]].tolist() == pytest.approx([0.5, 4500 / 1e6])
+    assert pd.isna(spend.loc["c", "spend_usd"])  # an unpriced model, nothing logged: unknown, not $0
+    b = table[(table["dimension"] == "team") & (table["bucket"] == "other")].iloc[0]
+    assert (b["spend_usd"], b["cost_estimate_usd"]) == pytest.approx((0.2 + 0.001975, 0.001975 + 10.5 / 1e6))
     overall = table[table["dimension"] == "all"].iloc[0]
     everything = _by_hand(rows, pd.Series(["*"] * len(rows), dtype=object)).iloc[0]
     for measure in MEASURES:

@@ -16,16 +16,17 @@ from click.testing import CliRunner, Result
 from dagster import AssetCheckSeverity, DagsterInstance
 
 from chatpulse.config import CONFIG_ENV, load_settings
-from chatpulse.ingest.check import DEFAULT_ROWS
 from chatpulse.ingest.check_report import check_day
 from chatpulse.ingest.extract import extract_day
-from chatpulse.pipelines.cli import WARNINGS_EXIT, cli
+from chatpulse.pipelines.cli import cli
 from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from chatpulse.schema import Kind
 
 from fixtures import ROOT, write_jsonl
 
 TODAY = datetime.now(UTC).date()  # the configs below keep the default zone, UTC
+# As the README documents them, not read from the code: exit status 3 with warnings; 1,000 rows read per file.
+WARNINGS_EXIT, DEFAULT_ROWS = 3, 1_000
 BURSTGPT = "burstgpt3_first400.csv"
 TRACE_HEADER = ["Timestamp", "Session ID", "Elapsed time", "Model", "Request tokens", "Response tokens"]
 TRACE_ROWS = [
