@@ -22,7 +22,6 @@ from wsgiref.types import WSGIApplication as WSGIApp
 import pandas as pd
 import sqlalchemy as sa
 from prometheus_client import (
-    CONTENT_TYPE_PLAIN_0_0_4,
     CollectorRegistry,
     generate_latest,
     make_wsgi_app,
@@ -33,8 +32,6 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from chatpulse.tables import TABLES
 from chatpulse.warehouse import Warehouse
 
-# What a scrape without an Accept header gets (curl, node_exporter); Prometheus itself negotiates OpenMetrics.
-CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 WORKERS = 4
 METRICS_PATHS = ("/", "/metrics")
 IDLE_TIMEOUT_S = 10.0  # a scraper sends its request at once; only a stuck or idle client waits this long
