@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -60,12 +60,22 @@ def test_wide_characters_count_twice() -> None:
     assert _width(shown) <= 24 and shown.startswith("通义千问") and ELLIPSIS in shown
 
 
+class _EndsOnly(str):
+    """A label that fails the test when code reads more of it than its ends (a loop or a slice past LABEL_MAX)."""
+
+    def __iter__(self) -> Iterator[str]:
+        raise AssertionError("the whole label was read")
+
+    def __getitem__(self, key: slice) -> str:  # type: ignore[override]
+        part = str.__getitem__(self, key)
+        assert len(part) <= LABEL_MAX, f"read {len(part)} characters of the label"
+        return part
+
+
 def test_a_label_of_any_size_costs_what_a_short_one_does() -> None:
-    huge = "m" * 20_000_000  # a Python loop over it would take seconds
-    started = time.perf_counter()
-    for _ in range(100):
-        display_label(huge)
-    assert time.perf_counter() - started < 0.5
+    """Only the ends of a long label are read, so its size does not matter (checked by what is read, not timed)."""
+    huge = _EndsOnly("m" * 20_000_000)
+    assert display_label(huge) == display_label("m" * 20_000_000) == display_label("m" * (LABEL_MAX + 1))
 
 
 def _huge_labels(size: int) -> dict[str, pd.DataFrame]:
@@ -83,12 +93,10 @@ def _huge_labels(size: int) -> dict[str, pd.DataFrame]:
 
 def test_huge_labels_neither_slow_the_report_nor_break_its_mail(tmp_path: Path) -> None:
     history = pd.concat([report_daily(day=f"2026-11-{d:02d}") for d in range(1, 21)], ignore_index=True)
-    timings = {}
-    for size in (12, 5_000_000):
-        started = time.perf_counter()
-        page = render_with(tmp_path / str(size), _huge_labels(size), history=history)
-        timings[size] = time.perf_counter() - started
-    assert timings[5_000_000] < timings[12] * 2 + 2  # generous for a busy machine; unbounded took minutes
+    pages = {size: render_with(tmp_path / str(size), _huge_labels(size), history=history) for size in (12, 5_000_000)}
+    page = pages[5_000_000]
+    # Each of the 8 huge labels is shown in at most LABEL_MAX characters (not timed: the page is the same size).
+    assert len(page) - len(pages[12]) < 8 * LABEL_MAX * 4
     assert "m" * (LABEL_MAX + 1) not in page and "u" * (LABEL_MAX + 1) not in page
     assert f'<td class="text">{display_label("m" * 5_000_000)}</td>' in page
     settings = MailSettings(host="127.0.0.1", sender="reports@example.com", recipients=("ops@example.com",))
