@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint lock bench ui validate clean
+.PHONY: demo test test-fast lint lock bench bench-scale ui validate clean
 
 LOCK := constraints.txt
 
@@ -32,6 +32,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
+
+# One day of 10M requests against one of 1M (generating them takes a while; progress is printed).
+bench-scale: $(STAMP)
+	$(BIN)/python benchmarks/bench_scale.py
 
 ui: $(STAMP)
 	$(BIN)/chatpulse ui
