@@ -104,19 +104,23 @@ def json_value(value: Any) -> Any:
 def _to_json(values: pd.Series) -> pd.Series:
     """JSON text of each value; a mapping's null keys are left out, as if absent."""
 
-    def dumps(value: Any) -> bytes:
-        return orjson.dumps(value, default=json_value)
+    def dumps(value: Any) -> str:
+        if value is None or isinstance(value, str):
+            return value
+        mapping = {k: v for k, v in value.items() if v is not None} if isinstance(value, dict) else value
+        return orjson.dumps(mapping, default=json_value).decode()
 
-    return pd.Series(
-        [
-            value
-            if value is None or isinstance(value, str)
-            else dumps({k: v for k, v in value.items() if v is not None} if isinstance(value, dict) else value).decode()
-            for value in values.to_numpy(dtype=object, na_value=None)
-        ],
-        index=values.index,
-        dtype="str",
-    )
+    # Rows often share one parsed object (files._flat_objects): each object is written once. The ids
+    # stay unique while `held` keeps every value alive.
+    held = values.to_numpy(dtype=object, na_value=None)
+    done: dict[int, str] = {}
+    texts = []
+    for value in held:
+        text = done.get(id(value))
+        if text is None:
+            text = done[id(value)] = dumps(value)
+        texts.append(text)
+    return pd.Series(texts, index=values.index, dtype="str")
 
 
 def _extras_json(extras: pd.DataFrame, own: pd.Series | None) -> pd.Series:

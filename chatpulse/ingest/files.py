@@ -12,6 +12,7 @@ import csv
 import dataclasses
 import gzip
 import io
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,6 +39,8 @@ NEWLINE, CARRIAGE_RETURN, OPEN_BRACE, CLOSE_BRACE = b"\n\r{}"
 # Arrow column types whose pandas columns equal what the line path builds from the same values
 # (not null: the line path makes an all-null column float where a key is absent, else object).
 FLAT_TYPES = (pa.types.is_string, pa.types.is_int64, pa.types.is_float64, pa.types.is_boolean)
+# A JSON object whose values hold no object or array (its strings may hold anything escaped).
+FLAT_OBJECT = r'\{(?:[^{}\[\]"]|"(?:[^"\\]|\\.)*")*\}'
 
 
 class ExtractError(RuntimeError):
@@ -234,7 +237,10 @@ def _arrow_records(chunk: bytes, text_columns: Sequence[str]) -> pd.DataFrame | 
             return None
     nested = [field.name for field in table.schema if not any(flat(field.type) for flat in FLAT_TYPES)]
     records = table.drop_columns(nested).to_pandas()
-    if nested:
+    objects = _flat_objects(chunk, table, nested)
+    if objects is not None:
+        records = records.join(pd.DataFrame(objects))[table.column_names]
+    elif nested:
         # Arrow's lists, objects, times and all-null columns differ from the line path's
         # (absent keys become null, ints floats, lists arrays, keys take the chunk's order,
         # ISO text turns naive UTC), so these columns are built as the line path does.
@@ -244,6 +250,44 @@ def _arrow_records(chunk: bytes, text_columns: Sequence[str]) -> pd.DataFrame | 
             return None
         records = records.join(pd.DataFrame.from_records(parsed, columns=nested))[table.column_names]
     return records
+
+
+def _flat_objects(chunk: bytes, table: pa.Table, nested: list[str]) -> dict[str, np.ndarray] | None:
+    """The nested columns of a chunk as the line path builds them, without parsing every line: else None.
+
+    Only where each is an object of flat values on every line (a struct of flat Arrow types, no nulls),
+    each line writes its key once and plainly (no escape in the chunk, so the literal "key" is that key),
+    and each line's object matches FLAT_OBJECT. Each distinct object text is then parsed by orjson, as
+    the line path parses it; rows with the same text share the dict.
+    """
+    if not nested or b"\\u" in chunk:
+        return None
+    bytes_ = np.frombuffer(chunk, dtype=np.uint8)
+    offsets = np.concatenate(([0], np.flatnonzero(bytes_ == NEWLINE) + 1, [len(chunk)])).astype(np.int32)
+    if len(offsets) - 1 != table.num_rows:
+        return None
+    # Each line as one binary value (its newline included), without copying the chunk.
+    lines = pa.Array.from_buffers(pa.binary(), table.num_rows, [None, pa.py_buffer(offsets), pa.py_buffer(chunk)])
+    columns: dict[str, np.ndarray] = {}
+    for name in nested:
+        column = table.column(name)
+        if (
+            not pa.types.is_struct(column.type)
+            or column.null_count
+            or not all(any(flat(field.type) for flat in FLAT_TYPES) for field in column.type)
+        ):
+            return None
+        key = orjson.dumps(name).decode()
+        if pc.min_max(pc.count_substring(lines, key)).as_py() != {"min": 1, "max": 1}:
+            return None
+        found = pc.extract_regex(lines, re.escape(key) + r"\s*:\s*(?P<value>" + FLAT_OBJECT + ")")
+        if found.null_count:
+            return None
+        texts = found.field("value").dictionary_encode()
+        parsed = np.empty(len(texts.dictionary), dtype=object)
+        parsed[:] = [orjson.loads(text) for text in texts.dictionary.to_pylist()]
+        columns[name] = parsed[texts.indices.to_numpy()]
+    return columns
 
 
 def _parse_chunk(
