@@ -23,7 +23,7 @@ from chatpulse.config import LATENCY_UNITS, SourceConfig
 from chatpulse.days import DaySpan, local_days
 from chatpulse.ingest.files import ExtractError, RawFile, read_file
 from chatpulse.ingest.paths import Resolver, read_column, top_keys
-from chatpulse.ingest.text import NUL_REMOVED, longer_than, may_hold_nul, without_nul
+from chatpulse.ingest.text import NUL_REMOVED, longer_than, without_nul
 from chatpulse.ingest.times import parse_timestamps
 from chatpulse.mapping import split_path
 from chatpulse.schema import COLUMNS, SOURCE_FILE, SOURCE_LINE, Kind
@@ -238,7 +238,7 @@ def _check_texts(frame: pd.DataFrame, names: list[str], raw: RawFile, limit: int
     Returns the rows that held a NUL (bool array). Both look at the file's bytes first, so a
     file without NUL and no longer than the limit costs nothing.
     """
-    nul, long = may_hold_nul(raw.text), len(raw.text) > limit
+    nul, long = raw.may_hold_nul(), raw.byte_size() > limit
     held_nul = np.zeros(len(frame), dtype=bool)
     for name in names if nul or long else ():
         if nul:

@@ -8,12 +8,14 @@ file that cannot be read at all raises `ExtractError` naming the file. How text 
 
 from __future__ import annotations
 
+import bisect
+import codecs
 import csv
 import dataclasses
 import gzip
 import io
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ import pyarrow.compute as pc
 from pyarrow import json as pa_json
 
 from chatpulse.ingest.records import frame_of, is_sse, json_text, merged, numbered, records_of, responses, runs
-from chatpulse.ingest.text import NOT_UTF8, as_utf8, holds_undecodable, json_line
+from chatpulse.ingest.text import NOT_UTF8, WIDE_BOMS, as_utf8, holds_undecodable, json_line, may_hold_nul
 from chatpulse.layout import Records
 
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
@@ -52,7 +54,10 @@ class RawFile:
     """The records of one file as read, before any mapping.
 
     `lines` holds each record's line number; `malformed` the lines that held no record, with
-    why; `repaired` the lines whose text was repaired to be read, with the repair's name.
+    why; `repaired` the lines whose text was repaired to be read, with the repair's name. The
+    file's own text is kept for the quarantine's original lines: as `text`, or, for JSON lines
+    read a block at a time, as `blocks` (first line, size, LZ4-compressed bytes of each block),
+    a fifth of the memory; `nul` and `size` then say what `text` would.
     """
 
     records: pd.DataFrame
@@ -61,6 +66,17 @@ class RawFile:
     text: bytes = b""
     repaired: list[tuple[int, str]] = dataclasses.field(default_factory=list)
     modified: float | None = None  # the file's modification time (POSIX seconds), where it came from a file
+    blocks: tuple[tuple[int, int, bytes], ...] = ()
+    nul: bool = False
+    size: int = 0
+
+    def may_hold_nul(self) -> bool:
+        """Whether any value read from the file can hold a NUL character (text.may_hold_nul)."""
+        return self.nul if self.blocks else may_hold_nul(self.text)
+
+    def byte_size(self) -> int:
+        """The file's size in bytes as read (UTF-8, without a byte order mark)."""
+        return self.size if self.blocks else len(self.text)
 
     def original_lines(self, numbers: Iterable[int], limit: int | None = None) -> dict[int, str]:
         """The file's own text of some lines, for the quarantine, storable in any database.
@@ -71,8 +87,18 @@ class RawFile:
         wanted = set(numbers)
         if not wanted:
             return {}
-        lines = self.text.split(b"\n")
-        return {n: _storable(lines[n - 1].removesuffix(b"\r"), limit) for n in wanted if 0 < n <= len(lines)}
+        if not self.blocks:
+            lines = self.text.split(b"\n")
+            return {n: _storable(lines[n - 1].removesuffix(b"\r"), limit) for n in wanted if 0 < n <= len(lines)}
+        firsts = [first for first, _, _ in self.blocks]
+        found: dict[int, str] = {}
+        for index in sorted({bisect.bisect_right(firsts, n) - 1 for n in wanted if n > 0}):
+            first, size, packed = self.blocks[index]
+            lines = pa.decompress(packed, decompressed_size=size, codec="lz4", asbytes=True).split(b"\n")
+            for n in wanted:
+                if first <= n < first + len(lines):
+                    found[n] = _storable(lines[n - first].removesuffix(b"\r"), limit)
+        return found
 
 
 def _storable(line: bytes, limit: int | None) -> str:
@@ -331,6 +357,63 @@ def _read_jsonl(data: bytes, layout: str, text_columns: Sequence[str], records_a
     )
 
 
+def _blocks(path: Path) -> Iterator[bytes]:
+    """A JSON lines file's bytes in blocks of whole lines (about JSON_CHUNK_BYTES each, the last one
+    as the file ends), without a UTF-8 byte order mark; nothing when the file starts with a UTF-16 or
+    UTF-32 one (read whole, as_utf8). Raises ExtractError when the file cannot be read."""
+    try:
+        with gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb") as file:
+            pending = file.read(JSON_CHUNK_BYTES)
+            if any(pending.startswith(bom) for bom, _ in WIDE_BOMS):
+                return
+            pending = pending.removeprefix(codecs.BOM_UTF8)
+            while True:
+                more = file.read(JSON_CHUNK_BYTES)
+                if not more:
+                    break
+                pending += more
+                cut = pending.rfind(b"\n") + 1
+                if cut:
+                    yield pending[:cut]
+                    pending = pending[cut:]
+            if pending:
+                yield pending
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise ExtractError(f"{path}: cannot read file: {exc}") from exc
+
+
+def _stream_jsonl(path: Path, layout: str, text_columns: Sequence[str]) -> RawFile | None:
+    """A JSON lines file read a block at a time (_blocks), never whole: each block is parsed
+    (_parse_chunk) and kept LZ4-compressed for its original lines. None for a UTF-16 or UTF-32 file."""
+    blocks: list[RawFile] = []
+    packed: list[tuple[int, int, bytes]] = []
+    first_line, nul, size = 1, False, 0
+    for block in _blocks(path):
+        blocks.append(_parse_chunk(block, 0, len(block), first_line, layout, text_columns))
+        packed.append((first_line, len(block), pa.compress(block, codec="lz4", asbytes=True)))
+        first_line += block.count(b"\n")
+        nul, size = nul or may_hold_nul(block), size + len(block)
+    if not packed:
+        if path.stat().st_size and not size and _is_wide(path):
+            return None
+        return RawFile(pd.DataFrame(), np.empty(0, dtype="int64"), [])
+    return RawFile(
+        pd.concat([block.records for block in blocks], ignore_index=True) if len(blocks) > 1 else blocks[0].records,
+        np.concatenate([block.lines for block in blocks]),
+        [entry for block in blocks for entry in block.malformed],
+        repaired=[entry for block in blocks for entry in block.repaired],
+        blocks=tuple(packed),
+        nul=nul,
+        size=size,
+    )
+
+
+def _is_wide(path: Path) -> bool:
+    """Whether a file starts with a UTF-16 or UTF-32 byte order mark."""
+    head = _read_bytes(path)[:4]
+    return any(head.startswith(bom) for bom, _ in WIDE_BOMS)
+
+
 def _read_csv(path: Path, data: bytes) -> RawFile:
     try:
         text, undecodable = data.decode("utf-8"), False
@@ -377,6 +460,10 @@ def read_file(
     modification time.
     """
     fmt = "sse" if layout == "sse" else _file_format(path)
+    if fmt == "jsonl" and layout in ("rows", "sessions") and records_at is None:
+        streamed = _stream_jsonl(path, layout, text_columns)
+        if streamed is not None:
+            return replace(streamed, modified=path.stat().st_mtime)
     try:
         data = as_utf8(_read_bytes(path))
     except UnicodeDecodeError as exc:
