@@ -368,14 +368,14 @@ def _blocks(path: Path) -> Iterator[bytes]:
                 return
             pending = pending.removeprefix(codecs.BOM_UTF8)
             while True:
+                cut = pending.rfind(b"\n") + 1
+                if cut and len(pending) >= JSON_CHUNK_BYTES:
+                    yield pending[:cut]
+                    pending = pending[cut:]
                 more = file.read(JSON_CHUNK_BYTES)
                 if not more:
                     break
                 pending += more
-                cut = pending.rfind(b"\n") + 1
-                if cut:
-                    yield pending[:cut]
-                    pending = pending[cut:]
             if pending:
                 yield pending
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
