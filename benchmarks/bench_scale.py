@@ -34,11 +34,11 @@ TARGET_RSS_MB = 4_000
 TARGET_SCALE = 1.1  # time per row at most 1.1 times the base day's: 10x the rows in at most 11x the time
 
 
-def write_day(landing: Path, day: date, rows: int) -> None:
-    """`rows` requests of `day` (and their messages and feedback) in files of at most PART_ROWS requests."""
-    parts = -(-rows // PART_ROWS)
+def write_day(landing: Path, day: date, rows: int, part_rows: int = PART_ROWS) -> None:
+    """`rows` requests of `day` (and their messages and feedback) in files of at most `part_rows` requests."""
+    parts = -(-rows // part_rows)
     for part in range(parts):
-        size = min(PART_ROWS, rows - part * PART_ROWS)
+        size = min(part_rows, rows - part * part_rows)
         started = time.perf_counter()
         scratch = landing / f".part{part}"
         write_sample(scratch, [day], requests_per_day=size, seed=7 + part)
@@ -96,6 +96,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000, help="requests in the big day (10,000,000)")
     parser.add_argument("--base-rows", type=int, default=1_000_000, help="requests in the base day (1,000,000)")
+    parser.add_argument("--part-rows", type=int, default=PART_ROWS, help="requests per file (1,000,000)")
     parser.add_argument("--every", type=float, default=30.0, help="seconds between progress lines (30)")
     parser.add_argument("--stop-mb", type=float, default=8_000.0, help="stop a run past this RSS in MB (8000)")
     args = parser.parse_args()
@@ -107,7 +108,7 @@ def main() -> None:
             config = write_config(home, day)
             log(f"{label}: generating {rows:,} requests for {day} in {home / 'landing'}")
             (home / "landing").mkdir()
-            write_day(home / "landing", day, rows)
+            write_day(home / "landing", day, rows, args.part_rows)
             log(f"{label}: running the pipeline")
             wall, peak, ok = watched_run(day, config, args.every, args.stop_mb)
             log(f"{label}: {'done' if ok else 'FAILED'} in {wall:.1f} s, peak RSS {peak:,.0f} MB")
