@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint lock bench bench-small ui validate clean
+.PHONY: demo test test-fast lint lock bench bench-small bench-scale ui validate clean
 
 LOCK := constraints.txt
 
@@ -36,6 +36,10 @@ bench: $(STAMP)
 # A run's fixed cost: a 100-row day end to end, repeated, beside bare Python and the imports.
 bench-small: $(STAMP)
 	$(BIN)/python benchmarks/small_day.py
+
+# One day of 10M requests against one of 1M (generating them takes a while; progress is printed).
+bench-scale: $(STAMP)
+	$(BIN)/python benchmarks/bench_scale.py
 
 ui: $(STAMP)
 	$(BIN)/chatpulse ui

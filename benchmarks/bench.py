@@ -23,6 +23,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 
 from chatpulse.sample.generate import write_sample
@@ -89,6 +90,56 @@ def baseline(path: Path) -> pd.DataFrame:
     )
 
 
+# The peer reads the same gz files and keeps one row per id, as clean does; bad lines are skipped.
+DUCKDB_READ = (
+    """CREATE TEMP TABLE requests AS
+SELECT * FROM read_json($requests, format = 'newline_delimited', ignore_errors = true, columns = {
+    request_id: 'VARCHAR', timestamp: 'TIMESTAMPTZ', user_id: 'VARCHAR', session_id: 'VARCHAR',
+    model: 'VARCHAR', status_code: 'DOUBLE', latency_ms: 'DOUBLE', total_tokens: 'DOUBLE', cost_usd: 'DOUBLE'})
+WHERE timestamp IS NOT NULL
+QUALIFY row_number() OVER (PARTITION BY request_id) = 1""",
+    """CREATE TEMP TABLE messages AS
+SELECT * FROM read_json($messages, format = 'newline_delimited', ignore_errors = true, columns = {
+    message_id: 'VARCHAR', timestamp: 'TIMESTAMPTZ', user_id: 'VARCHAR', session_id: 'VARCHAR'})
+WHERE timestamp IS NOT NULL
+QUALIFY row_number() OVER (PARTITION BY message_id) = 1""",
+)
+DUCKDB_TABLES = {
+    "hourly": """SELECT date_trunc('hour', timestamp) AS hour, count(*) AS requests,
+        avg(latency_ms) AS mean_latency_ms, quantile_cont(latency_ms, 0.95) AS p95_latency_ms,
+        avg((status_code >= 400)::INT) AS error_share FROM requests GROUP BY 1""",
+    "daily": """SELECT date_trunc('day', timestamp) AS day, count(*) AS requests, count(DISTINCT user_id) AS users,
+        sum(total_tokens) AS tokens, sum(cost_usd) AS cost_usd, avg((status_code >= 400)::INT) AS error_share
+        FROM requests GROUP BY 1""",
+    "per_model": """SELECT model, count(*) AS requests, sum(total_tokens) AS tokens, sum(cost_usd) AS cost_usd,
+        quantile_cont(latency_ms, 0.95) AS p95_latency_ms FROM requests GROUP BY 1""",
+    # Explicit session ids group their events; id-less events of a user split at 30-minute gaps.
+    "sessions": """WITH events AS (
+            SELECT timestamp, user_id, session_id, 1 AS is_request FROM requests
+            UNION ALL SELECT timestamp, user_id, session_id, 0 FROM messages),
+        gaps AS (
+            SELECT *, coalesce(timestamp - lag(timestamp) OVER (PARTITION BY user_id ORDER BY timestamp)
+                > INTERVAL 30 MINUTE, true) AS new_run
+            FROM events WHERE session_id IS NULL AND user_id IS NOT NULL),
+        keyed AS (
+            SELECT session_id AS session, * EXCLUDE (session_id) FROM events WHERE session_id IS NOT NULL
+            UNION ALL
+            SELECT user_id || '@' || sum(new_run::INT) OVER (PARTITION BY user_id ORDER BY timestamp), *
+                EXCLUDE (session_id, new_run) FROM gaps)
+        SELECT session, any_value(user_id) AS user_id, min(timestamp) AS start, max(timestamp) AS "end",
+            count(*) - sum(is_request) AS messages, sum(is_request) AS requests FROM keyed GROUP BY 1""",
+}
+
+
+def duckdb_peer(requests: Path, messages: Path) -> dict[str, int]:
+    """The core tables (hourly, daily, per model, gap sessions over requests + messages) in DuckDB,
+    on the same gz files; returns each table's row count."""
+    with duckdb.connect() as con:
+        for statement, path in zip(DUCKDB_READ, (requests, messages), strict=True):
+            con.execute(statement, {"requests" if path == requests else "messages": str(path)})
+        return {name: con.sql(sql).to_arrow_table().num_rows for name, sql in DUCKDB_TABLES.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help=f"requests in the day ({DEFAULT_ROWS:,})")
@@ -117,6 +168,12 @@ def main() -> None:
         baseline_wall = time.perf_counter() - started
         log(f"baseline: {baseline_wall:.1f} s for {int(hourly['requests'].sum()):,} rows in {len(hourly)} hours")
 
+        log("running the DuckDB peer (core tables on the same files)")
+        started = time.perf_counter()
+        tables = duckdb_peer(requests_file, home / "landing" / f"messages-{day.isoformat()}.jsonl.gz")
+        duckdb_wall = time.perf_counter() - started
+        log(f"duckdb: {duckdb_wall:.1f} s for {tables}")
+
     print(
         json.dumps(
             {
@@ -125,6 +182,8 @@ def main() -> None:
                 "pipeline_peak_rss_mb": round(peak_mb, 1),
                 "baseline_wall_s": round(baseline_wall, 2),
                 "ratio": round(pipeline_wall / baseline_wall, 2),
+                "duckdb_wall_s": round(duckdb_wall, 2),
+                "duckdb_ratio": round(pipeline_wall / duckdb_wall, 2),
             }
         )
     )

@@ -23,7 +23,7 @@ from chatpulse.config import LATENCY_UNITS, SourceConfig
 from chatpulse.days import DaySpan, local_days
 from chatpulse.ingest.files import ExtractError, RawFile, read_file
 from chatpulse.ingest.paths import Resolver, read_column, top_keys
-from chatpulse.ingest.text import NUL_REMOVED, longer_than, may_hold_nul, without_nul
+from chatpulse.ingest.text import NUL_REMOVED, longer_than, without_nul
 from chatpulse.ingest.times import parse_timestamps
 from chatpulse.mapping import split_path
 from chatpulse.schema import COLUMNS, SOURCE_FILE, SOURCE_LINE, Kind
@@ -104,19 +104,23 @@ def json_value(value: Any) -> Any:
 def _to_json(values: pd.Series) -> pd.Series:
     """JSON text of each value; a mapping's null keys are left out, as if absent."""
 
-    def dumps(value: Any) -> bytes:
-        return orjson.dumps(value, default=json_value)
+    def dumps(value: Any) -> str:
+        if value is None or isinstance(value, str):
+            return value
+        mapping = {k: v for k, v in value.items() if v is not None} if isinstance(value, dict) else value
+        return orjson.dumps(mapping, default=json_value).decode()
 
-    return pd.Series(
-        [
-            value
-            if value is None or isinstance(value, str)
-            else dumps({k: v for k, v in value.items() if v is not None} if isinstance(value, dict) else value).decode()
-            for value in values.to_numpy(dtype=object, na_value=None)
-        ],
-        index=values.index,
-        dtype="str",
-    )
+    # Rows often share one parsed object (files._flat_objects): each object is written once. The ids
+    # stay unique while `held` keeps every value alive.
+    held = values.to_numpy(dtype=object, na_value=None)
+    done: dict[int, str] = {}
+    texts = []
+    for value in held:
+        text = done.get(id(value))
+        if text is None:
+            text = done[id(value)] = dumps(value)
+        texts.append(text)
+    return pd.Series(texts, index=values.index, dtype="str")
 
 
 def _extras_json(extras: pd.DataFrame, own: pd.Series | None) -> pd.Series:
@@ -234,7 +238,7 @@ def _check_texts(frame: pd.DataFrame, names: list[str], raw: RawFile, limit: int
     Returns the rows that held a NUL (bool array). Both look at the file's bytes first, so a
     file without NUL and no longer than the limit costs nothing.
     """
-    nul, long = may_hold_nul(raw.text), len(raw.text) > limit
+    nul, long = raw.may_hold_nul(), raw.byte_size() > limit
     held_nul = np.zeros(len(frame), dtype=bool)
     for name in names if nul or long else ():
         if nul:

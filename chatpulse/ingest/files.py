@@ -8,11 +8,14 @@ file that cannot be read at all raises `ExtractError` naming the file. How text 
 
 from __future__ import annotations
 
+import bisect
+import codecs
 import csv
 import dataclasses
 import gzip
 import io
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,7 @@ import pyarrow.compute as pc
 from pyarrow import json as pa_json
 
 from chatpulse.ingest.records import frame_of, is_sse, json_text, merged, numbered, records_of, responses, runs
-from chatpulse.ingest.text import NOT_UTF8, as_utf8, holds_undecodable, json_line
+from chatpulse.ingest.text import NOT_UTF8, WIDE_BOMS, as_utf8, holds_undecodable, json_line, may_hold_nul
 from chatpulse.layout import Records
 
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
@@ -38,6 +41,8 @@ NEWLINE, CARRIAGE_RETURN, OPEN_BRACE, CLOSE_BRACE = b"\n\r{}"
 # Arrow column types whose pandas columns equal what the line path builds from the same values
 # (not null: the line path makes an all-null column float where a key is absent, else object).
 FLAT_TYPES = (pa.types.is_string, pa.types.is_int64, pa.types.is_float64, pa.types.is_boolean)
+# A JSON object whose values hold no object or array (its strings may hold anything escaped).
+FLAT_OBJECT = r'\{(?:[^{}\[\]"]|"(?:[^"\\]|\\.)*")*\}'
 
 
 class ExtractError(RuntimeError):
@@ -49,7 +54,10 @@ class RawFile:
     """The records of one file as read, before any mapping.
 
     `lines` holds each record's line number; `malformed` the lines that held no record, with
-    why; `repaired` the lines whose text was repaired to be read, with the repair's name.
+    why; `repaired` the lines whose text was repaired to be read, with the repair's name. The
+    file's own text is kept for the quarantine's original lines: as `text`, or, for JSON lines
+    read a block at a time, as `blocks` (first line, size, LZ4-compressed bytes of each block),
+    a fifth of the memory; `nul` and `size` then say what `text` would.
     """
 
     records: pd.DataFrame
@@ -58,6 +66,17 @@ class RawFile:
     text: bytes = b""
     repaired: list[tuple[int, str]] = dataclasses.field(default_factory=list)
     modified: float | None = None  # the file's modification time (POSIX seconds), where it came from a file
+    blocks: tuple[tuple[int, int, bytes], ...] = ()
+    nul: bool = False
+    size: int = 0
+
+    def may_hold_nul(self) -> bool:
+        """Whether any value read from the file can hold a NUL character (text.may_hold_nul)."""
+        return self.nul if self.blocks else may_hold_nul(self.text)
+
+    def byte_size(self) -> int:
+        """The file's size in bytes as read (UTF-8, without a byte order mark)."""
+        return self.size if self.blocks else len(self.text)
 
     def original_lines(self, numbers: Iterable[int], limit: int | None = None) -> dict[int, str]:
         """The file's own text of some lines, for the quarantine, storable in any database.
@@ -68,8 +87,18 @@ class RawFile:
         wanted = set(numbers)
         if not wanted:
             return {}
-        lines = self.text.split(b"\n")
-        return {n: _storable(lines[n - 1].removesuffix(b"\r"), limit) for n in wanted if 0 < n <= len(lines)}
+        if not self.blocks:
+            lines = self.text.split(b"\n")
+            return {n: _storable(lines[n - 1].removesuffix(b"\r"), limit) for n in wanted if 0 < n <= len(lines)}
+        firsts = [first for first, _, _ in self.blocks]
+        found: dict[int, str] = {}
+        for index in sorted({bisect.bisect_right(firsts, n) - 1 for n in wanted if n > 0}):
+            first, size, packed = self.blocks[index]
+            lines = pa.decompress(packed, decompressed_size=size, codec="lz4", asbytes=True).split(b"\n")
+            for n in wanted:
+                if first <= n < first + len(lines):
+                    found[n] = _storable(lines[n - first].removesuffix(b"\r"), limit)
+        return found
 
 
 def _storable(line: bytes, limit: int | None) -> str:
@@ -234,7 +263,10 @@ def _arrow_records(chunk: bytes, text_columns: Sequence[str]) -> pd.DataFrame | 
             return None
     nested = [field.name for field in table.schema if not any(flat(field.type) for flat in FLAT_TYPES)]
     records = table.drop_columns(nested).to_pandas()
-    if nested:
+    objects = _flat_objects(chunk, table, nested)
+    if objects is not None:
+        records = records.join(pd.DataFrame(objects))[table.column_names]
+    elif nested:
         # Arrow's lists, objects, times and all-null columns differ from the line path's
         # (absent keys become null, ints floats, lists arrays, keys take the chunk's order,
         # ISO text turns naive UTC), so these columns are built as the line path does.
@@ -244,6 +276,44 @@ def _arrow_records(chunk: bytes, text_columns: Sequence[str]) -> pd.DataFrame | 
             return None
         records = records.join(pd.DataFrame.from_records(parsed, columns=nested))[table.column_names]
     return records
+
+
+def _flat_objects(chunk: bytes, table: pa.Table, nested: list[str]) -> dict[str, np.ndarray] | None:
+    """The nested columns of a chunk as the line path builds them, without parsing every line: else None.
+
+    Only where each is an object of flat values on every line (a struct of flat Arrow types, no nulls),
+    each line writes its key once and plainly (no escape in the chunk, so the literal "key" is that key),
+    and each line's object matches FLAT_OBJECT. Each distinct object text is then parsed by orjson, as
+    the line path parses it; rows with the same text share the dict.
+    """
+    if not nested or b"\\u" in chunk:
+        return None
+    bytes_ = np.frombuffer(chunk, dtype=np.uint8)
+    offsets = np.concatenate(([0], np.flatnonzero(bytes_ == NEWLINE) + 1, [len(chunk)])).astype(np.int32)
+    if len(offsets) - 1 != table.num_rows:
+        return None
+    # Each line as one binary value (its newline included), without copying the chunk.
+    lines = pa.Array.from_buffers(pa.binary(), table.num_rows, [None, pa.py_buffer(offsets), pa.py_buffer(chunk)])
+    columns: dict[str, np.ndarray] = {}
+    for name in nested:
+        column = table.column(name)
+        if (
+            not pa.types.is_struct(column.type)
+            or column.null_count
+            or not all(any(flat(field.type) for flat in FLAT_TYPES) for field in column.type)
+        ):
+            return None
+        key = orjson.dumps(name).decode()
+        if pc.min_max(pc.count_substring(lines, key)).as_py() != {"min": 1, "max": 1}:
+            return None
+        found = pc.extract_regex(lines, re.escape(key) + r"\s*:\s*(?P<value>" + FLAT_OBJECT + ")")
+        if found.null_count:
+            return None
+        texts = found.field("value").dictionary_encode()
+        parsed = np.empty(len(texts.dictionary), dtype=object)
+        parsed[:] = [orjson.loads(text) for text in texts.dictionary.to_pylist()]
+        columns[name] = parsed[texts.indices.to_numpy()]
+    return columns
 
 
 def _parse_chunk(
@@ -285,6 +355,63 @@ def _read_jsonl(data: bytes, layout: str, text_columns: Sequence[str], records_a
         [entry for block in blocks for entry in block.malformed],
         repaired=[entry for block in blocks for entry in block.repaired],
     )
+
+
+def _blocks(path: Path) -> Iterator[bytes]:
+    """A JSON lines file's bytes in blocks of whole lines (about JSON_CHUNK_BYTES each, the last one
+    as the file ends), without a UTF-8 byte order mark; nothing when the file starts with a UTF-16 or
+    UTF-32 one (read whole, as_utf8). Raises ExtractError when the file cannot be read."""
+    try:
+        with gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb") as file:
+            pending = file.read(JSON_CHUNK_BYTES)
+            if any(pending.startswith(bom) for bom, _ in WIDE_BOMS):
+                return
+            pending = pending.removeprefix(codecs.BOM_UTF8)
+            while True:
+                cut = pending.rfind(b"\n") + 1
+                if cut and len(pending) >= JSON_CHUNK_BYTES:
+                    yield pending[:cut]
+                    pending = pending[cut:]
+                more = file.read(JSON_CHUNK_BYTES)
+                if not more:
+                    break
+                pending += more
+            if pending:
+                yield pending
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise ExtractError(f"{path}: cannot read file: {exc}") from exc
+
+
+def _stream_jsonl(path: Path, layout: str, text_columns: Sequence[str]) -> RawFile | None:
+    """A JSON lines file read a block at a time (_blocks), never whole: each block is parsed
+    (_parse_chunk) and kept LZ4-compressed for its original lines. None for a UTF-16 or UTF-32 file."""
+    blocks: list[RawFile] = []
+    packed: list[tuple[int, int, bytes]] = []
+    first_line, nul, size = 1, False, 0
+    for block in _blocks(path):
+        blocks.append(_parse_chunk(block, 0, len(block), first_line, layout, text_columns))
+        packed.append((first_line, len(block), pa.compress(block, codec="lz4", asbytes=True)))
+        first_line += block.count(b"\n")
+        nul, size = nul or may_hold_nul(block), size + len(block)
+    if not packed:
+        if path.stat().st_size and not size and _is_wide(path):
+            return None
+        return RawFile(pd.DataFrame(), np.empty(0, dtype="int64"), [])
+    return RawFile(
+        pd.concat([block.records for block in blocks], ignore_index=True) if len(blocks) > 1 else blocks[0].records,
+        np.concatenate([block.lines for block in blocks]),
+        [entry for block in blocks for entry in block.malformed],
+        repaired=[entry for block in blocks for entry in block.repaired],
+        blocks=tuple(packed),
+        nul=nul,
+        size=size,
+    )
+
+
+def _is_wide(path: Path) -> bool:
+    """Whether a file starts with a UTF-16 or UTF-32 byte order mark."""
+    head = _read_bytes(path)[:4]
+    return any(head.startswith(bom) for bom, _ in WIDE_BOMS)
 
 
 def _read_csv(path: Path, data: bytes) -> RawFile:
@@ -333,6 +460,10 @@ def read_file(
     modification time.
     """
     fmt = "sse" if layout == "sse" else _file_format(path)
+    if fmt == "jsonl" and layout in ("rows", "sessions") and records_at is None:
+        streamed = _stream_jsonl(path, layout, text_columns)
+        if streamed is not None:
+            return replace(streamed, modified=path.stat().st_mtime)
     try:
         data = as_utf8(_read_bytes(path))
     except UnicodeDecodeError as exc:

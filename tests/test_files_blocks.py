@@ -1,0 +1,40 @@
+"""A JSON lines file read a block at a time gives what one block gives, and its original lines back."""
+
+import gzip
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from chatpulse.ingest import files
+from chatpulse.ingest.files import read_file
+
+LINES = [
+    json.dumps({"request_id": f"r{n}", "latency_ms": n, "metadata": {"team": f"t{n % 3}", "n": n}}) for n in range(40)
+]
+LINES[7] = '{"request_id": "cut", "latency_ms": '  # malformed
+LINES[21] = ""  # blank
+LINES[30] = '{"request_id": "nested", "metadata": {"deep": {"x": 1}}}'  # not a flat object
+TEXT = "\ufeff" + "\n".join(LINES) + "\r\n"
+
+
+@pytest.mark.parametrize("name", ["r.jsonl", "r.jsonl.gz"])
+def test_small_blocks_read_as_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    path = tmp_path / name
+    data = TEXT.encode()
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    whole = read_file(path)
+    monkeypatch.setattr(files, "JSON_CHUNK_BYTES", 64)  # a few lines a block
+    blocked = read_file(path)
+    assert len(blocked.blocks) > 10
+    pd.testing.assert_frame_equal(blocked.records, whole.records)
+    assert blocked.lines.tolist() == whole.lines.tolist()
+    assert blocked.malformed == whole.malformed == [(8, "malformed JSON: unexpected end of data")]
+    # Every line's own text (the byte order mark and the CR are not part of it), from either.
+    numbers = range(1, len(LINES) + 1)
+    expected = {n: line for n, line in zip(numbers, TEXT.removeprefix("\ufeff").split("\n"), strict=False)}
+    expected[len(LINES)] = LINES[-1]
+    assert blocked.original_lines(numbers) == whole.original_lines(numbers) == expected
+    assert blocked.byte_size() == whole.byte_size() == len(data) - 3
+    assert blocked.records["metadata"].iloc[0] == {"team": "t0", "n": 0}
