@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint lock bench ui validate clean
+.PHONY: demo test test-fast lint lock bench bench-postgres ui validate clean
 
 LOCK := constraints.txt
 
@@ -32,6 +32,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
+
+# The same day on SQLite and on the local PostgreSQL server (a database of its own, dropped after).
+bench-postgres: $(STAMP)
+	$(BIN)/python benchmarks/bench_postgres.py
 
 ui: $(STAMP)
 	$(BIN)/chatpulse ui
