@@ -126,7 +126,9 @@ def _copy(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> None:
     """
     values = _arrow_table(table, frame, conn.dialect)
     quote = conn.dialect.identifier_preparer.quote
-    sql = f"COPY {quote(table.name)} ({', '.join(quote(name) for name in values.column_names)}) FROM STDIN (FORMAT csv)"
+    columns = ", ".join(quote(name) for name in values.column_names)
+    # Arrow writes UTF-8 whatever the session's client_encoding says.
+    sql = f"COPY {quote(table.name)} ({columns}) FROM STDIN (FORMAT csv, ENCODING 'UTF8')"
     with conn.connection.driver_connection.cursor() as cursor, cursor.copy(sql) as copy:
         for batch in values.to_batches(max_chunksize=COPY_BATCH):
             text = pa.BufferOutputStream()

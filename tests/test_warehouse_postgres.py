@@ -167,6 +167,15 @@ def test_a_copy_failing_midway_leaves_the_day_as_it_was(both: tuple[Warehouse, W
     assert postgres.read(TABLE, DAY)["run_id"].tolist() == ["run-1"]
 
 
+def test_text_arrives_as_utf8_whatever_the_client_encoding(postgres_url: str) -> None:
+    latin1 = Warehouse(f"{postgres_url}?client_encoding=LATIN1")
+    latin1.replace_day(DAY, Write("requests", _awkward_requests()))
+    latin1.engine.dispose()
+    reader = Warehouse(postgres_url)
+    assert _sorted(reader.read("requests", DAY))["user_id"].tolist() == AWKWARD_TEXTS
+    reader.engine.dispose()
+
+
 def test_appended_rows_go_through_copy_too(both: tuple[Warehouse, Warehouse]) -> None:
     postgres, sqlite = both
     sends = pd.DataFrame(
