@@ -62,6 +62,28 @@ def _row_counts(url: str) -> dict[str, int]:
         engine.dispose()
 
 
+def _step_seconds(home: Path) -> dict[str, float]:
+    """Each Dagster step's wall time (s) in the one run of the data home's instance."""
+    from dagster import DagsterInstance  # the pipeline's own import; only needed after a run
+
+    with DagsterInstance.from_config(str(home / "dagster")) as instance:
+        (run,) = instance.get_runs(limit=1)
+        return {
+            step.step_key: step.end_time - step.start_time
+            for step in instance.get_run_step_stats(run.run_id)
+            if step.start_time is not None and step.end_time is not None
+        }
+
+
+def _log_steps(steps: dict[str, dict[str, float]], shown: int = 8) -> None:
+    """The steps where PostgreSQL's run spent most beyond SQLite's, with both times."""
+    both = set(steps["sqlite"]) & set(steps["postgres"])
+    gaps = sorted(both, key=lambda step: steps["sqlite"][step] - steps["postgres"][step])[:shown]
+    for step in gaps:
+        sqlite_s, postgres_s = steps["sqlite"][step], steps["postgres"][step]
+        log(f"  {step:<28} SQLite {sqlite_s:6.1f} s  PostgreSQL {postgres_s:6.1f} s  ({postgres_s - sqlite_s:+.1f} s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help=f"requests in the day ({DEFAULT_ROWS:,})")
@@ -90,6 +112,7 @@ def main() -> None:
             # Alternate which goes first, so a change in the machine's load falls on both sides.
             order = ("sqlite", "postgres") if attempt % 2 == 0 else ("postgres", "sqlite")
             urls: dict[str, str] = {}
+            steps: dict[str, dict[str, float]] = {}
             for warehouse in order:
                 home = Path(tmp) / f"{warehouse}-{attempt}"
                 home.mkdir()
@@ -106,6 +129,7 @@ def main() -> None:
                 log(f"run {attempt + 1}/{args.repeat}: the pipeline on {warehouse}")
                 try:
                     wall, _ = run_pipeline(day, config)
+                    steps[warehouse] = _step_seconds(home)
                     if warehouse == "postgres":
                         postgres_counts = _row_counts(urls[warehouse])
                 finally:
@@ -123,6 +147,8 @@ def main() -> None:
                 }
                 sys.exit(f"[bench] the warehouses differ (table: SQLite rows, PostgreSQL rows): {differ}")
             log(f"both warehouses hold the same rows per table ({sqlite_counts['requests']:,} requests)")
+            log("the steps that took longest beyond SQLite's:")
+            _log_steps(steps)
     admin.dispose()
 
     sqlite_s, postgres_s = min(times["sqlite"]), min(times["postgres"])
