@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint lock bench bench-small bench-scale ui validate clean
+.PHONY: demo test test-fast lint lock bench bench-small bench-scale bench-postgres ui validate clean
 
 LOCK := constraints.txt
 
@@ -40,6 +40,10 @@ bench-small: $(STAMP)
 # One day of 10M requests against one of 1M (generating them takes a while; progress is printed).
 bench-scale: $(STAMP)
 	$(BIN)/python benchmarks/bench_scale.py
+
+# The same day on SQLite and on the local PostgreSQL server (a database of its own, dropped after).
+bench-postgres: $(STAMP)
+	$(BIN)/python benchmarks/bench_postgres.py
 
 ui: $(STAMP)
 	$(BIN)/chatpulse ui
