@@ -425,6 +425,18 @@ def serve_metrics(invocation: Invocation, host: str, port: int) -> None:
         http.server_close()
 
 
+@_subcommand("instance")
+def instance(invocation: Invocation) -> None:
+    """Write the Dagster home's dagster.yaml from the configuration and print where it is.
+
+    The home is $DAGSTER_HOME, else <data_home>/dagster; the file says how many days run at once
+    (concurrent_runs) and where Dagster's storage is (dagster_storage_url_env). Start dagster-daemon
+    and dagster-webserver on that home (docs/deploy.md). A dagster.yaml of your own is left as it is.
+    """
+    home = prepare_dagster_home(invocation.settings())
+    click.echo(f"DAGSTER_HOME={home}")
+
+
 @_subcommand("ui")
 @click.option("--port", type=click.IntRange(1, 65535), default=3000, help="Port of the Dagster UI.")
 def ui(invocation: Invocation, port: int) -> None:

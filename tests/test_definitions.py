@@ -18,7 +18,7 @@ from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from chatpulse.pipelines.instance import EARLIER_CONFIG, prepare_dagster_home
 
 from fixtures import ASSET_NAMES as ASSETS
-from fixtures import ROOT
+from fixtures import ROOT, invoke_cli
 
 
 def test_every_stage_is_a_daily_partitioned_asset_in_the_configured_zone(tmp_path: Path) -> None:
@@ -110,3 +110,12 @@ def test_dagster_validates_the_workspace(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Validation successful" in result.stdout + result.stderr
+
+
+def test_chatpulse_instance_writes_the_home_it_prints(tmp_path: Path) -> None:
+    config = tmp_path / "chatpulse.yaml"
+    config.write_text("data_home: .\nconcurrent_runs: 3\n")
+    result = invoke_cli("--config", str(config), "instance")
+    home = tmp_path / "dagster"
+    assert (result.exit_code, result.output) == (0, f"DAGSTER_HOME={home}\n")
+    assert yaml.safe_load((home / "dagster.yaml").read_text())["concurrency"]["runs"]["max_concurrent_runs"] == 3
