@@ -20,7 +20,7 @@ from dagster import (
 from chatpulse.alerting import delivery, evaluate, prometheus
 from chatpulse.alerting.rules import load_rules
 from chatpulse.assets.checks import day_check
-from chatpulse.assets.daystate import write_day
+from chatpulse.assets.daystate import wait_for_earlier_days, write_day
 from chatpulse.assets.spend import spend_alerts
 from chatpulse.daystate import other_reads
 from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
@@ -55,6 +55,7 @@ def alert_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         chatpulse: ChatPulseSettings,
         warehouse: WarehouseResource,
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
+        wait_for_earlier_days(context, chatpulse.settings.wait_for_earlier_days_minutes)  # baselines, budgets
         settings, store = chatpulse.settings, warehouse.warehouse
         day, now = date.fromisoformat(context.partition_key), datetime.now(UTC)
         rules = load_rules(settings.alert_rules)

@@ -1,6 +1,7 @@
 """A day's state in the pipeline: each step records its write of the day, pages show the state, and the
 `day_consistent` checks show it in Dagster (chatpulse/daystate.py defines it)."""
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,8 +12,10 @@ from dagster import (
     AssetChecksDefinition,
     AssetCheckSeverity,
     AssetExecutionContext,
+    DagsterRunStatus,
     MetadataValue,
     PartitionsDefinition,
+    RunsFilter,
     multi_asset_check,
 )
 
@@ -23,6 +26,57 @@ from chatpulse.reports.pages import mark_day_state, write_index
 from chatpulse.warehouse import Warehouse, Write
 
 DAY_CONSISTENT = "day_consistent"
+PARTITION_TAG = "dagster/partition"
+# A run in one of these may still write its day's tables.
+IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+POLL_SECONDS = 2.0
+
+
+def earlier_days_in_flight(context: AssetExecutionContext) -> list[str]:
+    """The days before the run's own whose runs were created before it and have not ended, oldest first.
+
+    Only runs created earlier count: a queue launches runs in the order they were submitted, so those are
+    running or will be, and two runs never wait for each other.
+    """
+    instance = context.instance
+    mine = instance.get_run_record_by_id(context.run.run_id)
+    if mine is None:
+        return []
+    day = context.partition_key
+    records = instance.get_run_records(RunsFilter(statuses=IN_FLIGHT, created_before=mine.create_timestamp))
+    return sorted(
+        {
+            other
+            for record in records
+            if record.dagster_run.run_id != mine.dagster_run.run_id
+            and (other := record.dagster_run.tags.get(PARTITION_TAG, day)) < day
+        }
+    )
+
+
+def wait_for_earlier_days(context: AssetExecutionContext, minutes: int) -> None:
+    """Return once no earlier day's run submitted before this one is queued or running, or after ``minutes``.
+
+    The steps that read other days' tables (rolling users and trends, the scenario spotlight, alert
+    baselines and budgets, the report and its index and weekly pages) call it first, so days run at once
+    (a backfill N at a time) give what running them one after another gives: a day's cross-day numbers
+    never miss an earlier day that is still being written. The steps that read only their own day (extract,
+    clean, sessions, the day's metrics) run in parallel meanwhile. After ``minutes`` it logs a warning
+    naming the days still running and goes on (a run whose process died may stay "started" in Dagster).
+    """
+    waiting = earlier_days_in_flight(context)
+    if not waiting:
+        return
+    context.log.info(f"waiting for the runs of earlier days to end first: {', '.join(waiting)}")
+    deadline = time.monotonic() + minutes * 60
+    while waiting and time.monotonic() < deadline:
+        time.sleep(POLL_SECONDS)
+        waiting = earlier_days_in_flight(context)
+    if waiting:
+        context.log.warning(
+            f"went on after {minutes} min (wait_for_earlier_days_minutes) while the runs of {', '.join(waiting)} "
+            "had not ended: this day's rolling numbers, alerts and report may miss what those runs write"
+        )
 
 
 def finished(context: AssetExecutionContext, output: str | None = None) -> StepRun:

@@ -14,7 +14,7 @@ from dagster import (
     asset,
 )
 
-from chatpulse.assets.daystate import write_day
+from chatpulse.assets.daystate import wait_for_earlier_days, write_day
 from chatpulse.behaviour.midnight import with_neighbours
 from chatpulse.behaviour.sessions import EVENT_KEYS
 from chatpulse.metrics import costs as cost_metrics
@@ -171,7 +171,10 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         description="Daily, weekly and monthly active users (rolling 7 and 28 days) and new versus returning users, "
         "from daily_users; also recomputes later days already run, whose windows include this day.",
     )
-    def user_metrics(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    def user_metrics(
+        context: AssetExecutionContext, chatpulse: ChatPulseSettings, warehouse: WarehouseResource
+    ) -> MaterializeResult:
+        wait_for_earlier_days(context, chatpulse.settings.wait_for_earlier_days_minutes)
         store = warehouse.warehouse
         first, _ = users.window(context.partition_key, max(users.WINDOWS))
         run = set(store.read_days("daily_metrics", first, None)["day"])
@@ -200,7 +203,10 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         description="Headline numbers with day-over-day and week-over-week deltas and 7- and 28-day rolling means; "
         "also recomputes later days already run.",
     )
-    def daily_trends(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    def daily_trends(
+        context: AssetExecutionContext, chatpulse: ChatPulseSettings, warehouse: WarehouseResource
+    ) -> MaterializeResult:
+        wait_for_earlier_days(context, chatpulse.settings.wait_for_earlier_days_minutes)
         store = warehouse.warehouse
         first = (date.fromisoformat(context.partition_key) - timedelta(days=28)).isoformat()
         tables = {

@@ -18,7 +18,7 @@ from dagster import (
     asset,
 )
 
-from chatpulse.assets.daystate import drawing_state, finished
+from chatpulse.assets.daystate import drawing_state, finished, wait_for_earlier_days
 from chatpulse.days import DaySpan, day_bounds
 from chatpulse.daystate import REPORT, other_reads
 from chatpulse.metrics.users import window
@@ -84,6 +84,7 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         chatpulse: ChatPulseSettings,
         warehouse: WarehouseResource,
     ) -> MaterializeResult:
+        wait_for_earlier_days(context, chatpulse.settings.wait_for_earlier_days_minutes)  # history, index, week page
         day = context.partition_key
         today = date.fromisoformat(day)
         week_before = window((today - timedelta(days=1)).isoformat(), 7)

@@ -16,7 +16,7 @@ from dagster import (
     asset,
 )
 
-from chatpulse.assets.daystate import write_day
+from chatpulse.assets.daystate import wait_for_earlier_days, write_day
 from chatpulse.behaviour import feedback
 from chatpulse.behaviour.midnight import day_sessions, with_neighbours
 from chatpulse.behaviour.scenario_model import scenario_model
@@ -118,7 +118,10 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         kinds={"sql"},
         description="The scenarios whose p95 latency, error rate or satisfaction moved most against the last 7 days.",
     )
-    def scenario_spotlight(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    def scenario_spotlight(
+        context: AssetExecutionContext, chatpulse: ChatPulseSettings, warehouse: WarehouseResource
+    ) -> MaterializeResult:
+        wait_for_earlier_days(context, chatpulse.settings.wait_for_earlier_days_minutes)
         day = date.fromisoformat(context.partition_key)
         store = warehouse.warehouse
         today = store.read("scenario_daily", context.partition_key)

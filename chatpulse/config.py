@@ -313,6 +313,10 @@ class Settings:
     alert_rules: Path | None = None
     alert_webhook: WebhookSettings | None = None
     sensor_interval_seconds: int = 60
+    # The Dagster instance (chatpulse.pipelines.instance, docs/deploy.md): days run at once, where its storage is.
+    concurrent_runs: int = 10
+    dagster_storage_url_env: str | None = None
+    wait_for_earlier_days_minutes: int = 120
     pseudonymize_users: bool = False
     pseudonymize_storage: bool = False
     pseudonym_key: str | None = field(default=None, repr=False)
@@ -384,6 +388,9 @@ class ConfigFile(YamlSection):
         None, repr=False
     )
     sensor_interval_seconds: Annotated[StrictInt, Field(ge=1), expect("a whole number of seconds, at least 1")] = 60
+    concurrent_runs: Annotated[StrictInt, Field(ge=1), expect("a whole number of runs, at least 1")] = 10
+    dagster_storage_url_env: Annotated[str | None, expect("a variable name")] = None
+    wait_for_earlier_days_minutes: Annotated[StrictInt, Field(ge=0), expect("a whole number of minutes")] = 120
     pseudonymize_users: Annotated[StrictBool, expect("true or false")] = False
     pseudonymize_storage: Annotated[StrictBool, expect("true or false")] = False
     pseudonym_key_env: Annotated[str, expect("a variable name")] = PSEUDONYM_KEY_ENV

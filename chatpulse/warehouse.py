@@ -231,16 +231,23 @@ class Warehouse:
         self._replace(
             [delete for _, delete, _ in replacements],
             [(table, frame.assign(day=day)) for table, _, frame in replacements],
+            day=day,
         )
 
     def _replace(
-        self, deletes: list[sa.Delete], inserts: list[tuple[sa.Table, pd.DataFrame]], lock: sa.Table | None = None
+        self,
+        deletes: list[sa.Delete],
+        inserts: list[tuple[sa.Table, pd.DataFrame]],
+        lock: sa.Table | None = None,
+        day: str | None = None,
     ) -> None:
         """Run the deletes, then the inserts, in one transaction.
 
         With `lock`, two such transactions never overlap: on PostgreSQL the table is locked first
-        (SQLite lets one writer at a time anyway). Without it, two runs replacing the same rows at
-        once would each delete what the other had not committed yet, and both insert.
+        (SQLite lets one writer at a time anyway). With `day`, two that replace the same day never
+        overlap (a transaction-scoped advisory lock on the day; other days' writes go on meanwhile).
+        Without either, two runs replacing the same rows at once would each delete what the other had
+        not committed yet, and both insert.
         """
         if self._sqlite_file:
             self._replace_arrow(deletes, inserts)
@@ -249,6 +256,9 @@ class Warehouse:
             if lock is not None and conn.dialect.name == "postgresql":
                 quote = conn.dialect.identifier_preparer.quote
                 conn.exec_driver_sql(f"LOCK TABLE {quote(lock.name)} IN SHARE ROW EXCLUSIVE MODE")
+            if day is not None and conn.dialect.name == "postgresql":
+                key = sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+                conn.execute(key, {"key": f"chatpulse day {day}"})
             for delete in deletes:
                 conn.execute(delete)
             for table, frame in inserts:

@@ -26,24 +26,12 @@ from chatpulse.days import DayOutOfRange, DaySpan
 from chatpulse.ingest.check import DEFAULT_ROWS
 from chatpulse.pipelines.cli_errors import CliError
 from chatpulse.pipelines.demo import DEMO_DAYS, planted_rows, unsynced_sqlite
+from chatpulse.pipelines.instance import prepare_dagster_home
 from chatpulse.pipelines.scenarios_cli import scenarios
 
 if TYPE_CHECKING:
     from dagster_shared.error import SerializableErrorInfo
 
-# One run per day at a time: the landing sensor may request a day again while it is running,
-# and two runs replacing the same day would race. Runs of different days still go in parallel.
-INSTANCE_CONFIG = """\
-telemetry:
-  enabled: false
-concurrency:
-  runs:
-    tag_concurrency_limits:
-      - key: dagster/partition
-        value:
-          applyLimitPerUniqueValue: true
-        limit: 1
-"""
 # The installed module, not workspace.yaml: a wheel install has no repository around it.
 DEFINITIONS_MODULE = "chatpulse.pipelines.definitions"
 # `chatpulse check` found mapping mistakes: distinct from 1 (a crash) and 2 (an error the user can fix).
@@ -152,16 +140,6 @@ def last_days(settings: Settings, count: int) -> list[date]:
     """The `count` complete local days before today, oldest first."""
     today = datetime.now(ZoneInfo(settings.timezone)).date()
     return [today - timedelta(days=offset) for offset in range(count, 0, -1)]
-
-
-def prepare_dagster_home(settings: Settings) -> Path:
-    """Use $DAGSTER_HOME, else <data_home>/dagster, so CLI runs show up in `dagster dev`."""
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home)))
-    home.mkdir(parents=True, exist_ok=True)
-    instance_config = home / "dagster.yaml"
-    if not instance_config.exists():
-        instance_config.write_text(INSTANCE_CONFIG)
-    return home
 
 
 def _use_config(config_file: str | None) -> None:
@@ -445,6 +423,18 @@ def serve_metrics(invocation: Invocation, host: str, port: int) -> None:
         pass  # Ctrl-C is how it is meant to stop
     finally:
         http.server_close()
+
+
+@_subcommand("instance")
+def instance(invocation: Invocation) -> None:
+    """Write the Dagster home's dagster.yaml from the configuration and print where it is.
+
+    The home is $DAGSTER_HOME, else <data_home>/dagster; the file says how many days run at once
+    (concurrent_runs) and where Dagster's storage is (dagster_storage_url_env). Start dagster-daemon
+    and dagster-webserver on that home (docs/deploy.md). A dagster.yaml of your own is left as it is.
+    """
+    home = prepare_dagster_home(invocation.settings())
+    click.echo(f"DAGSTER_HOME={home}")
 
 
 @_subcommand("ui")

@@ -69,19 +69,33 @@ def field_case(tmp_path: Path) -> Callable[[str], Path]:
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh database on the local PostgreSQL server, dropped afterwards."""
+def postgres_databases() -> Iterator[Callable[[], str]]:
+    """A function creating a fresh database on the local PostgreSQL server and returning its SQLAlchemy URL
+    (psycopg); every one is dropped afterwards. Skips when no server answers."""
     admin = sa.create_engine(POSTGRES + "test", isolation_level="AUTOCOMMIT")
-    name = f"chatpulse_{uuid.uuid4().hex[:12]}"
+    made: list[str] = []
+
+    def create() -> str:
+        name = f"chatpulse_{uuid.uuid4().hex[:12]}"
+        try:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f"CREATE DATABASE {name}")
+        except sa.exc.OperationalError as exc:
+            pytest.skip(f"no PostgreSQL server answers at 127.0.0.1:5432 ({exc.orig})")
+        made.append(name)
+        return POSTGRES + name
+
     try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        pytest.skip(f"no PostgreSQL server answers at 127.0.0.1:5432 ({exc.orig})")
-    try:
-        yield POSTGRES + name
+        yield create
     finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+        if made:
+            with admin.connect() as conn:
+                for name in made:
+                    conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_databases: Callable[[], str]) -> str:
+    """A fresh database on the local PostgreSQL server, dropped afterwards."""
+    return postgres_databases()

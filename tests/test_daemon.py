@@ -11,7 +11,7 @@ import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
 from chatpulse.config import load_settings
-from chatpulse.pipelines.cli import prepare_dagster_home
+from chatpulse.pipelines.instance import prepare_dagster_home
 from chatpulse.pipelines.sensors import LANDING_SENSOR
 from chatpulse.warehouse import Warehouse
 

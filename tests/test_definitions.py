@@ -8,16 +8,17 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 from dagster import DagsterInstance, DefaultScheduleStatus, build_schedule_context
 
 from chatpulse.assets.daystate import DAY_CONSISTENT
 from chatpulse.config import settings_from_mapping
 from chatpulse.daystate import STEPS
-from chatpulse.pipelines.cli import prepare_dagster_home
 from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
+from chatpulse.pipelines.instance import EARLIER_CONFIG, prepare_dagster_home
 
 from fixtures import ASSET_NAMES as ASSETS
-from fixtures import ROOT
+from fixtures import ROOT, invoke_cli
 
 
 def test_every_stage_is_a_daily_partitioned_asset_in_the_configured_zone(tmp_path: Path) -> None:
@@ -59,8 +60,40 @@ def test_the_instance_runs_one_day_at_a_time(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     home = prepare_dagster_home(settings_from_mapping({}, tmp_path, {}))
     with DagsterInstance.from_config(str(home)) as instance:
-        limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
-    assert limits == [{"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+        queue = instance.get_concurrency_config().run_queue_config
+        coordinator = type(instance.run_coordinator).__name__
+    assert queue.tag_concurrency_limits == [
+        {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
+    ]
+    assert (coordinator, queue.max_concurrent_runs) == ("QueuedRunCoordinator", 10)  # Dagster's own default
+
+
+def test_concurrent_runs_and_the_storage_variable_reach_dagster_yaml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    settings = settings_from_mapping({"concurrent_runs": 3, "dagster_storage_url_env": "MY_PG"}, tmp_path, {})
+    written = yaml.safe_load((prepare_dagster_home(settings) / "dagster.yaml").read_text())
+    assert written["storage"] == {"postgres": {"postgres_url": {"env": "MY_PG"}}}  # the variable, never the URL
+    assert written["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert written["concurrency"]["runs"]["max_concurrent_runs"] == 3
+    # Without the storage key (SQLite files in the home), Dagster itself reads the new limit.
+    home = prepare_dagster_home(settings_from_mapping({"concurrent_runs": 2}, tmp_path, {}))
+    with DagsterInstance.from_config(str(home)) as instance:
+        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 2
+
+
+def test_a_dagster_yaml_of_the_users_own_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "dagster"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    (home / "dagster.yaml").write_text(EARLIER_CONFIG)  # what versions before wrote: ours to update
+    prepare_dagster_home(settings_from_mapping({"concurrent_runs": 4}, tmp_path, {}))
+    assert yaml.safe_load((home / "dagster.yaml").read_text())["concurrency"]["runs"]["max_concurrent_runs"] == 4
+    own = "telemetry:\n  enabled: false\nconcurrency:\n  runs:\n    max_concurrent_runs: 7\n"
+    (home / "dagster.yaml").write_text(own)
+    prepare_dagster_home(settings_from_mapping({"concurrent_runs": 4}, tmp_path, {}))
+    assert (home / "dagster.yaml").read_text() == own
 
 
 @pytest.mark.subprocess
@@ -77,3 +110,12 @@ def test_dagster_validates_the_workspace(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Validation successful" in result.stdout + result.stderr
+
+
+def test_chatpulse_instance_writes_the_home_it_prints(tmp_path: Path) -> None:
+    config = tmp_path / "chatpulse.yaml"
+    config.write_text("data_home: .\nconcurrent_runs: 3\n")
+    result = invoke_cli("--config", str(config), "instance")
+    home = tmp_path / "dagster"
+    assert (result.exit_code, result.output) == (0, f"DAGSTER_HOME={home}\n")
+    assert yaml.safe_load((home / "dagster.yaml").read_text())["concurrency"]["runs"]["max_concurrent_runs"] == 3

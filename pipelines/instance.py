@@ -1,0 +1,79 @@
+"""The Dagster instance ChatPulse's runs are recorded and queued in: its home folder and `dagster.yaml`.
+
+`chatpulse run`, `chatpulse demo` and `chatpulse ui` use $DAGSTER_HOME, else `<data_home>/dagster`, and write
+its `dagster.yaml` from the configuration: runs queue in the QueuedRunCoordinator, at most `concurrent_runs`
+at once and one per day (two runs replacing the same day would race), and with `dagster_storage_url_env`
+Dagster's run, event log and schedule storage live in PostgreSQL (dagster-postgres) instead of SQLite files.
+A `dagster.yaml` of the user's own (one without the first line written here) is left alone: a deployment
+that writes its instance itself (Dagster's Helm chart) sets the same keys there (docs/deploy.md).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+
+from chatpulse.config import Settings
+
+WRITTEN_BY_US = (
+    "# Written by chatpulse from its configuration (concurrent_runs, dagster_storage_url_env), and written again "
+    "when they change; delete this line to keep edits of your own."
+)
+# What versions before concurrent_runs wrote, without the first line: such a file is ours to rewrite.
+EARLIER_CONFIG = """\
+telemetry:
+  enabled: false
+concurrency:
+  runs:
+    tag_concurrency_limits:
+      - key: dagster/partition
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+"""
+PARTITION_TAG = "dagster/partition"
+
+
+def instance_config(settings: Settings) -> dict[str, object]:
+    """The `dagster.yaml` of ``settings`` as a mapping.
+
+    The QueuedRunCoordinator launches at most `concurrent_runs` runs at once, and one run per day: the
+    landing sensor may request a day again while it runs. With `dagster_storage_url_env`, the storage is
+    PostgreSQL at the URL in that variable, read by Dagster when it starts (the file never holds the URL,
+    which may carry a password).
+    """
+    config: dict[str, object] = {"telemetry": {"enabled": False}}
+    if settings.dagster_storage_url_env is not None:
+        config["storage"] = {"postgres": {"postgres_url": {"env": settings.dagster_storage_url_env}}}
+    config["run_coordinator"] = {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator"}
+    config["concurrency"] = {
+        "runs": {
+            "max_concurrent_runs": settings.concurrent_runs,
+            "tag_concurrency_limits": [{"key": PARTITION_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}],
+        }
+    }
+    return config
+
+
+def instance_yaml(settings: Settings) -> str:
+    """The text of the `dagster.yaml` ChatPulse writes for ``settings``, its first line saying so."""
+    return WRITTEN_BY_US + "\n" + yaml.safe_dump(instance_config(settings), sort_keys=False)
+
+
+def prepare_dagster_home(settings: Settings) -> Path:
+    """Use $DAGSTER_HOME, else <data_home>/dagster (set into the environment), so CLI runs show up in `dagster dev`.
+
+    Writes its `dagster.yaml` (instance_yaml) when there is none, or when the one there was written by
+    ChatPulse and the configuration now says otherwise; a file of the user's own is kept as it is.
+    Returns the home folder. Raises OSError when the folder or file cannot be written.
+    """
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home)))
+    home.mkdir(parents=True, exist_ok=True)
+    path, wanted = home / "dagster.yaml", instance_yaml(settings)
+    present = path.read_text() if path.exists() else None
+    ours = present is None or present == EARLIER_CONFIG or present.startswith(WRITTEN_BY_US)
+    if ours and present != wanted:
+        path.write_text(wanted)
+    return home
