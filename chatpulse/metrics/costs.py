@@ -118,7 +118,9 @@ def model_prices(requests: pd.DataFrame, day: dt.date, tz: str, rates: DayPrices
     rows = DayGrid.of(day, tz).select(requests, "timestamp")
     table = rate_counts(rows, rates.resolve(rows))
     table = table.rename(columns={name: f"{name}_usd_per_mtok" for name in RATES})
-    table = table.astype({c: object for c in ("model", "provider", "service_tier", "priced_as", "price_provider")})
+    for column in ("model", "provider", "service_tier", "priced_as", "price_provider", "tiers", "price_source"):
+        values = table[column].astype(object)
+        table[column] = values.where(values.notna(), None)
     order = ["model", "provider", "service_tier", "requests"]
     table = table.sort_values(order, ascending=[True, True, True, False], na_position="first", kind="stable")
     table.insert(0, "day", day.isoformat())
