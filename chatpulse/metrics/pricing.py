@@ -66,6 +66,7 @@ SERVICE_TIERS: dict[str, dict[str, str]] = {
 FIRST_PARTY = ("openai", "anthropic", "google", "deepseek", "mistral", "x-ai")
 
 
+@cache
 def package_version() -> str:
     """The installed genai-prices version, as recorded in `price_source` (`genai-prices 0.2.3`)."""
     from importlib.metadata import version
@@ -148,6 +149,7 @@ class PriceBook:
     tables: tuple[tuple[str, PriceTable], ...]
     package: bool = True
     _lookups: dict[tuple[str, str | None], Any] = field(default_factory=dict, compare=False, repr=False)
+    _rates: dict[tuple[int, int, str | None], tuple] = field(default_factory=dict, compare=False, repr=False)
 
     def entry(self, model: str, day: date) -> tuple[str, str, Price] | None:
         """The first table's entry in force on day for model (or the name after a provider prefix), as
@@ -159,6 +161,13 @@ class PriceBook:
                 if current:
                     return source, name, current[-1]
         return None
+
+    def package_rates(self, model: Any, minute: int, level: str | None, context: dict[str, str] | None) -> tuple:
+        """_package_rates of a package model at a minute since the epoch (UTC), computed once per book."""
+        key = (id(model), minute, level)
+        if key not in self._rates:
+            self._rates[key] = _package_rates(model, datetime.fromtimestamp(minute * 60, UTC), context)
+        return self._rates[key]
 
     def package_model(self, model: str, provider: str | None) -> Any | None:
         """The package's (provider, model) for a logged model name and provider, looked up once."""
@@ -251,47 +260,50 @@ class DayPrices:
     def resolve(self, requests: pd.DataFrame) -> Resolved:
         """Each request's rates: by model, provider, service tier and, for the package's prices, minute."""
         model, provider = _text(requests, "model"), _text(requests, "provider")
-        tier = _text(requests, "service_tier").map(_tier)
-        minute = (
-            pd.to_datetime(requests["timestamp"], utc=True).dt.floor("min").to_numpy()
-            if "timestamp" in requests
-            else np.full(len(requests), pd.Timestamp(datetime.combine(self.day, time(12), UTC)))
-        )
-        keys = pd.DataFrame(
-            {"model": model.to_numpy(), "provider": provider.to_numpy(), "tier": tier.to_numpy(), "minute": minute}
-        )  # positions as the index: a frame's own index may repeat labels
+        tier_codes, tiers = pd.factorize(_text(requests, "service_tier"), use_na_sentinel=True)
+        tier = np.array([*(_tier(v) for v in tiers), None], dtype=object)[tier_codes]
+        if "timestamp" in requests:  # whole minutes since the epoch, UTC
+            stamps = pd.to_datetime(requests["timestamp"], utc=True).dt.as_unit("ns")
+            minute = stamps.to_numpy(dtype="datetime64[ns]").astype("int64") // 60_000_000_000
+        else:
+            minute = np.full(len(requests), int(datetime.combine(self.day, time(12), UTC).timestamp()) // 60)
+        keys = pd.DataFrame({"model": model.to_numpy(), "provider": provider.to_numpy(), "tier": tier})
         codes = np.full(len(requests), -1, dtype=np.int64)
         rows: dict[tuple[Any, ...], int] = {}
-        for (name, prov, level), group in keys.groupby(["model", "provider", "tier"], dropna=False, sort=False):
+        for (name, prov, level), positions in keys.groupby(["model", "provider", "tier"], dropna=False).indices.items():
             name, prov, level = (None if pd.isna(v) else v for v in (name, prov, level))
             if name is None:
                 continue
-            for rates, positions in self._group_rates(str(name), prov, level, group["minute"]).items():
-                codes[positions] = rows.setdefault((name, prov, level, *rates), len(rows))
+            rate_keys, which = self._group_rates(str(name), prov, level, minute[positions])
+            if not rate_keys:  # nothing prices the model: its requests stay -1
+                continue
+            ids = np.array([rows.setdefault((name, prov, level, *key), len(rows)) for key in rate_keys])
+            codes[positions] = ids[which]
         table = pd.DataFrame([list(key) for key in rows], columns=list(RATE_COLUMNS))
         return Resolved(table.astype({r: "float64" for r in RATES}), codes)
 
     def _group_rates(
-        self, name: str, provider: str | None, level: str | None, minutes: pd.Series
-    ) -> dict[tuple[Any, ...], np.ndarray]:
-        """The rate sets of one model, provider and tier: rate key (RATE_COLUMNS after service_tier) -> the
-        positions of the requests billed at it; empty when nothing prices the model."""
+        self, name: str, provider: str | None, level: str | None, minutes: np.ndarray
+    ) -> tuple[list[tuple[Any, ...]], np.ndarray]:
+        """The rate sets of one model, provider and tier (each a key: RATE_COLUMNS after service_tier) and,
+        per request of the group, the position of its set; no sets when nothing prices the model."""
         found = self.book.entry(name, self.day)
         if found is not None:
             source, priced_as, entry = found
             rates, source = self._file_rates(name, provider, entry, source)
-            return {(priced_as, None, *rates, None, entry.start.isoformat(), source): minutes.index.to_numpy()}
+            return [(priced_as, None, *rates, None, entry.start.isoformat(), source)], np.zeros(len(minutes), int)
         match = self.book.package_model(name, provider)
         if match is None:
-            return {}
+            return [], np.zeros(len(minutes), int)
         price_provider, model = match
         context = SERVICE_TIERS.get(level) if level is not None else None
-        out: dict[tuple[Any, ...], list[Any]] = {}
-        for moment, labels in minutes.groupby(minutes, sort=True).groups.items():
-            rates = _package_rates(model, pd.Timestamp(moment).to_pydatetime(), context)
-            key = (model.id, price_provider.id, *rates, package_version())
-            out.setdefault(key, []).extend(labels)
-        return {key: np.asarray(labels, dtype=np.int64) for key, labels in out.items()}
+        distinct, inverse = np.unique(minutes, return_inverse=True)
+        sets: dict[tuple[Any, ...], int] = {}
+        per_minute = np.empty(len(distinct), dtype=np.int64)
+        for n, at in enumerate(distinct):
+            rates = self.book.package_rates(model, int(at), level, context)
+            per_minute[n] = sets.setdefault((model.id, price_provider.id, *rates, package_version()), len(sets))
+        return list(sets), per_minute[inverse]
 
     def _file_rates(self, name: str, provider: str | None, entry: Price, source: str) -> tuple[tuple, str]:
         """A table entry's rates (RATES). A cache rate it leaves out follows the provider where the package
