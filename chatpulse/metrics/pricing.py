@@ -218,6 +218,14 @@ def _text(requests: pd.DataFrame, column: str) -> pd.Series:
     return values.where(values.notna(), None)
 
 
+def _factorized(requests: pd.DataFrame, column: str) -> tuple[np.ndarray, list[Any]]:
+    """A column's codes (-1 where missing, or for every row when the frame lacks it) and distinct values."""
+    if column not in requests:
+        return np.full(len(requests), -1, dtype=np.int64), []
+    codes, uniques = pd.factorize(requests[column])
+    return codes.astype(np.int64), list(uniques)
+
+
 def _tier(value: Any) -> str | None:
     """A logged service tier, lower case; None for the standard rates (missing, `default`, `auto`)."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
@@ -259,22 +267,30 @@ class DayPrices:
 
     def resolve(self, requests: pd.DataFrame) -> Resolved:
         """Each request's rates: by model, provider, service tier and, for the package's prices, minute."""
-        model, provider = _text(requests, "model"), _text(requests, "provider")
-        tier_codes, tiers = pd.factorize(_text(requests, "service_tier"), use_na_sentinel=True)
-        tier = np.array([*(_tier(v) for v in tiers), None], dtype=object)[tier_codes]
+        n = len(requests)
+        model_codes, models = _factorized(requests, "model")
+        provider_codes, providers = _factorized(requests, "provider")
+        tier_codes, tiers = _factorized(requests, "service_tier")
+        levels = [*(_tier(v) for v in tiers), None]
         if "timestamp" in requests:  # whole minutes since the epoch, UTC
             stamps = pd.to_datetime(requests["timestamp"], utc=True).dt.as_unit("ns")
             minute = stamps.to_numpy(dtype="datetime64[ns]").astype("int64") // 60_000_000_000
         else:
-            minute = np.full(len(requests), int(datetime.combine(self.day, time(12), UTC).timestamp()) // 60)
-        keys = pd.DataFrame({"model": model.to_numpy(), "provider": provider.to_numpy(), "tier": tier})
-        codes = np.full(len(requests), -1, dtype=np.int64)
+            minute = np.full(n, int(datetime.combine(self.day, time(12), UTC).timestamp()) // 60)
+        # One integer per (model, provider, tier); -1 (missing) becomes 0 in each place.
+        width_p, width_t = len(providers) + 1, len(tiers) + 1
+        combined = ((model_codes + 1) * width_p + provider_codes + 1) * width_t + tier_codes + 1
+        groups, inverse, counts = np.unique(combined, return_inverse=True, return_counts=True)
+        members = np.split(np.argsort(inverse, kind="stable"), np.cumsum(counts)[:-1])
+        codes = np.full(n, -1, dtype=np.int64)
         rows: dict[tuple[Any, ...], int] = {}
-        for (name, prov, level), positions in keys.groupby(["model", "provider", "tier"], dropna=False).indices.items():
-            name, prov, level = (None if pd.isna(v) else v for v in (name, prov, level))
-            if name is None:
+        for group, positions in zip(groups, members, strict=True):
+            m, rest = divmod(int(group), width_p * width_t)
+            p, t = divmod(rest, width_t)
+            if m == 0:  # no model: unpriced
                 continue
-            rate_keys, which = self._group_rates(str(name), prov, level, minute[positions])
+            name, prov, level = str(models[m - 1]), providers[p - 1] if p else None, levels[t - 1] if t else None
+            rate_keys, which = self._group_rates(name, prov, level, minute[positions])
             if not rate_keys:  # nothing prices the model: its requests stay -1
                 continue
             ids = np.array([rows.setdefault((name, prov, level, *key), len(rows)) for key in rate_keys])
