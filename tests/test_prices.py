@@ -230,3 +230,14 @@ def test_model_prices_records_each_rate_set_and_its_source() -> None:
     assert (standard.input_usd_per_mtok, priority.input_usd_per_mtok, qwen.input_usd_per_mtok) == (2.5, 4.25, 1.6)
     assert standard.price_source == pricing.package_version() and standard.price_provider == "openai"
     assert (qwen.price_source, qwen.price_from) == (pricing.BUILTIN_SOURCE, "2025-01-25")
+
+
+def test_every_step_shares_one_book_per_price_file_version(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("models:\n  our-llm:\n    - {from: 2026-01-01, input: 1, output: 2}\n")
+    frame = _frame(DAY, {"model": "our-llm", "prompt_tokens": 1_000_000})
+    first = pricing.day_prices(path, DAY)
+    assert pricing.day_prices(path, DAY).book is first.book  # assets/metrics.py and assets/spend.py alike
+    assert estimate_cost(frame, first).tolist() == [1.0]
+    path.write_text("models:\n  our-llm:\n    - {from: 2026-01-01, input: 3.5, output: 2}\n")  # edited: read again
+    assert estimate_cost(frame, pricing.day_prices(path, DAY)).tolist() == [3.5]
