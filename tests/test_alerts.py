@@ -122,13 +122,13 @@ def test_the_incident_fires_exactly_the_expected_alerts_and_normal_days_none(dem
         ("error_rate_1h", "14:00", 234),
         ("latency_p95_1h", "14:00", 234),
         ("latency_p95_spike", "14:00", 234),
-        ("error_rate_5m", "14:10", 23),
-        ("error_rate_5m", "14:45", 27),
+        ("error_rate_5m", "14:10", 24),
+        ("error_rate_5m", "14:45", 28),
     ]
     by_rule = stored.set_index(["rule", stored["window_start"].dt.strftime("%H:%M")])
     assert by_rule.loc[("error_rate_1h", "14:00"), "value"] == pytest.approx(40 / 234)
-    assert by_rule.loc[("latency_p95_spike", "14:00"), "baseline"] == pytest.approx(9635.62)
-    assert by_rule.loc[("error_rate_5m", "14:10"), "value"] == pytest.approx(6 / 23)
+    assert by_rule.loc[("latency_p95_spike", "14:00"), "baseline"] == pytest.approx(11274.2)
+    assert by_rule.loc[("error_rate_5m", "14:10"), "value"] == pytest.approx(7 / 24)
     # The demo runs after each day has ended, so every breach is over when first seen.
     assert (stored["first_seen"] == stored["last_seen"]).all()
     assert (stored["resolved_at"] == stored["first_seen"]).all()
@@ -228,14 +228,14 @@ def test_during_the_day_a_breach_is_open_while_it_lasts_and_resolves_once_the_me
             (row.rule, f"{row.window_start:%H:%M}"): "open" if pd.isna(row.resolved_at) else f"{row.resolved_at:%H:%M}"
             for row in stored.itertuples()
         }
-    # The incident's 5-minute windows (requests, errors): 14:10 (23, 6), 14:15 (17, 6), 14:20 (18, 9),
-    # 14:25 (14, 5), 14:30 (28, 3), ..., 14:45 (27, 7), 14:50 (21, 0). Below 20 requests error_rate_5m
+    # The incident's 5-minute windows (requests, errors): 14:10 (24, 7), 14:15 (16, 5), 14:20 (18, 9),
+    # 14:25 (13, 5), 14:30 (28, 3), ..., 14:45 (28, 7), 14:50 (20, 0). Below 20 requests error_rate_5m
     # cannot judge a window, so such windows neither fire nor end a breach.
     minutes = full.minute_metrics
     five = minutes.groupby(minutes["start"].dt.floor("5min"))[["requests", "errors"]].sum()
     clocks = ("14:10", "14:15", "14:20", "14:25", "14:30", "14:45", "14:50")
     assert [tuple(five.loc[pd.Timestamp(f"{INCIDENT} {clock}", tz="UTC")]) for clock in clocks] == [
-        (23, 6), (17, 6), (18, 9), (14, 5), (28, 3), (27, 7), (21, 0)
+        (24, 7), (16, 5), (18, 9), (13, 5), (28, 3), (28, 7), (20, 0)
     ]  # fmt: skip
     assert states["14:12"] == {}  # the 14:10 window is two minutes old: too few requests yet
     # The 14:15-14:25 windows are too thin to say the burst is over; the latency spike goes on in its hour.
@@ -352,7 +352,7 @@ def test_baselines_read_stored_windows_and_fall_back_to_requests_for_a_day_witho
     assert sorted(set(stored.windows["day"])) == [day.isoformat() for day in DAYS[:5]]
     assert set(stored.windows["series"]) == {"latency_p95_ms/1h/*"}
     expected = evaluate(rules, stored, INCIDENT, "UTC", after)
-    assert expected.loc[expected["rule"] == "latency_p95_spike", "baseline"].tolist() == [pytest.approx(9635.62)]
+    assert expected.loc[expected["rule"] == "latency_p95_spike", "baseline"].tolist() == [pytest.approx(11274.2)]
 
     # A day whose windows were never stored (run before the rule existed) is read from its requests.
     missing = DAYS[2].isoformat()

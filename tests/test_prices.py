@@ -241,3 +241,10 @@ def test_every_step_shares_one_book_per_price_file_version(tmp_path: Path) -> No
     assert estimate_cost(frame, first).tolist() == [1.0]
     path.write_text("models:\n  our-llm:\n    - {from: 2026-01-01, input: 3.5, output: 2}\n")  # edited: read again
     assert estimate_cost(frame, pricing.day_prices(path, DAY)).tolist() == [3.5]
+
+
+def test_a_day_without_requests_prices_nothing() -> None:
+    frame = _frame(DAY, {"model": "gpt-4o", "prompt_tokens": 1}).iloc[0:0]
+    rates = prices_on(load_prices(), DAY)
+    assert len(estimate_cost(frame, rates)) == 0
+    assert model_prices(frame, DAY, "UTC", rates).empty

@@ -281,7 +281,7 @@ class DayPrices:
         width_p, width_t = len(providers) + 1, len(tiers) + 1
         combined = ((model_codes + 1) * width_p + provider_codes + 1) * width_t + tier_codes + 1
         groups, inverse, counts = np.unique(combined, return_inverse=True, return_counts=True)
-        members = np.split(np.argsort(inverse, kind="stable"), np.cumsum(counts)[:-1])
+        members = np.split(np.argsort(inverse, kind="stable"), np.cumsum(counts)[:-1]) if n else []
         codes = np.full(n, -1, dtype=np.int64)
         rows: dict[tuple[Any, ...], int] = {}
         for group, positions in zip(groups, members, strict=True):
