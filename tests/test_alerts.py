@@ -455,6 +455,9 @@ def test_the_incident_stays_five_alerts_over_three_runs_each_resolved_once(demo,
     write_sample(home / "landing", [INCIDENT], incident_day=date(2000, 1, 1))
     assert job.execute_in_process(partition_key=INCIDENT.isoformat(), instance=instance).success
     corrected = warehouse.read("alerts", INCIDENT.isoformat())
+    # The incident's alerts (the corrected day's own traffic may breach a rule of its own: not compared here).
+    key = ["rule", "window_start"]
+    corrected = first[key].merge(corrected, on=key, how="left")
     assert corrected["resolved_at"].tolist() == first["resolved_at"].tolist()
     assert corrected["last_seen"].tolist() == third["last_seen"].tolist()
 
