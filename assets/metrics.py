@@ -19,7 +19,7 @@ from chatpulse.behaviour.midnight import with_neighbours
 from chatpulse.behaviour.sessions import EVENT_KEYS
 from chatpulse.metrics import costs as cost_metrics
 from chatpulse.metrics import daily, errors, session_stats, traffic, trends, users
-from chatpulse.metrics.pricing import load_prices, prices_on
+from chatpulse.metrics.pricing import day_prices
 from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from chatpulse.schema import OUTCOME_COLUMNS
 from chatpulse.warehouse import Write
@@ -64,7 +64,7 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         warehouse: WarehouseResource,
     ) -> MaterializeResult:
         settings, day = chatpulse.settings, date.fromisoformat(context.partition_key)
-        rates = prices_on(load_prices(settings.prices), day)
+        rates = day_prices(settings.prices, day)
         table = daily.daily_metrics(requests, sessions, day, settings.timezone, rates)
         write_day(context, warehouse, Write("daily_metrics", table))
         row = table.iloc[0]
@@ -83,7 +83,8 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         kinds={"pandas", "sql"},
         description="Requests per minute; traffic, concurrency, latency and errors overall, per model and endpoint; "
         "errors by kind; the failed and the slowest requests (ids only, never content); tokens and estimated cost "
-        "per model from the versioned price table (unpriced models named); usage per user.",
+        "per model from genai-prices and the price files (unpriced models named), the rates used and their source "
+        "(model_prices); usage per user.",
     )
     def request_metrics(
         context: AssetExecutionContext,
@@ -93,7 +94,7 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
     ) -> MaterializeResult:
         settings = chatpulse.settings
         day, tz = date.fromisoformat(context.partition_key), settings.timezone
-        rates = prices_on(load_prices(settings.prices), day)
+        rates = day_prices(settings.prices, day)
         table = traffic.request_metrics(requests, day, tz, settings.slow_request_seconds * 1000.0)
         kinds = errors.error_kinds(requests, day, tz)
         failed = errors.failed_requests(requests, day, tz)
@@ -107,6 +108,7 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
             Write("failed_requests", failed),
             Write("slowest_requests", errors.slowest_requests(requests, day, tz)),
             Write("model_costs", costs),
+            Write("model_prices", cost_metrics.model_prices(requests, day, tz, rates)),
             Write("daily_users", cost_metrics.daily_users(requests, day, tz, rates)),
         )
         overall = table.iloc[0]
@@ -120,6 +122,7 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
                 "cost_estimate_usd": float(costs["cost_estimate_usd"].sum()),
                 "unpriced_requests": int(unpriced["unpriced_requests"].sum()),
                 "unpriced_models": ", ".join(str(m) for m in unpriced["model"]) or "none",
+                "price_sources": ", ".join(sorted(costs["price_source"].dropna().unique())) or "none",
             }
         )
 

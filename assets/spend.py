@@ -22,7 +22,7 @@ from chatpulse.assets.daystate import write_day
 from chatpulse.config import Settings
 from chatpulse.ingest.provider_bill import KIND, read_bills
 from chatpulse.metrics.attribution import dimension_daily
-from chatpulse.metrics.pricing import load_prices, prices_on
+from chatpulse.metrics.pricing import day_prices
 from chatpulse.metrics.reconcile import cost_reconciliation
 from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from chatpulse.warehouse import Warehouse, Write
@@ -75,7 +75,7 @@ def spend_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
     ) -> MaterializeResult:
         settings = chatpulse.settings
         day = date.fromisoformat(context.partition_key)
-        rates = prices_on(load_prices(settings.prices), day)
+        rates = day_prices(settings.prices, day)
         table = dimension_daily(
             requests, day, settings.timezone, rates, settings.dimensions, settings.top_values, _budgeted(settings)
         )
@@ -118,7 +118,7 @@ def spend_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         key = context.partition_key
         day = date.fromisoformat(key)
         bills = read_bills(settings.landing_dir, settings.provider_bills).day(key)
-        rates = prices_on(load_prices(settings.prices), day)
+        rates = day_prices(settings.prices, day)
         table = cost_reconciliation(
             requests, day, settings.timezone, rates, bills.costs, settings.provider_bills, settings.dimensions
         )

@@ -27,8 +27,9 @@ Rate = Annotated[NonNegative, expect("a non-negative number")]
 class Price(YamlSection):
     """One model's rates from a date on, USD per million tokens (an entry of a price file).
 
-    Without a cached rate (None), cache reads are billed at the input rate; without a cache write
-    rate, cache writes are (Anthropic bills a 5-minute cache write at 1.25 times its input rate).
+    A cache read or cache write rate left out (None) follows the provider where genai-prices states
+    that rate for the model (its ratio to the input rate: Anthropic bills a 5-minute cache write at
+    1.25 times its input rate), else it is the input rate (chatpulse.metrics.pricing).
     """
 
     start: Annotated[Day, Field(alias="from")]

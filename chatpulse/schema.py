@@ -42,6 +42,9 @@ REQUEST_COLUMNS: dict[str, str] = {
     "reasoning_tokens": "int",
     "cost_usd": "float",
     "metadata": "json",
+    # The rates the provider billed at, as the log says: OpenAI's `service_tier` (default, flex, priority),
+    # `batch` for Batch API output (the openai_batch_output preset); missing means the standard rates.
+    "service_tier": "string",
 }
 
 MESSAGE_COLUMNS: dict[str, str] = {

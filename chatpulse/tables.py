@@ -105,7 +105,7 @@ TABLES: dict[str, sa.Table] = {
         *_floats("session_duration_p50_s", "session_duration_p95_s", "turns_mean"),
         *_counts("unmetered_requests"),
         *_floats("cost_estimate_usd"),
-        *_counts("estimated_requests"),
+        *_counts("estimated_requests", "unpriced_requests"),
     ),
     "sessions": _table(
         "sessions",
@@ -260,6 +260,19 @@ TABLES: dict[str, sa.Table] = {
         *_counts("cache_write_tokens"),
         *_floats("cache_write_input_usd_per_mtok"),
         *_counts("unmetered_requests", "estimated_requests"),
+        sa.Column("price_source", sa.Text()),
+    ),
+    # The rates that priced each model's requests (chatpulse.metrics.costs.model_prices).
+    "model_prices": _table(
+        "model_prices",
+        *[sa.Column(name, sa.Text()) for name in ("model", "provider", "service_tier", "priced_as", "price_provider")],
+        *_floats(
+            "input_usd_per_mtok", "cached_input_usd_per_mtok", "cache_write_input_usd_per_mtok", "output_usd_per_mtok"
+        ),
+        sa.Column("price_tiers", sa.Text()),
+        sa.Column("price_from", sa.String(10)),
+        sa.Column("price_source", sa.Text()),
+        *_counts("requests"),
     ),
     "daily_users": _table(
         "daily_users",

@@ -75,18 +75,22 @@ def _cost_column(row: pd.Series) -> str:
 
 
 def _cost_detail(row: pd.Series) -> str:
-    """What the Cost card's number is, and how many requests the estimate covers (never a silent $0):
-    "logged · estimate $4.10 covers 2,990 of 2,998 requests · 8 unmetered", or without a logged cost
-    "estimate covers 1 of 3 requests · 2 unmetered"."""
+    """What the Cost card's number is, and the requests it leaves out (never a silent $0). Both costs:
+    "logged · estimate $4.10 covers 2,990 of 2,998 requests · 8 unmetered · 3 unpriced"; no logged cost:
+    "no request logged a cost: estimate covers 1 of 3 requests · 2 unmetered"; unmetered requests were
+    served without token counts, unpriced ones are of a model no price matches."""
     get = row.get
-    requests, estimated, unmetered = get("requests"), get("estimated_requests"), get("unmetered_requests")
+    requests, estimated = get("requests"), get("estimated_requests")
     logged = _cost_column(row) == "cost_usd"
     parts = ["logged"] if logged else []
     if not missing(estimated) and not missing(requests) and requests:
         estimate = f"estimate {format_usd(get('cost_estimate_usd'))}" if logged and estimated else "estimate"
-        parts.append(f"{estimate} covers {format_int(estimated)} of {format_int(requests)} requests")
-    if not missing(unmetered) and unmetered:
-        parts.append(f"{format_int(unmetered)} unmetered")
+        covers = f"{estimate} covers {format_int(estimated)} of {format_int(requests)} requests"
+        parts.append(covers if logged else f"no request logged a cost: {covers}")
+    for column, name in (("unmetered_requests", "unmetered"), ("unpriced_requests", "unpriced")):
+        count = get(column)
+        if not missing(count) and count:
+            parts.append(f"{format_int(count)} {name}")
     return " · ".join(parts)
 
 

@@ -111,7 +111,7 @@ def test_the_burstgpt_example_shows_its_day_and_fill_rates(realdata: Path, tmp_p
         column("total_tokens", "Total tokens", first["Total tokens"]),
         "  not in the files: request_id, user_id, provider, status_code (from the failure rule), "
         "error_type (from the failure rule), error_code, finish_reason, ttft_ms, cached_tokens, "
-        "cache_write_tokens, reasoning_tokens, cost_usd, metadata",
+        "cache_write_tokens, reasoning_tokens, cost_usd, metadata, service_tier",
         "",
         f"warning: {len(strays)} files in the landing folder match no source: {', '.join(strays)}",
         "1 warning",

@@ -72,11 +72,8 @@ def _page(home: Path) -> str:
 def test_02_anthropic_cache_reads_and_writes_are_input_tokens_priced_at_their_own_rates(tmp_path: Path) -> None:
     case = field_case("02-anthropic-cache-tokens", tmp_path)
     _declare(case, "anthropic")
-    # EXPECTED.md: a 5-minute cache write is billed at 1.25x the input rate; "the price file may state it".
-    prices = yaml.safe_load((case / "prices.yaml").read_text())
-    (entry,) = prices["models"]["claude-sonnet-4"]
-    entry["cache_write_input"] = entry["input"] * 1.25
-    (case / "prices.yaml").write_text(yaml.safe_dump(prices))
+    # EXPECTED.md: a 5-minute cache write is billed at 1.25x the input rate; "the price file may state it, or
+    # it follows from the provider". The case's file does not: genai-prices' Anthropic ratio applies.
     warehouse = _run(case, tmp_path / "home")
 
     with (case / "anthropic.csv").open(newline="") as handle:
@@ -85,7 +82,7 @@ def test_02_anthropic_cache_reads_and_writes_are_input_tokens_priced_at_their_ow
         int(row[name])
         for name in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "output_tokens")
     )
-    rates = _rates(case)
+    rates = {**_rates(case), "cache_write_input": _rates(case)["input"] * 1.25}  # Anthropic's 5-minute write
     cost = (given * rates["input"] + read * rates["cached_input"] + written * rates["cache_write_input"]) / 1e6
     cost += output * rates["output"] / 1e6
     assert (given + read + written, output) == (13005, 200)  # EXPECTED.md
@@ -97,7 +94,9 @@ def test_02_anthropic_cache_reads_and_writes_are_input_tokens_priced_at_their_ow
     costs = warehouse.read("model_costs", DAY).iloc[0]
     assert costs["cost_estimate_usd"] == pytest.approx(cost)
     assert (costs["prompt_tokens"], costs["cache_write_tokens"], costs["estimated_requests"]) == (13005, written, 1)
-    assert costs["cache_write_input_usd_per_mtok"] == rates["cache_write_input"]
+    assert costs["cache_write_input_usd_per_mtok"] == pytest.approx(rates["cache_write_input"])
+    assert costs["price_source"].startswith(str(case / "prices.yaml"))  # the case's file, its unstated rate named
+    assert "cache_write_input at genai-prices" in costs["price_source"]
     daily = warehouse.read("daily_metrics", DAY).iloc[0]
     assert (daily["prompt_tokens"], daily["cost_estimate_usd"]) == (13005, pytest.approx(cost))
     assert _quality(warehouse)[2] == {}  # nothing contradicts the declared convention
@@ -218,3 +217,31 @@ def test_06_error_kinds_from_status_then_provider_codes_then_finish_reason(tmp_p
     table = warehouse.read("error_kinds", DAY).set_index("error_kind")["errors"]
     assert {kind: n for kind, n in table.items() if n} == dict(Counter(kinds.values()))
     assert dict(Counter(kinds.values())) == {"content_filter": 2, "server": 2, "rate_limit": 1, "timeout": 1}
+
+
+def _without_price_file(case: Path, convention: str) -> None:
+    """The case's source declared in its provider's convention, and its `prices:` key dropped: the built-in
+    prices (genai-prices) alone price it."""
+    _declare(case, convention)
+    config = yaml.safe_load((case / "cfg.yaml").read_text())
+    del config["prices"]
+    (case / "cfg.yaml").write_text(yaml.safe_dump(config))
+
+
+def test_02_and_03_are_priced_by_the_built_in_prices_alone(tmp_path: Path) -> None:
+    anthropic = field_case("02-anthropic-cache-tokens", tmp_path / "02")
+    _without_price_file(anthropic, "anthropic")
+    _, costs = _cleaned(anthropic)
+    # EXPECTED.md: 5 x 3.00 + 12000 x 0.30 + 1000 x 3.75 + 200 x 15.00 per million (Anthropic's list prices).
+    assert costs.iloc[0]["cost_estimate_usd"] == pytest.approx(
+        (5 * 3.00 + 12000 * 0.30 + 1000 * 3.75 + 200 * 15.0) / 1e6
+    )
+    assert costs.iloc[0]["cost_estimate_usd"] == pytest.approx(0.010365)
+    assert costs.iloc[0]["price_source"].startswith("genai-prices ")
+
+    gemini = field_case("03-gemini-thinking-tokens", tmp_path / "03")
+    _without_price_file(gemini, "gemini")
+    _, costs = _cleaned(gemini)
+    # EXPECTED.md: 100 x 0.30 + (50 + 400) x 2.50 per million (Google's list prices).
+    assert costs.iloc[0]["cost_estimate_usd"] == pytest.approx((100 * 0.30 + 450 * 2.50) / 1e6)
+    assert costs.iloc[0]["cost_estimate_usd"] == pytest.approx(0.001155)

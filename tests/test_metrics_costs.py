@@ -71,12 +71,22 @@ def test_estimate_bills_cached_and_reasoning_tokens_as_documented() -> None:
     assert usd[5] == pytest.approx(5000 * 0.02 / 1e6)
 
 
+def _rates(day: dt.date, model: str, book=None) -> pd.Series:
+    """The rates one request of model at noon UTC on day is priced at (a row of DayPrices.resolve's table)."""
+    frame = pd.DataFrame({"timestamp": [pd.Timestamp(f"{day}T12:00:00Z")], "model": [model]})
+    resolved = prices_on(book or load_prices(), day).resolve(frame)
+    assert resolved.codes[0] >= 0, f"{model} unpriced on {day}"
+    return resolved.table.iloc[resolved.codes[0]]
+
+
 def test_prices_are_versioned_by_day() -> None:
-    table = load_prices()
-    before_caching = prices_on(table, dt.date(2024, 9, 1)).loc["gpt-4o"]
-    assert (before_caching["input"], before_caching["cached_input"], before_caching["output"]) == (5.0, 5.0, 15.0)
-    assert prices_on(table, dt.date(2026, 1, 1)).loc["gpt-4o", "price_from"] == "2024-10-01"
-    assert "o3-mini" not in prices_on(table, dt.date(2025, 1, 30)).index  # before its first price
+    # OpenAI cut o3 from $10 / $40 to $2 / $8 per million tokens on 2025-06-10 (the package's price history).
+    before, after = _rates(dt.date(2025, 6, 1), "o3"), _rates(dt.date(2025, 7, 1), "o3")
+    assert (before["input"], before["output"], after["input"], after["output"]) == (10.0, 40.0, 2.0, 8.0)
+    assert after["price_from"] == "2025-06-10" and after["price_source"].startswith("genai-prices ")
+    # A price file's entry starts on its own date: qwen3-max (ChatPulse's prices.yaml) is unpriced before it.
+    frame = pd.DataFrame({"timestamp": [pd.Timestamp("2025-09-01T12:00:00Z")], "model": ["qwen3-max"]})
+    assert prices_on(load_prices(), dt.date(2025, 9, 1)).resolve(frame).codes.tolist() == [-1]
 
 
 def test_user_prices_extend_and_override_the_built_in_table(tmp_path: Path) -> None:
@@ -86,15 +96,19 @@ def test_user_prices_extend_and_override_the_built_in_table(tmp_path: Path) -> N
         "  gpt-4o:\n    - {from: 2026-11-01, input: 2.0, cached_input: 1.0, output: 8.0}\n"
         "  mystery-1:\n    - {from: 2026-01-01, input: 1.0, output: 2.0}\n"
     )
-    table = load_prices(path)
-    assert [p.start.isoformat() for p in table["gpt-4o"]] == ["2024-05-13", "2024-10-01", "2026-11-01"]
-    rates = prices_on(table, DAY)
-    assert rates.loc["mystery-1", "cached_input"] == 1.0  # defaults to the input rate
-    costs = model_costs(FRAME, DAY, "UTC", rates).set_index("model")
+    book = load_prices(path)
+    # Before the user's entry starts, genai-prices' list price; from it on, the user's, named by its file.
+    assert _rates(dt.date(2026, 10, 31), "gpt-4o", book)[["input", "output"]].tolist() == [2.5, 10.0]
+    mine = _rates(DAY, "gpt-4o", book)
+    assert (mine["input"], mine["cached_input"], mine["output"], mine["price_source"]) == (2.0, 1.0, 8.0, str(path))
+    # A model the package lacks: unstated cache rates are the input rate.
+    assert _rates(DAY, "mystery-1", book)[["cached_input", "cache_write_input"]].tolist() == [1.0, 1.0]
+    costs = model_costs(FRAME, DAY, "UTC", prices_on(book, DAY)).set_index("model")
     assert costs.loc["mystery-1", "cost_estimate_usd"] == pytest.approx((10 * 1.0 + 10 * 2.0) / 1e6)
     assert costs.loc["gpt-4o", "cost_estimate_usd"] == pytest.approx(
         (600 * 2 + 400 * 1 + 300 * 8 + 200 * 2 + 50 * 8) / 1e6
     )
+    assert costs.loc["gpt-4o", "price_source"] == str(path)
 
 
 @pytest.mark.parametrize(
@@ -150,11 +164,12 @@ def test_model_costs_name_unpriced_models_and_keep_the_logged_cost() -> None:
     assert gpt["cost_estimate_usd"] == pytest.approx(estimate)
     assert (gpt["cost_logged_usd"], gpt["logged_requests"]) == (0.006, 1)
     assert gpt["cost_difference_usd"] == pytest.approx(0.006 - (600 * 2.50 + 400 * 1.25 + 300 * 10.0) / 1e6)
-    assert (gpt["input_usd_per_mtok"], gpt["output_usd_per_mtok"], gpt["price_from"]) == (2.5, 10.0, "2024-10-01")
+    assert (gpt["input_usd_per_mtok"], gpt["output_usd_per_mtok"]) == (2.5, 10.0)
+    assert gpt["price_source"].startswith("genai-prices ")
     mystery = rows["mystery-1"]
     assert (mystery["requests"], mystery["unpriced_requests"], mystery["cost_logged_usd"]) == (2, 2, 1.0)
     assert np.isnan(mystery["cost_estimate_usd"]) and np.isnan(mystery["cost_difference_usd"])
-    assert pd.isna(mystery["price_from"])
+    assert pd.isna(mystery["price_from"]) and pd.isna(mystery["price_source"])
     assert rows["-"]["unpriced_requests"] == 1 and np.isnan(rows["-"]["cost_logged_usd"])
     # 5,000 input tokens at $0.02 per million, logged as $0.0001: no difference.
     assert rows["text-embedding-3-small"]["cost_difference_usd"] == pytest.approx(0.0001 - 5000 * 0.02 / 1e6)

@@ -361,6 +361,7 @@ def test_openai_batch_output_tokens_match_the_file(realdata: Path) -> None:
         "cache_write_tokens",
         "cost_usd",
         "metadata",
+        "service_tier",
     )
 
 

@@ -175,6 +175,9 @@ def test_openai_batch_output_joins_on_custom_id_and_reads_errors(formats: Path, 
         assert row["cached_tokens"] == body["usage"]["prompt_tokens_details"]["cached_tokens"]
         assert row["status_code"] == line["response"]["status_code"] and row["model"] == body["model"]
     assert sum(frame[line["custom_id"]]["reasoning_tokens"] > 0 for line in lines) == len(lines)
+    # The bodies say `service_tier: default`; every line of a Batch API output was billed at batch rates.
+    assert {line["response"]["body"]["service_tier"] for line in lines} == {"default"}
+    assert {frame[key]["service_tier"] for key in frame} == {"batch"}
     failed = pd.DataFrame([frame["expired"], frame["refused"]])
     assert failed["error_code"].tolist() == ["batch_expired", "context_length_exceeded"]
     assert failed["status_code"].tolist()[1] == 400 and is_error(failed).all()

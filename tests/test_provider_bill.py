@@ -256,7 +256,7 @@ def test_the_sample_bill_is_the_logged_cost_plus_the_known_gap(tmp_path: Path) -
     write_sample(tmp_path, days, requests_per_day=400)
     bill = json.loads(next(tmp_path.glob("bills/openai-costs-*.json")).read_text())
     assert bill["object"] == "page" and not bill["has_more"]
-    # The logged cost per UTC day and project, read straight from the landing files (the valid lines).
+    # OpenAI's logged cost per UTC day and project, read straight from the landing files (the valid lines).
     lines = []
     for d in days:
         with gzip.open(tmp_path / f"requests-{d}.jsonl.gz", "rt") as file:
@@ -265,7 +265,7 @@ def test_the_sample_bill_is_the_logged_cost_plus_the_known_gap(tmp_path: Path) -
     valid = {rid for outcome in clean.values() for rid in outcome.clean["request_id"]}
     logged = pd.DataFrame(
         [(r["request_id"], r["timestamp"][:10], r["metadata"]["project"], r["cost_usd"]) for r in lines
-         if r["request_id"] in valid],
+         if r["request_id"] in valid and r["provider"] == "openai"],
         columns=["request_id", "day", "project", "cost"],
     ).drop_duplicates("request_id")  # fmt: skip
     billed = pd.DataFrame(

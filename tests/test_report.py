@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from chatpulse.metrics.daily import daily_metrics
+from chatpulse.metrics.pricing import load_prices, prices_on
 from chatpulse.reports.alerts import alert_summary
 from chatpulse.reports.render import is_complete, render_report
 from chatpulse.reports.sections import detail_sections
@@ -21,6 +23,7 @@ from chatpulse.reports.templating import chart_ref
 from fixtures import (
     DATA_PNG,
     PNG_MAGIC,
+    clean_requests,
     embedded_charts,
     full_day,
     render_with,
@@ -371,7 +374,7 @@ def _cost_card(html: str) -> str:
                 "unmetered_requests": 2,
                 "requests": 3,
             },
-            "$0.50 | estimate covers 1 of 3 requests · 2 unmetered",
+            "$0.50 | no request logged a cost: estimate covers 1 of 3 requests · 2 unmetered",
         ),
         (
             {
@@ -381,7 +384,18 @@ def _cost_card(html: str) -> str:
                 "unmetered_requests": 3,
                 "requests": 3,
             },
-            "— | estimate covers 0 of 3 requests · 3 unmetered",
+            "— | no request logged a cost: estimate covers 0 of 3 requests · 3 unmetered",
+        ),
+        # Both costs, and requests of a model no price matches counted beside them.
+        (
+            {
+                "cost_usd": 2.0,
+                "cost_estimate_usd": 1.5,
+                "estimated_requests": 8,
+                "requests": 10,
+                "unpriced_requests": 2,
+            },
+            "$2.00 | logged · estimate $1.50 covers 8 of 10 requests · 2 unpriced",
         ),
     ],
 )
@@ -413,3 +427,38 @@ def test_scenarios_by_language_section() -> None:
     assert len(shown) == 9 and shown[-1][0] == "others" and shown[-1][1] == str(2 + 1)
     assert shown[0] == ("zh", "50", f"{50 / total:.1%}", "writing 60.0%, coding 20.0%, other 20.0%")
     assert detail_sections({})[2].title == "Scenarios by language"
+
+
+def test_the_cost_card_of_a_day_computed_from_its_requests(tmp_path: Path) -> None:
+    """daily_metrics from requests at the built-in prices, rendered; the card read back against sums by hand."""
+    at = f"{DAY}T10:00:00Z"
+    rows = clean_requests(
+        {
+            "timestamp": at,
+            "model": "gpt-4o-mini",
+            "status_code": 200,
+            "prompt_tokens": 100_000,
+            "completion_tokens": 50_000,
+        },
+        {
+            "timestamp": at,
+            "model": "claude-sonnet-4-20250514",
+            "status_code": 200,
+            "prompt_tokens": 200_000,
+            "cached_tokens": 100_000,
+            "completion_tokens": 10_200,
+        },
+        {"timestamp": at, "model": "gpt-4o-mini", "status_code": 200},  # streamed without usage: unmetered
+        {"timestamp": at, "model": "our-private-llm", "status_code": 200, "prompt_tokens": 10, "completion_tokens": 5},
+    )
+    sessions = pd.DataFrame({"start": pd.Series([], dtype="datetime64[ns, UTC]"), "duration_s": [], "turns": []})
+    daily = daily_metrics(rows, sessions, DAY, "UTC", prices_on(load_prices(), DAY))
+    # Published list prices: gpt-4o-mini $0.15 / $0.60; Claude Sonnet 4 $3 input, $0.30 cache reads, $15 output.
+    estimate = (100_000 * 0.15 + 50_000 * 0.60 + 100_000 * 3.0 + 100_000 * 0.30 + 10_200 * 15.0) / 1e6
+    html = render_report(
+        DAY, daily, report_hourly([1] * 24, [0] * 24), pd.Series([100.0]), report_quality({}), [], tmp_path
+    ).read_text(encoding="utf-8")
+    assert _cost_card(html) == (
+        "$0.53 | no request logged a cost: estimate covers 2 of 4 requests · 1 unmetered · 1 unpriced"
+    )
+    assert estimate == pytest.approx(0.528) and daily.iloc[0]["cost_estimate_usd"] == pytest.approx(estimate)

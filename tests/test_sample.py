@@ -10,8 +10,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from chatpulse.config import DEFAULT_SOURCES
+from chatpulse.metrics.costs import model_costs
+from chatpulse.metrics.daily import daily_metrics
+from chatpulse.metrics.pricing import estimate_cost, load_prices, prices_on
 from chatpulse.sample.generate import write_sample
-from chatpulse.schema import FEEDBACK_COLUMNS, MESSAGE_COLUMNS, REQUEST_COLUMNS
+from chatpulse.schema import FEEDBACK_COLUMNS, MESSAGE_COLUMNS, REQUEST_COLUMNS, Kind
+
+from fixtures import clean_every_day
 
 DAYS = [date(2026, 11, 17), date(2026, 11, 18), date(2026, 11, 19)]  # Tuesday to Thursday
 INCIDENT_DAY = DAYS[-2]
@@ -96,8 +102,8 @@ def test_requests_carry_the_planted_dirt(sample: tuple[Path, dict[str, int]]) ->
     assert sum(1 for r in records if "timestamp" not in r) == 1
     untotalled = [r for r in records if "total_tokens" not in r]
     assert len(untotalled) == 1 and untotalled[0]["prompt_tokens"] + untotalled[0]["completion_tokens"] > 0
-    # The sample logs no provider, error code, finish reason or cache writes.
-    written = set(REQUEST_COLUMNS) - {"provider", "error_code", "finish_reason", "cache_write_tokens"}
+    # The sample logs no error code, finish reason or service tier.
+    written = set(REQUEST_COLUMNS) - {"error_code", "finish_reason", "service_tier"}
     assert all(set(r) <= written for r in records)
     # Complete rows: all but the untotalled one, plus the duplicate and the two bad latencies.
     assert sum(1 for r in records if set(r) == written) == PER_DAY - 1 + 1 + 2
@@ -156,6 +162,10 @@ def test_requests_look_like_production(sample: tuple[Path, dict[str, int]]) -> N
         "gpt-4o-mini": False,
         "o3-mini": True,
         "text-embedding-3-small": False,
+        "claude-sonnet-4-20250514": False,
+        "gemini-2.5-flash": False,
+        "deepseek-chat": False,
+        "qwen-max": False,
     }
     assert (ok["cost_usd"] > 0).all()
     median = ok.groupby("model")["latency_ms"].median()
@@ -237,3 +247,63 @@ def test_default_size_follows_the_week(tmp_path: Path) -> None:
 def test_rejects_a_day_too_small_for_its_dirt(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least 100"):
         write_sample(tmp_path, [DAYS[0]], requests_per_day=99)
+
+
+# The providers' published list prices, USD per million tokens: input, cache read, cache write, output.
+# openai.com/api/pricing; docs.anthropic.com/en/docs/about-claude/pricing (a 5-minute cache write is 1.25 x
+# input); ai.google.dev/gemini-api/docs/pricing; api-docs.deepseek.com/quick_start/pricing (standard hours);
+# alibabacloud.com/help/en/model-studio/models (international).
+LIST_PRICES = {
+    "gpt-4o": (2.50, 1.25, 2.50, 10.00),
+    "gpt-4o-mini": (0.15, 0.075, 0.15, 0.60),
+    "o3-mini": (1.10, 0.55, 1.10, 4.40),
+    "text-embedding-3-small": (0.02, 0.02, 0.02, 0.0),
+    "claude-sonnet-4-20250514": (3.00, 0.30, 3.75, 15.00),
+    "gemini-2.5-flash": (0.30, 0.03, 0.30, 2.50),
+    "deepseek-chat": (0.27, 0.07, 0.27, 1.10),
+    "qwen-max": (1.60, 1.60, 1.60, 6.40),
+}
+
+
+def test_the_sample_spans_five_providers_and_every_model_is_priced_out_of_the_box(
+    sample: tuple[Path, dict[str, int]],
+) -> None:
+    landing, _ = sample
+    day = DAYS[0]
+    clean = clean_every_day(landing, DEFAULT_SOURCES, Kind.REQUESTS)[day.isoformat()].clean
+    assert set(clean["provider"]) == {"openai", "anthropic", "google", "deepseek", "alibaba"}
+    assert set(clean["model"]) == set(LIST_PRICES)
+    rates = prices_on(load_prices(), day)
+    costs = model_costs(clean, day, "UTC", rates)
+    assert costs["unpriced_requests"].sum() == 0 and costs["price_source"].notna().all()
+    assert (
+        daily_metrics(clean, pd.DataFrame(columns=["start", "duration_s", "turns"]), day, "UTC", rates).iloc[0][
+            "unpriced_requests"
+        ]
+        == 0
+    )
+    # One Claude request that wrote to the cache, and one that read from it, recomputed by hand.
+    usd = estimate_cost(clean, rates)
+    claude = clean["model"] == "claude-sonnet-4-20250514"
+    for kind in ("cache_write_tokens", "cached_tokens"):
+        n = int(((clean[kind] > 0) & claude).to_numpy().argmax())
+        row = clean.iloc[n]
+        assert row[kind] > 0 and row["model"] == "claude-sonnet-4-20250514"
+        given, read, written, output = LIST_PRICES[row["model"]]
+        uncached = row["prompt_tokens"] - row["cached_tokens"] - row["cache_write_tokens"]
+        by_hand = (uncached * given + row["cached_tokens"] * read + row["cache_write_tokens"] * written) / 1e6 + row[
+            "completion_tokens"
+        ] * output / 1e6
+        assert usd[n] == pytest.approx(by_hand)
+        assert row["cost_usd"] == pytest.approx(by_hand, abs=1e-8)  # the gateway logged the same list price
+    # Every model's estimate is the list price of its own tokens (DeepSeek's off-peak hours excepted).
+    for model, (given, read, written, output) in LIST_PRICES.items():
+        rows = clean[(clean["model"] == model) & ~clean["unmetered"].astype(bool) & (clean["status_code"] < 400)]
+        if model == "deepseek-chat":
+            hour = rows["timestamp"].dt.hour * 60 + rows["timestamp"].dt.minute
+            rows = rows[(hour >= 30) & (hour < 16 * 60 + 30)]  # standard hours, UTC 00:30-16:30
+        uncached = rows["prompt_tokens"] - rows["cached_tokens"] - rows["cache_write_tokens"]
+        by_hand = (uncached * given + rows["cached_tokens"] * read + rows["cache_write_tokens"] * written) + rows[
+            "completion_tokens"
+        ] * output
+        assert usd[rows.index.map(clean.index.get_loc)].sum() == pytest.approx(by_hand.sum() / 1e6), model

@@ -19,7 +19,7 @@ from chatpulse.config import ConfigError, SourceConfig, parse_source
 from chatpulse.ingest.clean import clean_partition
 from chatpulse.ingest.extract import extract_day
 from chatpulse.metrics.errors import error_kind
-from chatpulse.metrics.pricing import estimate_cost, prices_on
+from chatpulse.metrics.pricing import as_mapping, estimate_cost, prices_on
 from chatpulse.pricefile import Price
 from chatpulse.schema import Kind, is_error
 from chatpulse.tokens import contradictions, to_canonical, unmetered
@@ -91,7 +91,8 @@ def test_anthropic_cache_reads_and_writes_join_the_prompt_on_a_real_stream(reald
     assert clean["prompt_tokens"].tolist() == [4 + 1165, 4 + 1165]
     assert clean["cache_write_tokens"].tolist() == [1165, 0] and clean["cached_tokens"].tolist() == [0, 1165]
     assert clean["total_tokens"].tolist() == [4 + 1165 + 201, 4 + 1165 + 221]
-    rates = prices_on({"claude": (_price(input=3.0, output=15.0, cached_input=0.3, cache_write_input=3.75),)}, DAY)
+    claude = _price(input=3.0, output=15.0, cached_input=0.3, cache_write_input=3.75)
+    rates = prices_on(as_mapping({"claude": (claude,)}), DAY)
     usd = estimate_cost(clean.assign(model="claude"), rates)
     assert usd.tolist() == pytest.approx(
         [(4 * 3.0 + 1165 * 3.75 + 201 * 15.0) / 1e6, (4 * 3.0 + 1165 * 0.3 + 221 * 15.0) / 1e6]
@@ -148,7 +149,7 @@ def test_served_requests_without_usage_are_unmetered_and_unpriced() -> None:
         {"model": "gpt-4o-mini", "status_code": 200, "finish_reason": "content_filter"},  # withheld: failed
     )
     assert unmetered(frame).tolist() == [False, True, True, False, True, False]
-    usd = estimate_cost(frame, prices_on({"gpt-4o-mini": (_price(input=0.15, output=0.6),)}, DAY))
+    usd = estimate_cost(frame, prices_on(as_mapping({"gpt-4o-mini": (_price(input=0.15, output=0.6),)}), DAY))
     assert usd[0] == pytest.approx((1000 * 0.15 + 500 * 0.6) / 1e6)
     assert np.isnan(usd[[1, 2, 4]]).all() and usd[3] == usd[5] == 0.0
 
@@ -158,8 +159,8 @@ def test_cache_writes_default_to_the_input_rate_and_contradicting_counts_have_no
         {"model": "m", "prompt_tokens": 100, "cached_tokens": 30, "cache_write_tokens": 20, "completion_tokens": 10},
         {"model": "m", "prompt_tokens": 5, "cached_tokens": 12000, "completion_tokens": 10},
     )
-    rates = prices_on({"m": (_price(input=2.0, output=8.0, cached_input=0.5),)}, DAY)
-    assert rates.loc["m", "cache_write_input"] == 2.0
+    rates = prices_on(as_mapping({"m": (_price(input=2.0, output=8.0, cached_input=0.5),)}), DAY)
+    assert rates.resolve(frame).table.loc[0, "cache_write_input"] == 2.0
     usd = estimate_cost(frame, rates)
     assert usd[0] == pytest.approx((50 * 2.0 + 30 * 0.5 + 20 * 2.0 + 10 * 8.0) / 1e6)
     assert np.isnan(usd[1])  # never priced on cached tokens capped at the prompt

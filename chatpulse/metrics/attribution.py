@@ -22,7 +22,7 @@ import pandas as pd
 from chatpulse import stats
 from chatpulse.days import DayGrid
 from chatpulse.metrics.costs import USAGE_TOKENS
-from chatpulse.metrics.pricing import estimate_cost
+from chatpulse.metrics.pricing import DayPrices, estimate_cost
 from chatpulse.schema import is_error
 from chatpulse.spendconfig import OVERALL, Dimension
 from chatpulse.tables import table_columns
@@ -80,7 +80,7 @@ def dimension_labels(requests: pd.DataFrame, dimension: Dimension) -> pd.Series:
     return pd.Series(np.array([*found, None], dtype=object)[codes], index=requests.index, dtype=object)
 
 
-def request_costs(rows: pd.DataFrame, rates: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def request_costs(rows: pd.DataFrame, rates: DayPrices) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per request, USD: the estimate at `rates` (pricing.prices_on; NaN when unpriced), the logged cost
     (NaN when none) and the spend: the logged cost where there is one, else the estimate."""
     estimate = estimate_cost(rows, rates)
@@ -162,7 +162,7 @@ def dimension_daily(
     requests: pd.DataFrame,
     day: dt.date,
     tz: str,
-    rates: pd.DataFrame,
+    rates: DayPrices,
     dimensions: Sequence[Dimension],
     top: int,
     keep: Mapping[str, Collection[str]] | None = None,
@@ -171,7 +171,7 @@ def dimension_daily(
     bucket "all", value None), then per dimension its kept values by rank, its `unset` row and its
     `other` row (each only when it has requests).
 
-    `rates` is pricing.prices_on(table, day); `top` caps each dimension's own rows; `keep` maps a dimension
+    `rates` is pricing.prices_on(book, day); `top` caps each dimension's own rows; `keep` maps a dimension
     to values always kept on their own row (those a budget names), wherever they rank. The overall row is
     written on a day without requests too, so a budget knows the day was run.
     """

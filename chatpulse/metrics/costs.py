@@ -8,12 +8,13 @@ import numpy as np
 import pandas as pd
 
 from chatpulse.days import DayGrid
-from chatpulse.metrics.pricing import estimate_cost
+from chatpulse.metrics.pricing import RATES, DayPrices, estimate_cost, rate_counts
 from chatpulse.schema import is_error
 from chatpulse.tables import table_columns
 from chatpulse.tokens import unmetered
 
 MODEL_COST_COLUMNS = table_columns("model_costs")
+MODEL_PRICE_COLUMNS = table_columns("model_prices")
 USAGE_TOKENS = (
     "prompt_tokens",
     "cached_tokens",
@@ -41,26 +42,42 @@ def _sum_where(codes: np.ndarray, groups: int, values: np.ndarray) -> tuple[np.n
     return np.where(count > 0, total, np.nan), count.astype("int64")
 
 
-def model_costs(requests: pd.DataFrame, day: dt.date, tz: str, rates: pd.DataFrame) -> pd.DataFrame:
+def _prevailing(codes: np.ndarray, rate_codes: np.ndarray, groups: int) -> np.ndarray:
+    """Per group, the rate row that priced most of its requests (ties: the first row); -1 when none did."""
+    best = np.full(groups, -1, dtype=np.int64)
+    priced = rate_codes >= 0
+    if not priced.any():
+        return best
+    pairs = pd.DataFrame({"group": codes[priced], "rate": rate_codes[priced]})
+    counts = pairs.value_counts().reset_index(name="n")
+    counts = counts.sort_values(["group", "n", "rate"], ascending=[True, False, True])
+    first = counts.drop_duplicates("group")
+    best[first["group"].to_numpy()] = first["rate"].to_numpy()
+    return best
+
+
+def model_costs(requests: pd.DataFrame, day: dt.date, tz: str, rates: DayPrices) -> pd.DataFrame:
     """Tokens and cost of day per model (a missing model is its own row, None), columns
     MODEL_COST_COLUMNS, ordered by model name.
 
-    rates is pricing.prices_on(table, day). A model without a rate in force has NULL
-    prices and estimate, and all its requests in unpriced_requests. unmetered_requests counts
-    the served requests without token counts (chatpulse.tokens.unmetered); estimated_requests
-    those the estimate covers (pricing.estimate_cost is not NaN), so cost_estimate_usd is NULL,
-    not $0, when it covers none. cost_difference_usd is the logged minus the estimated cost
-    over requests that have both.
+    rates is pricing.prices_on(book, day). The rate columns, price_from and price_source are those that
+    priced most of the model's requests (all the rates used, per provider, service tier and price, are
+    in model_prices). A model nothing prices has NULL prices and estimate, and all its requests in
+    unpriced_requests. unmetered_requests counts the served requests without token counts
+    (chatpulse.tokens.unmetered); estimated_requests those the estimate covers (pricing.estimate_cost is
+    not NaN), so cost_estimate_usd is NULL, not $0, when it covers none. cost_difference_usd is the
+    logged minus the estimated cost over requests that have both.
     """
     rows = DayGrid.of(day, tz).select(requests, "timestamp")
-    estimate = estimate_cost(rows, rates)
+    resolved = rates.resolve(rows)
+    estimate = estimate_cost(rows, resolved)
     logged = _floats(rows, "cost_usd")
     codes, uniques = pd.factorize(rows["model"], use_na_sentinel=False)
     models = _labels(uniques)
     n = len(models)
     count = np.bincount(codes, minlength=n)
-    rate = rates.reindex(pd.Index(models, dtype=object))
-    priced = rate["input"].notna().to_numpy()
+    rate = resolved.table.reindex(_prevailing(codes, resolved.codes, n))
+    unpriced = np.bincount(codes, weights=(resolved.codes < 0).astype("float64"), minlength=n).astype("int64")
     logged_sum, logged_count = _sum_where(codes, n, logged)
     estimate_sum, estimated = _sum_where(codes, n, estimate)
     difference, _ = _sum_where(codes, n, logged - estimate)
@@ -73,12 +90,10 @@ def model_costs(requests: pd.DataFrame, day: dt.date, tz: str, rates: pd.DataFra
                 c: np.bincount(codes, weights=np.nan_to_num(_floats(rows, c)), minlength=n).astype("int64")
                 for c in USAGE_TOKENS
             },
-            "input_usd_per_mtok": rate["input"].to_numpy(),
-            "cached_input_usd_per_mtok": rate["cached_input"].to_numpy(),
-            "cache_write_input_usd_per_mtok": rate["cache_write_input"].to_numpy(),
-            "output_usd_per_mtok": rate["output"].to_numpy(),
+            **{f"{name}_usd_per_mtok": rate[name].to_numpy(dtype="float64") for name in RATES},
             "price_from": rate["price_from"].to_numpy(dtype=object),
-            "unpriced_requests": np.where(priced, 0, count),
+            "price_source": rate["price_source"].to_numpy(dtype=object),
+            "unpriced_requests": unpriced,
             "unmetered_requests": np.bincount(
                 codes, weights=unmetered(rows).to_numpy(dtype="float64"), minlength=n
             ).astype("int64"),
@@ -92,7 +107,27 @@ def model_costs(requests: pd.DataFrame, day: dt.date, tz: str, rates: pd.DataFra
     return out.sort_values("model", na_position="last", kind="stable")[list(MODEL_COST_COLUMNS)].reset_index(drop=True)
 
 
-def daily_users(requests: pd.DataFrame, day: dt.date, tz: str, rates: pd.DataFrame) -> pd.DataFrame:
+def model_prices(requests: pd.DataFrame, day: dt.date, tz: str, rates: DayPrices) -> pd.DataFrame:
+    """The rates that priced the day's requests, columns MODEL_PRICE_COLUMNS: one row per model, provider,
+    service tier and rate set used (a model with time-of-day prices has one per price), with the model the
+    rates are for (`priced_as`), its rates in USD per million tokens, tiers by prompt length (JSON), the
+    price's start date and its source (`genai-prices <version>` or the price file), and `requests`, how
+    many requests it priced. A model nothing prices has one row per provider and tier, rates and source
+    NULL. Ordered by model, provider, service tier, then the most requests first.
+    """
+    rows = DayGrid.of(day, tz).select(requests, "timestamp")
+    table = rate_counts(rows, rates.resolve(rows))
+    table = table.rename(columns={name: f"{name}_usd_per_mtok" for name in RATES})
+    for column in ("model", "provider", "service_tier", "priced_as", "price_provider", "tiers", "price_source"):
+        values = table[column].astype(object)
+        table[column] = values.where(values.notna(), None)
+    order = ["model", "provider", "service_tier", "requests"]
+    table = table.sort_values(order, ascending=[True, True, True, False], na_position="first", kind="stable")
+    table.insert(0, "day", day.isoformat())
+    return table.rename(columns={"tiers": "price_tiers"})[list(MODEL_PRICE_COLUMNS)].reset_index(drop=True)
+
+
+def daily_users(requests: pd.DataFrame, day: dt.date, tz: str, rates: DayPrices) -> pd.DataFrame:
     """One row per user active on day (made a request with a user_id), columns USER_COLUMNS.
 
     rank 1 is the user with the most requests (ties: more tokens, then user_id).

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from chatpulse.days import MINUTE, DayGrid
-from chatpulse.metrics.pricing import estimate_cost
+from chatpulse.metrics.pricing import DayPrices, estimate_cost
 from chatpulse.schema import is_error
 from chatpulse.stats import mean, percentiles, present
 from chatpulse.tables import table_columns
@@ -71,16 +71,17 @@ def hourly_metrics(requests: pd.DataFrame, day: dt.date, tz: str) -> pd.DataFram
 
 
 def daily_metrics(
-    requests: pd.DataFrame, sessions: pd.DataFrame, day: dt.date, tz: str, rates: pd.DataFrame | None = None
+    requests: pd.DataFrame, sessions: pd.DataFrame, day: dt.date, tz: str, rates: DayPrices | None = None
 ) -> pd.DataFrame:
     """One row summarising day in tz (columns DAILY_COLUMNS).
 
     sessions is build_sessions output; a session counts toward the day its start
     falls on. peak_minute is the busiest minute's local start in ISO form, the
     earliest on ties, None without requests. cost_usd sums the logged costs, NULL when
-    no request logged one. rates (pricing.prices_on; None: no price table) give
-    cost_estimate_usd, the sum of the estimates (NULL when none), and estimated_requests,
-    how many requests it covers; unmetered_requests counts chatpulse.tokens.unmetered.
+    no request logged one. rates (pricing.prices_on; None: no prices) give
+    cost_estimate_usd, the sum of the estimates (NULL when none), estimated_requests,
+    how many requests it covers, and unpriced_requests, how many have a model nothing prices
+    (all of them without rates); unmetered_requests counts chatpulse.tokens.unmetered.
     """
     grid = DayGrid.of(day, tz)
     rows = grid.select(requests, "timestamp")
@@ -89,8 +90,10 @@ def daily_metrics(
     busiest = int(per_minute.argmax())
     count = len(rows)
     errors = int(is_error(rows).sum())
-    estimate = estimate_cost(rows, rates) if rates is not None else np.empty(0)
+    resolved = rates.resolve(rows) if rates is not None else None
+    estimate = estimate_cost(rows, resolved) if resolved is not None else np.empty(0)
     estimate = estimate[~np.isnan(estimate)]
+    unpriced = int((resolved.codes < 0).sum()) if resolved is not None else count
     latency = present(rows["latency_ms"])
     latency_p50, latency_p95, latency_p99 = percentiles(latency, [50, 95, 99])
     ttft_p50, ttft_p95 = percentiles(present(rows["ttft_ms"]), [50, 95])
@@ -119,5 +122,6 @@ def daily_metrics(
         "unmetered_requests": int(unmetered(rows).sum()),
         "cost_estimate_usd": float(estimate.sum()) if len(estimate) else np.nan,
         "estimated_requests": len(estimate),
+        "unpriced_requests": unpriced,
     }
     return pd.DataFrame([record], columns=list(DAILY_COLUMNS)).astype({"peak_minute": object})

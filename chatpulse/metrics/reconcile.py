@@ -19,6 +19,7 @@ import pandas as pd
 
 from chatpulse.days import DayGrid
 from chatpulse.metrics.attribution import dimension_labels, request_costs
+from chatpulse.metrics.pricing import DayPrices
 from chatpulse.spendconfig import Dimension, ProviderBill
 from chatpulse.tables import table_columns
 
@@ -98,14 +99,14 @@ def cost_reconciliation(
     requests: pd.DataFrame,
     day: dt.date,
     tz: str,
-    rates: pd.DataFrame,
+    rates: DayPrices,
     bill: pd.DataFrame,
     bills: Sequence[ProviderBill],
     dimensions: Sequence[Dimension],
 ) -> pd.DataFrame:
     """The day's `cost_reconciliation` rows (RECONCILIATION_COLUMNS), ordered by provider, scope and value.
 
-    `bill` holds the day's `provider_costs` rows; `rates` is pricing.prices_on(table, day); `bills` and
+    `bill` holds the day's `provider_costs` rows; `rates` is pricing.prices_on(book, day); `bills` and
     `dimensions` are the configuration's (a bill's `project_dimension` names the dimension holding its
     project ids). A provider without bill lines on the day has no rows: there is nothing to compare.
     The log's day is the local day in `tz`; a Costs API bucket is a UTC day (see docs/metrics.md).

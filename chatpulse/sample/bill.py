@@ -1,9 +1,11 @@
-"""The sample traffic's bill: OpenAI Costs API pages as a user would save them, with one known gap.
+"""The sample traffic's OpenAI bill: Costs API pages as a user would save them, with one known gap.
 
-The provider bills what the log recorded, per UTC day, project and line item (`<model>, input` and
-`<model>, output`, as OpenAI names its line items), plus one charge the log never saw: a project
-(`GAP_PROJECT`) whose evaluation notebooks call the API directly, billed GAP_SHARE of the day's logged
-spend. So the demo's reconciliation shows a gap of exactly that line, on every day.
+OpenAI bills what the log recorded for its requests (the log's `provider` is `openai`; the other
+providers' requests are on their own bills, which the sample does not write), per UTC day, project and
+line item (`<model>, input` and `<model>, output`, as OpenAI names its line items), plus one charge the
+log never saw: a project (`GAP_PROJECT`) whose evaluation notebooks call the API directly, billed
+GAP_SHARE of the day's logged OpenAI spend. So the demo's reconciliation shows a gap of exactly that
+line, on every day.
 """
 
 from __future__ import annotations
@@ -18,28 +20,32 @@ import numpy as np
 import pandas as pd
 
 from chatpulse.sample.rows import Rows
-from chatpulse.sample.traffic import MODELS, PRICE_CACHED, PRICE_IN
+from chatpulse.sample.traffic import MODELS, PRICE_CACHED, PRICE_IN, PRICE_WRITE
 
 GAP_PROJECT = "proj_evals"
 GAP_LINE_ITEM = "gpt-4o, input"
 GAP_SHARE = 0.06
+PROVIDER = "openai"
 DAY_SECONDS = 86_400
 
 Charges = dict[tuple[str, str, str], float]  # (UTC day, project, line item) -> USD
 
 
 def add_charges(charges: Charges, requests: Rows) -> None:
-    """Add a simulated day's logged cost to `charges`, split into each model's input and output line.
+    """Add a simulated day's logged OpenAI cost to `charges`, split into each model's input and output line.
 
-    A request's input line is its prompt at the input and cached rates; its output line is the rest of
-    its logged cost, so the two add up to exactly what the log recorded.
+    A request's input line is its prompt at the input, cache read and cache write rates; its output line is
+    the rest of its logged cost, so the two add up to exactly what the log recorded.
     """
-    columns = requests.columns
+    billed = requests.columns["provider"] == PROVIDER
+    columns = {name: values[billed] for name, values in requests.columns.items()}
     index = {name: n for n, name in enumerate(MODELS)}
-    model = np.array([index[name] for name in columns["model"]])
-    prompt, cached = columns["prompt_tokens"], columns["cached_tokens"]
+    model = np.array([index[name] for name in columns["model"]], dtype=np.int64)
+    prompt, cached, written = columns["prompt_tokens"], columns["cached_tokens"], columns["cache_write_tokens"]
     logged = columns["cost_usd"].astype("float64")
-    inputs = ((prompt - cached) * PRICE_IN[model] + cached * PRICE_CACHED[model]) / 1e6
+    inputs = (
+        (prompt - cached - written) * PRICE_IN[model] + cached * PRICE_CACHED[model] + written * PRICE_WRITE[model]
+    ) / 1e6
     frame = pd.DataFrame(
         {
             "day": pd.to_datetime(columns["timestamp"], unit="ms", utc=True).strftime("%Y-%m-%d"),

@@ -24,7 +24,9 @@ from chatpulse.sample.traffic import (
     CHAT,
     CHAT_METADATA,
     CHAT_MODEL_P,
+    CHAT_MODELS,
     CHAT_SHARE,
+    CLAUDE,
     CLIENT_P,
     CLIENTS,
     COMPLETION,
@@ -46,6 +48,7 @@ from chatpulse.sample.traffic import (
     OK,
     P_RATE_LIMIT,
     PROMPT_TOKEN_MEDIAN,
+    PROVIDERS,
     REASONING_MEDIAN,
     SCENARIOS,
     SERVER_ERROR,
@@ -135,7 +138,7 @@ def simulate(day: date, tz: str, n: int, users: Users, rng: np.random.Generator,
     s_app = users.app[s_user]
     s_scenario = (rng.random(s_count)[:, None] > np.cumsum(APP_SCENARIO_P[s_app], axis=1)).sum(axis=1)
     s_scenario = np.minimum(s_scenario, len(SCENARIOS) - 1)
-    s_model = rng.choice(3, size=s_count, p=CHAT_MODEL_P)
+    s_model = rng.choice(CHAT_MODELS, size=s_count, p=CHAT_MODEL_P)
     s_metadata = CHAT_METADATA[s_app * len(CLIENTS) + rng.choice(len(CLIENTS), size=s_count, p=CLIENT_P)]
     s_start = utc_ms(day, tz, draw_seconds(rng, s_count, WORKDAY_PROFILE))
 
@@ -188,6 +191,8 @@ def simulate(day: date, tz: str, n: int, users: Users, rng: np.random.Generator,
     prompt = SYSTEM_PROMPT_TOKENS[users.app[user]] + _within(exchanged, starts, turns) - answer * ok
     prefix = prompt - user_tokens
     cached = np.where((turn_no > 0) & (prefix >= 1024) & (rng.random(n_chat) < 0.8), prefix // 128 * 128, 0)
+    # Anthropic caches only what the request marks: a long prefix not read from the cache is written to it.
+    written = np.where((model == CLAUDE) & (cached == 0) & (prefix >= 1024), prefix, 0)
     chat = {
         "timestamp": requested,
         "user_id": users.ids[user],
@@ -202,8 +207,10 @@ def simulate(day: date, tz: str, n: int, users: Users, rng: np.random.Generator,
         "completion_tokens": (answer + reasoning) * ok,
         "total_tokens": (prompt + answer + reasoning) * ok,
         "cached_tokens": cached * ok,
+        "cache_write_tokens": written * ok,
         "reasoning_tokens": reasoning * ok,
-        "cost_usd": cost(model, prompt, cached, answer + reasoning) * ok,
+        "cost_usd": cost(model, prompt, cached, written, answer + reasoning) * ok,
+        "provider": PROVIDERS[model],
         "metadata": s_metadata[session],
     }
     batch = _batch(day, tz, n_embed, n_completion, users, rng)
@@ -298,8 +305,10 @@ def _batch(
         "completion_tokens": answer * ok,
         "total_tokens": (prompt + answer) * ok,
         "cached_tokens": np.zeros(n, dtype=np.int64),
+        "cache_write_tokens": np.zeros(n, dtype=np.int64),
         "reasoning_tokens": np.zeros(n, dtype=np.int64),
-        "cost_usd": cost(model, prompt, np.zeros(n, dtype=np.int64), answer) * ok,
+        "cost_usd": cost(model, prompt, np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64), answer) * ok,
+        "provider": PROVIDERS[model],
         "metadata": BATCH_METADATA[np.where(embedding, 0, 1)],
     }
 

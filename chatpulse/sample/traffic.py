@@ -20,20 +20,41 @@ USERS = 40
 # Shares of a day's requests; the rest goes to the legacy completion endpoint.
 CHAT_SHARE, EMBEDDING_SHARE = 0.65, 0.25
 
-MODELS = np.array(["gpt-4o", "gpt-4o-mini", "o3-mini", "text-embedding-3-small"], dtype=object)
-GPT4O, MINI, O3, EMBED = range(4)
-CHAT_MODEL_P = np.array([0.35, 0.45, 0.20])
+# A company's mix of providers behind one gateway (its log in OpenAI's token convention): OpenAI, Anthropic,
+# Google, DeepSeek and Qwen (Alibaba Cloud), under the names their APIs answer with.
+MODELS = np.array(
+    [
+        "gpt-4o",
+        "gpt-4o-mini",
+        "o3-mini",
+        "text-embedding-3-small",
+        "claude-sonnet-4-20250514",
+        "gemini-2.5-flash",
+        "deepseek-chat",
+        "qwen-max",
+    ],
+    dtype=object,
+)
+PROVIDERS = np.array(
+    ["openai", "openai", "openai", "openai", "anthropic", "google", "deepseek", "alibaba"], dtype=object
+)
+GPT4O, MINI, O3, EMBED, CLAUDE, GEMINI, DEEPSEEK, QWEN = range(8)
+CHAT_MODELS = np.array([GPT4O, MINI, O3, CLAUDE, GEMINI, DEEPSEEK, QWEN])
+CHAT_MODEL_P = np.array([0.22, 0.30, 0.10, 0.15, 0.10, 0.07, 0.06])
 # Indexed by model: median time to first token (ms), its spread, decode speed (tokens/s)
 # and the median visible answer length. o3-mini also thinks before its first token.
-TTFT_MEDIAN_MS = np.array([420.0, 280.0, 450.0, np.nan])
-TTFT_SIGMA = np.array([0.35, 0.30, 0.45, np.nan])
-TOKENS_PER_S = np.array([85.0, 130.0, 160.0, np.nan])
-ANSWER_MEDIAN = np.array([320.0, 260.0, 300.0, 0.0])
+TTFT_MEDIAN_MS = np.array([420.0, 280.0, 450.0, np.nan, 600.0, 350.0, 900.0, 500.0])
+TTFT_SIGMA = np.array([0.35, 0.30, 0.45, np.nan, 0.35, 0.35, 0.45, 0.35])
+TOKENS_PER_S = np.array([85.0, 130.0, 160.0, np.nan, 70.0, 180.0, 40.0, 60.0])
+ANSWER_MEDIAN = np.array([320.0, 260.0, 300.0, 0.0, 350.0, 300.0, 320.0, 300.0])
 REASONING_MEDIAN = 600.0
-# USD per million tokens: input, cached input, output.
-PRICE_IN = np.array([2.50, 0.15, 1.10, 0.02])
-PRICE_CACHED = np.array([1.25, 0.075, 0.55, 0.0])
-PRICE_OUT = np.array([10.00, 0.60, 4.40, 0.0])
+# The providers' list prices, USD per million tokens: input, cache read, cache write, output (what the
+# gateway logs as each request's cost). Anthropic bills a 5-minute cache write at 1.25 x input; the
+# others bill none. DeepSeek's off-peak discount is left out, as gateways' cost maps leave it out.
+PRICE_IN = np.array([2.50, 0.15, 1.10, 0.02, 3.00, 0.30, 0.27, 1.60])
+PRICE_CACHED = np.array([1.25, 0.075, 0.55, 0.0, 0.30, 0.03, 0.07, 1.60])
+PRICE_WRITE = np.array([2.50, 0.15, 1.10, 0.02, 3.75, 0.30, 0.27, 1.60])
+PRICE_OUT = np.array([10.00, 0.60, 4.40, 0.0, 15.00, 2.50, 1.10, 6.40])
 
 ENDPOINTS = np.array(["chat", "completion", "embeddings"], dtype=object)
 CHAT, COMPLETION, EMBEDDINGS = range(3)
@@ -200,9 +221,17 @@ def failure_latency(rng: np.random.Generator, kind: np.ndarray) -> np.ndarray:
     )
 
 
-def cost(model: np.ndarray, prompt: np.ndarray, cached: np.ndarray, completion: np.ndarray) -> np.ndarray:
-    """USD per request from token counts and model indices, rounded to 8 decimals."""
-    usd = (prompt - cached) * PRICE_IN[model] + cached * PRICE_CACHED[model] + completion * PRICE_OUT[model]
+def cost(
+    model: np.ndarray, prompt: np.ndarray, cached: np.ndarray, written: np.ndarray, completion: np.ndarray
+) -> np.ndarray:
+    """USD per request from token counts (canonical: cache reads and writes are parts of the prompt) and
+    model indices, at the list prices above, rounded to 8 decimals."""
+    usd = (
+        (prompt - cached - written) * PRICE_IN[model]
+        + cached * PRICE_CACHED[model]
+        + written * PRICE_WRITE[model]
+        + completion * PRICE_OUT[model]
+    )
     return np.round(usd / 1e6, 8)
 
 
