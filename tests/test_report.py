@@ -340,6 +340,20 @@ def test_alert_windows_are_labelled_in_the_report_time_zone() -> None:
     alerts = full_day(alerts=2)["alerts"]  # 01:00-01:05 (open) and 02:00-02:05 UTC (resolved)
     alert_rows = alert_summary(alerts, "Asia/Shanghai").rows
     assert [row["window"] for row in alert_rows] == ["09:00–09:05 CST", "10:00–10:05 CST"]  # as the hour charts
+    # A window of a whole day (a bill gap) or of a month (a budget) spans midnights: it is shown with its dates.
+    day, month = alerts.iloc[:1].copy(), alerts.iloc[:1].copy()
+    day[["window_start", "window_end"]] = [pd.Timestamp("2026-11-20", tz="UTC"), pd.Timestamp("2026-11-21", tz="UTC")]
+    month[["window_start", "window_end"]] = [pd.Timestamp("2026-11-01", tz="UTC"), pd.Timestamp("2026-11-21", tz="UTC")]
+    evening = alerts.iloc[:1].copy()  # 23:55 to midnight: the end's midnight closes the same day
+    evening[["window_start", "window_end"]] = [
+        pd.Timestamp("2026-11-20 23:55", tz="UTC"),
+        pd.Timestamp("2026-11-21", tz="UTC"),
+    ]
+    assert [alert_summary(frame, "UTC").rows[0]["window"] for frame in (day, month, evening)] == [
+        "2026-11-20 00:00–2026-11-21 00:00 UTC",
+        "2026-11-01 00:00–2026-11-21 00:00 UTC",
+        "23:55–00:00 UTC",
+    ]
 
 
 def test_chart_size_is_read_from_the_png(tmp_path: Path) -> None:
