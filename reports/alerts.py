@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from chatpulse.days import window_text
 from chatpulse.reports.formatting import format_metric, missing
 from chatpulse.reports.labels import display_label
 
@@ -87,14 +88,6 @@ def _against(row: dict[str, Any]) -> str:
     return f"baseline {fmt(row['baseline'])} (score limit {float(row['threshold']):g})"
 
 
-def _window(start: pd.Timestamp, end: pd.Timestamp) -> str:
-    """A breach window in local time: hours within a day; with dates where it spans days (a day's bill, a
-    month's budget), which bare hours would show as 00:00–00:00."""
-    if end - start < pd.Timedelta(days=1) and (end - pd.Timedelta(microseconds=1)).date() == start.date():
-        return f"{start:%H:%M}–{end:%H:%M %Z}"
-    return f"{start:%Y-%m-%d %H:%M}–{end:%Y-%m-%d %H:%M %Z}"
-
-
 def alert_summary(alerts: pd.DataFrame | None, tz: str) -> AlertSummary:
     """The ``alerts`` table rows of a day as an AlertSummary; ``tz`` is the report's time zone, the one its hour
     charts are in (windows are stored in UTC). An empty or missing table gives an empty summary."""
@@ -111,7 +104,7 @@ def alert_summary(alerts: pd.DataFrame | None, tz: str) -> AlertSummary:
             {
                 "rule": display_label(row["rule"]),
                 "severity": str(row["severity"]),
-                "window": _window(row["start"], row["end"]),
+                "window": window_text(row["start"], row["end"]),
                 "value": format_metric(str(row["metric"]))(row["value"]),
                 "against": _against(row),
                 "status": "open" if row["is_open"] else "resolved",

@@ -75,6 +75,14 @@ def test_slack_payload_is_one_text() -> None:
     )
 
 
+def test_a_window_across_midnight_names_both_dates() -> None:
+    """A day's bill gap (and a month's budget) spans midnight: bare hours would read 00:00-00:00."""
+    day = _alerts().assign(
+        window_start=pd.Timestamp("2026-11-26", tz="UTC"), window_end=pd.Timestamp("2026-11-27", tz="UTC")
+    )
+    assert "2026-11-26 00:00-2026-11-27 00:00 UTC, 200 requests" in payload(day, "slack")["text"]
+
+
 def test_a_failed_delivery_is_recorded_and_retried_on_the_next_run(tmp_path: Path) -> None:
     down = Hook(failures=10)
     settings = settings_from_mapping({"alert_webhook": {"url": down.url, "retries": 1}}, tmp_path, {})

@@ -32,6 +32,7 @@ from urllib3.exceptions import ConnectTimeoutError, InvalidHeader, NewConnection
 from urllib3.util import Retry
 
 from chatpulse.config import MailSettings, Settings
+from chatpulse.days import window_text
 from chatpulse.mail import MailError, message_id, send
 from chatpulse.tables import TABLES
 from chatpulse.warehouse import Warehouse
@@ -65,9 +66,15 @@ def describe(alert: pd.Series) -> str:
     )
     return (
         f"[{state}] {alert['rule']}: {alert['metric']} = {alert['value']:.4g} ({reference}) "
-        f"{pd.Timestamp(alert['window_start']):%Y-%m-%d %H:%M}-{pd.Timestamp(alert['window_end']):%H:%M} UTC, "
+        f"{window_text(_utc(alert['window_start']), _utc(alert['window_end']), '-', dated=True)}, "
         f"{int(alert['requests'])} requests"
     )
+
+
+def _utc(value: object) -> pd.Timestamp:
+    """A stored time (naive UTC or aware) as an aware UTC timestamp."""
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def _iso(value: object) -> str | None:
