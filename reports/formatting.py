@@ -30,8 +30,12 @@ def format_decimal(value: Any) -> str:
 
 
 def format_pct(rate: Any) -> str:
-    """A 0-1 fraction as a percentage with one decimal: 0.025 -> "2.5%"."""
-    return DASH if missing(rate) else f"{float(rate) * 100:.1f}%"
+    """A 0-1 fraction as a percentage with one decimal: 0.025 -> "2.5%"; what rounds to zero reads "0.0%",
+    never "-0.0%"."""
+    if missing(rate):
+        return DASH
+    percent = round(float(rate) * 100, 1)
+    return f"{percent + 0.0:.1f}%"  # adding 0.0 turns -0.0 into 0.0
 
 
 def format_ms(ms: Any) -> str:

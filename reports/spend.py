@@ -143,7 +143,10 @@ def _gap(amount: Any, share: Any) -> str:
         return DASH
     amount = round(float(amount), 6)
     text = ("-" if amount < 0 else "+" if amount > 0 else "") + format_usd(abs(amount))
-    return text if missing(share) else f"{text} ({round(float(share), 6):+.1%})"
+    if missing(share):
+        return text
+    percent = round(float(share) * 100, 1) + 0.0  # a share that rounds to zero is unsigned, never "-0.0%"
+    return f"{text} ({percent:+.1f}%)" if percent else f"{text} (0.0%)"
 
 
 def _bill_value(row: Mapping[str, Any]) -> str:

@@ -217,3 +217,13 @@ def test_failed_and_slowest_requests_carry_ids_not_content() -> None:
     assert slowest["request_id"].tolist() == [r["request_id"] for r in ranked]
     assert slowest["rank"].tolist() == [1, 2, 3, 4, 5]
     assert slowest["latency_ms"].tolist() == [r["latency_ms"] for r in ranked]
+
+
+def test_requests_without_a_latency_are_never_among_the_slowest() -> None:
+    """A log with latencies on 2 of 300 requests has 2 slowest requests, and one without latencies has none."""
+    rows, frame = _random_day(seed=12, n=300)
+    timed = frame["latency_ms"].notna()
+    kept = frame.index[timed][:2]
+    few = frame.assign(latency_ms=frame["latency_ms"].where(frame.index.isin(kept)))
+    assert sorted(slowest_requests(few, DAY, "UTC", count=5)["request_id"]) == sorted(frame.loc[kept, "request_id"])
+    assert slowest_requests(frame.assign(latency_ms=float("nan")), DAY, "UTC").empty

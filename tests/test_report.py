@@ -16,6 +16,7 @@ import pytest
 from chatpulse.metrics.daily import daily_metrics
 from chatpulse.metrics.pricing import load_prices, prices_on
 from chatpulse.reports.alerts import alert_summary
+from chatpulse.reports.formatting import format_pct
 from chatpulse.reports.render import is_complete, render_report
 from chatpulse.reports.sections import detail_sections
 from chatpulse.reports.templating import chart_ref
@@ -476,3 +477,14 @@ def test_the_cost_card_of_a_day_computed_from_its_requests(tmp_path: Path) -> No
         "$0.53 | no request logged a cost: estimate covers 2 of 4 requests · 1 unmetered · 1 unpriced"
     )
     assert estimate == pytest.approx(0.528) and daily.iloc[0]["cost_estimate_usd"] == pytest.approx(estimate)
+
+
+def test_a_share_that_rounds_to_zero_never_reads_minus_zero() -> None:
+    # A bill a hair above the log: -0.00004 of it. Rounded to one decimal of a percent that is zero, unsigned.
+    assert [format_pct(v) for v in (-0.00004, -0.0, 0.00004, -0.0006, 0.025)] == [
+        "0.0%",
+        "0.0%",
+        "0.0%",
+        "-0.1%",
+        "2.5%",
+    ]

@@ -80,7 +80,7 @@ def test_budgets_and_the_bill_sections() -> None:
     reconciliation = pd.DataFrame(
         [{"provider": "openai", "scope": "all", "value": None, "billed_usd": 10.0, "logged_usd": 9.4,
           "logged_gap_usd": -0.6, "logged_gap_share": -0.06, "estimated_usd": 10.0 + 1e-13,
-          "estimated_gap_usd": 1e-13, "estimated_gap_share": 1e-14, "non_usd_lines": 2, "non_usd_currencies": "EUR"},
+          "estimated_gap_usd": 1e-13, "estimated_gap_share": -1e-14, "non_usd_lines": 2, "non_usd_currencies": "EUR"},
          {"provider": "openai", "scope": "project", "value": "proj_a", "billed_usd": 0.0, "logged_usd": 1.0,
           "logged_gap_usd": 1.0, "logged_gap_share": None, "estimated_usd": None, "estimated_gap_usd": None,
           "estimated_gap_share": None, "non_usd_lines": 0, "non_usd_currencies": None}]
@@ -95,7 +95,7 @@ def test_budgets_and_the_bill_sections() -> None:
         ("all day", "day", "$10.00", "20.0%", "—"),
     ]  # fmt: skip
     assert [(r["shown"], r["logged_gap"], r["estimated_gap"]) for r in bill.rows] == [
-        ("all", "-$0.60 (-6.0%)", "$0.00 (+0.0%)"),
+        ("all", "-$0.60 (-6.0%)", "$0.00 (0.0%)"),
         ("proj_a", "+$1.00", "—"),
     ]
     assert "2 openai bill lines in EUR are not converted" in bill.note

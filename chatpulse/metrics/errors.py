@@ -145,9 +145,12 @@ def failed_requests(requests: pd.DataFrame, day: dt.date, tz: str) -> pd.DataFra
 
 
 def slowest_requests(requests: pd.DataFrame, day: dt.date, tz: str, count: int = SLOWEST_COUNT) -> pd.DataFrame:
-    """The count slowest requests of day by latency (ties: earlier first), ranked from 1."""
+    """The count slowest requests of day by latency (ties: earlier first), ranked from 1; requests without a
+    latency are left out, so a log without latencies has none."""
     rows = DayGrid.of(day, tz).select(requests, "timestamp")
-    candidates = rows.nlargest(count, "latency_ms", keep="all")  # NaN latencies are never picked
+    # A request without a latency is never among the slowest: nlargest fills with NaN rows when too few have one.
+    rows = rows[rows["latency_ms"].notna().to_numpy()]
+    candidates = rows.nlargest(count, "latency_ms", keep="all")
     top = candidates.sort_values(["latency_ms", "timestamp"], ascending=[False, True], kind="stable").head(count)
     out = top.assign(day=day.isoformat(), rank=np.arange(1, len(top) + 1, dtype="int64"))
     return out[list(SLOWEST_COLUMNS)].reset_index(drop=True)
