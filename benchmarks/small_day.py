@@ -26,6 +26,8 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from bench import ISOLATED_ENV_PREFIXES, write_config
+
 from chatpulse.sample.generate import write_sample
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,8 +35,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ROWS = 100
 DEFAULT_REPEAT = 5
 DEFINITIONS_MODULE = "chatpulse.pipelines.definitions"
-# Variables that would point the run at another installation's data or Dagster home.
-ISOLATED_ENV_PREFIXES = ("CHATPULSE_", "DAGSTER_HOME")
 BASELINES = {
     "python_s": "pass",
     "dagster_import_s": "import dagster",
@@ -44,12 +44,6 @@ BASELINES = {
 
 def log(message: str) -> None:
     print(f"[bench-small] {message}", flush=True)
-
-
-def write_config(home: Path, day: date) -> Path:
-    config = home / "chatpulse.yaml"
-    config.write_text(f"data_home: {home}\ntimezone: UTC\nstart_date: {day.isoformat()}\n")
-    return config
 
 
 def timed(command: list[str]) -> tuple[float, float]:

@@ -16,7 +16,8 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from email.message import EmailMessage
 from email.policy import default
 from html.parser import HTMLParser
@@ -298,6 +299,24 @@ ASSET_NAMES = {
     "dimension_daily",
     "cost_reconciliation",
 }
+
+
+@contextmanager
+def running_daemon() -> Iterator[subprocess.Popen]:
+    """A real `dagster-daemon` on the repository's workspace, with this process's environment (DAGSTER_HOME and
+    CHATPULSE_CONFIG set by the caller); terminated on leaving."""
+    daemon = subprocess.Popen(
+        [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", "workspace.yaml"],
+        cwd=ROOT,
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield daemon
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=60)
 
 
 def sensor_tick(defs: Definitions, instance: DagsterInstance, cursor: str | None) -> Any:

@@ -34,7 +34,7 @@ from chatpulse.sample.generate import write_sample
 from chatpulse.tables import TABLES
 from chatpulse.warehouse import Warehouse, Write
 
-from fixtures import ROOT
+from fixtures import ROOT, running_daemon
 
 DAYS = 7
 CONCURRENT = 2
@@ -140,14 +140,7 @@ def test_a_backfill_two_days_at_a_time_equals_running_the_days_one_after_another
     prepare_dagster_home(concurrent)
     stopped = _dagster("sensor", "stop", LANDING_SENSOR)  # the backfill, not the landing folder, asks for the days
     assert stopped.returncode == 0, stopped.stderr
-    daemon = subprocess.Popen(
-        [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", "workspace.yaml"],
-        cwd=ROOT,
-        env=dict(os.environ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with running_daemon() as daemon:
         backfill = _dagster(
             "job", "backfill", "-j", "daily_pipeline", "--from", str(days[0]), "--to", str(days[-1]), "--noprompt"
         )
@@ -155,9 +148,6 @@ def test_a_backfill_two_days_at_a_time_equals_running_the_days_one_after_another
         with DagsterInstance.get() as instance:
             assert type(instance.run_storage).__name__ == "PostgresRunStorage"
             records = _wait_for_runs(instance, daemon, DAYS, timeout_s=900)
-    finally:
-        daemon.terminate()
-        daemon.wait(timeout=60)
 
     assert sorted((r.dagster_run.tags["dagster/partition"], r.dagster_run.status) for r in records) == [
         (day.isoformat(), DagsterRunStatus.SUCCESS) for day in days

@@ -1,8 +1,6 @@
 """The real Dagster daemon (what `dagster dev` runs) picks a landing file up and runs its day by itself."""
 
-import os
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +13,7 @@ from chatpulse.pipelines.instance import prepare_dagster_home
 from chatpulse.pipelines.sensors import LANDING_SENSOR
 from chatpulse.warehouse import Warehouse
 
-from fixtures import ROOT, write_jsonl
+from fixtures import running_daemon, write_jsonl
 
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
@@ -48,19 +46,8 @@ def test_the_daemon_runs_the_day_of_a_file_landing_now(tmp_path: Path, monkeypat
     prepare_dagster_home(settings)
     request = {"request_id": "r1", "timestamp": landed.isoformat(), "model": "gpt-4o", "status_code": 200}
     write_jsonl(tmp_path / "landing" / "requests-now.jsonl", [request])
-    daemon = subprocess.Popen(
-        [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", "workspace.yaml"],
-        cwd=ROOT,
-        env=dict(os.environ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        with DagsterInstance.get() as instance:
-            runs = _wait_for_run(instance, daemon, timeout_s=240)
-    finally:
-        daemon.terminate()
-        daemon.wait(timeout=60)
+    with running_daemon() as daemon, DagsterInstance.get() as instance:
+        runs = _wait_for_run(instance, daemon, timeout_s=240)
     assert [(run.status, run.tags["dagster/partition"], run.tags["dagster/sensor_name"]) for run in runs] == [
         (DagsterRunStatus.SUCCESS, day, LANDING_SENSOR)
     ]

@@ -29,22 +29,11 @@ import pytest
 from chatpulse.behaviour.labelled import evaluate
 from chatpulse.behaviour.scenario_model import scenario_model
 from chatpulse.behaviour.scenario_rules import DEFAULT_RULES
-from chatpulse.behaviour.scenarios import classify_prompts
+from chatpulse.behaviour.scenarios import DEFAULT_LABELS, classify_prompts
 
 from fixtures import REALDATA
 
-CO, TR, MA, CR, EX, BU, WR, GU, IN, OT = (
-    "coding",
-    "translation",
-    "math_reasoning",
-    "creative_roleplay",
-    "extraction_summary",
-    "business_communication",
-    "writing",
-    "practical_guidance",
-    "information_query",
-    "other",
-)
+CO, TR, MA, CR, EX, BU, WR, GU, IN, OT = DEFAULT_LABELS  # in the order test_scenarios pins
 CODES = {"C": CO, "T": TR, "M": MA, "CR": CR, "E": EX, "B": BU, "W": WR, "G": GU, "I": IN, "O": OT}
 Rows = list[tuple[str, set[str]]]
 
