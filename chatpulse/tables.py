@@ -60,6 +60,15 @@ def _scenario_summary() -> list[sa.Column]:
 
 LATENCY = ("latency_mean_ms", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms")
 TOKENS = ("prompt_tokens", "completion_tokens", "total_tokens")
+# Every token kind a request logs (canonical convention, chatpulse.tokens), as the cost tables sum them.
+USAGE_TOKENS = (
+    "prompt_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+)
 
 TABLES: dict[str, sa.Table] = {
     "requests": _table("requests", *_canonical(Kind.REQUESTS), sa.Column(UNMETERED_COLUMN, sa.Boolean())),
@@ -338,14 +347,7 @@ TABLES: dict[str, sa.Table] = {
         sa.Column("bucket", sa.String(8)),
         *_counts("rank", "folded_values", "requests", "errors"),
         *_floats("error_rate"),
-        *_counts(
-            "prompt_tokens",
-            "cached_tokens",
-            "cache_write_tokens",
-            "completion_tokens",
-            "reasoning_tokens",
-            "total_tokens",
-        ),
+        *_counts(*USAGE_TOKENS),
         *_floats("cost_estimate_usd", "cost_logged_usd"),
         *_counts("logged_requests", "unpriced_requests"),
         *_floats("spend_usd"),

@@ -21,11 +21,10 @@ import pandas as pd
 
 from chatpulse import stats
 from chatpulse.days import DayGrid
-from chatpulse.metrics.costs import USAGE_TOKENS
 from chatpulse.metrics.pricing import DayPrices, estimate_cost
 from chatpulse.schema import is_error
 from chatpulse.spendconfig import OVERALL, Dimension
-from chatpulse.tables import table_columns
+from chatpulse.tables import USAGE_TOKENS, table_columns
 
 DIMENSION_COLUMNS = table_columns("dimension_daily")
 VALUE, UNSET, OTHER = "value", "unset", "other"  # the `bucket` of a dimension's row; the overall row's is "all"

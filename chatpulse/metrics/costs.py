@@ -10,19 +10,11 @@ import pandas as pd
 from chatpulse.days import DayGrid
 from chatpulse.metrics.pricing import RATES, DayPrices, estimate_cost, rate_counts
 from chatpulse.schema import is_error
-from chatpulse.tables import table_columns
+from chatpulse.tables import USAGE_TOKENS, table_columns
 from chatpulse.tokens import unmetered
 
 MODEL_COST_COLUMNS = table_columns("model_costs")
 MODEL_PRICE_COLUMNS = table_columns("model_prices")
-USAGE_TOKENS = (
-    "prompt_tokens",
-    "cached_tokens",
-    "cache_write_tokens",
-    "completion_tokens",
-    "reasoning_tokens",
-    "total_tokens",
-)
 USER_COLUMNS = table_columns("daily_users")
 
 
