@@ -47,7 +47,8 @@ def to_canonical(frame: pd.DataFrame, convention: Convention) -> None:
     openai: already canonical. anthropic: prompt_tokens holds input_tokens, which excludes cache reads
     and writes, so prompt = input + cached + cache_write (where input is known); a logged total equal
     to input + output (the two counts Anthropic sends, summed by a logging tool) becomes
-    prompt + completion. gemini: completion_tokens holds candidatesTokenCount, which excludes the
+    prompt + completion, and a missing total is prompt + completion (Anthropic sends none, so it is
+    no repair). gemini: completion_tokens holds candidatesTokenCount, which excludes the
     thoughts in reasoning_tokens, so completion = candidates + thoughts (where either is known; Gemini
     leaves out a count that is 0). Counts that stay missing are left for clean to recover.
     """
@@ -57,7 +58,7 @@ def to_canonical(frame: pd.DataFrame, convention: Convention) -> None:
         frame["prompt_tokens"] = prompt
         total = _count(frame, "total_tokens")
         summed = (total == raw_input + output).fillna(False).astype(bool)
-        frame["total_tokens"] = total.mask(summed, prompt + output)
+        frame["total_tokens"] = total.mask(summed | total.isna(), prompt + output)
     elif convention == "gemini":
         candidates, thoughts = _count(frame, "completion_tokens"), _count(frame, "reasoning_tokens")
         known = candidates.notna() | thoughts.notna()

@@ -99,6 +99,15 @@ def test_anthropic_cache_reads_and_writes_join_the_prompt_on_a_real_stream(reald
     )
 
 
+def test_an_anthropic_total_it_never_sends_is_the_conventions_sum_not_a_repair() -> None:
+    frame = clean_requests(
+        {"prompt_tokens": 10, "cached_tokens": 4, "cache_write_tokens": 1, "completion_tokens": 3},
+        {"prompt_tokens": 10, "completion_tokens": None},
+    )
+    to_canonical(frame, "anthropic")
+    assert frame["total_tokens"].tolist() == [(10 + 4 + 1) + 3, pd.NA]  # no output count: nothing to sum
+
+
 def test_conversions_leave_missing_counts_missing() -> None:
     frame = clean_requests(
         {"prompt_tokens": None, "cached_tokens": 5, "completion_tokens": 3, "total_tokens": None},
