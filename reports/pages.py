@@ -20,7 +20,7 @@ from chatpulse.daystate import DayState
 from chatpulse.reports.alerts import day_marks
 from chatpulse.reports.formatting import DASH, format_int, format_ms, format_pct, format_usd
 from chatpulse.reports.render import mail_body_file, report_file
-from chatpulse.reports.templating import chart_ref, render_template
+from chatpulse.reports.templating import chart_ref, render_template, write_page
 
 _WEEK_PREFIX = "week-"
 _SUNDAY = 6  # date.weekday() of the day whose run also writes the Monday-to-Sunday weekly report
@@ -86,7 +86,7 @@ def write_index(
     ]
     path = Path(out_dir) / "index.html"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_template("index.html.j2", days=days, weeks=weeks), encoding="utf-8")
+    write_page(path, render_template("index.html.j2", days=days, weeks=weeks))
     return path
 
 
@@ -148,7 +148,7 @@ def write_week(out_dir: Path, sunday: date, daily: pd.DataFrame) -> Path:
         rows=table,
         totals=totals,
     )
-    path.write_text(html, encoding="utf-8")
+    write_page(path, html)
     return path
 
 
@@ -201,6 +201,6 @@ def mark_day_state(page: Path, state: DayState) -> bool:
     if body_file.is_file():  # the body first, as render_report writes them: the page never outruns its body
         body = json.loads(body_file.read_text(encoding="utf-8"))
         body["html"] = _DAY_STATE.sub(lambda _: block, body["html"], count=1)
-        body_file.write_text(json.dumps(body), encoding="utf-8")
-    page.write_text(marked, encoding="utf-8")
+        write_page(body_file, json.dumps(body))
+    write_page(page, marked)
     return True

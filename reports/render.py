@@ -35,7 +35,7 @@ from chatpulse.reports.formatting import (
 )
 from chatpulse.reports.labels import display_label
 from chatpulse.reports.sections import Section, rated_days
-from chatpulse.reports.templating import chart_ref, render_template
+from chatpulse.reports.templating import chart_ref, render_template, write_page
 
 _TOP_REASONS = 3
 _COMPLETE = '<meta name="chatpulse-day" content="complete">'  # written by report.html.j2 for a finished day
@@ -327,7 +327,8 @@ def render_report(
     }
     in_page_order = [*headline, *(chart for section in sections for chart in section.charts)]
     # The body before the page: a page on disk always has the body of the same render beside it.
-    mail_body_file(html_path).write_text(
+    write_page(
+        mail_body_file(html_path),
         json.dumps(
             {
                 "html": render_template("report.html.j2", **context, cid_images=True),
@@ -335,9 +336,8 @@ def render_report(
                 "alerts": alerts.as_json(),
             }
         ),
-        encoding="utf-8",
     )
-    html_path.write_text(render_template("report.html.j2", **context, cid_images=False), encoding="utf-8")
+    write_page(html_path, render_template("report.html.j2", **context, cid_images=False))
     return html_path
 
 

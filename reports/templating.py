@@ -7,6 +7,8 @@ autoescape everything, since scenario and model names come from the logs.
 from __future__ import annotations
 
 import base64
+import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,24 @@ _ENV = Environment(
 def render_template(name: str, **context: Any) -> str:
     """The HTML of ``templates/<name>`` with ``context``; raises jinja2.UndefinedError for a name it lacks."""
     return _ENV.get_template(name).render(**context)
+
+
+def write_page(path: Path, text: str) -> None:
+    """Write `text` (UTF-8) to `path` whole or not at all: into a new file beside it, then renamed over it.
+
+    A reader (a browser, the mail step, another day's run rewriting the index at the same time) sees the
+    old page or the new one, never half of one. Raises OSError when the folder cannot be written.
+    """
+    # A name of its own (not mkstemp's, which makes the file private to its owner): the page keeps the
+    # permissions the umask gives any file written here.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    try:
+        with temporary.open("x", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def chart_ref(title: str, png: Path) -> dict[str, str]:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from chatpulse.daystate import DayState
 from chatpulse.reports.pages import mark_day_state, write_index, write_pages, write_week
 from chatpulse.reports.render import mail_body_file, read_mail_body
+from chatpulse.reports.templating import write_page
 
 from fixtures import PNG_MAGIC, REPORT_DAY, embedded_charts, render_with, report_daily, report_tables
 
@@ -149,3 +153,17 @@ def test_a_page_drawn_before_day_states_is_left_alone(tmp_path: Path) -> None:
     page.write_text("<html><body><h1>old page</h1></body></html>", encoding="utf-8")
     assert not mark_day_state(page, STALE)
     assert page.read_text(encoding="utf-8") == "<html><body><h1>old page</h1></body></html>"
+
+
+def test_a_page_is_replaced_whole_or_not_at_all(tmp_path: Path) -> None:
+    page = tmp_path / "index.html"
+    write_page(page, "<p>old</p>")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(page.stat().st_mode) == 0o666 & ~umask  # readable as any file written here
+    with pytest.raises(UnicodeEncodeError):  # fails while writing: a lone surrogate has no UTF-8
+        write_page(page, "<p>new</p>\ud800")
+    assert page.read_text(encoding="utf-8") == "<p>old</p>"
+    write_page(page, "<p>new</p>")
+    assert page.read_text(encoding="utf-8") == "<p>new</p>"
+    assert [p.name for p in tmp_path.iterdir()] == ["index.html"]  # no temporary file left behind
