@@ -26,7 +26,7 @@ from chatpulse.days import DayOutOfRange, DaySpan
 from chatpulse.ingest.check import DEFAULT_ROWS
 from chatpulse.pipelines.cli_errors import CliError
 from chatpulse.pipelines.demo import DEMO_DAYS, planted_rows, unsynced_sqlite
-from chatpulse.pipelines.instance import prepare_dagster_home
+from chatpulse.pipelines.instance import instance_lines, prepare_dagster_home, write_instance
 from chatpulse.pipelines.scenarios_cli import scenarios
 
 if TYPE_CHECKING:
@@ -433,8 +433,8 @@ def instance(invocation: Invocation) -> None:
     (concurrent_runs) and where Dagster's storage is (dagster_storage_url_env). Start dagster-daemon
     and dagster-webserver on that home (docs/deploy.md). A dagster.yaml of your own is left as it is.
     """
-    home = prepare_dagster_home(invocation.settings())
-    click.echo(f"DAGSTER_HOME={home}")
+    settings = invocation.settings()
+    click.echo("\n".join(instance_lines(settings, *write_instance(settings), invocation.config_file)))
 
 
 @_subcommand("ui")

@@ -65,15 +65,41 @@ def instance_yaml(settings: Settings) -> str:
 def prepare_dagster_home(settings: Settings) -> Path:
     """Use $DAGSTER_HOME, else <data_home>/dagster (set into the environment), so CLI runs show up in `dagster dev`.
 
-    Writes its `dagster.yaml` (instance_yaml) when there is none, or when the one there was written by
-    ChatPulse and the configuration now says otherwise; a file of the user's own is kept as it is.
-    Returns the home folder. Raises OSError when the folder or file cannot be written.
+    Writes its `dagster.yaml` (see write_instance). Returns the home folder. Raises OSError when the
+    folder or file cannot be written.
     """
+    return write_instance(settings)[0]
+
+
+def write_instance(settings: Settings) -> tuple[Path, str]:
+    """prepare_dagster_home's work, and what became of the home's `dagster.yaml`: "written" (there was none,
+    or ChatPulse wrote it and the configuration now says otherwise), "unchanged" or "yours" (a file of the
+    user's own, kept as it is). Raises OSError when the folder or file cannot be written."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home)))
     home.mkdir(parents=True, exist_ok=True)
     path, wanted = home / "dagster.yaml", instance_yaml(settings)
     present = path.read_text() if path.exists() else None
-    ours = present is None or present == EARLIER_CONFIG or present.startswith(WRITTEN_BY_US)
-    if ours and present != wanted:
-        path.write_text(wanted)
-    return home
+    if not (present is None or present == EARLIER_CONFIG or present.startswith(WRITTEN_BY_US)):
+        return home, "yours"
+    if present == wanted:
+        return home, "unchanged"
+    path.write_text(wanted)
+    return home, "written"
+
+
+def instance_lines(settings: Settings, home: Path, outcome: str, config_file: str | None) -> list[str]:
+    """What `chatpulse instance` prints: `DAGSTER_HOME=<home>` first (a line a shell can export), then what
+    the `dagster.yaml` says, or that it is the user's own, and how to start the daemon on it (with
+    CHATPULSE_CONFIG naming `config_file`, the `--config` given, by absolute path)."""
+    lines = [f"DAGSTER_HOME={home}"]
+    if outcome == "yours":
+        lines.append(f"{home / 'dagster.yaml'}: your own file, left as it is (its first line is not ChatPulse's)")
+    else:
+        lines.append(f"{home / 'dagster.yaml'}: {outcome} from the configuration")
+        lines.append(f"  days at once: {settings.concurrent_runs} (concurrent_runs), one run per day")
+        variable = settings.dagster_storage_url_env
+        storage = f"PostgreSQL at ${variable}" if variable is not None else f"SQLite files in {home}"
+        lines.append(f"  Dagster's storage: {storage}")
+    config = f"CHATPULSE_CONFIG={Path(config_file).resolve()} " if config_file is not None else ""
+    lines.append(f"start: DAGSTER_HOME={home} {config}dagster-daemon run -m chatpulse.pipelines.definitions")
+    return lines

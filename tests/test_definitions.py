@@ -117,5 +117,29 @@ def test_chatpulse_instance_writes_the_home_it_prints(tmp_path: Path) -> None:
     config.write_text("data_home: .\nconcurrent_runs: 3\n")
     result = invoke_cli("--config", str(config), "instance")
     home = tmp_path / "dagster"
-    assert (result.exit_code, result.output) == (0, f"DAGSTER_HOME={home}\n")
+    start = (
+        f"start: DAGSTER_HOME={home} CHATPULSE_CONFIG={config} dagster-daemon run -m chatpulse.pipelines.definitions"
+    )
+    assert (result.exit_code, result.output.splitlines()) == (
+        0,
+        [
+            f"DAGSTER_HOME={home}",
+            f"{home / 'dagster.yaml'}: written from the configuration",
+            "  days at once: 3 (concurrent_runs), one run per day",
+            f"  Dagster's storage: SQLite files in {home}",
+            start,
+        ],
+    )
     assert yaml.safe_load((home / "dagster.yaml").read_text())["concurrency"]["runs"]["max_concurrent_runs"] == 3
+    again = invoke_cli("--config", str(config), "instance").output.splitlines()
+    assert again[1] == f"{home / 'dagster.yaml'}: unchanged from the configuration"
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: true\n")  # the user's own
+    config.write_text("data_home: .\nconcurrent_runs: 3\ndagster_storage_url_env: DAGSTER_PG\n")
+    kept = invoke_cli("--config", str(config), "instance").output.splitlines()
+    assert kept[1:] == [
+        f"{home / 'dagster.yaml'}: your own file, left as it is (its first line is not ChatPulse's)",
+        start,
+    ]
+    (home / "dagster.yaml").unlink()
+    storage = invoke_cli("--config", str(config), "instance").output.splitlines()
+    assert storage[3] == "  Dagster's storage: PostgreSQL at $DAGSTER_PG"
