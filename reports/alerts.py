@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from chatpulse.alerting.spend import TWO_SIDED
 from chatpulse.days import window_text
 from chatpulse.reports.formatting import format_metric, missing
 from chatpulse.reports.labels import display_label
@@ -84,7 +85,7 @@ class AlertSummary:
 def _against(row: dict[str, Any]) -> str:
     fmt = format_metric(str(row["metric"]))
     if missing(row.get("baseline")):
-        return f"threshold {fmt(row['threshold'])}"
+        return f"threshold {'±' if row['metric'] in TWO_SIDED else ''}{fmt(row['threshold'])}"
     return f"baseline {fmt(row['baseline'])} (score limit {float(row['threshold']):g})"
 
 

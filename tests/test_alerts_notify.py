@@ -13,6 +13,7 @@ import pytest
 
 from chatpulse.alerting.delivery import DeliveryError, deliver, deliveries, payload, post_json, shown_url
 from chatpulse.config import settings_from_mapping
+from chatpulse.reports.alerts import alert_summary
 from chatpulse.warehouse import Warehouse
 
 from fixtures import Hook, Inbox, free_port
@@ -81,6 +82,15 @@ def test_a_window_across_midnight_names_both_dates() -> None:
         window_start=pd.Timestamp("2026-11-26", tz="UTC"), window_end=pd.Timestamp("2026-11-27", tz="UTC")
     )
     assert "2026-11-26 00:00-2026-11-27 00:00 UTC, 200 requests" in payload(day, "slack")["text"]
+
+
+def test_a_gap_judged_either_way_shows_its_threshold_either_way() -> None:
+    """A bill below the log by 5.7% breaches a 5% threshold: "-0.057 (threshold 0.05)" would read as no breach."""
+    gap = _alerts().assign(rule="bill gap openai", metric="bill_gap_share", value=-0.057, threshold=0.05)
+    assert "bill_gap_share = -0.057 (threshold ±0.05)" in payload(gap, "slack")["text"]
+    row = alert_summary(gap, "UTC").rows[0]
+    assert (row["value"], row["against"]) == ("-5.7%", "threshold ±5.0%")
+    assert alert_summary(_alerts(), "UTC").rows[0]["against"] == "threshold 10.0%"  # one-sided as before
 
 
 def test_a_failed_delivery_is_recorded_and_retried_on_the_next_run(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from urllib3 import BaseHTTPResponse
 from urllib3.exceptions import ConnectTimeoutError, InvalidHeader, NewConnectionError, ReadTimeoutError
 from urllib3.util import Retry
 
+from chatpulse.alerting.spend import TWO_SIDED
 from chatpulse.config import MailSettings, Settings
 from chatpulse.days import window_text
 from chatpulse.mail import MailError, message_id, send
@@ -59,10 +60,11 @@ def _state(alert: pd.Series) -> str:
 
 def describe(alert: pd.Series) -> str:
     state = _state(alert)
+    sign = "±" if alert["metric"] in TWO_SIDED else ""
     reference = (
         f"baseline {alert['baseline']:.4g}, threshold {alert['threshold']:.4g}"
         if pd.notna(alert["baseline"])
-        else f"threshold {alert['threshold']:.4g}"
+        else f"threshold {sign}{alert['threshold']:.4g}"
     )
     return (
         f"[{state}] {alert['rule']}: {alert['metric']} = {alert['value']:.4g} ({reference}) "

@@ -34,6 +34,9 @@ from chatpulse.tables import table_columns
 TRAILING_DAYS = 7
 STATUS_COLUMNS = table_columns("budget_status")
 SPEND, FORECAST, BILL_GAP = "budget_spend_usd", "budget_forecast_usd", "bill_gap_share"
+# Metrics whose alert fires on the value's size either way (a bill above or below the log): their threshold
+# reads "±5%" beside a signed value such as -5.7%.
+TWO_SIDED = frozenset({BILL_GAP})
 
 
 @dataclass(frozen=True)
