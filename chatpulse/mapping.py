@@ -19,6 +19,7 @@ module only says what is written; `chatpulse.ingest.paths` reads the values.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, TypeAdapter, ValidatorFunctionWrapHandler, WrapValidator, model_validator
@@ -157,20 +158,36 @@ class Derived(YamlSection):
         return (self.map.source,) if self.map is not None else ()
 
     @property
+    def always_fills(self) -> bool:
+        """Whether the value fills every row whatever its paths reach: a map with `missing`, or a `first`
+        with such a map among its choices."""
+        if self.first is not None:
+            return any(not isinstance(item, str) and item.always_fills for item in self.first)
+        return self.map is not None and self.map.missing is not None
+
+    @property
     def groups(self) -> tuple[tuple[str, ...], ...]:
         """The inputs in groups of which at least one path must reach a record: each path alone, except
-        that a `first` value's paths form one group (any one of them serves)."""
+        that a `first` value's paths form one group (any one of them serves), and none for a value that
+        always fills (an absent path is what its `missing` is for)."""
+        if self.always_fills:
+            return ()
         return (self.inputs,) if self.first is not None else tuple((path,) for path in self.inputs)
 
     def describe(self) -> str:
-        """The value as a person reads it: `endTime - startTime`, `a + b`, `map of finish_reason`, `a or b`."""
+        """The value as a person reads it: `endTime - startTime`, `a + b`, `map of finish_reason`, `a or b`, or
+        `"batch" on every row` for a map that gives one value whatever it reads."""
         if self.duration is not None:
             return f"{self.duration.end} - {self.duration.start}"
         if self.sum is not None:
             return " + ".join(self.sum)
         if self.first is not None:
             return " or ".join(item if isinstance(item, str) else f"({item.describe()})" for item in self.first)
-        return f"map of {self.map.source}" if self.map is not None else ""
+        if self.map is None:
+            return ""
+        if not self.map.values and self.map.default == self.map.missing is not None:  # a constant, however written
+            return f"{json.dumps(self.map.default)} on every row"
+        return f"map of {self.map.source}"
 
 
 _DERIVED = TypeAdapter(Derived)

@@ -351,3 +351,22 @@ def test_the_sample_reads_gzip_by_lines(tmp_path: Path) -> None:
     (tmp_path / "landing" / "requests-1.jsonl.gz").write_bytes(gzip.compress(good)[:-8])  # no gzip trailer
     result = check(write_config(tmp_path, landing_dir="landing", start_date="2026-11-01"), "--rows", "3")
     assert "  requests-1.jsonl.gz: 3 rows (the file goes on), 2026-11-20" in result.stdout.splitlines()
+
+
+def test_a_value_that_always_fills_is_neither_absent_nor_not_found(realdata: Path, tmp_path: Path) -> None:
+    """A real Batch API output file through its preset: `provider` comes from a map whose `missing:` fills
+    every row where the Azure marker is absent, and `service_tier` from a map that gives "batch" whatever
+    it reads; neither is "not in the files", nor is the marker's path NOT FOUND."""
+    batch = realdata / "formats" / "openai-batch-output-queryreformulation.jsonl"
+    rows = sum(1 for line in batch.read_text().splitlines() if line.strip())
+    (tmp_path / "landing").mkdir()
+    (tmp_path / "landing" / "batch.jsonl").write_bytes(batch.read_bytes())
+    source = {"preset": "openai_batch_output", "pattern": "batch*.jsonl"}
+    lines = check(write_config(tmp_path, start_date="2025-01-01", sources=[source])).stdout.splitlines()
+    column = {line.split(" <- ")[0].strip(): line for line in lines if " <- " in line}
+    filled = f"{rows} of {rows} rows filled (100.0%)"
+    assert column["provider"].endswith(f"'provider or (map of prompt_filter_results)': {filled}, e.g. \"openai\"")
+    assert column["service_tier"].endswith(f'\'"batch" on every row\': {filled}, e.g. "batch"')
+    (absent,) = [line for line in lines if line.startswith("  not in the files: ")]
+    assert not {"provider", "service_tier"} & set(absent.removeprefix("  not in the files: ").split(", "))
+    assert not [line for line in lines if "NOT FOUND" in line]

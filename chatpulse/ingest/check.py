@@ -183,11 +183,13 @@ def _summarise(raw: RawFile, frame: pd.DataFrame, source: SourceConfig, tz: str,
     for name in COLUMNS[source.kind]:
         read = read_column(resolver, source, name)
         missing = unmet(source, name, lambda path: path in resolver.resolved)
-        if not read.found:
+        # A path's fill counts what the log holds; a derived value's, the rows it gives a value (a map's
+        # `missing:` fills rows even where its path reaches no record: the column is not absent then).
+        path = isinstance(source.column(name), str)
+        filled = _filled(read.values if path else frame[name].iloc[: len(records)])
+        if not (read.found or (not path and filled.any())):
             columns[name] = ColumnSample(found=False, missing=missing)
             continue
-        # A path's fill counts what the log holds; a derived value's, the rows it gives a value.
-        filled = _filled(read.values if isinstance(source.column(name), str) else frame[name].iloc[: len(records)])
         shown = example(frame[name], name, source.kind, tz)
         columns[name] = ColumnSample(True, int(filled.sum()), _unreadable(errors, name), shown, missing)
     read = {key for name in COLUMNS[source.kind] for path in source.inputs(name) for key in top_keys(path)}
