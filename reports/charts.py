@@ -245,6 +245,11 @@ def daily_trends(daily: pd.DataFrame, path: Path, title: str = "Last 30 days") -
                 ax.set_axis_off()
             return path
         for ax, (label, lines, formatter) in zip(axes, panels, strict=True):
+            if all(values.isna().all() for values, _ in lines.values()):  # a log without latencies: no "0 ms" axis
+                ax.set_ylabel(label)
+                ax.text(0.5, 0.5, "none logged", transform=ax.transAxes, ha="center", va="center", color=MUTED)
+                ax.set_yticks([])
+                continue
             for name, (values, colour) in lines.items():
                 ax.plot(days, values, color=colour, marker="o", markersize=3, linewidth=1.6, label=name or None)
             if len(lines) > 1:

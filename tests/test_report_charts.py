@@ -134,3 +134,13 @@ def test_hourly_error_rates_and_satisfaction_carry_their_sample_sizes(tmp_path: 
     charts.scenarios(scenario_daily, tmp_path / "s.png")
     liked = drawn[1].axes[1]
     assert [text.get_text() for text in liked.texts] == ["80% (n=40)", "62% (n=8)", "no ratings"]
+
+
+def test_a_trend_panel_with_nothing_logged_says_so_instead_of_a_zero_axis(tmp_path: Path, drawn) -> None:
+    """A log without latencies (a Batch API output) drew a latency axis of "0 ms, 0 ms, 0 ms"."""
+    no_latency = report_daily().assign(latency_p50_ms=np.nan, latency_p95_ms=np.nan, latency_p99_ms=np.nan)
+    charts.daily_trends(no_latency, tmp_path / "t.png")
+    requests, latency, errors = drawn[0].axes
+    assert [t.get_text() for t in latency.texts] == ["none logged"] and not latency.get_yticks().size
+    assert not latency.lines and latency.get_legend() is None
+    assert requests.lines and errors.lines and requests.get_yticks().size  # the other panels as before
