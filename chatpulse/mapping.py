@@ -202,8 +202,10 @@ def _column(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
     # Dispatched by hand so that a mistake is named by its own key, not by the union's branches.
     if isinstance(value, dict):
         return _DERIVED.validate_python(value)
+    if isinstance(value, Derived):  # checked when built: a source copied with dataclasses.replace keeps it
+        return value
     if not isinstance(value, str):
-        raise problem(f"expected a column name, a path or a derived value (duration, sum, map), got {value!r}")
+        raise problem(f"expected a column name, a path or a derived value (duration, sum, map, first), got {value!r}")
     return _path(value)
 
 

@@ -341,6 +341,26 @@ def test_check_connects_counts_and_names_unmapped_and_missing_columns(sqlite_log
     ]
 
 
+def test_check_reads_a_sql_source_with_derived_values(sqlite_logs: str, tmp_path: Path) -> None:
+    """A preset such as litellm_spend_logs maps columns to derived values (duration, first, map): check copies
+    the source to count the day's rows and must keep them (it failed with a validation error)."""
+    columns = {
+        **SQLITE_COLUMNS,
+        "latency_ms": {"duration": {"start": "ts", "end": "ended"}},
+        "provider": {"first": ["note", {"map": {"from": "meta", "missing": "openai", "default": "openai"}}]},
+    }
+    config = tmp_path / "chatpulse.yaml"
+    config.write_text(
+        yaml.safe_dump({"data_home": ".", "timezone": TZ, "sources": [_sqlite_source(sqlite_logs, columns=columns)]})
+    )
+    result = invoke_cli("--config", str(config), "check", "--date", DAY.isoformat())
+    on_day = [row for row in SQLITE_ROWS if _utc(row[1]).astimezone(ZoneInfo(TZ)).date() == DAY]
+    lines = result.output.splitlines()
+    assert not [line for line in lines if "cannot be read" in line], result.output
+    (latency,) = [line for line in lines if line.startswith("  latency_ms <- 'ended - ts': ")]
+    assert latency.startswith(f"  latency_ms <- 'ended - ts': {len(on_day)} of {len(on_day)} rows filled")
+
+
 def test_a_run_judges_a_sql_source_by_its_query_columns(sqlite_logs: str, tmp_path: Path) -> None:
     typo = _sqlite_source(sqlite_logs, columns={**SQLITE_COLUMNS, "completion_tokens": "ctoks"})
     on_day = [row for row in SQLITE_ROWS if _utc(row[1]).astimezone(ZoneInfo(TZ)).date() == DAY]
