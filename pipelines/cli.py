@@ -345,7 +345,9 @@ def send_report(invocation: Invocation, day: date, force: bool) -> None:
 
 @_subcommand("status")
 @click.option("--days", type=click.IntRange(min=1), default=7, help="How many days, ending today.")
-def status(invocation: Invocation, days: int) -> None:
+@click.option("--start", type=Day(), default=None, help="First day (instead of --days), e.g. of a backfill.")
+@click.option("--end", type=Day(), default=None, show_default="today", help="Last day, with --start.")
+def status(invocation: Invocation, days: int, start: date | None, end: date | None) -> None:
     """Print each day's state: complete, or incomplete with its stale steps.
 
     A day is complete when every step that writes its tables and report ran after the steps it
@@ -358,10 +360,16 @@ def status(invocation: Invocation, days: int) -> None:
 
     settings = invocation.settings()
     today = datetime.now(ZoneInfo(settings.timezone)).date()
-    chosen = [today - timedelta(days=offset) for offset in range(days - 1, -1, -1)]
+    if start is None and end is not None:
+        raise CliError("--end needs --start")
+    last = end or today
+    first = start or today - timedelta(days=days - 1)
+    if last < first:
+        raise CliError(f"--end {last} is before --start {first}")
+    chosen = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     chosen = [day.isoformat() for day in chosen if day >= settings.start_date]
     if not chosen:
-        raise CliError(f"no day to show: start_date {settings.start_date} is after today ({today})")
+        raise CliError(f"no day to show: start_date {settings.start_date} is after {last}")
     store = Warehouse(settings.database_url)
     states = day_states(store.read_days(TABLE, chosen[0], chosen[-1]))
     with_tables = set(store.read_days("daily_metrics", chosen[0], chosen[-1])["day"])

@@ -317,3 +317,8 @@ def test_status_prints_each_days_state(tmp_path: Path) -> None:
     assert result.stdout.splitlines() == expected
     assert expected[1].split()[1] == "complete" and expected[2].split()[1] == "incomplete"
     assert "stale: daily_report" in result.stdout and days[2] in result.stdout.splitlines()[-1]
+    # A backfill's days by their dates, however long ago: the same lines for the days chosen.
+    chosen = chatpulse("--config", str(tmp_path / "chatpulse.yaml"), "status", "--start", days[1], "--end", days[2])
+    assert chosen.stdout.splitlines() == expected[1:-2] + expected[-1:]
+    wrong = chatpulse("--config", str(tmp_path / "chatpulse.yaml"), "status", "--start", days[2], "--end", days[1])
+    assert wrong.exit_code != 0 and f"--end {days[1]} is before --start {days[2]}" in wrong.stderr

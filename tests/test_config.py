@@ -106,8 +106,8 @@ def test_unreadable_or_invalid_files_are_named(tmp_path: Path) -> None:
         (
             "sources:\n  - {kind: requests, pattern: '*'}\n"
             "  - {kind: requests, pattern: '*', columns: {timestamp: 5}}\n",
-            "sources[1].columns.timestamp: expected a column name, a path or a derived value (duration, sum, map, first), "
-            "got 5",
+            "sources[1].columns.timestamp: expected a column name, a path or a derived value "
+            "(duration, sum, map, first), got 5",
         ),
         (
             "sources:\n  - {kind: requests, pattern: '*', timestamp: {format: iso, zone: UTC}}\n",
