@@ -26,7 +26,7 @@ from chatpulse.days import DayOutOfRange, DaySpan
 from chatpulse.ingest.check import DEFAULT_ROWS
 from chatpulse.pipelines.cli_errors import CliError
 from chatpulse.pipelines.demo import DEMO_DAYS, planted_rows, unsynced_sqlite
-from chatpulse.pipelines.instance import instance_lines, prepare_dagster_home, write_instance
+from chatpulse.pipelines.instance import instance_lines, prepare_dagster_home, unset_storage_variable, write_instance
 from chatpulse.pipelines.scenarios_cli import scenarios
 
 if TYPE_CHECKING:
@@ -148,6 +148,13 @@ def _use_config(config_file: str | None) -> None:
         os.environ[CONFIG_ENV] = str(Path(config_file).resolve())
 
 
+def _check_storage_variable(settings: Settings) -> None:
+    """CliError when Dagster's storage variable is unset (unset_storage_variable), before Dagster opens it."""
+    unset = unset_storage_variable(settings)
+    if unset is not None:
+        raise CliError(unset)
+
+
 def run_days(settings: Settings, days: Sequence[date], config_file: str | None) -> None:
     """Materialize every asset for each day, printing one progress line per day.
 
@@ -155,7 +162,8 @@ def run_days(settings: Settings, days: Sequence[date], config_file: str | None) 
     them: unlike `execute_in_process` it keeps no step outputs in memory, so a big
     day's frames are freed as soon as the next step has read them. Raises CliError
     for a day that is no partition (before `start_date` or after today, naming the
-    days that can be run) or a failed run (naming its error, see run_error).
+    days that can be run), an unset Dagster storage variable (unset_storage_variable) or a failed run
+    (naming its error, see run_error).
     """
     from dagster import DagsterInstance, execute_job, reconstructable
 
@@ -168,6 +176,7 @@ def run_days(settings: Settings, days: Sequence[date], config_file: str | None) 
         except DayOutOfRange as exc:
             raise CliError(str(exc)) from exc
     _use_config(config_file)
+    _check_storage_variable(settings)
     prepare_dagster_home(settings)
     job = reconstructable(daily_job)
     # Dagster keeps the last job it reconstructed in this process (both methods are lru_caches), with the
@@ -457,6 +466,7 @@ def ui(invocation: Invocation, port: int) -> None:
 
     settings = invocation.settings()
     _use_config(invocation.config_file)
+    _check_storage_variable(settings)
     prepare_dagster_home(settings)
     dagster = Path(sys.executable).with_name("dagster")
     code = run_group([str(dagster), "dev", "-m", DEFINITIONS_MODULE, "-p", str(port)])

@@ -57,6 +57,18 @@ def instance_config(settings: Settings) -> dict[str, object]:
     return config
 
 
+def unset_storage_variable(settings: Settings) -> str | None:
+    """What is wrong when `dagster_storage_url_env` names a variable this process does not have, else None:
+    Dagster reads it when it opens the instance and would fail there with a long traceback."""
+    variable = settings.dagster_storage_url_env
+    if variable is None or os.environ.get(variable):
+        return None
+    return (
+        f"dagster_storage_url_env names {variable}, which is not set: export it (a PostgreSQL URL for Dagster's "
+        "storage) or remove the key to keep Dagster's storage in SQLite files"
+    )
+
+
 def instance_yaml(settings: Settings) -> str:
     """The text of the `dagster.yaml` ChatPulse writes for ``settings``, its first line saying so."""
     return WRITTEN_BY_US + "\n" + yaml.safe_dump(instance_config(settings), sort_keys=False)
@@ -100,6 +112,9 @@ def instance_lines(settings: Settings, home: Path, outcome: str, config_file: st
         variable = settings.dagster_storage_url_env
         storage = f"PostgreSQL at ${variable}" if variable is not None else f"SQLite files in {home}"
         lines.append(f"  Dagster's storage: {storage}")
+        unset = unset_storage_variable(settings)
+        if unset is not None:  # it may be set only where the daemon runs: said, not refused
+            lines.append(f"  warning: {unset} where Dagster runs")
     config = f"CHATPULSE_CONFIG={Path(config_file).resolve()} " if config_file is not None else ""
     lines.append(f"start: DAGSTER_HOME={home} {config}dagster-daemon run -m chatpulse.pipelines.definitions")
     return lines

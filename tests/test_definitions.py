@@ -143,3 +143,9 @@ def test_chatpulse_instance_writes_the_home_it_prints(tmp_path: Path) -> None:
     (home / "dagster.yaml").unlink()
     storage = invoke_cli("--config", str(config), "instance").output.splitlines()
     assert storage[3] == "  Dagster's storage: PostgreSQL at $DAGSTER_PG"
+    # Unset here, it may be set where the daemon runs: said by instance, refused by a run before Dagster fails.
+    unset = "dagster_storage_url_env names DAGSTER_PG, which is not set"
+    assert storage[4].startswith(f"  warning: {unset}") and storage[4].endswith(" where Dagster runs")
+    refused = invoke_cli("--config", str(config), "run", "--start", datetime.now(UTC).date().isoformat())
+    assert refused.exit_code != 0 and refused.output.startswith(f"chatpulse: error: {unset}: export it")
+    assert "Traceback" not in refused.output
