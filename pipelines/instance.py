@@ -11,6 +11,7 @@ that writes its instance itself (Dagster's Helm chart) sets the same keys there 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import yaml
@@ -116,5 +117,6 @@ def instance_lines(settings: Settings, home: Path, outcome: str, config_file: st
         if unset is not None:  # it may be set only where the daemon runs: said, not refused
             lines.append(f"  warning: {unset} where Dagster runs")
     config = f"CHATPULSE_CONFIG={Path(config_file).resolve()} " if config_file is not None else ""
-    lines.append(f"start: DAGSTER_HOME={home} {config}dagster-daemon run -m chatpulse.pipelines.definitions")
+    daemon = Path(sys.executable).with_name("dagster-daemon")  # this environment's: a venv's is not on PATH
+    lines.append(f"start: DAGSTER_HOME={home} {config}{daemon} run -m chatpulse.pipelines.definitions")
     return lines

@@ -117,9 +117,8 @@ def test_chatpulse_instance_writes_the_home_it_prints(tmp_path: Path) -> None:
     config.write_text("data_home: .\nconcurrent_runs: 3\n")
     result = invoke_cli("--config", str(config), "instance")
     home = tmp_path / "dagster"
-    start = (
-        f"start: DAGSTER_HOME={home} CHATPULSE_CONFIG={config} dagster-daemon run -m chatpulse.pipelines.definitions"
-    )
+    daemon = Path(sys.executable).with_name("dagster-daemon")
+    start = f"start: DAGSTER_HOME={home} CHATPULSE_CONFIG={config} {daemon} run -m chatpulse.pipelines.definitions"
     assert (result.exit_code, result.output.splitlines()) == (
         0,
         [
