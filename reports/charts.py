@@ -228,6 +228,9 @@ def tokens_and_cost(model_costs: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+FEW_DAYS = 7  # a trend of at most this many days ticks each day it has
+
+
 def daily_trends(daily: pd.DataFrame, path: Path, title: str = "Last 30 days") -> Path:
     """Requests, latency percentiles and error rate per day on a shared date axis, so a slow drift is visible."""
     rows = daily.sort_values("day")
@@ -257,9 +260,10 @@ def daily_trends(daily: pd.DataFrame, path: Path, title: str = "Last 30 days") -
             ax.set_ylabel(label)
             ax.set_ylim(bottom=0)
             ax.yaxis.set_major_formatter(formatter)
-            ax.yaxis.set_major_locator(MaxNLocator(3))
+            # Counts tick at whole numbers: 0.5 requests would be labelled "0" or "1".
+            ax.yaxis.set_major_locator(MaxNLocator(3, integer=formatter is THOUSANDS))
         axes[-1].xaxis.set_major_formatter(DateFormatter("%b %d"))
-        if len(days) == 1:
-            axes[-1].set_xticks(days)
+        if days.nunique() <= FEW_DAYS:  # else the date locator ticks hours, each labelled with its day
+            axes[-1].set_xticks(days.unique())
         thin_ticks(axes[-1].xaxis, axes[-1].figure)
     return path

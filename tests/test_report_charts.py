@@ -144,3 +144,13 @@ def test_a_trend_panel_with_nothing_logged_says_so_instead_of_a_zero_axis(tmp_pa
     assert [t.get_text() for t in latency.texts] == ["none logged"] and not latency.get_yticks().size
     assert not latency.lines and latency.get_legend() is None
     assert requests.lines and errors.lines and requests.get_yticks().size  # the other panels as before
+
+
+def test_a_short_trend_ticks_whole_requests_and_each_day_once(tmp_path: Path, drawn) -> None:
+    """Two days of 1 and 2 requests: ticks at 0.5 were labelled "0" and "1", and the days repeated per hour."""
+    two = pd.concat([report_daily(day="2026-11-19").assign(requests=1), report_daily().assign(requests=2)])
+    charts.daily_trends(two, tmp_path / "t.png")
+    requests, _, errors = drawn[0].axes
+    ticks = requests.get_yticks()
+    assert len(ticks) and all(float(tick).is_integer() for tick in ticks)
+    assert [label.get_text() for label in errors.get_xticklabels()] == ["Nov 19", "Nov 20"]
