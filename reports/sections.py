@@ -18,6 +18,7 @@ from chatpulse.pseudonyms import UserDisplay
 from chatpulse.reports.formatting import (
     DASH,
     format_change,
+    format_decimal,
     format_int,
     format_metric,
     format_ms,
@@ -87,14 +88,15 @@ def _trend_rows(trends: pd.DataFrame | None) -> pd.DataFrame | None:
     records = []
     for row in trends.to_dict("records"):
         fmt, rate = format_metric(row["metric"]), row["metric"].endswith(("_rate", "_share"))
+        mean = format_decimal if fmt is format_int else fmt  # a mean of counts is no count: 1.5, not "2"
         records.append(
             {
                 "metric": _metric_name(row["metric"]),
                 "value": fmt(row["value"]),
                 "day_over_day": format_change(row["value"], row["previous_day"], rate) or DASH,
                 "week_over_week": format_change(row["value"], row["week_ago"], rate) or DASH,
-                "mean_7d": fmt(row["mean_7d"]),
-                "mean_28d": fmt(row["mean_28d"]),
+                "mean_7d": mean(row["mean_7d"]),
+                "mean_28d": mean(row["mean_28d"]),
             }
         )
     return pd.DataFrame(records)

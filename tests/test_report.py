@@ -244,6 +244,16 @@ def test_sections_format_each_metric_in_its_unit(tmp_path: Path) -> None:
                 "mean_7d": 0.02,
                 "mean_28d": 0.02,
             },
+            # A mean of counts is no count: 1.5 and 0.5 read "2" and "0" when rounded as counts are.
+            {
+                "metric": "requests",
+                "value": 2,
+                "previous_day": 1,
+                "week_ago": None,
+                "mean_7d": 1.5,
+                "mean_28d": 1234.25,
+            },
+            {"metric": "errors", "value": 1, "previous_day": 0, "week_ago": None, "mean_7d": 0.5, "mean_28d": 0.5},
         ]
     )
     spotlight = pd.DataFrame(
@@ -266,6 +276,22 @@ def test_sections_format_each_metric_in_its_unit(tmp_path: Path) -> None:
             "week_over_week": "-0.5 pp",
             "mean_7d": "2.0%",
             "mean_28d": "2.0%",
+        },
+        {
+            "metric": "requests",
+            "value": "2",
+            "day_over_day": "+100%",
+            "week_over_week": "—",
+            "mean_7d": "1.5",
+            "mean_28d": "1,234.2",
+        },
+        {
+            "metric": "errors",
+            "value": "1",
+            "day_over_day": "—",
+            "week_over_week": "—",
+            "mean_7d": "0.5",
+            "mean_28d": "0.5",
         },
     ]
     assert sections["Scenario spotlight"].rows == [
