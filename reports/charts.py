@@ -36,7 +36,7 @@ from chatpulse.reports.chartkit import (
     no_data,
     thin_ticks,
 )
-from chatpulse.reports.formatting import format_duration, format_ms
+from chatpulse.reports.formatting import format_duration, format_ms, format_usd
 from chatpulse.stats import percentile, present
 
 
@@ -220,7 +220,7 @@ def tokens_and_cost(model_costs: pd.DataFrame, path: Path) -> Path:
         cost.set_title("Estimated cost (USD)")
         hbars(tokens, rows["model"], rows["total_tokens"], BLUE, [f"{v:,.0f}" for v in rows["total_tokens"]])
         # No estimate: the model has no price, or its requests are unmetered or their counts contradict.
-        text = ["no estimate" if pd.isna(v) else f"${v:,.2f}" for v in rows["cost_estimate_usd"]]
+        text = ["no estimate" if pd.isna(v) else format_usd(v) for v in rows["cost_estimate_usd"]]
         hbars(cost, rows["model"], rows["cost_estimate_usd"], AMBER, text)
         tokens.xaxis.set_major_locator(MaxNLocator(3))
         tokens.xaxis.set_major_formatter(THOUSANDS)

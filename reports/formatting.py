@@ -6,6 +6,7 @@ returns DASH for a number the day doesn't have, so the templates only lay out st
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -71,11 +72,16 @@ def format_duration(seconds: Any) -> str:
 
 
 def format_usd(amount: Any) -> str:
-    """Dollars with cents; sub-cent spend shows as "<$0.01" rather than a misleading "$0.00"."""
+    """Dollars with cents: 1234.5 -> "$1,234.50"; an amount under a cent with two significant digits,
+    0.0051393 -> "$0.0051", since a small team's day of LLM calls often costs less than a cent and "$0.00"
+    or "$0.01" would misstate it; a negative amount (a difference) -> "-$0.40"."""
     if missing(amount):
         return DASH
     amount = float(amount)
-    return "<$0.01" if 0 < amount < 0.005 else f"${amount:,.2f}"
+    sign, size = ("-" if amount < 0 else ""), abs(amount)
+    if 0 < size < 0.01:
+        return f"{sign}${size:.{1 - math.floor(math.log10(size))}f}"
+    return f"{sign}${size:,.2f}"
 
 
 def format_metric(metric: str) -> Callable[[Any], str]:

@@ -76,7 +76,7 @@ def subject(day: date, headline: Headline, alerts: AlertSummary) -> str:
     """
     counted = f"{alerts.count_text} · " if alerts.total else ""
     return (
-        f"ChatPulse {day.isoformat()}: {counted}{headline.requests} requests, "
+        f"ChatPulse {day.isoformat()}: {counted}{headline.requests} request{'' if headline.requests == '1' else 's'}, "
         f"{headline.error_rate} errors, p95 {headline.latency_p95}"
     )
 

@@ -19,7 +19,18 @@ from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
 
 from chatpulse.config import MailSettings, load_settings
 from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
-from chatpulse.reports.mail import MAX_HTML_BYTES, ReportInProgress, ReportUnfit, build_message, deliver, inline_report
+from chatpulse.reports.alerts import AlertSummary
+from chatpulse.reports.mail import (
+    MAX_HTML_BYTES,
+    Headline,
+    ReportInProgress,
+    ReportUnfit,
+    build_message,
+    deliver,
+    inline_report,
+    plain_text,
+    subject,
+)
 from chatpulse.reports.render import mail_body_file, read_mail_body, render_report
 from chatpulse.reports.sections import Column, Section
 from chatpulse.warehouse import Warehouse, Write
@@ -349,3 +360,12 @@ def test_a_missing_report_fails_the_mail_step_without_retries(tmp_path: Path) ->
     assert "STEP_UP_FOR_RETRY" not in events and events.count("STEP_FAILURE") == 1  # retrying cannot write it
     failure = next(event for event in result.all_events if event.event_type_value == "STEP_FAILURE")
     assert "no report for 2026-11-20" in str(failure.step_failure_data.error)
+
+
+def test_the_subject_and_text_say_one_request_and_a_cost_under_a_cent_as_it_is() -> None:
+    """A small log's day: "1 requests" and a logged $0.0051393 shown as "$0.01" (a new user's Langfuse export)."""
+    day = pd.Series({"requests": 1, "error_rate": 0.0, "latency_p95_ms": 12032.0, "cost_usd": 0.0051393})
+    assert subject(DAY, Headline.of(day), AlertSummary()) == f"ChatPulse {DAY}: 1 request, 0.0% errors, p95 12.0 s"
+    assert "$0.0051" in plain_text(DAY, Headline.of(day), AlertSummary())
+    busier = Headline.of(pd.Series({**day, "requests": 2}))
+    assert subject(DAY, busier, AlertSummary()).startswith(f"ChatPulse {DAY}: 2 requests, ")

@@ -16,7 +16,7 @@ import pytest
 from chatpulse.metrics.daily import daily_metrics
 from chatpulse.metrics.pricing import load_prices, prices_on
 from chatpulse.reports.alerts import alert_summary
-from chatpulse.reports.formatting import format_pct
+from chatpulse.reports.formatting import format_pct, format_usd
 from chatpulse.reports.render import is_complete, render_report
 from chatpulse.reports.sections import detail_sections
 from chatpulse.reports.templating import chart_ref
@@ -513,4 +513,19 @@ def test_a_share_that_rounds_to_zero_never_reads_minus_zero() -> None:
         "0.0%",
         "-0.1%",
         "2.5%",
+    ]
+
+
+def test_an_amount_under_a_cent_keeps_two_significant_digits() -> None:
+    # A day of a few small calls costs less than a cent: "$0.00" or "$0.01" would misstate it.
+    amounts = (0.0051393, 0.00025, 0.000001, 0.01, 1234.5, -0.4, -0.003, 0.0)
+    assert [format_usd(v) for v in amounts] == [
+        "$0.0051",
+        "$0.00025",
+        "$0.0000010",
+        "$0.01",
+        "$1,234.50",
+        "-$0.40",
+        "-$0.0030",
+        "$0.00",
     ]
