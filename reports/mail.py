@@ -13,14 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
-from email.utils import make_msgid
 from pathlib import Path
 
 import css_inline
 import pandas as pd
 
 from chatpulse.config import MailSettings
-from chatpulse.mail import MailError, send
+from chatpulse.mail import MailError, message_id, send
 from chatpulse.reports.alerts import AlertSummary
 from chatpulse.reports.formatting import format_int, format_ms, format_pct, format_usd, missing
 from chatpulse.reports.render import is_complete, read_mail_body
@@ -149,7 +148,7 @@ def build_message(day: date, daily: pd.Series, report: Path, settings: MailSetti
     message["Subject"] = subject(day, headline, inlined.alerts)
     message["From"] = settings.sender
     message["To"] = ", ".join(settings.recipients)
-    message["Message-ID"] = make_msgid(idstring=f"report-{day.isoformat()}", domain="chatpulse")
+    message["Message-ID"] = message_id(settings, f"report-{day.isoformat()}")
     message.set_content(plain_text(day, headline, inlined.alerts))
     message.add_alternative(html, subtype="html")
     html_part = message.get_payload()[1]

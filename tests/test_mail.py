@@ -161,6 +161,7 @@ def test_the_report_arrives_once_with_its_charts_inline(
     assert inbox.logins == [(USER, PASSWORD)]
     message = inbox.messages[0]
     assert message["Message-ID"].strip() == message_id
+    assert message_id.endswith(f"@{settings.sender.rpartition('@')[2].rstrip('>')}>")  # the sender's domain
     sent = parsedate_to_datetime(message["Date"])  # set when sent: mail clients and spam filters need it
     assert sent.tzinfo is not None and abs((datetime.now(UTC) - sent).total_seconds()) < 60
     assert message["Subject"] == "ChatPulse 2026-11-20: 1,234 requests, 2.5% errors, p95 1.8 s"
