@@ -141,7 +141,9 @@ def test_a_time_no_format_reads_keeps_the_first_formats_reason_and_file_time_dat
         pd.Timestamp("2026-11-20 11:00", tz="UTC"),
     ]
     assert pd.isna(frame["timestamp"].iloc[2])
-    assert frame[ERRORS].iloc[2] == ["timestamp: not a number (timestamp.format is epoch_s)"]
+    assert frame[ERRORS].iloc[2] == [
+        "timestamp: not a number (timestamp.format is epoch_s), nor iso (timestamp.fallback)"
+    ]
     assert frame["timestamp"].iloc[3] == pd.Timestamp(modified, unit="s", tz="UTC")
 
 

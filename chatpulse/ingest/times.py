@@ -62,21 +62,27 @@ def parse_timestamps(values: pd.Series, source: SourceConfig) -> Times:
     A column of date-times (as a database gives them) is read as they are, whatever the format:
     an aware one is an instant, a naive one a wall-clock time in `timestamp.timezone`. A value the
     format cannot read is tried with each format of `timestamp.fallback` in turn; one none of them
-    reads keeps the format's own problem.
+    reads keeps the format's own problem, saying which fallbacks did not read it either
+    ("not a number (timestamp.format is epoch_s), nor iso (timestamp.fallback)").
     """
     values = values.reset_index(drop=True)
     if _holds_datetimes(values):
         return _parse_datetimes(values, source.naive_timezone)
     times = _parse(values, source.timestamp_format, source)
+    tried = []
     for fmt in source.timestamp.fallback:
         retry = times.problems.notna()
         if fmt == "file_time" or not retry.any():
             continue
+        tried.append(fmt)
         again = _parse(values[retry], fmt, source)
         read = again.utc.notna().to_numpy()
         rows = retry[retry].index[read]
         times.utc[rows] = again.utc[read].to_numpy()
         times.problems[rows] = None
+    if tried:
+        unread = times.problems.notna()
+        times.problems[unread] = times.problems[unread] + f", nor {' nor '.join(tried)} (timestamp.fallback)"
     return times
 
 
