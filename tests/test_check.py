@@ -274,7 +274,23 @@ def test_unreadable_files_and_values_are_warnings_not_crashes(tmp_path: Path) ->
     assert found[1:] == ["source 'requests': column 'timestamp': none of its 2 sampled values could be read"]
     lines = result.stdout.splitlines()
     assert "  requests-1.jsonl.gz: cannot be read" in lines
-    assert "  messages-1.jsonl: 0 rows, no readable time, 2 malformed lines" in lines
+    assert "  messages-1.jsonl: 0 rows, no readable time, 2 malformed lines (lines 1, 2)" in lines
+
+
+def test_check_names_the_lines_to_look_at(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    good = {"timestamp": "2026-11-20T10:00:00Z", "request_id": "r"}
+    rows = [good, '{"cut', {"timestamp": "soon"}, good, *(["[1"] * 6), {"timestamp": "later"}]
+    write_jsonl(landing / "requests-1.jsonl", rows)
+    lines = check(write_config(tmp_path, landing_dir="landing", start_date="2026-11-01")).stdout.splitlines()
+    malformed = [n for n, row in enumerate(rows, start=1) if isinstance(row, str)]
+    undated = [n for n, row in enumerate(rows, start=1) if isinstance(row, dict) and row is not good]
+    assert (len(malformed), len(undated)) == (7, 2)  # more malformed lines than are named
+    shown = ", ".join(map(str, malformed[:5]))
+    assert (
+        f"  requests-1.jsonl: 4 rows, 2026-11-20, 7 malformed lines (lines {shown}, ...), "
+        f"2 without a readable time (lines {undated[0]}, {undated[1]})"
+    ) in lines
 
 
 def test_a_configuration_error_exits_2(tmp_path: Path) -> None:

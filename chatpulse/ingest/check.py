@@ -36,13 +36,14 @@ from chatpulse.ingest.paths import Resolver, read_column, top_keys
 from chatpulse.ingest.privacy import content_columns, mask
 from chatpulse.ingest.sqlsource import count_day, query_day, raw_rows, source_label
 from chatpulse.mapping import split_path
-from chatpulse.schema import COLUMNS, Kind
+from chatpulse.schema import COLUMNS, SOURCE_LINE, Kind
 
 # Rows read from the start of each file. 1,000 puts a fill rate within about 3 points of the
 # whole file's (a binomial 95% interval is at most +-3.1 points at this size), shows an example of
 # a column filled in one row of 200 with 99% odds, and costs little: a file takes about 0.1 s,
 # mostly fixed costs (100 rows take 0.07 s), so a folder of a few hundred files checks in under a minute.
 DEFAULT_ROWS = 1000
+SHOWN_LINES = 5  # line numbers `check` names per file for malformed lines and rows without a time
 FILE_SUFFIXES = (*JSON_SUFFIXES, ".csv")
 EXAMPLE_CHARS = 40
 LATENCY_COLUMNS = ("latency_ms", "ttft_ms")
@@ -89,6 +90,7 @@ class FileSample:
     `rows` counts records (a session line counts once per turn), `days` rows per local day,
     `undated` rows without a readable time (malformed lines aside), `offsets` the time texts
     that carry a UTC offset; `error` says why the file could not be read, if it could not.
+    `malformed_lines` and `undated_lines` are the first SHOWN_LINES line numbers of each, to look at.
     """
 
     label: str
@@ -101,6 +103,8 @@ class FileSample:
     undated: int = 0
     offsets: int = 0
     error: str | None = None
+    malformed_lines: tuple[int, ...] = ()
+    undated_lines: tuple[int, ...] = ()
 
 
 def _readable_name(name: str) -> bool:
@@ -195,6 +199,8 @@ def _summarise(raw: RawFile, frame: pd.DataFrame, source: SourceConfig, tz: str,
     read = {key for name in COLUMNS[source.kind] for path in source.inputs(name) for key in top_keys(path)}
     stamps = frame["timestamp"].dropna()
     days = Counter(day.date() for day in local_days(stamps, tz))
+    malformed = {line for line, _ in raw.malformed}
+    undated = frame["timestamp"].isna() & ~frame[SOURCE_LINE].isin(malformed)
     offsets = 0
     times = resolver.read(source.source_column("timestamp"))
     if source.timestamp_format == "iso" and times.found:
@@ -210,6 +216,8 @@ def _summarise(raw: RawFile, frame: pd.DataFrame, source: SourceConfig, tz: str,
         days=dict(sorted(days.items())),
         undated=len(frame) - len(stamps) - len(raw.malformed),
         offsets=offsets,
+        malformed_lines=tuple(sorted(line for line, _ in raw.malformed)[:SHOWN_LINES]),
+        undated_lines=tuple(sorted(int(line) for line in frame.loc[undated, SOURCE_LINE])[:SHOWN_LINES]),
     )
 
 

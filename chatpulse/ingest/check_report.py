@@ -73,10 +73,18 @@ def _file_line(sample: FileSample) -> str:
     rows = plural(sample.rows, "row") + (" (the file goes on)" if sample.more else "")
     parts = [rows, span(list(sample.days)) if sample.days else "no readable time"]
     if sample.malformed:
-        parts.append(plural(sample.malformed, "malformed line"))
+        parts.append(plural(sample.malformed, "malformed line") + _at(sample.malformed_lines, sample.malformed))
     if sample.undated and sample.days:
-        parts.append(f"{sample.undated:,} without a readable time")
+        parts.append(f"{sample.undated:,} without a readable time" + _at(sample.undated_lines, sample.undated))
     return f"  {sample.label}: " + ", ".join(parts)
+
+
+def _at(lines: tuple[int, ...], count: int) -> str:
+    """ " (line 4)", " (lines 2, 7)" or, when there are more than shown, " (lines 2, 7, 9, 11, 12, ...)"."""
+    if not lines:
+        return ""
+    more = ", ..." if count > len(lines) else ""
+    return f" (line{'s' if count > 1 else ''} {', '.join(map(str, lines))}{more})"
 
 
 def _absent(source: SourceConfig, name: str) -> str:
