@@ -175,6 +175,15 @@ def test_model_costs_name_unpriced_models_and_keep_the_logged_cost() -> None:
     assert rows["text-embedding-3-small"]["cost_difference_usd"] == pytest.approx(0.0001 - 5000 * 0.02 / 1e6)
 
 
+def test_a_logged_cost_equal_to_the_estimate_differs_by_zero_not_float_dust() -> None:
+    # 1 input and 46 output tokens of gpt-4o: (1 x 2.50 + 46 x 10) / 1e6 = $0.0004625, logged as such; the
+    # estimate's float arithmetic left 5.4e-20 in cost_difference_usd.
+    logged = (1 * 2.50 + 46 * 10.0) / 1e6
+    request = at("10:00", model="gpt-4o", prompt_tokens=1, completion_tokens=46, total_tokens=47, cost_usd=logged)
+    row = model_costs(requests(request), DAY, "UTC", RATES).iloc[0]
+    assert row["cost_estimate_usd"] == pytest.approx(logged) and str(row["cost_difference_usd"]) == "0.0"
+
+
 def test_daily_users_rank_and_sum_per_user() -> None:
     table = daily_users(FRAME, DAY, "UTC", RATES)
     assert list(table.columns) == list(USER_COLUMNS)

@@ -73,6 +73,9 @@ def model_costs(requests: pd.DataFrame, day: dt.date, tz: str, rates: DayPrices)
     logged_sum, logged_count = _sum_where(codes, n, logged)
     estimate_sum, estimated = _sum_where(codes, n, estimate)
     difference, _ = _sum_where(codes, n, logged - estimate)
+    # Float dust (2.7e-20, -1e-12) where logged and estimated agree: no price is below $1e-8 a token, so
+    # a difference under $1e-10 is none (+ 0.0 turns -0.0 into 0.0).
+    difference = np.round(difference, 10) + 0.0
     out = pd.DataFrame(
         {
             "day": day.isoformat(),
