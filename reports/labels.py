@@ -17,6 +17,9 @@ from chatpulse.reports.formatting import DASH, missing
 
 LABEL_MAX = 48  # a table cell: long enough for "anthropic.claude-3-5-sonnet-20240620-v1:0" or a UUID
 CHART_LABEL_MAX = 24  # beside a bar of a chart drawn for a phone's width
+# A data-quality reason, written by ChatPulse around configured names: "total_tokens: not prompt_tokens +
+# completion_tokens" (51) was cut in the middle at LABEL_MAX; a long configured path still is.
+REASON_MAX = 96
 ELLIPSIS = "…"
 _HEAD_SHARE = 0.6  # of the kept width, the start's share; the rest goes to the end
 # Invisible characters that reorder the text around them, so a label could show as another one.

@@ -33,7 +33,7 @@ from chatpulse.reports.formatting import (
     format_usd,
     missing,
 )
-from chatpulse.reports.labels import display_label
+from chatpulse.reports.labels import REASON_MAX, display_label
 from chatpulse.reports.sections import Section, rated_days
 from chatpulse.reports.templating import chart_ref, render_template, write_page
 
@@ -47,7 +47,10 @@ def _top_reasons(reasons: Any) -> tuple[list[dict[str, str]], int]:
         return [], 0
     counts: dict[str, int] = json.loads(reasons)
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    shown = [{"reason": display_label(reason), "count": format_int(count)} for reason, count in ranked[:_TOP_REASONS]]
+    shown = [
+        {"reason": display_label(reason, REASON_MAX), "count": format_int(count)}
+        for reason, count in ranked[:_TOP_REASONS]
+    ]
     return shown, len(ranked) - len(shown)
 
 

@@ -50,7 +50,7 @@ def busy_day(tmp_path: Path) -> tuple[Path, str]:
         "latency_ms: expect_column_values_to_be_between": 2,
         "timestamp: unparseable": 1,
         "model: missing": 1,
-        "status_code: not an integer": 1,
+        "total_tokens: not prompt_tokens + completion_tokens": 2,
     }
     html = render_report(
         DAY,
@@ -116,6 +116,7 @@ def test_quality_counts_and_top_reasons(busy_day: tuple[Path, str]) -> None:
     for count in ("1,300", "5,021", "4,990", "63", "24"):
         assert f"<td>{count}</td>" in html, count
     assert "<code>latency_ms: expect_column_values_to_be_between</code> (2)" in html
+    assert "<code>total_tokens: not prompt_tokens + completion_tokens</code> (2)" in html  # whole, not cut
     assert "+1 more" in html  # four reasons, three shown
 
 
