@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 DEFINITIONS_MODULE = "chatpulse.pipelines.definitions"
 # `chatpulse check` found mapping mistakes: distinct from 1 (a crash) and 2 (an error the user can fix).
 WARNINGS_EXIT = 3
-QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Warnings (quarantined rows, mapping mistakes) on stderr; a failed step's error is the one line run_days prints.
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING", "errors": False}}}}
 
 
 class Day(click.ParamType):

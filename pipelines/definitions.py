@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -11,12 +12,16 @@ from dagster import (
     DailyPartitionsDefinition,
     DefaultScheduleStatus,
     Definitions,
+    Field,
+    InitLoggerContext,
     JobDefinition,
     RunRequest,
     ScheduleDefinition,
     ScheduleEvaluationContext,
+    colored_console_logger,
     define_asset_job,
     in_process_executor,
+    logger,
     schedule,
 )
 
@@ -70,6 +75,26 @@ def yesterday_schedule(job: JobDefinition, settings: Settings) -> ScheduleDefini
     return _schedule
 
 
+@logger(
+    config_schema={
+        "log_level": Field(str, default_value="INFO"),
+        "name": Field(str, default_value="dagster"),
+        "errors": Field(
+            bool, default_value=True, description="Print ERROR events (step failures with their stack traces)."
+        ),
+    },
+    description="Dagster's colored console logger; `chatpulse run` turns its errors off and prints the failure "
+    "itself in one line (the run's event log in the UI keeps every error whole).",
+)
+def console_logger(init_context: InitLoggerContext) -> logging.Logger:
+    """Dagster's console logger, whose ERROR records can be left out (`errors: false`)."""
+    made = colored_console_logger.logger_fn(init_context)
+    if not init_context.logger_config["errors"]:
+        for handler in made.handlers:
+            handler.addFilter(lambda record: record.levelno < logging.ERROR)
+    return made
+
+
 def build_definitions(settings: Settings, config_file: str | None = None) -> Definitions:
     """Assets, job, schedule and resources for one configuration."""
     partitions = daily_partitions(settings)
@@ -90,6 +115,7 @@ def build_definitions(settings: Settings, config_file: str | None = None) -> Def
         jobs=[job],
         sensors=[landing_sensor(DAILY_JOB, partitions, settings), failure_mail_sensor(settings)],
         schedules=[yesterday_schedule(job, settings)],
+        loggers={"console": console_logger},
         resources={
             "chatpulse": ChatPulseSettings(config_file=config_file),
             # The database URL stays out of resource config (shown in the UI, stored with each run): read inside.
