@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 from dagster import ConfigurableIOManager, ConfigurableResource, InitResourceContext, InputContext, OutputContext
 from pydantic import PrivateAttr
 
@@ -112,6 +113,14 @@ class ParquetIOManager(ConfigurableIOManager):
         return_freed_memory()
 
     def load_input(self, context: InputContext) -> pd.DataFrame:
-        """The stored frame; an input's `columns` metadata reads only those (Parquet is columnar)."""
+        """The stored frame; an input's `columns` metadata reads only those (Parquet is columnar).
+
+        Read a row group at a time, as written, so each text column is one Arrow chunk per million rows:
+        pd.read_parquet gives eight per million rows, and every row selection (take) on such a column first
+        joins its chunks into a copy (at 1M requests, clean's peak +116 MB). Types as pd.read_parquet
+        gives them (the file's pandas metadata).
+        """
         return_freed_memory()
-        return pd.read_parquet(self._path(context), columns=(context.definition_metadata or {}).get("columns"))
+        columns = (context.definition_metadata or {}).get("columns")
+        with pq.ParquetFile(self._path(context)) as file:
+            return file.read(columns=columns).to_pandas()
