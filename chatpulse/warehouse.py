@@ -108,6 +108,8 @@ def _arrow_table(table: sa.Table, frame: pd.DataFrame, dialect: sa.Dialect) -> p
     return pa.table(arrays)
 
 
+# Rows per Arrow table handed to SQLite's ingest (about 40 MB of requests).
+INGEST_BATCH = 100_000
 # Rows per CSV chunk handed to COPY (about 17 MB of requests): a day's whole text is never held at once.
 COPY_BATCH = 50_000
 # PostgreSQL's CSV reading matches Arrow's writing with every value quoted: an empty unquoted
@@ -280,8 +282,10 @@ class Warehouse:
                         str(delete.compile(dialect=self.engine.dialect, compile_kwargs={"literal_binds": True}))
                     )
                 for table, frame in inserts:
-                    if not frame.empty:
-                        cursor.adbc_ingest(table.name, _arrow_table(table, frame, self.engine.dialect), mode="append")
+                    # In slices, so only one slice at a time is held twice (as pandas and as Arrow).
+                    for start in range(0, len(frame), INGEST_BATCH):
+                        part = _arrow_table(table, frame.iloc[start : start + INGEST_BATCH], self.engine.dialect)
+                        cursor.adbc_ingest(table.name, part, mode="append")
                 conn.commit()
             except BaseException:
                 conn.rollback()

@@ -1,9 +1,13 @@
 """Dagster resources: the only way assets reach files, the warehouse and settings."""
 
+import ctypes
+import ctypes.util
 from functools import cache
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from dagster import ConfigurableIOManager, ConfigurableResource, InitResourceContext, InputContext, OutputContext
 from pydantic import PrivateAttr
 
@@ -51,14 +55,50 @@ def _open_warehouse(url: str) -> Warehouse:
     return Warehouse(url)
 
 
+# glibc's mallopt parameters (malloc.h): heap tops over 64 KiB go back to the OS, and blocks of
+# 64 KiB or more (column buffers) are mapped apart so that freeing one returns it at once.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, FREED_MEMORY_BYTES = -1, -3, 64 << 10
+
+
+@cache
+def _libc() -> ctypes.CDLL | None:
+    """The C library when it is glibc (mallopt and malloc_trim), else None (macOS, musl)."""
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    return libc if libc is not None and hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+
+
+def return_freed_memory(tune: bool = False) -> None:
+    """Give the memory freed since the last call back to the OS: glibc's free heap pages and Arrow's pool.
+
+    A run's steps share one process, and glibc and Arrow's allocator keep what a step freed for reuse,
+    so each step would start from the peak of the one before (a day of a million requests: 1.2 GB held
+    between steps where the frames need 0.5). With `tune` (once a run), glibc also returns memory as it
+    is freed (mallopt). Does nothing where the C library is not glibc.
+    """
+    libc = _libc()
+    if libc is not None:
+        if tune:
+            libc.mallopt(M_TRIM_THRESHOLD, FREED_MEMORY_BYTES)
+            libc.mallopt(M_MMAP_THRESHOLD, FREED_MEMORY_BYTES)
+        libc.malloc_trim(0)
+    pa.default_memory_pool().release_unused()
+
+
 class ParquetIOManager(ConfigurableIOManager):
     """Hands partition DataFrames between assets as Parquet files, one per asset and day.
 
     Parquet keeps types (tz-aware timestamps, nullable integers) and reads a
-    million rows in a fraction of a second, where pickle would not.
+    million rows in a fraction of a second, where pickle would not. Freed memory goes back to the OS
+    as each frame is written and before each is read (return_freed_memory), so the run's peak is its
+    biggest step's, not the sum of what every step left in the allocators.
     """
 
     base_dir: str
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        """Tune the allocator for the run (return_freed_memory)."""
+        return_freed_memory(tune=True)
 
     def _path(self, context: InputContext | OutputContext) -> Path:
         key = "/".join(context.asset_key.path)
@@ -70,7 +110,17 @@ class ParquetIOManager(ConfigurableIOManager):
         path = self._path(context)
         path.parent.mkdir(parents=True, exist_ok=True)
         obj.to_parquet(path, index=False)
+        return_freed_memory()
 
     def load_input(self, context: InputContext) -> pd.DataFrame:
-        """The stored frame; an input's `columns` metadata reads only those (Parquet is columnar)."""
-        return pd.read_parquet(self._path(context), columns=(context.definition_metadata or {}).get("columns"))
+        """The stored frame; an input's `columns` metadata reads only those (Parquet is columnar).
+
+        Read a row group at a time, as written, so each text column is one Arrow chunk per million rows:
+        pd.read_parquet gives eight per million rows, and every row selection (take) on such a column first
+        joins its chunks into a copy (at 1M requests, clean's peak +116 MB). Types as pd.read_parquet
+        gives them (the file's pandas metadata).
+        """
+        return_freed_memory()
+        columns = (context.definition_metadata or {}).get("columns")
+        with pq.ParquetFile(self._path(context)) as file:
+            return file.read(columns=columns).to_pandas()

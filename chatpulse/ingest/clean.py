@@ -47,7 +47,8 @@ def derive_ids(frame: pd.DataFrame, kind: Kind) -> pd.Series:
     timestamp, hence their day (an undated row, its file's home day).
     """
     id_column = ID_COLUMN[kind]
-    ids = frame[id_column].astype(object)
+    # Kept in their type (Arrow-backed text), never as a million Python objects (at 1M requests: +266 MB).
+    ids = frame[id_column]
     missing = ids.isna()
     if not missing.any():
         return ids
@@ -182,10 +183,10 @@ def _duplicates(frame: pd.DataFrame, id_column: str, candidates: np.ndarray) -> 
     Only the two ordering columns are sorted, never the whole frame.
     """
     rows = np.flatnonzero(candidates)
-    files = pd.factorize(frame[SOURCE_FILE].to_numpy()[rows], sort=True)[0]
+    files = pd.factorize(frame[SOURCE_FILE].iloc[rows], sort=True)[0]
     rows = rows[np.lexsort((frame[SOURCE_LINE].to_numpy()[rows], files))]
     duplicate = np.zeros(len(frame), dtype=bool)
-    duplicate[rows[pd.Series(frame[id_column].to_numpy()[rows]).duplicated().to_numpy()]] = True
+    duplicate[rows[frame[id_column].iloc[rows].duplicated().to_numpy()]] = True
     return duplicate
 
 
