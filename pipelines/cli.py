@@ -8,6 +8,7 @@ one `chatpulse: error: ...` line on stderr and exit status 2.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import sys
@@ -480,7 +481,13 @@ cli.add_command(scenarios)
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run `chatpulse` on `argv` (default: the process's arguments) and exit with its status."""
-    cli.main(args=argv, prog_name="chatpulse")
+    try:
+        cli.main(args=argv, prog_name="chatpulse")
+    finally:
+        # The process ends here. The interpreter's collections at exit would go once more over every object a run
+        # made (~400,000: Dagster, pandas, matplotlib), 1.35 s of CPU after a 100-row day's 8 s; frozen, they are
+        # left to the operating system with the rest of the process's memory. Files and databases are closed.
+        gc.freeze()
 
 
 if __name__ == "__main__":
