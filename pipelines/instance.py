@@ -37,24 +37,17 @@ concurrency:
 PARTITION_TAG = "dagster/partition"
 
 
-def instance_config(settings: Settings, home: Path) -> dict[str, object]:
-    """The `dagster.yaml` of ``settings`` for the Dagster home folder ``home`` (absolute) as a mapping.
+def instance_config(settings: Settings) -> dict[str, object]:
+    """The `dagster.yaml` of ``settings`` as a mapping.
 
     The QueuedRunCoordinator launches at most `concurrent_runs` runs at once, and one run per day: the
     landing sensor may request a day again while it runs. With `dagster_storage_url_env`, the storage is
     PostgreSQL at the URL in that variable, read by Dagster when it starts (the file never holds the URL,
-    which may carry a password). Without it, run and event log files are kept under ``home`` where Dagster
-    keeps them by default, the event log through `chatpulse.pipelines.eventlog.SqliteEventLog`.
+    which may carry a password).
     """
     config: dict[str, object] = {"telemetry": {"enabled": False}}
     if settings.dagster_storage_url_env is not None:
         config["storage"] = {"postgres": {"postgres_url": {"env": settings.dagster_storage_url_env}}}
-    else:  # Dagster's SQLite event log in its usual folder, with an engine per file rather than per event
-        config["event_log_storage"] = {
-            "module": "chatpulse.pipelines.eventlog",
-            "class": "SqliteEventLog",
-            "config": {"base_dir": str(home / "history" / "runs")},
-        }
     config["run_coordinator"] = {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator"}
     config["concurrency"] = {
         "runs": {
@@ -77,9 +70,9 @@ def unset_storage_variable(settings: Settings) -> str | None:
     )
 
 
-def instance_yaml(settings: Settings, home: Path) -> str:
-    """The text of the `dagster.yaml` ChatPulse writes for ``settings`` into ``home``, its first line saying so."""
-    return WRITTEN_BY_US + "\n" + yaml.safe_dump(instance_config(settings, home), sort_keys=False)
+def instance_yaml(settings: Settings) -> str:
+    """The text of the `dagster.yaml` ChatPulse writes for ``settings``, its first line saying so."""
+    return WRITTEN_BY_US + "\n" + yaml.safe_dump(instance_config(settings), sort_keys=False)
 
 
 def prepare_dagster_home(settings: Settings) -> Path:
@@ -97,7 +90,7 @@ def write_instance(settings: Settings) -> tuple[Path, str]:
     user's own, kept as it is). Raises OSError when the folder or file cannot be written."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home)))
     home.mkdir(parents=True, exist_ok=True)
-    path, wanted = home / "dagster.yaml", instance_yaml(settings, home.absolute())
+    path, wanted = home / "dagster.yaml", instance_yaml(settings)
     present = path.read_text() if path.exists() else None
     if not (present is None or present == EARLIER_CONFIG or present.startswith(WRITTEN_BY_US)):
         return home, "yours"
