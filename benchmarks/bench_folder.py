@@ -40,8 +40,9 @@ MEASURED = """import json, resource, subprocess, sys
 code = subprocess.run(sys.argv[1:]).returncode
 usage = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({"code": code, "rss_kb": usage.ru_maxrss, "cpu_s": usage.ru_utime + usage.ru_stime}))"""
-# Tables whose rows depend on when the run happened, not on what it read.
+# Tables, and the alerts' columns, that say when a run happened, not what it read.
 RUN_TABLES = ("day_steps", "landing_files", "alert_deliveries")
+RUN_COLUMNS = ("first_seen", "last_seen", "resolved_at")
 MEASURES = ("wall_s", "cpu_s", "reading_steps_s", "peak_rss_mb")
 
 
@@ -87,10 +88,12 @@ def extract_counts(dagster_home: Path) -> dict[str, float]:
 
 
 def tables(database: Path) -> dict[str, pd.DataFrame]:
-    """Every table of a warehouse but those about the runs themselves, rows sorted, for comparing."""
+    """Every table of a warehouse but those about the runs themselves (and the alerts' run times), rows sorted,
+    for comparing."""
     with sqlite3.connect(database) as conn:
         names = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         frames = {name: pd.read_sql(f'SELECT * FROM "{name}"', conn) for name in names if name not in RUN_TABLES}
+    frames = {name: frame.drop(columns=[c for c in RUN_COLUMNS if c in frame]) for name, frame in frames.items()}
     return {name: frame.sort_values(list(frame.columns)).reset_index(drop=True) for name, frame in frames.items()}
 
 
