@@ -30,7 +30,7 @@ from chatpulse.behaviour.scenarios import (
     session_rows,
     session_usage,
 )
-from chatpulse.ingest.daycache import drop_cached_before
+from chatpulse.ingest.daycache import drop_cached_older
 from chatpulse.ingest.privacy import drop_content, drop_stored_content, retention_cutoff
 from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from chatpulse.tables import TABLES
@@ -155,13 +155,14 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         keep_metadata = settings.metadata_keys is not None  # then metadata holds only the keys the user listed
         cleared = drop_content(warehouse.warehouse.engine, TABLES, cutoff, keep_metadata)
         files = drop_stored_content(settings.storage_dir, cutoff, keep_metadata)
-        cached = drop_cached_before(settings.storage_dir, cutoff)  # the extract cache's unconsumed days
+        # Rows the extract cache kept for days not run since: none outlives the retention period.
+        cached = drop_cached_older(settings.storage_dir, timedelta(days=settings.content_retention_days))
         return MaterializeResult(
             metadata={
                 "cutoff": cutoff.isoformat(),
                 **cleared,
                 "parquet_files": len(files),
-                "extract_cache_days": len(cached),
+                "extract_cache_entries": len(cached),
             }
         )
 

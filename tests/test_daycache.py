@@ -3,24 +3,30 @@ file once, and every day's rows equal those the run without the cache (each day 
 
 from __future__ import annotations
 
+import json
+import os
+import time
+from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from dagster import DagsterInstance
 
 import chatpulse.ingest.extract as extract_module
-from chatpulse.config import Settings, settings_from_mapping
+from chatpulse.config import Settings, load_settings, settings_from_mapping
 from chatpulse.days import DaySpan
 from chatpulse.ingest.clean import clean_partition
-from chatpulse.ingest.daycache import drop_cached_before
+from chatpulse.ingest.daycache import drop_cached_older
 from chatpulse.ingest.extract import RAW, Extract, extract_day
 from chatpulse.ingest.files import read_file
 from chatpulse.ingest.privacy import day_cache, protect
+from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from chatpulse.schema import Kind
 from chatpulse.warehouse import FileStamp
 
-from fixtures import write_jsonl
+from fixtures import field_case, write_jsonl
 
 START = date(2026, 11, 1)
 DAYS = [START + timedelta(days=n) for n in range(30)]
@@ -192,11 +198,50 @@ def test_other_settings_never_read_the_cache_and_retention_clears_it(tmp_path: P
     _landing(tmp_path / "landing")
     first = Run(_settings(tmp_path), cached=True)
     first.day(DAYS[0])
-    removed = drop_cached_before(first.settings.storage_dir, DAYS[20])
-    assert [folder.name for folder in removed] == [str(day) for day in DAYS[1:20]]
+    storage = first.settings.storage_dir
+    assert drop_cached_older(storage, timedelta(days=30)) == []  # written just now, whatever their days
+    old = [entry for entry in _entries(first.settings) if entry.parent.name < str(DAYS[20])]
+    for entry in old:  # as if written 31 days ago
+        os.utime(entry, (time.time() - 31 * 86400,) * 2)
+    assert drop_cached_older(storage, timedelta(days=30)) == old
     assert {entry.parent.name for entry in _entries(first.settings)} == {str(day) for day in DAYS[20:]}
     other = Run(_settings(tmp_path, metadata_keys=["app"]), cached=True)
     other.known = dict(first.known)
     read = other.day(DAYS[21])
     assert read.cached == () and len(read.stamps) == 3  # masked under other settings: parsed again
     assert {entry.parent.name for entry in _entries(first.settings)} == set()  # and those entries gone
+
+
+@pytest.mark.pipeline
+def test_two_days_of_the_pipeline_parse_a_file_spanning_them_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Field case 07 (one file, sessions across midnight): the first day's extract parses it, the first day's
+    neighbour step and the second day's extract take the second day's rows from the cache, which is empty after."""
+    case = field_case("07-sessions-across-midnight", tmp_path)
+    with (case / "cfg.yaml").open("a") as cfg:
+        cfg.write(f"data_home: {tmp_path / 'home'}\n")
+    lines = (case / "requests.jsonl").read_text().splitlines()
+    on_day = Counter(json.loads(line)["timestamp"][:10] for line in lines if line.strip())  # UTC, as its days
+    settings = load_settings(case / "cfg.yaml", env={})
+    job = build_definitions(settings, str(case / "cfg.yaml")).resolve_job_def(DAILY_JOB)
+    reads: list[Path] = []
+
+    def counted(path: Path, *args: object) -> object:  # the real reader, counted
+        reads.append(path)
+        return read_file(path, *args)
+
+    monkeypatch.setattr(extract_module, "read_file", counted)
+    instance = DagsterInstance.ephemeral()
+    extracted = {}
+    for day in sorted(on_day):
+        result = job.execute_in_process(partition_key=day, instance=instance)
+        assert result.success
+        (raw,) = result.asset_materializations_for_node("raw_requests")
+        extracted[day] = tuple(raw.metadata[key].value for key in ("files_read", "files_cached", "rows"))
+    first, second = sorted(on_day)
+    assert extracted == {first: (1, 0, on_day[first]), second: (0, 1, on_day[second])}
+    # The mapping check reads a copy of the first rows of each day's files (chatpulse.ingest.check.sample_file)
+    # from a folder of its own; the landing file itself is parsed once.
+    assert [path for path in reads if path.parent == case] == [case / "requests.jsonl"]
+    assert _entries(settings) == []

@@ -10,8 +10,9 @@ Layout: `<folder>/<YYYY-MM-DD>/<key>-<size>-<mtime_ns>.parquet`, where `key` is 
 label and of the settings that shape its rows (`fingerprint`), and size and mtime_ns are the file's
 FileStamp when parsed. So an entry serves only the same file, unchanged, mapped and protected the same
 way. Entries go when their day has been extracted from them (`drop_day`), when their file changes or
-is gone (`drop_stale`, `keep_only`) and with the content retention (`drop_before`). Every write is
-atomic (a temporary file renamed), and an entry that cannot be read is a miss: the file is parsed.
+is gone (`drop_stale`, `keep_only`) and, unread, after the content retention period
+(`drop_cached_older`). Every write is atomic (a temporary file renamed), and an entry that cannot be
+read is a miss: the file is parsed.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -121,16 +122,20 @@ class DayCache:
             shutil.rmtree(self.folder / day.isoformat(), ignore_errors=True)
 
 
-def drop_cached_before(storage: Path, cutoff: date) -> list[Path]:
-    """Remove the cached rows (every kind) of days before `cutoff` (the content retention's first kept day);
-    returns the day folders removed."""
+def drop_cached_older(storage: Path, age: timedelta, now: datetime | None = None) -> list[Path]:
+    """Remove the cached rows (every kind) written more than `age` before `now` (default: the current time);
+    returns the entries removed.
+
+    By when an entry was written, not by its day: a first run over old logs (days the content retention
+    has already passed) still reads each file once, while no entry outlives the retention period.
+    """
+    oldest = ((now or datetime.now(UTC)) - age).timestamp()
     removed = []
-    for folder in sorted((storage / CACHE_DIR).glob("*/*")):
+    for entry in sorted((storage / CACHE_DIR).glob("*/*/*.parquet")):
         try:
-            day = date.fromisoformat(folder.name)
-        except ValueError:
+            if entry.stat().st_mtime < oldest:
+                entry.unlink()
+                removed.append(entry)
+        except FileNotFoundError:  # consumed by a run meanwhile
             continue
-        if day < cutoff:
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
     return removed
