@@ -78,14 +78,12 @@ class DayCache:
 
     def write(
         self, label: str, stamp: FileStamp, parts: Iterable[tuple[str, pd.DataFrame]], unresolved: tuple[str, ...]
-    ) -> int:
+    ) -> None:
         """Store a freshly parsed file's rows of other days (`parts`: day YYYY-MM-DD, protected rows), each
-        written and dropped in turn, after removing what the cache held for an earlier version of the file.
-        Returns the days written."""
+        written and dropped in turn, after removing what the cache held for an earlier version of the file."""
         if self.folder is None:
-            return 0
+            return
         self.drop_stale(label, stamp)
-        written = 0
         for day, frame in parts:
             path = self._path(self.folder, label, stamp, day)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,8 +92,6 @@ class DayCache:
             part = path.with_name(f".{path.name}.{os.getpid()}.part")
             pq.write_table(table.replace_schema_metadata(meta), part)
             part.replace(path)  # atomic: a reader sees the whole entry or none
-            written += 1
-        return written
 
     def _entries(self, pattern: str) -> list[Path]:
         return sorted(self.folder.glob(f"*/{pattern}.parquet")) if self.folder is not None else []
