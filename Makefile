@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint lock bench bench-small bench-scale bench-postgres ui validate clean
+.PHONY: demo test test-fast lint lock bench bench-small bench-scale bench-postgres bench-folder ui validate clean
 
 LOCK := constraints.txt
 
@@ -44,6 +44,10 @@ bench-scale: $(STAMP)
 # The same day on SQLite and on the local PostgreSQL server (a database of its own, dropped after).
 bench-postgres: $(STAMP)
 	$(BIN)/python benchmarks/bench_postgres.py
+
+# A first run over a folder of 30 days, with the extract cache and without it (files parsed, time, memory).
+bench-folder: $(STAMP)
+	$(BIN)/python benchmarks/bench_folder.py
 
 ui: $(STAMP)
 	$(BIN)/chatpulse ui

@@ -23,7 +23,7 @@ from chatpulse.days import DaySpan
 from chatpulse.ingest.check import match_landing
 from chatpulse.ingest.check_report import check_day
 from chatpulse.ingest.clean import clean_partition, quarantine_outside
-from chatpulse.ingest.privacy import protect
+from chatpulse.ingest.privacy import day_cache
 from chatpulse.ingest.sqlsource import extract_sources
 from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from chatpulse.schema import Kind
@@ -71,16 +71,23 @@ def _raw_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefinition
         store = warehouse.warehouse
         span = DaySpan.through_today(settings.start_date, settings.timezone)
         day = _run_day(context, span)
+        # Personal data is masked and user ids pseudonymised (the cache's `protect`, file by file) before
+        # anything (extract cache, hand-off, quarantine, tables) stores them.
+        cache = day_cache(settings, kind)
         read = extract_sources(
-            settings.landing_dir, settings.sources, kind, day, settings.timezone, store.file_stamps(kind), span
+            settings.landing_dir,
+            settings.sources,
+            kind,
+            day,
+            settings.timezone,
+            store.file_stamps(kind),
+            span,
+            cache=cache,
         )
         extract = read.extract
-        # Personal data is masked and user ids pseudonymised before anything (hand-off, quarantine, tables)
-        # stores them.
-        for frame in (extract.frame, extract.outside):
-            protect(frame, kind, settings)
         bounds = (span.first.isoformat(), span.last.isoformat())
         store.save_stamps(kind, extract.stamps, quarantine_outside(extract.outside, kind, span), bounds)
+        cache.drop_day(day)  # extracted: a rerun of the day parses its files again
         for label, error in extract.unreadable.items():
             context.log.warning(f"skipped {label}, which cannot be read and cannot hold {day}: {error}")
         if len(extract.outside):
@@ -96,6 +103,7 @@ def _raw_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefinition
                 "rows": len(extract.frame),
                 "files": MetadataValue.json(files),
                 "files_read": len(extract.stamps),
+                "files_cached": len(extract.cached),
                 "outside_range": int(outside["rows"].get(kind.value, 0)),
                 "unreadable_skipped": MetadataValue.json(sorted(extract.unreadable)),
             },

@@ -14,7 +14,7 @@ from chatpulse.daystate import TABLE as DAY_STEPS
 from chatpulse.ingest.clean import clean_partition, derive_ids
 from chatpulse.ingest.extract import empty_frame, extract_day
 from chatpulse.ingest.files import ExtractError
-from chatpulse.ingest.privacy import protect
+from chatpulse.ingest.privacy import day_cache
 from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from chatpulse.schema import COLUMNS, SOURCE_FILE, SOURCE_LINE, Kind
 from chatpulse.tables import TABLES
@@ -41,24 +41,24 @@ def _from_landing(
 ) -> pd.DataFrame:
     """The rows of `neighbour` that can share a session with `events`, as its own run would store them.
 
-    The neighbour's rows are extracted as its run extracts them; only those that can matter, and the rows
-    sharing an id with them (cleaning keeps the first row of an id), go through privacy and cleaning, so
-    a whole day is never masked and validated twice. Raises ExtractError as extract_day does.
+    The neighbour's rows are extracted and protected as its run does it, from the extract cache where it
+    holds them (chatpulse.ingest.daycache: a first run over many days parses no file again here); only
+    those that can matter, and the rows sharing an id with them (cleaning keeps the first row of an id), are
+    cleaned, so a whole day is never validated twice. Raises ExtractError as extract_day does.
     """
     tz, gap = settings.timezone, settings.session_gap_minutes
-    frame = extract_day(settings.landing_dir, settings.sources, kind, neighbour, tz, store.file_stamps(kind)).frame
+    cache = day_cache(settings, kind)
+    frame = extract_day(
+        settings.landing_dir, settings.sources, kind, neighbour, tz, store.file_stamps(kind), cache=cache
+    ).frame
     if frame.empty:
         return frame
-    pseudonyms = settings.storage_pseudonyms
-    keys = frame[list(EVENT_KEYS)]
-    if pseudonyms is not None:  # the day's user ids are stored as pseudonyms
-        keys = keys.assign(user_id=pseudonyms.users(keys["user_id"]))
-    wanted = neighbour_rows(events, keys, day, neighbour, tz, gap)
+    wanted = neighbour_rows(events, frame[list(EVENT_KEYS)], day, neighbour, tz, gap)
     if not wanted.any():
         return frame.iloc[0:0]
     ids = derive_ids(frame, kind)
     wanted |= ids.isin(ids[wanted]).to_numpy()
-    clean = clean_partition(protect(frame[wanted].copy(), kind, settings), kind, neighbour.isoformat()).clean
+    clean = clean_partition(frame[wanted].copy(), kind, neighbour.isoformat()).clean
     clean["timestamp"] = clean["timestamp"].dt.floor("us")  # as the warehouse stores them
     return clean[neighbour_rows(events, clean, day, neighbour, tz, gap)]
 

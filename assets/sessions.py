@@ -30,6 +30,7 @@ from chatpulse.behaviour.scenarios import (
     session_rows,
     session_usage,
 )
+from chatpulse.ingest.daycache import drop_cached_older
 from chatpulse.ingest.privacy import drop_content, drop_stored_content, retention_cutoff
 from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from chatpulse.schema import COLUMNS, OUTCOME_COLUMNS, Kind
@@ -171,6 +172,15 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         keep_metadata = settings.metadata_keys is not None  # then metadata holds only the keys the user listed
         cleared = drop_content(warehouse.warehouse.engine, TABLES, cutoff, keep_metadata)
         files = drop_stored_content(settings.storage_dir, cutoff, keep_metadata)
-        return MaterializeResult(metadata={"cutoff": cutoff.isoformat(), **cleared, "parquet_files": len(files)})
+        # Rows the extract cache kept for days not run since: none outlives the retention period.
+        cached = drop_cached_older(settings.storage_dir, timedelta(days=settings.content_retention_days))
+        return MaterializeResult(
+            metadata={
+                "cutoff": cutoff.isoformat(),
+                **cleared,
+                "parquet_files": len(files),
+                "extract_cache_entries": len(cached),
+            }
+        )
 
     return [sessions, scenario_spotlight, content_retention]

@@ -306,6 +306,7 @@ class Settings:
     scenario_rules: Path | None = None
     scenario_model: Path | None = None
     content_retention_days: int = 30
+    extract_cache: bool = True
     prices: Path | None = None
     slow_request_seconds: float = 10.0
     sources: tuple[SourceConfig, ...] = ()
@@ -379,6 +380,7 @@ class ConfigFile(YamlSection):
     scenario_rules: RelativePath | None = None
     scenario_model: RelativePath | None = None
     content_retention_days: Annotated[StrictInt, Field(ge=1), expect("a whole number of days, at least 1")] = 30
+    extract_cache: Annotated[StrictBool, expect("true or false")] = True
     prices: RelativePath | None = None
     slow_request_seconds: Annotated[Positive, expect("a positive number")] = 10.0
     sources: Annotated[tuple[SourceConfig, ...] | None, expect("a list of source mappings")] = None

@@ -21,6 +21,7 @@ import pandas as pd
 
 from chatpulse.config import LATENCY_UNITS, SourceConfig
 from chatpulse.days import DaySpan, local_days
+from chatpulse.ingest.daycache import DayCache
 from chatpulse.ingest.files import ExtractError, RawFile, read_file
 from chatpulse.ingest.paths import Resolver, read_column, top_keys
 from chatpulse.ingest.text import NUL_REMOVED, longer_than, without_nul
@@ -368,6 +369,7 @@ class Extract:
     that day (YYYY-MM-DD) in the DAY column; `unreadable` the files that could not be read but
     cannot hold the day either (file name: error), skipped; `unresolved` the paths of each file
     read whose source reads them and no record of the file holds (file name: paths, see Mapped).
+    `stamps` names the files parsed; `cached` those whose rows of the day came from a DayCache instead.
     """
 
     frame: pd.DataFrame
@@ -375,6 +377,7 @@ class Extract:
     outside: pd.DataFrame
     unreadable: dict[str, str]
     unresolved: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    cached: tuple[str, ...] = ()
 
 
 def extract_day(
@@ -385,6 +388,7 @@ def extract_day(
     tz: str,
     known: Mapping[str, FileStamp] | None = None,
     span: DaySpan | None = None,
+    cache: DayCache | None = None,
 ) -> Extract:
     """Every row of `kind` filed on `day` (see filed_days), from whichever file it came.
 
@@ -395,6 +399,11 @@ def extract_day(
     (naming the file) only when it could hold the day (could_hold); else it is skipped.
     A landing folder that does not exist raises ExtractError when a source of `kind` reads
     files: an unmounted or mistyped folder must fail the run, not replace the day's rows with none.
+
+    With a `cache`, every row returned (frame and outside) has gone through `cache.protect`, and a file
+    whose stamp is unchanged gives its rows of the day from the cache when it holds them; a file parsed
+    for the first time (stamp unknown or changed) leaves there, when `span` is given, its rows of every
+    other day that can be run, so a run over many days parses each file once.
     """
     sources = tuple(sources)
     if any(s.kind == kind and s.pattern is not None for s in sources) and not landing_dir.is_dir():
@@ -406,10 +415,23 @@ def extract_day(
     stamps: dict[str, FileStamp] = {}
     unreadable: dict[str, str] = {}
     unresolved: dict[str, tuple[str, ...]] = {}
-    for path, source in landing_files(landing_dir, sources, kind):
-        label = path.relative_to(landing_dir).as_posix()
+    cached: list[str] = []
+    files = [
+        (path.relative_to(landing_dir).as_posix(), path, source)
+        for path, source in landing_files(landing_dir, sources, kind)
+    ]
+    if cache is not None and span is not None:
+        cache.keep_only(label for label, _, _ in files)
+    for label, path, source in files:
         stamp = known.get(label)
-        if stamp is not None and stamp.unchanged(path) and day_key not in stamp.days:
+        held = stamp is not None and stamp.unchanged(path)
+        if held and day_key not in stamp.days:
+            continue
+        hit = cache.read(label, stamp, day_key) if held and cache is not None else None
+        if hit is not None:
+            parts.append(hit.frame)
+            unresolved[label] = hit.unresolved
+            cached.append(label)
             continue
         stat = path.stat()
         try:
@@ -422,6 +444,12 @@ def extract_day(
         frame, unresolved[label] = mapped.frame, mapped.unresolved
         days = filed_days(frame, tz, path)
         stamps[label] = FileStamp(stat.st_size, stat.st_mtime_ns, frozenset(_day_names(days.drop_duplicates())))
+        if cache is not None:
+            cache.protect(frame)
+            if span is not None and not held:
+                others = days.drop_duplicates()[lambda d: (d != pd.Timestamp(day)) & ~span.outside(d)]
+                rows = ((d.date().isoformat(), frame[(days == d).to_numpy()]) for d in others)
+                cache.write(label, stamps[label], rows, mapped.unresolved)
         parts.append(frame[(days == pd.Timestamp(day)).to_numpy()])
         if span is not None:
             beyond = span.outside(days).to_numpy()
@@ -433,6 +461,7 @@ def extract_day(
         pd.concat(outside, ignore_index=True) if outside else empty.assign(**{DAY: pd.Series(dtype=object)}),
         unreadable,
         unresolved,
+        tuple(cached),
     )
 
 

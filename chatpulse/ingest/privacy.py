@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import io
 import json
 import re
@@ -23,6 +24,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from chatpulse.config import Settings
+from chatpulse.ingest.daycache import CACHE_DIR, DayCache
 from chatpulse.ingest.extract import RAW
 from chatpulse.ingest.masking import mask, mask_metadata
 from chatpulse.ingest.paths import top_keys
@@ -186,6 +188,29 @@ def protect(frame: pd.DataFrame, kind: Kind, settings: Settings) -> pd.DataFrame
         if keep is not None:  # an original line would otherwise keep every field the metadata lost
             trim_lines(frame, settings, keep)
     return mask_frame(frame, content_columns(kind.value))
+
+
+def day_cache(settings: Settings, kind: Kind) -> DayCache:
+    """The extract cache of `kind` (chatpulse.ingest.daycache) under the storage folder, its rows protected as
+    `protect` does; with `extract_cache: false` none is kept (every day parses its files), rows still protected.
+
+    Its fingerprint covers what shapes a file's rows: the kind's sources, the time zone and the privacy
+    settings (the pseudonym key only as part of a hash), so changing any of them leaves old entries unread.
+    """
+    shaping = (
+        [source for source in settings.sources if source.kind == kind],
+        settings.timezone,
+        settings.pseudonymize_storage,
+        settings.pseudonym_key if settings.pseudonymize_storage else None,
+        settings.metadata_keys,
+    )
+    folder = settings.storage_dir / CACHE_DIR / kind.value if settings.extract_cache else None
+    fingerprint = hashlib.sha256(repr(shaping).encode()).hexdigest()
+
+    def protected(frame: pd.DataFrame) -> pd.DataFrame:
+        return protect(frame, kind, settings)
+
+    return DayCache(folder, protected, fingerprint)
 
 
 def retention_cutoff(today: dt.date, days: int) -> dt.date:

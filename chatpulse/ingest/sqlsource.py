@@ -34,6 +34,7 @@ import sqlalchemy as sa
 
 from chatpulse.config import SourceConfig
 from chatpulse.days import DaySpan, day_bounds, local_days
+from chatpulse.ingest.daycache import DayCache
 from chatpulse.ingest.extract import ERRORS, RAW, Extract, extract_day, json_value, map_records
 from chatpulse.ingest.files import ExtractError, RawFile
 from chatpulse.schema import SOURCE_LINE, Kind
@@ -222,18 +223,20 @@ def extract_sources(
     known: Mapping[str, FileStamp] | None = None,
     span: DaySpan | None = None,
     env: Mapping[str, str] | None = None,
+    cache: DayCache | None = None,
 ) -> SourcesDay:
     """`extract.extract_day` over the file sources, plus every SQL source of `kind` read for `day` (read_day).
 
-    SQL rows are never outside `span`: a query is only run for a day that can be run. Raises
+    SQL rows are never outside `span`: a query is only run for a day that can be run. With a `cache`
+    (see extract_day) the SQL rows go through its `protect` too, so every row returned has. Raises
     ExtractError (SqlSourceError for a database) as extract_day and read_day do.
     """
-    files = extract_day(landing_dir, sources, kind, day, tz, known, span)
+    files = extract_day(landing_dir, sources, kind, day, tz, known, span, cache)
     parts, columns = [files.frame], {}
     for source in sources:
         if source.kind == kind and source.sql is not None:
             read = read_day(source, day, tz, env)
-            parts.append(read.frame)
+            parts.append(read.frame if cache is None else cache.protect(read.frame))
             # Two SQL sources of one name (both left to their kind's name) share it: their columns count together.
             columns[source.name] = tuple(dict.fromkeys((*columns.get(source.name, ()), *read.columns)))
     filled = [frame for frame in parts if len(frame)]
