@@ -82,7 +82,7 @@ def test_logged_cost_trend_is_missing_not_zero_on_a_day_that_logged_none() -> No
     days = [_day(0), _day(1)]
     # Day 0 ran but no request logged a cost: daily_metrics' plain sum says 0, model_costs NULL per model.
     tables = {name: pd.DataFrame({"day": days}) for name, _ in HEADLINES.values()}
-    tables["model_costs"] = pd.DataFrame({"day": [_day(0), _day(0), _day(1), _day(1)]})
+    tables["model_costs"] = pd.DataFrame({"day": [_day(0), _day(0), _day(1), _day(1)], "model": ["a", "b"] * 2})
     for name, column in HEADLINES.values():
         tables[name][column] = np.nan
     tables["daily_metrics"]["cost_usd"] = [0.0, 1.5]
@@ -94,6 +94,21 @@ def test_logged_cost_trend_is_missing_not_zero_on_a_day_that_logged_none() -> No
     assert np.isnan(none["value"]) and np.isnan(none["mean_7d"]) and none["days_7"] == 0
     assert np.isnan(logged["previous_day"]) and np.isnan(logged["day_over_day"])
     assert (logged["mean_7d"], logged["days_7"]) == (1.5, 1)
+
+
+def test_a_days_cost_is_the_same_sum_whatever_order_the_warehouse_returns_its_models_in() -> None:
+    # Summed in floats, 0.1, 0.2, 0.3 and 0.3, 0.2, 0.1 differ in the last bit. A later day's trend read a day's
+    # rows in another order than that day's own run, and its 7-day mean differed (PostgreSQL, days at once).
+    tables = {name: pd.DataFrame({"day": [_day(0)]}) for name, _ in HEADLINES.values()}
+    for name, column in HEADLINES.values():
+        tables[name][column] = np.nan
+    costs = pd.DataFrame({"day": [_day(0)] * 3, "model": ["a", "b", "c"]})
+    for name, column in HEADLINES.values():
+        if name == "model_costs":
+            costs[column] = np.nan
+    costs["cost_estimate_usd"] = [0.1, 0.2, 0.3]
+    sums = {headlines({**tables, "model_costs": order})["cost_estimate_usd"].iloc[0] for order in (costs, costs[::-1])}
+    assert len(sums) == 1 and sums.pop() == pytest.approx(0.6)  # read in either order: one sum, to the last bit
 
 
 def _requests(day: str, users: list[str]) -> list[dict]:

@@ -40,9 +40,13 @@ def headlines(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     columns = {}
     for metric, (name, column) in HEADLINES.items():
         frame = tables[name]
-        columns[metric] = (
-            frame.groupby("day")[column].sum(min_count=1) if name == "model_costs" else frame.set_index("day")[column]
-        )
+        if name == "model_costs":
+            # Summed in one order, whatever order the warehouse returns the rows in (PostgreSQL's changes as
+            # days are rewritten): a float sum's last bit depends on it, and the trends must not.
+            frame = frame.sort_values(["day", "model"], kind="stable", na_position="last")
+            columns[metric] = frame.groupby("day")[column].sum(min_count=1)
+        else:
+            columns[metric] = frame.set_index("day")[column]
     return pd.DataFrame(columns).astype("float64")
 
 
