@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import orjson
@@ -362,7 +362,7 @@ def _blocks(path: Path) -> Iterator[bytes]:
     as the file ends), without a UTF-8 byte order mark; nothing when the file starts with a UTF-16 or
     UTF-32 one (read whole, as_utf8). Raises ExtractError when the file cannot be read."""
     try:
-        with gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb") as file:
+        with _open(path) as file:
             pending = file.read(JSON_CHUNK_BYTES)
             if any(pending.startswith(bom) for bom, _ in WIDE_BOMS):
                 return
@@ -408,9 +408,19 @@ def _stream_jsonl(path: Path, layout: str, text_columns: Sequence[str]) -> RawFi
     )
 
 
+def _open(path: Path) -> IO[bytes]:
+    """A landing file opened for reading its bytes, decompressed as they are read when it is gzipped."""
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")
+
+
 def _is_wide(path: Path) -> bool:
-    """Whether a file starts with a UTF-16 or UTF-32 byte order mark."""
-    head = _read_bytes(path)[:4]
+    """Whether a file starts with a UTF-16 or UTF-32 byte order mark (its first four bytes are read, not
+    the whole file, which read_file then reads once). Raises ExtractError when it cannot be read."""
+    try:
+        with _open(path) as file:
+            head = file.read(4)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise ExtractError(f"{path}: cannot read file: {exc}") from exc
     return any(head.startswith(bom) for bom, _ in WIDE_BOMS)
 
 
