@@ -126,15 +126,15 @@ def _copy(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> None:
     requests: 26 s against 4 s, in the same run).
     Raises the driver's error (psycopg.Error) on a value the column refuses; the caller rolls back.
     """
-    values = _arrow_table(table, frame, conn.dialect)
     quote = conn.dialect.identifier_preparer.quote
-    columns = ", ".join(quote(name) for name in values.column_names)
+    columns = ", ".join(quote(c.name) for c in table.columns if c.name in frame.columns)
     # Arrow writes UTF-8 whatever the session's client_encoding says.
     sql = f"COPY {quote(table.name)} ({columns}) FROM STDIN (FORMAT csv, ENCODING 'UTF8')"
     with conn.connection.driver_connection.cursor() as cursor, cursor.copy(sql) as copy:
-        for batch in values.to_batches(max_chunksize=COPY_BATCH):
+        # In slices, as SQLite's ingest: only one slice at a time is held as Arrow and as text.
+        for start in range(0, len(frame), COPY_BATCH):
             text = pa.BufferOutputStream()
-            pa_csv.write_csv(batch, text, _CSV)
+            pa_csv.write_csv(_arrow_table(table, frame.iloc[start : start + COPY_BATCH], conn.dialect), text, _CSV)
             copy.write(text.getvalue())
 
 
