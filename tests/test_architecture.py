@@ -199,7 +199,7 @@ def test_a_built_wheel_holds_chatpulse_alone(tmp_path: Path) -> None:
         "chatpulse/alerting/alert_rules.yaml",
         "chatpulse/behaviour/scenario_rules.yaml",
         "chatpulse/behaviour/scenario_model.npz",
-        "chatpulse/behaviour/scenario_corpus.yaml",
+        "chatpulse/behaviour/scenario_corpus/zh.yaml",
         "chatpulse/metrics/prices.yaml",
     ):
         assert shipped in names

@@ -22,7 +22,7 @@ import pandas as pd
 
 from chatpulse.yamlfile import read_yaml
 
-DEFAULT_CORPUS_PATH = Path(__file__).with_name("scenario_corpus.yaml")
+DEFAULT_CORPUS_PATH = Path(__file__).with_name("scenario_corpus")
 
 
 class LabelledError(ValueError):
@@ -39,7 +39,21 @@ class Labelled:
 
 
 def read_corpus(path: Path = DEFAULT_CORPUS_PATH) -> Labelled:
-    """A corpus YAML file, `{label: {language: [prompt, ...]}}`, in file order."""
+    """A corpus YAML file, `{label: {language: [prompt, ...]}}`, in file order; or a folder of them, read in
+    name order (the shipped corpus has one file per language, so each can be extended on its own)."""
+    if not path.is_dir():
+        return _read_corpus_file(path)
+    parts = [_read_corpus_file(file) for file in sorted(path.glob("*.yaml"))]
+    if not parts:
+        raise LabelledError(f"{path}: no corpus files (*.yaml)")
+    return Labelled(
+        tuple(prompt for part in parts for prompt in part.prompts),
+        tuple(labels for part in parts for labels in part.labels),
+        tuple(language for part in parts for language in part.languages),
+    )
+
+
+def _read_corpus_file(path: Path) -> Labelled:
     raw = read_yaml(path, LabelledError, "scenario corpus")
     prompts, labels, languages = [], [], []
     if not isinstance(raw, dict):
