@@ -179,6 +179,35 @@ def test_openai_service_tiers_are_priced_where_the_log_says_which(tier: str, mod
         assert got[1] == rates[1]
 
 
+def test_batch_without_a_package_rate_is_the_providers_documented_half_of_standard() -> None:
+    # genai-prices 0.2.x lists batch rates from October 2026 only: an earlier batch request was billed at 50%
+    # of the standard rates (OpenAI's Batch API guide), not at the standard rates themselves.
+    day = dt.date(2025, 3, 17)
+    frame = _frame(
+        day,
+        {"model": "o3-mini-2025-01-31", "prompt_tokens": 1_000_000, "completion_tokens": 1_000_000},
+        {
+            "model": "o3-mini-2025-01-31",
+            "prompt_tokens": 1_000_000,
+            "completion_tokens": 1_000_000,
+            "service_tier": "batch",
+        },
+    )
+    prices = prices_on(load_prices(), day)
+    standard, batch = estimate_cost(frame, prices)
+    assert standard == pytest.approx(1.10 + 4.40)  # openai.com/api/pricing, o3-mini: $1.10 in, $4.40 out
+    assert batch == pytest.approx(standard / 2)
+    table = prices.resolve(frame).table.set_index("service_tier", drop=False)
+    assert table.loc["batch", "price_source"] == f"{pricing.package_version()}; batch at 50% of standard (OpenAI)"
+    # Where the package has a batch rate (gpt-4o on DAY: $1.25 in), it is used as it stands.
+    listed = prices_on(load_prices(), DAY).resolve(
+        _frame(DAY, {"model": "gpt-4o", "prompt_tokens": 1, "service_tier": "batch"})
+    )
+    assert listed.table["price_source"].tolist() == [pricing.package_version()] and listed.rate("input").tolist() == [
+        1.25
+    ]
+
+
 def test_a_price_file_wins_and_an_unstated_cache_write_rate_follows_the_provider(tmp_path: Path) -> None:
     path = tmp_path / "negotiated.yaml"
     path.write_text(

@@ -10,6 +10,8 @@ Where a request's rates come from, first match wins (docs/metrics.md, "Cost"):
    snapshots, price history, time-of-day prices, cache read and write rates, tiers by prompt length,
    OpenAI's flex and priority tiers and batch prices), resolved per request minute, never fetched:
    ChatPulse reads the data the installed version ships and never starts its `UpdatePrices`.
+   A batch request the package has no batch rate for is priced at its provider's documented batch
+   discount (BATCH_DISCOUNT).
 
 A request is priced on its counts in the canonical token convention (chatpulse.tokens): cache reads and
 cache writes are parts of the prompt, billed at the cache read and cache write rates, the rest of the
@@ -61,6 +63,13 @@ SERVICE_TIERS: dict[str, dict[str, str]] = {
     "priority": {"service_tier": "priority"},
     "batch": {"processing": "batch"},
 }
+# The batch discount each provider documents for all of its models, applied where the package has no batch
+# rate for a model at that time (it has them from October 2026, for models then listed): 50% of the
+# standard rates, cache rates and tiers included. Sources: OpenAI's Batch API guide ("50% cost discount",
+# platform.openai.com/docs/guides/batch), Anthropic's Message Batches pricing ("50% of standard API
+# prices", platform.claude.com/docs/en/build-with-claude/batch-processing#pricing), Gemini's Batch Mode
+# ("50% of the standard cost", ai.google.dev/gemini-api/docs/batch-mode).
+BATCH_DISCOUNT = {"openai": 0.5, "azure": 0.5, "anthropic": 0.5, "google": 0.5}
 # Where a bare model name (`text-embedding-3-small`) is looked for when the package cannot place it by
 # name and the log names no provider: the first-party APIs, in this order.
 FIRST_PARTY = ("openai", "anthropic", "google", "deepseek", "mistral", "x-ai")
@@ -128,6 +137,15 @@ def _package_rates(model: Any, moment: datetime, context: dict[str, str] | None)
     rates["output"] = rates["output"] or 0.0
     since = _since(model, moment)
     return (*(rates[r] for r in RATES), json.dumps(tiers, sort_keys=True) if tiers else None, since)
+
+
+def _discounted(rates: tuple[Any, ...], share: float) -> tuple[Any, ...]:
+    """_package_rates's result with every rate, tiers included, at `share` of itself."""
+    *base, tiers, since = rates
+    if tiers is not None:
+        steps = {name: [[start, rate * share] for start, rate in values] for name, values in json.loads(tiers).items()}
+        tiers = json.dumps(steps, sort_keys=True)
+    return (*(rate * share for rate in base), tiers, since)
 
 
 def _since(model: Any, moment: datetime) -> str | None:
@@ -317,8 +335,14 @@ class DayPrices:
         sets: dict[tuple[Any, ...], int] = {}
         per_minute = np.empty(len(distinct), dtype=np.int64)
         for n, at in enumerate(distinct):
-            rates = self.book.package_rates(model, int(at), level, context)
-            per_minute[n] = sets.setdefault((model.id, price_provider.id, *rates, package_version()), len(sets))
+            rates, source = self.book.package_rates(model, int(at), level, context), package_version()
+            share = BATCH_DISCOUNT.get(price_provider.id) if level == "batch" else None
+            if share is not None and rates == self.book.package_rates(model, int(at), None, None):
+                rates, source = (
+                    _discounted(rates, share),
+                    f"{source}; batch at {share:.0%} of standard ({price_provider.name})",
+                )
+            per_minute[n] = sets.setdefault((model.id, price_provider.id, *rates, source), len(sets))
         return list(sets), per_minute[inverse]
 
     def _file_rates(self, name: str, provider: str | None, entry: Price, source: str) -> tuple[tuple, str]:
