@@ -114,7 +114,8 @@ TABLES: dict[str, sa.Table] = {
         *_floats("session_duration_p50_s", "session_duration_p95_s", "turns_mean"),
         *_counts("unmetered_requests"),
         *_floats("cost_estimate_usd"),
-        *_counts("estimated_requests", "unpriced_requests"),
+        *_counts("estimated_requests", "unpriced_requests", "logged_requests"),
+        *_floats("spend_usd"),
     ),
     "sessions": _table(
         "sessions",

@@ -22,7 +22,7 @@ from chatpulse.config import MailSettings
 from chatpulse.mail import MailError, message_id, send
 from chatpulse.reports.alerts import AlertSummary
 from chatpulse.reports.formatting import format_int, format_ms, format_pct, format_usd, missing
-from chatpulse.reports.render import is_complete, read_mail_body
+from chatpulse.reports.render import cost_column, is_complete, read_mail_body
 from chatpulse.warehouse import Warehouse
 
 MAX_HTML_BYTES = 100_000
@@ -63,9 +63,12 @@ class Headline:
 
 
 def _cost(daily: pd.Series) -> str:
-    """The logged cost, else (no request logged one) the estimate, marked as such, as the report's Cost card."""
-    logged, estimate = daily.get("cost_usd"), daily.get("cost_estimate_usd")
-    return f"{format_usd(estimate)} (estimated)" if missing(logged) and not missing(estimate) else format_usd(logged)
+    """The report's Cost card's number (render.cost_column), an estimate marked "(estimated)" and a spend that
+    is partly estimated "(partly estimated)"."""
+    column = cost_column(daily)
+    mark = {"cost_estimate_usd": " (estimated)", "spend_usd": " (partly estimated)"}.get(column, "")
+    value = daily.get(column)
+    return format_usd(value) + (mark if not missing(value) else "")
 
 
 def subject(day: date, headline: Headline, alerts: AlertSummary) -> str:

@@ -72,20 +72,30 @@ _DELTAS = {
 }
 
 
-def _cost_column(row: pd.Series) -> str:
-    """The cost the Cost card shows: the logged cost, else (no request logged one) the estimate."""
-    return "cost_estimate_usd" if missing(row.get("cost_usd")) else "cost_usd"
+def cost_column(row: pd.Series) -> str:
+    """The daily_metrics column the Cost card (and the mail's Cost line) shows: the logged cost when every
+    request logged one, the spend (logged, else estimated) when only some did, the estimate when none did.
+    A row from before `logged_requests` was kept shows its logged cost."""
+    logged, requests = row.get("logged_requests"), row.get("requests")
+    if missing(row.get("cost_usd")):
+        return "cost_estimate_usd"
+    partial = not missing(logged) and not missing(requests) and logged < requests
+    return "spend_usd" if partial and not missing(row.get("spend_usd")) else "cost_usd"
 
 
 def _cost_detail(row: pd.Series) -> str:
-    """What the Cost card's number is, and the requests it leaves out (never a silent $0). Both costs:
-    "logged · estimate $4.10 covers 2,990 of 2,998 requests · 8 unmetered · 3 unpriced"; no logged cost:
-    "no request logged a cost: estimate covers 1 of 3 requests · 2 unmetered"; unmetered requests were
-    served without token counts, unpriced ones are of a model no price matches."""
+    """What the Cost card's number is, and the requests it leaves out (never a silent $0). All logged:
+    "logged · estimate $4.10 covers 2,990 of 2,998 requests · 8 unmetered · 3 unpriced"; some logged:
+    "logged for 120 of 180 requests, estimated for the rest · estimate $0.69 covers 180 of 180 requests";
+    none: "no request logged a cost: estimate covers 1 of 3 requests · 2 unmetered"; unmetered requests
+    were served without token counts, unpriced ones are of a model no price matches."""
     get = row.get
-    requests, estimated = get("requests"), get("estimated_requests")
-    logged = _cost_column(row) == "cost_usd"
-    parts = ["logged"] if logged else []
+    requests, estimated, shown = get("requests"), get("estimated_requests"), cost_column(row)
+    logged = shown != "cost_estimate_usd"
+    parts = ["logged"] if shown == "cost_usd" else []
+    if shown == "spend_usd":
+        logged_count = format_int(get("logged_requests"))
+        parts.append(f"logged for {logged_count} of {format_int(requests)} requests, estimated for the rest")
     if not missing(estimated) and not missing(requests) and requests:
         estimate = f"estimate {format_usd(get('cost_estimate_usd'))}" if logged and estimated else "estimate"
         covers = f"{estimate} covers {format_int(estimated)} of {format_int(requests)} requests"
@@ -101,8 +111,8 @@ def _deltas(label: str, row: pd.Series, comparisons: Mapping[str, pd.Series]) ->
     if label not in _DELTAS:
         return []
     column, points = _DELTAS[label]
-    if label == "Cost":  # compared as shown: logged with logged, estimated with estimated
-        column = _cost_column(row)
+    if label == "Cost":  # compared as shown: logged with logged, spend with spend, estimated with estimated
+        column = cost_column(row)
     changes = ((format_change(row.get(column), then.get(column), points), name) for name, then in comparisons.items())
     return [f"{change} vs {name}" for change, name in changes if change is not None]
 
@@ -164,7 +174,7 @@ def _card_values(row: pd.Series) -> list[dict[str, str]]:
                 get("completion_tokens"),
             ),
         },
-        {"label": "Cost", "value": format_usd(get(_cost_column(row))), "detail": _cost_detail(row)},
+        {"label": "Cost", "value": format_usd(get(cost_column(row))), "detail": _cost_detail(row)},
         {
             "label": "Satisfaction",
             "value": format_pct(get("satisfaction")),

@@ -10,13 +10,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from chatpulse.behaviour.sessions import build_sessions
 from chatpulse.config import ConfigError, settings_from_mapping
 from chatpulse.metrics.costs import MODEL_COST_COLUMNS, USER_COLUMNS, daily_users, model_costs
+from chatpulse.metrics.daily import daily_metrics
 from chatpulse.metrics.pricing import estimate_cost, load_prices, prices_on
 from chatpulse.pricefile import PriceError, read_prices
 
 from fixtures import METRIC_DAY as DAY
 from fixtures import clean_requests as requests
+from fixtures import no_messages
 
 RATES = prices_on(load_prices(), DAY)
 
@@ -77,6 +80,15 @@ def _rates(day: dt.date, model: str, book=None) -> pd.Series:
     resolved = prices_on(book or load_prices(), day).resolve(frame)
     assert resolved.codes[0] >= 0, f"{model} unpriced on {day}"
     return resolved.table.iloc[resolved.codes[0]]
+
+
+def test_a_days_spend_is_each_requests_logged_cost_else_its_estimate() -> None:
+    daily = daily_metrics(FRAME, build_sessions(FRAME, no_messages()), DAY, "UTC", RATES).iloc[0]
+    # Logged: rows 0, 2 and 5 ($0.006 + $1.0 + $0.0001). Row 1 has only its estimate (gpt-4o: 200 prompt
+    # at $2.50 and 50 reasoning at $10 per million); rows 3 and 4 have neither (unpriced, no logged cost).
+    assert daily["logged_requests"] == 3
+    assert daily["spend_usd"] == pytest.approx(0.006 + 1.0 + 0.0001 + (200 * 2.50 + 50 * 10.0) / 1e6)
+    assert daily["cost_usd"] == pytest.approx(0.006 + 1.0 + 0.0001)
 
 
 def test_prices_are_versioned_by_day() -> None:

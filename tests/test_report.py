@@ -439,6 +439,20 @@ def _cost_card(html: str) -> str:
             },
             "$2.00 | logged · estimate $1.50 covers 8 of 10 requests · 2 unpriced",
         ),
+        # Some requests logged a cost (a proxy's calls) and some did not (batch output): the spend, each
+        # request's logged cost else its estimate, never the logged part alone.
+        (
+            {
+                "cost_usd": 0.42,
+                "logged_requests": 120,
+                "spend_usd": 0.56,
+                "cost_estimate_usd": 0.69,
+                "estimated_requests": 180,
+                "requests": 180,
+            },
+            "$0.56 | logged for 120 of 180 requests, estimated for the rest"
+            " · estimate $0.69 covers 180 of 180 requests",
+        ),
     ],
 )
 def test_the_cost_card_says_what_it_shows_and_what_the_estimate_covers(

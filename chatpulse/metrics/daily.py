@@ -81,7 +81,9 @@ def daily_metrics(
     no request logged one. rates (pricing.prices_on; None: no prices) give
     cost_estimate_usd, the sum of the estimates (NULL when none), estimated_requests,
     how many requests it covers, and unpriced_requests, how many have a model nothing prices
-    (all of them without rates); unmetered_requests counts chatpulse.tokens.unmetered.
+    (all of them without rates); unmetered_requests counts chatpulse.tokens.unmetered. logged_requests
+    counts the requests with a logged cost; spend_usd sums each request's logged cost, else its estimate
+    (NULL when neither is known for any), as dimension_daily's spend.
     """
     grid = DayGrid.of(day, tz)
     rows = grid.select(requests, "timestamp")
@@ -91,8 +93,10 @@ def daily_metrics(
     count = len(rows)
     errors = int(is_error(rows).sum())
     resolved = rates.resolve(rows) if rates is not None else None
-    estimate = estimate_cost(rows, resolved) if resolved is not None else np.empty(0)
-    estimate = estimate[~np.isnan(estimate)]
+    each = estimate_cost(rows, resolved) if resolved is not None else np.full(count, np.nan)
+    estimate = each[~np.isnan(each)]
+    logged = rows["cost_usd"].to_numpy(dtype="float64", na_value=np.nan)
+    spend = np.where(np.isnan(logged), each, logged)
     unpriced = int((resolved.codes < 0).sum()) if resolved is not None else count
     latency = present(rows["latency_ms"])
     latency_p50, latency_p95, latency_p99 = percentiles(latency, [50, 95, 99])
@@ -123,5 +127,7 @@ def daily_metrics(
         "cost_estimate_usd": float(estimate.sum()) if len(estimate) else np.nan,
         "estimated_requests": len(estimate),
         "unpriced_requests": unpriced,
+        "logged_requests": int((~np.isnan(logged)).sum()),
+        "spend_usd": float(np.nansum(spend)) if (~np.isnan(spend)).any() else np.nan,
     }
     return pd.DataFrame([record], columns=list(DAILY_COLUMNS)).astype({"peak_minute": object})
