@@ -271,10 +271,22 @@ def test_unreadable_files_and_values_are_warnings_not_crashes(tmp_path: Path) ->
     assert result.exit_code == WARNINGS_EXIT
     found = warnings(result)
     assert found[0].startswith("source 'requests': requests-1.jsonl.gz cannot be read: ")
-    assert found[1:] == ["source 'requests': column 'timestamp': none of its 2 sampled values could be read"]
+    unread = "source 'requests': column 'timestamp': none of its 2 sampled values could be read"
+    assert found[1:] == [f"{unread}: unrecognised time format"]
     lines = result.stdout.splitlines()
     assert "  requests-1.jsonl.gz: cannot be read" in lines
     assert "  messages-1.jsonl: 0 rows, no readable time, 2 malformed lines (lines 1, 2)" in lines
+
+
+def test_a_time_format_that_reads_no_value_says_why(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "landing" / "requests-1.jsonl", [{"timestamp": "2026-11-20T10:00:00Z"}] * 3)
+    sources = [{"name": "requests", "kind": "requests", "pattern": "requests-*", "timestamp": {"format": "epoch_ms"}}]
+    result = check(write_config(tmp_path, landing_dir="landing", start_date="2026-11-01", sources=sources))
+    assert result.exit_code == WARNINGS_EXIT
+    assert warnings(result) == [
+        "source 'requests': column 'timestamp': none of its 3 sampled values could be read:"
+        " not a number (timestamp.format is epoch_ms)"
+    ]
 
 
 def test_check_names_the_lines_to_look_at(tmp_path: Path) -> None:

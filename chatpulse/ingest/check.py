@@ -73,14 +73,16 @@ class Finding:
 class ColumnSample:
     """One canonical column in one file's sample: is its source column there (a path that reaches a
     record; for a derived value, any of its paths), how many rows hold a value, how many of those
-    could not be read, the first parsed value (masked; None where never shown), and the paths it
-    reads that reach no record (`missing`)."""
+    could not be read and the first one's reason (`not a number (timestamp.format is epoch_ms)`, never
+    a value), the first parsed value (masked; None where never shown), and the paths it reads that
+    reach no record (`missing`)."""
 
     found: bool
     filled: int = 0
     unreadable: int = 0
     example: str | None = None
     missing: tuple[str, ...] = ()
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -174,10 +176,13 @@ def example(values: pd.Series, name: str, kind: Kind, tz: str) -> str | None:
     return json.dumps(text, ensure_ascii=False)
 
 
-def _unreadable(errors: pd.Series, name: str) -> int:
-    """Rows whose extract reasons name the column ('latency_ms: not a number')."""
+def _unreadable(errors: pd.Series, name: str) -> tuple[int, str | None]:
+    """Rows whose extract reasons name the column ('latency_ms: not a number'), and the first such reason
+    without the column's name."""
     prefix = f"{name}:"
-    return sum(any(r.startswith(prefix) for r in reasons) for reasons in errors if isinstance(reasons, list))
+    named = [[r for r in reasons if r.startswith(prefix)] for reasons in errors if isinstance(reasons, list)]
+    named = [found for found in named if found]
+    return len(named), (named[0][0][len(prefix) :].strip() if named else None)
 
 
 def _summarise(raw: RawFile, frame: pd.DataFrame, source: SourceConfig, tz: str, label: str, more: bool) -> FileSample:
@@ -195,7 +200,8 @@ def _summarise(raw: RawFile, frame: pd.DataFrame, source: SourceConfig, tz: str,
             columns[name] = ColumnSample(found=False, missing=missing)
             continue
         shown = example(frame[name], name, source.kind, tz)
-        columns[name] = ColumnSample(True, int(filled.sum()), _unreadable(errors, name), shown, missing)
+        unreadable, reason = _unreadable(errors, name)
+        columns[name] = ColumnSample(True, int(filled.sum()), unreadable, shown, missing, reason)
     read = {key for name in COLUMNS[source.kind] for path in source.inputs(name) for key in top_keys(path)}
     stamps = frame["timestamp"].dropna()
     days = Counter(day.date() for day in local_days(stamps, tz))
@@ -356,8 +362,10 @@ def sample_findings(source: SourceConfig, samples: Sequence[FileSample]) -> list
         found = [s.columns[name] for s in read if s.columns[name].found]
         filled, unreadable = sum(c.filled for c in found), sum(c.unreadable for c in found)
         if found and filled and unreadable == filled:
+            why = next((c.reason for c in found if c.reason), None)
             texts.append(
-                f"column {_named(column_text(source, name), name)}: none of its {filled:,} sampled values could be read"
+                f"column {_named(column_text(source, name), name)}: none of its {filled:,} sampled values could be"
+                f" read{f': {why}' if why else ''}"
             )
     stamped = sum(s.columns["timestamp"].filled for s in read)
     zoned = source.timestamp_format == "iso" and source.naive_timezone != "UTC"
