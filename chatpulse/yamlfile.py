@@ -8,6 +8,7 @@ declare what they accept with pydantic types; `expect` words a field's message;
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping, Sequence
 from datetime import date
@@ -130,7 +131,9 @@ class YamlSection:
             known = sorted(field.alias or name for name, field in cls.__pydantic_fields__.items())
             unknown = sorted(str(key) for key in raw if key not in known)
             if unknown:
-                raise problem(f"unknown key (expected one of {', '.join(known)})", key=unknown[0])
+                close = difflib.get_close_matches(unknown[0], known, n=1, cutoff=0.6)
+                hint = f"did you mean '{close[0]}'? " if close else ""
+                raise problem(f"unknown key ({hint}expected one of {', '.join(known)})", key=unknown[0])
         return raw
 
 

@@ -111,7 +111,8 @@ def test_unreadable_or_invalid_files_are_named(tmp_path: Path) -> None:
         ),
         (
             "sources:\n  - {kind: requests, pattern: '*', timestamp: {format: iso, zone: UTC}}\n",
-            "sources[0].timestamp.zone: unknown key (expected one of fallback, format, origin, timezone)",
+            "sources[0].timestamp.zone: unknown key (did you mean 'timezone'? expected one of fallback, format, "
+            "origin, timezone)",
         ),
         (
             "sources:\n  - {kind: requests, pattern: '*', timestamp: {format: seconds_since, origin: 0}}\n",
@@ -129,8 +130,8 @@ def test_unreadable_or_invalid_files_are_named(tmp_path: Path) -> None:
         ),
         (
             "mail: {host: h, sender: a@x, recipients: [b@x], password: secret}\n",
-            "mail.password: unknown key (expected one of ca_file, host, password_env, port, recipients, security, "
-            "sender, timeout_s, username)",
+            "mail.password: unknown key (did you mean 'password_env'? expected one of ca_file, host, password_env, "
+            "port, recipients, security, sender, timeout_s, username)",
         ),
         ("- a list\n", "expected a mapping, got ['a list']"),
         # A long wrong value (a pasted document, a blob) is quoted cut to 80 characters.
@@ -143,6 +144,15 @@ def test_a_wrong_value_is_one_line_naming_the_file_and_key(tmp_path: Path, text:
     with pytest.raises(ConfigError) as error:
         load_settings(config, env={})
     assert str(error.value) == f"{config}: {message}"
+
+
+def test_a_misspelt_top_level_key_names_the_one_meant(tmp_path: Path) -> None:
+    config = tmp_path / "chatpulse.yaml"
+    config.write_text("source: []\n")
+    with pytest.raises(
+        ConfigError, match=r": source: unknown key \(did you mean 'sources'\? expected one of alert_rules, "
+    ):
+        load_settings(config, env={})
 
 
 def test_the_mail_password_comes_from_the_variable_the_file_names(tmp_path: Path) -> None:
