@@ -40,13 +40,11 @@ class ModelFileError(ValueError):
 
 @dataclass(frozen=True)
 class Prediction:
-    """Per text: the label index, its probability, the names of its strongest features (None when none), and
-    every label's probability (texts x labels, in the model's label order)."""
+    """Per text: the label index, its probability, and the names of its strongest features (None when none)."""
 
     label: np.ndarray
     probability: np.ndarray
     features: pa.Array
-    probabilities: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -96,13 +94,11 @@ class ScenarioModel:
             probability /= probability.sum(axis=1, keepdims=True)
             label = probability.argmax(axis=1)
             labels.append(label)
-            probabilities.append(probability)
+            probabilities.append(probability[np.arange(len(label)), label])
             features.append(self.explain(vectors, label))
         if not labels:
-            empty = np.zeros((0, len(self.labels)))
-            return Prediction(np.zeros(0, np.int64), np.zeros(0), pa.array([], pa.string()), empty)
-        label, every = np.concatenate(labels), np.concatenate(probabilities)
-        return Prediction(label, every[np.arange(len(label)), label], pa.concat_arrays(features), every)
+            return Prediction(np.zeros(0, np.int64), np.zeros(0), pa.array([], pa.string()))
+        return Prediction(np.concatenate(labels), np.concatenate(probabilities), pa.concat_arrays(features))
 
     def explain(self, vectors: sp.csr_matrix, label: np.ndarray) -> pa.Array:
         """Per row, its EXPLAINED_FEATURES named columns that add most to `label`'s score, strongest first,

@@ -6,9 +6,7 @@ A conversation's label comes from, in this order of precedence:
 2. the best matching rule, when its label is one the model does not know (a user's own label);
 3. the model (chatpulse.behaviour.scenario_model) on its first user message, when at least
    MODEL_TRUST sure;
-4. the best matching rule (chatpulse.behaviour.scenario_rules), when any matched and the model gives
-   the rule's label at least RULE_SUPPORT times the probability of its own best label (a keyword the
-   whole message contradicts, "write" in a fact question, yields);
+4. the best matching rule (chatpulse.behaviour.scenario_rules), when any matched;
 5. the model, however unsure: a prompt in a language the rules do not cover still gets a
    learned label rather than OTHER.
 SCENARIO_RULE records which: the rule's name, `example`, or `model:` and the n-grams
@@ -42,9 +40,6 @@ SESSION_ROW = "session_row"
 # A session's model when none of its requests names one (or it has none).
 UNKNOWN_MODEL = "unknown"
 MODEL_TRUST = 0.5  # a model less sure than this yields to a matching rule
-# ... that the model does not rule out. Chosen on the development prompts (tests/data/scenario_dev), where 0.2
-# labelled 0.938 of them right against 0.928 without the condition; README "Accuracy" gives both.
-RULE_SUPPORT = 0.2
 EXAMPLE_SIMILARITY = 0.5  # cosine from which a prompt counts as one of the rules file's examples
 DEFAULT_LABELS: tuple[str, ...] = (*dict.fromkeys(rule.label for rule in DEFAULT_RULES), OTHER)
 
@@ -79,11 +74,7 @@ def decide(
         predicted = model.predict(pa.array(np.asarray(distinct, dtype=object), pa.string()))
         probability, label = predicted.probability[codes], predicted.label[codes]
         custom = matched & ~np.isin(scenario[text], model.labels)
-        # The model's probability of each matched rule's label (0 for a label it does not know).
-        column = pd.Index(model.labels).get_indexer(scenario[text])
-        support = np.where(column >= 0, predicted.probabilities[codes, np.maximum(column, 0)], 0.0)
-        trusted = (probability >= MODEL_TRUST) | (support < RULE_SUPPORT * probability)
-        use = ~custom & (~matched | trusted)
+        use = ~custom & (~matched | (probability >= MODEL_TRUST))
         why = pc.utf8_rtrim(pc.binary_join_element_wise("model: ", pc.fill_null(predicted.features, ""), ""), " ")
         at = text[use]
         scenario[at] = np.asarray(model.labels, dtype=object)[label[use]]
