@@ -107,7 +107,7 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         table = traffic.request_metrics(requests, day, tz, settings.slow_request_seconds * 1000.0)
         kinds = errors.error_kinds(requests, day, tz)
         failed = errors.failed_requests(requests, day, tz)
-        costs = cost_metrics.model_costs(requests, day, tz, rates)
+        costs, prices, users = cost_metrics.cost_tables(requests, day, tz, rates)
         write_day(
             context,
             warehouse,
@@ -117,8 +117,8 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
             Write("failed_requests", failed),
             Write("slowest_requests", errors.slowest_requests(requests, day, tz)),
             Write("model_costs", costs),
-            Write("model_prices", cost_metrics.model_prices(requests, day, tz, rates)),
-            Write("daily_users", cost_metrics.daily_users(requests, day, tz, rates)),
+            Write("model_prices", prices),
+            Write("daily_users", users),
         )
         overall = table.iloc[0]
         unpriced = costs[costs["unpriced_requests"] > 0]
@@ -138,6 +138,10 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
     @asset(
         partitions_def=partitions,
         ins={
+            # What session_stats reads of the sessions (not their labels, ids of users, usage or ratings).
+            "sessions": AssetIn(
+                "sessions", metadata={"columns": ["session_id", "start", "duration_s", "turns", "messages", "requests"]}
+            ),
             # Only what keys events to sessions, roles and failures: never the messages' content.
             "requests": AssetIn("clean_requests", metadata={"columns": [*EVENT_KEYS, *OUTCOME_COLUMNS]}),
             "messages": AssetIn("clean_messages", metadata={"columns": [*EVENT_KEYS, "role"]}),
