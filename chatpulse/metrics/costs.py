@@ -61,12 +61,12 @@ def model_costs(requests: pd.DataFrame, day: dt.date, tz: str, rates: DayPrices)
     logged minus the estimated cost over requests that have both.
     """
     rows = DayGrid.of(day, tz).select(requests, "timestamp")
-    return _model_costs(rows, rates.resolve(rows), day)
+    resolved = rates.resolve(rows)
+    return _model_costs(rows, resolved, estimate_cost(rows, resolved), day)
 
 
-def _model_costs(rows: pd.DataFrame, resolved: Resolved, day: dt.date) -> pd.DataFrame:
-    """model_costs of the day's rows, whose rates are `resolved`."""
-    estimate = estimate_cost(rows, resolved)
+def _model_costs(rows: pd.DataFrame, resolved: Resolved, estimate: np.ndarray, day: dt.date) -> pd.DataFrame:
+    """model_costs of the day's rows, whose rates are `resolved` and estimates `estimate` (estimate_cost)."""
     logged = _floats(rows, "cost_usd")
     codes, uniques = pd.factorize(rows["model"], use_na_sentinel=False)
     models = _labels(uniques)
@@ -140,14 +140,13 @@ def daily_users(requests: pd.DataFrame, day: dt.date, tz: str, rates: DayPrices)
     counts that contradict the token convention: pricing.estimate_cost).
     """
     rows = DayGrid.of(day, tz).select(requests, "timestamp")
-    return _daily_users(rows, rates.resolve(rows), day)
+    return _daily_users(rows, estimate_cost(rows, rates), day)
 
 
-def _daily_users(rows: pd.DataFrame, resolved: Resolved, day: dt.date) -> pd.DataFrame:
-    """daily_users of the day's rows, whose rates are `resolved`."""
+def _daily_users(rows: pd.DataFrame, estimate: np.ndarray, day: dt.date) -> pd.DataFrame:
+    """daily_users of the day's rows, whose estimates are `estimate` (estimate_cost)."""
     named = rows["user_id"].notna().to_numpy(dtype=bool)
-    rows = rows[named]
-    estimate = estimate_cost(rows, Resolved(resolved.table, resolved.codes[named]))  # a request's rates are its own
+    rows, estimate = rows[named], estimate[named]  # a request's estimate is its own
     codes, uniques = pd.factorize(rows["user_id"])
     n = len(uniques)
     count = np.bincount(codes, minlength=n)
@@ -176,8 +175,13 @@ def _daily_users(rows: pd.DataFrame, resolved: Resolved, day: dt.date) -> pd.Dat
 def cost_tables(
     requests: pd.DataFrame, day: dt.date, tz: str, rates: DayPrices
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """model_costs, model_prices and daily_users of the same requests, their rates resolved once (at a
-    million requests each resolve factorizes three columns and sorts every request)."""
+    """model_costs, model_prices and daily_users of the same requests, their rates resolved and their costs
+    estimated once (at a million requests each resolve factorizes three columns and sorts every request)."""
     rows = DayGrid.of(day, tz).select(requests, "timestamp")
     resolved = rates.resolve(rows)
-    return _model_costs(rows, resolved, day), _model_prices(rows, resolved, day), _daily_users(rows, resolved, day)
+    estimate = estimate_cost(rows, resolved)
+    return (
+        _model_costs(rows, resolved, estimate, day),
+        _model_prices(rows, resolved, day),
+        _daily_users(rows, estimate, day),
+    )
