@@ -28,6 +28,11 @@ from chatpulse.warehouse import Write
 # per request) and read by none of them. At a million requests Parquet hands over 245 MB instead of 383,
 # in a third of the time.
 METRIC_REQUEST_COLUMNS = [column for column in REQUEST_COLUMNS if column != "metadata"]
+# The hourly rows count, time, judge failures and add tokens only; the headline numbers also price requests
+# and count users and models, but never look at a request's or a session's id or its endpoint (1M requests:
+# Parquet hands over the hourly columns in 0.2 s, the headline ones in 0.5, all but metadata in 0.8-1.0).
+HOURLY_REQUEST_COLUMNS = ["timestamp", *OUTCOME_COLUMNS, "latency_ms", *daily.TOKEN_COLUMNS]
+DAILY_REQUEST_COLUMNS = [c for c in METRIC_REQUEST_COLUMNS if c not in ("request_id", "session_id", "endpoint")]
 
 
 def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
@@ -35,7 +40,7 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
 
     @asset(
         partitions_def=partitions,
-        ins={"requests": AssetIn("clean_requests", metadata={"columns": METRIC_REQUEST_COLUMNS})},
+        ins={"requests": AssetIn("clean_requests", metadata={"columns": HOURLY_REQUEST_COLUMNS})},
         group_name="metrics",
         kinds={"pandas", "sql"},
         description="Per local hour: requests, peak requests per minute, latency percentiles, errors, tokens.",
@@ -56,7 +61,7 @@ def metric_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
     @asset(
         partitions_def=partitions,
         ins={
-            "requests": AssetIn("clean_requests", metadata={"columns": METRIC_REQUEST_COLUMNS}),
+            "requests": AssetIn("clean_requests", metadata={"columns": DAILY_REQUEST_COLUMNS}),
             # What the headline numbers read of the sessions (daily.daily_metrics).
             "sessions": AssetIn("sessions", metadata={"columns": ["start", "duration_s", "turns"]}),
         },
