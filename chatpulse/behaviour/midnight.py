@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from chatpulse.behaviour.sessions import build_sessions, coded_sessions
+from chatpulse.behaviour.sessions import coded_sessions
 from chatpulse.days import DayGrid, day_bounds
 from chatpulse.tables import TABLES
 
@@ -152,8 +152,7 @@ def day_sessions(
 ) -> pd.DataFrame:
     """build_sessions of the events given (the day's with its neighbours', see with_neighbours), keeping the
     sessions whose start falls on the local `day` in `tz`, numbered from 0 in build_sessions' order."""
-    sessions = build_sessions(requests, messages, gap_minutes)
-    return DayGrid.of(day, tz).select(sessions, "start").reset_index(drop=True)
+    return day_sessions_and_rows(requests, messages, day, tz, gap_minutes)[0]
 
 
 def day_sessions_and_rows(
