@@ -18,7 +18,7 @@ from dagster import (
 
 from chatpulse.assets.daystate import wait_for_earlier_days, write_day
 from chatpulse.behaviour import feedback
-from chatpulse.behaviour.midnight import day_sessions, with_neighbours
+from chatpulse.behaviour.midnight import day_sessions_and_rows, with_neighbours
 from chatpulse.behaviour.scenario_model import scenario_model
 from chatpulse.behaviour.scenario_rules import OTHER, load_rules
 from chatpulse.behaviour.scenarios import (
@@ -27,7 +27,6 @@ from chatpulse.behaviour.scenarios import (
     label_sessions,
     scenario_languages,
     scenario_summary,
-    session_rows,
     session_usage,
 )
 from chatpulse.ingest.daycache import drop_cached_older
@@ -90,8 +89,9 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         # Whole sessions starting on the day: its events with those of the days either side that share one.
         requests = with_neighbours(requests, neighbour_requests)
         messages = with_neighbours(messages, neighbour_messages)
-        table = day_sessions(requests, messages, day, settings.timezone, gap)
-        requests[SESSION_ROW], messages[SESSION_ROW] = session_rows(table, requests, messages, gap)
+        table, requests[SESSION_ROW], messages[SESSION_ROW] = day_sessions_and_rows(
+            requests, messages, day, settings.timezone, gap
+        )
         table = pd.concat(
             [
                 table,

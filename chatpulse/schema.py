@@ -6,8 +6,10 @@ and the metrics agree on what a request, a message and a feedback row are.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 
+import numpy as np
 import pandas as pd
 
 
@@ -104,11 +106,23 @@ def text_or_empty(values: pd.Series) -> pd.Series:
     return values.fillna("").astype(str)
 
 
+def _text_test(values: pd.Series, test: Callable[[pd.Series], pd.Series]) -> pd.Series:
+    """`test` of text_or_empty(values), for a test false on "": applied to the present values only.
+
+    Most requests name no error and no finish reason, so filling a million missing values with "" and
+    testing them all cost several times what testing the few present ones does.
+    """
+    present = values.notna().to_numpy(dtype=bool)
+    found = np.zeros(len(values), dtype=bool)
+    found[present] = test(text_or_empty(values[present])).to_numpy(dtype=bool)
+    return pd.Series(found, index=values.index, name=values.name)
+
+
 def withheld(requests: pd.DataFrame) -> pd.Series:
     """Whether a content filter withheld each request's answer, as its `finish_reason` says (WITHHELD)."""
     if "finish_reason" not in requests:
         return pd.Series(False, index=requests.index)
-    return text_or_empty(requests["finish_reason"]).str.strip().str.lower().isin(WITHHELD)
+    return _text_test(requests["finish_reason"], lambda text: text.str.strip().str.lower().isin(WITHHELD))
 
 
 def is_error(requests: pd.DataFrame) -> pd.Series:
@@ -122,5 +136,5 @@ def is_error(requests: pd.DataFrame) -> pd.Series:
     named = pd.Series(False, index=requests.index)
     for column in ("error_type", "error_code"):
         if column in requests:
-            named |= text_or_empty(requests[column]).str.len() > 0
+            named |= _text_test(requests[column], lambda text: text.str.len() > 0)
     return status_failed | named | withheld(requests)

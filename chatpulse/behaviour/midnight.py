@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from chatpulse.behaviour.sessions import build_sessions
+from chatpulse.behaviour.sessions import coded_sessions
 from chatpulse.days import DayGrid, day_bounds
 from chatpulse.tables import TABLES
 
@@ -152,5 +152,18 @@ def day_sessions(
 ) -> pd.DataFrame:
     """build_sessions of the events given (the day's with its neighbours', see with_neighbours), keeping the
     sessions whose start falls on the local `day` in `tz`, numbered from 0 in build_sessions' order."""
-    sessions = build_sessions(requests, messages, gap_minutes)
-    return DayGrid.of(day, tz).select(sessions, "start").reset_index(drop=True)
+    return day_sessions_and_rows(requests, messages, day, tz, gap_minutes)[0]
+
+
+def day_sessions_and_rows(
+    requests: pd.DataFrame, messages: pd.DataFrame, day: date, tz: str, gap_minutes: float = 30
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """day_sessions, and the row in it of each request's and of each message's session (-1 when in none, or
+    in a session starting on another day), as scenarios.session_rows gives them: from the sessions' codes,
+    without keying the events a second time nor looking each session_id up."""
+    sessions, codes = coded_sessions(requests, messages, gap_minutes)
+    table = DayGrid.of(day, tz).select(sessions, "start")
+    row_of_code = np.full(len(sessions) + 1, -1, dtype=np.int64)  # the last one for code -1
+    row_of_code[table.index.to_numpy()] = np.arange(len(table))
+    rows = row_of_code[codes]
+    return table.reset_index(drop=True), rows[: len(requests)], rows[len(requests) :]

@@ -80,6 +80,63 @@ def event_sessions(
     return codes, ids
 
 
+def coded_sessions(
+    requests: pd.DataFrame, messages: pd.DataFrame, gap_minutes: float = 30
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """build_sessions' rows and order, indexed by session code, and the code of every request then every
+    message (-1 when in none): a session's events are found by integer, without a session_id per event.
+
+    The per-session sums, minimums and maximums are bincounts and ufunc.at over the codes (no groupby of a
+    frame of every event).
+    """
+    events = event_keys(requests, messages)
+    codes, ids, explicit_count = _event_sessions(events, gap_minutes)
+    count = len(ids)  # every code has an event
+    user_codes, users = pd.factorize(events["user_id"])
+    starts = events["timestamp"].to_numpy(dtype="datetime64[ns]")
+    latency = pd.to_timedelta(requests["latency_ms"].fillna(0), unit="ms").to_numpy(dtype="timedelta64[ns]")
+    ends = starts + np.concatenate([latency, np.zeros(len(messages), dtype="timedelta64[ns]")])
+    is_request = np.arange(len(events)) < len(requests)
+    is_turn = np.concatenate([np.zeros(len(requests), bool), (messages["role"] == "user").to_numpy(bool)])
+    inside = codes >= 0
+    # Missing instants (NaT) are skipped, as a groupby's min and max skip them.
+    first = np.full(count, np.iinfo("int64").max)
+    timed = inside & ~np.isnat(starts)
+    np.minimum.at(first, codes[timed], starts[timed].view("int64"))
+    last = np.full(count, np.iinfo("int64").min)
+    timed = inside & ~np.isnat(ends)
+    np.maximum.at(last, codes[timed], ends[timed].view("int64"))
+    start = np.where(first == np.iinfo("int64").max, np.datetime64("NaT"), first.view("datetime64[ns]"))
+    end = np.where(last == np.iinfo("int64").min, np.datetime64("NaT"), last.view("datetime64[ns]"))
+    # user_id: that of the session's earliest event naming one (by instant, missing ones last, then event order).
+    named = np.flatnonzero(inside & (user_codes >= 0))
+    order = named[np.argsort(starts[named], kind="stable")]  # NaT sorts last
+    earliest = np.full(count, len(order))
+    np.minimum.at(earliest, codes[order], np.arange(len(order)))
+    user = np.append(user_codes[order], -1)[earliest]
+    requests_per = np.bincount(codes[inside & is_request], minlength=count)
+    messages_per = np.bincount(codes[inside & ~is_request], minlength=count)
+    turns = np.bincount(codes[inside & is_turn], minlength=count)
+    index = pd.RangeIndex(count)
+    sessions = pd.DataFrame(
+        {
+            "session_id": pd.Series(ids, index=index, dtype="str"),
+            "user_id": pd.Series(pd.Categorical.from_codes(user, categories=users), index=index).astype("str"),
+            "start": pd.Series(start, index=index).dt.tz_localize("UTC"),
+            "end": pd.Series(end, index=index).dt.tz_localize("UTC"),
+            "duration_s": pd.Series(end - start, index=index).dt.total_seconds(),
+            "turns": np.where(messages_per > 0, turns, requests_per).astype("int64"),
+            "messages": messages_per.astype("int64"),
+            "requests": requests_per.astype("int64"),
+            "delimited_by": pd.Series(
+                np.where(np.arange(count) < explicit_count, "session_id", "inactivity_gap"), index=index, dtype="str"
+            ),
+        }
+    )
+    # Two stable sorts: by start, ties by session_id.
+    return sessions.sort_values("session_id", kind="stable").sort_values("start", kind="stable"), codes
+
+
 def build_sessions(requests: pd.DataFrame, messages: pd.DataFrame, gap_minutes: float = 30) -> pd.DataFrame:
     """One row per session, ordered by start then session_id (columns SESSION_COLUMNS).
 
@@ -88,50 +145,4 @@ def build_sessions(requests: pd.DataFrame, messages: pd.DataFrame, gap_minutes: 
     has messages, else requests, so request-only sources still report a turn count.
     user_id is the earliest non-null user_id seen in the session.
     """
-    events = event_keys(requests, messages)
-    codes, ids, explicit_count = _event_sessions(events, gap_minutes)
-    user_codes, users = pd.factorize(events["user_id"])
-    starts = events["timestamp"].to_numpy(dtype="datetime64[ns]")
-    latency = pd.to_timedelta(requests["latency_ms"].fillna(0), unit="ms").to_numpy(dtype="timedelta64[ns]")
-    is_request = np.arange(len(events)) < len(requests)
-    frame = pd.DataFrame(
-        {
-            "code": codes,
-            "start": starts,
-            "end": starts + np.concatenate([latency, np.zeros(len(messages), dtype="timedelta64[ns]")]),
-            "user_id": pd.Categorical.from_codes(user_codes, categories=users),
-            "requests": is_request.astype("int64"),
-            "messages": (~is_request).astype("int64"),
-            "turns": np.concatenate([np.zeros(len(requests), bool), (messages["role"] == "user").to_numpy(bool)]),
-        }
-    )
-    frame = frame[frame["code"] >= 0].sort_values("start", kind="stable")
-    grouped = frame.groupby("code").agg(
-        user_id=("user_id", "first"),
-        start=("start", "min"),
-        end=("end", "max"),
-        turns=("turns", "sum"),
-        messages=("messages", "sum"),
-        requests=("requests", "sum"),
-    )
-    session_codes = grouped.index.to_numpy()
-    sessions = pd.DataFrame(
-        {
-            "session_id": pd.Series(ids[session_codes], index=grouped.index, dtype="str"),
-            "user_id": grouped["user_id"].astype("str"),
-            "start": grouped["start"].dt.tz_localize("UTC"),
-            "end": grouped["end"].dt.tz_localize("UTC"),
-            "duration_s": (grouped["end"] - grouped["start"]).dt.total_seconds(),
-            "turns": grouped["turns"].where(grouped["messages"] > 0, grouped["requests"]).astype("int64"),
-            "messages": grouped["messages"].astype("int64"),
-            "requests": grouped["requests"].astype("int64"),
-            "delimited_by": pd.Series(
-                np.where(session_codes < explicit_count, "session_id", "inactivity_gap"),
-                index=grouped.index,
-                dtype="str",
-            ),
-        }
-    )
-    # Two stable sorts: by start, ties by session_id.
-    sessions = sessions.sort_values("session_id", kind="stable").sort_values("start", kind="stable")
-    return sessions.reset_index(drop=True)
+    return coded_sessions(requests, messages, gap_minutes)[0].reset_index(drop=True)
