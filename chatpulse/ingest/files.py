@@ -382,9 +382,12 @@ def _blocks(path: Path) -> Iterator[bytes]:
         raise ExtractError(f"{path}: cannot read file: {exc}") from exc
 
 
-def _stream_jsonl(path: Path, layout: str, text_columns: Sequence[str]) -> RawFile | None:
+def _stream_jsonl(
+    path: Path, layout: str, text_columns: Sequence[str], parts: list[pd.DataFrame] | None = None
+) -> RawFile | None:
     """A JSON lines file read a block at a time (_blocks), never whole: each block is parsed
-    (_parse_chunk) and kept LZ4-compressed for its original lines. None for a UTF-16 or UTF-32 file."""
+    (_parse_chunk) and kept LZ4-compressed for its original lines. None for a UTF-16 or UTF-32 file.
+    Given `parts`, each block's records are appended to it and the RawFile's records are left empty."""
     blocks: list[RawFile] = []
     packed: list[tuple[int, int, bytes]] = []
     first_line, nul, size = 1, False, 0
@@ -397,8 +400,13 @@ def _stream_jsonl(path: Path, layout: str, text_columns: Sequence[str]) -> RawFi
         if path.stat().st_size and not size and _is_wide(path):
             return None
         return RawFile(pd.DataFrame(), np.empty(0, dtype="int64"), [])
+    if parts is not None:
+        parts += [block.records for block in blocks]
+        records = pd.DataFrame()
+    else:
+        records = pd.concat([b.records for b in blocks], ignore_index=True) if len(blocks) > 1 else blocks[0].records
     return RawFile(
-        pd.concat([block.records for block in blocks], ignore_index=True) if len(blocks) > 1 else blocks[0].records,
+        records,
         np.concatenate([block.lines for block in blocks]),
         [entry for block in blocks for entry in block.malformed],
         repaired=[entry for block in blocks for entry in block.repaired],
@@ -458,7 +466,11 @@ def _read_csv(path: Path, data: bytes) -> RawFile:
 
 
 def read_file(
-    path: Path, layout: str = "rows", text_columns: Sequence[str] = (), records_at: Records | None = None
+    path: Path,
+    layout: str = "rows",
+    text_columns: Sequence[str] = (),
+    records_at: Records | None = None,
+    parts: list[pd.DataFrame] | None = None,
 ) -> RawFile:
     """Read one landing file; malformed lines are reported, not raised.
 
@@ -468,11 +480,17 @@ def read_file(
     holds JSON; with layouts document and sse a JSON file is read as one value (pretty-printed or
     not), or as JSON lines when it holds several. The RawFile's `modified` is the file's
     modification time.
+
+    Given `parts` (a list), the records are added to it too: a JSON lines file's in the blocks it was
+    read in (each from about JSON_CHUNK_BYTES of text, in line order; the RawFile's own `records` are
+    then empty), any other file's as one frame.
     """
     fmt = "sse" if layout == "sse" else _file_format(path)
     if fmt == "jsonl" and layout in ("rows", "sessions") and records_at is None:
-        streamed = _stream_jsonl(path, layout, text_columns)
+        streamed = _stream_jsonl(path, layout, text_columns, parts)
         if streamed is not None:
+            if parts is not None and not parts:  # a file without a block of lines
+                parts.append(streamed.records)
             return replace(streamed, modified=path.stat().st_mtime)
     try:
         data = as_utf8(_read_bytes(path))
@@ -487,4 +505,6 @@ def read_file(
         if raw is None:
             rows = "rows" if layout in ("document", "sse") else layout
             raw = replace(_read_jsonl(data, rows, text_columns, records_at), text=data)
+    if parts is not None:
+        parts.append(raw.records)
     return replace(raw, modified=path.stat().st_mtime)
