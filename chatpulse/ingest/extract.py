@@ -227,7 +227,7 @@ def read_mapped(path: Path, source: SourceConfig, label: str) -> Mapped:
     """read_source, with the paths that reached no record of the file (Mapped); mapped a block at a time."""
     parts: list[pd.DataFrame] = []
     raw = read_file(path, source.layout, text_columns(source), source.records, parts)
-    return mapped_records(raw, source, label, parts)
+    return mapped_records(raw, source, label, parts or None)  # none from a file without a line
 
 
 def filed_days(frame: pd.DataFrame, tz: str, path: Path) -> pd.Series:

@@ -382,12 +382,9 @@ def _blocks(path: Path) -> Iterator[bytes]:
         raise ExtractError(f"{path}: cannot read file: {exc}") from exc
 
 
-def _stream_jsonl(
-    path: Path, layout: str, text_columns: Sequence[str], parts: list[pd.DataFrame] | None = None
-) -> RawFile | None:
-    """A JSON lines file read a block at a time (_blocks), never whole: each block is parsed
-    (_parse_chunk) and kept LZ4-compressed for its original lines. None for a UTF-16 or UTF-32 file.
-    Given `parts`, each block's records are appended to it and the RawFile's records are left empty."""
+def _stream_jsonl(path: Path, layout: str, text_columns: Sequence[str], parts: list | None) -> RawFile | None:
+    """A JSON lines file read a block at a time (_blocks), never whole: each block is parsed (_parse_chunk)
+    and kept LZ4-compressed for its original lines (records: see read_file's `parts`). None for UTF-16 or 32."""
     blocks: list[RawFile] = []
     packed: list[tuple[int, int, bytes]] = []
     first_line, nul, size = 1, False, 0
@@ -400,13 +397,10 @@ def _stream_jsonl(
         if path.stat().st_size and not size and _is_wide(path):
             return None
         return RawFile(pd.DataFrame(), np.empty(0, dtype="int64"), [])
-    if parts is not None:
-        parts += [block.records for block in blocks]
-        records = pd.DataFrame()
-    else:
-        records = pd.concat([b.records for b in blocks], ignore_index=True) if len(blocks) > 1 else blocks[0].records
+    records = [block.records for block in blocks]
+    whole = pd.concat(records, ignore_index=True) if parts is None and len(records) > 1 else records[0]
     return RawFile(
-        records,
+        whole if parts is None else (parts.extend(records) or pd.DataFrame()),
         np.concatenate([block.lines for block in blocks]),
         [entry for block in blocks for entry in block.malformed],
         repaired=[entry for block in blocks for entry in block.repaired],
@@ -479,18 +473,13 @@ def read_file(
     (chatpulse.layout): with layout sse a file of any name is read as Server-Sent Events, unless it
     holds JSON; with layouts document and sse a JSON file is read as one value (pretty-printed or
     not), or as JSON lines when it holds several. The RawFile's `modified` is the file's
-    modification time.
-
-    Given `parts` (a list), the records are added to it too: a JSON lines file's in the blocks it was
-    read in (each from about JSON_CHUNK_BYTES of text, in line order; the RawFile's own `records` are
-    then empty), any other file's as one frame.
+    modification time. Given `parts` (a list), the records are added to it: a streamed JSON lines file's
+    as the blocks it was read in, in line order (its RawFile's `records` then empty), another's as one frame.
     """
     fmt = "sse" if layout == "sse" else _file_format(path)
     if fmt == "jsonl" and layout in ("rows", "sessions") and records_at is None:
         streamed = _stream_jsonl(path, layout, text_columns, parts)
         if streamed is not None:
-            if parts is not None and not parts:  # a file without a block of lines
-                parts.append(streamed.records)
             return replace(streamed, modified=path.stat().st_mtime)
     try:
         data = as_utf8(_read_bytes(path))
