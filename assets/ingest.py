@@ -177,7 +177,7 @@ def _clean_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefiniti
     ) -> Iterator[Output[pd.DataFrame] | AssetCheckResult]:
         settings = chatpulse.settings
         day = context.partition_key
-        result = clean_partition(raw, kind, day)
+        result = clean_partition(raw, kind, day, consume=True)  # raw is loaded for this step alone
         quarantine = result.quarantine
         write_day(
             context,

@@ -2,6 +2,8 @@ import json
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
+
 from chatpulse.config import SourceConfig
 from chatpulse.ingest.clean import clean_partition
 from chatpulse.ingest.extract import extract_day
@@ -120,3 +122,17 @@ def test_message_roles_are_normalised_and_unknown_roles_quarantined(tmp_path: Pa
 def test_empty_partitions_are_well_formed(tmp_path: Path) -> None:
     result = _clean(tmp_path, [])
     assert result.quality["rows_in"] == 0 and result.clean.empty and result.quarantine.empty
+
+
+def test_a_consumed_frame_cleans_the_same_and_is_emptied(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "requests-1.jsonl", DIRTY)
+    source = SourceConfig(name="requests", kind=Kind.REQUESTS, pattern="requests*")
+    extracted = extract_day(tmp_path, [source], Kind.REQUESTS, date(2026, 11, 20), "UTC").frame
+    kept = clean_partition(extracted, Kind.REQUESTS, DAY)
+    assert len(extracted.columns) > 20  # cleaning without `consume` leaves its input whole
+    consumed = extracted.copy()
+    result = clean_partition(consumed, Kind.REQUESTS, DAY, consume=True)
+    pd.testing.assert_frame_equal(result.clean, kept.clean, check_exact=True)
+    pd.testing.assert_frame_equal(result.quarantine, kept.quarantine, check_exact=True)
+    assert result.quality == kept.quality
+    assert list(consumed.columns) == ["_errors", "_repaired", "_raw"]  # the columns clean does not keep

@@ -190,9 +190,28 @@ def _duplicates(frame: pd.DataFrame, id_column: str, candidates: np.ndarray) -> 
     return duplicate
 
 
-def clean_partition(extracted: pd.DataFrame, kind: Kind, day: str) -> Cleaned:
-    """Repair, validate, quarantine and deduplicate one kind's rows for one day."""
-    frame = extracted.reset_index(drop=True)
+def _taken(frame: pd.DataFrame, kept: np.ndarray, columns: list[str]) -> pd.DataFrame:
+    """The kept rows of `columns`, each column dropped from `frame` (in place) once taken: a million
+    requests' raw frame and its clean copy are then never held whole together (-370 MB at 1M)."""
+    rows = np.flatnonzero(kept)
+    taken = {}
+    for column in columns:
+        taken[column] = frame[column].take(rows).array
+        del frame[column]
+    return pd.DataFrame(taken, index=pd.RangeIndex(len(rows)), copy=False)
+
+
+def clean_partition(extracted: pd.DataFrame, kind: Kind, day: str, *, consume: bool = False) -> Cleaned:
+    """Repair, validate, quarantine and deduplicate one kind's rows for one day.
+
+    With `consume`, `extracted` itself is worked on and emptied of its columns as the clean frame is
+    built (for a caller that holds it only to clean it: the clean step), so the two are never whole at once.
+    """
+    if consume:
+        frame = extracted
+        frame.index = pd.RangeIndex(len(frame))
+    else:
+        frame = extracted.reset_index(drop=True)
     frame[ID_COLUMN[kind]] = derive_ids(frame, kind)
     repairs = {**extract_repairs(frame), **REPAIRS[kind](frame)}
     flags = FLAGS[kind](frame)
@@ -204,7 +223,8 @@ def clean_partition(extracted: pd.DataFrame, kind: Kind, day: str) -> Cleaned:
     quarantine = _quarantine(frame.iloc[positions], [reasons[p] for p in positions], day, kind)
     duplicate = _duplicates(frame, ID_COLUMN[kind], candidates=~bad)
     kept = ~bad & ~duplicate
-    clean = frame.loc[kept, [c for c in frame.columns if c not in (ERRORS, RAW, REPAIRED)]].reset_index(drop=True)
+    columns = [c for c in frame.columns if c not in (ERRORS, RAW, REPAIRED)]
+    clean = _taken(frame, kept, columns) if consume else frame.loc[kept, columns].reset_index(drop=True)
     repair_counts = {name: int((mask & kept).sum()) for name, mask in repairs.items()}
     repaired = pd.DataFrame(repairs).any(axis=1) if repairs else pd.Series(False, index=frame.index)
     flagged = pd.DataFrame(flags).any(axis=1) if flags else pd.Series(False, index=frame.index)

@@ -11,16 +11,15 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import orjson
 import pandas as pd
 
 from chatpulse.config import LATENCY_UNITS, SourceConfig
 from chatpulse.days import DaySpan, local_days
+from chatpulse.ingest import blocks
+from chatpulse.ingest.convert import Problems, extras_json, to_json, to_number, to_string
 from chatpulse.ingest.daycache import DayCache
 from chatpulse.ingest.files import ExtractError, RawFile, read_file
 from chatpulse.ingest.paths import Resolver, read_column, top_keys
@@ -37,110 +36,6 @@ REPAIRED = "_repaired"  # the names of the repairs a row's text took to be read
 FILE_TIME = "timestamp: its file's modification time"  # the repair of a time the record does not hold
 DAY = "_day"  # the day an outside-the-range row is filed under (Extract.outside)
 NAMED_DAY = re.compile(r"(?<!\d)(\d{4})[-_]?(\d{2})[-_]?(\d{2})(?!\d)")
-
-
-class _Problems:
-    """Collects (row, reason) pairs and folds them into one list per row (problems or repairs)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.rows: list[np.ndarray] = []
-        self.reasons: list[str] = []
-
-    def add(self, mask: pd.Series | np.ndarray, reason: str) -> None:
-        positions = np.flatnonzero(np.asarray(mask, dtype=bool))
-        if positions.size:
-            self.rows.append(positions)
-            self.reasons.append(reason)
-
-    def column(self) -> np.ndarray:
-        folded = np.full(self.size, None, dtype=object)
-        for positions, reason in zip(self.rows, self.reasons, strict=True):
-            for position in positions:
-                if folded[position] is None:
-                    folded[position] = []
-                folded[position].append(reason)
-        return folded
-
-
-def _unreadable(values: pd.Series, converted: pd.Series) -> pd.Series:
-    """Rows that held a value (not blank) which the conversion could not read."""
-    lost = converted.isna() & values.notna()
-    if lost.any() and not pd.api.types.is_numeric_dtype(values):
-        lost[lost] = values[lost].astype(str).str.strip() != ""
-    return lost
-
-
-def _to_string(values: pd.Series) -> pd.Series:
-    """Text values, missing ones kept missing (numbers such as user ids become text)."""
-    return values if pd.api.types.is_string_dtype(values.dtype) and values.dtype != object else values.astype("str")
-
-
-def _to_number(values: pd.Series, name: str, problems: _Problems, integer: bool) -> pd.Series:
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        numbers = values.astype("float64")
-    else:
-        numbers = pd.to_numeric(values.astype(object), errors="coerce")
-    problems.add(_unreadable(values, numbers), f"{name}: not a number")
-    numbers = numbers.astype("float64")
-    if not integer:
-        return numbers
-    fractional = numbers.notna() & (numbers != np.floor(numbers))
-    problems.add(fractional, f"{name}: not an integer")
-    too_big = numbers.abs() >= 2.0**63  # past a 64-bit integer: a garbled value, quarantined, not a crash
-    problems.add(too_big, f"{name}: out of range")
-    return numbers.where(~fractional & ~too_big).astype("Int64")
-
-
-def json_value(value: Any) -> Any:
-    """A value JSON has no type for, as JSON holds it: what a database gives besides text, numbers and mappings
-    (a NUMERIC as a number, a time as ISO 8601 text, bytes as hex, anything else as its text). For orjson's default."""
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).hex()
-    return value.isoformat() if hasattr(value, "isoformat") else str(value)
-
-
-def _to_json(values: pd.Series) -> pd.Series:
-    """JSON text of each value; a mapping's null keys are left out, as if absent."""
-
-    def dumps(value: Any) -> str:
-        if value is None or isinstance(value, str):
-            return value
-        mapping = {k: v for k, v in value.items() if v is not None} if isinstance(value, dict) else value
-        return orjson.dumps(mapping, default=json_value).decode()
-
-    # Rows often share one parsed object (files._flat_objects): each object is written once. The ids
-    # stay unique while `held` keeps every value alive.
-    held = values.to_numpy(dtype=object, na_value=None)
-    done: dict[int, str] = {}
-    texts = []
-    for value in held:
-        text = done.get(id(value))
-        if text is None:
-            text = done[id(value)] = dumps(value)
-        texts.append(text)
-    return pd.Series(texts, index=values.index, dtype="str")
-
-
-def _extras_json(extras: pd.DataFrame, own: pd.Series | None) -> pd.Series:
-    """Unmapped source columns kept in the request's metadata beside its own keys, absent values left out.
-
-    A record's own `metadata` wins over an unmapped column of the same name; one that is not
-    a mapping is kept under "metadata".
-    """
-    rows = extras.astype(object).where(extras.notna(), None).to_dict("records")
-    if own is not None:
-        rows = [_merged(row, value) for row, value in zip(rows, own.astype(object), strict=True)]
-    metadata = _to_json(pd.Series(rows, dtype=object))
-    return metadata.mask(metadata == "{}")
-
-
-def _merged(extras: dict[str, Any], own: Any) -> dict[str, Any]:
-    if own is None or (isinstance(own, float) and np.isnan(own)):
-        return extras
-    return {**extras, **own} if isinstance(own, dict) else {**extras, "metadata": own}
 
 
 def _apply_failure_rule(frame: pd.DataFrame, source: SourceConfig) -> None:
@@ -168,13 +63,60 @@ def map_records(raw: RawFile, source: SourceConfig, label: str) -> pd.DataFrame:
     return mapped_records(raw, source, label).frame
 
 
-def mapped_records(raw: RawFile, source: SourceConfig, label: str) -> Mapped:
-    """map_records, with the paths that reached no record (chatpulse.ingest.paths reads every column)."""
+def mapped_records(raw: RawFile, source: SourceConfig, label: str, parts: list[pd.DataFrame] | None = None) -> Mapped:
+    """map_records, with the paths that reached no record (chatpulse.ingest.paths reads every column).
+
+    `parts`: the file's records in the blocks they were read in (files.read_file), in place of
+    `raw.records`. They are mapped a group of blocks at a time and taken from the list (emptied) as they
+    are, so a file's records and its mapped rows are never both held whole; each row maps as in the file's
+    records concatenated (chatpulse.ingest.blocks), a source default applying where a path reaches no
+    record of the whole file.
+    """
+    parts = [raw.records] if parts is None else parts
+    like = blocks.template(parts)
+    reached = _reached(parts, source, like.columns) if len(parts) > 1 else None
+    frames: list[pd.DataFrame] = []
+    resolved: set[str] = set()
+    start = 0
+    for records in blocks.groups(parts, like):
+        frames.append(_map_block(records, raw, raw.lines[start : start + len(records)], source, label, reached))
+        start += len(records)
+        resolved |= frames[-1].attrs.pop("resolved")
+    frame = blocks.joined(frames)
+    troubled = frame[ERRORS].notna().to_numpy()
+    texts = raw.original_lines([*raw.lines[troubled], *(line for line, _ in raw.malformed)], source.field_limit)
+    frame[RAW] = pd.Series([texts.get(int(n)) for n in raw.lines[troubled]], index=frame.index[troubled], dtype=object)
+    if raw.malformed:
+        frame = pd.concat([frame, _malformed_rows(raw.malformed, texts, source.kind, label)], ignore_index=True)
+    inputs = dict.fromkeys(path for name in COLUMNS[source.kind] for path in source.inputs(name))
+    return Mapped(frame, tuple(path for path in inputs if path not in resolved))
+
+
+def _reached(parts: list[pd.DataFrame], source: SourceConfig, columns: pd.Index) -> set[str]:
+    """The nested paths the source reads that reach a record of any of the parts (of `columns`)."""
+    paths = {
+        path
+        for name in COLUMNS[source.kind]
+        for path in source.inputs(name)
+        if path not in columns and len(split_path(path)) > 1 and split_path(path)[0] in columns
+    }
+    reached: set[str] = set()
+    for records in parts:
+        resolver = Resolver(records)
+        reached |= {path for path in paths - reached if resolver.read(path).found}
+    return reached
+
+
+def _map_block(
+    records: pd.DataFrame, raw: RawFile, lines: np.ndarray, source: SourceConfig, label: str, reached: set[str] | None
+) -> pd.DataFrame:
+    """Some of a file's records (on `lines`) mapped, without RAW; the paths that reached one of them in
+    the frame's attrs["resolved"]. `reached`: the nested paths that reach a record of the file, when
+    these are not all its records."""
     kind_columns = COLUMNS[source.kind]
-    records = raw.records
     size = len(records)
-    problems, repairs = _Problems(size), _Problems(size)
-    resolver = Resolver(records)
+    problems, repairs = Problems(size), Problems(size)
+    resolver = Resolver(records, reached)
     source_names = {key for name in kind_columns for path in source.inputs(name) for key in top_keys(path)}
     frame = pd.DataFrame(index=pd.RangeIndex(size))
     for name, value_kind in kind_columns.items():
@@ -191,36 +133,31 @@ def mapped_records(raw: RawFile, source: SourceConfig, label: str) -> Mapped:
             frame[name], dated = _file_time(times.utc, times.problems, source, raw)
             repairs.add(dated, FILE_TIME)
         elif value_kind in ("int", "float"):
-            numbers = _to_number(values, name, problems, integer=value_kind == "int")
+            numbers = to_number(values, name, problems, integer=value_kind == "int")
             if name in ("latency_ms", "ttft_ms") and not read.milliseconds:
                 numbers = numbers * LATENCY_UNITS[source.latency_unit]
             frame[name] = numbers
         elif value_kind == "json":
-            frame[name] = _to_json(values)
+            frame[name] = to_json(values)
         else:
-            frame[name] = _to_string(values)
+            frame[name] = to_string(values)
     if source.kind == Kind.REQUESTS:
         _apply_failure_rule(frame, source)
         to_canonical(frame, source.token_convention)
         extras = [c for c in records.columns if c not in source_names and c not in source.drop]
         if extras and "metadata" not in source.columns:
             own = None if "metadata" in source.drop else records.get("metadata")
-            frame["metadata"] = _extras_json(records[extras], own)
+            frame["metadata"] = extras_json(records[extras], own)
     texts = [name for name, value_kind in kind_columns.items() if value_kind in ("string", "json")]
     held_nul = _check_texts(frame, texts, raw, source.field_limit, problems)
-    for repair, rows in _line_repairs(raw, {NUL_REMOVED: held_nul}).items():
+    for repair, rows in _line_repairs(raw, lines, {NUL_REMOVED: held_nul}).items():
         repairs.add(rows, repair)
     frame[SOURCE_FILE] = label
-    frame[SOURCE_LINE] = raw.lines
+    frame[SOURCE_LINE] = lines
     frame[ERRORS] = problems.column()
     frame[REPAIRED] = repairs.column()
-    troubled = frame[ERRORS].notna().to_numpy()
-    texts = raw.original_lines([*raw.lines[troubled], *(line for line, _ in raw.malformed)], source.field_limit)
-    frame[RAW] = pd.Series([texts.get(int(n)) for n in raw.lines[troubled]], index=frame.index[troubled], dtype=object)
-    if raw.malformed:
-        frame = pd.concat([frame, _malformed_rows(raw.malformed, texts, source.kind, label)], ignore_index=True)
-    inputs = dict.fromkeys(path for name in kind_columns for path in source.inputs(name))
-    return Mapped(frame, tuple(path for path in inputs if path not in resolver.resolved))
+    frame.attrs["resolved"] = resolver.resolved
+    return frame
 
 
 def _file_time(utc: pd.Series, problems: pd.Series, source: SourceConfig, raw: RawFile) -> tuple[pd.Series, np.ndarray]:
@@ -233,7 +170,7 @@ def _file_time(utc: pd.Series, problems: pd.Series, source: SourceConfig, raw: R
     return utc.mask(missing, pd.Timestamp(raw.modified, unit="s", tz="UTC")), missing
 
 
-def _check_texts(frame: pd.DataFrame, names: list[str], raw: RawFile, limit: int, problems: _Problems) -> np.ndarray:
+def _check_texts(frame: pd.DataFrame, names: list[str], raw: RawFile, limit: int, problems: Problems) -> np.ndarray:
     """Remove NUL from text columns and note values over `limit` bytes as problems (in place).
 
     Returns the rows that held a NUL (bool array). Both look at the file's bytes first, so a
@@ -250,16 +187,16 @@ def _check_texts(frame: pd.DataFrame, names: list[str], raw: RawFile, limit: int
     return held_nul
 
 
-def _line_repairs(raw: RawFile, fixed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """`fixed` (repair name -> rows) with the repairs reading made to whole lines added to their records.
+def _line_repairs(raw: RawFile, lines: np.ndarray, fixed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`fixed` (repair name -> rows) with the repairs reading made to whole lines added to the records on `lines`.
 
     A NUL byte removed from a line and a NUL escape removed from a value are one repair of one row.
     """
-    lines: dict[str, list[int]] = {}
+    repaired: dict[str, list[int]] = {}
     for line, repair in raw.repaired:
-        lines.setdefault(repair, []).append(line)
-    for repair, numbers in lines.items():
-        rows = np.isin(raw.lines, numbers)
+        repaired.setdefault(repair, []).append(line)
+    for repair, numbers in repaired.items():
+        rows = np.isin(lines, numbers)
         fixed[repair] = fixed[repair] | rows if repair in fixed else rows
     return fixed
 
@@ -287,8 +224,10 @@ def read_source(path: Path, source: SourceConfig, label: str) -> pd.DataFrame:
 
 
 def read_mapped(path: Path, source: SourceConfig, label: str) -> Mapped:
-    """read_source, with the paths that reached no record of the file (Mapped)."""
-    return mapped_records(read_file(path, source.layout, text_columns(source), source.records), source, label)
+    """read_source, with the paths that reached no record of the file (Mapped); mapped a block at a time."""
+    parts: list[pd.DataFrame] = []
+    raw = read_file(path, source.layout, text_columns(source), source.records, parts)
+    return mapped_records(raw, source, label, parts or None)  # none from a file without a line
 
 
 def filed_days(frame: pd.DataFrame, tz: str, path: Path) -> pd.Series:

@@ -382,9 +382,9 @@ def _blocks(path: Path) -> Iterator[bytes]:
         raise ExtractError(f"{path}: cannot read file: {exc}") from exc
 
 
-def _stream_jsonl(path: Path, layout: str, text_columns: Sequence[str]) -> RawFile | None:
-    """A JSON lines file read a block at a time (_blocks), never whole: each block is parsed
-    (_parse_chunk) and kept LZ4-compressed for its original lines. None for a UTF-16 or UTF-32 file."""
+def _stream_jsonl(path: Path, layout: str, text_columns: Sequence[str], parts: list | None) -> RawFile | None:
+    """A JSON lines file read a block at a time (_blocks), never whole: each block is parsed (_parse_chunk)
+    and kept LZ4-compressed for its original lines (records: see read_file's `parts`). None for UTF-16 or 32."""
     blocks: list[RawFile] = []
     packed: list[tuple[int, int, bytes]] = []
     first_line, nul, size = 1, False, 0
@@ -397,8 +397,10 @@ def _stream_jsonl(path: Path, layout: str, text_columns: Sequence[str]) -> RawFi
         if path.stat().st_size and not size and _is_wide(path):
             return None
         return RawFile(pd.DataFrame(), np.empty(0, dtype="int64"), [])
+    records = [block.records for block in blocks]
+    whole = pd.concat(records, ignore_index=True) if parts is None and len(records) > 1 else records[0]
     return RawFile(
-        pd.concat([block.records for block in blocks], ignore_index=True) if len(blocks) > 1 else blocks[0].records,
+        whole if parts is None else (parts.extend(records) or pd.DataFrame()),
         np.concatenate([block.lines for block in blocks]),
         [entry for block in blocks for entry in block.malformed],
         repaired=[entry for block in blocks for entry in block.repaired],
@@ -458,7 +460,11 @@ def _read_csv(path: Path, data: bytes) -> RawFile:
 
 
 def read_file(
-    path: Path, layout: str = "rows", text_columns: Sequence[str] = (), records_at: Records | None = None
+    path: Path,
+    layout: str = "rows",
+    text_columns: Sequence[str] = (),
+    records_at: Records | None = None,
+    parts: list[pd.DataFrame] | None = None,
 ) -> RawFile:
     """Read one landing file; malformed lines are reported, not raised.
 
@@ -467,11 +473,12 @@ def read_file(
     (chatpulse.layout): with layout sse a file of any name is read as Server-Sent Events, unless it
     holds JSON; with layouts document and sse a JSON file is read as one value (pretty-printed or
     not), or as JSON lines when it holds several. The RawFile's `modified` is the file's
-    modification time.
+    modification time. Given `parts` (a list), the records are added to it: a streamed JSON lines file's
+    as the blocks it was read in, in line order (its RawFile's `records` then empty), another's as one frame.
     """
     fmt = "sse" if layout == "sse" else _file_format(path)
     if fmt == "jsonl" and layout in ("rows", "sessions") and records_at is None:
-        streamed = _stream_jsonl(path, layout, text_columns)
+        streamed = _stream_jsonl(path, layout, text_columns, parts)
         if streamed is not None:
             return replace(streamed, modified=path.stat().st_mtime)
     try:
@@ -487,4 +494,6 @@ def read_file(
         if raw is None:
             rows = "rows" if layout in ("document", "sse") else layout
             raw = replace(_read_jsonl(data, rows, text_columns, records_at), text=data)
+    if parts is not None:
+        parts.append(raw.records)
     return replace(raw, modified=path.stat().st_mtime)

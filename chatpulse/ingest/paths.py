@@ -62,8 +62,11 @@ class Read:
 class Resolver:
     """The values of paths over one file's records; what each level holds is computed once."""
 
-    def __init__(self, records: pd.DataFrame) -> None:
+    def __init__(self, records: pd.DataFrame, reached: set[str] | None = None) -> None:
+        """Over `records`; `reached`, when these are part of a file's records, the nested paths that reach
+        a record of the whole file, which then says whether a path is found (Read.found)."""
         self.records = records
+        self.reached = reached
         self.size = len(records)
         self._at: dict[tuple[str, ...], np.ndarray] = {}
         self._inside: dict[tuple[str, ...], np.ndarray] = {}
@@ -93,7 +96,8 @@ class Resolver:
             if keys[:depth] in self._not_json
         ]
         out = pd.Series(np.where(reached, values, None), index=pd.RangeIndex(self.size), dtype=object)
-        return Read(out, bool(reached.any()), problems)
+        found = bool(reached.any()) if self.reached is None else path in self.reached
+        return Read(out, found, problems)
 
     def _values_at(self, keys: tuple[str, ...]) -> np.ndarray:
         """The value at `keys` in each row (object array, MISSING where the path does not reach)."""

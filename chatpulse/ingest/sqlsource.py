@@ -34,8 +34,9 @@ import sqlalchemy as sa
 
 from chatpulse.config import SourceConfig
 from chatpulse.days import DaySpan, day_bounds, local_days
+from chatpulse.ingest.convert import json_value
 from chatpulse.ingest.daycache import DayCache
-from chatpulse.ingest.extract import ERRORS, RAW, Extract, extract_day, json_value, map_records
+from chatpulse.ingest.extract import ERRORS, RAW, Extract, extract_day, map_records
 from chatpulse.ingest.files import ExtractError, RawFile
 from chatpulse.schema import SOURCE_LINE, Kind
 from chatpulse.sqlconfig import BOUNDS

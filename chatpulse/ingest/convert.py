@@ -1,0 +1,117 @@
+"""Values of one column of records converted to their canonical types, and the problems found doing so.
+
+Each problem or repair is kept by row (Problems) so that extract can name it in the row's ERRORS or REPAIRED.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+
+class Problems:
+    """Collects (row, reason) pairs and folds them into one list per row (problems or repairs)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.rows: list[np.ndarray] = []
+        self.reasons: list[str] = []
+
+    def add(self, mask: pd.Series | np.ndarray, reason: str) -> None:
+        positions = np.flatnonzero(np.asarray(mask, dtype=bool))
+        if positions.size:
+            self.rows.append(positions)
+            self.reasons.append(reason)
+
+    def column(self) -> np.ndarray:
+        folded = np.full(self.size, None, dtype=object)
+        for positions, reason in zip(self.rows, self.reasons, strict=True):
+            for position in positions:
+                if folded[position] is None:
+                    folded[position] = []
+                folded[position].append(reason)
+        return folded
+
+
+def _unreadable(values: pd.Series, converted: pd.Series) -> pd.Series:
+    """Rows that held a value (not blank) which the conversion could not read."""
+    lost = converted.isna() & values.notna()
+    if lost.any() and not pd.api.types.is_numeric_dtype(values):
+        lost[lost] = values[lost].astype(str).str.strip() != ""
+    return lost
+
+
+def to_string(values: pd.Series) -> pd.Series:
+    """Text values, missing ones kept missing (numbers such as user ids become text)."""
+    return values if pd.api.types.is_string_dtype(values.dtype) and values.dtype != object else values.astype("str")
+
+
+def to_number(values: pd.Series, name: str, problems: Problems, integer: bool) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        numbers = values.astype("float64")
+    else:
+        numbers = pd.to_numeric(values.astype(object), errors="coerce")
+    problems.add(_unreadable(values, numbers), f"{name}: not a number")
+    numbers = numbers.astype("float64")
+    if not integer:
+        return numbers
+    fractional = numbers.notna() & (numbers != np.floor(numbers))
+    problems.add(fractional, f"{name}: not an integer")
+    too_big = numbers.abs() >= 2.0**63  # past a 64-bit integer: a garbled value, quarantined, not a crash
+    problems.add(too_big, f"{name}: out of range")
+    return numbers.where(~fractional & ~too_big).astype("Int64")
+
+
+def json_value(value: Any) -> Any:
+    """A value JSON has no type for, as JSON holds it: what a database gives besides text, numbers and mappings
+    (a NUMERIC as a number, a time as ISO 8601 text, bytes as hex, anything else as its text). For orjson's default."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def to_json(values: pd.Series) -> pd.Series:
+    """JSON text of each value; a mapping's null keys are left out, as if absent."""
+
+    def dumps(value: Any) -> str:
+        if value is None or isinstance(value, str):
+            return value
+        mapping = {k: v for k, v in value.items() if v is not None} if isinstance(value, dict) else value
+        return orjson.dumps(mapping, default=json_value).decode()
+
+    # Rows often share one parsed object (files._flat_objects): each object is written once. The ids
+    # stay unique while `held` keeps every value alive.
+    held = values.to_numpy(dtype=object, na_value=None)
+    done: dict[int, str] = {}
+    texts = []
+    for value in held:
+        text = done.get(id(value))
+        if text is None:
+            text = done[id(value)] = dumps(value)
+        texts.append(text)
+    return pd.Series(texts, index=values.index, dtype="str")
+
+
+def extras_json(extras: pd.DataFrame, own: pd.Series | None) -> pd.Series:
+    """Unmapped source columns kept in the request's metadata beside its own keys, absent values left out.
+
+    A record's own `metadata` wins over an unmapped column of the same name; one that is not
+    a mapping is kept under "metadata".
+    """
+    rows = extras.astype(object).where(extras.notna(), None).to_dict("records")
+    if own is not None:
+        rows = [_merged(row, value) for row, value in zip(rows, own.astype(object), strict=True)]
+    metadata = to_json(pd.Series(rows, dtype=object))
+    return metadata.mask(metadata == "{}")
+
+
+def _merged(extras: dict[str, Any], own: Any) -> dict[str, Any]:
+    if own is None or (isinstance(own, float) and np.isnan(own)):
+        return extras
+    return {**extras, **own} if isinstance(own, dict) else {**extras, "metadata": own}
