@@ -95,6 +95,16 @@ def _raw_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefinition
                 f"{len(extract.outside)} {kind.value} rows of the files read fall outside the partition range "
                 f"({bounds[0]} to {bounds[1]}): quarantined under their own days"
             )
+        # Files parsed for the day that hold none of its rows: a time no format reads files a row under its
+        # file's modification day, so a wrong time format would otherwise leave the day silently empty.
+        elsewhere = () if len(extract.frame) else tuple(sorted(extract.stamps))
+        if elsewhere:
+            held = sorted({held for label in elsewhere for held in extract.stamps[label].days})
+            context.log.warning(
+                f"no {kind.value} rows on {day}: the {len(elsewhere)} file(s) read for it hold rows of "
+                f"{', '.join(held[:3])}{' ...' if len(held) > 3 else ''} only: {', '.join(elsewhere[:3])}"
+                " (a row whose time cannot be read is filed under its file's day: see the mapping warnings)"
+            )
         outside = store.outside_counts(*bounds).set_index("kind")
         files = sorted(extract.frame["source_file"].unique())
         yield Output(
@@ -108,7 +118,7 @@ def _raw_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefinition
                 "unreadable_skipped": MetadataValue.json(sorted(extract.unreadable)),
             },
         )
-        yield _mapping_check(context, chatpulse, kind, extract.frame, read.columns, extract.unresolved, day)
+        yield _mapping_check(context, chatpulse, kind, extract.frame, read.columns, extract.unresolved, day, elsewhere)
 
     return _raw
 
@@ -121,11 +131,12 @@ def _mapping_check(
     sql_columns: dict[str, tuple[str, ...]],
     unresolved: dict[str, tuple[str, ...]],
     run_day: date,
+    elsewhere: tuple[str, ...] = (),
 ) -> AssetCheckResult:
     """Log the mapping mistakes `chatpulse check` would print about the day's files and queries (names and
     counts, no values), and fail (WARN) when a column or path a source maps is in none of them
     (`sql_columns`: each SQL source's query columns; `unresolved`: the paths that reach no record of
-    each file read, from extract)."""
+    each file read, from extract; `elsewhere`: files read for the day that hold none of its rows)."""
     settings = chatpulse.settings
     day = check_day(
         settings.landing_dir,
@@ -135,6 +146,7 @@ def _mapping_check(
         settings.timezone,
         sql_columns=sql_columns,
         unresolved=unresolved,
+        also=elsewhere,
     )
     findings = list(day.findings)
     if kind == Kind.REQUESTS:  # files no source reads concern every kind: said once per run, here

@@ -7,6 +7,7 @@ BurstGPT: Wang et al., "BurstGPT", KDD'25 (CC-BY-4.0), read from ../shared/reald
 import csv
 import gzip
 import json
+import os
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -370,6 +371,32 @@ def test_a_run_warns_about_a_typo_and_its_check_fails(tmp_path: Path) -> None:
         ("raw_requests", "mapping: source 'trace': column 'model_name' (model) is not in its file"),
         ("raw_requests", "mapping: 1 file in the landing folder matches no source: stray.jsonl"),
     ]
+
+
+@pytest.mark.pipeline
+def test_a_day_left_empty_by_a_time_no_format_reads_says_where_its_rows_went(tmp_path: Path) -> None:
+    """Times written as ISO text under `format: epoch_ms`: every row is filed under the file's modification
+    day, so the day asked for has none; its run says so and why, instead of an empty report alone."""
+    landing = tmp_path / "landing"
+    write_jsonl(landing / "requests-2023-08-14.jsonl", [{"timestamp": "2023-08-14T10:00:00Z"}] * 3)
+    modified = datetime(2023, 8, 16, 12, tzinfo=UTC).timestamp()
+    os.utime(landing / "requests-2023-08-14.jsonl", (modified, modified))
+    sources = [{"kind": "requests", "pattern": "requests-*", "timestamp": {"format": "epoch_ms"}}]
+    config = write_config(tmp_path, landing_dir="landing", sources=sources)
+    job = build_definitions(load_settings(config, env={}), str(config)).resolve_job_def(DAILY_JOB)
+    instance = DagsterInstance.ephemeral()
+    result = job.execute_in_process(partition_key="2023-08-14", instance=instance)
+    assert result.success
+    logged = [e.user_message for e in instance.all_logs(result.run_id) if e.step_key == "raw_requests"]
+    assert (
+        "no requests rows on 2023-08-14: the 1 file(s) read for it hold rows of 2023-08-16 only: "
+        "requests-2023-08-14.jsonl (a row whose time cannot be read is filed under its file's day: see the "
+        "mapping warnings)"
+    ) in logged
+    assert (
+        "mapping: source 'requests': column 'timestamp': none of its 3 sampled values could be read:"
+        " not a number (timestamp.format is epoch_ms)"
+    ) in logged
 
 
 def test_the_sample_reads_gzip_by_lines(tmp_path: Path) -> None:

@@ -293,8 +293,10 @@ def check_day(
     rows: int = DEFAULT_ROWS,
     sql_columns: Mapping[str, Sequence[str]] | None = None,
     unresolved: Mapping[str, tuple[str, ...]] | None = None,
+    also: Sequence[str] = (),
 ) -> DayCheck:
-    """Findings about the files a day's extracted `frame` of `kind` came from (its SOURCE_FILE labels).
+    """Findings about the files a day's extracted `frame` of `kind` came from (its SOURCE_FILE labels), and
+    the files labelled in `also` (read for the day, holding none of its rows).
 
     A column counts as present in a file when its path reaches one of the file's first `rows`
     records (the CSV header, the keys of the JSON lines) or a row of the day from that file has a
@@ -308,7 +310,7 @@ def check_day(
     sql_columns = sql_columns or {}
     kind_sources = [source for source in sources if source.kind == kind]
     owners = {label_of(path, landing_dir): (path, source) for path, source in landing_files(landing_dir, sources, kind)}
-    labels = tuple(sorted(label for label in frame[SOURCE_FILE].dropna().unique() if label in owners))
+    labels = tuple(sorted({*frame[SOURCE_FILE].dropna().unique(), *also} & owners.keys()))
     samples: dict[int, list[FileSample]] = {}
     for label in labels:
         path, source = owners[label]
