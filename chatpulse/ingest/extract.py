@@ -79,9 +79,10 @@ def mapped_records(raw: RawFile, source: SourceConfig, label: str, parts: list[p
     resolved: set[str] = set()
     start = 0
     for records in blocks.groups(parts, like):
-        frames.append(_map_block(records, raw, raw.lines[start : start + len(records)], source, label, reached))
+        frame, found = _map_block(records, raw, raw.lines[start : start + len(records)], source, label, reached)
+        frames.append(frame)
         start += len(records)
-        resolved |= frames[-1].attrs.pop("resolved")
+        resolved |= found
     frame = blocks.joined(frames)
     troubled = frame[ERRORS].notna().to_numpy()
     texts = raw.original_lines([*raw.lines[troubled], *(line for line, _ in raw.malformed)], source.field_limit)
@@ -109,10 +110,9 @@ def _reached(parts: list[pd.DataFrame], source: SourceConfig, columns: pd.Index)
 
 def _map_block(
     records: pd.DataFrame, raw: RawFile, lines: np.ndarray, source: SourceConfig, label: str, reached: set[str] | None
-) -> pd.DataFrame:
-    """Some of a file's records (on `lines`) mapped, without RAW; the paths that reached one of them in
-    the frame's attrs["resolved"]. `reached`: the nested paths that reach a record of the file, when
-    these are not all its records."""
+) -> tuple[pd.DataFrame, set[str]]:
+    """Some of a file's records (on `lines`) mapped, without RAW, and the paths that reached one of them.
+    `reached`: the nested paths that reach a record of the file, when these are not all its records."""
     kind_columns = COLUMNS[source.kind]
     size = len(records)
     problems, repairs = Problems(size), Problems(size)
@@ -156,8 +156,7 @@ def _map_block(
     frame[SOURCE_LINE] = lines
     frame[ERRORS] = problems.column()
     frame[REPAIRED] = repairs.column()
-    frame.attrs["resolved"] = resolver.resolved
-    return frame
+    return frame, resolver.resolved
 
 
 def _file_time(utc: pd.Series, problems: pd.Series, source: SourceConfig, raw: RawFile) -> tuple[pd.Series, np.ndarray]:
