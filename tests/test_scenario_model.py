@@ -32,23 +32,63 @@ def _normalised(text: str) -> str:
     return text
 
 
-def _column(gram: str) -> int:
-    """The hashed column of one n-gram, computed character by character with Python integers."""
-    value = 0
-    for char in gram:
-        value = (value * 0x100000001B3 + ord(char)) & MASK
-    value = (value + len(gram) * 0x9E3779B97F4A7C15) & MASK
+MULTIPLIER = 0x100000001B3
+WORD_SALT = 0xD1B54A32D192ED03
+
+
+def _mix(value: int) -> int:
     value ^= value >> 30
     value = (value * 0xBF58476D1CE4E5B9) & MASK
     value ^= value >> 27
     value = (value * 0x94D049BB133111EB) & MASK
-    value ^= value >> 31
-    return value >> (64 - ngrams.HASH_BITS)
+    return value ^ (value >> 31)
+
+
+def _column(gram: str) -> int:
+    """The hashed column of one character n-gram, computed character by character with Python integers."""
+    value = 0
+    for char in gram:
+        value = (value * MULTIPLIER + ord(char)) & MASK
+    return _mix((value + len(gram) * 0x9E3779B97F4A7C15) & MASK) >> (64 - ngrams.HASH_BITS)
 
 
 def _grams(text: str) -> list[str]:
     padded = f" {text} "
     return [padded[i : i + n] for n in range(ngrams.MIN_N, ngrams.MAX_N + 1) for i in range(len(padded) - n + 1)]
+
+
+def _words(text: str) -> list[str]:
+    """Words as ngrams.words splits them, by Unicode categories and character names in plain Python: runs of
+    letters, marks and digits, and each Han, kana or Hangul character alone."""
+    words, current = [], ""
+    for char in text:
+        if unicodedata.name(char, "").startswith(("CJK UNIFIED IDEOGRAPH", "HIRAGANA", "KATAKANA", "HANGUL")):
+            words += [current, char] if current else [char]
+            current = ""
+        elif unicodedata.category(char)[0] in "LMN":
+            current += char
+        elif current:
+            words.append(current)
+            current = ""
+    return words + [current] if current else words
+
+
+def _word_hash(word: str) -> int:
+    """A word's hash: the polynomial of its UTF-8 bytes (each plus one), mixed."""
+    value = sum((byte + 1) * pow(MULTIPLIER, i + 1, 1 << 64) for i, byte in enumerate(word.encode())) & MASK
+    return _mix(value)
+
+
+def _word_grams(text: str) -> list[tuple[str, int]]:
+    """Each word unigram and bigram of a text, with its hashed column (after the character n-grams' columns)."""
+    words = _words(text)
+    hashes = [_word_hash(word) for word in words]
+    found = [(word, _mix((h + WORD_SALT) & MASK)) for word, h in zip(words, hashes, strict=True)]
+    found += [
+        (f"{words[i]} {words[i + 1]}", _mix((hashes[i] * MULTIPLIER + hashes[i + 1] + 2 * WORD_SALT) & MASK))
+        for i in range(len(words) - 1)
+    ]
+    return [(name, (value >> (64 - ngrams.HASH_BITS)) + (1 << ngrams.HASH_BITS)) for name, value in found]
 
 
 def test_normalise_matches_plain_python():
@@ -65,6 +105,19 @@ def test_hashed_ngrams_match_a_direct_enumeration():
     assert got == expected
     read_back = {found.texts[r][s : s + n] for r, s, n in zip(found.row, found.start, found.size, strict=True)}
     assert read_back == {gram for text in texts for gram in _grams(text)}
+
+
+def test_hashed_words_match_a_direct_enumeration():
+    texts = ngrams.normalise([*TEXTS, "snake_case, naïve; x2 हिन्दी 한국어 ok", "!!", "ok"])
+    found = ngrams.words(texts, where=True)
+    got = Counter(zip(found.row.tolist(), found.column.tolist(), strict=True))
+    expected = Counter((row, column) for row, text in enumerate(texts) for _, column in _word_grams(text))
+    assert got == expected
+    assert _words(texts[0]) == ["translate", "this", "into", "french"]
+    assert _words(texts[5])[:4] == ["snake", "case", "naïve", "x0"] and "हिन्दी" in _words(texts[5])
+    assert sorted(found.name(at) for at in range(len(found.row))) == sorted(
+        name for text in texts for name, _ in _word_grams(text)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -88,16 +141,26 @@ def test_tfidf_rows_by_hand(tiny):
     model = fit(prompts, labels)
     text = "translate this poem"
     row = model.vectors([text]).toarray()[0]
-    counts = Counter(_column(gram) for gram in _grams(_normalised(text)))
     expected = np.zeros(len(model.columns))
-    for column, count in counts.items():
-        where = np.searchsorted(model.columns, column)
-        if where < len(model.columns) and model.columns[where] == column:
-            expected[where] = (1 + math.log(count)) * model.idf[where]
-    expected /= np.linalg.norm(expected)
+    # each kind (character, word n-grams) weighed and scaled to unit length on its own, then added
+    for columns in (
+        [_column(gram) for gram in _grams(_normalised(text))],
+        [column for _, column in _word_grams(_normalised(text))],
+    ):
+        part = np.zeros(len(model.columns))
+        for column, count in Counter(columns).items():
+            where = np.searchsorted(model.columns, column)
+            if where < len(model.columns) and model.columns[where] == column:
+                part[where] = (1 + math.log(count)) * model.idf[where]
+        expected += part / np.linalg.norm(part)
     assert np.allclose(row, expected, atol=1e-6)
     # idf as scikit-learn's smooth idf: ln((1 + n) / (1 + df)) + 1, df over the training prompts
-    documents = Counter(column for prompt in prompts for column in {_column(g) for g in _grams(_normalised(prompt))})
+    documents = Counter(
+        column
+        for prompt in prompts
+        for column in {_column(g) for g in _grams(_normalised(prompt))}
+        | {column for _, column in _word_grams(_normalised(prompt))}
+    )
     kept = sorted(column for column, df in documents.items() if df >= 2)
     assert model.columns.tolist() == kept
     assert np.allclose(model.idf, [math.log(10 / (1 + documents[c])) + 1 for c in kept], atol=1e-6)
@@ -133,7 +196,7 @@ def test_two_labels_and_bad_files(tmp_path: Path):
 
 def test_explanations_are_weighted_ngrams_of_the_prompt():
     model = scenario_model()
-    prompts = ["Please translate this paragraph into Spanish", "写一首关于大海的诗", "x"]
+    prompts = ["Please translate this paragraph into Spanish", "写一首关于大海的诗", "x", "Give me ideas, for a party"]
     prediction = model.predict(prompts)
     for prompt, label, features in zip(prompts, prediction.label, prediction.features.to_pylist(), strict=True):
         if features is None:
@@ -141,10 +204,11 @@ def test_explanations_are_weighted_ngrams_of_the_prompt():
         names = re.findall(r'"([^"]*)"', features)
         assert 1 <= len(names) <= 3
         padded = f" {_normalised(prompt)} "
-        for name in names:
-            assert name in padded
-            column = np.searchsorted(model.columns, _column(name))
-            assert model.weights[column, label] > 0
+        words = dict(_word_grams(_normalised(prompt)))
+        for name in names:  # a character n-gram of the prompt, or a word or two (some words are both)
+            hashed = ([_column(name)] if name in padded else []) + ([words[name]] if name in words else [])
+            weights = [model.weights[np.searchsorted(model.columns, column), label] for column in hashed]
+            assert max(weights, default=0) > 0
 
 
 def test_nearest_example_is_the_cosine_of_ngram_counts():

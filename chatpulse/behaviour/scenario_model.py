@@ -1,7 +1,8 @@
-"""The learned part of the scenario classifier: a linear model over hashed character n-grams.
+"""The learned part of the scenario classifier: a linear model over hashed character and word n-grams.
 
-A prompt becomes a TF-IDF vector over the n-gram columns the model knows
-(chatpulse.behaviour.ngrams; sublinear term frequency, L2 norm), and a multinomial
+A prompt becomes two TF-IDF vectors over the n-gram columns the model knows, one of its
+character n-grams and one of its word n-grams (chatpulse.behaviour.ngrams; sublinear term
+frequency, each L2-normalised, so neither kind outweighs the other), side by side, and a multinomial
 logistic regression gives each label a probability. The model is a few NumPy arrays in
 one compressed .npz file: the known columns, their idf, the weights, the intercepts, the
 labels, and for the columns that weigh most an n-gram of the training corpus that hashed
@@ -30,7 +31,8 @@ EXPLAINED_FEATURES = 3  # named in a prediction's explanation
 MIN_DOCUMENTS = 2  # a column must occur in this many training prompts to be kept
 REGULARISATION = 10.0  # LogisticRegression's C
 SEED = 0
-FORMAT = 1
+FORMAT = 2  # 2: word n-grams beside character n-grams
+NAME_CHARS = 24  # an explanation quotes at most this much of an n-gram
 DEFAULT_MODEL_PATH = Path(__file__).with_name("scenario_model.npz")
 
 
@@ -71,17 +73,24 @@ class ScenarioModel:
         )
 
     @cached_property
+    def _named(self) -> np.ndarray:
+        """Per known column, whether it has a name (comparing a boolean per n-gram, not a string)."""
+        return self.names != ""
+
+    @cached_property
     def _position(self) -> np.ndarray:
-        """Per hashed column, its index among the known columns, -1 for the others (a 16 MB lookup table)."""
-        position = np.full(1 << ngrams.HASH_BITS, -1, dtype=np.int32)
+        """Per hashed column, its index among the known columns, -1 for the others (a 32 MB lookup table)."""
+        position = np.full(ngrams.COLUMNS, -1, dtype=np.int32)
         position[self.columns] = np.arange(len(self.columns), dtype=np.int32)
         return position
 
     def _vectors(self, texts: list[str]) -> sp.csr_matrix:
-        found = ngrams.grams(texts)
-        position = self._position[found.column]
-        known = position >= 0
-        return tfidf(found.row[known], position[known], len(texts), self.idf)
+        blocks = []
+        for found in (ngrams.grams(texts), ngrams.words(texts)):
+            position = self._position[found.column]
+            known = position >= 0
+            blocks.append(tfidf(found.row[known], position[known], len(texts), self.idf))
+        return blocks[0] + blocks[1]
 
     def predict(self, texts: Sequence[str | None] | pa.Array) -> Prediction:
         """The most probable label of each text, its probability and its explanation (see `explain`)."""
@@ -105,7 +114,7 @@ class ScenarioModel:
         each in double quotes and separated by a space (null when no named column adds to it)."""
         rows = np.repeat(np.arange(vectors.shape[0]), np.diff(vectors.indptr))
         contribution = vectors.data * self.weights[vectors.indices, label[rows]]
-        contribution[(self.names[vectors.indices] == "") | (contribution <= 0)] = 0
+        contribution[~self._named[vectors.indices] | (contribution <= 0)] = 0
         starts = vectors.indptr[:-1]
         empty = starts == vectors.indptr[1:]
         quoted = []
@@ -216,40 +225,50 @@ def fit(prompts: Sequence[str], labels: Sequence[str]) -> ScenarioModel:
     """
     from sklearn.linear_model import LogisticRegression  # only fitting needs scikit-learn (1 s to import)
 
-    names = sorted(set(labels))
-    if len(names) < 2:
-        raise ValueError(f"a model needs prompts of at least two labels, got {names}")
-    found = ngrams.grams(ngrams.normalise(list(prompts)), where=True)
-    pairs = np.unique(found.row * (1 << ngrams.HASH_BITS) + found.column)
-    columns, documents = np.unique(pairs % (1 << ngrams.HASH_BITS), return_counts=True)
+    label_names = sorted(set(labels))
+    if len(label_names) < 2:
+        raise ValueError(f"a model needs prompts of at least two labels, got {label_names}")
+    texts = ngrams.normalise(list(prompts))
+    blocks = (ngrams.grams(texts, where=True), ngrams.words(texts, where=True))
+    pairs = np.unique(np.concatenate([found.row * ngrams.COLUMNS + found.column for found in blocks]))
+    columns, documents = np.unique(pairs % ngrams.COLUMNS, return_counts=True)
     columns = columns[documents >= MIN_DOCUMENTS]
     documents = documents[documents >= MIN_DOCUMENTS]
     idf = (np.log((1 + len(prompts)) / (1 + documents)) + 1).astype(np.float32)
-    position = np.searchsorted(columns, found.column)
-    position[position == len(columns)] = 0
-    known = columns[position] == found.column
-    vectors = tfidf(found.row[known], position[known], len(prompts), idf)
-    target = np.searchsorted(names, labels)
+    positions = []
+    for found in blocks:
+        position = np.searchsorted(columns, found.column)
+        position[position == len(columns)] = 0
+        positions.append(np.where(columns[position] == found.column, position, -1))
+    char_vectors, word_vectors = (
+        tfidf(found.row[position >= 0], position[position >= 0], len(prompts), idf)
+        for found, position in zip(blocks, positions, strict=True)
+    )
+    vectors = char_vectors + word_vectors
+    target = np.searchsorted(label_names, labels)
     classifier = LogisticRegression(C=REGULARISATION, max_iter=2000, random_state=SEED)
     classifier.fit(vectors, target)
     weights = classifier.coef_.T.astype(np.float32)
     intercept = classifier.intercept_.astype(np.float32)
-    if len(names) == 2:  # scikit-learn keeps one column for two classes: the second's score against the first
+    if len(label_names) == 2:  # scikit-learn keeps one column for two classes: the second's score against the first
         weights = np.hstack([-weights / 2, weights / 2])
         intercept = np.array([-intercept[0] / 2, intercept[0] / 2], dtype=np.float32)
-    return ScenarioModel(tuple(names), columns, idf, weights, intercept, _names(found, known, position, weights))
+    names = _names(blocks, positions, weights)
+    return ScenarioModel(tuple(label_names), columns, idf, weights, intercept, names)
 
 
-def _names(found: ngrams.Grams, known: np.ndarray, position: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Per known column, the first training n-gram that hashed there, for the EXPLAINED_COLUMNS strongest
-    columns of each label; "" for the others."""
+def _names(blocks: Sequence[ngrams.Grams], positions: Sequence[np.ndarray], weights: np.ndarray) -> np.ndarray:
+    """Per known column, the first training n-gram that hashed there, cut to NAME_CHARS, for the
+    EXPLAINED_COLUMNS strongest columns of each label; "" for the others.
+
+    blocks: the character and the word n-grams (their columns apart); positions: per block, each
+    occurrence's known column, -1 for one the model does not keep."""
     strongest = np.unique(np.argsort(-weights, axis=0)[:EXPLAINED_COLUMNS].ravel())
-    occurrence = np.flatnonzero(known)
-    first = np.full(len(weights), -1)
-    first[position[occurrence[::-1]]] = occurrence[::-1]
-    names = np.full(len(weights), "", dtype=f"<U{ngrams.MAX_N}")
-    for column in strongest:
-        at = first[column]
-        start = found.start[at]
-        names[column] = found.texts[found.row[at]][start : start + found.size[at]]
+    names = np.full(len(weights), "", dtype=f"<U{NAME_CHARS}")
+    for found, position in zip(blocks, positions, strict=True):
+        occurrence = np.flatnonzero(position >= 0)
+        first = np.full(len(weights), -1)
+        first[position[occurrence[::-1]]] = occurrence[::-1]
+        for column in strongest[first[strongest] >= 0]:
+            names[column] = found.name(first[column])[:NAME_CHARS]
     return names

@@ -39,7 +39,7 @@ LANGUAGE = "language"
 SESSION_ROW = "session_row"
 # A session's model when none of its requests names one (or it has none).
 UNKNOWN_MODEL = "unknown"
-MODEL_TRUST = 0.5  # a model less sure than this yields to a matching rule
+MODEL_TRUST = 0.4  # a model less sure than this yields to a matching rule
 EXAMPLE_SIMILARITY = 0.5  # cosine from which a prompt counts as one of the rules file's examples
 DEFAULT_LABELS: tuple[str, ...] = (*dict.fromkeys(rule.label for rule in DEFAULT_RULES), OTHER)
 
