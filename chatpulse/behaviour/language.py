@@ -7,6 +7,9 @@ before it is asked, from the characters of the text's first HEAD_CHARS character
 an instruction usually stands: that compressed model mistakes short Chinese for Japanese
 and reads a Chinese instruction wrapped around an English quotation as English, while the
 script says it plainly (kana means Japanese, Hangul Korean, Han without kana Chinese).
+Where the identifier gives its best language less than MIN_PROBABILITY, the text is
+UNDETERMINED rather than a guess: on code, commands and single words ("test", a SQL query
+with a few English words) it names Galician, Hungarian or Turkish at 0.05 to 0.3.
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ DETECTED_CHARS = 64  # of a text, what the identifier reads
 # Han characters each stand for about a word, so they count this many times against other letters.
 HAN_WEIGHT = 3
 KANA_SHARE = 0.2  # of Han and kana together: at least this much kana is Japanese
+# Below this the identifier's best guess is wrong about half the time (the corpus's 7,185 prompts: 22 of
+# the 43 it gives under 0.3 are wrong, against 68 wrong in all); above it, right 99% of the time.
+MIN_PROBABILITY = 0.3
+UNDETERMINED = "und"  # ISO 639-2's code for an undetermined language
 
 
 @cache
@@ -41,7 +48,8 @@ def _count(texts: pa.Array, pattern: str) -> np.ndarray:
 
 
 def detect_languages(texts: pa.Array | pd.Series) -> np.ndarray:
-    """ISO 639 code of each text (None for a missing or blank one), as an object array.
+    """ISO 639 code of each text (None for a missing or blank one, UNDETERMINED where the identifier is under
+    MIN_PROBABILITY sure), as an object array.
 
     Codes are the identifier's (two letters where ISO 639-1 has one, else three, e.g. "yue").
     Distinct texts are identified once each.
@@ -65,5 +73,9 @@ def detect_languages(texts: pa.Array | pd.Series) -> np.ndarray:
             pc.utf8_slice_codeunits(distinct.take(pa.array(rest)), 0, DETECTED_CHARS), r"\s+", " "
         )
         identifier = _identifier()
-        found[rest] = [identifier.predict(text)[0][0].removeprefix("__label__") for text in sample.to_pylist()]
+        guesses = [identifier.predict(text) for text in sample.to_pylist()]
+        found[rest] = [
+            label[0].removeprefix("__label__") if probability[0] >= MIN_PROBABILITY else UNDETERMINED
+            for label, probability in guesses
+        ]
     return found[codes] if len(codes) else np.zeros(0, dtype=object)

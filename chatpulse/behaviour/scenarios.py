@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from chatpulse.behaviour.language import detect_languages
+from chatpulse.behaviour.language import UNDETERMINED, detect_languages
 from chatpulse.behaviour.scenario_model import ScenarioModel, nearest
 from chatpulse.behaviour.scenario_rules import DEFAULT_RULES, OTHER, Labels, Rule, score_rules
 from chatpulse.behaviour.sessions import event_sessions
@@ -280,16 +280,14 @@ def scenario_summary(
     return table[list(table_columns("scenario_model_daily" if by_model else "scenario_daily"))]
 
 
-NO_LANGUAGE = "und"  # ISO 639's "undetermined": sessions without user text
-
-
 def scenario_languages(sessions: pd.DataFrame, day: dt.date) -> pd.DataFrame:
     """The columns of scenario_language_daily: sessions per language and scenario, and their share of the
-    language's sessions, one row per pair seen (sessions without a LANGUAGE count under NO_LANGUAGE),
-    languages by their sessions (most first), then scenarios likewise."""
+    language's sessions, one row per pair seen (sessions without a LANGUAGE count under UNDETERMINED, with
+    those whose language could not be told), languages by their sessions (most first), then scenarios
+    likewise."""
     frame = pd.DataFrame(
         {
-            LANGUAGE: sessions[LANGUAGE].astype(object).fillna(NO_LANGUAGE).to_numpy(dtype=object),
+            LANGUAGE: sessions[LANGUAGE].astype(object).fillna(UNDETERMINED).to_numpy(dtype=object),
             SCENARIO: sessions[SCENARIO].to_numpy(dtype=object),
         }
     )
