@@ -33,7 +33,7 @@ from chatpulse.behaviour.scenarios import (
 from chatpulse.behaviour.sessions import build_sessions
 from chatpulse.schema import FEEDBACK_COLUMNS, MESSAGE_COLUMNS, REQUEST_COLUMNS
 
-from fixtures import event_frame
+from fixtures import event_frame, postgres_widths
 
 DAY = dt.date(2026, 11, 20)
 
@@ -445,3 +445,26 @@ def test_scenarios_by_language():
     ]
     assert table["share"].tolist() == [2 / 3, 1 / 3, 0.5, 0.5, 1.0]
     assert scenario_languages(sessions.iloc[:0], DAY).empty
+
+
+def test_rules_refuse_a_label_or_name_wider_than_the_warehouse_column(tmp_path: Path):
+    """PostgreSQL refuses a value longer than a VARCHAR column (SQLite stores it): the rules file says so first."""
+    (label_width,) = postgres_widths("scenario")
+    (name_width,) = postgres_widths("scenario_rule")
+    path = tmp_path / "my_rules.yaml"
+    path.write_text(f"rules:\n  - label: {'b' * label_width}\n    name: {'n' * name_width}\n    keywords: [a]\n")
+    assert [(len(rule.label), len(rule.name)) for rule in load_rules(path)] == [(label_width, name_width)]
+    for entry, key, width in (
+        (
+            f"{{label: x, keywords: [a]}}, {{label: {'b' * (label_width + 1)}, keywords: [b]}}",
+            "rules[1].label",
+            label_width,
+        ),
+        (f"{{label: x, name: {'n' * (name_width + 1)}, keywords: [a]}}", "rules[0].name", name_width),
+    ):
+        path.write_text(f"rules: [{entry}]\n", encoding="utf-8")
+        with pytest.raises(ValueError) as error:
+            load_rules(path)
+        message = str(error.value)
+        assert message.startswith(f"{path}: {key}: ") and "\n" not in message
+        assert f"{width + 1} characters, more than the {width} the warehouse column" in message

@@ -28,12 +28,20 @@ import pyarrow.compute as pc
 from pydantic import AfterValidator, Field, StringConstraints
 from pydantic import dataclasses as checked
 
+from chatpulse.tables import TABLES
 from chatpulse.yamlfile import YamlSection, expect, problem, read_yaml, validate
 
 OTHER = "other"
 FIRST_TURN_WEIGHT = 2.0
 LATER_TURNS_WEIGHT = 1.0
 DEFAULT_RULES_PATH = Path(__file__).with_name("scenario_rules.yaml")
+
+# The warehouse's widths (VARCHAR(n) in PostgreSQL, which refuses a longer value): a label is written to every
+# `scenario` column, a rule's name to sessions.scenario_rule.
+LABEL_CHARS = min(
+    column.type.length for table in TABLES.values() for column in table.columns if column.name == "scenario"
+)
+NAME_CHARS = TABLES["sessions"].c.scenario_rule.type.length
 
 _LATIN = re.compile(r"[a-z0-9_]", re.IGNORECASE)
 
@@ -76,6 +84,22 @@ def _re2(pattern: str) -> str:
     return pattern
 
 
+def too_long(text: str, limit: int, column: str) -> str | None:
+    """Why `text` cannot be written to a warehouse column of `limit` characters, None when it can."""
+    if len(text) <= limit:
+        return None
+    return f"{len(text)} characters, more than the {limit} the warehouse column {column} holds"
+
+
+def _fits(limit: int, column: str) -> AfterValidator:
+    def check(text: str) -> str:
+        if (reason := too_long(text, limit, column)) is not None:
+            raise problem(reason)
+        return text
+
+    return AfterValidator(check)
+
+
 NonEmpty = Annotated[str, StringConstraints(min_length=1), expect("a non-empty string")]
 Strings = Annotated[tuple[NonEmpty, ...], expect("a list of non-empty strings")]
 Patterns = Annotated[tuple[Annotated[NonEmpty, AfterValidator(_re2)], ...], expect("a list of RE2 patterns")]
@@ -85,8 +109,8 @@ Patterns = Annotated[tuple[Annotated[NonEmpty, AfterValidator(_re2)], ...], expe
 class RuleEntry(YamlSection):
     """One entry of a rules file, as written: a label and its keywords, patterns and/or examples."""
 
-    label: NonEmpty
-    name: Annotated[str, expect("a string")] = ""
+    label: Annotated[NonEmpty, _fits(LABEL_CHARS, "scenario")]
+    name: Annotated[str, expect("a string"), _fits(NAME_CHARS, "sessions.scenario_rule")] = ""
     keywords: Strings = ()
     patterns: Patterns = ()
     examples: Strings = ()
