@@ -468,3 +468,33 @@ def test_rules_refuse_a_label_or_name_wider_than_the_warehouse_column(tmp_path: 
         message = str(error.value)
         assert message.startswith(f"{path}: {key}: ") and "\n" not in message
         assert f"{width + 1} characters, more than the {width} the warehouse column" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("un café, por favor", "food"),
+        ("Café!", "food"),
+        ("dos cafés", OTHER),  # é is a Latin letter: the word goes on
+        ("el cafébar", OTHER),
+        ("cafécafé", OTHER),
+        ("la ñu come", "food"),
+        ("ñus", OTHER),
+        ("die Straße.", "food"),
+        ("straßenbahn", OTHER),
+        ("smørrebrød i dag", "food"),
+        ("smørrebrødet", OTHER),
+        ("écrêpe", OTHER),  # a Latin letter before the keyword, too
+        ("une crêpe", "food"),
+        ("crêpe_2", OTHER),
+        ("crêpe2", OTHER),
+        ("crêpe-suzette", "food"),  # a hyphen ends a word
+        ("перекусить crêpe", "food"),  # Cyrillic ends no Latin word
+        ("пельмени", "food"),  # a Cyrillic stem matches inside a word, as it did
+        ("я люблю пельмешки", "food"),
+        ("我想吃饺子了", "food"),  # CJK anywhere
+    ],
+)
+def test_keywords_stand_as_whole_words_at_any_latin_letter(text: str, label: str):
+    rules = [Rule("food", keywords=("café", "ñu", "straße", "smørrebrød", "crêpe", "пельме", "饺子"))]
+    assert classify(text, rules) == label

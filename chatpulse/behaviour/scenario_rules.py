@@ -43,7 +43,10 @@ LABEL_CHARS = min(
 )
 NAME_CHARS = TABLES["sessions"].c.scenario_rule.type.length
 
-_LATIN = re.compile(r"[a-z0-9_]", re.IGNORECASE)
+# RE2: what continues a word for a keyword's Latin end. Every Latin-script letter (é, ñ, ß, ø), not ASCII's
+# alone, so `café` does not match "cafés"; other scripts end no word, so a Cyrillic stem matches its endings.
+_WORD = r"\p{Latin}0-9_"
+_WORD_START, _WORD_END = f"(?:^|[^{_WORD}])", f"(?:$|[^{_WORD}])"
 
 
 class ScenarioRuleError(ValueError):
@@ -54,16 +57,20 @@ def _compile(keywords: Sequence[str], patterns: Sequence[str]) -> str:
     """One RE2 expression, for lowercased text, matching any keyword or pattern ("" for neither).
 
     RE2 (through Arrow) runs every session's text in C++, dozens of times faster than
-    Python's re. Its \\b is ASCII-only, which is what keywords need: a keyword that
-    begins or ends with a Latin letter or digit stands as a whole word on that side,
-    while CJK text, which has no word boundaries, matches anywhere.
+    Python's re. A keyword that begins or ends with a Latin-script letter or a digit stands
+    as a whole word on that side: no Latin letter, digit or underscore next to it (RE2's
+    \\b knows ASCII letters alone, and it has no lookarounds, so the neighbour is matched;
+    only whether a text matches is used). Keywords in other scripts match inside words:
+    CJK text has no word boundaries, and a Cyrillic stem should match its endings.
     """
+    ends = [end for keyword in keywords for end in (keyword[0], keyword[-1])]
+    latin = matches(pa.array(ends, pa.string()), f"^[{_WORD}]$").tolist()
     by_bounds: dict[tuple[bool, bool], list[str]] = {}
-    for keyword in keywords:
-        bounds = (bool(_LATIN.match(keyword[0])), bool(_LATIN.match(keyword[-1])))
+    for number, keyword in enumerate(keywords):
+        bounds = (latin[2 * number], latin[2 * number + 1])
         by_bounds.setdefault(bounds, []).append(re.escape(keyword.lower()))
     alternatives = [
-        (r"\b" if before else "") + f"(?:{'|'.join(words)})" + (r"\b" if after else "")
+        (_WORD_START if before else "") + f"(?:{'|'.join(words)})" + (_WORD_END if after else "")
         for (before, after), words in by_bounds.items()
     ]
     return "|".join([*alternatives, *(f"(?i:{pattern})" for pattern in patterns)])
