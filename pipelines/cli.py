@@ -22,6 +22,9 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from chatpulse.behaviour.scenario_model import ModelFileError
+from chatpulse.behaviour.scenario_rules import ScenarioRuleError
+from chatpulse.behaviour.scenarios import check_scenario_files
 from chatpulse.config import CONFIG_ENV, DEFAULT_CONFIG_FILE, ConfigError, Settings, load_settings
 from chatpulse.days import DayOutOfRange, DaySpan
 from chatpulse.ingest.check import DEFAULT_ROWS
@@ -157,6 +160,15 @@ def _check_storage_variable(settings: Settings) -> None:
         raise CliError(unset)
 
 
+def check_scenarios(settings: Settings) -> None:
+    """CliError when the configured scenario rules or model file is wrong (check_scenario_files), so a run
+    fails before its first step rather than at the sessions step after the earlier ones wrote."""
+    try:
+        check_scenario_files(settings.scenario_rules, settings.scenario_model)
+    except (ScenarioRuleError, ModelFileError) as exc:
+        raise CliError(str(exc)) from exc
+
+
 def run_days(settings: Settings, days: Sequence[date], config_file: str | None) -> None:
     """Materialize every asset for each day, printing one progress line per day.
 
@@ -164,8 +176,8 @@ def run_days(settings: Settings, days: Sequence[date], config_file: str | None) 
     them: unlike `execute_in_process` it keeps no step outputs in memory, so a big
     day's frames are freed as soon as the next step has read them. Raises CliError
     for a day that is no partition (before `start_date` or after today, naming the
-    days that can be run), an unset Dagster storage variable (unset_storage_variable) or a failed run
-    (naming its error, see run_error).
+    days that can be run), a wrong scenario rules or model file (check_scenarios), an unset
+    Dagster storage variable (unset_storage_variable) or a failed run (naming its error, see run_error).
     """
     from dagster import DagsterInstance, execute_job, reconstructable
 
@@ -177,6 +189,7 @@ def run_days(settings: Settings, days: Sequence[date], config_file: str | None) 
             span.check(day)
         except DayOutOfRange as exc:
             raise CliError(str(exc)) from exc
+    check_scenarios(settings)
     _use_config(config_file)
     _check_storage_variable(settings)
     prepare_dagster_home(settings)
@@ -318,11 +331,13 @@ def check(invocation: Invocation, rows: int, day: date | None) -> None:
     Per source: the files it reads (or the rows its query gives for --date), the days their first
     rows fall on, and each mapped column's fill with a parsed (masked) example. Warns about columns
     found in no file, patterns that match nothing, files no source reads, timestamp options that do
-    nothing and databases that cannot be read; exit status 3 when it warns, 0 when it does not.
+    nothing and databases that cannot be read; exit status 3 when it warns, 0 when it does not. A wrong
+    scenario rules or model file is an error, as it would fail the run.
     """
     from chatpulse.ingest.check_report import check_landing
 
     settings = invocation.settings()
+    check_scenarios(settings)
     result = check_landing(settings, rows, datetime.now(ZoneInfo(settings.timezone)).date(), day)
     for line in result.lines:
         click.echo(line)

@@ -15,9 +15,9 @@ from pathlib import Path
 import click
 
 from chatpulse.behaviour.labelled import Labelled, LabelledError, evaluate, read_corpus, read_jsonl, report
-from chatpulse.behaviour.scenario_model import ModelFileError, fit, scenario_model
+from chatpulse.behaviour.scenario_model import ModelFileError, fit
 from chatpulse.behaviour.scenario_rules import OTHER, ScenarioRuleError, load_rules
-from chatpulse.behaviour.scenarios import classify_prompts
+from chatpulse.behaviour.scenarios import classify_prompts, read_model
 from chatpulse.config import Settings
 from chatpulse.pipelines.cli_errors import CliError
 
@@ -48,7 +48,7 @@ def evaluate_command(ctx: click.Context, file: Path) -> None:
     settings = _settings(ctx)
     try:
         rules = load_rules(settings.scenario_rules)
-        model = scenario_model(settings.scenario_model)
+        model = read_model(settings.scenario_model)
         known = sorted({rule.label for rule in rules} | set(model.labels) | {OTHER})
         labelled = read_jsonl(file, known)
     except (ScenarioRuleError, ModelFileError, LabelledError) as error:

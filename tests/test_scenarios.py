@@ -498,3 +498,41 @@ def test_rules_refuse_a_label_or_name_wider_than_the_warehouse_column(tmp_path: 
 def test_keywords_stand_as_whole_words_at_any_latin_letter(text: str, label: str):
     rules = [Rule("food", keywords=("café", "ñu", "straße", "smørrebrød", "crêpe", "пельме", "饺子"))]
     assert classify(text, rules) == label
+
+
+def test_a_model_file_that_is_not_a_model_says_what_it_is(tmp_path: Path):
+    """Checked from its small entries; numpy's own words would speak of pickles or a missing file descriptor."""
+    from chatpulse.behaviour.scenario_model import DEFAULT_MODEL_PATH, ModelFileError
+    from chatpulse.behaviour.scenarios import check_model_file, read_model
+
+    not_a_model = "not a scenario model file (an .npz written by `chatpulse scenarios train`)"
+    (width,) = postgres_widths("scenario")
+    with np.load(DEFAULT_MODEL_PATH) as shipped:
+        layout = shipped["format"]
+    (tmp_path / "rules.yaml").write_text("rules: []\n", encoding="utf-8")
+    (tmp_path / "empty.npz").write_bytes(b"")
+    (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04 and then nothing a zip holds")
+    np.save(tmp_path / "array.npy", np.zeros(3))
+    np.savez(tmp_path / "other.npz", weights=np.zeros(3))
+    np.savez(tmp_path / "old.npz", format=layout[:1], labels=np.array(["a", "b"]))
+    np.savez(tmp_path / "wide.npz", format=layout, labels=np.array(["a", "b" * (width + 1)]))
+    for name, said in [
+        ("absent.npz", f"no such file; `chatpulse scenarios train --out {tmp_path / 'absent.npz'}` writes one"),
+        ("rules.yaml", not_a_model),
+        ("empty.npz", not_a_model),
+        ("broken.npz", not_a_model),
+        ("array.npy", not_a_model),
+        ("other.npz", not_a_model),
+        (".", not_a_model),
+        ("old.npz", "a scenario model of another format or version; rebuild it with `chatpulse scenarios train`"),
+        (
+            "wide.npz",
+            f"a label of the model has {width + 1} characters, more than the {width} the warehouse column scenario"
+            " holds; retrain it",
+        ),
+    ]:
+        with pytest.raises(ModelFileError) as error:
+            read_model(tmp_path / name)
+        assert str(error.value) == f"{tmp_path / name}: {said}"
+    check_model_file(DEFAULT_MODEL_PATH)
+    assert read_model(DEFAULT_MODEL_PATH).labels == read_model(None).labels == scenario_model().labels

@@ -17,7 +17,9 @@ example's similarity or the model's probability. Without a model, rules alone de
 from __future__ import annotations
 
 import datetime as dt
+import zipfile
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,8 +27,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from chatpulse.behaviour.language import detect_languages
-from chatpulse.behaviour.scenario_model import ScenarioModel, nearest
-from chatpulse.behaviour.scenario_rules import DEFAULT_RULES, OTHER, Labels, Rule, score_rules
+from chatpulse.behaviour.scenario_model import ModelFileError, ScenarioModel, _layout, nearest, scenario_model
+from chatpulse.behaviour.scenario_rules import (
+    DEFAULT_RULES,
+    LABEL_CHARS,
+    OTHER,
+    Labels,
+    Rule,
+    load_rules,
+    score_rules,
+    too_long,
+)
 from chatpulse.behaviour.sessions import event_sessions
 from chatpulse.schema import is_error
 from chatpulse.stats import group_percentile
@@ -42,6 +53,57 @@ UNKNOWN_MODEL = "unknown"
 MODEL_TRUST = 0.4  # a model less sure than this yields to a matching rule
 EXAMPLE_SIMILARITY = 0.5  # cosine from which a prompt counts as one of the rules file's examples
 DEFAULT_LABELS: tuple[str, ...] = (*dict.fromkeys(rule.label for rule in DEFAULT_RULES), OTHER)
+
+
+def check_model_file(path: Path) -> None:
+    """Whether `path` opens as a scenario model this version reads, reading its small entries only (about a
+    millisecond, where loading the model takes 25-60 ms).
+
+    Raises ModelFileError naming the file: missing (and how to write one), unreadable, not a model
+    (`chatpulse scenarios train` writes an .npz), of another format, or with a label longer than the
+    warehouse's scenario columns hold (a model written before labels were checked).
+    """
+    if not path.exists():
+        raise ModelFileError(f"{path}: no such file; `chatpulse scenarios train --out {path}` writes one")
+    not_a_model = f"{path}: not a scenario model file (an .npz written by `chatpulse scenarios train`)"
+    try:
+        # Opened here, as numpy leaves its own file open when the zip is broken.
+        with path.open("rb") as file:
+            saved = np.load(file, allow_pickle=False)  # an .npz opens lazily: only the entries read are inflated
+            if not isinstance(saved, np.lib.npyio.NpzFile):  # an .npy holds one array
+                raise ModelFileError(not_a_model)
+            with saved:
+                if not {"format", "labels"} <= set(saved.files):
+                    raise ModelFileError(not_a_model)
+                layout, labels = saved["format"].tolist(), saved["labels"].tolist()
+    except IsADirectoryError:
+        raise ModelFileError(not_a_model) from None
+    except OSError as error:
+        raise ModelFileError(f"cannot read scenario model {path}: {error.strerror or error}") from None
+    except (ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        raise ModelFileError(not_a_model) from None  # numpy's own text is about pickles
+    if layout != _layout():  # as load_model says it
+        raise ModelFileError(
+            f"{path}: a scenario model of another format or version; rebuild it with `chatpulse scenarios train`"
+        )
+    for label in labels:
+        if (reason := too_long(str(label), LABEL_CHARS, "scenario")) is not None:
+            raise ModelFileError(f"{path}: a label of the model has {reason}; retrain it")
+
+
+def read_model(path: Path | None) -> ScenarioModel:
+    """The model at `path` (a user's), or the shipped one for None; ModelFileError as check_model_file says."""
+    if path is not None:
+        check_model_file(path)
+    return scenario_model(path)
+
+
+def check_scenario_files(rules: Path | None, model: Path | None) -> None:
+    """Read the configured rules file and check the model file (check_model_file), so that a mistake in
+    either fails a run before its first step: ScenarioRuleError or ModelFileError, one line naming the file."""
+    load_rules(rules)
+    if model is not None:
+        check_model_file(model)
 
 
 def _texts(texts: pd.Series | Sequence[str | None]) -> pa.Array:
