@@ -536,3 +536,14 @@ def test_a_model_file_that_is_not_a_model_says_what_it_is(tmp_path: Path):
         assert str(error.value) == f"{tmp_path / name}: {said}"
     check_model_file(DEFAULT_MODEL_PATH)
     assert read_model(DEFAULT_MODEL_PATH).labels == read_model(None).labels == scenario_model().labels
+
+
+def test_a_session_without_user_text_has_no_rule_confidence_or_language():
+    """What the README's sessions table says: NULL in the warehouse (NaN here), not an empty string."""
+    requests, messages = _conversations()
+    sessions = _keyed(requests, messages)
+    labels = label_sessions(sessions, messages, DEFAULT_RULES, scenario_model())
+    without = (sessions["session_id"] == "s4").to_numpy()  # requests only
+    assert labels.loc[without, SCENARIO].tolist() == [OTHER]
+    assert labels.loc[without, [SCENARIO_RULE, SCENARIO_CONFIDENCE, LANGUAGE]].isna().all(axis=None)
+    assert labels.loc[~without, [SCENARIO_RULE, SCENARIO_CONFIDENCE, LANGUAGE]].notna().all(axis=None)
