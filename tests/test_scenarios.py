@@ -547,3 +547,21 @@ def test_a_session_without_user_text_has_no_rule_confidence_or_language():
     assert labels.loc[without, SCENARIO].tolist() == [OTHER]
     assert labels.loc[without, [SCENARIO_RULE, SCENARIO_CONFIDENCE, LANGUAGE]].isna().all(axis=None)
     assert labels.loc[~without, [SCENARIO_RULE, SCENARIO_CONFIDENCE, LANGUAGE]].notna().all(axis=None)
+
+
+def test_a_models_explanation_fits_the_scenario_rule_column():
+    """A user's model names n-grams of its own training prompts: three long words outgrow the column."""
+    from chatpulse.behaviour.scenario_model import fit
+
+    (width,) = postgres_widths("scenario_rule")
+    long = "Rechnungsprüfungsverfahren Kundenzufriedenheitsanalyse Versicherungsbedingungen"
+    model = fit(
+        [f"{long} bitte", f"{long} heute", long, "Wettervorhersage morgen", "Wettervorhersage heute Regen", "Regen"],
+        ["billing"] * 3 + ["weather"] * 3,
+    )
+    prompts = [long, "Wettervorhersage"]
+    full = ["model: " + features for features in model.predict(prompts).features.to_pylist()]
+    assert len(full[0]) > width >= len(full[1])  # the case, and one that fits
+    labels = classify_prompts(prompts, [], model)
+    assert labels.rule.tolist() == [full[0][: width - 1] + "…", full[1]]
+    assert [len(rule) for rule in labels.rule] == [width, len(full[1])]

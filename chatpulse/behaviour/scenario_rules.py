@@ -41,7 +41,7 @@ DEFAULT_RULES_PATH = Path(__file__).with_name("scenario_rules.yaml")
 LABEL_CHARS = min(
     column.type.length for table in TABLES.values() for column in table.columns if column.name == "scenario"
 )
-NAME_CHARS = TABLES["sessions"].c.scenario_rule.type.length
+RULE_CHARS = TABLES["sessions"].c.scenario_rule.type.length
 
 # RE2: what continues a word for a keyword's Latin end. Every Latin-script letter (é, ñ, ß, ø), not ASCII's
 # alone, so `café` does not match "cafés"; other scripts end no word, so a Cyrillic stem matches its endings.
@@ -117,7 +117,7 @@ class RuleEntry(YamlSection):
     """One entry of a rules file, as written: a label and its keywords, patterns and/or examples."""
 
     label: Annotated[NonEmpty, _fits(LABEL_CHARS, "scenario")]
-    name: Annotated[str, expect("a string"), _fits(NAME_CHARS, "sessions.scenario_rule")] = ""
+    name: Annotated[str, expect("a string"), _fits(RULE_CHARS, "sessions.scenario_rule")] = ""
     keywords: Strings = ()
     patterns: Patterns = ()
     examples: Strings = ()

@@ -32,6 +32,7 @@ from chatpulse.behaviour.scenario_rules import (
     DEFAULT_RULES,
     LABEL_CHARS,
     OTHER,
+    RULE_CHARS,
     Labels,
     Rule,
     load_rules,
@@ -117,6 +118,17 @@ def _mask(size: int, positions: np.ndarray) -> pa.Array:
     return pa.array(mask)
 
 
+def _within(texts: pa.Array, limit: int) -> pa.Array:
+    """Texts of more than `limit` characters cut to `limit`, the last one "…".
+
+    A model's explanation names n-grams of its training prompts, up to 24 characters each (a
+    user's model: long words), so three can outgrow sessions.scenario_rule, which PostgreSQL
+    would refuse.
+    """
+    cut = pc.binary_join_element_wise(pc.utf8_slice_codeunits(texts, 0, limit - 1), "…", "")
+    return pc.if_else(pc.greater(pc.utf8_length(texts), limit), cut, texts)
+
+
 def decide(
     first: pa.Array,
     later: pa.Array,
@@ -137,7 +149,10 @@ def decide(
         probability, label = predicted.probability[codes], predicted.label[codes]
         custom = matched & ~np.isin(scenario[text], model.labels)
         use = ~custom & (~matched | (probability >= MODEL_TRUST))
-        why = pc.utf8_rtrim(pc.binary_join_element_wise("model: ", pc.fill_null(predicted.features, ""), ""), " ")
+        why = _within(
+            pc.utf8_rtrim(pc.binary_join_element_wise("model: ", pc.fill_null(predicted.features, ""), ""), " "),
+            RULE_CHARS,
+        )
         at = text[use]
         scenario[at] = np.asarray(model.labels, dtype=object)[label[use]]
         rule[at] = why.to_numpy(zero_copy_only=False)[codes][use]
