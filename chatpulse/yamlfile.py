@@ -74,7 +74,7 @@ def read_yaml(path: Path, error: type[Exception], what: str) -> Any:
     try:
         return yaml.load(text, Loader=_Loader)  # safe: _Loader is a SafeLoader
     except yaml.YAMLError as exc:
-        raise error(f"{path}: not valid YAML{_yaml_problem(exc)}") from None
+        raise error(f"{path}: not valid YAML{_yaml_problem(exc)}") from exc
 
 
 def _at(mark: yaml.Mark) -> str:

@@ -57,7 +57,7 @@ DEFAULT_LABELS: tuple[str, ...] = (*dict.fromkeys(rule.label for rule in DEFAULT
 
 
 def check_model_file(path: Path) -> None:
-    """Whether `path` opens as a scenario model this version reads, reading its small entries only (about a
+    """Check that `path` opens as a scenario model this version reads, from its small entries only (about a
     millisecond, where loading the model takes 25-60 ms).
 
     Raises ModelFileError naming the file: missing (and how to write one), unreadable, not a model
