@@ -22,16 +22,13 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from chatpulse.behaviour.scenario_model import ModelFileError
-from chatpulse.behaviour.scenario_rules import ScenarioRuleError
-from chatpulse.behaviour.scenarios import check_scenario_files
 from chatpulse.config import CONFIG_ENV, DEFAULT_CONFIG_FILE, ConfigError, Settings, load_settings
 from chatpulse.days import DayOutOfRange, DaySpan
 from chatpulse.ingest.check import DEFAULT_ROWS
 from chatpulse.pipelines.cli_errors import CliError
 from chatpulse.pipelines.demo import DEMO_DAYS, planted_rows, unsynced_sqlite
 from chatpulse.pipelines.instance import instance_lines, prepare_dagster_home, unset_storage_variable, write_instance
-from chatpulse.pipelines.scenarios_cli import scenarios
+from chatpulse.pipelines.scenarios_cli import check_scenarios, scenarios
 
 if TYPE_CHECKING:
     from dagster_shared.error import SerializableErrorInfo
@@ -158,15 +155,6 @@ def _check_storage_variable(settings: Settings) -> None:
     unset = unset_storage_variable(settings)
     if unset is not None:
         raise CliError(unset)
-
-
-def check_scenarios(settings: Settings) -> None:
-    """CliError when the configured scenario rules or model file is wrong (check_scenario_files), so a run
-    fails before its first step rather than at the sessions step after the earlier ones wrote."""
-    try:
-        check_scenario_files(settings.scenario_rules, settings.scenario_model)
-    except (ScenarioRuleError, ModelFileError) as exc:
-        raise CliError(str(exc)) from exc
 
 
 def run_days(settings: Settings, days: Sequence[date], config_file: str | None) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import zipfile
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from chatpulse.behaviour.language import detect_languages
-from chatpulse.behaviour.scenario_model import ModelFileError, ScenarioModel, _layout, nearest, scenario_model
+from chatpulse.behaviour.scenario_model import (
+    DEFAULT_MODEL_PATH,
+    ModelFileError,
+    ScenarioModel,
+    nearest,
+    scenario_model,
+)
 from chatpulse.behaviour.scenario_rules import (
     DEFAULT_RULES,
     LABEL_CHARS,
@@ -54,6 +61,13 @@ UNKNOWN_MODEL = "unknown"
 MODEL_TRUST = 0.4  # a model less sure than this yields to a matching rule
 EXAMPLE_SIMILARITY = 0.5  # cosine from which a prompt counts as one of the rules file's examples
 DEFAULT_LABELS: tuple[str, ...] = (*dict.fromkeys(rule.label for rule in DEFAULT_RULES), OTHER)
+
+
+@cache
+def _shipped_layout() -> list[int]:
+    """The format entry of the shipped model, which this version writes and reads (a test refits it)."""
+    with np.load(DEFAULT_MODEL_PATH, allow_pickle=False) as shipped:
+        return shipped["format"].tolist()
 
 
 def check_model_file(path: Path) -> None:
@@ -83,7 +97,7 @@ def check_model_file(path: Path) -> None:
         raise ModelFileError(f"cannot read scenario model {path}: {error.strerror or error}") from None
     except (ValueError, KeyError, EOFError, zipfile.BadZipFile):
         raise ModelFileError(not_a_model) from None  # numpy's own text is about pickles
-    if layout != _layout():  # as load_model says it
+    if layout != _shipped_layout():  # as load_model says it
         raise ModelFileError(
             f"{path}: a scenario model of another format or version; rebuild it with `chatpulse scenarios train`"
         )
