@@ -19,12 +19,12 @@ from dagster import (
 from chatpulse.assets.daystate import wait_for_earlier_days, write_day
 from chatpulse.behaviour import feedback
 from chatpulse.behaviour.midnight import day_sessions_and_rows, with_neighbours
-from chatpulse.behaviour.scenario_model import scenario_model
 from chatpulse.behaviour.scenario_rules import OTHER, load_rules
 from chatpulse.behaviour.scenarios import (
     SCENARIO,
     SESSION_ROW,
     label_sessions,
+    read_model,
     scenario_languages,
     scenario_summary,
     session_usage,
@@ -96,7 +96,7 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
             [
                 table,
                 label_sessions(
-                    table, messages, load_rules(settings.scenario_rules), scenario_model(settings.scenario_model)
+                    table, messages, load_rules(settings.scenario_rules), read_model(settings.scenario_model)
                 ),
                 session_usage(table, requests),
             ],

@@ -65,7 +65,8 @@ _Loader.add_constructor("tag:yaml.org,2002:timestamp", _date_or_text)
 
 def read_yaml(path: Path, error: type[Exception], what: str) -> Any:
     """The parsed document of `path` (None when empty); `error` names the file when it is
-    unreadable (`cannot read <what> <path>: ...`) or not YAML."""
+    unreadable (`cannot read <what> <path>: ...`) or not YAML (one line with the line and column:
+    `<path>: not valid YAML at line 4, column 10: ...`)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -73,7 +74,25 @@ def read_yaml(path: Path, error: type[Exception], what: str) -> Any:
     try:
         return yaml.load(text, Loader=_Loader)  # safe: _Loader is a SafeLoader
     except yaml.YAMLError as exc:
-        raise error(f"{path}: not valid YAML: {exc}") from exc
+        raise error(f"{path}: not valid YAML{_yaml_problem(exc)}") from exc
+
+
+def _at(mark: yaml.Mark) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """Where and what PyYAML found wrong, on one line: its own text spans lines, quotes the document and
+    calls the file "<unicode string>" (it was given the text)."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        context = ""
+        if exc.context:
+            start = exc.context_mark
+            context = f" ({exc.context}" + (f" from {_at(start)}" if start is not None else "") + ")"
+        return f" at {_at(exc.problem_mark)}: {exc.problem}{context}"
+    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow, counted from the start
+        return f": character #x{exc.character:04x} at character {exc.position + 1} is not allowed"
+    return f": {' '.join(str(exc).split())}"
 
 
 def problem(message: str, key: str | None = None) -> PydanticCustomError:

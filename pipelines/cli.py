@@ -28,7 +28,7 @@ from chatpulse.ingest.check import DEFAULT_ROWS
 from chatpulse.pipelines.cli_errors import CliError
 from chatpulse.pipelines.demo import DEMO_DAYS, planted_rows, unsynced_sqlite
 from chatpulse.pipelines.instance import instance_lines, prepare_dagster_home, unset_storage_variable, write_instance
-from chatpulse.pipelines.scenarios_cli import scenarios
+from chatpulse.pipelines.scenarios_cli import check_scenarios, scenarios
 
 if TYPE_CHECKING:
     from dagster_shared.error import SerializableErrorInfo
@@ -164,8 +164,8 @@ def run_days(settings: Settings, days: Sequence[date], config_file: str | None) 
     them: unlike `execute_in_process` it keeps no step outputs in memory, so a big
     day's frames are freed as soon as the next step has read them. Raises CliError
     for a day that is no partition (before `start_date` or after today, naming the
-    days that can be run), an unset Dagster storage variable (unset_storage_variable) or a failed run
-    (naming its error, see run_error).
+    days that can be run), a wrong scenario rules or model file (check_scenarios), an unset
+    Dagster storage variable (unset_storage_variable) or a failed run (naming its error, see run_error).
     """
     from dagster import DagsterInstance, execute_job, reconstructable
 
@@ -177,6 +177,7 @@ def run_days(settings: Settings, days: Sequence[date], config_file: str | None) 
             span.check(day)
         except DayOutOfRange as exc:
             raise CliError(str(exc)) from exc
+    check_scenarios(settings)
     _use_config(config_file)
     _check_storage_variable(settings)
     prepare_dagster_home(settings)
@@ -318,11 +319,13 @@ def check(invocation: Invocation, rows: int, day: date | None) -> None:
     Per source: the files it reads (or the rows its query gives for --date), the days their first
     rows fall on, and each mapped column's fill with a parsed (masked) example. Warns about columns
     found in no file, patterns that match nothing, files no source reads, timestamp options that do
-    nothing and databases that cannot be read; exit status 3 when it warns, 0 when it does not.
+    nothing and databases that cannot be read; exit status 3 when it warns, 0 when it does not. A wrong
+    scenario rules or model file is an error, as it would fail the run.
     """
     from chatpulse.ingest.check_report import check_landing
 
     settings = invocation.settings()
+    check_scenarios(settings)
     result = check_landing(settings, rows, datetime.now(ZoneInfo(settings.timezone)).date(), day)
     for line in result.lines:
         click.echo(line)

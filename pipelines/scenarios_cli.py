@@ -15,9 +15,9 @@ from pathlib import Path
 import click
 
 from chatpulse.behaviour.labelled import Labelled, LabelledError, evaluate, read_corpus, read_jsonl, report
-from chatpulse.behaviour.scenario_model import ModelFileError, fit, scenario_model
+from chatpulse.behaviour.scenario_model import ModelFileError, fit
 from chatpulse.behaviour.scenario_rules import OTHER, ScenarioRuleError, load_rules
-from chatpulse.behaviour.scenarios import classify_prompts
+from chatpulse.behaviour.scenarios import check_scenario_files, classify_prompts, read_model
 from chatpulse.config import Settings
 from chatpulse.pipelines.cli_errors import CliError
 
@@ -27,6 +27,16 @@ LABELLED_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 def _settings(ctx: click.Context) -> Settings:
     """The configuration the root command was given (its Invocation, kept in the root context)."""
     return ctx.find_root().obj.settings()
+
+
+def check_scenarios(settings: Settings) -> None:
+    """CliError when the configured scenario rules or model file is wrong (check_scenario_files): `chatpulse run`
+    and `check` call it, so a run fails before its first step rather than at the sessions step after the
+    earlier ones wrote."""
+    try:
+        check_scenario_files(settings.scenario_rules, settings.scenario_model)
+    except (ScenarioRuleError, ModelFileError) as exc:
+        raise CliError(str(exc)) from exc
 
 
 @click.group(name="scenarios")
@@ -48,7 +58,7 @@ def evaluate_command(ctx: click.Context, file: Path) -> None:
     settings = _settings(ctx)
     try:
         rules = load_rules(settings.scenario_rules)
-        model = scenario_model(settings.scenario_model)
+        model = read_model(settings.scenario_model)
         known = sorted({rule.label for rule in rules} | set(model.labels) | {OTHER})
         labelled = read_jsonl(file, known)
     except (ScenarioRuleError, ModelFileError, LabelledError) as error:

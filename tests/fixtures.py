@@ -11,6 +11,7 @@ import email
 import gzip
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -565,3 +566,14 @@ def full_day(scenarios: int = 11, models: int = 4, alerts: int = 0, users: int =
              "ttft_ms": 3_200.0}
         ),
     }  # fmt: skip
+
+
+def postgres_widths(column: str) -> set[int]:
+    """The VARCHAR widths PostgreSQL is given for `column` in any table, read from the DDL it is sent."""
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.schema import CreateTable
+
+    from chatpulse.tables import TABLES
+
+    ddl = "\n".join(str(CreateTable(table).compile(dialect=postgresql.dialect())) for table in TABLES.values())
+    return {int(width) for width in re.findall(rf"\b{column} VARCHAR\((\d+)\)", ddl)}

@@ -324,3 +324,32 @@ def test_status_prints_each_days_state(tmp_path: Path) -> None:
     assert chosen.stdout.splitlines() == expected[1:-2] + expected[-1:]
     wrong = chatpulse("--config", str(tmp_path / "chatpulse.yaml"), "status", "--start", days[2], "--end", days[1])
     assert wrong.exit_code != 0 and f"--end {days[1]} is before --start {days[2]}" in wrong.stderr
+
+
+@pytest.mark.parametrize(
+    ("rules", "model", "error"),
+    [
+        ("rules: [{label: x, patterns: ['(']}]\n", None, "{rules}: rules[0].patterns[0]: not a valid RE2"),
+        ("rules: [{label: x, keywords: [a, b}]\n", None, "{rules}: not valid YAML at line 1, column 35: "),
+        (None, "absent.npz", "{model}: no such file; `chatpulse scenarios train --out {model}` writes one"),
+        (None, "my_rules.yaml", "{model}: not a scenario model file (an .npz written by `chatpulse scenarios train`)"),
+    ],
+)
+def test_a_wrong_scenario_file_fails_run_and_check_before_any_step(
+    tmp_path: Path, rules: str | None, model: str | None, error: str
+) -> None:
+    """Not at the sessions step, after the steps before it wrote: the run starts no step at all."""
+    write_jsonl(tmp_path / "landing" / "requests.jsonl", [{"timestamp": "2026-11-20T10:00:00Z", "latency_ms": 5}])
+    (tmp_path / "my_rules.yaml").write_text(rules or "rules: [{label: x, keywords: [a]}]\n", encoding="utf-8")
+    config = tmp_path / "chatpulse.yaml"
+    config.write_text(
+        f"data_home: {tmp_path}\nscenario_rules: my_rules.yaml\n" + (f"scenario_model: {model}\n" if model else ""),
+        encoding="utf-8",
+    )
+    said = error.format(rules=tmp_path / "my_rules.yaml", model=tmp_path / (model or ""))
+    env = {"DAGSTER_HOME": str(tmp_path / "dagster")}
+    for command in (["run", "--start", "2026-11-20"], ["check"]):
+        result = chatpulse("--config", str(config), *command, **env)
+        assert (result.exit_code, result.stdout) == (2, ""), result.output
+        assert result.stderr.startswith(f"chatpulse: error: {said}") and result.stderr.count("\n") == 1
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["chatpulse.yaml", "landing", "my_rules.yaml"]

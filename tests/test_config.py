@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 from dagster import asset, materialize
 
+from chatpulse.behaviour.scenario_rules import ScenarioRuleError, load_rules
 from chatpulse.config import ConfigError, Settings, load_settings, settings_from_mapping
 from chatpulse.pipelines.resources import ChatPulseSettings
 from chatpulse.schema import Kind
@@ -92,6 +93,28 @@ def test_unreadable_or_invalid_files_are_named(tmp_path: Path) -> None:
     bad.write_text("timezone: [unclosed\n")
     with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
         load_settings(bad, env={})
+
+
+def test_a_yaml_syntax_error_is_one_line_with_the_file_line_and_column(tmp_path: Path) -> None:
+    """The config file and a scenario rules file it names: PyYAML's own text spans five lines and calls the file
+    "<unicode string>"."""
+    rules = tmp_path / "my_rules.yaml"
+    # Line 3 opens a list at its 15th character; line 4's colon, its 10th, cannot be in it.
+    rules.write_text("rules:\n  - label: x\n    keywords: [a, b\n  - label: y\n", encoding="utf-8")
+    config = tmp_path / "chatpulse.yaml"
+    config.write_text("timezone: UTC\nscenario_rules: [my_rules.yaml\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        load_settings(config, env={})
+    assert str(error.value) == (
+        f"{config}: not valid YAML at line 3, column 1: expected ',' or ']', but got '<stream end>'"
+        " (while parsing a flow sequence from line 2, column 17)"
+    )
+    with pytest.raises(ScenarioRuleError) as error:
+        load_rules(rules)
+    assert str(error.value) == (
+        f"{rules}: not valid YAML at line 4, column 10: expected ',' or ']', but got ':'"
+        " (while parsing a flow sequence from line 3, column 15)"
+    )
 
 
 @pytest.mark.parametrize(

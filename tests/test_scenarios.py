@@ -33,7 +33,7 @@ from chatpulse.behaviour.scenarios import (
 from chatpulse.behaviour.sessions import build_sessions
 from chatpulse.schema import FEEDBACK_COLUMNS, MESSAGE_COLUMNS, REQUEST_COLUMNS
 
-from fixtures import event_frame
+from fixtures import event_frame, postgres_widths
 
 DAY = dt.date(2026, 11, 20)
 
@@ -445,3 +445,130 @@ def test_scenarios_by_language():
     ]
     assert table["share"].tolist() == [2 / 3, 1 / 3, 0.5, 0.5, 1.0]
     assert scenario_languages(sessions.iloc[:0], DAY).empty
+
+
+def test_rules_refuse_a_label_or_name_wider_than_the_warehouse_column(tmp_path: Path):
+    """PostgreSQL refuses a value longer than a VARCHAR column (SQLite stores it): the rules file says so first."""
+    (label_width,) = postgres_widths("scenario")
+    (name_width,) = postgres_widths("scenario_rule")
+    path = tmp_path / "my_rules.yaml"
+    path.write_text(f"rules:\n  - label: {'b' * label_width}\n    name: {'n' * name_width}\n    keywords: [a]\n")
+    assert [(len(rule.label), len(rule.name)) for rule in load_rules(path)] == [(label_width, name_width)]
+    for entry, key, width in (
+        (
+            f"{{label: x, keywords: [a]}}, {{label: {'b' * (label_width + 1)}, keywords: [b]}}",
+            "rules[1].label",
+            label_width,
+        ),
+        (f"{{label: x, name: {'n' * (name_width + 1)}, keywords: [a]}}", "rules[0].name", name_width),
+    ):
+        path.write_text(f"rules: [{entry}]\n", encoding="utf-8")
+        with pytest.raises(ValueError) as error:
+            load_rules(path)
+        message = str(error.value)
+        assert message.startswith(f"{path}: {key}: ") and "\n" not in message
+        assert f"{width + 1} characters, more than the {width} the warehouse column" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("un café, por favor", "food"),
+        ("Café!", "food"),
+        ("dos cafés", OTHER),  # é is a Latin letter: the word goes on
+        ("el cafébar", OTHER),
+        ("cafécafé", OTHER),
+        ("la ñu come", "food"),
+        ("ñus", OTHER),
+        ("die Straße.", "food"),
+        ("straßenbahn", OTHER),
+        ("smørrebrød i dag", "food"),
+        ("smørrebrødet", OTHER),
+        ("écrêpe", OTHER),  # a Latin letter before the keyword, too
+        ("une crêpe", "food"),
+        ("crêpe_2", OTHER),
+        ("crêpe2", OTHER),
+        ("crêpe-suzette", "food"),  # a hyphen ends a word
+        ("перекусить crêpe", "food"),  # Cyrillic ends no Latin word
+        ("пельмени", "food"),  # a Cyrillic stem matches inside a word, as it did
+        ("я люблю пельмешки", "food"),
+        ("我想吃饺子了", "food"),  # CJK anywhere
+    ],
+)
+def test_keywords_stand_as_whole_words_at_any_latin_letter(text: str, label: str):
+    rules = [Rule("food", keywords=("café", "ñu", "straße", "smørrebrød", "crêpe", "пельме", "饺子"))]
+    assert classify(text, rules) == label
+
+
+def test_a_model_file_that_is_not_a_model_says_what_it_is(tmp_path: Path):
+    """Checked from its small entries; numpy's own words would speak of pickles or a missing file descriptor."""
+    from chatpulse.behaviour.scenario_model import DEFAULT_MODEL_PATH, ModelFileError, fit, model_labels
+    from chatpulse.behaviour.scenarios import check_scenario_files, read_model
+
+    not_a_model = "not a scenario model file (an .npz written by `chatpulse scenarios train`)"
+    (width,) = postgres_widths("scenario")
+    with np.load(DEFAULT_MODEL_PATH) as shipped:
+        layout = shipped["format"]
+    (tmp_path / "rules.yaml").write_text("rules: []\n", encoding="utf-8")
+    (tmp_path / "empty.npz").write_bytes(b"")
+    (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04 and then nothing a zip holds")
+    np.save(tmp_path / "array.npy", np.zeros(3))
+    np.savez(tmp_path / "other.npz", weights=np.zeros(3))
+    np.savez(tmp_path / "old.npz", format=layout[:1], labels=np.array(["a", "b"]))
+    np.savez(tmp_path / "wide.npz", format=layout, labels=np.array(["a", "b" * (width + 1)]))
+    for name, said in [
+        ("absent.npz", f"no such file; `chatpulse scenarios train --out {tmp_path / 'absent.npz'}` writes one"),
+        ("rules.yaml", not_a_model),
+        ("empty.npz", not_a_model),
+        ("broken.npz", not_a_model),
+        ("array.npy", not_a_model),
+        ("other.npz", not_a_model),
+        (".", not_a_model),
+        ("old.npz", "a scenario model of another format or version; rebuild it with `chatpulse scenarios train`"),
+        (
+            "wide.npz",
+            f"a label of the model has {width + 1} characters, more than the {width} the warehouse column scenario"
+            " holds; retrain it",
+        ),
+    ]:
+        with pytest.raises(ModelFileError) as error:
+            check_scenario_files(None, tmp_path / name)  # a run's check, from the small entries
+        assert str(error.value) == f"{tmp_path / name}: {said}"
+        if name != "wide.npz":  # loading says the same (wide.npz holds no weights to load)
+            with pytest.raises(ModelFileError) as error:
+                read_model(tmp_path / name)
+            assert str(error.value) == f"{tmp_path / name}: {said}"
+    fit(["a a", "a b", "c c", "c d"], ["a", "b" * (width + 1)] * 2).save(tmp_path / "wide_model.npz")
+    with pytest.raises(ModelFileError, match=f"has {width + 1} characters"):
+        read_model(tmp_path / "wide_model.npz")
+    assert model_labels(DEFAULT_MODEL_PATH) == scenario_model().labels
+    assert read_model(DEFAULT_MODEL_PATH).labels == read_model(None).labels == scenario_model().labels
+
+
+def test_a_session_without_user_text_has_no_rule_confidence_or_language():
+    """What the README's sessions table says: NULL in the warehouse (NaN here), not an empty string."""
+    requests, messages = _conversations()
+    sessions = _keyed(requests, messages)
+    labels = label_sessions(sessions, messages, DEFAULT_RULES, scenario_model())
+    without = (sessions["session_id"] == "s4").to_numpy()  # requests only
+    assert labels.loc[without, SCENARIO].tolist() == [OTHER]
+    assert labels.loc[without, [SCENARIO_RULE, SCENARIO_CONFIDENCE, LANGUAGE]].isna().all(axis=None)
+    assert labels.loc[~without, [SCENARIO_RULE, SCENARIO_CONFIDENCE, LANGUAGE]].notna().all(axis=None)
+
+
+def test_a_models_explanation_fits_the_scenario_rule_column():
+    """A user's model names n-grams of its own training prompts: three long words outgrow the column."""
+    from chatpulse.behaviour.scenario_model import fit
+
+    (width,) = postgres_widths("scenario_rule")
+    long = "Rechnungsprüfungsverfahren Kundenzufriedenheitsanalyse Versicherungsbedingungen"
+    model = fit(
+        [f"{long} bitte", f"{long} heute", long, "Wettervorhersage morgen", "Wettervorhersage heute Regen", "Regen"],
+        ["billing"] * 3 + ["weather"] * 3,
+    )
+    prompts = [long, "Wettervorhersage"]
+    full = ["model: " + features for features in model.predict(prompts).features.to_pylist()]
+    assert len(full[0]) > width >= len(full[1])  # the case, and one that fits
+    labels = classify_prompts(prompts, [], model)
+    assert labels.rule.tolist() == [full[0][: width - 1] + "…", full[1]]
+    assert [len(rule) for rule in labels.rule] == [width, len(full[1])]

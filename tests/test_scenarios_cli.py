@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from chatpulse.behaviour.labelled import evaluate, read_jsonl
+from chatpulse.behaviour.labelled import LabelledError, evaluate, read_jsonl
 from chatpulse.behaviour.scenario_model import load_model
 from chatpulse.pipelines.cli import cli
+
+from fixtures import postgres_widths
 
 TRAIN = [
     ("my cat keeps meowing at night", "cats"),
@@ -138,3 +141,24 @@ def test_read_jsonl_skips_blank_lines(tmp_path: Path):
     path.write_text('{"prompt": "p", "label": ["a", "b"]}\n\n{"prompt": "q", "label": "c"}\n', encoding="utf-8")
     labelled = read_jsonl(path)
     assert labelled.prompts == ("p", "q") and labelled.labels == (("a", "b"), ("c",))
+
+
+def test_train_and_evaluate_refuse_a_label_wider_than_the_warehouse_column(setup: Path, tmp_path: Path):
+    """sessions.scenario is VARCHAR in PostgreSQL: a longer label is refused at its line, not at a run's COPY."""
+    (width,) = postgres_widths("scenario")
+    rows = [{"prompt": prompt, "label": label} for prompt, label in TRAIN]
+    assert _run(setup, "train", str(_jsonl(tmp_path / "train.jsonl", rows)), "--no-base").exit_code == 0
+    trained = (tmp_path / "pets.npz").read_bytes()
+    long = [*rows[:1], {"prompt": "a cat", "label": ["cats", "x" * (width + 1)]}, *rows[1:]]
+    path = _jsonl(tmp_path / "long.jsonl", long)
+    said = f"long.jsonl:2: label: {width + 1} characters, more than the {width} the warehouse column scenario holds"
+    with pytest.raises(LabelledError, match=re.escape(said)):
+        read_jsonl(path)
+    assert read_jsonl(_jsonl(tmp_path / "fits.jsonl", [{"prompt": "a", "label": "x" * width}])).labels == (
+        ("x" * width,),
+    )
+    for command in ("train", "evaluate"):
+        result = _run(setup, command, str(path), *(["--no-base"] if command == "train" else []))
+        assert result.exit_code == 2 and result.output.startswith("chatpulse: error: "), result.output
+        assert said in result.output and result.output.count("\n") == 1
+    assert (tmp_path / "pets.npz").read_bytes() == trained

@@ -20,6 +20,7 @@ from pathlib import Path
 import orjson
 import pandas as pd
 
+from chatpulse.behaviour.scenario_rules import LABEL_CHARS, too_long
 from chatpulse.yamlfile import read_yaml
 
 DEFAULT_CORPUS_PATH = Path(__file__).with_name("scenario_corpus")
@@ -73,7 +74,8 @@ def _read_corpus_file(path: Path) -> Labelled:
 def read_jsonl(path: Path, known: Sequence[str] | None = None) -> Labelled:
     """The labelled prompts of a JSONL file; with `known`, every label must be one of them.
 
-    Raises LabelledError naming the file and line (`data.jsonl:3: label: ...`).
+    Raises LabelledError naming the file and line (`data.jsonl:3: label: ...`), also for a label
+    longer than the warehouse's scenario columns hold (LABEL_CHARS).
     """
     try:
         lines = path.read_bytes().splitlines()
@@ -96,6 +98,8 @@ def read_jsonl(path: Path, known: Sequence[str] | None = None) -> Labelled:
         accepted = (label,) if isinstance(label, str) else tuple(label) if isinstance(label, list) else ()
         if not accepted or not all(isinstance(item, str) and item for item in accepted):
             raise LabelledError(f"{where}: label: expected a label or a non-empty list of labels")
+        if reasons := [reason for item in accepted if (reason := too_long(item, LABEL_CHARS, "scenario"))]:
+            raise LabelledError(f"{where}: label: {reasons[0]}")
         if known is not None and (unknown := [item for item in accepted if item not in known]):
             raise LabelledError(f"{where}: label: {unknown[0]!r} is not a configured label ({', '.join(known)})")
         prompts.append(prompt)

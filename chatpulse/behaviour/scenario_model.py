@@ -13,7 +13,9 @@ Inference needs NumPy and SciPy only; scikit-learn is imported by `fit` alone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import zipfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
@@ -153,27 +155,60 @@ def _layout() -> list[int]:
     return [FORMAT, ngrams.HASH_BITS, ngrams.MIN_N, ngrams.MAX_N, ngrams.HEAD_CHARS, ngrams.TAIL_CHARS]
 
 
-def load_model(path: Path) -> ScenarioModel:
-    """The model saved at `path`; ModelFileError naming the file when it is not one this version can read."""
+def model_labels(path: Path) -> tuple[str, ...]:
+    """The labels of the model saved at `path`, read from its small entries only (about a millisecond, where
+    loading the model takes 25-60 ms), so a run can check its model file before its first step.
+
+    Raises ModelFileError naming the file: missing (and how to write one), unreadable, not a model
+    (`chatpulse scenarios train` writes an .npz), or of another format or version.
+    """
+    with _opened(path) as saved:
+        return tuple(str(label) for label in saved["labels"])
+
+
+@contextmanager
+def _opened(path: Path) -> Iterator[np.lib.npyio.NpzFile]:
+    """The .npz at `path`, open, once it is known to be a model of this version (ModelFileError otherwise)."""
+    if not path.exists():
+        raise ModelFileError(f"{path}: no such file; `chatpulse scenarios train --out {path}` writes one")
+    not_a_model = f"{path}: not a scenario model file (an .npz written by `chatpulse scenarios train`)"
     try:
-        with np.load(path, allow_pickle=False) as saved:
-            arrays = {name: saved[name] for name in saved.files}
-    except (OSError, ValueError, KeyError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
-        raise ModelFileError(f"{path}: not a scenario model: {reason}") from error
-    expected = _layout()
-    if "format" not in arrays or arrays["format"].tolist() != expected:
-        raise ModelFileError(
-            f"{path}: a scenario model of another format or version; rebuild it with `chatpulse scenarios train`"
+        # Opened here, as numpy leaves its own file open when the zip is broken.
+        with path.open("rb") as file:
+            saved = np.load(file, allow_pickle=False)  # an .npz opens lazily: only the entries read are inflated
+            if not isinstance(saved, np.lib.npyio.NpzFile):  # an .npy holds one array
+                raise ModelFileError(not_a_model)
+            with saved:
+                if not {"format", "labels"} <= set(saved.files):
+                    raise ModelFileError(not_a_model)
+                if saved["format"].tolist() != _layout():
+                    raise ModelFileError(
+                        f"{path}: a scenario model of another format or version; "
+                        "rebuild it with `chatpulse scenarios train`"
+                    )
+                yield saved
+    except ModelFileError:  # a ValueError itself, already saying what is wrong
+        raise
+    except IsADirectoryError:
+        raise ModelFileError(not_a_model) from None
+    except OSError as error:
+        raise ModelFileError(f"cannot read scenario model {path}: {error.strerror or error}") from None
+    except (ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        raise ModelFileError(not_a_model) from None  # numpy's own text is about pickles
+
+
+def load_model(path: Path) -> ScenarioModel:
+    """The model saved at `path`; ModelFileError naming the file when it is not one this version can read
+    (see model_labels)."""
+    with _opened(path) as saved:
+        return ScenarioModel(
+            tuple(str(label) for label in saved["labels"]),
+            saved["columns"].astype(np.int64),
+            saved["idf"].astype(np.float32),
+            saved["weights"].astype(np.float32),
+            saved["intercept"],
+            saved["names"],
         )
-    return ScenarioModel(
-        tuple(str(label) for label in arrays["labels"]),
-        arrays["columns"].astype(np.int64),
-        arrays["idf"].astype(np.float32),
-        arrays["weights"].astype(np.float32),
-        arrays["intercept"],
-        arrays["names"],
-    )
 
 
 def _unit_counts(texts: Sequence[str | None] | pa.Array) -> sp.csr_matrix:

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from pydantic import AfterValidator, Field, StringConstraints
 from pydantic import dataclasses as checked
 
+from chatpulse.tables import TABLES
 from chatpulse.yamlfile import YamlSection, expect, problem, read_yaml, validate
 
 OTHER = "other"
@@ -35,7 +36,17 @@ FIRST_TURN_WEIGHT = 2.0
 LATER_TURNS_WEIGHT = 1.0
 DEFAULT_RULES_PATH = Path(__file__).with_name("scenario_rules.yaml")
 
-_LATIN = re.compile(r"[a-z0-9_]", re.IGNORECASE)
+# The warehouse's widths (VARCHAR(n) in PostgreSQL, which refuses a longer value): a label is written to every
+# `scenario` column, a rule's name to sessions.scenario_rule.
+LABEL_CHARS = min(
+    column.type.length for table in TABLES.values() for column in table.columns if column.name == "scenario"
+)
+RULE_CHARS = TABLES["sessions"].c.scenario_rule.type.length
+
+# RE2: what continues a word for a keyword's Latin end. Every Latin-script letter (é, ñ, ß, ø), not ASCII's
+# alone, so `café` does not match "cafés"; other scripts end no word, so a Cyrillic stem matches its endings.
+_WORD = r"\p{Latin}0-9_"
+_WORD_START, _WORD_END = f"(?:^|[^{_WORD}])", f"(?:$|[^{_WORD}])"
 
 
 class ScenarioRuleError(ValueError):
@@ -46,16 +57,20 @@ def _compile(keywords: Sequence[str], patterns: Sequence[str]) -> str:
     """One RE2 expression, for lowercased text, matching any keyword or pattern ("" for neither).
 
     RE2 (through Arrow) runs every session's text in C++, dozens of times faster than
-    Python's re. Its \\b is ASCII-only, which is what keywords need: a keyword that
-    begins or ends with a Latin letter or digit stands as a whole word on that side,
-    while CJK text, which has no word boundaries, matches anywhere.
+    Python's re. A keyword that begins or ends with a Latin-script letter or a digit stands
+    as a whole word on that side: no Latin letter, digit or underscore next to it (RE2's
+    \\b knows ASCII letters alone, and it has no lookarounds, so the neighbour is matched;
+    only whether a text matches is used). Keywords in other scripts match inside words:
+    CJK text has no word boundaries, and a Cyrillic stem should match its endings.
     """
+    ends = [end for keyword in keywords for end in (keyword[0], keyword[-1])]
+    latin = matches(pa.array(ends, pa.string()), f"^[{_WORD}]$").tolist()
     by_bounds: dict[tuple[bool, bool], list[str]] = {}
-    for keyword in keywords:
-        bounds = (bool(_LATIN.match(keyword[0])), bool(_LATIN.match(keyword[-1])))
+    for number, keyword in enumerate(keywords):
+        bounds = (latin[2 * number], latin[2 * number + 1])
         by_bounds.setdefault(bounds, []).append(re.escape(keyword.lower()))
     alternatives = [
-        (r"\b" if before else "") + f"(?:{'|'.join(words)})" + (r"\b" if after else "")
+        (_WORD_START if before else "") + f"(?:{'|'.join(words)})" + (_WORD_END if after else "")
         for (before, after), words in by_bounds.items()
     ]
     return "|".join([*alternatives, *(f"(?i:{pattern})" for pattern in patterns)])
@@ -76,6 +91,22 @@ def _re2(pattern: str) -> str:
     return pattern
 
 
+def too_long(text: str, limit: int, column: str) -> str | None:
+    """Why `text` cannot be written to a warehouse column of `limit` characters, None when it can."""
+    if len(text) <= limit:
+        return None
+    return f"{len(text)} characters, more than the {limit} the warehouse column {column} holds"
+
+
+def _fits(limit: int, column: str) -> AfterValidator:
+    def check(text: str) -> str:
+        if (reason := too_long(text, limit, column)) is not None:
+            raise problem(reason)
+        return text
+
+    return AfterValidator(check)
+
+
 NonEmpty = Annotated[str, StringConstraints(min_length=1), expect("a non-empty string")]
 Strings = Annotated[tuple[NonEmpty, ...], expect("a list of non-empty strings")]
 Patterns = Annotated[tuple[Annotated[NonEmpty, AfterValidator(_re2)], ...], expect("a list of RE2 patterns")]
@@ -85,8 +116,8 @@ Patterns = Annotated[tuple[Annotated[NonEmpty, AfterValidator(_re2)], ...], expe
 class RuleEntry(YamlSection):
     """One entry of a rules file, as written: a label and its keywords, patterns and/or examples."""
 
-    label: NonEmpty
-    name: Annotated[str, expect("a string")] = ""
+    label: Annotated[NonEmpty, _fits(LABEL_CHARS, "scenario")]
+    name: Annotated[str, expect("a string"), _fits(RULE_CHARS, "sessions.scenario_rule")] = ""
     keywords: Strings = ()
     patterns: Patterns = ()
     examples: Strings = ()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,8 +26,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from chatpulse.behaviour.language import UNDETERMINED, detect_languages
-from chatpulse.behaviour.scenario_model import ScenarioModel, nearest
-from chatpulse.behaviour.scenario_rules import DEFAULT_RULES, OTHER, Labels, Rule, score_rules
+from chatpulse.behaviour.scenario_model import ModelFileError, ScenarioModel, model_labels, nearest, scenario_model
+from chatpulse.behaviour.scenario_rules import (
+    DEFAULT_RULES,
+    LABEL_CHARS,
+    OTHER,
+    RULE_CHARS,
+    Labels,
+    Rule,
+    load_rules,
+    score_rules,
+    too_long,
+)
 from chatpulse.behaviour.sessions import event_sessions
 from chatpulse.schema import is_error
 from chatpulse.stats import group_percentile
@@ -44,6 +55,32 @@ EXAMPLE_SIMILARITY = 0.5  # cosine from which a prompt counts as one of the rule
 DEFAULT_LABELS: tuple[str, ...] = (*dict.fromkeys(rule.label for rule in DEFAULT_RULES), OTHER)
 
 
+def _check_labels(path: Path, labels: Sequence[str]) -> None:
+    """ModelFileError when a label of the model at `path` is longer than the warehouse's scenario columns hold
+    (a model written before labels were checked)."""
+    for label in labels:
+        if (reason := too_long(label, LABEL_CHARS, "scenario")) is not None:
+            raise ModelFileError(f"{path}: a label of the model has {reason}; retrain it")
+
+
+def read_model(path: Path | None) -> ScenarioModel:
+    """The model at `path` (a user's), or the shipped one for None; ModelFileError naming the file when it is
+    not a model this version reads (scenario_model.load_model) or has a label too long for the warehouse."""
+    model = scenario_model(path)
+    if path is not None:
+        _check_labels(path, model.labels)
+    return model
+
+
+def check_scenario_files(rules: Path | None, model: Path | None) -> None:
+    """Read the configured rules file and check the model file, so that a mistake in
+    either fails a run before its first step: ScenarioRuleError or ModelFileError, one line naming the file.
+    The model file is checked from its small entries only (scenario_model.model_labels)."""
+    load_rules(rules)
+    if model is not None:
+        _check_labels(model, model_labels(model))
+
+
 def _texts(texts: pd.Series | Sequence[str | None]) -> pa.Array:
     """Text as Arrow strings, "" for missing (zero-copy from pandas' Arrow-backed strings)."""
     return pc.fill_null(pa.array(texts, pa.string()), "")
@@ -53,6 +90,17 @@ def _mask(size: int, positions: np.ndarray) -> pa.Array:
     mask = np.zeros(size, dtype=bool)
     mask[positions] = True
     return pa.array(mask)
+
+
+def _within(texts: pa.Array, limit: int) -> pa.Array:
+    """Texts of more than `limit` characters cut to `limit`, the last one "…".
+
+    A model's explanation names n-grams of its training prompts, up to 24 characters each (a
+    user's model: long words), so three can outgrow sessions.scenario_rule, which PostgreSQL
+    would refuse.
+    """
+    cut = pc.binary_join_element_wise(pc.utf8_slice_codeunits(texts, 0, limit - 1), "…", "")
+    return pc.if_else(pc.greater(pc.utf8_length(texts), limit), cut, texts)
 
 
 def decide(
@@ -75,7 +123,10 @@ def decide(
         probability, label = predicted.probability[codes], predicted.label[codes]
         custom = matched & ~np.isin(scenario[text], model.labels)
         use = ~custom & (~matched | (probability >= MODEL_TRUST))
-        why = pc.utf8_rtrim(pc.binary_join_element_wise("model: ", pc.fill_null(predicted.features, ""), ""), " ")
+        why = _within(
+            pc.utf8_rtrim(pc.binary_join_element_wise("model: ", pc.fill_null(predicted.features, ""), ""), " "),
+            RULE_CHARS,
+        )
         at = text[use]
         scenario[at] = np.asarray(model.labels, dtype=object)[label[use]]
         rule[at] = why.to_numpy(zero_copy_only=False)[codes][use]
