@@ -11,7 +11,7 @@ import pytest
 
 from chatpulse.behaviour.feedback import rate, satisfaction_by
 from chatpulse.behaviour.scenario_model import scenario_model
-from chatpulse.behaviour.scenario_rules import DEFAULT_RULES, OTHER, Rule, load_rules
+from chatpulse.behaviour.scenario_rules import DEFAULT_RULES, OTHER, Rule, ScenarioRuleError, load_rules
 from chatpulse.behaviour.scenarios import (
     DEFAULT_LABELS,
     EXAMPLE_SIMILARITY,
@@ -392,7 +392,7 @@ def _one_turn(texts: list[str | None]) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def test_model_labels_prompts_the_rules_miss_and_says_why():
-    texts = ["Übersetze diesen Absatz bitte ins Englische.", "Écris un poème sur la mer.", None]
+    texts = ["Bitte diesen Absatz ins Englische bringen.", "Écris un poème sur la mer.", None]
     sessions, messages = _one_turn(texts)
     labels = label_sessions(sessions, messages, DEFAULT_RULES, scenario_model())
     assert labels[SCENARIO].tolist() == ["translation", "creative_roleplay", OTHER]
@@ -425,6 +425,44 @@ def test_precedence_of_examples_custom_rules_model_and_rules():
     probability = model.predict([unsure]).probability[0]
     assert probability < MODEL_TRUST
     assert classify(unsure, [Rule("found", keywords=("zv",))], model=model) == "found"
+
+
+def test_an_over_model_rule_decides_over_a_sure_model_on_the_first_message_only(tmp_path: Path):
+    model = scenario_model()
+    text = "Write a poem about the sea"
+    probability = model.predict([text]).probability[0]
+    assert model.labels[model.predict([text]).label[0]] == "creative_roleplay" and probability > 0.9
+    plain, over = Rule("translation", keywords=("sea",)), Rule("translation", keywords=("sea",), over_model=True)
+    assert classify(text, [plain], model=model) == "creative_roleplay"  # the model, sure of itself
+    assert classify(text, [over], model=model) == "translation"
+    # a match in a later turn alone does not override
+    assert classify("Write a poem", [over], later=["about the sea"], model=model) == "creative_roleplay"
+    (tmp_path / "rules.yaml").write_text(
+        "rules:\n  - label: translation\n    keywords: [sea]\n    over_model: true\n", encoding="utf-8"
+    )
+    assert load_rules(tmp_path / "rules.yaml")[0].over_model
+    (tmp_path / "bad.yaml").write_text(
+        "rules:\n  - label: translation\n    keywords: [sea]\n    over_model: sometimes\n", encoding="utf-8"
+    )
+    with pytest.raises(ScenarioRuleError, match=r"bad.yaml: rules\[0\]\.over_model: expected true or false"):
+        load_rules(tmp_path / "bad.yaml")
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "Dịch sang tiếng Việt: Good morning, how are you?",  # the model reads a greeting
+        "Переклади українською: I love this city",
+        "Przetłumacz na polski: thank you very much",
+        "Vertaal naar het Nederlands: where is the station?",
+        "Türkçeye çevir: I am hungry",
+        "Terjemahkan ke bahasa Indonesia: good night",
+        "इसका हिंदी में अनुवाद करें: good luck",
+    ],
+)
+def test_a_request_to_translate_is_translation_in_languages_the_corpus_lacks(prompt: str):
+    labels = classify_prompts([prompt], DEFAULT_RULES, scenario_model())
+    assert (labels.scenario[0], labels.rule[0]) == ("translation", "translation")
 
 
 def test_scenarios_by_language():

@@ -121,6 +121,7 @@ class RuleEntry(YamlSection):
     keywords: Strings = ()
     patterns: Patterns = ()
     examples: Strings = ()
+    over_model: Annotated[bool, expect("true or false")] = False
 
     def __post_init__(self) -> None:
         if not (self.keywords or self.patterns or self.examples):
@@ -135,7 +136,7 @@ def _some_rules(entries: tuple[RuleEntry, ...] | None) -> tuple[RuleEntry, ...]:
 
 @checked.dataclass(frozen=True)
 class RulesFile(YamlSection):
-    """A rules file: `{rules: [{label, name, keywords, patterns, examples}, ...]}`."""
+    """A rules file: `{rules: [{label, name, keywords, patterns, examples, over_model}, ...]}`."""
 
     rules: Annotated[tuple[RuleEntry, ...] | None, AfterValidator(_some_rules), expect("a list of rules")] = Field(
         None, validate_default=True
@@ -147,7 +148,8 @@ class Rule:
     """One scenario label and the keywords, patterns (RE2 syntax) and example prompts that select it.
 
     name identifies the rule in sessions.scenario_rule (a label may have several rules);
-    it defaults to the label.
+    it defaults to the label. over_model: the rule decides whenever it wins on a first
+    message, however sure the model is (for requests that name their task outright).
     """
 
     label: str
@@ -155,6 +157,7 @@ class Rule:
     patterns: tuple[str, ...] = ()
     name: str = ""
     examples: tuple[str, ...] = ()
+    over_model: bool = False
     expression: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -175,7 +178,7 @@ def load_rules(path: Path | None) -> list[Rule]:
         entries = validate(RulesFile, {} if raw is None else raw, ScenarioRuleError).rules or ()
     except ScenarioRuleError as error:
         raise ScenarioRuleError(f"{path}: {error}") from None
-    return [Rule(e.label, e.keywords, e.patterns, e.name, e.examples) for e in entries]
+    return [Rule(e.label, e.keywords, e.patterns, e.name, e.examples, e.over_model) for e in entries]
 
 
 DEFAULT_RULES: tuple[Rule, ...] = tuple(load_rules(DEFAULT_RULES_PATH))
@@ -183,11 +186,13 @@ DEFAULT_RULES: tuple[Rule, ...] = tuple(load_rules(DEFAULT_RULES_PATH))
 
 @dataclass(frozen=True)
 class Labels:
-    """Per text: the scenario, the deciding rule's name (None for OTHER) and the confidence (NaN for OTHER)."""
+    """Per text: the scenario, the deciding rule's name (None for OTHER) and the confidence (NaN for OTHER);
+    from score_rules also whether that rule is an `over_model` one that matched the first message."""
 
     scenario: np.ndarray
     rule: np.ndarray
     confidence: np.ndarray
+    over_model: np.ndarray | None = None
 
 
 def score_rules(first: pa.Array, later: pa.Array, later_rows: np.ndarray, rules: Sequence[Rule]) -> Labels:
@@ -210,4 +215,6 @@ def score_rules(first: pa.Array, later: pa.Array, later_rows: np.ndarray, rules:
     confidence = np.full(count, np.nan)
     decided = best_rule >= 0
     confidence[decided] = best_score[decided] / total[decided]
-    return Labels(scenarios[best_rule], names[best_rule], confidence)
+    # A score of at least FIRST_TURN_WEIGHT means the rule matched the first message.
+    over = np.array([rule.over_model for rule in rules] + [False])[best_rule] & (best_score >= FIRST_TURN_WEIGHT)
+    return Labels(scenarios[best_rule], names[best_rule], confidence, over)

@@ -3,7 +3,8 @@
 A conversation's label comes from, in this order of precedence:
 1. an example prompt of the rules file that its first user message closely resembles
    (cosine similarity of character n-gram counts at least EXAMPLE_SIMILARITY);
-2. the best matching rule, when its label is one the model does not know (a user's own label);
+2. the best matching rule, when its label is one the model does not know (a user's own label),
+   or when it is an `over_model` rule that matched the first message;
 3. the model (chatpulse.behaviour.scenario_model) on its first user message, when at least
    MODEL_TRUST sure;
 4. the best matching rule (chatpulse.behaviour.scenario_rules), when any matched;
@@ -122,7 +123,7 @@ def decide(
         predicted = model.predict(pa.array(np.asarray(distinct, dtype=object), pa.string()))
         probability, label = predicted.probability[codes], predicted.label[codes]
         custom = matched & ~np.isin(scenario[text], model.labels)
-        use = ~custom & (~matched | (probability >= MODEL_TRUST))
+        use = ~custom & ~result.over_model[text] & (~matched | (probability >= MODEL_TRUST))
         why = _within(
             pc.utf8_rtrim(pc.binary_join_element_wise("model: ", pc.fill_null(predicted.features, ""), ""), " "),
             RULE_CHARS,
