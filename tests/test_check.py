@@ -153,6 +153,37 @@ def test_a_pattern_that_matches_nothing_or_only_what_another_source_reads(tmp_pa
     assert "  trace-1.csv: read by source 'trace' first" in result.stdout.splitlines()
 
 
+def test_a_messages_source_reading_a_requests_sources_files_shadows_nothing(realdata: Path, tmp_path: Path) -> None:
+    """A LiteLLM payload holds a request and its messages: two sources of different kinds read it."""
+    payload = json.loads((realdata / "formats" / "litellm-standard-logging-payload.json").read_text())
+    (tmp_path / "landing" / "litellm").mkdir(parents=True)
+    (tmp_path / "landing" / "litellm" / "payload-1.json").write_text(json.dumps(payload))
+    sources = [
+        {"name": "litellm", "preset": "litellm_standard_logging_payload", "pattern": "litellm/*.json"},
+        {
+            "name": "litellm_messages",
+            "kind": "messages",
+            "pattern": "litellm/*.json",
+            "layout": "document",
+            "records": {"path": "messages"},
+            "columns": {"session_id": "id", "timestamp": "startTime"},
+        },
+    ]
+    config = write_config(tmp_path, landing_dir="landing", sources=sources)
+    result = check(config)
+    assert not [w for w in warnings(result) if "read by source" in w], result.stdout
+    assert "read by source" not in result.stdout
+    # The run's log warns from the same findings, a kind at a time.
+    settings = load_settings(config, env={})
+    day = datetime.strptime(payload["startTime"], "%Y-%m-%d %H:%M:%S.%f").date()
+    for kind in (Kind.REQUESTS, Kind.MESSAGES):
+        frame = extract_day(settings.landing_dir, settings.sources, kind, day, "UTC").frame
+        expected = 1 if kind == Kind.REQUESTS else len(payload["messages"])
+        assert len(frame) == expected
+        findings = check_day(settings.landing_dir, settings.sources, kind, frame, "UTC").findings
+        assert not [str(f) for f in findings if "read by source" in str(f)]
+
+
 def test_files_no_source_reads_are_named(tmp_path: Path) -> None:
     landing = tmp_path / "landing"
     row = {"timestamp": "2026-11-20T10:00:00Z", "latency_ms": 120}
