@@ -99,7 +99,21 @@ def unmetered(requests: pd.DataFrame) -> pd.Series:
     An OpenAI stream without `stream_options.include_usage` logs no usage block; some proxies log
     0/0 for a served answer. Such a request used tokens nobody counted: its cost is unknown, not $0.
     """
+    return _uncounted(requests) & ~is_error(requests)
+
+
+def unbilled(requests: pd.DataFrame) -> pd.Series:
+    """Failed requests (schema.is_error) that report no usage: every token count missing or 0.
+
+    A rejected request (a 4xx, an Azure content-filter block of the prompt) reports no tokens because
+    it used none; its log often names no model either (pricing.unpriced).
+    """
+    return _uncounted(requests) & is_error(requests)
+
+
+def _uncounted(requests: pd.DataFrame) -> pd.Series:
+    """Rows whose every token count is missing or 0."""
     counted = pd.Series(False, index=requests.index)
     for column in TOKEN_COUNTS:
         counted |= (_count(requests, column).fillna(0) > 0).astype(bool)
-    return ~counted & ~is_error(requests)
+    return ~counted

@@ -11,12 +11,16 @@ from typing import Any
 
 import pandas as pd
 
-from chatpulse.alerting.spend import TWO_SIDED
+from chatpulse.alerting.spend import PASSED_ONCE, TWO_SIDED
 from chatpulse.days import window_text
 from chatpulse.reports.formatting import format_metric, missing
 from chatpulse.reports.labels import display_label
 
 SEVERITIES = ("error", "warn")  # worst first: the order rows of one status are listed in
+PASSED_NOTE = (
+    "A budget alert fires once, on the day its spend or forecast passes the threshold, and closes when that "
+    'day ends: "passed" does not mean the spend fell back under the budget (see Budgets).'
+)
 
 
 def count_text(total: int, still_open: int) -> str:
@@ -44,7 +48,8 @@ def day_marks(alerts: pd.DataFrame | None) -> dict[str, dict[str, str]]:
 class AlertSummary:
     """The alerts of one day, open ones first (then by severity and start), each a row of display strings:
     ``rule``, ``severity`` (``error`` or ``warn``), ``window`` (local clock), ``value``, ``against``
-    (the threshold, or the baseline and the score's limit) and ``status`` (``open`` or ``resolved``)."""
+    (the threshold, or the baseline and the score's limit) and ``status``: ``open``, ``resolved``, or
+    ``passed`` for a budget alert whose day is over (PASSED_NOTE: its spend has not fallen back)."""
 
     rows: list[dict[str, str]] = field(default_factory=list)
 
@@ -57,6 +62,11 @@ class AlertSummary:
     def open(self) -> int:
         """How many of them were still open when the page was drawn."""
         return sum(row["status"] == "open" for row in self.rows)
+
+    @property
+    def note(self) -> str:
+        """PASSED_NOTE when a row is ``passed``, else empty: what a passed budget alert means."""
+        return PASSED_NOTE if any(row["status"] == "passed" for row in self.rows) else ""
 
     @property
     def count_text(self) -> str:
@@ -108,7 +118,7 @@ def alert_summary(alerts: pd.DataFrame | None, tz: str) -> AlertSummary:
                 "window": window_text(row["start"], row["end"]),
                 "value": format_metric(str(row["metric"]))(row["value"]),
                 "against": _against(row),
-                "status": "open" if row["is_open"] else "resolved",
+                "status": "open" if row["is_open"] else "passed" if row["metric"] in PASSED_ONCE else "resolved",
             }
             for row in ordered.to_dict("records")
         ]

@@ -98,7 +98,7 @@ def plain_text(day: date, headline: Headline, alerts: AlertSummary) -> str:
     width = max(len(label) for label, _ in rows)
     lines = [f"ChatPulse daily report for {day.isoformat()}", ""]
     if alerts.total:
-        lines += [f"Alerts: {alerts.count_text}", *alerts.text_lines(), ""]
+        lines += [f"Alerts: {alerts.count_text}", *alerts.text_lines(), *([alerts.note] if alerts.note else []), ""]
     lines += [f"{label.ljust(width)}  {value}" for label, value in rows]
     lines += ["", "The HTML part of this message has the charts and the data-quality summary."]
     return "\n".join(lines) + "\n"

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from chatpulse.alerting.evaluate import ALERT_COLUMNS, update_alerts
 from chatpulse.alerting.spend import (
     BREACH_COLUMNS,
     STATUS_COLUMNS,
@@ -17,6 +18,7 @@ from chatpulse.alerting.spend import (
     budget_status,
     history_start,
 )
+from chatpulse.reports.alerts import alert_summary
 from chatpulse.spendconfig import Budget
 
 TEAM = Budget(period="month", usd=100.0, dimension="team", value="search")
@@ -127,6 +129,40 @@ def test_a_day_budget_fires_every_day_it_is_passed_with_the_days_window() -> Non
     during = budget_breaches([OVERALL_DAY], frame, date(2026, 11, 20), "UTC", evening)
     assert during.iloc[0]["ongoing"]  # the day is not over at 20:00 UTC
     assert budget_breaches([OVERALL_DAY], frame, date(2026, 11, 21), "UTC", evening).empty
+
+
+def test_a_passed_month_budget_reads_passed_not_resolved_while_its_spend_stays_over() -> None:
+    """The demo's case: engineering's $9 month budget passed on a day run after it ended."""
+    budget = Budget(period="month", usd=9.0, dimension="team", value="search", shares=(1.0,))
+    spend = {nov(18): 4.0, nov(19): 4.0, nov(20): 1.97, nov(21): 0.5}
+    frame = daily({d: 0.0 for d in spend}, spend)
+    name = "budget team=search month 100%"
+    morning = datetime(2026, 11, 21, 6, tzinfo=UTC)  # the schedule's run of Nov 20, the day over
+    breaches = budget_breaches([budget], frame, date(2026, 11, 20), "UTC", morning)
+    breaches = pd.concat([breaches, bill_gap_breaches(_gap(0.2), 0.05, date(2026, 11, 20), "UTC", morning)])
+    alerts = update_alerts(pd.DataFrame(columns=list(ALERT_COLUMNS)), breaches, morning)
+    assert alerts["resolved_at"].notna().all()  # one day's alerts: its end closes them
+    rows = {row["rule"]: row for row in alert_summary(alerts, "UTC").rows}
+    # 4 + 4 < 9 <= 4 + 4 + 1.97: passed on the 20th, and still over on the 21st, when nothing fires again.
+    assert rows[name]["status"] == "passed" and rows[name]["value"] == "$9.97"
+    assert rows["bill gap openai"]["status"] == "resolved"  # a day's own gap is over with the day
+    assert "does not mean the spend fell back" in alert_summary(alerts, "UTC").note
+    status = budget_status([budget], frame, date(2026, 11, 21)).iloc[0]
+    assert status["used_share"] == pytest.approx((4 + 4 + 1.97 + 0.5) / 9) and status["used_share"] > 1
+    assert budget_breaches([budget], frame, date(2026, 11, 21), "UTC", morning).empty
+    assert alert_summary(alerts[alerts["rule"] != name], "UTC").note == ""
+
+
+def _gap(share: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "provider": ["openai"],
+            "scope": ["all"],
+            "logged_gap_share": [share],
+            "estimated_gap_share": [0.0],
+            "requests": [9],
+        }
+    )
 
 
 def test_the_bill_gap_alert_uses_the_logged_gap_else_the_estimated_one() -> None:

@@ -22,14 +22,18 @@ import pytest
 import yaml
 from dagster import DagsterInstance
 
+from chatpulse.behaviour.sessions import build_sessions
 from chatpulse.config import SourceConfig, load_settings, parse_source
 from chatpulse.ingest.extract import ERRORS, read_source
+from chatpulse.metrics.costs import model_costs, model_prices
+from chatpulse.metrics.daily import daily_metrics
 from chatpulse.metrics.errors import error_kind
+from chatpulse.metrics.pricing import load_prices, prices_on
 from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from chatpulse.schema import UNMETERED_COLUMN, Kind, is_error
 from chatpulse.warehouse import Warehouse
 
-from fixtures import clean_every_day, write_jsonl
+from fixtures import clean_every_day, no_messages, write_jsonl
 
 
 @pytest.fixture
@@ -313,6 +317,52 @@ def test_azure_content_filters_are_content_filter_errors(formats: Path, tmp_path
         finish["usage"]["completion_tokens"],
     )
     assert row["provider"] == "azure_openai"
+
+
+def test_an_azure_prompt_block_in_a_wrapper_is_azure_a_content_filter_and_no_cost_gap(
+    formats: Path, tmp_path: Path
+) -> None:
+    """A proxy's wrapper lines around Azure's bodies: the prompt block (an error body, no model, no usage)
+    is Azure's by its innererror, typed by its code, and costs $0 instead of counting as unpriced."""
+    interactions = _interactions(formats, "azure-openai-content-filter-400-openllmetry.yaml")
+    bodies = [json.loads(_body(interaction)) for interaction in interactions]
+    # One day: the served calls' own times; the block (recorded in 2024) a minute before the first.
+    sent = [parsedate_to_datetime(_header(interaction, "Date")) for interaction in interactions]
+    sent[0] = sent[1] - pd.Timedelta(minutes=1)
+    lines = [
+        {
+            "request_time": time.isoformat(),
+            "latency_ms": 100 + n,
+            # The recorded status line says 200 (see the samples' README); a proxy logs the real one.
+            "status_code": body["error"]["status"] if "error" in body else 200,
+            "user_id": f"u{n}",
+            "response": body,
+        }
+        for n, (time, body) in enumerate(zip(sent, bodies, strict=True))
+    ]
+    write_jsonl(tmp_path / "land" / "azure.jsonl", lines)
+    frame = _clean(tmp_path / "land", _preset("openai_chat_completion"))
+    (error,) = [body["error"] for body in bodies if "error" in body]
+    assert error["type"] is None and "innererror" in error
+    (block,) = [row for _, row in frame.iterrows() if row["status_code"] >= 400]
+    assert (block["error_type"], block["error_code"]) == (error["code"], error["code"]) == ("content_filter",) * 2
+    assert pd.isna(block["model"]) and block["status_code"] == error["status"]
+    assert frame["provider"].tolist() == ["azure_openai"] * len(bodies)
+    assert error_kind(frame[frame["status_code"] >= 400]).tolist() == ["content_filter"]
+
+    day = sent[1].date()
+    rates = prices_on(load_prices(), day)
+    served = [body for body in bodies if "usage" in body]
+    assert len(served) == len(bodies) - 1 and all(body.get("model") for body in served)
+    costs = model_costs(frame, day, "UTC", rates)
+    assert costs["unpriced_requests"].sum() == 0
+    (unnamed,) = costs[costs["model"].isna()].itertuples()
+    assert (unnamed.requests, unnamed.estimated_requests, unnamed.cost_estimate_usd) == (1, 1, 0.0)
+    prices = model_prices(frame, day, "UTC", rates)
+    assert prices["model"].notna().all() and prices["requests"].sum() == len(served)
+    daily = daily_metrics(frame, build_sessions(frame, no_messages()), day, "UTC", rates).iloc[0]
+    assert (daily["unpriced_requests"], daily["unmetered_requests"]) == (0, 0)
+    assert daily["estimated_requests"] == daily["requests"] == len(bodies)
 
 
 @pytest.mark.pipeline

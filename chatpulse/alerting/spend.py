@@ -13,7 +13,10 @@ times the days left in the month after the day.
 An alert fires on the day a threshold is passed, once per breach: a day budget on every day its spend
 reaches a share of it; a month budget on the day its spend so far reaches a share (it had not by the
 day before); its forecast on the day the forecast first exceeds the budget (it did not the day before,
-or the month has just begun), unless the spend itself already has.
+or the month has just begun), unless the spend itself already has. Like every alert it is one day's
+(the alert table and its lifecycle are per day), so it closes when that day ends although the month's
+spend stays over: an alert open until the month ended would be open on days whose runs no longer see
+it. The report says "passed" for such an alert, not "resolved" (chatpulse.reports.alerts).
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ SPEND, FORECAST, BILL_GAP = "budget_spend_usd", "budget_forecast_usd", "bill_gap
 # Metrics whose alert fires on the value's size either way (a bill above or below the log): their threshold
 # reads "±5%" beside a signed value such as -5.7%.
 TWO_SIDED = frozenset({BILL_GAP})
+# Metrics whose alert is the day a budget's threshold was passed: it fires once and its day's end closes
+# it, while the spend (or forecast) stays over for the rest of the period.
+PASSED_ONCE = frozenset({SPEND, FORECAST})
 
 
 @dataclass(frozen=True)

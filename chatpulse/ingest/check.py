@@ -417,12 +417,18 @@ def match_landing(landing_dir: Path, sources: Sequence[SourceConfig], others: Se
     # worth a word when none matches.
     optional = tuple(sources) == DEFAULT_SOURCES and any(matched)
     usable = [source for source, files in zip(sources, matched, strict=True) if files is not None]
-    owner = {path: source for kind in Kind for path, source in landing_files(landing_dir, usable, kind)}
+    # A file belongs to the first matching source of each kind: a messages source reading a
+    # requests source's file (a LiteLLM payload holds both) takes nothing from it.
+    owner = {(kind, path): source for kind in Kind for path, source in landing_files(landing_dir, usable, kind)}
     owned, shadowed = [], []
     for source, files in zip(sources, matched, strict=True):
         files = files or set()
-        mine = tuple(sorted(path for path in files if owner.get(path) is source))
-        others = {label_of(p, landing_dir): owner[p].name for p in sorted(files) if owner.get(p) is not source}
+        mine = tuple(sorted(path for path in files if owner.get((source.kind, path)) is source))
+        others = {
+            label_of(p, landing_dir): owner[(source.kind, p)].name
+            for p in sorted(files)
+            if owner.get((source.kind, p)) is not source
+        }
         owned.append(mine)
         shadowed.append(others)
         if source.pattern is None:

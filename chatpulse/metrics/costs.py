@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from chatpulse.days import DayGrid
-from chatpulse.metrics.pricing import RATES, DayPrices, Resolved, estimate_cost, rate_counts
+from chatpulse.metrics.pricing import RATES, DayPrices, Resolved, estimate_cost, rate_counts, unpriced
 from chatpulse.schema import is_error
 from chatpulse.tables import USAGE_TOKENS, table_columns
 from chatpulse.tokens import unmetered
@@ -55,9 +55,10 @@ def model_costs(requests: pd.DataFrame, day: dt.date, tz: str, rates: DayPrices)
     rates is pricing.prices_on(book, day). The rate columns, price_from and price_source are those that
     priced most of the model's requests (all the rates used, per provider, service tier and price, are
     in model_prices). A model nothing prices has NULL prices and estimate, and all its requests in
-    unpriced_requests. unmetered_requests counts the served requests without token counts
-    (chatpulse.tokens.unmetered); estimated_requests those the estimate covers (pricing.estimate_cost is
-    not NaN), so cost_estimate_usd is NULL, not $0, when it covers none. cost_difference_usd is the
+    unpriced_requests; a failed request naming no model and no tokens needs no price (pricing.unpriced).
+    unmetered_requests counts the served requests without token counts (chatpulse.tokens.unmetered);
+    estimated_requests those the estimate covers (pricing.estimate_cost is not NaN), so
+    cost_estimate_usd is NULL, not $0, when it covers none. cost_difference_usd is the
     logged minus the estimated cost over requests that have both.
     """
     rows = DayGrid.of(day, tz).select(requests, "timestamp")
@@ -73,7 +74,7 @@ def _model_costs(rows: pd.DataFrame, resolved: Resolved, estimate: np.ndarray, d
     n = len(models)
     count = np.bincount(codes, minlength=n)
     rate = resolved.table.reindex(_prevailing(codes, resolved.codes, n))
-    unpriced = np.bincount(codes, weights=(resolved.codes < 0).astype("float64"), minlength=n).astype("int64")
+    needs_price = np.bincount(codes, weights=unpriced(rows, resolved).astype("float64"), minlength=n).astype("int64")
     logged_sum, logged_count = _sum_where(codes, n, logged)
     estimate_sum, estimated = _sum_where(codes, n, estimate)
     difference, _ = _sum_where(codes, n, logged - estimate)
@@ -92,7 +93,7 @@ def _model_costs(rows: pd.DataFrame, resolved: Resolved, estimate: np.ndarray, d
             **{f"{name}_usd_per_mtok": rate[name].to_numpy(dtype="float64") for name in RATES},
             "price_from": rate["price_from"].to_numpy(dtype=object),
             "price_source": rate["price_source"].to_numpy(dtype=object),
-            "unpriced_requests": unpriced,
+            "unpriced_requests": needs_price,
             "unmetered_requests": np.bincount(
                 codes, weights=unmetered(rows).to_numpy(dtype="float64"), minlength=n
             ).astype("int64"),

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from chatpulse.days import MINUTE, DayGrid
-from chatpulse.metrics.pricing import DayPrices, estimate_cost
+from chatpulse.metrics.pricing import DayPrices, estimate_cost, unpriced
 from chatpulse.schema import is_error
 from chatpulse.stats import mean, percentiles, present
 from chatpulse.tables import table_columns
@@ -80,10 +80,11 @@ def daily_metrics(
     earliest on ties, None without requests. cost_usd sums the logged costs, NULL when
     no request logged one. rates (pricing.prices_on; None: no prices) give
     cost_estimate_usd, the sum of the estimates (NULL when none), estimated_requests,
-    how many requests it covers, and unpriced_requests, how many have a model nothing prices
-    (all of them without rates); unmetered_requests counts chatpulse.tokens.unmetered. logged_requests
-    counts the requests with a logged cost; spend_usd sums each request's logged cost, else its estimate
-    (NULL when neither is known for any), as dimension_daily's spend.
+    how many requests it covers, and unpriced_requests, how many need a price nothing gives
+    (pricing.unpriced; all that have a model without rates); unmetered_requests counts
+    chatpulse.tokens.unmetered. logged_requests counts the requests with a logged cost; spend_usd sums
+    each request's logged cost, else its estimate (NULL when neither is known for any), as
+    dimension_daily's spend.
     """
     grid = DayGrid.of(day, tz)
     rows = grid.select(requests, "timestamp")
@@ -97,7 +98,7 @@ def daily_metrics(
     estimate = each[~np.isnan(each)]
     logged = rows["cost_usd"].to_numpy(dtype="float64", na_value=np.nan)
     spend = np.where(np.isnan(logged), each, logged)
-    unpriced = int((resolved.codes < 0).sum()) if resolved is not None else count
+    needs_price = int(unpriced(rows, resolved).sum()) if resolved is not None else count
     latency = present(rows["latency_ms"])
     latency_p50, latency_p95, latency_p99 = percentiles(latency, [50, 95, 99])
     ttft_p50, ttft_p95 = percentiles(present(rows["ttft_ms"]), [50, 95])
@@ -126,7 +127,7 @@ def daily_metrics(
         "unmetered_requests": int(unmetered(rows).sum()),
         "cost_estimate_usd": float(estimate.sum()) if len(estimate) else np.nan,
         "estimated_requests": len(estimate),
-        "unpriced_requests": unpriced,
+        "unpriced_requests": needs_price,
         "logged_requests": int((~np.isnan(logged)).sum()),
         "spend_usd": float(np.nansum(spend)) if (~np.isnan(spend)).any() else np.nan,
     }

@@ -19,7 +19,9 @@ prompt at the input rate; output tokens are completion tokens, which include rea
 reasoning tokens when completion is missing. Tiered rates follow the package: a prompt above a tier's
 start bills all of that kind's tokens at the tier's rate. A request whose model matches nothing, an
 unmetered request (served without token counts) and one whose counts contradict the convention have no
-estimate: NaN, never 0, so each shows up as a count instead of a silent zero or a guess.
+estimate: NaN, never 0, so each shows up as a count instead of a silent zero or a guess. A failed request
+that names no model and reports no tokens (an Azure content-filter block of the prompt) has nothing to
+price and used nothing: it is estimated at $0, no unpriced request (`unpriced`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from chatpulse.pricefile import Price, PriceTable, read_prices
-from chatpulse.tokens import contradicted, unmetered
+from chatpulse.tokens import contradicted, unbilled, unmetered
 
 BUILTIN_PRICES = Path(__file__).with_name("prices.yaml")
 BUILTIN_SOURCE = "chatpulse prices.yaml"
@@ -394,15 +396,32 @@ def estimate_cost(requests: pd.DataFrame, rates: DayPrices | Resolved) -> np.nda
         + output * rate["output"]
     )
     unknown = (unmetered(requests) | contradicted(requests)).to_numpy(dtype=bool)
+    # Without a model the rates are NaN; a rejected request that names none costs $0 all the same.
+    usd = np.where(_nothing_to_price(requests), 0.0, usd)
     return np.where(unknown, np.nan, usd * PER_TOKEN)
+
+
+def unpriced(requests: pd.DataFrame, resolved: Resolved) -> np.ndarray:
+    """Per request of `requests` (whose rates are `resolved`), whether it needs a price nothing gives: its
+    model is missing or unpriced, unless it names no model and is a failure without token counts
+    (chatpulse.tokens.unbilled): nothing to price, estimated at $0. A named model nothing prices counts
+    even on a failed request, so the model is named where a price is missing."""
+    return (resolved.codes < 0) & ~_nothing_to_price(requests)
+
+
+def _nothing_to_price(requests: pd.DataFrame) -> np.ndarray:
+    """Per request: failed without token counts and naming no model (an Azure prompt block)."""
+    named = _text(requests, "model").notna().to_numpy(dtype=bool)
+    return unbilled(requests).to_numpy(dtype=bool) & ~named
 
 
 def rate_counts(requests: pd.DataFrame, resolved: Resolved) -> pd.DataFrame:
     """The rate table with each row's `requests` (how many of `requests` it priced), plus one row per model
-    (and provider, service tier) nothing priced: rates and source NULL. Columns RATE_COLUMNS + requests."""
+    (and provider, service tier) nothing priced: rates and source NULL, requests with nothing to price left out (see
+    `unpriced`). Columns RATE_COLUMNS + requests."""
     counts = np.bincount(resolved.codes[resolved.codes >= 0], minlength=len(resolved.table))
     priced = resolved.table.assign(requests=counts)
-    missing = resolved.codes < 0
+    missing = unpriced(requests, resolved)
     if not missing.any():
         return priced
     keys = pd.DataFrame(
@@ -412,9 +431,9 @@ def rate_counts(requests: pd.DataFrame, resolved: Resolved) -> pd.DataFrame:
             "service_tier": _text(requests, "service_tier").map(_tier).to_numpy()[missing],
         }
     )
-    unpriced = keys.groupby(["model", "provider", "service_tier"], dropna=False).size().rename("requests")
-    unpriced = unpriced.reset_index().reindex(columns=[*RATE_COLUMNS, "requests"])
-    return pd.concat([priced, unpriced], ignore_index=True) if len(priced) else unpriced
+    unmatched = keys.groupby(["model", "provider", "service_tier"], dropna=False).size().rename("requests")
+    unmatched = unmatched.reset_index().reindex(columns=[*RATE_COLUMNS, "requests"])
+    return pd.concat([priced, unmatched], ignore_index=True) if len(priced) else unmatched
 
 
 def as_mapping(entries: Mapping[str, tuple[Price, ...]], source: str = "price table") -> PriceBook:
