@@ -103,6 +103,34 @@ def test_rows_go_to_the_day_of_their_own_timestamp_whatever_file(tmp_path: Path)
     assert day20.stamps["requests-20.jsonl"].days == {"2026-11-19", "2026-11-20"}
 
 
+def test_a_day_from_several_files_is_their_rows_of_the_day_one_after_the_other(tmp_path: Path) -> None:
+    # Files wholly of the day, partly of it and with malformed lines: the day's frame is joined a column at
+    # a time (no copy of a file held whole beside it), and must equal each file's own rows of the day, in
+    # file order, concatenated by pandas.
+    day = "2026-11-20T{:02d}:00:00+00:00"
+    write_jsonl(tmp_path / "requests-a.jsonl", [{"request_id": f"a{n}", "timestamp": day.format(n)} for n in range(3)])
+    write_jsonl(
+        tmp_path / "requests-b.jsonl",
+        [
+            {"request_id": "b0", "timestamp": day.format(5), "latency_ms": 12.5, "model": "m"},
+            {"request_id": "b1", "timestamp": "2026-11-21T01:00:00+00:00"},
+            {"request_id": "b2", "timestamp": day.format(6), "status_code": 500},
+        ],
+    )
+    (tmp_path / "requests-c.jsonl").write_text(
+        '{"request_id": "c0", "timestamp": "2026-11-20T07:00:00+00:00", "user_id": "u"}\n{"request_id": \n'
+    )
+    frame = extract_day(tmp_path, [REQUESTS], Kind.REQUESTS, date(2026, 11, 20), "UTC").frame
+    own = []
+    for name in ("requests-a.jsonl", "requests-b.jsonl", "requests-c.jsonl"):
+        rows = read_source(tmp_path / name, REQUESTS, name)
+        stamps = rows["timestamp"].dt.strftime("%Y-%m-%d")
+        own.append(rows[(stamps == "2026-11-20") | rows["timestamp"].isna()])  # the malformed line: its file's day
+    pd.testing.assert_frame_equal(frame, pd.concat(own, ignore_index=True), check_exact=True)
+    assert frame["request_id"].iloc[:-1].tolist() == ["a0", "a1", "a2", "b0", "b2", "c0"]
+    assert frame[ERRORS].iloc[-1][0].startswith("line: malformed JSON")
+
+
 def test_day_boundaries_follow_the_configured_time_zone(tmp_path: Path) -> None:
     write_jsonl(
         tmp_path / "requests.jsonl",

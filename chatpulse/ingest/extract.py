@@ -83,12 +83,14 @@ def mapped_records(raw: RawFile, source: SourceConfig, label: str, parts: list[p
         frames.append(frame)
         start += len(records)
         resolved |= found
+    if raw.malformed:  # joined with the records a column at a time, not copied whole with them (pd.concat)
+        frames.append(_malformed_rows(raw.malformed, source.kind, label)[list(frames[0].columns)])
     frame = blocks.joined(frames)
+    # A malformed line's row holds its reason in ERRORS, so every row whose original line is kept is troubled.
     troubled = frame[ERRORS].notna().to_numpy()
-    texts = raw.original_lines([*raw.lines[troubled], *(line for line, _ in raw.malformed)], source.field_limit)
-    frame[RAW] = pd.Series([texts.get(int(n)) for n in raw.lines[troubled]], index=frame.index[troubled], dtype=object)
-    if raw.malformed:
-        frame = pd.concat([frame, _malformed_rows(raw.malformed, texts, source.kind, label)], ignore_index=True)
+    lines = frame[SOURCE_LINE].to_numpy()[troubled]
+    texts = raw.original_lines(lines, source.field_limit)
+    frame[RAW] = pd.Series([texts.get(int(n)) for n in lines], index=frame.index[troubled], dtype=object)
     inputs = dict.fromkeys(path for name in COLUMNS[source.kind] for path in source.inputs(name))
     return Mapped(frame, tuple(path for path in inputs if path not in resolved))
 
@@ -200,13 +202,12 @@ def _line_repairs(raw: RawFile, lines: np.ndarray, fixed: dict[str, np.ndarray])
     return fixed
 
 
-def _malformed_rows(malformed: list[tuple[int, str]], texts: dict[int, str], kind: Kind, label: str) -> pd.DataFrame:
-    """Rows for lines that held no record: all values missing, typed like real rows."""
+def _malformed_rows(malformed: list[tuple[int, str]], kind: Kind, label: str) -> pd.DataFrame:
+    """Rows for lines that held no record: all values missing (RAW too), typed like real rows."""
     rows = empty_frame(kind).reindex(pd.RangeIndex(len(malformed)))
     rows[SOURCE_FILE] = label
     rows[SOURCE_LINE] = [line for line, _ in malformed]
     rows[ERRORS] = [[f"line: {reason}"] for _, reason in malformed]
-    rows[RAW] = [texts.get(line) for line, _ in malformed]
     return rows
 
 
@@ -388,19 +389,39 @@ def extract_day(
                 others = days.drop_duplicates()[lambda d: (d != pd.Timestamp(day)) & ~span.outside(d)]
                 rows = ((d.date().isoformat(), frame[(days == d).to_numpy()]) for d in others)
                 cache.write(label, stamps[label], rows, mapped.unresolved)
-        parts.append(frame[(days == pd.Timestamp(day)).to_numpy()])
         if span is not None:
             beyond = span.outside(days).to_numpy()
             outside.append(frame[beyond].assign(**{DAY: _day_names(days[beyond]).to_numpy()}))
+        on_day = (days == pd.Timestamp(day)).to_numpy()
+        parts.append(frame if on_day.all() else frame[on_day])  # a file of the day alone is not copied
+        mapped = frame = days = None  # its rows of the day are held in `parts` alone, for _joined to free as it joins
     empty = empty_frame(kind)
     return Extract(
-        pd.concat(parts, ignore_index=True) if parts else empty,
+        _joined(parts) if parts else empty,
         stamps,
         pd.concat(outside, ignore_index=True) if outside else empty.assign(**{DAY: pd.Series(dtype=object)}),
         unreadable,
         unresolved,
         tuple(cached),
     )
+
+
+def _joined(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """The parts one after the other as pd.concat puts them (ignore_index), empties `parts`: a column at a
+    time when they share their columns, each taken from the parts as it is joined, so the parts and the
+    day's frame are never both whole. Columns stay Series (blocks.joined's arrays would take an object column
+    of text for str, where pd.concat keeps it object)."""
+    if len(parts) < 2 or any(list(part.columns) != list(parts[0].columns) for part in parts):
+        frame = pd.concat(parts, ignore_index=True)
+        parts.clear()
+        return frame
+    columns = {}
+    for name in parts[0].columns:
+        columns[name] = pd.concat([part[name] for part in parts], ignore_index=True)
+        for part in parts:
+            del part[name]
+    parts.clear()
+    return pd.DataFrame(columns, copy=False)
 
 
 def extract_repairs(frame: pd.DataFrame) -> dict[str, pd.Series]:
