@@ -57,6 +57,29 @@ def test_request_end_includes_latency():
     assert sessions["turns"].iloc[0] == 1  # no messages: turns counts requests
 
 
+def test_undated_events_count_but_neither_start_nor_end_a_session():
+    # Each per-event array is dropped as soon as used and a request's end is made from its start in place:
+    # an undated request must still add no end, a latency only its own request's end, a message none.
+    reqs = requests(
+        {"timestamp": None, "session_id": "s1", "user_id": "u0", "latency_ms": 9_000_000.0},
+        {"timestamp": "2026-11-20T10:00:10Z", "session_id": "s1", "latency_ms": 4000.0},
+        {"timestamp": "2026-11-20T10:00:00Z", "session_id": "s2", "user_id": "u2", "latency_ms": None},
+    )
+    msgs = messages(
+        {"timestamp": "2026-11-20T10:00:05Z", "session_id": "s1", "user_id": "u1", "role": "user"},
+        {"timestamp": "2026-11-20T10:00:20Z", "session_id": "s1", "role": "assistant"},
+        {"timestamp": None, "session_id": "s2", "role": "user"},
+    )
+    sessions = build_sessions(reqs, msgs).set_index("session_id")
+    s1, s2 = sessions.loc["s1"], sessions.loc["s2"]
+    # s1: from the 10:00:05 message to the later of 10:00:14 (request + 4 s) and the 10:00:20 message.
+    assert (s1["start"], s1["end"]) == (pd.Timestamp("2026-11-20T10:00:05Z"), pd.Timestamp("2026-11-20T10:00:20Z"))
+    assert s1["user_id"] == "u1"  # the earliest dated event naming a user; the undated u0 sorts last
+    assert (s1["turns"], s1["messages"], s1["requests"]) == (1, 2, 2)
+    assert (s2["start"], s2["end"], s2["user_id"]) == (pd.Timestamp("2026-11-20T10:00:00Z"),) * 2 + ("u2",)
+    assert (s2["turns"], s2["messages"], s2["requests"]) == (1, 1, 1)
+
+
 def test_gap_split_at_more_than_gap_minutes():
     times = ["10:00:00", "10:20:00", "10:50:00", "11:20:01", "11:49:00"]
     reqs = requests(*({"timestamp": f"2026-11-20T{t}Z", "user_id": "u1"} for t in times))

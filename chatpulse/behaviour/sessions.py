@@ -92,31 +92,40 @@ def coded_sessions(
     events = event_keys(requests, messages)
     codes, ids, explicit_count = _event_sessions(events, gap_minutes)
     count = len(ids)  # every code has an event
-    user_codes, users = pd.factorize(events["user_id"])
-    starts = events["timestamp"].to_numpy(dtype="datetime64[ns]")
-    latency = pd.to_timedelta(requests["latency_ms"].fillna(0), unit="ms").to_numpy(dtype="timedelta64[ns]")
-    ends = starts + np.concatenate([latency, np.zeros(len(messages), dtype="timedelta64[ns]")])
-    is_request = np.arange(len(events)) < len(requests)
-    is_turn = np.concatenate([np.zeros(len(requests), bool), (messages["role"] == "user").to_numpy(bool)])
+    # Each array of one value per event is dropped once used: a million requests come with over two million
+    # events, 18 MB an array of int64, so the ones held together set the step's peak.
     inside = codes >= 0
+    starts = events["timestamp"].to_numpy(dtype="datetime64[ns]", copy=True)  # made the ends in place below
+    # user_id: that of the session's earliest event naming one (by instant, missing ones last, then event order).
+    user_codes, users = pd.factorize(events["user_id"])
+    del events
+    named = np.flatnonzero(inside & (user_codes >= 0))
+    order = named[np.argsort(starts[named], kind="stable")]  # NaT sorts last
+    del named
+    earliest = np.full(count, len(order))
+    np.minimum.at(earliest, codes[order], np.arange(len(order)))
+    user = np.append(user_codes[order], -1)[earliest]
+    del user_codes, order, earliest
     # Missing instants (NaT) are skipped, as a groupby's min and max skip them.
     first = np.full(count, np.iinfo("int64").max)
     timed = inside & ~np.isnat(starts)
     np.minimum.at(first, codes[timed], starts[timed].view("int64"))
+    latency = pd.to_timedelta(requests["latency_ms"].fillna(0), unit="ms").to_numpy(dtype="timedelta64[ns]")
+    starts[: len(requests)] += latency  # the events' ends, in place: their starts are used no more
+    ends = starts
+    del starts, latency
     last = np.full(count, np.iinfo("int64").min)
     timed = inside & ~np.isnat(ends)
     np.maximum.at(last, codes[timed], ends[timed].view("int64"))
+    del ends, timed
     start = np.where(first == np.iinfo("int64").max, np.datetime64("NaT"), first.view("datetime64[ns]"))
     end = np.where(last == np.iinfo("int64").min, np.datetime64("NaT"), last.view("datetime64[ns]"))
-    # user_id: that of the session's earliest event naming one (by instant, missing ones last, then event order).
-    named = np.flatnonzero(inside & (user_codes >= 0))
-    order = named[np.argsort(starts[named], kind="stable")]  # NaT sorts last
-    earliest = np.full(count, len(order))
-    np.minimum.at(earliest, codes[order], np.arange(len(order)))
-    user = np.append(user_codes[order], -1)[earliest]
-    requests_per = np.bincount(codes[inside & is_request], minlength=count)
-    messages_per = np.bincount(codes[inside & ~is_request], minlength=count)
-    turns = np.bincount(codes[inside & is_turn], minlength=count)
+    request_codes, message_codes = codes[: len(requests)], codes[len(requests) :]
+    requests_per = np.bincount(request_codes[request_codes >= 0], minlength=count)
+    messages_per = np.bincount(message_codes[message_codes >= 0], minlength=count)
+    is_turn = (messages["role"] == "user").to_numpy(bool) & (message_codes >= 0)
+    turns = np.bincount(message_codes[is_turn], minlength=count)
+    del inside, is_turn
     index = pd.RangeIndex(count)
     sessions = pd.DataFrame(
         {
