@@ -92,16 +92,16 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         table, requests[SESSION_ROW], messages[SESSION_ROW] = day_sessions_and_rows(
             requests, messages, day, settings.timezone, gap
         )
-        table = pd.concat(
-            [
-                table,
-                label_sessions(
-                    table, messages, load_rules(settings.scenario_rules), read_model(settings.scenario_model)
-                ),
-                session_usage(table, requests),
-            ],
-            axis=1,
+        usage = session_usage(table, requests)
+        # What is read from here on is SESSION_ROW, not the keys nor a request's model: dropped from the frames
+        # themselves (Dagster holds the inputs too), so labelling, the step's peak, does not hold them.
+        for frame, columns in ((requests, ["user_id", "session_id", "model"]), (messages, ["user_id", "session_id"])):
+            for column in columns:
+                del frame[column]
+        labels = label_sessions(
+            table, messages, load_rules(settings.scenario_rules), read_model(settings.scenario_model)
         )
+        table = pd.concat([table, labels, usage], axis=1)
         rated = feedback.rate(table, ratings, messages, requests)
         table = pd.concat([table, feedback.session_ratings(table, rated)], axis=1)
         summary = scenario_summary(table, requests, rated, day)
