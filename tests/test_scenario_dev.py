@@ -24,7 +24,7 @@ from chatpulse.behaviour.scenarios import DEFAULT_LABELS, classify_prompts
 
 DEV = Path(__file__).parent / "data" / "scenario_dev"
 # A little below the accuracy measured when the model was shipped; the README's table gives each.
-FLOORS: dict[str, float] = {"de": 0.88, "en": 0.92, "es": 0.91, "fr": 0.86, "ja": 0.84, "ru": 0.84, "zh": 0.94}
+FLOORS: dict[str, float] = {"de": 0.92, "en": 0.92, "es": 0.91, "fr": 0.86, "ja": 0.88, "ru": 0.89, "zh": 0.96}
 
 
 def _key(prompt: str) -> str:
