@@ -24,7 +24,25 @@ from chatpulse.behaviour.scenarios import DEFAULT_LABELS, classify_prompts
 
 DEV = Path(__file__).parent / "data" / "scenario_dev"
 # A little below the accuracy measured when the model was shipped; the README's table gives each.
-FLOORS: dict[str, float] = {"de": 0.92, "en": 0.92, "es": 0.91, "fr": 0.86, "ja": 0.88, "ru": 0.89, "zh": 0.96}
+FLOORS: dict[str, float] = {
+    "ar": 0.8,
+    "de": 0.92,
+    "en": 0.92,
+    "es": 0.91,
+    "fr": 0.88,
+    "id": 0.82,
+    "it": 0.92,
+    "ja": 0.88,
+    "ko": 0.88,
+    "nl": 0.83,
+    "pl": 0.75,
+    "pt": 0.92,
+    "ru": 0.89,
+    "tr": 0.8,
+    "uk": 0.88,
+    "vi": 0.9,
+    "zh": 0.96,
+}
 
 
 def _key(prompt: str) -> str:
