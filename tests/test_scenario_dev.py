@@ -23,6 +23,9 @@ from chatpulse.behaviour.scenario_rules import DEFAULT_RULES
 from chatpulse.behaviour.scenarios import DEFAULT_LABELS, classify_prompts
 
 DEV = Path(__file__).parent / "data" / "scenario_dev"
+# Written by people who never saw the corpus, the rules, the model or any error, after the corpus was extended.
+BLIND = Path(__file__).parent / "data" / "scenario_blind"
+BLIND_FLOORS: dict[str, float] = {"en": 0.92, "zh": 0.89}
 # A little below the accuracy measured when the model was shipped; the README's table gives each.
 FLOORS: dict[str, float] = {
     "ar": 0.8,
@@ -52,31 +55,53 @@ def _key(prompt: str) -> str:
 @pytest.fixture(scope="module")
 def dev_sets() -> dict[str, Labelled]:
     """Each language's development prompts, by the file's name."""
-    return {path.stem: read_jsonl(path, DEFAULT_LABELS) for path in sorted(DEV.glob("*.jsonl"))}
+    return _sets(DEV)
 
 
-def test_every_language_with_a_floor_has_its_file(dev_sets):
-    assert set(FLOORS) <= set(dev_sets)
+@pytest.fixture(scope="module")
+def blind_sets() -> dict[str, Labelled]:
+    """Each language's prompts written blind, by the file's name."""
+    return _sets(BLIND)
 
 
-def test_no_development_prompt_is_in_the_corpus(dev_sets):
+def _sets(folder: Path) -> dict[str, Labelled]:
+    return {path.stem: read_jsonl(path, DEFAULT_LABELS) for path in sorted(folder.glob("*.jsonl"))}
+
+
+def test_every_language_with_a_floor_has_its_file(dev_sets, blind_sets):
+    assert set(FLOORS) <= set(dev_sets) and set(BLIND_FLOORS) <= set(blind_sets)
+
+
+def test_no_development_prompt_is_in_the_corpus(dev_sets, blind_sets):
     corpus = {_key(prompt) for prompt in read_corpus().prompts}
+    development = {_key(prompt) for labelled in dev_sets.values() for prompt in labelled.prompts}
     for language, labelled in dev_sets.items():
         assert not [prompt for prompt in labelled.prompts if _key(prompt) in corpus], language
+    for language, labelled in blind_sets.items():
+        assert not [prompt for prompt in labelled.prompts if _key(prompt) in corpus | development], language
 
 
 def test_accuracy_per_language_stays_above_its_floor(dev_sets):
+    _assert_floors(dev_sets, FLOORS)
+
+
+def test_prompts_written_blind_stay_above_their_floor(blind_sets):
+    _assert_floors(blind_sets, BLIND_FLOORS)
+
+
+def _assert_floors(sets: dict[str, Labelled], floors: dict[str, float]) -> None:
+    """Classify each language's prompts, print the README's table and assert each language's floor."""
     model = scenario_model()
     lines = ["| language | prompts | accuracy | language detected |", "|---|---|---|---|"]
     below = {}
-    for language, labelled in dev_sets.items():
+    for language, labelled in sets.items():
         predicted = classify_prompts(list(labelled.prompts), DEFAULT_RULES, model).scenario
         scored = evaluate(labelled.labels, [str(label) for label in predicted])
         right = np.mean([guess in labels for labels, guess in zip(labelled.labels, predicted, strict=True)])
         assert scored.accuracy == pytest.approx(right)
         detected = np.mean(detect_languages(pa.array(labelled.prompts)) == language)
         lines.append(f"| {language} | {scored.n} | {scored.accuracy:.3f} | {detected:.3f} |")
-        if scored.accuracy < FLOORS.get(language, 0.0):
+        if scored.accuracy < floors.get(language, 0.0):
             below[language] = round(scored.accuracy, 3)
     print("\n" + "\n".join(lines))
     assert not below, f"below the floor: {below}"
