@@ -5,6 +5,9 @@ corpus was extended for them: no prompt of one is in the other (checked here). T
 for the languages no public labelled set in ../shared/realdata covers, and a second one, on text the
 model was not fitted on, for Chinese and English. Each prompt is classified as a one-turn session by
 the default rules and the shipped model. Run with -s to print the README's table.
+
+tests/data/scenario_blind/<lang>.jsonl holds prompts written by people who saw neither the corpus,
+the rules, the model nor the development prompts; none of them is in the corpus or the development files.
 """
 
 from __future__ import annotations
