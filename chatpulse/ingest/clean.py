@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from chatpulse.days import DaySpan
-from chatpulse.ingest.extract import DAY, ERRORS, RAW, REPAIRED, extract_repairs
+from chatpulse.ingest.extract import DAY, ERRORS, RAW, REPAIRED, UNREADABLE, extract_repairs
 from chatpulse.ingest.validate import Validation, validate
 from chatpulse.schema import COLUMNS, ID_COLUMN, SOURCE_FILE, SOURCE_LINE, UNMETERED_COLUMN, Kind
 from chatpulse.tokens import UNMETERED, contradictions, unmetered
@@ -121,12 +121,19 @@ FLAGS: dict[Kind, Callable[[pd.DataFrame], dict[str, pd.Series]]] = {
 
 
 def _reasons(frame: pd.DataFrame, validation: Validation) -> dict[int, list[str]]:
-    """Reasons of each failing row, by position: extract problems first, then expectations."""
+    """Reasons of each failing row, by position: extract problems first, then expectations, except on a
+    line that held no record (its empty fields would only fail every not-null expectation again)."""
     problems = frame[ERRORS]
     reasons = {int(p): list(problems.iat[p]) for p in np.flatnonzero(problems.notna().to_numpy())}
     for position, failed in validation.row_reasons.items():
-        reasons.setdefault(position, []).extend(failed)
+        found = reasons.setdefault(position, [])
+        if not _unreadable(found):
+            found.extend(failed)
     return reasons
+
+
+def _unreadable(reasons: list[str]) -> bool:
+    return any(reason.startswith(UNREADABLE) for reason in reasons)
 
 
 def _raw_records(rejected: pd.DataFrame, kind: Kind) -> list[str]:
@@ -163,14 +170,15 @@ def quarantine_outside(outside: pd.DataFrame, kind: Kind, span: DaySpan) -> pd.D
 
     Each keeps that day as its `day` (not a partition, so no day's run replaces it) and, after any
     problem extract found, the reason "timestamp: outside the partition range (before start_date)"
-    or "(after today)"; an undated row (filed on its file's home day) also "timestamp: missing".
+    or "(after today)"; an undated row (filed on its file's home day) also "timestamp: missing", unless
+    its line held no record.
     """
     frame = outside.reset_index(drop=True)
     frame[ID_COLUMN[kind]] = derive_ids(frame, kind)
     reasons = []
     for problems, stamp, day in zip(frame[ERRORS], frame["timestamp"], frame[DAY], strict=True):
         found = list(problems) if isinstance(problems, list | np.ndarray) else []
-        if pd.isna(stamp) and not any(reason.startswith("timestamp:") for reason in found):
+        if pd.isna(stamp) and not any(reason.startswith(("timestamp:", UNREADABLE)) for reason in found):
             found.append("timestamp: missing")
         found.append(f"{OUTSIDE} ({span.where(date.fromisoformat(day))})")
         reasons.append(found)

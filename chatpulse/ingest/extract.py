@@ -35,6 +35,8 @@ RAW = "_raw"  # the original line, kept only for rows extract already found faul
 REPAIRED = "_repaired"  # the names of the repairs a row's text took to be read
 FILE_TIME = "timestamp: its file's modification time"  # the repair of a time the record does not hold
 DAY = "_day"  # the day an outside-the-range row is filed under (Extract.outside)
+# Starts the reason of a line that held no record: its row has no fields for an expectation to judge.
+UNREADABLE = "line: "
 NAMED_DAY = re.compile(r"(?<!\d)(\d{4})[-_]?(\d{2})[-_]?(\d{2})(?!\d)")
 
 
@@ -207,7 +209,7 @@ def _malformed_rows(malformed: list[tuple[int, str]], kind: Kind, label: str) ->
     rows = empty_frame(kind).reindex(pd.RangeIndex(len(malformed)))
     rows[SOURCE_FILE] = label
     rows[SOURCE_LINE] = [line for line, _ in malformed]
-    rows[ERRORS] = [[f"line: {reason}"] for _, reason in malformed]
+    rows[ERRORS] = [[f"{UNREADABLE}{reason}"] for _, reason in malformed]
     return rows
 
 
