@@ -9,7 +9,10 @@ Both use the configured rules (`scenario_rules`) and, for evaluate, the configur
 
 from __future__ import annotations
 
+import difflib
 import json
+from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 
 import click
@@ -22,6 +25,7 @@ from chatpulse.config import Settings
 from chatpulse.pipelines.cli_errors import CliError
 
 LABELLED_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+LOOK_ALIKE = 0.85  # difflib ratio from which a new label reads as a typo of another ('biling', 'billing': 0.92)
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -117,3 +121,28 @@ def train_command(ctx: click.Context, file: Path | None, base: bool, out: Path |
         f"fitted {len(model.labels)} labels on {len(prompts):,} prompts ({len(model.columns):,} n-gram columns); "
         f"accuracy on them {on_training.accuracy:.3f}; wrote {target}"
     )
+    counts = Counter(labels)
+    click.echo("labels: " + ", ".join(f"{label} {counts[label]:,}" for label in model.labels))
+    for warning in look_alike_labels(counts, {rule.label for rule in rules} | {OTHER}):
+        click.echo(f"warning: {warning}", err=True)
+
+
+def look_alike_labels(counts: Mapping[str, int], configured: set[str]) -> list[str]:
+    """Labels that look like a typo of another: one in no rule (nor `other`) that differs from a label with
+    more prompts, or from a configured one, only by case and spaces or by a letter or two (difflib ratio of
+    at least LOOK_ALIKE). A label of a model alone is allowed, so each is said, not refused."""
+    found = []
+    for label, count in sorted(counts.items()):
+        if label in configured:
+            continue
+        others = [other for other in (*configured, *counts) if other != label]
+        for other in sorted(others, key=lambda name: (name not in configured, -counts.get(name, 0), name)):
+            if other in configured or counts[other] > count:
+                same = other.casefold().strip() == label.casefold().strip()
+                if same or difflib.SequenceMatcher(None, label, other).ratio() >= LOOK_ALIKE:
+                    found.append(
+                        f"label {label!r} ({count:,} prompt{'' if count == 1 else 's'}) looks like {other!r}: a typo? "
+                        "(it is now a label of the model)"
+                    )
+                    break
+    return found

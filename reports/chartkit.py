@@ -46,7 +46,11 @@ WIDTH_IN = 6.0  # 900 px
 HEIGHT_IN = 3.4
 TEXT_PT = 12.0  # the smallest text on any chart
 TITLE_PT = 13.5
-THOUSANDS = FuncFormatter(lambda value, _pos: f"{value:,.0f}")
+# Counts: "2,000"; a tick under 10 that is not whole (an average of less than one request) keeps its
+# fraction, "0.2", where ",.0f" drew "0" at every tick.
+THOUSANDS = FuncFormatter(
+    lambda value, _pos: f"{value:,.0f}" if abs(value) >= 10 or value == round(value) else f"{value:g}"
+)
 MS = FuncFormatter(lambda value, _pos: format_ms_tick(value))  # latency ticks: "500 ms", "2 s"
 _STYLE = {
     "font.size": TEXT_PT,

@@ -102,6 +102,19 @@ def _trend_rows(trends: pd.DataFrame | None) -> pd.DataFrame | None:
     return pd.DataFrame(records)
 
 
+def _trend_note(trends: pd.DataFrame | None) -> str:
+    """What the means are over when the window holds days that were not run: a mean is of the days present."""
+    if trends is None or trends.empty:
+        return ""
+    days_7, days_28 = int(trends["days_7"].max()), int(trends["days_28"].max())
+    if days_7 == 7 and days_28 == 28:
+        return ""
+    return (
+        f"The means are over the days run: {days_7} of the last 7 and {days_28} of the last 28 "
+        "(a day not run counts as missing, not as zero)."
+    )
+
+
 TOP_LANGUAGES = 8  # rows of the scenarios-by-language table; the rest are summed into one
 TOP_SCENARIOS = 3  # named per language
 
@@ -181,6 +194,7 @@ def detail_sections(tables: Mapping[str, pd.DataFrame], display: UserDisplay | N
                 Column("28-day mean", "mean_28d"),
             ),
             "No trend data yet.",
+            _trend_note(get("daily_trends")),
         ),
         _section(
             "Scenarios",
@@ -308,7 +322,8 @@ def detail_sections(tables: Mapping[str, pd.DataFrame], display: UserDisplay | N
                 Column("Latency", "latency_ms", format_ms),
                 Column("First token", "ttft_ms", format_ms),
             ),
-            "No requests on this day.",
+            # also a day whose requests logged no latency (a batch output file): not "no requests"
+            "No request with a logged latency on this day.",
         ),
     ]
 

@@ -518,7 +518,7 @@ def full_day(scenarios: int = 11, models: int = 4, alerts: int = 0, users: int =
         ),
         "daily_trends": pd.DataFrame(
             {"day": day, "metric": metrics, "value": 1834.5, "previous_day": 1700.25, "week_ago": 1500.0,
-             "mean_7d": 1650.75, "mean_28d": 1600.5}
+             "mean_7d": 1650.75, "mean_28d": 1600.5, "days_7": 7, "days_28": 28}
         ),
         "scenario_daily": pd.DataFrame(
             {"day": day, "scenario": names, "sessions": range(100, 100 + scenarios), "share": 1 / scenarios,

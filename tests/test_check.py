@@ -119,13 +119,25 @@ def test_the_burstgpt_example_shows_its_day_and_fill_rates(realdata: Path, tmp_p
     ]
 
 
+def test_a_column_renamed_in_one_file_of_several_is_a_warning_naming_that_file(tmp_path: Path) -> None:
+    write_csv(tmp_path / "landing" / "trace-1.csv", TRACE_HEADER, TRACE_ROWS)
+    renamed = ["Sesion ID" if name == "Session ID" else name for name in TRACE_HEADER]
+    write_csv(tmp_path / "landing" / "trace-2.csv", renamed, TRACE_ROWS)
+    result = check(write_config(tmp_path, landing_dir="landing", sources=[TRACE_SOURCE]))
+    assert result.exit_code == WARNINGS_EXIT
+    assert warnings(result) == [
+        "source 'trace': column 'Session ID' (session_id) is not in trace-2.csv (1 of its 2 files)"
+        " (did you mean 'Sesion ID'?)"
+    ]
+
+
 def test_a_typo_in_a_column_name_is_named_with_its_source(tmp_path: Path) -> None:
     write_csv(tmp_path / "landing" / "trace-1.csv", TRACE_HEADER, TRACE_ROWS)
     typo = {**TRACE_SOURCE, "columns": {**TRACE_SOURCE["columns"], "session_id": "Sesion ID"}}
     result = check(write_config(tmp_path, landing_dir="landing", sources=[typo]))
     assert result.exit_code == WARNINGS_EXIT
     assert warnings(result) == [
-        "source 'trace': column 'Sesion ID' (session_id) is not in its file (did you mean 'Session ID'?)"
+        "source 'trace': column 'Sesion ID' (session_id) is not in its file trace-1.csv (did you mean 'Session ID'?)"
     ]
     lines = result.stdout.splitlines()
     assert "  session_id <- 'Sesion ID': NOT FOUND" in lines
@@ -361,7 +373,7 @@ def test_a_key_past_the_sample_counts_as_present_on_its_day(tmp_path: Path) -> N
         {"source": "requests", "column": "error_type", "source_column": "error", "files": ["requests-1.jsonl"]},
     )
     assert [str(f) for f in day.findings] == [
-        "source 'requests': column 'error' (error_type) is not in its file (did you mean 'err'?)"
+        "source 'requests': column 'error' (error_type) is not in its file requests-1.jsonl (did you mean 'err'?)"
     ]
 
 
@@ -399,7 +411,7 @@ def test_a_run_warns_about_a_typo_and_its_check_fails(tmp_path: Path) -> None:
         if entry.user_message.startswith("mapping: ")
     ]
     assert logged == [
-        ("raw_requests", "mapping: source 'trace': column 'model_name' (model) is not in its file"),
+        ("raw_requests", "mapping: source 'trace': column 'model_name' (model) is not in its file trace-1.csv"),
         ("raw_requests", "mapping: 1 file in the landing folder matches no source: stray.jsonl"),
     ]
 

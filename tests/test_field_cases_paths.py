@@ -101,4 +101,4 @@ def test_case_01_with_a_mistyped_path_warns_in_the_run(field_case: Callable[[str
         {"source": "requests", "column": "cached_tokens", "source_column": typo, "files": ["responses.jsonl"]}
     ]
     logged = [e.user_message for e in instance.all_logs(result.run_id) if e.user_message.startswith("mapping: ")]
-    assert logged == [f"mapping: source 'requests': column '{typo}' (cached_tokens) is not in its file"]
+    assert logged == [f"mapping: source 'requests': column '{typo}' (cached_tokens) is not in its file responses.jsonl"]

@@ -211,7 +211,8 @@ def test_a_path_in_no_row_is_reported_by_the_check_and_the_run(tmp_path: Path) -
     assert "usage.prompt_tokens" not in mapped.unresolved
     sample = sample_file(tmp_path / "responses.jsonl", "responses.jsonl", source, "UTC")
     assert [str(f) for f in sample_findings(source, [sample])] == [
-        "source 'requests': column 'usage.prompt_token_details.cached_tokens' (cached_tokens) is not in its file"
+        "source 'requests': column 'usage.prompt_token_details.cached_tokens' (cached_tokens)"
+        " is not in its file responses.jsonl"
     ]
     extract = extract_day(tmp_path, [source], Kind.REQUESTS, DAY, "UTC")
     day = check_day(tmp_path, [source], Kind.REQUESTS, extract.frame, "UTC", unresolved=extract.unresolved)

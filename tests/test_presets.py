@@ -259,7 +259,7 @@ def test_optional_and_first_paths_are_no_mapping_mistakes_and_drop_keeps_fields_
         drop=["note", "metadata"],
     )
     findings = [str(f) for f in sample_findings(source, [sample_file(tmp_path / "a.jsonl", "a.jsonl", source, "UTC")])]
-    assert findings == ["source 'requests': column 'm' (model) is not in its file"]
+    assert findings == ["source 'requests': column 'm' (model) is not in its file a.jsonl"]
     frame = read_mapped(tmp_path / "a.jsonl", source, "a.jsonl").frame
     assert frame["prompt_tokens"].tolist() == [4]
     # A dropped field is neither read under its own name (metadata) nor kept in metadata.

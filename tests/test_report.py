@@ -257,10 +257,17 @@ def test_sections_format_each_metric_in_its_unit(tmp_path: Path) -> None:
             {"metric": "errors", "value": 1, "previous_day": 0, "week_ago": None, "mean_7d": 0.5, "mean_28d": 0.5},
         ]
     )
+    trends = trends.assign(days_7=2, days_28=2)  # the day and the one before: the means say what they are over
     spotlight = pd.DataFrame(
         [{"metric": "satisfaction", "rank": 1, "scenario": "coding", "value": 0.5, "baseline": 0.8}]
     )
     sections = {s.title: s for s in detail_sections({"daily_trends": trends, "scenario_spotlight": spotlight})}
+    assert sections["Trends"].note == (
+        "The means are over the days run: 2 of the last 7 and 2 of the last 28"
+        " (a day not run counts as missing, not as zero)."
+    )
+    full = {s.title: s for s in detail_sections({"daily_trends": trends.assign(days_7=7, days_28=28)})}
+    assert full["Trends"].note == ""
     assert sections["Trends"].rows == [
         {
             "metric": "latency p95",

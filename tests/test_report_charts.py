@@ -154,3 +154,18 @@ def test_a_short_trend_ticks_whole_requests_and_each_day_once(tmp_path: Path, dr
     ticks = requests.get_yticks()
     assert len(ticks) and all(float(tick).is_integer() for tick in ticks)
     assert [label.get_text() for label in errors.get_xticklabels()] == ["Nov 19", "Nov 20"]
+
+
+def test_an_hourly_average_under_one_request_has_tick_labels_that_differ(tmp_path: Path, drawn) -> None:
+    """An empty day after two days with one request between them: the average's axis read "0, 0, 0, 0"."""
+    zeros = [0] * 24
+    empty = report_hourly(zeros, zeros)
+    previous = pd.concat(
+        [
+            report_hourly([1, *zeros[1:]], zeros).assign(day="2026-11-18"),
+            report_hourly(zeros, zeros).assign(day="2026-11-19"),
+        ]
+    )
+    charts.requests_per_hour(empty, previous, tmp_path / "h.png")
+    labels = [label.get_text() for label in drawn[0].axes[0].get_yticklabels() if label.get_text()]
+    assert len(labels) >= 2 and len(set(labels)) == len(labels), labels

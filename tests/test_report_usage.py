@@ -128,3 +128,5 @@ def test_a_day_without_request_tables_says_so() -> None:
     sections = {section.title: section for section in detail_sections({})}
     assert sections["Models"].rows == [] and sections["Models"].empty == "No requests on this day."
     assert sections["Users"].rows == [] and sections["Users"].empty == "No requests with a user id on this day."
+    slowest = sections["Slowest requests"]  # said as well of a day whose requests logged no latency
+    assert slowest.rows == [] and slowest.empty == "No request with a logged latency on this day."

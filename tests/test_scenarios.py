@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import numpy as np
@@ -446,6 +447,24 @@ def test_an_over_model_rule_decides_over_a_sure_model_on_the_first_message_only(
     )
     with pytest.raises(ScenarioRuleError, match=r"bad.yaml: rules\[0\]\.over_model: expected true or false"):
         load_rules(tmp_path / "bad.yaml")
+
+
+def test_an_ascii_word_boundary_beside_other_letters_is_refused_with_what_to_write(tmp_path: Path) -> None:
+    """RE2's \\b knows ASCII letters alone: '\\bşifre' matched no Turkish text, and nothing said so."""
+    (tmp_path / "bad.yaml").write_text(
+        "rules:\n  - label: account\n    patterns: ['x', '\\bşifre']\n", encoding="utf-8"
+    )
+    with pytest.raises(
+        ScenarioRuleError, match=r"bad.yaml: rules\[0\]\.patterns\[1\]: \\b is RE2's word boundary"
+    ) as raised:
+        load_rules(tmp_path / "bad.yaml")
+    suggested = re.search(r"write (\S+) before a word", str(raised.value)).group(1)
+    (tmp_path / "good.yaml").write_text(
+        f"rules:\n  - label: account\n    patterns: ['{suggested}şifre', '\\bpassw', 'fakturę']\n", encoding="utf-8"
+    )
+    rules = load_rules(tmp_path / "good.yaml")  # an ASCII letter beside \\b is fine, as is no \\b
+    assert classify("benim şifremi unuttum", rules) == "account" and classify("reset my password", rules) == "account"
+    assert classify("aşifre", rules) == OTHER
 
 
 @pytest.mark.parametrize(

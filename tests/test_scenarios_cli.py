@@ -84,6 +84,20 @@ def test_train_then_evaluate_a_taxonomy_of_ones_own(setup: Path, tmp_path: Path)
     assert "precision" in result.output and "true \\ predicted" in result.output
 
 
+def test_train_says_a_label_that_looks_like_a_typo_of_another(setup: Path, tmp_path: Path):
+    rows = [{"prompt": prompt, "label": label} for prompt, label in TRAIN]
+    rows += [{"prompt": "where is my invoice for march", "label": "biling"}]  # the rules' billing, misspelt
+    rows += [{"prompt": "my cat sleeps all day", "label": "Cats "}]
+    trained = _run(setup, "train", str(_jsonl(tmp_path / "train.jsonl", rows)), "--no-base")
+    assert trained.exit_code == 0, trained.output
+    assert "labels: Cats  1, biling 1, cats 4, dogs 4, greeting 1" in trained.output
+    warnings = [line for line in trained.output.splitlines() if line.startswith("warning: ")]
+    assert warnings == [
+        "warning: label 'Cats ' (1 prompt) looks like 'cats': a typo? (it is now a label of the model)",
+        "warning: label 'biling' (1 prompt) looks like 'billing': a typo? (it is now a label of the model)",
+    ]  # cats and dogs, labels of the model alone, are not typos of each other
+
+
 def test_evaluate_with_the_shipped_model(tmp_path: Path):
     rows = [
         {"prompt": "Translate this paragraph into German, please.", "label": "translation"},
@@ -141,6 +155,17 @@ def test_read_jsonl_skips_blank_lines(tmp_path: Path):
     path.write_text('{"prompt": "p", "label": ["a", "b"]}\n\n{"prompt": "q", "label": "c"}\n', encoding="utf-8")
     labelled = read_jsonl(path)
     assert labelled.prompts == ("p", "q") and labelled.labels == (("a", "b"), ("c",))
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-32"])
+def test_read_jsonl_reads_a_file_saved_with_a_byte_order_mark(tmp_path: Path, encoding: str):
+    """As the landing folder's files are read: a Windows editor's UTF-8 mark or UTF-16 text was refused."""
+    path = tmp_path / "x.jsonl"
+    path.write_text(
+        '{"prompt": "Ça va ?", "label": "other"}\n{"prompt": "写一首诗", "label": "creative"}\n', encoding=encoding
+    )
+    labelled = read_jsonl(path)
+    assert labelled.prompts == ("Ça va ?", "写一首诗") and labelled.labels == (("other",), ("creative",))
 
 
 def test_train_and_evaluate_refuse_a_label_wider_than_the_warehouse_column(setup: Path, tmp_path: Path):

@@ -21,6 +21,7 @@ import orjson
 import pandas as pd
 
 from chatpulse.behaviour.scenario_rules import LABEL_CHARS, too_long
+from chatpulse.byteorder import as_utf8
 from chatpulse.yamlfile import read_yaml
 
 DEFAULT_CORPUS_PATH = Path(__file__).with_name("scenario_corpus")
@@ -75,12 +76,15 @@ def read_jsonl(path: Path, known: Sequence[str] | None = None) -> Labelled:
     """The labelled prompts of a JSONL file; with `known`, every label must be one of them.
 
     Raises LabelledError naming the file and line (`data.jsonl:3: label: ...`), also for a label
-    longer than the warehouse's scenario columns hold (LABEL_CHARS).
+    longer than the warehouse's scenario columns hold (LABEL_CHARS). A byte order mark and UTF-16 or
+    UTF-32 text (with its mark) are read as the landing folder's files are (chatpulse.byteorder).
     """
     try:
-        lines = path.read_bytes().splitlines()
+        lines = as_utf8(path.read_bytes()).splitlines()
     except OSError as error:
         raise LabelledError(f"cannot read {path}: {error.strerror}") from error
+    except UnicodeDecodeError:
+        raise LabelledError(f"{path}: a UTF-16 or UTF-32 file cut in the middle of a character") from None
     prompts, labels = [], []
     for number, line in enumerate(lines, start=1):
         if not line.strip():

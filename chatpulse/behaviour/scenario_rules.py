@@ -83,11 +83,21 @@ def matches(texts: pa.Array, expression: str) -> np.ndarray:
     return pc.match_substring_regex(texts, expression).to_numpy(zero_copy_only=False)
 
 
+# \b (not \\b) with a letter beyond ASCII beside it, past an opening group: RE2's \b knows ASCII letters alone.
+_ASCII_BOUNDARY = re.compile(r"(?<!\\)(?:\\\\)*\\b(?:\((?:\?:)?)*([^\x00-\x7f])|([^\x00-\x7f])\\b")
+
+
 def _re2(pattern: str) -> str:
     try:
         matches(pa.array([""], pa.string()), _compile((), (pattern,)))
     except pa.ArrowInvalid as error:
         raise problem(f"not a valid RE2 regular expression: {error}") from None
+    if (found := _ASCII_BOUNDARY.search(pattern)) and (letter := found.group(1) or found.group(2)).isalpha():
+        raise problem(
+            f"\\b is RE2's word boundary of ASCII letters: beside {letter!r} it never matches; write "
+            "(?:^|[^\\pL\\pN_]) before a word and (?:$|[^\\pL\\pN_]) after it (a rule only asks whether a text "
+            "matches, so matching the neighbour too is fine)"
+        )
     return pattern
 
 

@@ -44,6 +44,7 @@ from chatpulse.schema import COLUMNS, SOURCE_LINE, Kind
 # mostly fixed costs (100 rows take 0.07 s), so a folder of a few hundred files checks in under a minute.
 DEFAULT_ROWS = 1000
 SHOWN_LINES = 5  # line numbers `check` names per file for malformed lines and rows without a time
+SHOWN_FILES = 3  # file names a finding about a missing column names
 FILE_SUFFIXES = (*JSON_SUFFIXES, ".csv")
 EXAMPLE_CHARS = 40
 LATENCY_COLUMNS = ("latency_ms", "ttft_ms")
@@ -337,6 +338,18 @@ def _hint(column: str, samples: Sequence[FileSample]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+def _where_missing(source: SourceConfig, lacking: Sequence[FileSample], files: int) -> str:
+    """Which of a source's `files` readable files lack a column, as a finding says it: a column in some
+    files and not in others is a renamed field as surely as one in none (its rows get no value)."""
+    if source.sql is not None:
+        return "not among its query's columns"
+    more = ", ..." if len(lacking) > SHOWN_FILES else ""
+    named = ", ".join(sample.label for sample in lacking[:SHOWN_FILES]) + more
+    if len(lacking) == files:
+        return f"not in its file {named}" if files == 1 else f"in none of its {files:,} files"
+    return f"not in {named} ({len(lacking):,} of its {files:,} files)"
+
+
 def readable(samples: Sequence[FileSample]) -> list[FileSample]:
     """The samples that tell which columns a file has: read, and holding at least one record."""
     return [sample for sample in samples if sample.error is None and sample.rows]
@@ -351,14 +364,12 @@ def sample_findings(source: SourceConfig, samples: Sequence[FileSample]) -> list
     """
     texts = [f"{s.label} cannot be read: {s.error}" for s in samples if s.error is not None]
     read = readable(samples)
-    files = "not in its file" if len(read) == 1 else f"in none of its {len(read):,} files"
-    if source.sql is not None:
-        files = "not among its query's columns"
     for name in relied_on(source) if read else ():
         for path in source.inputs(name):
-            if all(path in s.columns[name].missing for s in read):
-                hint = _hint(path, read) if len(split_path(path)) == 1 else ""
-                texts.append(f"column {_named(path, name)} is {files}{hint}")
+            lacking = [s for s in read if path in s.columns[name].missing]
+            if lacking:
+                hint = _hint(path, lacking) if len(split_path(path)) == 1 else ""
+                texts.append(f"column {_named(path, name)} is {_where_missing(source, lacking, len(read))}{hint}")
         found = [s.columns[name] for s in read if s.columns[name].found]
         filled, unreadable = sum(c.filled for c in found), sum(c.unreadable for c in found)
         if found and filled and unreadable == filled:

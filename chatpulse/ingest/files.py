@@ -27,8 +27,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow import json as pa_json
 
+from chatpulse.byteorder import WIDE_BOMS, as_utf8
 from chatpulse.ingest.records import frame_of, is_sse, json_text, merged, numbered, records_of, responses, runs
-from chatpulse.ingest.text import NOT_UTF8, WIDE_BOMS, as_utf8, holds_undecodable, json_line, may_hold_nul
+from chatpulse.ingest.text import NOT_UTF8, holds_undecodable, json_line, may_hold_nul
 from chatpulse.layout import Records
 
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")

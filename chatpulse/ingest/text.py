@@ -28,31 +28,9 @@ import pyarrow.compute as pc
 NUL_REMOVED = "text: NUL removed"
 SURROGATE_REPLACED = "text: lone surrogate replaced by U+FFFD"
 NOT_UTF8 = "not valid UTF-8"
-# UTF-32 first: its little-endian mark starts with UTF-16's.
-WIDE_BOMS = (
-    (codecs.BOM_UTF32_LE, "utf-32"),
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
 LONE_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 SURROGATE = re.compile("[\ud800-\udfff]")
 NUL_SIGNS = (b"\x00", b"\\u0000")  # a NUL byte, or JSON's escape for one
-
-
-def as_utf8(data: bytes) -> bytes:
-    """A file's bytes as UTF-8 without a byte order mark.
-
-    A UTF-16 or UTF-32 unit that is half a surrogate pair becomes bytes that are not UTF-8,
-    so its row is quarantined like any other invalid text. Raises UnicodeDecodeError when a
-    UTF-16 or UTF-32 file is cut mid-character.
-    """
-    if data.startswith(codecs.BOM_UTF8):
-        return data[len(codecs.BOM_UTF8) :]
-    for bom, codec in WIDE_BOMS:
-        if data.startswith(bom):
-            return data.decode(codec, errors="surrogatepass").encode("utf-8", errors="surrogatepass")
-    return data
 
 
 def may_hold_nul(data: bytes) -> bool:
