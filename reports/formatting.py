@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pandas as pd
@@ -79,9 +80,12 @@ def format_usd(amount: Any) -> str:
         return DASH
     amount = float(amount)
     sign, size = ("-" if amount < 0 else ""), abs(amount)
-    if 0 < size < 0.01:
-        return f"{sign}${size:.{1 - math.floor(math.log10(size))}f}"
-    return f"{sign}${size:,.2f}"
+    # Rounded half up from its 12 significant digits, so one amount logged as text and the same amount
+    # computed (0.000225 and 0.00022499999999999999) read alike: "$0.00023" both.
+    exact = Decimal(f"{size:.12g}")
+    places = 1 - math.floor(math.log10(size)) if 0 < size < 0.01 else 2
+    rounded = exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    return f"{sign}${rounded:,.{places}f}"
 
 
 def format_metric(metric: str) -> Callable[[Any], str]:

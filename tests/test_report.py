@@ -551,3 +551,11 @@ def test_an_amount_under_a_cent_keeps_two_significant_digits() -> None:
         "-$0.0030",
         "$0.00",
     ]
+
+
+def test_one_amount_reads_alike_logged_or_computed() -> None:
+    """The same amount drew "$0.00022" as logged and "$0.00023" as computed: the floats differ by a hair."""
+    computed = 0.00009 * 2.5  # 0.00022500000000000002
+    assert computed != 0.000225
+    assert format_usd(computed) == format_usd(0.000225) == "$0.00023"
+    assert format_usd(0.125) == "$0.13" and format_usd(2.675) == "$2.68"  # half up, as a person rounds
