@@ -194,6 +194,16 @@ def test_two_labels_and_bad_files(tmp_path: Path):
             load_model(path)
 
 
+def test_explanations_never_quote_the_mark_where_a_long_text_was_cut():
+    """normalise() joins a long text's head and tail with " … ": n-grams of it were quoted as what decided."""
+    prompts = read_corpus().prompts
+    long = [f"{a} {b} {a}" for a, b in zip(prompts[::7], prompts[3::7], strict=False) if len(a) + len(b) > 200]
+    assert len(long) > 100 and all(len(text) > ngrams.HEAD_CHARS + ngrams.TAIL_CHARS for text in long)
+    model = scenario_model()
+    assert (model.names != "").sum() > model._named.sum()  # the shipped model has such names
+    assert not [text for text in model.predict(long).features.to_pylist() if ngrams.CUT.strip() in (text or "")]
+
+
 def test_explanations_are_weighted_ngrams_of_the_prompt():
     model = scenario_model()
     prompts = ["Please translate this paragraph into Spanish", "写一首关于大海的诗", "x", "Give me ideas, for a party"]

@@ -30,7 +30,7 @@ MIN_N = 2
 MAX_N = 4
 HASH_BITS = 22
 COLUMNS = 2 << HASH_BITS  # character n-gram columns, then as many word n-gram columns
-_CUT = " \u2026 "  # between head and tail of a long text
+CUT = " \u2026 "  # between head and tail of a long text
 _MULTIPLIER = np.uint64(0x100000001B3)
 _SALT = np.uint64(0x9E3779B97F4A7C15)  # added once per n, so n-grams of different lengths hash apart
 _WORD_SALT = np.uint64(0xD1B54A32D192ED03)  # word bigrams hash apart from unigrams
@@ -52,7 +52,7 @@ def normalise(texts: pa.Array | list[str | None]) -> list[str]:
     array = pc.utf8_trim_whitespace(pc.replace_substring_regex(array, r"\s+", " "))
     long = pc.greater(pc.utf8_length(array), HEAD_CHARS + TAIL_CHARS)
     cut = pc.binary_join_element_wise(
-        pc.utf8_slice_codeunits(array, 0, HEAD_CHARS), pc.utf8_slice_codeunits(array, -TAIL_CHARS), _CUT
+        pc.utf8_slice_codeunits(array, 0, HEAD_CHARS), pc.utf8_slice_codeunits(array, -TAIL_CHARS), CUT
     )
     return pc.if_else(long, cut, array).to_pylist()
 

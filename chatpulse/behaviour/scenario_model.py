@@ -80,8 +80,9 @@ class ScenarioModel:
 
     @cached_property
     def _named(self) -> np.ndarray:
-        """Per known column, whether it has a name (comparing a boolean per n-gram, not a string)."""
-        return self.names != ""
+        """Per known column, whether it has a name to explain with (comparing a boolean per n-gram, not a
+        string): not one holding the mark normalise puts where a long text was cut, which is not the user's."""
+        return (self.names != "") & (np.char.find(self.names, ngrams.CUT.strip()) < 0)
 
     @cached_property
     def _position(self) -> np.ndarray:
