@@ -178,6 +178,14 @@ def detail_sections(tables: Mapping[str, pd.DataFrame], display: UserDisplay | N
             f"({format_pct(row['feedback_coverage'])} of sessions); satisfaction "
             f"{format_pct(row['satisfaction'])}."
         )
+        by_model = get("feedback_by_model")
+        in_sessions = None if by_model is None else int(by_model["ratings"].sum())
+        # The table is of the day's sessions; a rating of the day may be of an earlier day's session.
+        if in_sessions is not None and in_sessions < row["ratings"]:
+            feedback_note += (
+                f" The table counts the {format_int(in_sessions)} ratings of this day's sessions; "
+                f"{format_int(row['ratings'] - in_sessions)} rate sessions that started on another day."
+            )
     has_feedback = bool(feedback_note)
     models, models_note = model_rows(get("request_metrics"), get("model_costs"))
     users, users_note = user_rows(get("daily_users"))

@@ -559,3 +559,22 @@ def test_one_amount_reads_alike_logged_or_computed() -> None:
     assert computed != 0.000225
     assert format_usd(computed) == format_usd(0.000225) == "$0.00023"
     assert format_usd(0.125) == "$0.13" and format_usd(2.675) == "$2.68"  # half up, as a person rounds
+
+
+def test_the_feedback_note_says_when_ratings_are_of_another_days_sessions() -> None:
+    """A new user's day: 92 ratings in the note, 90 in the table (2 rate a session that started the day before)."""
+    day = report_tables()["feedback_daily"]["day"].iloc[0]
+    daily = pd.DataFrame(
+        {"day": [day], "ratings": [92], "rated_sessions": [29], "feedback_coverage": [0.3], "satisfaction": [0.739]}
+    )
+    by_model = pd.DataFrame({"day": day, "model": ["a", "b"], "ratings": [60, 30], "satisfaction": [0.7, 0.8]})
+    note = {s.title: s for s in detail_sections({"feedback_daily": daily, "feedback_by_model": by_model})}[
+        "Feedback by model"
+    ].note
+    assert note.endswith(
+        "The table counts the 90 ratings of this day's sessions; 2 rate sessions that started on another day."
+    )
+    whole = {
+        s.title: s for s in detail_sections({"feedback_daily": daily, "feedback_by_model": by_model.assign(ratings=46)})
+    }
+    assert "another day" not in whole["Feedback by model"].note
