@@ -3,6 +3,8 @@ to them whose sessions its rows continue), and the run-failure mail."""
 
 import hashlib
 import json
+from collections.abc import Mapping
+from pathlib import Path
 
 import pandas as pd
 from dagster import (
@@ -62,13 +64,24 @@ def landing_sensor(job_name: str, partitions: PartitionsDefinition, settings: Se
         days.sort()
         if not days:
             context.update_cursor(cursor)
-            return SkipReason("no new or changed landing file touches a partition")
+            return SkipReason("no new or changed landing file touches a partition" + _unreadable_note(found.unreadable))
         version = hashlib.sha1(cursor.encode()).hexdigest()[:12]
         return SensorResult(
             run_requests=[RunRequest(run_key=f"{day}@{version}", partition_key=day) for day in days], cursor=cursor
         )
 
     return _sensor
+
+
+def _unreadable_note(unreadable: Mapping[str, object], shown: int = 3) -> str:
+    """The files a tick could not read, said where the UI shows the tick (its skip reason), not only in the
+    daemon's log: a tick that reads no file is otherwise a routine skip."""
+    if not unreadable:
+        return ""
+    names = sorted(Path(path).name for path in unreadable)
+    listed = ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
+    count = f"{len(names)} file{'s' if len(names) > 1 else ''}"
+    return f"; {count} cannot be read, skipped until changed (the daemon's log says why): {listed}"
 
 
 def _rejoined(events: pd.DataFrame, valid: set[str], settings: Settings) -> set[str]:

@@ -67,6 +67,20 @@ def test_days_outside_the_partitions_are_not_requested(tmp_path: Path) -> None:
 
 
 @pytest.mark.pipeline
+def test_a_tick_that_reads_no_file_names_the_ones_it_cannot_read(tmp_path: Path) -> None:
+    """A broken .gz was in the daemon's log only; the UI showed the tick as a routine skip."""
+    settings = settings_from_mapping({"data_home": str(tmp_path), "start_date": "2026-11-10"}, tmp_path, {})
+    defs = build_definitions(settings)
+    (tmp_path / "landing").mkdir()
+    (tmp_path / "landing" / "requests-2026-11-20.jsonl.gz").write_bytes(b"not gzip at all")
+    result = sensor_tick(defs, DagsterInstance.ephemeral(), None)
+    assert result.run_requests == [] and result.skip_message == (
+        "no new or changed landing file touches a partition; 1 file cannot be read, skipped until changed"
+        " (the daemon's log says why): requests-2026-11-20.jsonl.gz"
+    )
+
+
+@pytest.mark.pipeline
 def test_the_first_tick_skips_files_a_run_has_already_read(tmp_path: Path) -> None:
     settings = settings_from_mapping({"data_home": str(tmp_path), "start_date": "2026-11-01"}, tmp_path, {})
     defs = build_definitions(settings)
