@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import gc
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
@@ -25,13 +24,11 @@ import click
 from chatpulse.config import CONFIG_ENV, DEFAULT_CONFIG_FILE, ConfigError, Settings, load_settings
 from chatpulse.days import DayOutOfRange, DaySpan
 from chatpulse.ingest.check import DEFAULT_ROWS
-from chatpulse.pipelines.cli_errors import CliError
+from chatpulse.pipelines.cli_errors import CliError, run_error
 from chatpulse.pipelines.demo import DEMO_DAYS, planted_rows, unsynced_sqlite
 from chatpulse.pipelines.instance import instance_lines, prepare_dagster_home, unset_storage_variable, write_instance
-from chatpulse.pipelines.scenarios_cli import check_scenarios, scenarios
-
-if TYPE_CHECKING:
-    from dagster_shared.error import SerializableErrorInfo
+from chatpulse.pipelines.preflight import check_rule_files, mail_failure
+from chatpulse.pipelines.scenarios_cli import scenarios
 
 # The installed module, not workspace.yaml: a wheel install has no repository around it.
 DEFINITIONS_MODULE = "chatpulse.pipelines.definitions"
@@ -164,7 +161,7 @@ def run_days(settings: Settings, days: Sequence[date], config_file: str | None) 
     them: unlike `execute_in_process` it keeps no step outputs in memory, so a big
     day's frames are freed as soon as the next step has read them. Raises CliError
     for a day that is no partition (before `start_date` or after today, naming the
-    days that can be run), a wrong scenario rules or model file (check_scenarios), an unset
+    days that can be run), a wrong scenario rules or model file or alert rules file (check_rule_files), an unset
     Dagster storage variable (unset_storage_variable) or a failed run (naming its error, see run_error).
     """
     from dagster import DagsterInstance, execute_job, reconstructable
@@ -177,7 +174,7 @@ def run_days(settings: Settings, days: Sequence[date], config_file: str | None) 
             span.check(day)
         except DayOutOfRange as exc:
             raise CliError(str(exc)) from exc
-    check_scenarios(settings)
+    check_rule_files(settings)
     _use_config(config_file)
     _check_storage_variable(settings)
     prepare_dagster_home(settings)
@@ -196,22 +193,9 @@ def run_days(settings: Settings, days: Sequence[date], config_file: str | None) 
                     failures = dict.fromkeys(
                         run_error(e.step_failure_data.error) for e in result.get_step_failure_events()
                     )
-                    raise CliError(f"run for {day} failed: " + "; ".join(failures or ["see the Dagster run log"]))
+                    said = "; ".join(failures or ["see the Dagster run log"])
+                    raise CliError(f"run for {day} failed: {said}" + mail_failure(settings, result.run_id, day, said))
             click.echo(f"[{number}/{len(days)}] {day} done in {time.perf_counter() - started:.1f} s")
-
-
-def run_error(error: SerializableErrorInfo) -> str:
-    """A failed step's error as one line: the outermost error below Dagster's own wrappers.
-
-    That is the error the step raised, which names the file and line (ExtractError), rather
-    than the library error it was raised from. ChatPulse's class names are left out; any
-    other class keeps its name, without which `KeyError: 'x'` would say nothing.
-    """
-    while error.cause is not None and (error.cls_name or "").startswith("Dagster"):
-        error = error.cause
-    message = " ".join(error.message.split())
-    ours = re.match(r"chatpulse\.[\w.]+: ", message)
-    return message[ours.end() :] if ours else message
 
 
 def report_path(settings: Settings, day: date) -> Path:
@@ -325,7 +309,7 @@ def check(invocation: Invocation, rows: int, day: date | None) -> None:
     from chatpulse.ingest.check_report import check_landing
 
     settings = invocation.settings()
-    check_scenarios(settings)
+    check_rule_files(settings)
     result = check_landing(settings, rows, datetime.now(ZoneInfo(settings.timezone)).date(), day)
     for line in result.lines:
         click.echo(line)

@@ -20,7 +20,7 @@ import click
 from chatpulse.behaviour.labelled import Labelled, LabelledError, evaluate, read_corpus, read_jsonl, report
 from chatpulse.behaviour.scenario_model import ModelFileError, fit
 from chatpulse.behaviour.scenario_rules import OTHER, ScenarioRuleError, load_rules
-from chatpulse.behaviour.scenarios import check_scenario_files, classify_prompts, read_model
+from chatpulse.behaviour.scenarios import classify_prompts, read_model
 from chatpulse.config import Settings
 from chatpulse.pipelines.cli_errors import CliError
 
@@ -31,16 +31,6 @@ LOOK_ALIKE = 0.85  # difflib ratio from which a new label reads as a typo of ano
 def _settings(ctx: click.Context) -> Settings:
     """The configuration the root command was given (its Invocation, kept in the root context)."""
     return ctx.find_root().obj.settings()
-
-
-def check_scenarios(settings: Settings) -> None:
-    """CliError when the configured scenario rules or model file is wrong (check_scenario_files): `chatpulse run`
-    and `check` call it, so a run fails before its first step rather than at the sessions step after the
-    earlier ones wrote."""
-    try:
-        check_scenario_files(settings.scenario_rules, settings.scenario_model)
-    except (ScenarioRuleError, ModelFileError) as exc:
-        raise CliError(str(exc)) from exc
 
 
 @click.group(name="scenarios")

@@ -25,6 +25,7 @@ from chatpulse.behaviour.midnight import rejoined_days
 from chatpulse.config import Settings
 from chatpulse.ingest.watch import already_read, scan
 from chatpulse.mail import send
+from chatpulse.pipelines.cli_errors import run_error
 from chatpulse.warehouse import Warehouse
 
 LANDING_SENSOR = "landing_sensor"
@@ -108,7 +109,12 @@ def failure_mail_sensor(settings: Settings) -> SensorDefinition:
     )
     def _sensor(context: RunFailureSensorContext) -> None:
         run = context.dagster_run
-        error = context.failure_event.message or "unknown error"
+        # The steps' own errors: the run's failure event says only which steps failed.
+        steps = dict.fromkeys(
+            f"{event.step_key}: {run_error(event.step_failure_data.error)}"
+            for event in context.get_step_failure_events()
+        )
+        error = "; ".join(steps) or context.failure_event.message or "unknown error"
         if settings.mail is None:
             context.log.warning(f"run {run.run_id} failed; no mail settings, nothing mailed")
             return

@@ -12,16 +12,17 @@ import subprocess
 import sys
 import tomllib
 import traceback
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 from dagster_shared.error import SerializableErrorInfo
 
 from chatpulse.daystate import STEPS, StepRun, day_state, describe
 from chatpulse.ingest.files import ExtractError
-from chatpulse.pipelines.cli import run_error
+from chatpulse.pipelines.cli import cli, run_error
 from chatpulse.warehouse import Warehouse, Write
 
 from fixtures import ROOT, embedded_charts, write_jsonl
@@ -121,6 +122,10 @@ def test_a_failed_steps_error_is_the_one_the_step_raised_with_its_file_and_line(
     step = SerializableErrorInfo(wrapper + "\n", [], "DagsterExecutionStepExecutionError", extract)
     assert run_error(step) == "/data/landing/requests.csv: line 3: field larger than field limit"
     assert run_error(info(KeyError("model"))) == "KeyError: 'model'"  # not ours: the class name says what it is
+    # After a retry policy's last try: "Exceeded max_retries of 3", raised from the step's own error.
+    mail = info(ConnectionRefusedError(111, "Connection refused"))
+    retried = SerializableErrorInfo("Exceeded max_retries of 3\n", [], "RetryRequestedFromPolicy", mail)
+    assert run_error(retried) == "ConnectionRefusedError: [Errno 111] Connection refused"
 
 
 def test_a_configuration_error_names_the_key(tmp_path: Path) -> None:
@@ -353,3 +358,39 @@ def test_a_wrong_scenario_file_fails_run_and_check_before_any_step(
         assert (result.exit_code, result.stdout) == (2, ""), result.output
         assert result.stderr.startswith(f"chatpulse: error: {said}") and result.stderr.count("\n") == 1
     assert sorted(path.name for path in tmp_path.iterdir()) == ["chatpulse.yaml", "landing", "my_rules.yaml"]
+
+
+def test_a_wrong_alert_rules_file_fails_run_and_check_before_any_step(tmp_path: Path) -> None:
+    """It failed the alerts step, after the day's tables were written: no report, no mail, and check said nothing."""
+    (tmp_path / "alerts.yaml").write_text(
+        'rules:\n  - {name: spend, metric: cost_per_day, window: 1h, comparison: ">", threshold: 5}\n',
+        encoding="utf-8",
+    )
+    config = tmp_path / "chatpulse.yaml"
+    config.write_text(f"data_home: {tmp_path / 'home'}\nalert_rules: alerts.yaml\n", encoding="utf-8")
+    for command in (["run", "--start", date.today().isoformat()], ["check"]):
+        result = CliRunner().invoke(cli, ["--config", str(config), *command])
+        assert result.exit_code == 2, result.output
+        assert f"{tmp_path / 'alerts.yaml'}: rules[0]" in result.output and "window" in result.output
+    assert not (tmp_path / "home").exists()  # no step ran, nothing was written
+
+
+@pytest.mark.pipeline
+def test_a_failed_cli_run_is_mailed_with_its_error(tmp_path: Path, smtp) -> None:
+    """The run_failure_mail sensor never sees a `chatpulse run` (a cron job's), so its failure went unsaid."""
+    inbox, port = smtp
+    broken = tmp_path / "landing" / "requests-2026-11-25.jsonl.gz"
+    broken.parent.mkdir()
+    broken.write_bytes(b"not gzip")
+    config = tmp_path / "chatpulse.yaml"
+    config.write_text(
+        f"data_home: {tmp_path}\nmail: {{host: 127.0.0.1, port: {port}, security: none, sender: cp@x.org,"
+        " recipients: [ops@x.org]}\n",
+        encoding="utf-8",
+    )
+    result = chatpulse("--config", str(config), "run", "--start", "2026-11-25", DAGSTER_HOME=str(tmp_path / "d"))
+    error = f"{broken}: cannot read file: Not a gzipped file (b'no')"
+    assert result.exit_code == 2 and result.stderr.strip() == f"chatpulse: error: run for 2026-11-25 failed: {error}"
+    [message] = inbox.messages
+    assert message["Subject"] == "ChatPulse: daily_pipeline failed for 2026-11-25"
+    assert message.get_content().replace("\r\n", "\n").endswith(f"for 2026-11-25 failed:\n\n{error}\n")

@@ -49,7 +49,6 @@ def test_a_failed_run_is_mailed(tmp_path: Path, smtp: tuple[Inbox, int]) -> None
     sent = parsedate_to_datetime(message["Date"])
     assert sent.tzinfo is not None and abs((datetime.now(UTC) - sent).total_seconds()) < 60
     body = message.get_content().replace("\r\n", "\n")
-    assert body == (
-        f"Run {result.run_id} of broken for 2026-11-26 failed:\n\n"
-        "Execution of run for \"broken\" failed. Steps failed: ['explode'].\n"
+    assert body == (  # the step's own error, not only "Steps failed: ['explode']"
+        f"Run {result.run_id} of broken for 2026-11-26 failed:\n\nexplode: RuntimeError: landing folder is gone\n"
     )
