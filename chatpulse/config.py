@@ -134,8 +134,7 @@ class Timestamp(YamlSection):
 
 @checked.dataclass(frozen=True)
 class SourceConfig(YamlSection):
-    """How one family of landing files, or one database query (`sql`), maps onto a canonical record kind
-    (named after it by default)."""
+    """How one family of landing files, or one database query (`sql`), maps onto a record kind (its default name)."""
 
     kind: Kind
     name: str
@@ -251,6 +250,7 @@ class MailSettings:
     password: str | None = field(default=None, repr=False)
     ca_file: str | None = None
     timeout_s: float = 30.0
+    password_env: str = PASSWORD_ENV  # the variable the password was read from, named when it is not set
 
 
 @checked.dataclass(frozen=True)
@@ -269,7 +269,7 @@ class MailSection(YamlSection):
 
     def resolve(self, base: Path, env: Mapping[str, str]) -> MailSettings:
         """The resolved settings: the password from the environment, ca_file relative to `base`."""
-        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "password_env"}
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
         ca_file = None if self.ca_file is None else str(_resolve(base, self.ca_file))
         return MailSettings(**values | {"password": env.get(self.password_env), "ca_file": ca_file})
 

@@ -30,9 +30,14 @@ def send(message: EmailMessage, settings: MailSettings) -> None:
     A message without a ``Date`` or ``Message-ID`` header gets one here (the send time; a new id), so every
     message leaves with both: spam filters and mail clients need them. TLS checks the server's certificate
     against the system's CAs, or ``settings.ca_file`` when given. Raises MailError naming ``host:port``
-    when the server cannot be reached, refuses TLS or the login, or rejects the message; the error never
-    quotes the password.
+    when the server cannot be reached, refuses TLS or the login, or rejects the message, or when a username
+    is set and its password's variable is not; the error never quotes the password.
     """
+    if settings.username and settings.password is None:  # else a login with no password, refused as a wrong one
+        raise MailError(
+            f"cannot send mail through {settings.host}:{settings.port}: mail.username is set but "
+            f"{settings.password_env}, the variable of its password (mail.password_env), is not"
+        )
     if message["Date"] is None:
         message["Date"] = formatdate(localtime=True)
     if message["Message-ID"] is None:

@@ -7,6 +7,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -18,6 +19,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
 
 from chatpulse.config import MailSettings, load_settings
+from chatpulse.mail import MailError, send
 from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from chatpulse.reports.alerts import AlertSummary
 from chatpulse.reports.mail import (
@@ -370,3 +372,21 @@ def test_the_subject_and_text_say_one_request_and_a_cost_under_a_cent_as_it_is()
     assert "$0.0051" in plain_text(DAY, Headline.of(day), AlertSummary())
     busier = Headline.of(pd.Series({**day, "requests": 2}))
     assert subject(DAY, busier, AlertSummary()).startswith(f"ChatPulse {DAY}: 2 requests, ")
+
+
+def test_a_username_without_its_password_variable_names_the_variable(tmp_path: Path) -> None:
+    """It logged in with an empty password, and the server's refusal read as a wrong password."""
+    config = tmp_path / "chatpulse.yaml"
+    config.write_text(
+        "mail: {host: 127.0.0.1, port: 2525, sender: r@example.com, recipients: [o@example.com],"
+        " username: reports, password_env: SMTP_PW_UNSET}\n",
+        encoding="utf-8",
+    )
+    settings = load_settings(config, env={})
+    assert settings.mail is not None and settings.mail.password is None
+    with pytest.raises(MailError) as raised:
+        send(EmailMessage(), settings.mail)
+    assert str(raised.value) == (
+        "cannot send mail through 127.0.0.1:2525: mail.username is set but SMTP_PW_UNSET, the variable of its "
+        "password (mail.password_env), is not"
+    )
