@@ -1,7 +1,7 @@
 """YAML files a user edits (configuration, price table, alert rules): read, then validated by pydantic.
 
 A mistake comes back as one line naming the key path and what was expected,
-`sources[1].columns.timestamp: expected a string, got 5`, never a traceback. Models
+`sources[1].columns.timestamp: expected a string, got 5 (line 7)`, never a traceback. Models
 declare what they accept with pydantic types; `expect` words a field's message;
 `describe` is the one place a `ValidationError` becomes that line.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from functools import cache
 from pathlib import Path
@@ -60,13 +60,69 @@ def _date_or_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
         return loader.construct_scalar(node)
 
 
+class _Mapping(dict):
+    """A YAML mapping as a dict that remembers the line (1-based) of each of its keys."""
+
+    lines: dict[Any, int]
+
+
+class _Sequence(list):
+    """A YAML sequence as a list that remembers the line (1-based) of each of its items."""
+
+    lines: list[int]
+
+
+def _refuse_duplicates(node: yaml.MappingNode) -> None:
+    """A key written twice in one mapping is an error at its second place: PyYAML keeps the last without a
+    word, so a second `mail:` or `sources:` further down would silently replace the first."""
+    seen: dict[Any, yaml.Mark] = {}
+    for key, _ in node.value:
+        if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+            continue
+        if key.value in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key '{key.value}' (first at line {seen[key.value].line + 1})", key.start_mark
+            )
+        seen[key.value] = key.start_mark
+
+
+def _mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Iterator[_Mapping]:
+    data = _Mapping()
+    yield data  # first, as PyYAML's own constructor does, so an alias inside can refer to it
+    _refuse_duplicates(node)
+    data.update(loader.construct_mapping(node))  # flattens merge keys (<<) into node.value first
+    data.lines = {loader.construct_object(key): key.start_mark.line + 1 for key, _ in node.value}
+
+
+def _sequence(loader: yaml.SafeLoader, node: yaml.SequenceNode) -> Iterator[_Sequence]:
+    data = _Sequence()
+    yield data
+    data.extend(loader.construct_sequence(node))
+    data.lines = [item.start_mark.line + 1 for item in node.value]
+
+
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _date_or_text)
+_Loader.add_constructor("tag:yaml.org,2002:map", _mapping)
+_Loader.add_constructor("tag:yaml.org,2002:seq", _sequence)
+
+
+def line_of(raw: Any, loc: Sequence[str | int]) -> int | None:
+    """The line (1-based) in its file of the value at key path `loc` inside `raw` as `read_yaml` gave it:
+    the deepest key or item of the path found; None where the path leaves the file's mappings at once."""
+    line = None
+    for part in loc:
+        in_mapping = isinstance(raw, _Mapping) and part in raw.lines
+        if not (in_mapping or (isinstance(raw, _Sequence) and isinstance(part, int) and 0 <= part < len(raw))):
+            break
+        line, raw = raw.lines[part], raw[part]
+    return line
 
 
 def read_yaml(path: Path, error: type[Exception], what: str) -> Any:
     """The parsed document of `path` (None when empty); `error` names the file when it is
     unreadable (`cannot read <what> <path>: ...`) or not YAML (one line with the line and column:
-    `<path>: not valid YAML at line 4, column 10: ...`)."""
+    `<path>: not valid YAML at line 4, column 10: ...`; also a key written twice in one mapping). Its
+    mappings and lists remember their keys' lines, which `validate` gives in its errors."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -192,14 +248,17 @@ def _shown(value: Any) -> str:
     return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
 
 
-def describe(exc: ValidationError, where: str = "") -> str:
-    """Every error of `exc` as `path: what`, on one line joined by '; '; paths start at `where`."""
+def describe(exc: ValidationError, where: str = "", raw: Any = None) -> str:
+    """Every error of `exc` as `path: what`, on one line joined by '; '; paths start at `where`. Given the
+    document `raw` as `read_yaml` read it, each ends with the line of its key in the file: `(line 12)`."""
     lines = []
     for error in exc.errors():
         key = error.get("ctx", {}).get("key")
         loc = [*error["loc"], *([key] if key else [])]
         path = key_path([where, *loc] if where else loc)
-        lines.append(f"{path}: {_what(error)}" if path else _what(error))
+        line = line_of(raw, loc)
+        at = f" (line {line})" if line is not None else ""
+        lines.append(f"{path}: {_what(error)}{at}" if path else f"{_what(error)}{at}")
     return "; ".join(dict.fromkeys(lines))
 
 
@@ -209,8 +268,9 @@ def _adapter(kind: Any) -> TypeAdapter[Any]:
 
 
 def validate(kind: type[T], raw: Any, error: type[Exception], where: str = "") -> T:
-    """`raw` (parsed YAML) as `kind`; else `error` naming each wrong key below `where` and what was expected."""
+    """`raw` (parsed YAML) as `kind`; else `error` naming each wrong key below `where`, what was expected and,
+    for a document `read_yaml` read, the key's line."""
     try:
         return _adapter(kind).validate_python(raw)
     except ValidationError as exc:
-        raise error(describe(exc, where)) from None
+        raise error(describe(exc, where, raw)) from None

@@ -133,7 +133,7 @@ def test_a_configuration_error_names_the_key(tmp_path: Path) -> None:
     result = chatpulse("--config", str(config), "run", "--start", "2026-11-20")
     assert result.exit_code == 2
     assert result.stderr.strip() == (
-        f"chatpulse: error: {config}: sources[0].latency_unit: expected one of ms, s, got 'minutes'"
+        f"chatpulse: error: {config}: sources[0].latency_unit: expected one of ms, s, got 'minutes' (line 4)"
     )
 
 
@@ -145,7 +145,7 @@ def _bad_config(folder: Path) -> Path:
 
 def test_the_configuration_comes_from_the_environment_or_after_the_command(tmp_path: Path) -> None:
     config = _bad_config(tmp_path)
-    error = f"chatpulse: error: {config}: sources[0].latency_unit: expected one of ms, s, got 'minutes'\n"
+    error = f"chatpulse: error: {config}: sources[0].latency_unit: expected one of ms, s, got 'minutes' (line 4)\n"
     from_env = chatpulse("run", "--start", "2026-11-20", CHATPULSE_CONFIG=str(config))
     after = chatpulse("run", "--config", str(config), "--start", "2026-11-20")
     assert (from_env.exit_code, from_env.stderr) == (after.exit_code, after.stderr) == (2, error)
@@ -238,7 +238,8 @@ def test_the_console_script_runs_as_a_process(tmp_path: Path) -> None:
     )
     assert (failed.returncode, failed.stdout) == (2, "")
     assert (
-        failed.stderr == f"chatpulse: error: {config}: sources[0].latency_unit: expected one of ms, s, got 'minutes'\n"
+        failed.stderr
+        == f"chatpulse: error: {config}: sources[0].latency_unit: expected one of ms, s, got 'minutes' (line 4)\n"
     )
 
 

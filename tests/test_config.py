@@ -3,6 +3,8 @@ from pathlib import Path
 import pytest
 from dagster import asset, materialize
 
+from chatpulse.alerting.rules import AlertRuleError
+from chatpulse.alerting.rules import load_rules as load_alert_rules
 from chatpulse.behaviour.scenario_rules import ScenarioRuleError, load_rules
 from chatpulse.config import ConfigError, Settings, load_settings, settings_from_mapping
 from chatpulse.pipelines.resources import ChatPulseSettings
@@ -117,48 +119,89 @@ def test_a_yaml_syntax_error_is_one_line_with_the_file_line_and_column(tmp_path:
     )
 
 
+def test_a_key_written_twice_is_an_error_at_its_second_line(tmp_path: Path) -> None:
+    """PyYAML keeps the last of two equal keys without a word: a second `mail:` further down a long file
+    would silently replace the first."""
+    config = tmp_path / "chatpulse.yaml"
+    config.write_text("timezone: UTC\nmail:\n  host: a\n  host: b\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        load_settings(config, env={})
+    assert str(error.value) == f"{config}: not valid YAML at line 4, column 3: duplicate key 'host' (first at line 3)"
+    config.write_text("timezone: UTC\nsession_gap_minutes: 30\n\ntimezone: Europe/Paris\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"at line 4, column 1: duplicate key 'timezone' \(first at line 1\)"):
+        load_settings(config, env={})
+
+
+def test_a_merge_key_may_be_overridden_and_errors_inside_it_keep_their_line(tmp_path: Path) -> None:
+    """YAML's merge key (`<<: *base`) is how a long file shares settings: a key beside it that overrides one
+    of the merged mapping is not a duplicate."""
+    config = tmp_path / "chatpulse.yaml"
+    config.write_text(
+        "sources:\n  - &base {kind: requests, pattern: 'a*.jsonl', latency_unit: ms}\n"
+        "  - <<: *base\n    pattern: 'b*.jsonl'\n    latency_unit: minutes\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as error:
+        load_settings(config, env={})
+    assert str(error.value).endswith("sources[1].latency_unit: expected one of ms, s, got 'minutes' (line 5)")
+
+
+def test_an_alert_rule_error_gives_the_line_of_its_key(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n  - name: slow\n    metric: latency_p95_ms\n    comparison: '>'\n    threshold: 900\n"
+        "  - name: errors\n    metric: error_rate\n    comparison: '>'\n    threshold: high\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(AlertRuleError, match=r"rules\[1\]\.threshold: .* \(line 9\)$"):
+        load_alert_rules(rules)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         # PyYAML used to raise on the impossible date while parsing, with no key and a long traceback.
-        ("start_date: 2026-13-45\n", "start_date: expected a date YYYY-MM-DD, got '2026-13-45'"),
-        ("start_date: 20260101\n", "start_date: expected a date YYYY-MM-DD, got 20260101"),
-        ("schedule_time: '25:00'\n", "schedule_time: expected a time of day HH:MM, got '25:00'"),
-        ("schedule_time: 7:30\n", "schedule_time: expected a time of day HH:MM, got 450"),  # YAML 1.1: base 60
-        ("timezone: America\n", "timezone: unknown time zone 'America'"),  # a folder of zones, not a zone
+        ("start_date: 2026-13-45\n", "start_date: expected a date YYYY-MM-DD, got '2026-13-45' (line 1)"),
+        ("start_date: 20260101\n", "start_date: expected a date YYYY-MM-DD, got 20260101 (line 1)"),
+        ("schedule_time: '25:00'\n", "schedule_time: expected a time of day HH:MM, got '25:00' (line 1)"),
+        ("schedule_time: 7:30\n", "schedule_time: expected a time of day HH:MM, got 450 (line 1)"),  # YAML 1.1: base 60
+        ("timezone: America\n", "timezone: unknown time zone 'America' (line 1)"),  # a folder of zones, not a zone
         (
             "sources:\n  - {kind: requests, pattern: '*'}\n"
             "  - {kind: requests, pattern: '*', columns: {timestamp: 5}}\n",
             "sources[1].columns.timestamp: expected a column name, a path or a derived value "
-            "(duration, sum, map, first), got 5",
+            "(duration, sum, map, first), got 5 (line 3)",
         ),
         (
             "sources:\n  - {kind: requests, pattern: '*', timestamp: {format: iso, zone: UTC}}\n",
             "sources[0].timestamp.zone: unknown key (did you mean 'timezone'? expected one of fallback, format, "
-            "origin, timezone)",
+            "origin, timezone) (line 2)",
         ),
         (
             "sources:\n  - {kind: requests, pattern: '*', timestamp: {format: seconds_since, origin: 0}}\n",
-            "sources[0].timestamp.origin: expected an ISO date or time, got 0",
+            "sources[0].timestamp.origin: expected an ISO date or time, got 0 (line 2)",
         ),
-        ("session_gap_minutes: true\n", "session_gap_minutes: expected a positive number, got True"),
-        ("session_gap_minutes: '30'\n", "session_gap_minutes: expected a positive number, got '30'"),
+        ("session_gap_minutes: true\n", "session_gap_minutes: expected a positive number, got True (line 1)"),
+        ("session_gap_minutes: '30'\n", "session_gap_minutes: expected a positive number, got '30' (line 1)"),
         (
             "content_retention_days: 2.5\n",
-            "content_retention_days: expected a whole number of days, at least 1, got 2.5",
+            "content_retention_days: expected a whole number of days, at least 1, got 2.5 (line 1)",
         ),
         (
             "mail: {host: h, sender: a@x, recipients: [ops]}\n",
-            "mail.recipients: expected a non-empty list of e-mail addresses, got ['ops']",
+            "mail.recipients: expected a non-empty list of e-mail addresses, got ['ops'] (line 1)",
         ),
         (
             "mail: {host: h, sender: a@x, recipients: [b@x], password: secret}\n",
             "mail.password: unknown key (did you mean 'password_env'? expected one of ca_file, host, password_env, "
-            "port, recipients, security, sender, timeout_s, username)",
+            "port, recipients, security, sender, timeout_s, username) (line 1)",
         ),
         ("- a list\n", "expected a mapping, got ['a list']"),
         # A long wrong value (a pasted document, a blob) is quoted cut to 80 characters.
-        (f"session_gap_minutes: {'9' * 200}x\n", f"session_gap_minutes: expected a positive number, got '{'9' * 78}…"),
+        (
+            f"session_gap_minutes: {'9' * 200}x\n",
+            f"session_gap_minutes: expected a positive number, got '{'9' * 78}… (line 1)",
+        ),
     ],
 )
 def test_a_wrong_value_is_one_line_naming_the_file_and_key(tmp_path: Path, text: str, message: str) -> None:
