@@ -131,6 +131,30 @@ def test_a_column_renamed_in_one_file_of_several_is_a_warning_naming_that_file(t
     ]
 
 
+def test_a_file_of_failed_requests_only_is_not_judged_by_the_columns_answers_hold(tmp_path: Path) -> None:
+    """An hour of 429s logs no usage or model: not a renamed field. A file of answers without them still is."""
+    answer = {"time": "2026-11-20T10:00:00Z", "status": 200, "usage": {"prompt_tokens": 5}, "model": "m"}
+    failure = {"time": "2026-11-20T11:00:00Z", "status": 429, "error": {"type": "rate_limit"}}
+    write_jsonl(tmp_path / "landing" / "calls-1.jsonl", [answer] * 3)
+    write_jsonl(tmp_path / "landing" / "calls-2.jsonl", [failure] * 2)
+    columns = {
+        "timestamp": "time",
+        "status_code": "status",
+        "prompt_tokens": "usage.prompt_tokens",
+        "model": "model",
+        "error_type": "error.type",
+    }
+    source = {"name": "calls", "kind": "requests", "pattern": "calls-*", "columns": columns, "optional": ["error_type"]}
+    result = check(write_config(tmp_path, landing_dir="landing", start_date="2026-11-01", sources=[source]))
+    assert warnings(result) == []
+    write_jsonl(tmp_path / "landing" / "calls-3.jsonl", [{**failure, "status": 200, "error": None}])
+    result = check(write_config(tmp_path, landing_dir="landing", start_date="2026-11-01", sources=[source]))
+    assert warnings(result) == [
+        "source 'calls': column 'model' is not in calls-3.jsonl (1 of its 2 files)",
+        "source 'calls': column 'usage.prompt_tokens' (prompt_tokens) is not in calls-3.jsonl (1 of its 2 files)",
+    ]
+
+
 def test_a_typo_in_a_column_name_is_named_with_its_source(tmp_path: Path) -> None:
     write_csv(tmp_path / "landing" / "trace-1.csv", TRACE_HEADER, TRACE_ROWS)
     typo = {**TRACE_SOURCE, "columns": {**TRACE_SOURCE["columns"], "session_id": "Sesion ID"}}
@@ -320,6 +344,16 @@ def test_unreadable_files_and_values_are_warnings_not_crashes(tmp_path: Path) ->
     lines = result.stdout.splitlines()
     assert "  requests-1.jsonl.gz: cannot be read" in lines
     assert "  messages-1.jsonl: 0 rows, no readable time, 2 malformed lines (lines 1, 2)" in lines
+
+
+def test_a_column_with_some_unreadable_values_names_the_first_line_and_why(tmp_path: Path) -> None:
+    """Not a mapping mistake (the run quarantines those rows with their reasons), but worth seeing before it."""
+    ok = {"timestamp": "2026-11-20T10:00:00Z", "latency_ms": 120}
+    rows = [ok, ok, {"timestamp": "2026-11-20T10:01:00Z", "latency_ms": "abc"}, ok, {**ok, "latency_ms": "x"}]
+    write_jsonl(tmp_path / "landing" / "requests-1.jsonl", rows)
+    result = check(write_config(tmp_path, landing_dir="landing", start_date="2026-11-01"))
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("  latency_ms <- ")]
+    assert ", 2 unreadable (first: requests-1.jsonl line 3: not a number)" in line
 
 
 def test_a_time_format_that_reads_no_value_says_why(tmp_path: Path) -> None:

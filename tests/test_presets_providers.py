@@ -140,13 +140,14 @@ def test_openai_chat_stream_usage_in_the_last_chunk(formats: Path, tmp_path: Pat
     assert pd.isna(row["prompt_tokens"]) and row["finish_reason"] == finish[-1] and row[UNMETERED_COLUMN]
 
 
-def test_openai_batch_output_joins_on_custom_id_and_reads_errors(formats: Path, tmp_path: Path) -> None:
+def test_openai_batch_output_reads_every_request_and_its_errors(formats: Path, tmp_path: Path) -> None:
     lines = [
         json.loads(line) for line in (formats / "openai-batch-output-queryreformulation.jsonl").read_text().splitlines()
     ]
     # An older output (Oct 2024) has no audio or prediction counts; failed requests carry `error` or an error body.
+    # It (another batch) reuses a custom_id: its request is another one all the same.
     older = json.loads(json.dumps(lines[0]))
-    older["custom_id"] = "older"
+    older["id"], older["response"]["body"]["id"] = "batch_req_older", "chatcmpl-older"
     usage = older["response"]["body"]["usage"]
     del usage["prompt_tokens_details"]["audio_tokens"]
     usage["completion_tokens_details"] = {"reasoning_tokens": usage["completion_tokens_details"]["reasoning_tokens"]}
@@ -170,7 +171,7 @@ def test_openai_batch_output_joins_on_custom_id_and_reads_errors(formats: Path, 
     frame = _by_id(read_source(tmp_path / "batch.jsonl", _preset("openai_batch_output"), "batch.jsonl"))
     assert len(frame) == len(lines) + 3
     for line in [*lines, older]:
-        row, body = frame[line["custom_id"]], line["response"]["body"]
+        row, body = frame[line["response"]["body"]["id"]], line["response"]["body"]
         assert row["timestamp"] == pd.Timestamp(body["created"], unit="s", tz="UTC")  # per request
         assert (row["prompt_tokens"], row["completion_tokens"], row["total_tokens"]) == tuple(
             body["usage"][key] for key in ("prompt_tokens", "completion_tokens", "total_tokens")
@@ -178,11 +179,12 @@ def test_openai_batch_output_joins_on_custom_id_and_reads_errors(formats: Path, 
         assert row["reasoning_tokens"] == body["usage"]["completion_tokens_details"]["reasoning_tokens"]
         assert row["cached_tokens"] == body["usage"]["prompt_tokens_details"]["cached_tokens"]
         assert row["status_code"] == line["response"]["status_code"] and row["model"] == body["model"]
-    assert sum(frame[line["custom_id"]]["reasoning_tokens"] > 0 for line in lines) == len(lines)
+    assert sum(frame[line["response"]["body"]["id"]]["reasoning_tokens"] > 0 for line in lines) == len(lines)
     # The bodies say `service_tier: default`; every line of a Batch API output was billed at batch rates.
     assert {line["response"]["body"]["service_tier"] for line in lines} == {"default"}
     assert {frame[key]["service_tier"] for key in frame} == {"batch"}
-    failed = pd.DataFrame([frame["expired"], frame["refused"]])
+    # A line without a completion keeps the batch line's own id.
+    failed = pd.DataFrame([frame["batch_req_x"], frame["batch_req_y"]])
     assert failed["error_code"].tolist() == ["batch_expired", "context_length_exceeded"]
     assert failed["status_code"].tolist()[1] == 400 and is_error(failed).all()
     assert error_kind(failed).tolist() == ["other", "context_length"]
@@ -390,7 +392,7 @@ def test_a_day_of_openai_batch_output_through_the_daily_job(formats: Path, tmp_p
     assert check.passed  # the preset's optional columns (no latency in a batch file) are no mapping mistake
     store = Warehouse(load_settings(config, env={}).database_url)
     requests = store.read("requests", day)
-    assert sorted(requests["request_id"]) == sorted(line["custom_id"] for line in lines)
+    assert sorted(requests["request_id"]) == sorted(line["response"]["body"]["id"] for line in lines)
     usages = [line["response"]["body"]["usage"] for line in lines]
     costs = store.read("model_costs", day)
     assert int(costs["prompt_tokens"].sum()) == sum(u["prompt_tokens"] for u in usages)

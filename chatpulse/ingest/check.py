@@ -36,7 +36,7 @@ from chatpulse.ingest.paths import Resolver, read_column, top_keys
 from chatpulse.ingest.privacy import content_columns, mask
 from chatpulse.ingest.sqlsource import count_day, query_day, raw_rows, source_label
 from chatpulse.mapping import split_path
-from chatpulse.schema import COLUMNS, SOURCE_LINE, Kind
+from chatpulse.schema import COLUMNS, SOURCE_LINE, Kind, is_error
 
 # Rows read from the start of each file. 1,000 puts a fill rate within about 3 points of the
 # whole file's (a binomial 95% interval is at most +-3.1 points at this size), shows an example of
@@ -75,8 +75,8 @@ class ColumnSample:
     """One canonical column in one file's sample: is its source column there (a path that reaches a
     record; for a derived value, any of its paths), how many rows hold a value, how many of those
     could not be read and the first one's reason (`not a number (timestamp.format is epoch_ms)`, never
-    a value), the first parsed value (masked; None where never shown), and the paths it reads that
-    reach no record (`missing`)."""
+    a value) and line, the first parsed value (masked; None where never shown), and the paths it reads
+    that reach no record (`missing`)."""
 
     found: bool
     filled: int = 0
@@ -84,6 +84,7 @@ class ColumnSample:
     example: str | None = None
     missing: tuple[str, ...] = ()
     reason: str | None = None
+    unreadable_line: int | None = None  # of the first unreadable value in its file
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ class FileSample:
     error: str | None = None
     malformed_lines: tuple[int, ...] = ()
     undated_lines: tuple[int, ...] = ()
+    failed_only: bool = False  # every sampled record is a failed request (an error body holds no usage, model, ...)
 
 
 def _readable_name(name: str) -> bool:
@@ -177,13 +179,20 @@ def example(values: pd.Series, name: str, kind: Kind, tz: str) -> str | None:
     return json.dumps(text, ensure_ascii=False)
 
 
-def _unreadable(errors: pd.Series, name: str) -> tuple[int, str | None]:
+def _unreadable(errors: pd.Series, lines: pd.Series, name: str) -> tuple[int, str | None, int | None]:
     """Rows whose extract reasons name the column ('latency_ms: not a number'), and the first such reason
-    without the column's name."""
+    without the column's name, with its line."""
     prefix = f"{name}:"
-    named = [[r for r in reasons if r.startswith(prefix)] for reasons in errors if isinstance(reasons, list)]
-    named = [found for found in named if found]
-    return len(named), (named[0][0][len(prefix) :].strip() if named else None)
+    named = [
+        (line, [r for r in reasons if r.startswith(prefix)])
+        for reasons, line in zip(errors, lines, strict=True)
+        if isinstance(reasons, list)
+    ]
+    named = [(line, found) for line, found in named if found]
+    if not named:
+        return 0, None, None
+    line, found = named[0]
+    return len(named), found[0][len(prefix) :].strip(), int(line)
 
 
 def _summarise(raw: RawFile, frame: pd.DataFrame, source: SourceConfig, tz: str, label: str, more: bool) -> FileSample:
@@ -201,8 +210,8 @@ def _summarise(raw: RawFile, frame: pd.DataFrame, source: SourceConfig, tz: str,
             columns[name] = ColumnSample(found=False, missing=missing)
             continue
         shown = example(frame[name], name, source.kind, tz)
-        unreadable, reason = _unreadable(errors, name)
-        columns[name] = ColumnSample(True, int(filled.sum()), unreadable, shown, missing, reason)
+        unreadable, reason, line = _unreadable(errors, frame[SOURCE_LINE], name)
+        columns[name] = ColumnSample(True, int(filled.sum()), unreadable, shown, missing, reason, line)
     read = {key for name in COLUMNS[source.kind] for path in source.inputs(name) for key in top_keys(path)}
     stamps = frame["timestamp"].dropna()
     days = Counter(day.date() for day in local_days(stamps, tz))
@@ -225,6 +234,7 @@ def _summarise(raw: RawFile, frame: pd.DataFrame, source: SourceConfig, tz: str,
         offsets=offsets,
         malformed_lines=tuple(sorted(line for line, _ in raw.malformed)[:SHOWN_LINES]),
         undated_lines=tuple(sorted(int(line) for line in frame.loc[undated, SOURCE_LINE])[:SHOWN_LINES]),
+        failed_only=source.kind is Kind.REQUESTS and len(frame) > 0 and bool(is_error(frame).all()),
     )
 
 
@@ -358,18 +368,23 @@ def readable(samples: Sequence[FileSample]) -> list[FileSample]:
 def sample_findings(source: SourceConfig, samples: Sequence[FileSample]) -> list[Finding]:
     """What a source's file samples show is wrong with its mapping.
 
-    Files that cannot be read; columns it relies on (`relied_on`) that are in none of its files
-    holding records; columns whose every sampled value is unreadable; a `timestamp.timezone` when
-    every sampled time carries its own offset. Only names and counts, never a value.
+    Files that cannot be read; columns it relies on (`relied_on`) that are missing from some of its files
+    holding records (of requests, from those holding an answer, where any does: not from a file of errors
+    only); columns whose every sampled value is unreadable; a `timestamp.timezone` when every sampled time
+    carries its own offset. Only names and counts, never a value.
     """
     texts = [f"{s.label} cannot be read: {s.error}" for s in samples if s.error is not None]
     read = readable(samples)
+    # A file of failed requests only (an hour of 429s, a blocked prompt) lacks what answers hold: judged by
+    # the files that hold an answer, where there are any.
+    answered = [s for s in read if not s.failed_only] or read
     for name in relied_on(source) if read else ():
         for path in source.inputs(name):
-            lacking = [s for s in read if path in s.columns[name].missing]
+            lacking = [s for s in answered if path in s.columns[name].missing]
             if lacking:
                 hint = _hint(path, lacking) if len(split_path(path)) == 1 else ""
-                texts.append(f"column {_named(path, name)} is {_where_missing(source, lacking, len(read))}{hint}")
+                where = _where_missing(source, lacking, len(answered))
+                texts.append(f"column {_named(path, name)} is {where}{hint}")
         found = [s.columns[name] for s in read if s.columns[name].found]
         filled, unreadable = sum(c.filled for c in found), sum(c.unreadable for c in found)
         if found and filled and unreadable == filled:

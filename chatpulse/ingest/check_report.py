@@ -118,7 +118,9 @@ def _column_lines(source: SourceConfig, samples: Sequence[FileSample]) -> list[s
             text += ", " + ", ".join(f"'{path}'" for path in unmet) + " NOT FOUND"
         unreadable = sum(c.unreadable for c in stats)
         if unreadable:
-            text += f", {unreadable:,} unreadable"
+            first = next((sample, c) for sample, c in zip(found, stats, strict=True) if c.unreadable)
+            text += f", {unreadable:,} unreadable (first: {first[0].label} line {first[1].unreadable_line}"
+            text += f": {first[1].reason})" if first[1].reason else ")"
         if len(found) < len(samples):
             text += f", not in {', '.join(s.label for s in samples if not s.columns[name].found)}"
         shown = next((c.example for c in stats if c.example is not None), None)
