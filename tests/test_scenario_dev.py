@@ -28,25 +28,25 @@ from chatpulse.behaviour.scenarios import DEFAULT_LABELS, classify_prompts
 DEV = Path(__file__).parent / "data" / "scenario_dev"
 # Written by people who never saw the corpus, the rules, the model or any error, after the corpus was extended.
 BLIND = Path(__file__).parent / "data" / "scenario_blind"
-BLIND_FLOORS: dict[str, float] = {"en": 0.92, "zh": 0.89}
+BLIND_FLOORS: dict[str, float] = {"de": 0.85, "en": 0.92, "es": 0.83, "fr": 0.93, "ja": 0.93, "ru": 0.89, "zh": 0.89}
 # A little below the accuracy measured when the model was shipped; the README's table gives each.
 FLOORS: dict[str, float] = {
-    "ar": 0.8,
+    "ar": 0.88,
     "de": 0.92,
     "en": 0.92,
     "es": 0.91,
     "fr": 0.88,
-    "id": 0.82,
+    "id": 0.8,
     "it": 0.92,
     "ja": 0.88,
     "ko": 0.88,
-    "nl": 0.83,
-    "pl": 0.75,
+    "nl": 0.88,
+    "pl": 0.85,
     "pt": 0.92,
     "ru": 0.89,
-    "tr": 0.8,
+    "tr": 0.93,
     "uk": 0.88,
-    "vi": 0.9,
+    "vi": 0.95,
     "zh": 0.96,
 }
 
