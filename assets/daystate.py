@@ -30,13 +30,17 @@ PARTITION_TAG = "dagster/partition"
 # A run in one of these may still write its day's tables.
 IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
 POLL_SECONDS = 2.0
+# The step that only mails the day's report, after every step that writes what other days read: a run that
+# has reached it is not waited for (its retries take minutes while a mail server is down).
+MAIL_STEP = "report_email"
 
 
 def earlier_days_in_flight(context: AssetExecutionContext) -> list[str]:
-    """The days before the run's own whose runs were created before it and have not ended, oldest first.
+    """The days before the run's own whose runs were created before it and are still writing, oldest first.
 
     Only runs created earlier count: a queue launches runs in the order they were submitted, so those are
-    running or will be, and two runs never wait for each other.
+    running or will be, and two runs never wait for each other. A run that has reached its mail step
+    (MAIL_STEP) has written all it writes.
     """
     instance = context.instance
     mine = instance.get_run_record_by_id(context.run.run_id)
@@ -50,12 +54,14 @@ def earlier_days_in_flight(context: AssetExecutionContext) -> list[str]:
             for record in records
             if record.dagster_run.run_id != mine.dagster_run.run_id
             and (other := record.dagster_run.tags.get(PARTITION_TAG, day)) < day
+            and not instance.get_run_step_stats(record.dagster_run.run_id, step_keys=[MAIL_STEP])
         }
     )
 
 
 def wait_for_earlier_days(context: AssetExecutionContext, minutes: int) -> None:
-    """Return once no earlier day's run submitted before this one is queued or running, or after ``minutes``.
+    """Return once no earlier day's run submitted before this one is still writing (earlier_days_in_flight), or
+    after ``minutes``.
 
     The steps that read other days' tables (rolling users and trends, the scenario spotlight, alert
     baselines and budgets, the report and its index and weekly pages) call it first, so days run at once

@@ -18,7 +18,7 @@ from dagster import (
     asset,
 )
 
-from chatpulse.assets.daystate import drawing_state, finished, wait_for_earlier_days
+from chatpulse.assets.daystate import MAIL_STEP, drawing_state, finished, wait_for_earlier_days
 from chatpulse.days import DaySpan, day_bounds
 from chatpulse.daystate import REPORT, other_reads
 from chatpulse.metrics.users import window
@@ -133,6 +133,7 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         return MaterializeResult(metadata={name: MetadataValue.path(str(page)) for name, page in pages.items()})
 
     @asset(
+        name=MAIL_STEP,  # runs of later days do not wait for this step (wait_for_earlier_days)
         partitions_def=partitions,
         deps=[daily_report],
         group_name="report",

@@ -21,10 +21,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 import yaml
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import DagsterEvent, DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster._core.storage.dagster_run import DagsterRun
 
-from chatpulse.assets.daystate import earlier_days_in_flight, wait_for_earlier_days
+from chatpulse.assets.daystate import MAIL_STEP, PARTITION_TAG, earlier_days_in_flight, wait_for_earlier_days
 from chatpulse.config import load_settings
 from chatpulse.pipelines.cli import last_days, run_days
 from chatpulse.pipelines.instance import prepare_dagster_home
@@ -232,3 +232,22 @@ def test_a_day_waits_for_earlier_days_submitted_before_it_and_only_those() -> No
         ending.join()
         assert 1.0 <= time.monotonic() - started < 60  # it waited for that run to end, and no longer
         assert earlier_days_in_flight(context) == []
+
+
+def test_a_day_does_not_wait_for_an_earlier_run_that_is_only_mailing() -> None:
+    """The mail step writes nothing another day reads, and retries for minutes while the server is down."""
+    with DagsterInstance.ephemeral() as instance:
+        runs = {}
+        for day in ("2026-11-18", "2026-11-19", "2026-11-20"):
+            runs[day] = DagsterRun(
+                job_name="daily_pipeline", status=DagsterRunStatus.STARTED, tags={PARTITION_TAG: day}
+            )
+            instance.run_storage.add_run(runs[day])
+            time.sleep(0.01)
+        context = SimpleNamespace(instance=instance, run=runs["2026-11-20"], partition_key="2026-11-20", log=_Log())
+        assert earlier_days_in_flight(context) == ["2026-11-18", "2026-11-19"]
+        for step in ("daily_report", MAIL_STEP):  # the 18th's run has started mailing; the 19th's is drawing
+            day = "2026-11-18" if step == MAIL_STEP else "2026-11-19"
+            event = DagsterEvent(DagsterEventType.STEP_START.value, "daily_pipeline", step_key=step)
+            instance.report_dagster_event(event, runs[day].run_id)
+        assert earlier_days_in_flight(context) == ["2026-11-19"]
