@@ -23,7 +23,8 @@ from dagster import (
 from chatpulse.alerting.delivery import failure_mail
 from chatpulse.behaviour.midnight import rejoined_days
 from chatpulse.config import Settings
-from chatpulse.ingest.watch import already_read, scan
+from chatpulse.daystate import TABLE as DAY_STEPS
+from chatpulse.ingest.watch import already_read, held_days, scan
 from chatpulse.mail import send
 from chatpulse.pipelines.cli_errors import run_error
 from chatpulse.warehouse import Warehouse
@@ -36,7 +37,9 @@ def landing_sensor(job_name: str, partitions: PartitionsDefinition, settings: Se
     """Every `sensor_interval_seconds`, request a run of the job for each day the changed files touch.
 
     The cursor is {path: [size, mtime_ns]} of every file seen, so each version of a file counts once;
-    it starts from the files pipeline runs have already read. It runs as soon as `dagster dev` starts.
+    it starts from the files pipeline runs have already read, and its first tick also requests the days those
+    files hold that no run has written (a run of one day reads every file that may hold it, and records all
+    of them). It runs as soon as `dagster dev` starts.
     """
 
     @sensor(
@@ -47,10 +50,13 @@ def landing_sensor(job_name: str, partitions: PartitionsDefinition, settings: Se
         description=f"Watches {settings.landing_dir} and runs the days a new or changed file touches.",
     )
     def _sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+        never_run: set[str] = set()
         if context.cursor:
             seen = json.loads(context.cursor)
         else:
-            seen = already_read(Warehouse(settings.database_url), settings.landing_dir)
+            warehouse = Warehouse(settings.database_url)
+            seen = already_read(warehouse, settings.landing_dir)
+            never_run = held_days(warehouse) - set(warehouse.read_days(DAY_STEPS, None, None)["day"])
         found = scan(settings.landing_dir, settings.sources, settings.timezone, seen)
         for path, error in found.unreadable.items():
             context.log.warning(f"{path}: cannot read, skipped until it changes: {error}")
@@ -61,6 +67,9 @@ def landing_sensor(job_name: str, partitions: PartitionsDefinition, settings: Se
             context.log.info(f"{day}: not a partition (before start_date or after today), not run")
         for day in sorted(_rejoined(found.events, valid, settings) - set(days)):
             context.log.info(f"{day}: run again, new rows of the day next to it continue or begin its sessions")
+            days.append(day)
+        for day in sorted((never_run & valid) - set(days)):
+            context.log.info(f"{day}: its files were read by another day's run, and no run has written it yet")
             days.append(day)
         days.sort()
         if not days:

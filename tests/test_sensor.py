@@ -3,6 +3,7 @@ next to them whose stored sessions its rows continue or begin earlier."""
 
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +11,7 @@ import pytest
 from dagster import DagsterInstance
 
 from chatpulse.config import settings_from_mapping
+from chatpulse.daystate import StepRun
 from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from chatpulse.pipelines.sensors import LANDING_SENSOR
 from chatpulse.schema import Kind
@@ -88,10 +90,33 @@ def test_the_first_tick_skips_files_a_run_has_already_read(tmp_path: Path) -> No
     new = write_jsonl(tmp_path / "landing" / "requests-new.jsonl", [_request("r2", "2026-11-22T08:00:00+00:00")])
     stat = read.stat()
     stamp = FileStamp(stat.st_size, stat.st_mtime_ns, frozenset({"2026-11-20"}))
-    Warehouse(settings.database_url).save_stamps(Kind.REQUESTS, {"requests-read.jsonl": stamp})
+    warehouse = Warehouse(settings.database_url)
+    warehouse.save_stamps(Kind.REQUESTS, {"requests-read.jsonl": stamp})
+    warehouse.replace_day("2026-11-20", done=StepRun("clean_requests", "run-1", datetime.now(UTC)))  # its run
     result = sensor_tick(defs, DagsterInstance.ephemeral(), None)
     assert [r.partition_key for r in result.run_requests] == ["2026-11-22"]
     assert set(json.loads(result.cursor)) == {str(read), str(new)}
+
+
+@pytest.mark.pipeline
+def test_the_first_tick_runs_the_days_of_read_files_no_run_has_written(tmp_path: Path) -> None:
+    """A run of one day reads (and records) every file that may hold it: a file of several days read for the
+    21st made its other days look done to the sensor, which then never ran them."""
+    settings = settings_from_mapping({"data_home": str(tmp_path), "start_date": "2026-11-01"}, tmp_path, {})
+    defs = build_definitions(settings)
+    rows = [_request(f"r{day}", f"2026-11-{day}T08:00:00+00:00") for day in (20, 21, 22)]
+    read = write_jsonl(tmp_path / "landing" / "requests-week.jsonl", rows)
+    stat = read.stat()
+    stamp = FileStamp(
+        stat.st_size, stat.st_mtime_ns, frozenset({"2026-10-31", "2026-11-20", "2026-11-21", "2026-11-22"})
+    )
+    warehouse = Warehouse(settings.database_url)
+    warehouse.save_stamps(Kind.REQUESTS, {"requests-week.jsonl": stamp})
+    warehouse.replace_day("2026-11-21", done=StepRun("clean_requests", "run-1", datetime.now(UTC)))
+    instance = DagsterInstance.ephemeral()
+    result = sensor_tick(defs, instance, None)
+    assert [r.partition_key for r in result.run_requests] == ["2026-11-20", "2026-11-22"]  # the 31st: no partition
+    assert sensor_tick(defs, instance, result.cursor).run_requests == []  # the next tick: nothing changed
 
 
 def _stored(warehouse: Warehouse, day: str, rows: list[tuple[str, str | None, str | None]]) -> None:

@@ -75,6 +75,11 @@ def scan(landing_dir: Path, sources: Iterable[SourceConfig], tz: str, seen: Mapp
     return Scan(frozenset(days), stamps, unreadable, pd.concat(events, ignore_index=True))
 
 
+def held_days(warehouse: Warehouse) -> set[str]:
+    """The days (YYYY-MM-DD) the landing files runs have read hold rows of, as their reads recorded."""
+    return {day for kind in Kind for stamp in warehouse.file_stamps(kind).values() for day in stamp.days}
+
+
 def already_read(warehouse: Warehouse, landing_dir: Path) -> dict[str, tuple[int, int]]:
     """The stamps of the landing files whose current version a pipeline run has read.
 
