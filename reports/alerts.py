@@ -13,7 +13,7 @@ import pandas as pd
 
 from chatpulse.alerting.spend import PASSED_ONCE, TWO_SIDED
 from chatpulse.days import window_text
-from chatpulse.reports.formatting import format_metric, missing
+from chatpulse.formatting import format_metric, missing
 from chatpulse.reports.labels import display_label
 
 SEVERITIES = ("error", "warn")  # worst first: the order rows of one status are listed in

@@ -24,8 +24,8 @@ from matplotlib.axis import Axis  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter  # noqa: E402
 
+from chatpulse.formatting import format_ms_tick  # noqa: E402
 from chatpulse.reports import fonts  # noqa: E402
-from chatpulse.reports.formatting import format_ms_tick  # noqa: E402
 from chatpulse.reports.labels import CHART_LABEL_MAX, display_label  # noqa: E402
 
 fonts.configure()  # Chinese scenario and model names draw as glyphs, not boxes

@@ -16,6 +16,7 @@ import pandas as pd
 from matplotlib.dates import DateFormatter
 from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter, PercentFormatter
 
+from chatpulse.formatting import format_duration, format_ms, format_usd
 from chatpulse.reports.chartkit import (
     AMBER,
     BLUE,
@@ -36,7 +37,6 @@ from chatpulse.reports.chartkit import (
     no_data,
     thin_ticks,
 )
-from chatpulse.reports.formatting import format_duration, format_ms, format_usd
 from chatpulse.stats import percentile, present
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-from chatpulse.reports.formatting import DASH, missing
+from chatpulse.formatting import DASH, missing
 
 LABEL_MAX = 48  # a table cell: long enough for "anthropic.claude-3-5-sonnet-20240620-v1:0" or a UUID
 CHART_LABEL_MAX = 24  # beside a bar of a chart drawn for a phone's width

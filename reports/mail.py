@@ -19,9 +19,9 @@ import css_inline
 import pandas as pd
 
 from chatpulse.config import MailSettings
+from chatpulse.formatting import format_int, format_ms, format_pct, format_usd, missing
 from chatpulse.mail import MailError, message_id, send
 from chatpulse.reports.alerts import AlertSummary
-from chatpulse.reports.formatting import format_int, format_ms, format_pct, format_usd, missing
 from chatpulse.reports.render import cost_column, is_complete, read_mail_body
 from chatpulse.warehouse import Warehouse
 

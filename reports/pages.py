@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from chatpulse.daystate import DayState
+from chatpulse.formatting import DASH, format_int, format_ms, format_pct, format_usd
 from chatpulse.reports.alerts import day_marks
-from chatpulse.reports.formatting import DASH, format_int, format_ms, format_pct, format_usd
 from chatpulse.reports.render import mail_body_file, report_file
 from chatpulse.reports.templating import chart_ref, render_template, write_page
 

@@ -20,8 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from chatpulse.reports.alerts import AlertSummary
-from chatpulse.reports.formatting import (
+from chatpulse.formatting import (
     DASH,
     format_change,
     format_clock,
@@ -33,6 +32,7 @@ from chatpulse.reports.formatting import (
     format_usd,
     missing,
 )
+from chatpulse.reports.alerts import AlertSummary
 from chatpulse.reports.labels import REASON_MAX, display_label
 from chatpulse.reports.sections import Section, rated_days
 from chatpulse.reports.templating import chart_ref, render_template, write_page

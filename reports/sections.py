@@ -14,8 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from chatpulse.pseudonyms import UserDisplay
-from chatpulse.reports.formatting import (
+from chatpulse.formatting import (
     DASH,
     format_change,
     format_decimal,
@@ -26,6 +25,7 @@ from chatpulse.reports.formatting import (
     format_usd,
     missing,
 )
+from chatpulse.pseudonyms import UserDisplay
 from chatpulse.reports.labels import display_label
 from chatpulse.reports.usage import model_rows, user_rows
 

@@ -15,8 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from chatpulse.pseudonyms import UserDisplay
-from chatpulse.reports.formatting import (
+from chatpulse.formatting import (
     DASH,
     format_change,
     format_int,
@@ -25,6 +24,7 @@ from chatpulse.reports.formatting import (
     format_usd,
     missing,
 )
+from chatpulse.pseudonyms import UserDisplay
 from chatpulse.reports.labels import display_label
 from chatpulse.reports.sections import Column, Section
 from chatpulse.spendconfig import Dimension

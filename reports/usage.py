@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from chatpulse.reports.formatting import format_int, format_pct
+from chatpulse.formatting import format_int, format_pct
 
 MODEL_ROWS = 12  # a day with more models lists the busiest; the note counts the rest
 USER_ROWS = 10

@@ -71,9 +71,18 @@ def test_a_server_that_fails_twice_gets_the_alert_once(hook: Hook, tmp_path: Pat
 def test_slack_payload_is_one_text() -> None:
     text = payload(_alerts(), "slack")["text"]
     assert text == (
-        "ChatPulse alerts\n[WARN] error_rate_1h: error_rate = 0.25 (threshold 0.1) "
+        "ChatPulse alerts\n[WARN] error_rate_1h: error_rate = 25.0% (threshold 10.0%) "
         "2026-11-26 14:00-15:00 UTC, 200 requests"
     )
+
+
+def test_a_baseline_alert_reads_as_the_report_shows_it() -> None:
+    """It read "latency_p95_ms = 4.862e+04 (baseline 8135, threshold 6)" where the report says 48.6 s."""
+    spike = _alerts().assign(
+        rule="latency_p95_spike", metric="latency_p95_ms", value=48_615.0, baseline=8_135.0, threshold=6.0
+    )
+    assert "latency_p95_ms = 48.6 s (baseline 8.1 s, score limit 6) 2026-11-26" in payload(spike, "slack")["text"]
+    assert alert_summary(spike, "UTC").rows[0]["against"] == "baseline 8.1 s (score limit 6)"
 
 
 def test_a_window_across_midnight_names_both_dates() -> None:
@@ -85,9 +94,9 @@ def test_a_window_across_midnight_names_both_dates() -> None:
 
 
 def test_a_gap_judged_either_way_shows_its_threshold_either_way() -> None:
-    """A bill below the log by 5.7% breaches a 5% threshold: "-0.057 (threshold 0.05)" would read as no breach."""
+    """A bill below the log by 5.7% breaches a 5% threshold: "-5.7% (threshold 5.0%)" would read as no breach."""
     gap = _alerts().assign(rule="bill gap openai", metric="bill_gap_share", value=-0.057, threshold=0.05)
-    assert "bill_gap_share = -0.057 (threshold ±0.05)" in payload(gap, "slack")["text"]
+    assert "bill_gap_share = -5.7% (threshold ±5.0%)" in payload(gap, "slack")["text"]
     row = alert_summary(gap, "UTC").rows[0]
     assert (row["value"], row["against"]) == ("-5.7%", "threshold ±5.0%")
     assert alert_summary(_alerts(), "UTC").rows[0]["against"] == "threshold 10.0%"  # one-sided as before
@@ -265,10 +274,10 @@ def test_alert_mail_arrives_through_the_report_mailer(tmp_path: Path, smtp: tupl
     outcome = deliver(warehouse, "2026-11-26", deliveries(_alerts(), settings), settings, NOW)
     assert (outcome.delivered, outcome.pending, len(inbox.messages)) == (1, 0, 1)
     message = inbox.messages[0]
-    assert message["Subject"] == "ChatPulse: 1 alert(s) firing, 0 resolved"
+    assert message["Subject"] == "ChatPulse 2026-11-26: 1 alert firing, 0 resolved"
     assert re.fullmatch(r"<[^@<>\s]+@x\.org>", message["Message-ID"])  # in the sender's domain
     sent = parsedate_to_datetime(message["Date"])
     assert sent.tzinfo is not None and abs((datetime.now(UTC) - sent).total_seconds()) < 60
     assert message.get_content().replace("\r\n", "\n") == (
-        "[WARN] error_rate_1h: error_rate = 0.25 (threshold 0.1) 2026-11-26 14:00-15:00 UTC, 200 requests\n"
+        "[WARN] error_rate_1h: error_rate = 25.0% (threshold 10.0%) 2026-11-26 14:00-15:00 UTC, 200 requests\n"
     )

@@ -14,10 +14,10 @@ import pytest
 import sqlalchemy as sa
 
 from chatpulse.config import ConfigError, load_settings, settings_from_mapping
+from chatpulse.formatting import DASH
 from chatpulse.ingest.extract import RAW, extract_day
 from chatpulse.ingest.privacy import WITHHELD, protect
 from chatpulse.pseudonyms import Pseudonyms, UserDisplay
-from chatpulse.reports.formatting import DASH
 from chatpulse.reports.render import render_report
 from chatpulse.reports.sections import detail_sections
 from chatpulse.schema import Kind

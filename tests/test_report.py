@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from chatpulse.formatting import format_pct, format_usd
 from chatpulse.metrics.daily import daily_metrics
 from chatpulse.metrics.pricing import load_prices, prices_on
 from chatpulse.reports.alerts import alert_summary
-from chatpulse.reports.formatting import format_pct, format_usd
 from chatpulse.reports.render import is_complete, render_report
 from chatpulse.reports.sections import detail_sections
 from chatpulse.reports.templating import chart_ref

@@ -8,10 +8,10 @@ import random
 import numpy as np
 import pandas as pd
 
+from chatpulse.formatting import DASH, format_int, format_ms, format_pct, format_usd
 from chatpulse.metrics.costs import daily_users, model_costs
 from chatpulse.metrics.pricing import load_prices, prices_on
 from chatpulse.metrics.traffic import request_metrics
-from chatpulse.reports.formatting import DASH, format_int, format_ms, format_pct, format_usd
 from chatpulse.reports.sections import detail_sections
 from chatpulse.reports.usage import MODEL_ROWS, USER_ROWS
 

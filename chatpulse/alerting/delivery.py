@@ -34,6 +34,7 @@ from urllib3.util import Retry
 from chatpulse.alerting.spend import TWO_SIDED
 from chatpulse.config import MailSettings, Settings
 from chatpulse.days import window_text
+from chatpulse.formatting import format_metric
 from chatpulse.mail import MailError, message_id, send
 from chatpulse.tables import TABLES
 from chatpulse.warehouse import Warehouse
@@ -59,15 +60,19 @@ def _state(alert: pd.Series) -> str:
 
 
 def describe(alert: pd.Series) -> str:
+    """One alert as the Slack text and the alert mail list it, its numbers as the report shows them:
+    `[WARN] error_rate_1h: error_rate = 25.0% (threshold 10.0%) 2026-11-26 14:00-15:00 UTC, 200 requests`;
+    a baseline rule's threshold is the limit of its score, a number without a unit."""
     state = _state(alert)
     sign = "±" if alert["metric"] in TWO_SIDED else ""
+    shown = format_metric(str(alert["metric"]))
     reference = (
-        f"baseline {alert['baseline']:.4g}, threshold {alert['threshold']:.4g}"
+        f"baseline {shown(alert['baseline'])}, score limit {float(alert['threshold']):g}"
         if pd.notna(alert["baseline"])
-        else f"threshold {sign}{alert['threshold']:.4g}"
+        else f"threshold {sign}{shown(alert['threshold'])}"
     )
     return (
-        f"[{state}] {alert['rule']}: {alert['metric']} = {alert['value']:.4g} ({reference}) "
+        f"[{state}] {alert['rule']}: {alert['metric']} = {shown(alert['value'])} ({reference}) "
         f"{window_text(_utc(alert['window_start']), _utc(alert['window_end']), '-', dated=True)}, "
         f"{int(alert['requests'])} requests"
     )
@@ -253,10 +258,13 @@ def post_json(
 
 
 def alert_mail(alerts: pd.DataFrame, settings: MailSettings) -> EmailMessage:
-    """A plain-text mail listing the alerts."""
+    """A plain-text mail listing the alerts, its subject naming their days: "ChatPulse 2026-11-26: 1 alert firing,
+    0 resolved"."""
     message = EmailMessage()
     firing = int(alerts["resolved_at"].isna().sum())
-    message["Subject"] = f"ChatPulse: {firing} alert(s) firing, {len(alerts) - firing} resolved"
+    days = ", ".join(sorted({str(day) for day in alerts["day"]}))
+    counted = f"{firing} alert{'' if firing == 1 else 's'} firing, {len(alerts) - firing} resolved"
+    message["Subject"] = f"ChatPulse {days}: {counted}"
     message["From"] = settings.sender
     message["To"] = ", ".join(settings.recipients)
     message["Message-ID"] = message_id(settings, "alerts")
