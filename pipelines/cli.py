@@ -351,7 +351,8 @@ def status(invocation: Invocation, days: int, start: date | None, end: date | No
     A day is complete when every step that writes its tables and report ran after the steps it
     reads; a run killed between two steps leaves it incomplete until the day is run again. Each
     day names the last run that wrote it and when it finished (local time); an incomplete day
-    lists its stale steps, one a line, each with why.
+    lists its stale steps, one a line, each with why; with mail configured, a past day whose report was
+    not mailed says so.
     """
     from chatpulse.daystate import TABLE, day_states, describe
     from chatpulse.warehouse import Warehouse
@@ -371,9 +372,13 @@ def status(invocation: Invocation, days: int, start: date | None, end: date | No
     store = Warehouse(settings.database_url)
     states = day_states(store.read_days(TABLE, chosen[0], chosen[-1]))
     with_tables = set(store.read_days("daily_metrics", chosen[0], chosen[-1])["day"])
+    # A run whose mail failed still wrote the whole day: said here, or nothing would show the report unsent.
+    mailed = set(store.read_days("report_sends", chosen[0], chosen[-1])["day"]) if settings.mail else set(chosen)
     for day in chosen:
         for line in describe(day, states.get(day), day in with_tables, settings.timezone):
             click.echo(line)
+        if day in with_tables and day < today.isoformat() and day not in mailed:
+            click.echo(f"            report not mailed: chatpulse send-report --date {day}")
     incomplete = [day for day in chosen if day in states and states[day].stale]
     if incomplete:
         again = f"--start {incomplete[0]}" + (f" --end {incomplete[-1]}" if len(incomplete) > 1 else "")

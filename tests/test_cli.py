@@ -332,6 +332,22 @@ def test_status_prints_each_days_state(tmp_path: Path) -> None:
     assert wrong.exit_code != 0 and f"--end {days[1]} is before --start {days[2]}" in wrong.stderr
 
 
+def test_status_says_which_past_days_report_was_not_mailed(tmp_path: Path) -> None:
+    """A run whose mail failed after its retries wrote the whole day: complete, yet the report never left."""
+    today = datetime.now(UTC).date()
+    days = [(today - timedelta(days=back)).isoformat() for back in (2, 1, 0)]
+    mail = "mail: {host: 127.0.0.1, security: none, sender: cp@x.org, recipients: [o@x.org]}\n"
+    (tmp_path / "chatpulse.yaml").write_text(f"data_home: .\nstart_date: {days[0]}\n{mail}")
+    warehouse = Warehouse(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    for day in days:
+        warehouse.replace_day(day, Write("daily_metrics", pd.DataFrame({"requests": [5]})))
+    sent = pd.DataFrame({"message_id": ["<m@x.org>"], "sent_at": [datetime.now(UTC)], "subject": ["s"]})
+    warehouse.replace_day(days[1], Write("report_sends", sent))
+    lines = chatpulse("--config", str(tmp_path / "chatpulse.yaml"), "status", "--days", "3").stdout.splitlines()
+    unsent = [line.strip() for line in lines if "not mailed" in line]
+    assert unsent == [f"report not mailed: chatpulse send-report --date {days[0]}"]  # today's is mailed tomorrow
+
+
 @pytest.mark.parametrize(
     ("rules", "model", "error"),
     [
