@@ -97,7 +97,7 @@ def alert_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
                 check_name=check,
                 passed=fired.empty,
                 severity=severity,
-                description=f"{day}: {len(fired)} {level} alerts, {still_open} open",
+                description=f"{day}: {len(fired)} {level} alert{'' if len(fired) == 1 else 's'}, {still_open} open",
                 metadata={
                     "open": still_open,
                     "alerts": MetadataValue.json([delivery.describe(row) for _, row in fired.iterrows()]),

@@ -6,6 +6,7 @@ It only delivers an `EmailMessage` already built by its caller, with the server,
 
 from __future__ import annotations
 
+import ipaddress
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -16,6 +17,16 @@ from chatpulse.config import MailSettings
 
 class MailError(RuntimeError):
     """The message could not be mailed; the message says which server refused it and why."""
+
+
+def _this_machine(host: str) -> bool:
+    """Whether `host` is this machine (localhost or a loopback address), where no network sees a login."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def message_id(settings: MailSettings, name: str) -> str:
@@ -30,13 +41,19 @@ def send(message: EmailMessage, settings: MailSettings) -> None:
     A message without a ``Date`` or ``Message-ID`` header gets one here (the send time; a new id), so every
     message leaves with both: spam filters and mail clients need them. TLS checks the server's certificate
     against the system's CAs, or ``settings.ca_file`` when given. Raises MailError naming ``host:port``
-    when the server cannot be reached, refuses TLS or the login, or rejects the message, or when a username
-    is set and its password's variable is not; the error never quotes the password.
+    when the server cannot be reached, refuses TLS or the login, or rejects the message, when a username
+    is set and its password's variable is not, or when that login would go unencrypted to another machine
+    (security none); the error never quotes the password.
     """
     if settings.username and settings.password is None:  # else a login with no password, refused as a wrong one
         raise MailError(
             f"cannot send mail through {settings.host}:{settings.port}: mail.username is set but "
             f"{settings.password_env}, the variable of its password (mail.password_env), is not"
+        )
+    if settings.username and settings.security == "none" and not _this_machine(settings.host):
+        raise MailError(
+            f"cannot send mail through {settings.host}:{settings.port}: with mail.security none the login would "
+            "send the password unencrypted over the network; use starttls or ssl (none is for a relay on this machine)"
         )
     if message["Date"] is None:
         message["Date"] = formatdate(localtime=True)

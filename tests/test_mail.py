@@ -390,3 +390,17 @@ def test_a_username_without_its_password_variable_names_the_variable(tmp_path: P
         "cannot send mail through 127.0.0.1:2525: mail.username is set but SMTP_PW_UNSET, the variable of its "
         "password (mail.password_env), is not"
     )
+
+
+@pytest.mark.parametrize(("host", "refused"), [("smtp.example.com", True), ("10.0.0.5", True), ("localhost", False)])
+def test_a_login_is_never_sent_unencrypted_to_another_machine(host: str, refused: bool) -> None:
+    """security: none with a username sent AUTH PLAIN, the password in the clear, without a word."""
+    address = {"sender": "r@example.com", "recipients": ("o@example.com",)}
+    login = {"security": "none", "username": "reports", "password": "s3cret-pw"}
+    settings = MailSettings(host=host, port=1, timeout_s=2.0, **address, **login)
+    with pytest.raises(MailError) as raised:
+        send(EmailMessage(), settings)
+    said = str(raised.value)
+    assert ("the password unencrypted" in said) is refused and "s3cret-pw" not in said
+    if not refused:  # this machine: it tried to connect (nothing listens on port 1)
+        assert said.startswith(f"cannot send mail through {host}:1: ")
