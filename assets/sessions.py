@@ -169,6 +169,12 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         settings = chatpulse.settings
         today = datetime.now(ZoneInfo(settings.timezone)).date()
         cutoff = retention_cutoff(today, settings.content_retention_days)
+        if context.partition_key < cutoff.isoformat():  # catching up on old logs: say it where the run is watched
+            context.log.warning(
+                f"{context.partition_key} is older than content_retention_days ({settings.content_retention_days}): "
+                "its message text, comments, request metadata and quarantined lines are cleared now (the numbers "
+                "stay); raise content_retention_days to keep them"
+            )
         keep_metadata = settings.metadata_keys is not None  # then metadata holds only the keys the user listed
         cleared = drop_content(warehouse.warehouse.engine, TABLES, cutoff, keep_metadata)
         files = drop_stored_content(settings.storage_dir, cutoff, keep_metadata)

@@ -131,5 +131,6 @@ def test_a_day_of_oasst_through_the_pipeline(realdata: Path, tmp_path: Path) -> 
     assert daily["satisfaction"] == votes_up / expected["feedback"][DAY]
     assert warehouse.read("scenario_daily", DAY)["sessions"].sum() == len(sessions)
     assert sessions["scenario"].notna().all()
-    # 2023 is long past the 30-day retention: the text is gone, the rows, labels and ratings stay.
+    # 2023 is long past the 30-day retention: the text is gone, the rows, labels and ratings stay; the run says so.
     assert messages["content"].isna().all()
+    assert f"{DAY} is older than content_retention_days (30): its message text" in result.stdout + result.stderr
