@@ -56,7 +56,11 @@ def landing_sensor(job_name: str, partitions: PartitionsDefinition, settings: Se
         else:
             warehouse = Warehouse(settings.database_url)
             seen = already_read(warehouse, settings.landing_dir)
-            never_run = held_days(warehouse) - set(warehouse.read_days(DAY_STEPS, None, None)["day"])
+            # A day with tables but no step record was run before day states were kept.
+            run = {
+                day for table in (DAY_STEPS, "daily_metrics") for day in warehouse.read_days(table, None, None)["day"]
+            }
+            never_run = held_days(warehouse) - run
         found = scan(settings.landing_dir, settings.sources, settings.timezone, seen)
         for path, error in found.unreadable.items():
             context.log.warning(f"{path}: cannot read, skipped until it changes: {error}")

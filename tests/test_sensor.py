@@ -113,9 +113,11 @@ def test_the_first_tick_runs_the_days_of_read_files_no_run_has_written(tmp_path:
     warehouse = Warehouse(settings.database_url)
     warehouse.save_stamps(Kind.REQUESTS, {"requests-week.jsonl": stamp})
     warehouse.replace_day("2026-11-21", done=StepRun("clean_requests", "run-1", datetime.now(UTC)))
+    # A day run before day states were recorded has its tables and no record: run, all the same.
+    warehouse.replace_day("2026-11-22", Write("daily_metrics", pd.DataFrame({"requests": [1]})))
     instance = DagsterInstance.ephemeral()
     result = sensor_tick(defs, instance, None)
-    assert [r.partition_key for r in result.run_requests] == ["2026-11-20", "2026-11-22"]  # the 31st: no partition
+    assert [r.partition_key for r in result.run_requests] == ["2026-11-20"]  # the 31st: no partition
     assert sensor_tick(defs, instance, result.cursor).run_requests == []  # the next tick: nothing changed
 
 
