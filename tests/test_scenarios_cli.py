@@ -187,3 +187,16 @@ def test_train_and_evaluate_refuse_a_label_wider_than_the_warehouse_column(setup
         assert result.exit_code == 2 and result.output.startswith("chatpulse: error: "), result.output
         assert said in result.output and result.output.count("\n") == 1
     assert (tmp_path / "pets.npz").read_bytes() == trained
+
+
+def test_every_bad_line_of_a_labelled_file_is_named_at_once(tmp_path: Path):
+    """It stopped at the first: a file with a typo on three lines took three runs to fix."""
+    rows = ['{"prompt": "p", "label": "a"}', '{"prompt": "", "label": "a"}', "{cut", '{"prompt": "q", "label": 3}']
+    path = tmp_path / "x.jsonl"
+    path.write_text("\n".join(rows + rows[1:] * 2) + "\n", encoding="utf-8")
+    with pytest.raises(LabelledError) as raised:
+        read_jsonl(path)
+    said = str(raised.value).split("; ")
+    assert [line.split(": ")[0] for line in said[:5]] == [f"{path}:{n}" for n in (2, 3, 4, 5, 6)]
+    assert said[0].endswith("prompt: expected a non-empty string") and "not a JSON object" in said[1]
+    assert said[4].endswith(" (and 4 more lines)") and len(said) == 5

@@ -25,6 +25,7 @@ from chatpulse.byteorder import as_utf8
 from chatpulse.yamlfile import read_yaml
 
 DEFAULT_CORPUS_PATH = Path(__file__).with_name("scenario_corpus")
+SHOWN_PROBLEMS = 5  # bad lines named in one error; the rest are counted
 
 
 class LabelledError(ValueError):
@@ -72,11 +73,33 @@ def _read_corpus_file(path: Path) -> Labelled:
     return Labelled(tuple(prompts), tuple(labels), tuple(languages))
 
 
+def _labelled_line(line: bytes, known: Sequence[str] | None) -> tuple[str, tuple[str, ...]]:
+    """One line's prompt and accepted labels; LabelledError says what is wrong with it (without its place)."""
+    try:
+        row = orjson.loads(line)
+    except orjson.JSONDecodeError as error:
+        raise LabelledError(f"not a JSON object: {error}") from None
+    if not isinstance(row, dict):
+        raise LabelledError("expected a JSON object with prompt and label")
+    prompt, label = row.get("prompt"), row.get("label")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise LabelledError("prompt: expected a non-empty string")
+    accepted = (label,) if isinstance(label, str) else tuple(label) if isinstance(label, list) else ()
+    if not accepted or not all(isinstance(item, str) and item for item in accepted):
+        raise LabelledError("label: expected a label or a non-empty list of labels")
+    if reasons := [reason for item in accepted if (reason := too_long(item, LABEL_CHARS, "scenario"))]:
+        raise LabelledError(f"label: {reasons[0]}")
+    if known is not None and (unknown := [item for item in accepted if item not in known]):
+        raise LabelledError(f"label: {unknown[0]!r} is not a configured label ({', '.join(known)})")
+    return prompt, accepted
+
+
 def read_jsonl(path: Path, known: Sequence[str] | None = None) -> Labelled:
     """The labelled prompts of a JSONL file; with `known`, every label must be one of them.
 
-    Raises LabelledError naming the file and line (`data.jsonl:3: label: ...`), also for a label
-    longer than the warehouse's scenario columns hold (LABEL_CHARS). A byte order mark and UTF-16 or
+    Raises LabelledError naming the file and line of each bad line (`data.jsonl:3: label: ...`; the first
+    SHOWN_PROBLEMS, then how many more), also for a label longer than the warehouse's scenario columns hold
+    (LABEL_CHARS). A byte order mark and UTF-16 or
     UTF-32 text (with its mark) are read as the landing folder's files are (chatpulse.byteorder).
     """
     try:
@@ -85,29 +108,20 @@ def read_jsonl(path: Path, known: Sequence[str] | None = None) -> Labelled:
         raise LabelledError(f"cannot read {path}: {error.strerror}") from error
     except UnicodeDecodeError:
         raise LabelledError(f"{path}: a UTF-16 or UTF-32 file cut in the middle of a character") from None
-    prompts, labels = [], []
+    prompts, labels, problems = [], [], []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        where = f"{path}:{number}"
         try:
-            row = orjson.loads(line)
-        except orjson.JSONDecodeError as error:
-            raise LabelledError(f"{where}: not a JSON object: {error}") from None
-        if not isinstance(row, dict):
-            raise LabelledError(f"{where}: expected a JSON object with prompt and label")
-        prompt, label = row.get("prompt"), row.get("label")
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise LabelledError(f"{where}: prompt: expected a non-empty string")
-        accepted = (label,) if isinstance(label, str) else tuple(label) if isinstance(label, list) else ()
-        if not accepted or not all(isinstance(item, str) and item for item in accepted):
-            raise LabelledError(f"{where}: label: expected a label or a non-empty list of labels")
-        if reasons := [reason for item in accepted if (reason := too_long(item, LABEL_CHARS, "scenario"))]:
-            raise LabelledError(f"{where}: label: {reasons[0]}")
-        if known is not None and (unknown := [item for item in accepted if item not in known]):
-            raise LabelledError(f"{where}: label: {unknown[0]!r} is not a configured label ({', '.join(known)})")
+            prompt, accepted = _labelled_line(line, known)
+        except LabelledError as error:  # every bad line is said at once, not one fix and rerun each
+            problems.append(f"{path}:{number}: {error}")
+            continue
         prompts.append(prompt)
         labels.append(accepted)
+    if problems:
+        more = len(problems) - SHOWN_PROBLEMS
+        raise LabelledError("; ".join(problems[:SHOWN_PROBLEMS]) + (f" (and {more} more lines)" if more > 0 else ""))
     if not prompts:
         raise LabelledError(f"{path}: no labelled prompts")
     return Labelled(tuple(prompts), tuple(labels), (None,) * len(prompts))
