@@ -31,7 +31,7 @@ TOKEN_COUNTS = (
     "cache_write_tokens",
     "reasoning_tokens",
 )
-UNMETERED = "unmetered: served without token counts"
+UNMETERED = "unmetered: served without token counts"  # or with a total alone
 
 
 def _count(frame: pd.DataFrame, column: str) -> pd.Series:
@@ -94,12 +94,17 @@ def contradicted(frame: pd.DataFrame) -> pd.Series:
 
 
 def unmetered(requests: pd.DataFrame) -> pd.Series:
-    """Served requests (not failed, schema.is_error) that report no usage: every token count missing or 0.
+    """Served requests (not failed, schema.is_error) that report no usage a price applies to: every token
+    count missing or 0, or a total alone (neither a prompt nor a completion count).
 
     An OpenAI stream without `stream_options.include_usage` logs no usage block; some proxies log
     0/0 for a served answer. Such a request used tokens nobody counted: its cost is unknown, not $0.
+    A total alone (a log that keeps only `total_tokens`, or a field renamed by an SDK upgrade) does
+    not say how much was input and how much output, which are priced apart: unknown too.
     """
-    return _uncounted(requests) & ~is_error(requests)
+    total = _count(requests, "total_tokens").fillna(0) > 0
+    split = _count(requests, "prompt_tokens").notna() | _count(requests, "completion_tokens").notna()
+    return (_uncounted(requests) | (total & ~split)).astype(bool) & ~is_error(requests)
 
 
 def unbilled(requests: pd.DataFrame) -> pd.Series:

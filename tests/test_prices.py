@@ -105,6 +105,19 @@ def test_a_model_matching_nothing_stays_unpriced_and_named() -> None:
     assert table["input_usd_per_mtok"].isna().all() and table["price_source"].isna().all()
 
 
+def test_a_served_request_naming_no_model_is_unpriced_only_when_it_has_usage_to_price() -> None:
+    """One with no model and no usage was counted both unmetered and unpriced: "3 unmetered, 3 unpriced"."""
+    frame = _frame(
+        DAY,
+        {"status_code": 200, "latency_ms": 2000},  # no model, no usage: unmetered, its cost unknown for that
+        {"status_code": 200, "prompt_tokens": 5, "completion_tokens": 5},  # usage nothing can price
+        {"model": "our-private-llm", "status_code": 200},  # named: the model is shown where a price is missing
+    )
+    resolved = prices_on(load_prices(), DAY).resolve(frame)
+    assert pricing.unpriced(frame, resolved).tolist() == [False, True, True]
+    assert np.isnan(estimate_cost(frame, prices_on(load_prices(), DAY))).all()
+
+
 def test_tiered_prices_by_prompt_length_follow_the_package() -> None:
     # ai.google.dev/gemini-api/docs/pricing, Gemini 2.5 Pro: prompts up to 200k tokens $1.25 input, $0.125
     # cached, $10 output; longer prompts $2.50, $0.25, $15, for all of the request's tokens.

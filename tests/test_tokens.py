@@ -163,6 +163,25 @@ def test_served_requests_without_usage_are_unmetered_and_unpriced() -> None:
     assert np.isnan(usd[[1, 2, 4]]).all() and usd[3] == usd[5] == 0.0
 
 
+def test_a_served_request_with_a_total_alone_is_unmetered_not_priced_at_zero() -> None:
+    """Input and output are priced apart: a total without its split (a log keeping total_tokens only, or a usage
+    field an SDK upgrade renamed) was estimated at $0 and counted as covered by the estimate."""
+    frame = clean_requests(
+        {"model": "gpt-4o-mini", "status_code": 200, "total_tokens": 1500},
+        {
+            "model": "gpt-4o-mini",
+            "status_code": 200,
+            "prompt_tokens": 1000,
+            "completion_tokens": 500,
+            "total_tokens": 1500,
+        },
+        {"model": "gpt-4o-mini", "status_code": 429, "total_tokens": 1500},  # failed: not unmetered
+    )
+    assert unmetered(frame).tolist() == [True, False, False]
+    usd = estimate_cost(frame, prices_on(as_mapping({"gpt-4o-mini": (_price(input=0.15, output=0.6),)}), DAY))
+    assert np.isnan(usd[0]) and usd[1] == pytest.approx((1000 * 0.15 + 500 * 0.6) / 1e6)
+
+
 def test_cache_writes_default_to_the_input_rate_and_contradicting_counts_have_no_estimate() -> None:
     frame = clean_requests(
         {"model": "m", "prompt_tokens": 100, "cached_tokens": 30, "cache_write_tokens": 20, "completion_tokens": 10},

@@ -404,9 +404,11 @@ def estimate_cost(requests: pd.DataFrame, rates: DayPrices | Resolved) -> np.nda
 def unpriced(requests: pd.DataFrame, resolved: Resolved) -> np.ndarray:
     """Per request of `requests` (whose rates are `resolved`), whether it needs a price nothing gives: its
     model is missing or unpriced, unless it names no model and is a failure without token counts
-    (chatpulse.tokens.unbilled): nothing to price, estimated at $0. A named model nothing prices counts
-    even on a failed request, so the model is named where a price is missing."""
-    return (resolved.codes < 0) & ~_nothing_to_price(requests)
+    (chatpulse.tokens.unbilled): nothing to price, estimated at $0; or names no model and is unmetered,
+    whose missing usage already makes its cost unknown (counted there, not twice). A named model nothing
+    prices counts even on a failed or unmetered request, so the model is named where a price is missing."""
+    unnamed_unmetered = unmetered(requests).to_numpy(dtype=bool) & _text(requests, "model").isna().to_numpy()
+    return (resolved.codes < 0) & ~_nothing_to_price(requests) & ~unnamed_unmetered
 
 
 def _nothing_to_price(requests: pd.DataFrame) -> np.ndarray:
