@@ -74,6 +74,20 @@ def test_csv_rows_with_the_wrong_field_count_are_malformed(tmp_path: Path) -> No
     assert raw.records["a"].tolist() == ["1", "multi\nline"]
 
 
+def test_a_csv_quote_never_closed_is_its_line_alone(tmp_path: Path) -> None:
+    """The csv module took the rest of the file as the open field: one record with a junk value, the lines
+    after it in no place at all. (A quote closed by a later line's quote cannot be told from a field that
+    spans lines.)"""
+    path = tmp_path / "requests.csv"
+    path.write_text('a,b\n1,2\n3,"open\n4,5\n6,7\n')
+    raw = read_file(path)
+    assert raw.malformed == [(3, "a quote opened on this line is never closed")]
+    assert list(raw.lines) == [2, 4, 5] and raw.records["a"].tolist() == ["1", "4", "6"]
+    path.write_text('a,b\n1,2\n3,"two\nlines"\n')  # a last record over two lines, closed: a record
+    raw = read_file(path)
+    assert (raw.malformed, list(raw.lines), raw.records["b"].tolist()) == ([], [2, 3], ["2", "two\nlines"])
+
+
 def test_unreadable_files_fail_with_the_file_name(tmp_path: Path) -> None:
     broken = tmp_path / "requests.jsonl.gz"
     broken.write_bytes(b"not gzip at all")

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import bisect
 import codecs
-import csv
 import dataclasses
 import gzip
-import io
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -28,16 +26,14 @@ import pyarrow.compute as pc
 from pyarrow import json as pa_json
 
 from chatpulse.byteorder import WIDE_BOMS, as_utf8
+from chatpulse.ingest.csvrows import CsvLineError, csv_records
 from chatpulse.ingest.records import frame_of, is_sse, json_text, merged, numbered, records_of, responses, runs
-from chatpulse.ingest.text import NOT_UTF8, holds_undecodable, json_line, may_hold_nul
+from chatpulse.ingest.text import json_line, may_hold_nul
 from chatpulse.layout import Records
 
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
 TURN_KEYS = ("turns", "messages")
 JSON_CHUNK_BYTES = 8 << 20
-# The csv module's own cap on a field (131072 by default) would fail the whole file; fields are
-# instead measured against the source's max_field_bytes once read, which quarantines only the row.
-CSV_FIELD_LIMIT = 2**31 - 1
 NEWLINE, CARRIAGE_RETURN, OPEN_BRACE, CLOSE_BRACE = b"\n\r{}"
 # Arrow column types whose pandas columns equal what the line path builds from the same values
 # (not null: the line path makes an all-null column float where a key is absent, else object).
@@ -433,29 +429,12 @@ def _read_csv(path: Path, data: bytes) -> RawFile:
     except UnicodeDecodeError:
         # Bytes that are not UTF-8 become lone surrogates, so the rows holding them can be told apart.
         text, undecodable = data.decode("utf-8", errors="surrogateescape"), True
-    csv.field_size_limit(CSV_FIELD_LIMIT)
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
+    try:
+        header, rows, lines, malformed = csv_records(text, undecodable)
+    except CsvLineError as exc:
+        raise ExtractError(f"{path}: {exc}") from exc
     if header is None:
         return RawFile(pd.DataFrame(), np.empty(0, dtype="int64"), [])
-    if undecodable:
-        header = [name.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace") for name in header]
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    malformed: list[tuple[int, str]] = []
-    start = reader.line_num + 1
-    try:
-        for row in reader:
-            if undecodable and holds_undecodable(row):
-                malformed.append((start, NOT_UTF8))
-            elif len(row) == len(header):
-                rows.append(row)
-                lines.append(start)
-            elif row:  # a blank line is no record; a short or long one (even of empty fields) is malformed
-                malformed.append((start, f"expected {len(header)} fields, got {len(row)}"))
-            start = reader.line_num + 1
-    except csv.Error as exc:
-        raise ExtractError(f"{path}: line {reader.line_num}: {exc}") from exc
     frame = pd.DataFrame(rows, columns=header, dtype=object).replace("", None)
     return RawFile(frame, np.asarray(lines, dtype="int64"), malformed)
 
