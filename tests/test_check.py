@@ -155,6 +155,19 @@ def test_a_file_of_failed_requests_only_is_not_judged_by_the_columns_answers_hol
     ]
 
 
+def test_a_gemini_stream_without_a_time_is_no_mapping_mistake(tmp_path: Path) -> None:
+    """The Gemini API writes no time: a bare stream is dated by its file's modification time, as documented,
+    and `check` warned that request_time and createTime were missing from it, exiting 3."""
+    usage = {"promptTokenCount": 5, "candidatesTokenCount": 7, "totalTokenCount": 12}
+    body = {"responseId": "r2", "modelVersion": "gemini-2.5-flash", "usageMetadata": usage}
+    wrapped = {"request_time": "2026-11-20T10:00:00Z", "latency_ms": 900, "response": {**body, "responseId": "r1"}}
+    write_jsonl(tmp_path / "landing" / "gemini-a.jsonl", [wrapped])
+    (tmp_path / "landing" / "gemini-b.jsonl").write_text(f"data: {json.dumps(body)}\n\n", encoding="utf-8")
+    source = {"name": "gemini", "preset": "gemini_generate_content", "pattern": "gemini-*.jsonl"}
+    result = check(write_config(tmp_path, landing_dir="landing", start_date="2026-11-01", sources=[source]))
+    assert warnings(result) == [] and result.exit_code == 0
+
+
 def test_a_typo_in_a_column_name_is_named_with_its_source(tmp_path: Path) -> None:
     write_csv(tmp_path / "landing" / "trace-1.csv", TRACE_HEADER, TRACE_ROWS)
     typo = {**TRACE_SOURCE, "columns": {**TRACE_SOURCE["columns"], "session_id": "Sesion ID"}}
