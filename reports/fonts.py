@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -45,7 +46,11 @@ def cjk_family() -> str | None:
 
 
 def configure() -> str | None:
-    """Put the CJK family behind DejaVu Sans in matplotlib's fallback list; returns it (None: none found)."""
+    """Put the CJK family behind DejaVu Sans in matplotlib's fallback list; returns it (None: none found).
+    Glyphs no font has are drawn as boxes without a warning."""
+    # A glyph no font has (an emoji in a model name) draws as a box; matplotlib's warning about it only
+    # printed a raw UserWarning into the run's output.
+    warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from", category=UserWarning)
     family = cjk_family()
     if family is not None:
         bold_stand_in(family)
@@ -90,6 +95,9 @@ def install(target: Path = FONT_DIR) -> Path:
 
 
 def main() -> int:
+    # A glyph no font has (an emoji in a model name) draws as a box; matplotlib's warning about it only
+    # printed a raw UserWarning into the run's output.
+    warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from", category=UserWarning)
     family = cjk_family()
     if family is not None:
         print(f"charts draw CJK text with {family}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from dagster import DagsterInstance
 
 from chatpulse.config import MailSettings, load_settings
 from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
+from chatpulse.reports import chartkit
 from chatpulse.reports.labels import ELLIPSIS, LABEL_MAX, display_label
 from chatpulse.reports.mail import MAX_HTML_BYTES, build_message
 from chatpulse.warehouse import Warehouse
@@ -135,3 +137,14 @@ def test_field_case_12_labels_are_shown_literally_and_short_and_kept_whole(
     (message,) = inbox.messages
     html = message.get_payload()[1].get_payload()[0].get_content()
     assert len(html.encode()) < MAX_HTML_BYTES and display_label(models[0]) in html
+
+
+def test_a_glyph_no_font_has_is_a_box_without_a_warning() -> None:
+    """An emoji in a model name printed matplotlib's raw UserWarning into `chatpulse run`'s output."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        chartkit.fonts.configure()
+        figure, axes = chartkit.plt.subplots()
+        axes.set_title("gpt-4o 🚀")
+        figure.canvas.draw()
+        chartkit.plt.close(figure)
