@@ -21,6 +21,11 @@ def missing(value: Any) -> bool:
     return value is None or bool(pd.isna(value))
 
 
+def plural(number: int, noun: str) -> str:
+    """A count and its noun: '3 files', '1 file', '1,204 ratings'."""
+    return f"{number:,} {noun}" + ("" if number == 1 else "s")
+
+
 def format_int(value: Any) -> str:
     """Whole number with thousands separators: 1234 -> "1,234"."""
     return DASH if missing(value) else f"{round(float(value)):,}"

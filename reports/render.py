@@ -31,6 +31,7 @@ from chatpulse.formatting import (
     format_pct,
     format_usd,
     missing,
+    plural,
 )
 from chatpulse.reports.alerts import AlertSummary
 from chatpulse.reports.labels import REASON_MAX, display_label
@@ -178,7 +179,11 @@ def _card_values(row: pd.Series) -> list[dict[str, str]]:
         {
             "label": "Satisfaction",
             "value": format_pct(get("satisfaction")),
-            "detail": _detail(f"{format_int(get('ratings'))} ratings", get("ratings"), get("satisfaction")),
+            "detail": _detail(
+                "" if missing(get("ratings")) else plural(int(get("ratings")), "rating"),
+                get("ratings"),
+                get("satisfaction"),
+            ),
         },
     ]
 

@@ -24,6 +24,7 @@ from chatpulse.formatting import (
     format_pct,
     format_usd,
     missing,
+    plural,
 )
 from chatpulse.pseudonyms import UserDisplay
 from chatpulse.reports.labels import display_label
@@ -174,17 +175,19 @@ def detail_sections(tables: Mapping[str, pd.DataFrame], display: UserDisplay | N
     if len(rated):
         row = rated.iloc[0]
         feedback_note = (
-            f"{format_int(row['ratings'])} ratings on {format_int(row['rated_sessions'])} sessions "
-            f"({format_pct(row['feedback_coverage'])} of sessions); satisfaction "
+            f"{plural(int(row['ratings']), 'rating')}; {plural(int(row['rated_sessions']), 'session')} of this day "
+            f"rated ({format_pct(row['feedback_coverage'])} of its sessions); satisfaction "
             f"{format_pct(row['satisfaction'])}."
         )
         by_model = get("feedback_by_model")
         in_sessions = None if by_model is None else int(by_model["ratings"].sum())
         # The table is of the day's sessions; a rating of the day may be of an earlier day's session.
         if in_sessions is not None and in_sessions < row["ratings"]:
+            elsewhere = int(row["ratings"]) - in_sessions
             feedback_note += (
-                f" The table counts the {format_int(in_sessions)} ratings of this day's sessions; "
-                f"{format_int(row['ratings'] - in_sessions)} rate sessions that started on another day."
+                f" The table counts the {plural(in_sessions, 'rating')} of this day's sessions; "
+                f"{format_int(elsewhere)} {'rates a session' if elsewhere == 1 else 'rate sessions'} "
+                "that started on another day."
             )
     has_feedback = bool(feedback_note)
     models, models_note = model_rows(get("request_metrics"), get("model_costs"))

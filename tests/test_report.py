@@ -574,6 +574,12 @@ def test_the_feedback_note_says_when_ratings_are_of_another_days_sessions() -> N
     assert note.endswith(
         "The table counts the 90 ratings of this day's sessions; 2 rate sessions that started on another day."
     )
+    assert note.startswith("92 ratings; 29 sessions of this day rated (30.0% of its sessions); satisfaction 73.9%.")
+    one = {"feedback_daily": daily.assign(ratings=47), "feedback_by_model": by_model.assign(ratings=[30, 16])}
+    note = {s.title: s for s in detail_sections(one)}["Feedback by model"].note
+    assert note.endswith(
+        "The table counts the 46 ratings of this day's sessions; 1 rates a session that started on another day."
+    )
     whole = {
         s.title: s for s in detail_sections({"feedback_daily": daily, "feedback_by_model": by_model.assign(ratings=46)})
     }

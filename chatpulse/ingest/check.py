@@ -30,6 +30,7 @@ import pandas as pd
 
 from chatpulse.config import DEFAULT_SOURCES, SourceConfig
 from chatpulse.days import local_days
+from chatpulse.formatting import plural
 from chatpulse.ingest.extract import ERRORS, landing_files, map_records, read_source, text_columns
 from chatpulse.ingest.files import JSON_SUFFIXES, ExtractError, RawFile, read_file
 from chatpulse.ingest.paths import Resolver, read_column, top_keys
@@ -487,11 +488,6 @@ def match_landing(landing_dir: Path, sources: Sequence[SourceConfig], others: Se
 def label_of(path: Path, landing_dir: Path) -> str:
     """A landing file's name as runs record it (`source_file`): its path below the landing folder."""
     return path.relative_to(landing_dir).as_posix()
-
-
-def plural(number: int, noun: str) -> str:
-    """A count and its noun: '3 files', '1 file'."""
-    return f"{number:,} {noun}" + ("" if number == 1 else "s")
 
 
 def _few(names: Sequence[str], shown: int = 10) -> str:

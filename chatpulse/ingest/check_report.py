@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from chatpulse.config import Settings, SourceConfig
+from chatpulse.formatting import plural
 from chatpulse.ingest.check import (
     DEFAULT_ROWS,
     FAILURE_COLUMNS,
@@ -26,7 +27,6 @@ from chatpulse.ingest.check import (
     label_of,
     match_landing,
     option_findings,
-    plural,
     readable,
     relied_on,
     sample_file,
