@@ -53,6 +53,13 @@ def _take(chars: str, budget: int) -> str:
     return chars
 
 
+def inline_label(value: Any) -> str:
+    """display_label for a label inside running text: wrapped in Unicode's first-strong isolate (U+2068 ...
+    U+2069), so a right-to-left label keeps its own direction and does not reorder the text around it (an
+    Arabic scenario name beside its share read "50.0 <label>%")."""
+    return f"\u2068{display_label(value)}\u2069"
+
+
 def display_label(value: Any, limit: int = LABEL_MAX) -> str:
     """A label from the logs as the report shows it: at most ``limit`` columns (a CJK character counts two),
     cut in the middle with "…" when longer; control characters visible; DASH for a missing value.

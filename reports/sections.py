@@ -27,7 +27,7 @@ from chatpulse.formatting import (
     plural,
 )
 from chatpulse.pseudonyms import UserDisplay
-from chatpulse.reports.labels import display_label
+from chatpulse.reports.labels import display_label, inline_label
 from chatpulse.reports.usage import model_rows, user_rows
 
 Formatter = Callable[[Any], str]
@@ -134,7 +134,7 @@ def _language_rows(table: pd.DataFrame | None) -> pd.DataFrame | None:
         count = int(rows["sessions"].sum())
         top = rows.sort_values(["sessions", "scenario"], ascending=[False, True], kind="stable").head(TOP_SCENARIOS)
         scenarios = ", ".join(
-            f"{display_label(name)} {format_pct(n / count)}"
+            f"{inline_label(name)} {format_pct(n / count)}"
             for name, n in zip(top["scenario"], top["sessions"], strict=True)
         )
         records.append({"language": language, "sessions": count, "share": count / totals.sum(), "top": scenarios})

@@ -25,7 +25,7 @@ from chatpulse.formatting import (
     missing,
 )
 from chatpulse.pseudonyms import UserDisplay
-from chatpulse.reports.labels import display_label
+from chatpulse.reports.labels import display_label, inline_label
 from chatpulse.reports.sections import Column, Section
 from chatpulse.spendconfig import Dimension
 
@@ -187,8 +187,8 @@ def provider_bill(reconciliation: pd.DataFrame | None) -> Section:
     foreign = overall[overall["non_usd_lines"] > 0]
     for row in foreign.itertuples():
         notes.append(
-            f"{format_int(row.non_usd_lines)} {display_label(row.provider)} bill lines in "
-            f"{display_label(row.non_usd_currencies)} are not converted and not in Billed."
+            f"{format_int(row.non_usd_lines)} {inline_label(row.provider)} bill lines in "
+            f"{inline_label(row.non_usd_currencies)} are not converted and not in Billed."
         )
     return Section("Provider bill", columns, _rows(pd.DataFrame(records[:BILL_ROWS]), columns), "", " ".join(notes))
 

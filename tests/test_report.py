@@ -488,7 +488,11 @@ def test_scenarios_by_language_section() -> None:
     shown = [(row["language"], row["sessions"], row["share"], row["top"]) for row in section.rows]
     total = sum(n for *_, n in rows)
     assert len(shown) == 9 and shown[-1][0] == "others" and shown[-1][1] == str(2 + 1)
-    assert shown[0] == ("zh", "50", f"{50 / total:.1%}", "writing 60.0%, coding 20.0%, other 20.0%")
+    top = ", ".join(
+        f"\u2068{label}\u2069 {share}"
+        for label, share in (("writing", "60.0%"), ("coding", "20.0%"), ("other", "20.0%"))
+    )
+    assert shown[0] == ("zh", "50", f"{50 / total:.1%}", top)  # each label isolated: an Arabic one keeps its place
     assert detail_sections({})[2].title == "Scenarios by language"
 
 

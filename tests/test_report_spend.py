@@ -98,7 +98,7 @@ def test_budgets_and_the_bill_sections() -> None:
         ("all", "-$0.60 (-6.0%)", "$0.00 (0.0%)"),
         ("proj_a", "+$1.00", "—"),
     ]
-    assert "2 openai bill lines in EUR are not converted" in bill.note
+    assert "2 \u2068openai\u2069 bill lines in \u2068EUR\u2069 are not converted" in bill.note
     empty = spend_sections({}, REPORT_DAY, (), True, True)
     assert [s.rows for s in empty] == [[], []] and empty[1].empty == "No provider bill covers this day."
     assert spend_sections(tables, REPORT_DAY, (), False, False) == []  # nothing configured, nothing shown
