@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import click
@@ -25,6 +25,7 @@ from chatpulse.config import Settings
 from chatpulse.pipelines.cli_errors import CliError
 
 LABELLED_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+OUTWEIGHED = 10  # a label of the user's with under a tenth of a corpus label's prompts is seldom chosen
 LOOK_ALIKE = 0.85  # difflib ratio from which a new label reads as a typo of another ('biling', 'billing': 0.92)
 
 
@@ -109,12 +110,33 @@ def train_command(ctx: click.Context, file: Path | None, base: bool, out: Path |
     on_training = evaluate(fitted.labels, [model.labels[index] for index in model.predict(list(prompts)).label])
     click.echo(
         f"fitted {len(model.labels)} labels on {len(prompts):,} prompts ({len(model.columns):,} n-gram columns); "
-        f"accuracy on them {on_training.accuracy:.3f}; wrote {target}"
+        f"accuracy on the prompts it was fitted on {on_training.accuracy:.3f} (measure it on others with "
+        f"`chatpulse scenarios evaluate`); wrote {target}"
     )
     counts = Counter(labels)
     click.echo("labels: " + ", ".join(f"{label} {counts[label]:,}" for label in model.labels))
     for warning in look_alike_labels(counts, {rule.label for rule in rules} | {OTHER}):
         click.echo(f"warning: {warning}", err=True)
+    if base and file is not None and (few := outweighed(counts, parts[0].labels, parts[1].labels)):
+        click.echo(
+            f"warning: your label{'s' if len(few) > 1 else ''} {', '.join(few)} "
+            f"{'have' if len(few) > 1 else 'has'} under a tenth of the prompts of the corpus's labels: the model will "
+            "seldom choose them over the built-in ones (README: Your own taxonomy). With labels of your own "
+            "only, train with --no-base.",
+            err=True,
+        )
+
+
+def outweighed(counts: Mapping[str, int], corpus: Sequence[Sequence[str]], own: Sequence[Sequence[str]]) -> list[str]:
+    """The labels of the user's file (`own`, each row's accepted labels; the first is trained on) that the corpus
+    (`corpus`, likewise) has none of, with under 1/OUTWEIGHED of the median prompts of a corpus label (`counts`:
+    every label's prompts as fitted)."""
+    built_in = {row[0] for row in corpus}
+    theirs = sorted(counts[label] for label in built_in)
+    median = theirs[len(theirs) // 2]
+    return sorted(
+        {row[0] for row in own} - built_in - {label for label in counts if counts[label] * OUTWEIGHED >= median}
+    )
 
 
 def look_alike_labels(counts: Mapping[str, int], configured: set[str]) -> list[str]:
