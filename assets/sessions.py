@@ -17,6 +17,7 @@ from dagster import (
 )
 
 from chatpulse.assets.daystate import wait_for_earlier_days, write_day
+from chatpulse.assets.neighbours import next_day_ratings
 from chatpulse.behaviour import feedback
 from chatpulse.behaviour.midnight import day_sessions_and_rows, with_neighbours
 from chatpulse.behaviour.scenario_rules import OTHER, load_rules
@@ -102,7 +103,12 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
             table, messages, load_rules(settings.scenario_rules), read_model(settings.scenario_model)
         )
         table = pd.concat([table, labels, usage], axis=1)
-        rated = feedback.rate(table, ratings, messages, requests)
+        # The day's ratings, and the next day's that rate one of its sessions (given the next morning): those
+        # count with the session, on this day; the next day's header counts them among its own ratings.
+        later = next_day_ratings(settings, warehouse.warehouse, day)
+        rated = feedback.rate(table, pd.concat([ratings, later], ignore_index=True), messages, requests)
+        own, late = rated.iloc[: len(ratings)], rated.iloc[len(ratings) :]
+        rated = pd.concat([own, late[late[SESSION_ROW] >= 0]], ignore_index=True)
         table = pd.concat([table, feedback.session_ratings(table, rated)], axis=1)
         summary = scenario_summary(table, requests, rated, day)
         write_day(
@@ -112,7 +118,7 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
             Write("scenario_daily", summary),
             Write("scenario_model_daily", scenario_summary(table, requests, rated, day, by_model=True)),
             Write("scenario_language_daily", scenario_languages(table, day)),
-            Write("feedback_daily", feedback.feedback_daily(table, rated, day)),
+            Write("feedback_daily", feedback.feedback_daily(table, own, day, of_sessions=rated)),
             Write("feedback_by_model", feedback.satisfaction_by(rated, table, "model")),
             Write("feedback_by_latency", feedback.satisfaction_by_latency(rated)),
             Write("negative_sessions", feedback.negative_sessions(table, rated)),
@@ -125,7 +131,8 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
                 "turns": int(table["turns"].sum()),
                 "other_share": float(other) if pd.notna(other) else 0.0,
                 "languages": int(table["language"].nunique()),
-                "ratings": len(rated),
+                "ratings": len(own),
+                "next_day_ratings": len(rated) - len(own),
             },
         )
 

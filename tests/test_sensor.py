@@ -129,6 +129,25 @@ def _stored(warehouse: Warehouse, day: str, rows: list[tuple[str, str | None, st
 
 
 @pytest.mark.pipeline
+def test_a_rating_of_a_stored_session_given_the_next_day_reruns_the_sessions_day(tmp_path: Path) -> None:
+    """The sessions step reads the next day's ratings; a rating landing after its session's day ran re-runs it."""
+    settings = settings_from_mapping({"data_home": str(tmp_path), "start_date": "2026-11-01"}, tmp_path, {})
+    defs = build_definitions(settings)
+    _stored(Warehouse(settings.database_url), "2026-11-20", [("2026-11-20T23:56:00+00:00", "u", "late")])
+    rating = {"feedback_id": "f", "session_id": "late", "user_id": "u", "rating": -1}
+    write_jsonl(tmp_path / "landing" / "feedback-1.jsonl", [{**rating, "timestamp": "2026-11-21T00:06:00Z"}])
+    result = sensor_tick(defs, DagsterInstance.ephemeral(), None)
+    assert sorted(r.partition_key for r in result.run_requests) == ["2026-11-20", "2026-11-21"]
+    # A rating of no stored session, by a user active before midnight: only its own day.
+    write_jsonl(
+        tmp_path / "landing" / "feedback-1.jsonl",
+        [{**rating, "session_id": "other", "timestamp": "2026-11-21T00:07:00Z"}],
+    )
+    result = sensor_tick(defs, DagsterInstance.ephemeral(), result.cursor)
+    assert [r.partition_key for r in result.run_requests] == ["2026-11-21"]
+
+
+@pytest.mark.pipeline
 @pytest.mark.parametrize("pseudonymize", [False, True])
 def test_rows_that_continue_a_stored_session_rerun_the_day_it_started(tmp_path: Path, pseudonymize: bool) -> None:
     config = {"data_home": str(tmp_path), "start_date": "2026-11-01", "session_gap_minutes": 30}

@@ -22,7 +22,7 @@ from chatpulse.days import local_days
 from chatpulse.tables import TABLES
 from chatpulse.warehouse import Warehouse, Write
 
-from fixtures import clean_messages, clean_requests, invoke_cli
+from fixtures import clean_messages, clean_requests, invoke_cli, write_jsonl
 
 D = date(2026, 11, 20)
 
@@ -338,3 +338,47 @@ def test_case_07_sessions_across_midnight_whichever_order_the_days_run(
         _run(case, home, day, CHATPULSE_PSEUDONYM_KEY="a key long enough for the pseudonyms, and secret")
     store = _check(home, expected, ids=False)
     assert "u-eps" not in " ".join(store.read("sessions")["session_id"])
+
+
+@pytest.mark.pipeline
+@pytest.mark.parametrize("order", ["forward", "backward"])
+def test_a_rating_given_the_next_morning_counts_with_its_session(tmp_path: Path, order: str) -> None:
+    """A thumbs-down at 00:06 on a session of 23:56 reached no session: the day's sessions read only the day's
+    ratings, and the next day's run has no such session. It counts with the session, on the session's day,
+    whichever day runs first; the next day's header counts it among that day's ratings."""
+    first, second = "2026-11-20", "2026-11-21"
+    landing = tmp_path / "landing"
+    write_jsonl(
+        landing / "messages-1.jsonl",
+        [
+            {"message_id": "m1", "session_id": "late", "user_id": "u", "role": "user", "content": "hi",
+             "timestamp": f"{first}T23:56:00Z"},
+            {"message_id": "m2", "session_id": "late", "user_id": "u", "role": "assistant", "content": "hello",
+             "timestamp": f"{first}T23:56:30Z"},
+            {"message_id": "m3", "session_id": "noon", "user_id": "v", "role": "user", "content": "hey",
+             "timestamp": f"{first}T12:00:00Z"},
+        ],
+    )  # fmt: skip
+    write_jsonl(
+        landing / "feedback-1.jsonl",
+        [
+            {"feedback_id": "f1", "session_id": "noon", "rating": 1, "timestamp": f"{first}T12:01:00Z"},
+            {"feedback_id": "f2", "session_id": "late", "rating": -1, "timestamp": f"{second}T00:06:00Z"},
+            {"feedback_id": "f3", "message_id": "m2", "rating": -1, "timestamp": f"{second}T00:07:00Z"},
+        ],
+    )
+    config = tmp_path / "cfg.yaml"
+    config.write_text(f"data_home: home\nlanding_dir: landing\nstart_date: {first}\n")
+    for day in (first, second) if order == "forward" else (second, first):
+        result = invoke_cli("--config", str(config), "run", "--start", day, DAGSTER_HOME=str(tmp_path / "dagster"))
+        assert result.exit_code == 0, result.stderr
+    store = Warehouse(f"sqlite:///{tmp_path / 'home' / 'warehouse.db'}")
+    sessions = store.read("sessions", first).set_index("session_id")
+    assert sessions.loc["late", "ratings"] == 2 and sessions.loc["late", "satisfaction"] == 0.0
+    assert sessions.loc["noon", "ratings"] == 1
+    assert store.read("negative_sessions", first)["session_id"].tolist() == ["late"]
+    daily = {day: store.read("feedback_daily", day).iloc[0] for day in (first, second)}
+    assert (daily[first]["ratings"], daily[first]["rated_sessions"], daily[first]["negative_sessions"]) == (1, 2, 1)
+    assert daily[second]["ratings"] == 2 and store.read("sessions", second).empty  # its header counts them
+    scenarios = store.read("scenario_daily", first)
+    assert scenarios["rated_sessions"].sum() == 2

@@ -123,12 +123,17 @@ def _mean(values: pd.Series) -> float:
     return float(values.mean()) if len(values) else np.nan
 
 
-def feedback_daily(sessions: pd.DataFrame, rated: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+def feedback_daily(
+    sessions: pd.DataFrame, rated: pd.DataFrame, day: dt.date, of_sessions: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """The day's one row: ratings (thumbs, stars), sessions, rated_sessions, coverage, satisfaction, negative_sessions.
 
-    Every rating of the day counts in ratings and satisfaction; coverage counts the day's
-    sessions with a rating (sessions carries ratings and satisfaction from session_ratings).
+    Every rating of the day (`rated`) counts in ratings and satisfaction; coverage counts the day's
+    sessions with a rating (sessions carries ratings and satisfaction from session_ratings), and
+    negative_sessions those with a negative one among `of_sessions` (default `rated`: the ratings of the
+    day's sessions, those given the next day included).
     """
+    of_sessions = rated if of_sessions is None else of_sessions
     rated_sessions = int((sessions["ratings"] > 0).sum())
     return pd.DataFrame(
         {
@@ -140,7 +145,7 @@ def feedback_daily(sessions: pd.DataFrame, rated: pd.DataFrame, day: dt.date) ->
             "rated_sessions": [rated_sessions],
             "feedback_coverage": [rated_sessions / len(sessions) if len(sessions) else np.nan],
             "satisfaction": [_mean(rated[SCORE])],
-            "negative_sessions": [int((_negative_counts(sessions, rated) > 0).sum())],
+            "negative_sessions": [int((_negative_counts(sessions, of_sessions) > 0).sum())],
         }
     )
 

@@ -29,7 +29,9 @@ class Scan:
     """Days touched by the changed files, every file's stamp now, and files that could not be read.
 
     `events` holds the dated request and message rows of the changed files (EVENT_COLUMNS: local day as
-    YYYY-MM-DD, timestamp UTC, user_id as logged, session_id), which can join sessions of the days either side.
+    YYYY-MM-DD, timestamp UTC, user_id as logged, session_id), which can join sessions of the days either side,
+    and their ratings, without their user (a rating joins the session its session_id names, which may have
+    started the day before: the sessions step reads the next day's ratings).
     """
 
     days: frozenset[str]
@@ -72,6 +74,8 @@ def scan(landing_dir: Path, sources: Iterable[SourceConfig], tz: str, seen: Mapp
             days |= touched_days(frame, tz, path)
             if kind in EVENT_KINDS:
                 events.append(_event_keys(frame, tz))
+            elif kind is Kind.FEEDBACK:  # a rating joins its session_id's session, never a user's by time
+                events.append(_event_keys(frame.assign(user_id=None), tz))
     return Scan(frozenset(days), stamps, unreadable, pd.concat(events, ignore_index=True))
 
 
