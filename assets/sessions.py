@@ -105,9 +105,10 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         table = pd.concat([table, labels, usage], axis=1)
         # The day's ratings, and the next day's that rate one of its sessions (given the next morning): those
         # count with the session, on this day; the next day's header counts them among its own ratings.
-        later = next_day_ratings(settings, warehouse.warehouse, day)
-        rated = feedback.rate(table, pd.concat([ratings, later], ignore_index=True), messages, requests)
-        own, late = rated.iloc[: len(ratings)], rated.iloc[len(ratings) :]
+        # Each day's ratings are scored among themselves, as that day's own run scores them (a rater's 1 is one
+        # star or a thumbs up by the rater's other ratings of the day).
+        own = feedback.rate(table, ratings, messages, requests)
+        late = feedback.rate(table, next_day_ratings(settings, warehouse.warehouse, day), messages, requests)
         rated = pd.concat([own, late[late[SESSION_ROW] >= 0]], ignore_index=True)
         table = pd.concat([table, feedback.session_ratings(table, rated)], axis=1)
         summary = scenario_summary(table, requests, rated, day)
