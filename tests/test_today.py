@@ -62,7 +62,7 @@ def test_a_file_landing_now_runs_today_alerts_at_once_and_holds_the_report_mail(
     ]
     assert alerts.iloc[0]["value"] == 12 / 30 and pd.isna(alerts.iloc[0]["resolved_at"])  # still going on
     subjects = [message["Subject"] for message in inbox.messages]
-    assert subjects == ["ChatPulse: 1 alert(s) firing, 0 resolved"]  # the alert, not the day's report
+    assert subjects == [f"ChatPulse {today}: 1 alert firing, 0 resolved"]  # the alert, not the day's report
     mail = result.asset_materializations_for_node("report_email")[0].metadata
     assert (mail["sent"].value, mail["why"].value) == (
         False,
