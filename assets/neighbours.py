@@ -116,25 +116,22 @@ def _neighbour_asset(kind: Kind, partitions: PartitionsDefinition) -> AssetsDefi
 def next_day_ratings(settings: Settings, store: Warehouse, day: date) -> pd.DataFrame:
     """The clean ratings of the day after `day` (a thumbs-down the next morning rates a session of `day`):
     from the warehouse when that day's clean step has run, else from its landing files, extracted (and
-    protected) and cleaned as its run would; none when that day cannot be run or a file cannot be read.
-    The sessions step keeps those that rate one of its sessions."""
+    protected) and cleaned as its run would; none when that day cannot be run. The sessions step keeps those
+    that rate one of its sessions. Raises ExtractError as extract_day does."""
     later = day + timedelta(days=1)
     if DaySpan.through_today(settings.start_date, settings.timezone).where(later) is not None:
         return _as_clean(empty_frame(Kind.FEEDBACK), Kind.FEEDBACK)
     if _loaded(store, later, Kind.FEEDBACK):
         return _as_clean(store.read(Kind.FEEDBACK.value, later.isoformat()), Kind.FEEDBACK)
-    try:
-        frame = extract_day(
-            settings.landing_dir,
-            settings.sources,
-            Kind.FEEDBACK,
-            later,
-            settings.timezone,
-            store.file_stamps(Kind.FEEDBACK),
-            cache=day_cache(settings, Kind.FEEDBACK),
-        ).frame
-    except ExtractError:  # that day's own run fails on it
-        return _as_clean(empty_frame(Kind.FEEDBACK), Kind.FEEDBACK)
+    frame = extract_day(
+        settings.landing_dir,
+        settings.sources,
+        Kind.FEEDBACK,
+        later,
+        settings.timezone,
+        store.file_stamps(Kind.FEEDBACK),
+        cache=day_cache(settings, Kind.FEEDBACK),
+    ).frame
     if frame.empty:
         return _as_clean(frame, Kind.FEEDBACK)
     return _as_clean(clean_partition(frame, Kind.FEEDBACK, later.isoformat()).clean, Kind.FEEDBACK)

@@ -31,6 +31,7 @@ from chatpulse.behaviour.scenarios import (
     session_usage,
 )
 from chatpulse.ingest.daycache import drop_cached_older
+from chatpulse.ingest.files import ExtractError
 from chatpulse.ingest.privacy import drop_content, drop_stored_content, retention_cutoff
 from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from chatpulse.schema import COLUMNS, OUTCOME_COLUMNS, Kind
@@ -108,7 +109,12 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         # Each day's ratings are scored among themselves, as that day's own run scores them (a rater's 1 is one
         # star or a thumbs up by the rater's other ratings of the day).
         own = feedback.rate(table, ratings, messages, requests)
-        late = feedback.rate(table, next_day_ratings(settings, warehouse.warehouse, day), messages, requests)
+        try:
+            later = next_day_ratings(settings, warehouse.warehouse, day)
+        except ExtractError as exc:  # that day's own run fails on it; this one goes on without its ratings
+            context.log.warning(f"ratings of the next day not read, its ratings of this day's sessions left out: {exc}")
+            later = ratings.iloc[0:0]
+        late = feedback.rate(table, later, messages, requests)
         rated = pd.concat([own, late[late[SESSION_ROW] >= 0]], ignore_index=True)
         table = pd.concat([table, feedback.session_ratings(table, rated)], axis=1)
         summary = scenario_summary(table, requests, rated, day)
