@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from chatpulse.config import settings_from_mapping
@@ -128,6 +129,33 @@ def test_retention_clears_old_content_and_keeps_rows(tmp_path: Path) -> None:
     assert pd.read_parquet(storage / "clean_messages" / "2026-11-20.parquet")["content"].tolist() == ["secret"]
     assert pd.read_parquet(storage / "sessions" / "2026-10-01.parquet")["content"].tolist() == ["secret"]
     assert drop_stored_content(storage, cutoff) == []
+
+
+def test_retention_clears_a_stored_day_row_group_by_row_group(tmp_path: Path) -> None:
+    """A hand-off of several row groups (a day above a million rows) is cleared group by group: text found in
+    its last group alone still counts, and every other column, the groups and the pandas types stay."""
+    storage = tmp_path / "storage"
+    (storage / "raw_requests").mkdir(parents=True)
+    path = storage / "raw_requests" / "2026-10-01.parquet"
+    frame = pd.DataFrame(
+        {
+            "request_id": [f"r{i}" for i in range(5)],
+            "metadata": [None, None, None, None, '{"team": "a"}'],
+            "_raw": [None] * 5,
+            "prompt_tokens": pd.array([1, None, 3, 4, 5], dtype="Int64"),
+            "timestamp": pd.date_range("2026-10-01", periods=5, freq="h", tz="UTC"),
+        }
+    )
+    frame.to_parquet(path, index=False, row_group_size=2)
+    assert pq.ParquetFile(path).num_row_groups == 3
+
+    assert drop_stored_content(storage, dt.date(2026, 10, 28)) == [path]
+    assert pq.ParquetFile(path).num_row_groups == 3
+    assert not list(path.parent.glob(".*"))  # no scratch file left
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(path), frame.assign(metadata=pd.Series([None] * 5, dtype=frame["metadata"].dtype))
+    )
+    assert drop_stored_content(storage, dt.date(2026, 10, 28)) == []
 
 
 def test_retention_keeps_metadata_cut_to_the_configured_keys(tmp_path: Path) -> None:
