@@ -338,9 +338,10 @@ def test_scenario_summary():
     summary = scenario_summary(sessions, requests, rated, DAY).set_index("scenario")
     assert summary.index.tolist() == list(DEFAULT_LABELS)
     coding = summary.loc["coding"]
+    # s1 names no user: no user, not one
     assert coding[["sessions", "users", "requests", "turns", "errors", "prompt_tokens", "total_tokens"]].tolist() == [
         1,
-        1,
+        0,
         2,
         1,
         1,
@@ -361,6 +362,21 @@ def test_scenario_summary():
     )  # s4; the id-less request is in none
     assert summary.loc["math_reasoning", "sessions"] == 0 and pd.isna(summary.loc["math_reasoning", "error_rate"])
     assert summary["sessions"].sum() == len(sessions) and summary["requests"].sum() == 5
+
+
+def test_sessions_without_a_user_id_add_no_user():
+    """A log with no user column (BurstGPT) has no users in the scenario tables either, and sessions without
+    a user id beside named ones add none: the named users alone, as daily_metrics counts them."""
+    sessions, requests, rated = _summary_day()
+    sessions[SCENARIO] = "coding"
+    sessions["user_id"] = pd.Series(["u1", None, "u1", None], dtype="str")
+    summary = scenario_summary(sessions, requests, rated, DAY).set_index("scenario")
+    assert summary.loc["coding", "users"] == sessions["user_id"].dropna().nunique() == 1
+    by_model = scenario_summary(sessions, requests, rated, DAY, by_model=True)
+    expected = sessions.groupby("model")["user_id"].nunique()
+    assert by_model.set_index("model")["users"].to_dict() == expected.to_dict() == {"gpt-4o": 1, "o3": 1}
+    sessions["user_id"] = pd.Series([None] * 4, dtype="str")
+    assert scenario_summary(sessions, requests, rated, DAY)["users"].sum() == 0
 
 
 def test_scenario_summary_by_model_and_custom_labels():

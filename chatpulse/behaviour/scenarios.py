@@ -278,9 +278,11 @@ def scenario_summary(
         inside = rows >= 0
         return pd.DataFrame({name: values[inside] for name, values in columns.items()}).groupby(group[rows[inside]])
 
+    users = pd.factorize(sessions["user_id"].to_numpy(dtype=object))[0]
     by_session = pd.DataFrame(
         {name: sessions[name].to_numpy() for name in ("requests", "turns", "duration_s")}
-        | {"user": pd.factorize(sessions["user_id"].to_numpy(dtype=object))[0]}
+        # A session with no user id is nobody's: NaN, which nunique leaves out (factorize's -1 would count as one user).
+        | {"user": np.where(users >= 0, users, np.nan)}
     ).groupby(group)
     by_request = grouped(
         requests,
