@@ -331,6 +331,25 @@ def test_only_the_first_rows_are_read_unless_asked(tmp_path: Path) -> None:
     assert model_line(len(records), len(trace)) in whole
 
 
+def test_a_utf16_file_is_sampled_by_its_characters(tmp_path: Path) -> None:
+    """A UTF-16 export (PowerShell's, Excel's) is sampled as the run reads it: a newline's byte alone is half a
+    character, so the head was cut mid-character and the file called unreadable."""
+    records = [{"timestamp": f"2026-11-20T10:{n:02d}:00Z", "model": "m"} for n in range(5)]
+    lines = "".join(json.dumps(record) + "\r\n" for record in records)
+    (tmp_path / "landing").mkdir()
+    (tmp_path / "landing" / "requests-1.jsonl").write_bytes(lines.encode("utf-16"))  # with its byte order mark
+    csv_text = "timestamp,model\r\n" + "".join(f"{r['timestamp']},m\r\n" for r in records)
+    (tmp_path / "landing" / "requests-2.csv").write_bytes(csv_text.encode("utf-16-le").join([b"\xff\xfe", b""]))
+    config = write_config(tmp_path, landing_dir="landing")
+    result = check(config, "--rows", "2")
+    assert result.exit_code == 0, result.stdout
+    assert "  requests-1.jsonl: 2 rows (the file goes on), 2026-11-20" in result.stdout.splitlines()
+    assert "  requests-2.csv: 2 rows (the file goes on), 2026-11-20" in result.stdout.splitlines()
+    assert not warnings(result)
+    whole = check(config, "--rows", "0").stdout.splitlines()
+    assert "  requests-1.jsonl: 5 rows, 2026-11-20" in whole and "  requests-2.csv: 5 rows, 2026-11-20" in whole
+
+
 def test_days_outside_the_partitions(tmp_path: Path) -> None:
     days = [date(2026, 10, 30), date(2026, 10, 31), date(2026, 11, 2), TODAY + timedelta(days=2)]
     write_jsonl(tmp_path / "landing" / "requests-1.jsonl", [{"timestamp": f"{d}T12:00:00Z"} for d in days])

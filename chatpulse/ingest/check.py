@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import difflib
 import gzip
+import io
 import json
 import re
 import tempfile
@@ -28,6 +29,7 @@ from typing import IO
 
 import pandas as pd
 
+from chatpulse.byteorder import WIDE_BOMS, as_utf8
 from chatpulse.config import DEFAULT_SOURCES, SourceConfig
 from chatpulse.days import local_days
 from chatpulse.formatting import plural
@@ -139,6 +141,10 @@ def _head(path: Path, rows: int) -> tuple[bytes, bool]:
     and whether the file goes on."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rb") as stream:
+        if any(stream.peek(4)[:4].startswith(bom) for bom, _ in WIDE_BOMS):
+            # UTF-16 or 32 (a Windows export): its newline bytes are not whole characters, so the file is
+            # read whole as UTF-8 first, as the run reads it.
+            stream = io.BytesIO(as_utf8(stream.read()))
         if path.name.lower().removesuffix(".gz").endswith(".csv"):
             taken = _csv_head(stream, rows)
         else:
