@@ -74,6 +74,9 @@ COLUMNS: dict[Kind, dict[str, str]] = {
     Kind.FEEDBACK: FEEDBACK_COLUMNS,
 }
 
+# Text columns whose blank value is a value (an empty message); in every other text column blank text is none.
+FREE_TEXT = frozenset(("content", "comment"))
+
 # The identifier a kind is deduplicated on; derived from the row when absent.
 ID_COLUMN: dict[Kind, str] = {
     Kind.REQUESTS: "request_id",

@@ -7,7 +7,7 @@ import pandas as pd
 from chatpulse.config import SourceConfig
 from chatpulse.ingest.clean import clean_partition
 from chatpulse.ingest.extract import extract_day
-from chatpulse.schema import Kind
+from chatpulse.schema import Kind, is_error
 
 from fixtures import write_jsonl
 
@@ -90,6 +90,85 @@ def test_missing_ids_are_derived_from_content_not_location(tmp_path: Path) -> No
     assert ids == set(again.clean["request_id"])
     first_seen, second_seen = sorted(ids - {"ok", "derive"})
     assert len(first_seen) == 16 and second_seen == f"{first_seen}-2"  # two identical lines, two calls
+
+
+def test_blank_text_is_no_value_but_in_free_text(tmp_path: Path) -> None:
+    """An id of whitespace alone is no id: each such row gets its own derived id (blank ids were one id, the rest
+    of the day's rows dropped as its duplicates); a blank error type names no error, a blank session id no
+    session; a message's blank text stays its text."""
+    blank = ["", "", " ", "\t"]
+    requests = [
+        {"request_id": text, "session_id": text, "error_type": text, "timestamp": T, "latency_ms": 100 + i}
+        for i, text in enumerate(blank)
+    ]
+    result = _clean(tmp_path / "r", requests)
+    assert (result.quality["clean"], result.quality["duplicates"]) == (4, 0)
+    clean = result.clean
+    assert clean["request_id"].str.fullmatch(r"[0-9a-f]{16}").all() and clean["request_id"].nunique() == 4
+    assert clean[["session_id", "error_type"]].isna().all().all()
+    assert not is_error(clean).any()
+    messages = [
+        {"message_id": text, "session_id": "s", "role": "user", "timestamp": T, "content": text} for text in blank
+    ]
+    result = _clean(tmp_path / "m", messages, Kind.MESSAGES)
+    assert (result.quality["clean"], result.quality["duplicates"]) == (4, 0)
+    assert sorted(result.clean["content"]) == sorted(blank)
+    feedback = [{"feedback_id": "", "session_id": "s", "timestamp": T, "rating": r} for r in (1, -1)]
+    assert _clean(tmp_path / "f", feedback, Kind.FEEDBACK).quality["clean"] == 2
+
+
+def _nested(levels: int) -> object:
+    value: object = 1
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+def test_metadata_nested_too_deep_to_write_is_quarantined_not_the_day_failed(tmp_path: Path) -> None:
+    """orjson reads 1,024 levels and writes 254: a record between the two is its own problem (in its own
+    metadata or an unmapped column joining it), with its original line, and the day's other rows go on."""
+    lines = [
+        {"request_id": "kept", "timestamp": T, "metadata": _nested(254)},
+        {"request_id": "deep", "timestamp": T, "metadata": _nested(300)},
+        {"request_id": "deep_extra", "timestamp": T, "custom": _nested(900)},
+        {"request_id": "flat", "timestamp": T, "custom": 1},
+    ]
+    result = _clean(tmp_path, lines)
+    assert sorted(result.clean["request_id"]) == ["flat", "kept"]
+    quarantine = result.quarantine.set_index("record_id")
+    assert sorted(quarantine.index) == ["deep", "deep_extra"]
+    assert quarantine["reasons"].map(json.loads).tolist() == [["metadata: nested deeper than 254 levels"]] * 2
+    assert quarantine.loc["deep", "raw"] == json.dumps(lines[1])  # the line as written
+    assert json.loads(result.clean.set_index("request_id").loc["kept", "metadata"]) == _nested(254)
+
+
+def test_true_and_false_are_not_numbers(tmp_path: Path) -> None:
+    """JSON's booleans where a number belongs are quarantined as not numbers (Python would read true as 1),
+    whether the column holds numbers beside them or booleans only."""
+    mixed = [
+        {"request_id": "n", "timestamp": T, "prompt_tokens": 5, "status_code": 200},
+        {"request_id": "b", "timestamp": T, "prompt_tokens": True, "status_code": True},
+    ]
+    result = _clean(tmp_path / "mixed", mixed)
+    assert result.clean["request_id"].tolist() == ["n"]
+    reasons = result.quarantine.set_index("record_id").loc["b", "reasons"]
+    assert {"prompt_tokens: not a number", "status_code: not a number"} <= set(json.loads(reasons))
+    only = [{"request_id": f"b{i}", "timestamp": T, "cached_tokens": flag} for i, flag in enumerate((True, False))]
+    result = _clean(tmp_path / "only", only)
+    assert result.quality["clean"] == 0 and json.loads(result.quality["reasons"]) == {"cached_tokens: not a number": 2}
+
+
+def test_a_token_count_no_context_window_holds_is_quarantined(tmp_path: Path) -> None:
+    """A count past 100,000,000 tokens (ten times the largest context window) is a garbled record: quarantined
+    rather than a day's cost of $150,000,000 from one row; the bound itself (a total of exactly 100,000,000) is kept."""
+    lines = [
+        {"request_id": "garbled", "timestamp": T, "prompt_tokens": 10**15, "completion_tokens": 5},
+        {"request_id": "bound", "timestamp": T, "prompt_tokens": 99_999_995, "completion_tokens": 5},
+    ]
+    result = _clean(tmp_path, lines)
+    assert result.clean["request_id"].tolist() == ["bound"]
+    reasons = json.loads(result.quarantine.set_index("record_id").loc["garbled", "reasons"])
+    assert "prompt_tokens: expect_column_values_to_be_between" in reasons
 
 
 def test_quarantine_keeps_file_line_reasons_and_the_raw_record(tmp_path: Path) -> None:

@@ -28,12 +28,14 @@ class Problems:
             self.reasons.append(reason)
 
     def column(self) -> np.ndarray:
+        """Per row its reasons in the order found (None for none), each once."""
         folded = np.full(self.size, None, dtype=object)
         for positions, reason in zip(self.rows, self.reasons, strict=True):
             for position in positions:
                 if folded[position] is None:
                     folded[position] = []
-                folded[position].append(reason)
+                if reason not in folded[position]:  # metadata is written twice where unmapped columns join it
+                    folded[position].append(reason)
         return folded
 
 
@@ -45,16 +47,30 @@ def _unreadable(values: pd.Series, converted: pd.Series) -> pd.Series:
     return lost
 
 
-def to_string(values: pd.Series) -> pd.Series:
-    """Text values, missing ones kept missing (numbers such as user ids become text)."""
-    return values if pd.api.types.is_string_dtype(values.dtype) and values.dtype != object else values.astype("str")
+def to_string(values: pd.Series, blank_is_missing: bool = True) -> pd.Series:
+    """Text values, missing ones kept missing (numbers such as user ids become text).
+
+    With `blank_is_missing` (every column but free text), text of whitespace alone is missing too, as a CSV's
+    empty field is: a JSON log's `"request_id": ""` is no id (else every such row of a day would be one
+    request and the rest dropped as its duplicates), `"error_type": " "` no error.
+    """
+    text = values if pd.api.types.is_string_dtype(values.dtype) and values.dtype != object else values.astype("str")
+    if not blank_is_missing:
+        return text
+    blank = text.str.fullmatch(r"\s*").fillna(False).to_numpy(dtype=bool)
+    return text.mask(blank) if blank.any() else text
 
 
 def to_number(values: pd.Series, name: str, problems: Problems, integer: bool) -> pd.Series:
+    """Values as float64 (Int64 where `integer`); a value that is no number is missing and its row's problem
+    (`<name>: not a number`, `not an integer`, `out of range`). JSON's true and false are no numbers, though
+    Python counts them as 1 and 0 (a `"prompt_tokens": true` is a garbled record, not one token)."""
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         numbers = values.astype("float64")
     else:
-        numbers = pd.to_numeric(values.astype(object), errors="coerce")
+        objects = values.astype(object)
+        booleans = np.fromiter((isinstance(v, bool | np.bool_) for v in objects), dtype=bool, count=len(objects))
+        numbers = pd.to_numeric(objects.mask(booleans) if booleans.any() else objects, errors="coerce")
     problems.add(_unreadable(values, numbers), f"{name}: not a number")
     numbers = numbers.astype("float64")
     if not integer:
@@ -76,29 +92,46 @@ def json_value(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
-def to_json(values: pd.Series) -> pd.Series:
-    """JSON text of each value; a mapping's null keys are left out, as if absent."""
+# orjson writes at most 254 levels of nesting (it reads 1,024): a deeper value cannot be kept as JSON text.
+TOO_DEEP = "nested deeper than 254 levels"
 
-    def dumps(value: Any) -> str:
+
+def to_json(values: pd.Series, problems: Problems | None = None, name: str = "metadata") -> pd.Series:
+    """JSON text of each value; a mapping's null keys are left out, as if absent.
+
+    A value orjson cannot write (nested deeper than 254 levels) is missing and, given `problems`, the row's
+    problem `<name>: nested deeper than 254 levels` (quarantined, not the day's run failed); without it raises
+    orjson.JSONEncodeError.
+    """
+
+    def dumps(value: Any) -> str | None:
         if value is None or isinstance(value, str):
             return value
         mapping = {k: v for k, v in value.items() if v is not None} if isinstance(value, dict) else value
-        return orjson.dumps(mapping, default=json_value).decode()
+        try:
+            return orjson.dumps(mapping, default=json_value).decode()
+        except orjson.JSONEncodeError:
+            if problems is None:
+                raise
+            return None
 
     # Rows often share one parsed object (files._flat_objects): each object is written once. The ids
     # stay unique while `held` keeps every value alive.
     held = values.to_numpy(dtype=object, na_value=None)
-    done: dict[int, str] = {}
+    done: dict[int, str | None] = {}
     texts = []
     for value in held:
-        text = done.get(id(value))
-        if text is None:
-            text = done[id(value)] = dumps(value)
-        texts.append(text)
-    return pd.Series(texts, index=values.index, dtype="str")
+        key = id(value)
+        if key not in done:
+            done[key] = dumps(value)
+        texts.append(done[key])
+    out = pd.Series(texts, index=values.index, dtype="str")
+    if problems is not None:
+        problems.add(out.isna().to_numpy(dtype=bool) & pd.notna(held), f"{name}: {TOO_DEEP}")
+    return out
 
 
-def extras_json(extras: pd.DataFrame, own: pd.Series | None) -> pd.Series:
+def extras_json(extras: pd.DataFrame, own: pd.Series | None, problems: Problems | None = None) -> pd.Series:
     """Unmapped source columns kept in the request's metadata beside its own keys, absent values left out.
 
     A record's own `metadata` wins over an unmapped column of the same name; one that is not
@@ -107,7 +140,7 @@ def extras_json(extras: pd.DataFrame, own: pd.Series | None) -> pd.Series:
     rows = extras.astype(object).where(extras.notna(), None).to_dict("records")
     if own is not None:
         rows = [_merged(row, value) for row, value in zip(rows, own.astype(object), strict=True)]
-    metadata = to_json(pd.Series(rows, dtype=object))
+    metadata = to_json(pd.Series(rows, dtype=object), problems)
     return metadata.mask(metadata == "{}")
 
 

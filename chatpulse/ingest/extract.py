@@ -26,7 +26,7 @@ from chatpulse.ingest.paths import Resolver, read_column, top_keys
 from chatpulse.ingest.text import NUL_REMOVED, longer_than, without_nul
 from chatpulse.ingest.times import parse_timestamps
 from chatpulse.mapping import split_path
-from chatpulse.schema import COLUMNS, SOURCE_FILE, SOURCE_LINE, Kind
+from chatpulse.schema import COLUMNS, FREE_TEXT, SOURCE_FILE, SOURCE_LINE, Kind
 from chatpulse.tokens import to_canonical
 from chatpulse.warehouse import FileStamp
 
@@ -142,16 +142,16 @@ def _map_block(
                 numbers = numbers * LATENCY_UNITS[source.latency_unit]
             frame[name] = numbers
         elif value_kind == "json":
-            frame[name] = to_json(values)
+            frame[name] = to_json(values, problems, name)
         else:
-            frame[name] = to_string(values)
+            frame[name] = to_string(values, blank_is_missing=name not in FREE_TEXT)
     if source.kind == Kind.REQUESTS:
         _apply_failure_rule(frame, source)
         to_canonical(frame, source.token_convention)
         extras = [c for c in records.columns if c not in source_names and c not in source.drop]
         if extras and "metadata" not in source.columns:
             own = None if "metadata" in source.drop else records.get("metadata")
-            frame["metadata"] = extras_json(records[extras], own)
+            frame["metadata"] = extras_json(records[extras], own, problems)
     texts = [name for name, value_kind in kind_columns.items() if value_kind in ("string", "json")]
     held_nul = _check_texts(frame, texts, raw, source.field_limit, problems)
     for repair, rows in _line_repairs(raw, lines, {NUL_REMOVED: held_nul}).items():
