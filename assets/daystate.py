@@ -22,6 +22,7 @@ from dagster import (
 from chatpulse.assets.checks import day_check
 from chatpulse.daystate import REPORT, STEPS, TABLE, DayState, StepRun, day_state, day_states, with_record
 from chatpulse.pipelines.resources import WarehouseResource
+from chatpulse.processes import HOST_TAG, PID_TAG, runner_gone
 from chatpulse.reports.pages import mark_day_state, write_index
 from chatpulse.warehouse import Warehouse, Write
 
@@ -40,7 +41,8 @@ def earlier_days_in_flight(context: AssetExecutionContext) -> list[str]:
 
     Only runs created earlier count: a queue launches runs in the order they were submitted, so those are
     running or will be, and two runs never wait for each other. A run that has reached its mail step
-    (MAIL_STEP) has written all it writes.
+    (MAIL_STEP) has written all it writes. A run whose `chatpulse run` process has ended without ending it
+    (killed, or failed before it started) is marked failed here and not waited for: nothing else would.
     """
     instance = context.instance
     mine = instance.get_run_record_by_id(context.run.run_id)
@@ -48,15 +50,19 @@ def earlier_days_in_flight(context: AssetExecutionContext) -> list[str]:
         return []
     day = context.partition_key
     records = instance.get_run_records(RunsFilter(statuses=IN_FLIGHT, created_before=mine.create_timestamp))
-    return sorted(
-        {
-            other
-            for record in records
-            if record.dagster_run.run_id != mine.dagster_run.run_id
-            and (other := record.dagster_run.tags.get(PARTITION_TAG, day)) < day
-            and not instance.get_run_step_stats(record.dagster_run.run_id, step_keys=[MAIL_STEP])
-        }
-    )
+    waiting = set()
+    for record in records:
+        run = record.dagster_run
+        if run.run_id == mine.dagster_run.run_id or (other := run.tags.get(PARTITION_TAG, day)) >= day:
+            continue
+        if runner_gone(run.tags):
+            instance.report_run_failed(
+                run, f"its process ({run.tags[PID_TAG]} on {run.tags[HOST_TAG]}) ended without ending the run"
+            )
+            context.log.warning(f"the run of {other} ({run.run_id}) was left unfinished by its process: marked failed")
+        elif not instance.get_run_step_stats(run.run_id, step_keys=[MAIL_STEP]):
+            waiting.add(other)
+    return sorted(waiting)
 
 
 def wait_for_earlier_days(context: AssetExecutionContext, minutes: int) -> None:

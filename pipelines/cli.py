@@ -26,7 +26,7 @@ from chatpulse.days import DayOutOfRange, DaySpan
 from chatpulse.ingest.check import DEFAULT_ROWS
 from chatpulse.pipelines.cli_errors import CliError, run_error
 from chatpulse.pipelines.demo import DEMO_DAYS, planted_rows, unsynced_sqlite
-from chatpulse.pipelines.instance import instance_lines, prepare_dagster_home, unset_storage_variable, write_instance
+from chatpulse.pipelines.instance import instance_lines, prepare_dagster_home, storage_variable_problem, write_instance
 from chatpulse.pipelines.preflight import check_rule_files, mail_failure
 from chatpulse.pipelines.scenarios_cli import scenarios
 
@@ -80,6 +80,13 @@ class _Commands(click.Group):
             raise _one_line(exc) from exc
         except ConfigError as exc:
             raise CliError(str(exc)) from exc
+        except RuntimeError as exc:
+            # A warehouse that cannot be opened (its message hides the password), from any command that reads it;
+            # looked up, not imported: this module is imported by every command, most of them without SQLAlchemy.
+            warehouse = sys.modules.get("chatpulse.warehouse")
+            if warehouse is not None and isinstance(exc, warehouse.WarehouseError):
+                raise CliError(str(exc)) from exc
+            raise
 
 
 @dataclass
@@ -148,10 +155,11 @@ def _use_config(config_file: str | None) -> None:
 
 
 def _check_storage_variable(settings: Settings) -> None:
-    """CliError when Dagster's storage variable is unset (unset_storage_variable), before Dagster opens it."""
-    unset = unset_storage_variable(settings)
-    if unset is not None:
-        raise CliError(unset)
+    """CliError when Dagster's storage variable is unset or not a psycopg2 URL (storage_variable_problem), before
+    Dagster opens it."""
+    problem = storage_variable_problem(settings)
+    if problem is not None:
+        raise CliError(problem)
 
 
 def run_days(settings: Settings, days: Sequence[date], config_file: str | None) -> None:
@@ -161,12 +169,14 @@ def run_days(settings: Settings, days: Sequence[date], config_file: str | None) 
     them: unlike `execute_in_process` it keeps no step outputs in memory, so a big
     day's frames are freed as soon as the next step has read them. Raises CliError
     for a day that is no partition (before `start_date` or after today, naming the
-    days that can be run), a wrong scenario rules or model file or alert rules file (check_rule_files), an unset
-    Dagster storage variable (unset_storage_variable) or a failed run (naming its error, see run_error).
+    days that can be run), a wrong scenario rules or model file or alert rules file (check_rule_files), a Dagster
+    storage variable unset or not a psycopg2 URL (storage_variable_problem) or a failed run (naming its error, see
+    run_error).
     """
     from dagster import DagsterInstance, execute_job, reconstructable
 
     from chatpulse.pipelines.definitions import daily_job
+    from chatpulse.processes import runner_tags
 
     span = DaySpan.through_today(settings.start_date, settings.timezone)
     for day in days:
@@ -187,7 +197,7 @@ def run_days(settings: Settings, days: Sequence[date], config_file: str | None) 
     with DagsterInstance.get() as instance:
         for number, day in enumerate(days, start=1):
             started = time.perf_counter()
-            tags = {"dagster/partition": day.isoformat()}
+            tags = {"dagster/partition": day.isoformat(), **runner_tags()}
             with execute_job(job, instance, run_config=QUIET_LOGS, tags=tags) as result:
                 if not result.success:
                     failures = dict.fromkeys(

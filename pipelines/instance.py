@@ -35,6 +35,8 @@ concurrency:
         limit: 1
 """
 PARTITION_TAG = "dagster/partition"
+# URL schemes of the driver dagster-postgres runs on.
+PSYCOPG2_SCHEMES = ("postgresql+psycopg2", "postgres+psycopg2")
 
 
 def instance_config(settings: Settings) -> dict[str, object]:
@@ -58,16 +60,28 @@ def instance_config(settings: Settings) -> dict[str, object]:
     return config
 
 
-def unset_storage_variable(settings: Settings) -> str | None:
-    """What is wrong when `dagster_storage_url_env` names a variable this process does not have, else None:
-    Dagster reads it when it opens the instance and would fail there with a long traceback."""
+def storage_variable_problem(settings: Settings) -> str | None:
+    """What is wrong with the variable `dagster_storage_url_env` names, else None: unset in this process, or a
+    URL without psycopg2 as its driver (dagster-postgres runs on psycopg2; SQLAlchemy 2 takes a bare
+    `postgresql://` for psycopg 3, and Dagster then fails at its first event with `syntax error at or near "$1"`).
+    Dagster reads it when it opens the instance and would fail there with a long traceback. The URL's password
+    is never said: only its scheme."""
     variable = settings.dagster_storage_url_env
-    if variable is None or os.environ.get(variable):
+    if variable is None:
         return None
-    return (
-        f"dagster_storage_url_env names {variable}, which is not set: export it (a PostgreSQL URL for Dagster's "
-        "storage) or remove the key to keep Dagster's storage in SQLite files"
-    )
+    url = os.environ.get(variable)
+    if not url:
+        return (
+            f"dagster_storage_url_env names {variable}, which is not set: export it (a PostgreSQL URL for Dagster's "
+            "storage) or remove the key to keep Dagster's storage in SQLite files"
+        )
+    scheme = url.partition("://")[0]
+    if scheme.lower() not in PSYCOPG2_SCHEMES:
+        return (
+            f"{variable} starts {scheme}://: Dagster's PostgreSQL storage runs on the psycopg2 driver, "
+            "write postgresql+psycopg2://"
+        )
+    return None
 
 
 def instance_yaml(settings: Settings) -> str:
@@ -113,9 +127,9 @@ def instance_lines(settings: Settings, home: Path, outcome: str, config_file: st
         variable = settings.dagster_storage_url_env
         storage = f"PostgreSQL at ${variable}" if variable is not None else f"SQLite files in {home}"
         lines.append(f"  Dagster's storage: {storage}")
-        unset = unset_storage_variable(settings)
-        if unset is not None:  # it may be set only where the daemon runs: said, not refused
-            lines.append(f"  warning: {unset} where Dagster runs")
+        problem = storage_variable_problem(settings)
+        if problem is not None:  # it may be set otherwise where the daemon runs: said, not refused
+            lines.append(f"  warning: {problem} where Dagster runs")
     config = f"CHATPULSE_CONFIG={Path(config_file).resolve()} " if config_file is not None else ""
     daemon = Path(sys.executable).with_name("dagster-daemon")  # this environment's: a venv's is not on PATH
     lines.append(f"start: DAGSTER_HOME={home} {config}{daemon} run -m chatpulse.pipelines.definitions")

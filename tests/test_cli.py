@@ -332,6 +332,18 @@ def test_status_prints_each_days_state(tmp_path: Path) -> None:
     assert wrong.exit_code != 0 and f"--end {days[1]} is before --start {days[2]}" in wrong.stderr
 
 
+def test_a_warehouse_that_cannot_be_opened_is_one_line_in_every_command(tmp_path: Path) -> None:
+    """status (and any command reading the warehouse) says why in one line, the URL's password hidden."""
+    config = tmp_path / "chatpulse.yaml"  # nothing listens on port 1: refused at once
+    config.write_text("data_home: .\ndatabase_url: postgresql+psycopg://cp:pw-s3cret@127.0.0.1:1/wh\n")
+    result = chatpulse("--config", str(config), "status")
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.startswith(
+        "chatpulse: error: cannot open the warehouse postgresql+psycopg://cp:***@127.0.0.1:1/wh"
+    )
+    assert "Traceback" not in result.stderr and "pw-s3cret" not in result.stdout + result.stderr
+
+
 def test_status_says_which_past_days_report_was_not_mailed(tmp_path: Path) -> None:
     """A run whose mail failed after its retries wrote the whole day: complete, yet the report never left."""
     today = datetime.now(UTC).date()

@@ -9,6 +9,7 @@ users and trends, the scenario spotlight, alert baselines and budgets); so are t
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +30,7 @@ from chatpulse.config import load_settings
 from chatpulse.pipelines.cli import last_days, run_days
 from chatpulse.pipelines.instance import prepare_dagster_home
 from chatpulse.pipelines.sensors import LANDING_SENSOR
+from chatpulse.processes import HOST_TAG, PID_TAG, runner_tags
 from chatpulse.sample.demo import write_demo_config
 from chatpulse.sample.generate import write_sample
 from chatpulse.tables import TABLES
@@ -130,6 +132,10 @@ def test_a_backfill_two_days_at_a_time_equals_running_the_days_one_after_another
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster-seq"))
     monkeypatch.setenv("CHATPULSE_CONFIG", str(one_by_one))
     run_days(load_settings(one_by_one, env={}), days, str(one_by_one))
+    with DagsterInstance.get() as instance:  # each names the process that ran it (runner_gone reads them)
+        assert {tuple(sorted(run.tags.items() & runner_tags().items())) for run in instance.get_runs()} == {
+            tuple(sorted(runner_tags().items()))
+        }
 
     # At once: the instance on PostgreSQL, the daemon launching two runs at a time.
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster-conc"))
@@ -232,6 +238,37 @@ def test_a_day_waits_for_earlier_days_submitted_before_it_and_only_those() -> No
         ending.join()
         assert 1.0 <= time.monotonic() - started < 60  # it waited for that run to end, and no longer
         assert earlier_days_in_flight(context) == []
+
+
+def test_a_day_does_not_wait_for_a_run_whose_chatpulse_process_is_gone() -> None:
+    """A `chatpulse run` killed mid-run (or failed before its run started) leaves its run "started" or "not
+    started" with no launcher to notice: a later day marks it failed and goes on. A live process's run, one of
+    another host, and one the daemon launched (no process tags) are waited for."""
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, check=True)
+    dead = {HOST_TAG: socket.gethostname(), PID_TAG: ended.stdout.decode().strip()}
+    with DagsterInstance.ephemeral() as instance:
+
+        def submitted(day: str, status: DagsterRunStatus, tags: dict[str, str]) -> str:
+            run = DagsterRun(job_name="daily_pipeline", status=status, tags={PARTITION_TAG: day, **tags})
+            instance.run_storage.add_run(run)
+            time.sleep(0.01)  # distinct creation times
+            return run.run_id
+
+        killed = submitted("2026-11-14", DagsterRunStatus.STARTED, dead)
+        never_started = submitted("2026-11-15", DagsterRunStatus.NOT_STARTED, dead)
+        submitted("2026-11-16", DagsterRunStatus.STARTED, runner_tags())  # this process: alive
+        submitted("2026-11-17", DagsterRunStatus.STARTED, {**dead, HOST_TAG: "another-host"})
+        submitted("2026-11-18", DagsterRunStatus.STARTED, {})  # launched by the daemon
+        mine = submitted("2026-11-20", DagsterRunStatus.STARTED, runner_tags())
+        log = _Log()
+        context = SimpleNamespace(
+            instance=instance, run=SimpleNamespace(run_id=mine), partition_key="2026-11-20", log=log
+        )
+        assert earlier_days_in_flight(context) == ["2026-11-16", "2026-11-17", "2026-11-18"]
+        assert [instance.get_run_by_id(run).status for run in (killed, never_started)] == [DagsterRunStatus.FAILURE] * 2
+        assert sum("left unfinished by its process" in line for line in log.lines) == 2
+        assert earlier_days_in_flight(context) == ["2026-11-16", "2026-11-17", "2026-11-18"]
+        assert sum("left unfinished" in line for line in log.lines) == 2  # marked once
 
 
 def test_a_day_does_not_wait_for_an_earlier_run_that_is_only_mailing() -> None:

@@ -148,3 +148,11 @@ def test_chatpulse_instance_writes_the_home_it_prints(tmp_path: Path) -> None:
     refused = invoke_cli("--config", str(config), "run", "--start", datetime.now(UTC).date().isoformat())
     assert refused.exit_code != 0 and refused.output.startswith(f"chatpulse: error: {unset}: export it")
     assert "Traceback" not in refused.output
+    # A URL without psycopg2, which Dagster's storage runs on, is said and refused alike, its password never.
+    bare = {"DAGSTER_PG": "postgresql://dagster:s3cret-pw@db.internal:5432/dagster"}
+    wrong = "DAGSTER_PG starts postgresql://: Dagster's PostgreSQL storage runs on the psycopg2 driver"
+    said = invoke_cli("--config", str(config), "instance", **bare).output
+    assert f"  warning: {wrong}, write postgresql+psycopg2:// where Dagster runs" in said.splitlines()
+    refused = invoke_cli("--config", str(config), "run", "--start", datetime.now(UTC).date().isoformat(), **bare)
+    assert refused.exit_code != 0 and refused.output.startswith(f"chatpulse: error: {wrong}")
+    assert "s3cret-pw" not in said + refused.output and "Traceback" not in refused.output

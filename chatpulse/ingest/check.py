@@ -142,8 +142,7 @@ def _head(path: Path, rows: int) -> tuple[bytes, bool]:
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rb") as stream:
         if any(stream.peek(4)[:4].startswith(bom) for bom, _ in WIDE_BOMS):
-            # UTF-16 or 32 (a Windows export): its newline bytes are not whole characters, so the file is
-            # read whole as UTF-8 first, as the run reads it.
+            # UTF-16 or 32: a newline byte is half a character, so read whole as UTF-8 first, as the run reads it
             stream = io.BytesIO(as_utf8(stream.read()))
         if path.name.lower().removesuffix(".gz").endswith(".csv"):
             taken = _csv_head(stream, rows)
