@@ -38,3 +38,15 @@ def test_small_blocks_read_as_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert blocked.original_lines(numbers) == whole.original_lines(numbers) == expected
     assert blocked.byte_size() == whole.byte_size() == len(data) - 3
     assert blocked.records["metadata"].iloc[0] == {"team": "t0", "n": 0}
+
+
+def test_a_gzipped_file_is_read_whatever_its_name(tmp_path: Path) -> None:
+    """gzip data under a plain name (a rotated log) is read as the lines it holds, not as one undecodable line."""
+    records = [{"request_id": f"r{n}", "timestamp": "2026-11-20T10:00:00Z"} for n in range(3)]
+    text = "".join(json.dumps(record) + "\n" for record in records).encode()
+    (tmp_path / "named.jsonl.gz").write_bytes(gzip.compress(text))
+    (tmp_path / "unnamed.jsonl").write_bytes(gzip.compress(text))
+    named, unnamed = (read_file(tmp_path / name, "rows") for name in ("named.jsonl.gz", "unnamed.jsonl"))
+    assert unnamed.records["request_id"].tolist() == ["r0", "r1", "r2"]
+    pd.testing.assert_frame_equal(unnamed.records, named.records)
+    assert not unnamed.malformed

@@ -34,7 +34,7 @@ from chatpulse.config import DEFAULT_SOURCES, SourceConfig
 from chatpulse.days import local_days
 from chatpulse.formatting import plural
 from chatpulse.ingest.extract import ERRORS, landing_files, map_records, read_source, text_columns
-from chatpulse.ingest.files import JSON_SUFFIXES, ExtractError, RawFile, read_file
+from chatpulse.ingest.files import JSON_SUFFIXES, ExtractError, RawFile, gzipped, read_file
 from chatpulse.ingest.paths import Resolver, read_column, top_keys
 from chatpulse.ingest.privacy import content_columns, mask
 from chatpulse.ingest.sqlsource import count_day, query_day, raw_rows, source_label
@@ -139,7 +139,7 @@ def _csv_head(stream: IO[bytes], rows: int) -> list[bytes]:
 def _head(path: Path, rows: int) -> tuple[bytes, bool]:
     """The file's first `rows` records (JSON lines, or CSV records after the header), uncompressed,
     and whether the file goes on."""
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    opener = gzip.open if gzipped(path) else open
     with opener(path, "rb") as stream:
         if any(stream.peek(4)[:4].startswith(bom) for bom, _ in WIDE_BOMS):
             # UTF-16 or 32: a newline byte is half a character, so read whole as UTF-8 first, as the run reads it

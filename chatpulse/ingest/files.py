@@ -34,6 +34,7 @@ from chatpulse.layout import Records
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
 TURN_KEYS = ("turns", "messages")
 JSON_CHUNK_BYTES = 8 << 20
+GZIP_MAGIC = b"\x1f\x8b"  # RFC 1952: every gzip member starts with these two bytes
 NEWLINE, CARRIAGE_RETURN, OPEN_BRACE, CLOSE_BRACE = b"\n\r{}"
 # Arrow column types whose pandas columns equal what the line path builds from the same values
 # (not null: the line path makes an all-null column float where a key is absent, else object).
@@ -116,9 +117,19 @@ def _file_format(path: Path) -> str:
 def _read_bytes(path: Path) -> bytes:
     try:
         data = path.read_bytes()
-        return gzip.decompress(data) if path.name.lower().endswith(".gz") else data
+        return gzip.decompress(data) if path.name.lower().endswith(".gz") or data.startswith(GZIP_MAGIC) else data
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise ExtractError(f"{path}: cannot read file: {exc}") from exc
+
+
+def gzipped(path: Path) -> bool:
+    """Whether a file is read as gzip: named `.gz` (one that is not cannot be read: said so), or starting with
+    gzip's two bytes whatever its name (a rotated proxy log gzipped under `.jsonl`; text cannot start with them,
+    0x8b being no first byte of a UTF-8 character). Raises OSError when the file cannot be read."""
+    if path.name.lower().endswith(".gz"):
+        return True
+    with path.open("rb") as file:
+        return file.read(2) == GZIP_MAGIC
 
 
 def _expand_sessions(record: dict[str, Any]) -> list[dict[str, Any]]:
@@ -408,8 +419,8 @@ def _stream_jsonl(path: Path, layout: str, text_columns: Sequence[str], parts: l
 
 
 def _open(path: Path) -> IO[bytes]:
-    """A landing file opened for reading its bytes, decompressed as they are read when it is gzipped."""
-    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")
+    """A landing file opened for reading its bytes, decompressed as they are read when it is gzipped (gzipped)."""
+    return gzip.open(path, "rb") if gzipped(path) else path.open("rb")
 
 
 def _is_wide(path: Path) -> bool:
