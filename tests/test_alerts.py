@@ -356,6 +356,42 @@ def test_a_below_rule_waits_for_its_window_to_end() -> None:
     ]
 
 
+@pytest.mark.parametrize("method", ["ratio", "mad"])
+def test_a_spike_in_an_hour_that_is_always_empty_fires(method: str) -> None:
+    """Seven days with no request at 07:00, then 300: a history of zeros has median and MAD 0, which scored
+    nothing (the spike went silent); it scores infinitely above them. An hour empty then and now stays silent."""
+    days = [INCIDENT - timedelta(days=back) for back in range(7, -1, -1)]
+    frames = []
+    for day in days:
+        minutes = pd.date_range(f"{day} 00:00", periods=24 * 60, freq="min", tz="UTC")
+        busy = (minutes.hour >= 9) & (minutes.hour < 18)  # office hours, every day
+        counts = np.where(busy, 2.0, 0.0)
+        if day == INCIDENT:
+            counts[minutes.hour == 7] = 5.0  # 300 in the hour
+        frames.append(pd.DataFrame({"day": day.isoformat(), "start": minutes, "requests": counts, "errors": 0.0}))
+    tables = dataclasses.replace(_five_minute_tables([]), minute_metrics=pd.concat(frames, ignore_index=True))
+    spike = (
+        parse_rule(
+            {
+                "name": "traffic_spike",
+                "metric": "requests_per_hour",
+                "comparison": ">",
+                "threshold": 3,
+                "window": "1h",
+                "min_requests": 50,
+                "baseline": {"method": method, "days": 7, "min_days": 5},
+            },
+            "r",
+        ),
+    )
+    found = evaluate(
+        spike, tables, INCIDENT, "UTC", datetime.combine(INCIDENT + timedelta(days=1), datetime.min.time(), UTC)
+    )
+    assert [(f"{row.window_start:%H:%M}", row.value, row.baseline) for row in found.itertuples()] == [
+        ("07:00", 300.0, 0.0)
+    ]
+
+
 @pytest.mark.pipeline
 def test_min_requests_silences_a_rule_on_the_demo_tables(demo) -> None:
     home, _ = demo

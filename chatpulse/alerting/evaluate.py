@@ -260,11 +260,14 @@ def _baseline_scores(frame: pd.DataFrame, day: str, tz: str, baseline: Baseline)
     spread = history.groupby("offset")["value"].agg(median=_median, mad=_mad, count="size")
     today = frame[frame["day"] == day].join(spread, on="offset")
     today = today[today["count"].fillna(0) >= baseline.min_days]
+    # A window with nothing in it on every earlier day (median and MAD 0: 300 requests in an hour that is always
+    # empty) scores infinitely above that history: a `>` rule fires (min_requests still guards thin windows);
+    # a value of 0 there scores nothing (0 / 0).
     if baseline.method == "ratio":
-        score = today["value"] / today["median"].where(today["median"] > 0)
+        score = today["value"] / today["median"]
     else:
-        # A flat history has MAD 0; a scale floor of 1% of the median keeps the score finite.
-        scale = np.maximum(MAD_SCALE * today["mad"], 0.01 * today["median"].abs()).where(lambda s: s > 0)
+        # A flat history has MAD 0; a scale floor of 1% of the median keeps the score finite unless the median is 0.
+        scale = np.maximum(MAD_SCALE * today["mad"], 0.01 * today["median"].abs())
         score = (today["value"] - today["median"]) / scale
     return today.assign(score=score, baseline=today["median"])
 

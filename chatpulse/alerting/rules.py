@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal
 
-import numpy as np
 import pandas as pd
 from pydantic import AfterValidator, Field, StrictFloat, StrictInt, ValidationInfo, field_validator, model_validator
 from pydantic import dataclasses as checked
@@ -88,9 +87,10 @@ class Rule(YamlSection):
         return self
 
     def breaches(self, scores: pd.Series) -> pd.Series:
-        """Which scores cross the threshold; a missing score (no baseline, no requests) never does."""
+        """Which scores cross the threshold; a missing score (no baseline, no requests) never does. An infinite
+        one does (a baseline of nothing but empty windows: evaluate._baseline_scores)."""
         scores = scores.astype("float64")
-        return np.isfinite(scores) & COMPARISONS[self.comparison](scores, self.threshold)
+        return scores.notna() & COMPARISONS[self.comparison](scores, self.threshold)
 
 
 def _distinct_names(rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
