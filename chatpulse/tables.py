@@ -271,6 +271,7 @@ TABLES: dict[str, sa.Table] = {
         *_floats("cache_write_input_usd_per_mtok"),
         *_counts("unmetered_requests", "estimated_requests"),
         sa.Column("price_source", sa.Text()),
+        *_floats("spend_usd"),
     ),
     # The rates that priced each model's requests (chatpulse.metrics.costs.model_prices).
     "model_prices": _table(

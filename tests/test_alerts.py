@@ -356,6 +356,24 @@ def test_a_below_rule_waits_for_its_window_to_end() -> None:
     ]
 
 
+def test_cost_per_day_is_the_spend_with_or_without_a_model() -> None:
+    """The spend, as budgets count it: a log without costs (most provider responses) is judged on its estimate
+    (the day's logged cost, NULL there, never fired), and a model's rule on the same kind of number."""
+    day = INCIDENT.isoformat()
+    daily = pd.DataFrame({"day": [day], "requests": [320], "spend_usd": [6.0]})
+    models = pd.DataFrame({"day": day, "model": ["gpt-4o", "o3"], "requests": [300, 20], "spend_usd": [4.5, 1.5]})
+    tables = dataclasses.replace(_five_minute_tables([]), daily_metrics=daily, model_costs=models)
+
+    def cost(**extra: object) -> tuple[Rule, ...]:
+        raw = {"name": "cost", "metric": "cost_per_day", "comparison": ">", "threshold": 4, "window": "1d", **extra}
+        return (parse_rule(raw, "r"),)
+
+    end = datetime.combine(INCIDENT + timedelta(days=1), datetime.min.time(), UTC)
+    assert evaluate(cost(), tables, INCIDENT, "UTC", end)["value"].tolist() == [6.0]
+    assert evaluate(cost(model="gpt-4o"), tables, INCIDENT, "UTC", end)["value"].tolist() == [4.5]
+    assert evaluate(cost(model="o3"), tables, INCIDENT, "UTC", end).empty
+
+
 @pytest.mark.parametrize("method", ["ratio", "mad"])
 def test_a_spike_in_an_hour_that_is_always_empty_fires(method: str) -> None:
     """Seven days with no request at 07:00, then 300: a history of zeros has median and MAD 0, which scored

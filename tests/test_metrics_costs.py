@@ -178,11 +178,15 @@ def test_model_costs_name_unpriced_models_and_keep_the_logged_cost() -> None:
     assert gpt["cost_difference_usd"] == pytest.approx(0.006 - (600 * 2.50 + 400 * 1.25 + 300 * 10.0) / 1e6)
     assert (gpt["input_usd_per_mtok"], gpt["output_usd_per_mtok"]) == (2.5, 10.0)
     assert gpt["price_source"].startswith("genai-prices ")
+    # Spend: the logged $0.006 of the first request, the estimate of the second (which logged none).
+    assert gpt["spend_usd"] == pytest.approx(0.006 + (200 * 2.50 + 50 * 10.0) / 1e6)
     mystery = rows["mystery-1"]
     assert (mystery["requests"], mystery["unpriced_requests"], mystery["cost_logged_usd"]) == (2, 2, 1.0)
     assert np.isnan(mystery["cost_estimate_usd"]) and np.isnan(mystery["cost_difference_usd"])
     assert pd.isna(mystery["price_from"]) and pd.isna(mystery["price_source"])
+    assert mystery["spend_usd"] == 1.0  # logged, no estimate
     assert rows["-"]["unpriced_requests"] == 1 and np.isnan(rows["-"]["cost_logged_usd"])
+    assert np.isnan(rows["-"]["spend_usd"])  # neither: unknown, not $0
     # 5,000 input tokens at $0.02 per million, logged as $0.0001: no difference.
     assert rows["text-embedding-3-small"]["cost_difference_usd"] == pytest.approx(0.0001 - 5000 * 0.02 / 1e6)
 

@@ -86,8 +86,8 @@ class Tables:
 REQUEST_COLUMNS = ("timestamp", "model", *OUTCOME_COLUMNS, "latency_ms", "total_tokens")
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "minute_metrics": ("start", "requests", "errors"),
-    "daily_metrics": ("cost_usd", "requests"),
-    "model_costs": ("model", "cost_estimate_usd", "requests"),
+    "daily_metrics": ("spend_usd", "requests"),
+    "model_costs": ("model", "spend_usd", "requests"),
     "scenario_daily": ("scenario", "requests", "latency_p95_ms", "error_rate", "cost_usd", "total_tokens"),
     "data_quality": ("quarantined", "rows_in"),
 }
@@ -218,11 +218,10 @@ def _series(rule: Rule, tables: Tables, tz: str) -> pd.DataFrame:
         frame = rows.assign(value=rows[column].astype("float64"))
         frame["value"] /= {"requests_per_minute": 1440.0, "requests_per_hour": 24.0}.get(rule.metric, 1.0)
     elif rule.metric == "cost_per_day":
-        if rule.model is None:
-            frame = tables.daily_metrics.assign(value=tables.daily_metrics["cost_usd"])
-        else:
-            rows = tables.model_costs[tables.model_costs["model"] == rule.model]
-            frame = rows.assign(value=rows["cost_estimate_usd"])
+        # The spend, as budgets count it: each request's logged cost, else its estimate (most logs carry no cost).
+        rows = tables.daily_metrics if rule.model is None else tables.model_costs
+        rows = rows if rule.model is None else rows[rows["model"] == rule.model]
+        frame = rows.assign(value=rows["spend_usd"])
     elif (key := series_key(rule)) is None:
         rows = tables.minute_metrics
         frame = (

@@ -59,7 +59,8 @@ def model_costs(requests: pd.DataFrame, day: dt.date, tz: str, rates: DayPrices)
     unmetered_requests counts the served requests without token counts (chatpulse.tokens.unmetered);
     estimated_requests those the estimate covers (pricing.estimate_cost is not NaN), so
     cost_estimate_usd is NULL, not $0, when it covers none. cost_difference_usd is the
-    logged minus the estimated cost over requests that have both.
+    logged minus the estimated cost over requests that have both. spend_usd sums each request's logged
+    cost, else its estimate (daily_metrics' spend_usd per model; NULL when no request has either).
     """
     rows = DayGrid.of(day, tz).select(requests, "timestamp")
     resolved = rates.resolve(rows)
@@ -77,6 +78,7 @@ def _model_costs(rows: pd.DataFrame, resolved: Resolved, estimate: np.ndarray, d
     needs_price = np.bincount(codes, weights=unpriced(rows, resolved).astype("float64"), minlength=n).astype("int64")
     logged_sum, logged_count = _sum_where(codes, n, logged)
     estimate_sum, estimated = _sum_where(codes, n, estimate)
+    spend_sum, _ = _sum_where(codes, n, np.where(np.isnan(logged), estimate, logged))  # as daily_metrics' spend
     difference, _ = _sum_where(codes, n, logged - estimate)
     # Float dust (2.7e-20, -1e-12) where logged and estimated agree: no price is below $1e-8 a token, so
     # a difference under $1e-10 is none (+ 0.0 turns -0.0 into 0.0).
@@ -102,6 +104,7 @@ def _model_costs(rows: pd.DataFrame, resolved: Resolved, estimate: np.ndarray, d
             "cost_logged_usd": logged_sum,
             "logged_requests": logged_count,
             "cost_difference_usd": difference,
+            "spend_usd": spend_sum,
         }
     )
     return out.sort_values("model", na_position="last", kind="stable")[list(MODEL_COST_COLUMNS)].reset_index(drop=True)
