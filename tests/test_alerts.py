@@ -231,6 +231,25 @@ def test_an_open_alert_the_data_no_longer_shows_resolves() -> None:
     assert corrected.iloc[0]["last_seen"] == pd.Timestamp(now)
 
 
+def test_late_rows_that_move_a_breach_keep_it_one_alert() -> None:
+    """Rows landing late make the breach start five minutes earlier (or end later): the same breach, so the same
+    alert (its first_seen, its resolution kept), not a second one beside the first resolved as gone. A breach
+    elsewhere in the day is another alert."""
+    now = datetime(2026, 11, 26, 16, 0, tzinfo=UTC)
+    over = update_alerts(_breach("errors", 0.3).iloc[0:0], _breach("errors", 0.3, ongoing=False), now)
+    earlier = _breach("errors", 0.5, ongoing=False)
+    earlier["window_start"] -= pd.Timedelta(minutes=5)
+    later = _breach("errors", 0.2, ongoing=False)
+    later["window_start"] += pd.Timedelta(hours=3)
+    later["window_end"] += pd.Timedelta(hours=3)
+    again = update_alerts(over, pd.concat([earlier, later], ignore_index=True), now + timedelta(hours=1))
+    assert len(again) == 2
+    first, other = again.iloc[0], again.iloc[1]
+    assert (first["window_start"], first["value"]) == (pd.Timestamp("2026-11-26 13:55", tz="UTC"), 0.5)
+    assert first["first_seen"] == first["resolved_at"] == pd.Timestamp(now)  # as first seen and resolved
+    assert other["first_seen"] == pd.Timestamp(now + timedelta(hours=1))  # a new breach
+
+
 def _as_of(tables: Tables, clock: str) -> tuple[Tables, datetime]:
     """The incident day's tables as a run at `clock` (UTC) sees them: only rows that have landed."""
     cut = pd.Timestamp(f"{INCIDENT} {clock}", tz="UTC")

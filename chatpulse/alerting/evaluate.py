@@ -347,31 +347,47 @@ def _with_times(frame: pd.DataFrame) -> pd.DataFrame:
 def update_alerts(existing: pd.DataFrame, breaches: pd.DataFrame, now: datetime) -> pd.DataFrame:
     """Fold this run's breaches (from `evaluate`) into the day's stored alerts.
 
-    An alert is one (rule, start of its breach). Seen again, it keeps `first_seen` and gets
-    `last_seen` = now and the latest value; it is open while its breach is `ongoing` and
-    resolves (`resolved_at` = now, kept from then on) once the breach is over. A stored alert
+    An alert is one rule and one breach: a breach is the stored alert of its rule whose window it overlaps (the
+    same start, or one that late rows moved earlier or later), else a new alert. Seen again, it keeps
+    `first_seen` and gets `last_seen` = now, its window and the latest value; it is open while its breach is
+    `ongoing` and resolves (`resolved_at` = now, kept from then on) once the breach is over. A stored alert
     the data no longer shows (a corrected log) resolves too. So a breach that persists over
     many runs is one alert, and each alert opens and resolves once.
     """
     now_ts = pd.Timestamp(now).tz_convert("UTC") if pd.Timestamp(now).tzinfo else pd.Timestamp(now, tz="UTC")
-    keys = ["rule", "window_start"]
-    old = _with_times(existing.reindex(columns=list(ALERT_COLUMNS)))
-    new = _with_times(breaches.reindex(columns=list(ALERT_COLUMNS)))
+    old = _with_times(existing.reindex(columns=list(ALERT_COLUMNS))).reset_index(drop=True)
+    new = _with_times(breaches.reindex(columns=list(ALERT_COLUMNS))).reset_index(drop=True)
     ongoing = breaches["ongoing"].to_numpy(dtype=bool) if "ongoing" in breaches else np.zeros(len(new), bool)
-    merged = new.merge(old[[*keys, "first_seen", "resolved_at"]], on=keys, how="left", suffixes=("", "_old"))
-    merged["first_seen"] = merged["first_seen_old"].fillna(now_ts)
+    matched = _same_breach(old, new)
+    earlier = old.reindex(matched)  # per new breach its stored alert's row, all NaN for a new one
+    merged = new.assign(first_seen=earlier["first_seen"].fillna(now_ts).to_numpy())
     # Resolved once, resolved for good; otherwise it resolves now unless the breach goes on.
-    was_resolved = merged["resolved_at_old"].notna()
-    merged["resolved_at"] = merged["resolved_at_old"].fillna(now_ts).where(was_resolved | ~ongoing)
-    merged = merged.drop(columns=["first_seen_old", "resolved_at_old"]).assign(last_seen=now_ts)
-    gone = old.merge(new[keys], on=keys, how="left", indicator=True)
-    gone = gone[gone["_merge"] == "left_only"].drop(columns="_merge")
+    was_resolved = earlier["resolved_at"].notna().to_numpy()
+    merged["resolved_at"] = earlier["resolved_at"].fillna(now_ts).where(was_resolved | ~ongoing).to_numpy()
+    merged = merged.assign(last_seen=now_ts)
+    gone = old.drop(index=[index for index in matched if index >= 0])
     gone["resolved_at"] = gone["resolved_at"].fillna(now_ts)
     frames = [f for f in (merged, gone) if not f.empty]
     if not frames:
         return new.iloc[0:0]
     result = _with_times(pd.concat(frames, ignore_index=True)[list(ALERT_COLUMNS)])
     return result.sort_values(["window_start", "rule"], kind="stable").reset_index(drop=True)
+
+
+def _same_breach(old: pd.DataFrame, new: pd.DataFrame) -> list[int]:
+    """Per new breach, the index of the stored alert it continues (-1: none): the same rule and an overlapping
+    window, the one with the same start first; each stored alert continues into one breach at most."""
+    taken: set[int] = set()
+    matched = []
+    for row in new.itertuples():
+        overlapping = old[
+            (old["rule"] == row.rule) & (old["window_start"] < row.window_end) & (old["window_end"] > row.window_start)
+        ]
+        order = sorted(overlapping.index, key=lambda i: (old.at[i, "window_start"] != row.window_start, i))
+        index = next((i for i in order if i not in taken), -1)
+        taken.add(index)
+        matched.append(index)
+    return matched
 
 
 def open_alerts(alerts: pd.DataFrame) -> pd.DataFrame:
