@@ -151,9 +151,10 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return f": {' '.join(str(exc).split())}"
 
 
-def problem(message: str, key: str | None = None) -> PydanticCustomError:
+def problem(message: str, key: str | tuple[str | int, ...] | None = None) -> PydanticCustomError:
     """An error worded by the caller; `key` names the sub-key it is about, below the value's path
-    (a check across fields sits on the mapping but is about one of its keys)."""
+    (a check across fields sits on the mapping but is about one of its keys), or the path below it (a check
+    across a list's items is about one item's key: `(1, "name")`)."""
     return PydanticCustomError("problem", "{message}", {"message": message} | ({"key": key} if key else {}))
 
 
@@ -254,7 +255,7 @@ def describe(exc: ValidationError, where: str = "", raw: Any = None) -> str:
     lines = []
     for error in exc.errors():
         key = error.get("ctx", {}).get("key")
-        loc = [*error["loc"], *([key] if key else [])]
+        loc = [*error["loc"], *(key if isinstance(key, tuple) else [key] if key else [])]
         path = key_path([where, *loc] if where else loc)
         line = line_of(raw, loc)
         at = f" (line {line})" if line is not None else ""

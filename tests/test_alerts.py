@@ -24,6 +24,7 @@ from chatpulse.alerting.evaluate import (
 from chatpulse.alerting.rules import AlertRuleError, Rule, load_rules, parse_rule
 from chatpulse.assets.daystate import DAY_CONSISTENT
 from chatpulse.config import ConfigError, MailSettings, load_settings, settings_from_mapping
+from chatpulse.days import day_bounds
 from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
 from chatpulse.reports.mail import deliver
 from chatpulse.reports.render import report_file
@@ -65,7 +66,7 @@ def test_default_rules_load() -> None:
         ),
         (
             "rules: [{name: a, metric: tokens, comparison: '>', threshold: 1, min_requests: -5}]",
-            "rules[0].min_requests: expected a whole number, got -5",
+            "rules[0].min_requests: expected a whole number, at least 0, got -5",
         ),
         (
             "rules: [{name: a, metric: tokens, comparison: '>', threshold: 1, baseline: {days: 3, min_days: 5}}]",
@@ -75,12 +76,20 @@ def test_default_rules_load() -> None:
         ("rules: {}", "rules: expected a list of rules"),
         (
             "rules: [{name: a, metric: tokens, comparison: '>', threshold: true}]",
-            "rules[0].threshold: expected a number, got True",
+            "rules[0].threshold: expected a finite number, got True",
         ),
         (
             "rules: [{name: a, metric: tokens, comparison: '>', threshold: 1}, "
             "{name: a, metric: tokens, comparison: '<', threshold: 2, window: 5m}]",
-            "rules: duplicate name 'a'",
+            "rules[1].name: duplicate name 'a' (line 1)",  # the rule that repeats it
+        ),
+        (
+            "rules: [{name: a, metric: tokens, comparison: '>', threshold: .nan}]",
+            "rules[0].threshold: expected a finite",
+        ),
+        (
+            "rules: [{name: a, metric: tokens, comparison: '>', threshold: .inf}]",
+            "rules[0].threshold: expected a finite",
         ),
     ],
 )
@@ -373,6 +382,23 @@ def test_a_below_rule_waits_for_its_window_to_end() -> None:
     assert _found(evaluate(quiet, tables, INCIDENT, "UTC", _at("10:10"))) == [
         ("10:05", "10:10", pytest.approx(0.4), 2, True)
     ]
+
+
+def test_a_baseline_compares_the_same_clock_time_across_a_clock_change() -> None:
+    """New York's clocks went back on 2026-11-01 (a 25-hour day): the next day's 10:00 is compared with that day's
+    10:00, not with 09:00 (ten hours after its midnight), which made a busy hour that is busy every day a spike."""
+    tz = "America/New_York"
+    frames = []
+    for day in (date(2026, 11, 1), date(2026, 11, 2)):
+        start, end = (pd.Timestamp(bound) for bound in day_bounds(day, tz))
+        minutes = pd.date_range(start, end, freq="min", inclusive="left")
+        counts = np.where(minutes.tz_convert(tz).hour == 10, 4.0, 1.0)  # 240 requests at 10:00, else 60 an hour
+        frames.append(pd.DataFrame({"day": day.isoformat(), "start": minutes, "requests": counts, "errors": 0.0}))
+    tables = dataclasses.replace(_five_minute_tables([]), minute_metrics=pd.concat(frames, ignore_index=True))
+    raw = {"name": "spike", "metric": "requests_per_hour", "comparison": ">", "threshold": 3, "window": "1h"}
+    spike = (parse_rule({**raw, "baseline": {"method": "ratio", "days": 1, "min_days": 1}}, "r"),)
+    day = date(2026, 11, 2)
+    assert evaluate(spike, tables, day, tz, datetime(2026, 11, 3, 12, tzinfo=UTC)).empty
 
 
 def test_cost_per_day_is_the_spend_with_or_without_a_model() -> None:

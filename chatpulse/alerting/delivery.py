@@ -95,6 +95,7 @@ def payload(alerts: pd.DataFrame, fmt: str) -> dict[str, object]:
     return {
         "alerts": [
             {
+                "day": row["day"],
                 "rule": row["rule"],
                 "metric": row["metric"],
                 "severity": row["severity"],
@@ -106,6 +107,7 @@ def payload(alerts: pd.DataFrame, fmt: str) -> dict[str, object]:
                 "baseline": None if pd.isna(row["baseline"]) else float(row["baseline"]),
                 "requests": int(row["requests"]),
                 "first_seen": _iso(row["first_seen"]),
+                "last_seen": _iso(row["last_seen"]),
                 "resolved_at": _iso(row["resolved_at"]),
             }
             for _, row in alerts.iterrows()

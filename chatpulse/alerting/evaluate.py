@@ -251,9 +251,10 @@ def _mad(values: pd.Series) -> float:
 
 
 def _baseline_scores(frame: pd.DataFrame, day: str, tz: str, baseline: Baseline) -> pd.DataFrame:
-    """Score each window of `day` against the same window on the previous days."""
-    midnight = {d: pd.Timestamp(day_bounds(date.fromisoformat(d), tz)[0]) for d in frame["day"].unique()}
-    frame = frame.assign(offset=frame["window_start"] - pd.to_datetime(frame["day"].map(midnight), utc=True))
+    """Score each window of `day` against the window of the same local time of day on the previous days (by the
+    clock, not the time since midnight: on the day a clock goes back, 10:00 is 11 hours after midnight)."""
+    local = frame["window_start"].dt.tz_convert(tz)
+    frame = frame.assign(offset=local.dt.hour * 60 + local.dt.minute)
     first = (date.fromisoformat(day) - timedelta(days=baseline.days)).isoformat()
     history = frame[(frame["day"] >= first) & (frame["day"] < day)].dropna(subset=["value"])
     spread = history.groupby("offset")["value"].agg(median=_median, mad=_mad, count="size")

@@ -67,9 +67,10 @@ class Rule(YamlSection):
         "quarantine_rate",
     ]
     comparison: Literal[">", ">=", "<", "<="]
-    threshold: Annotated[StrictFloat, expect("a number")]
+    # allow_inf_nan=False: a rule whose threshold is .nan could never fire, one of .inf never or always
+    threshold: Annotated[StrictFloat, Field(allow_inf_nan=False), expect("a finite number")]
     window: Literal["5m", "1h", "1d"] = "1h"
-    min_requests: Annotated[StrictInt, Field(ge=0), expect("a whole number")] = 0
+    min_requests: Annotated[StrictInt, Field(ge=0), expect("a whole number, at least 0")] = 0
     severity: Literal["warn", "error"] = "warn"
     model: Annotated[str | None, expect("a model name")] = None
     scenario: Annotated[str | None, expect("a scenario name")] = None
@@ -94,10 +95,11 @@ class Rule(YamlSection):
 
 
 def _distinct_names(rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
+    """The rules, each name once; else the first repeated name, at the rule that repeats it."""
     names = [rule.name for rule in rules]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise problem(f"duplicate name {duplicates[0]!r}")
+    again = next((index for index, name in enumerate(names) if name in names[:index]), None)
+    if again is not None:
+        raise problem(f"duplicate name {names[again]!r}", key=(again, "name"))
     return rules
 
 
