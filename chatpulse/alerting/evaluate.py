@@ -219,8 +219,10 @@ def _series(rule: Rule, tables: Tables, tz: str) -> pd.DataFrame:
         frame["value"] /= {"requests_per_minute": 1440.0, "requests_per_hour": 24.0}.get(rule.metric, 1.0)
     elif rule.metric == "cost_per_day":
         # The spend, as budgets count it: each request's logged cost, else its estimate (most logs carry no cost).
-        rows = tables.daily_metrics if rule.model is None else tables.model_costs
-        rows = rows if rule.model is None else rows[rows["model"] == rule.model]
+        if rule.model is None:
+            rows = tables.daily_metrics
+        else:
+            rows = tables.model_costs[tables.model_costs["model"] == rule.model]
         frame = rows.assign(value=rows["spend_usd"])
     elif (key := series_key(rule)) is None:
         rows = tables.minute_metrics
@@ -386,7 +388,8 @@ def _same_breach(old: pd.DataFrame, new: pd.DataFrame) -> list[int]:
         ]
         order = sorted(overlapping.index, key=lambda i: (old.at[i, "window_start"] != row.window_start, i))
         index = next((i for i in order if i not in taken), -1)
-        taken.add(index)
+        if index >= 0:
+            taken.add(index)
         matched.append(index)
     return matched
 
