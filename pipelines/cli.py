@@ -237,9 +237,14 @@ def demo(invocation: Invocation, days: int) -> None:
     click.echo(f"report: {report_path(settings, chosen[-1])}")
 
 
+def _own_config(invocation: Invocation) -> bool:
+    """Whether a configuration of the user's own is named or found (--config, $CHATPULSE_CONFIG, ./chatpulse.yaml)."""
+    return bool(invocation.config_file or os.environ.get(CONFIG_ENV) or Path(DEFAULT_CONFIG_FILE).is_file())
+
+
 def _demo_config(invocation: Invocation) -> str | None:
     """The configuration the demo runs on: the one named or found, else the demo's, written into the data home."""
-    if invocation.config_file or os.environ.get(CONFIG_ENV) or Path(DEFAULT_CONFIG_FILE).is_file():
+    if _own_config(invocation):
         return invocation.config_file
     from chatpulse.sample.demo import write_demo_config
 
@@ -464,12 +469,19 @@ def ui(invocation: Invocation, port: int) -> None:
     """Start `dagster dev` on this configuration.
 
     The UI, the sensors and the schedule, on the configuration's Dagster home (created
-    with its one-run-per-day limit). Ctrl-C or SIGTERM stops it with all its processes.
+    with its one-run-per-day limit). Ctrl-C or SIGTERM stops it with all its processes. Without a
+    configuration of your own, after `chatpulse demo`, on the demo's (<data_home>/demo.yaml): a day run
+    from the UI then keeps the demo's teams, budgets and bill.
     """
     from chatpulse.pipelines.child import run_group
 
-    settings = invocation.settings()
-    _use_config(invocation.config_file)
+    config_file = invocation.config_file
+    demo_file = invocation.settings().data_home / "demo.yaml"
+    if not _own_config(invocation) and demo_file.is_file():
+        config_file = str(demo_file)
+        click.echo(f"no configuration of your own: on the demo's, {demo_file}")
+    settings = load_settings(config_file)
+    _use_config(config_file)
     _check_storage_variable(settings)
     prepare_dagster_home(settings)
     dagster = Path(sys.executable).with_name("dagster")

@@ -7,6 +7,7 @@ import csv
 import gzip
 import importlib.metadata
 import json
+import os
 import re
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 from dagster_shared.error import SerializableErrorInfo
 
+from chatpulse.config import CONFIG_ENV
 from chatpulse.daystate import STEPS, StepRun, day_state, describe
 from chatpulse.ingest.files import ExtractError
 from chatpulse.pipelines.cli import cli, run_error
@@ -342,6 +344,25 @@ def test_a_warehouse_that_cannot_be_opened_is_one_line_in_every_command(tmp_path
         "chatpulse: error: cannot open the warehouse postgresql+psycopg://cp:***@127.0.0.1:1/wh"
     )
     assert "Traceback" not in result.stderr and "pw-s3cret" not in result.stdout + result.stderr
+
+
+def test_ui_after_the_demo_runs_on_the_demos_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make ui` after `make demo` (no configuration of one's own): a day run from the UI kept none of the demo's
+    teams, budgets and bill, whose page sections it removed. The UI's processes are left out here (test_ui
+    starts them): what is checked is the configuration handed to them."""
+    from chatpulse.pipelines import child
+    from chatpulse.sample.demo import write_demo_config
+
+    monkeypatch.chdir(tmp_path)
+    handed: list[str | None] = []
+    monkeypatch.setattr(child, "run_group", lambda command: handed.append(os.environ.get(CONFIG_ENV)) or 0)
+    env = {"CHATPULSE_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(tmp_path / "dagster")}
+    assert chatpulse("ui", **env).exit_code == 0 and handed == [None]  # no demo yet: the defaults
+    demo = write_demo_config(tmp_path / "home")
+    started = chatpulse("ui", **env)
+    assert handed[-1] == str(demo.resolve()) and f"on the demo's, {demo}" in started.stdout
+    (tmp_path / "chatpulse.yaml").write_text("data_home: home\n")  # one's own: used, the demo's left alone
+    assert chatpulse("ui", **env).exit_code == 0 and handed[-1] is None
 
 
 def test_status_says_which_past_days_report_was_not_mailed(tmp_path: Path) -> None:
