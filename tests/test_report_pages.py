@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from datetime import date, timedelta
 from pathlib import Path
@@ -62,6 +63,17 @@ def test_index_lists_days_newest_first_with_their_numbers(tmp_path: Path) -> Non
         )
     ]
     assert "Weekly reports" not in html
+
+
+def test_a_day_page_links_to_the_index_and_its_mail_links_nowhere(tmp_path: Path) -> None:
+    """Every page links to the others: a day's page to the index (every day and week), written beside it; the
+    mail body, which has no folder around it, has no link."""
+    page = render_with(tmp_path, report_tables())
+    write_pages(tmp_path, REPORT_DAY, report_daily())
+    links = re.findall(r'href="([^"#]+)"', page)
+    assert links == ["index.html"] and (tmp_path / "index.html").is_file()
+    assert f'href="{REPORT_DAY.isoformat()}.html"' in (tmp_path / "index.html").read_text()
+    assert "href=" not in read_mail_body(tmp_path / f"{REPORT_DAY.isoformat()}.html").html
 
 
 def test_index_of_an_empty_folder(tmp_path: Path) -> None:
