@@ -28,7 +28,7 @@ from chatpulse.reports.alerts import alert_summary
 from chatpulse.reports.mail import ReportInProgress, ReportUnfit, deliver
 from chatpulse.reports.pages import mark_day_state, write_pages
 from chatpulse.reports.render import render_report, report_file
-from chatpulse.reports.sections import detail_sections, rated_days
+from chatpulse.reports.sections import detail_sections, in_progress_trends, rated_days
 from chatpulse.reports.spend import spend_sections
 
 SPEND_TABLES = ("dimension_daily", "budget_status", "cost_reconciliation")
@@ -97,11 +97,14 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         every_day = store.read_days("daily_metrics", None, None)  # one row a day: the index lists them all
         history = every_day[every_day["day"].between(*window(day, 30))]
         tables = {table: store.read(table, day) for table in SECTION_TABLES} | {"sessions": sessions}
+        if in_progress:  # part of a day: compared with nothing, and not a day in the means
+            yesterday = store.read("daily_trends", (today - timedelta(days=1)).isoformat())
+            tables["daily_trends"] = in_progress_trends(tables["daily_trends"], yesterday)
         display = UserDisplay(chatpulse.settings.user_pseudonyms)
         spend = {table: store.read(table, day) for table in SPEND_TABLES}
         spend["dimension_daily_week_ago"] = store.read("dimension_daily", (today - timedelta(days=7)).isoformat())
         settings = chatpulse.settings
-        sections = detail_sections(tables, display) + spend_sections(
+        sections = detail_sections(tables, display, in_progress) + spend_sections(
             spend, today, settings.dimensions, bool(settings.budgets), bool(settings.provider_bills), display
         )
         comparisons = (  # part of a day is compared with nothing

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from chatpulse.formatting import (
@@ -103,14 +104,33 @@ def _trend_rows(trends: pd.DataFrame | None) -> pd.DataFrame | None:
     return pd.DataFrame(records)
 
 
-def _trend_note(trends: pd.DataFrame | None) -> str:
-    """What the means are over when the window holds days that were not run: a mean is of the days present."""
+IN_PROGRESS_NOTE = (
+    "The day is in progress: its value so far is compared with nothing, and the means are of the days before it."
+)
+
+
+def in_progress_trends(today: pd.DataFrame, yesterday: pd.DataFrame) -> pd.DataFrame:
+    """The trend rows of a day still in progress, as its page shows them: its values so far, no change against
+    earlier days (part of a day against whole ones), and the means (and their day counts) of the windows that
+    end the day before, so the part of a day does not count as a day. Both frames are daily_trends rows."""
+    means = ["mean_7d", "mean_28d", "days_7", "days_28"]
+    before = yesterday.set_index("metric")[means] if len(yesterday) else pd.DataFrame(columns=means)
+    changes = [c for c in today.columns if c.startswith(("day_over_day", "week_over_week", "previous_day", "week_ago"))]
+    rows = today.assign(**dict.fromkeys(changes, np.nan))
+    rows[means] = before.reindex(rows["metric"]).to_numpy()
+    return rows
+
+
+def _trend_note(trends: pd.DataFrame | None, in_progress: bool = False) -> str:
+    """What the means are over when the window holds days that were not run: a mean is of the days present;
+    and, for a day in progress, that its changes are left out and its means are of the days before it."""
     if trends is None or trends.empty:
         return ""
-    days_7, days_28 = int(trends["days_7"].max()), int(trends["days_28"].max())
+    days_7, days_28 = (int(trends[c].fillna(0).max()) for c in ("days_7", "days_28"))
+    lead = f"{IN_PROGRESS_NOTE} " if in_progress else ""
     if days_7 == 7 and days_28 == 28:
-        return ""
-    return (
+        return lead.strip()
+    return lead + (
         f"The means are over the days run: {days_7} of the last 7 and {days_28} of the last 28 "
         "(a day not run counts as missing, not as zero)."
     )
@@ -158,7 +178,9 @@ def _spotlight_rows(spotlight: pd.DataFrame | None) -> pd.DataFrame | None:
     )
 
 
-def detail_sections(tables: Mapping[str, pd.DataFrame], display: UserDisplay | None = None) -> list[Section]:
+def detail_sections(
+    tables: Mapping[str, pd.DataFrame], display: UserDisplay | None = None, in_progress: bool = False
+) -> list[Section]:
     """Every table section of the report, in reading order, from the day's tables by name (``daily_trends``,
     ``scenario_daily``, ``scenario_language_daily``, ``scenario_spotlight``, ``feedback_daily``,
     ``feedback_by_model``, ``feedback_by_latency``,
@@ -166,7 +188,8 @@ def detail_sections(tables: Mapping[str, pd.DataFrame], display: UserDisplay | N
     ``slowest_requests``); a table that is missing or empty gives its section's "no data" line. The day's alerts
     are not a section: the page opens with them (reports.alerts).
     Every user id (and session id derived from one) is rendered through ``display`` (pseudonyms with
-    ``pseudonymize_users``; default: as stored).
+    ``pseudonymize_users``; default: as stored). ``in_progress``: the day is not over (its trends, from
+    in_progress_trends, say so).
     """
     display = display or UserDisplay()
     get = tables.get
@@ -205,7 +228,7 @@ def detail_sections(tables: Mapping[str, pd.DataFrame], display: UserDisplay | N
                 Column("28-day mean", "mean_28d"),
             ),
             "No trend data yet.",
-            _trend_note(get("daily_trends")),
+            _trend_note(get("daily_trends"), in_progress),
         ),
         _section(
             "Scenarios",

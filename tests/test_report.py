@@ -16,9 +16,10 @@ import pytest
 from chatpulse.formatting import format_pct, format_usd
 from chatpulse.metrics.daily import daily_metrics
 from chatpulse.metrics.pricing import load_prices, prices_on
+from chatpulse.metrics.trends import trends
 from chatpulse.reports.alerts import alert_summary
 from chatpulse.reports.render import is_complete, render_report
-from chatpulse.reports.sections import detail_sections
+from chatpulse.reports.sections import detail_sections, in_progress_trends
 from chatpulse.reports.templating import chart_ref
 
 from fixtures import (
@@ -224,6 +225,24 @@ def test_a_day_in_progress_says_so_and_compares_with_nothing(tmp_path: Path) -> 
     assert "Day in progress: numbers up to 14:05 CST." in html
     assert " vs yesterday" not in html  # half a day against a whole one would read as a drop
     assert not is_complete(html)  # so the mail step, maybe after midnight, can tell
+
+
+def test_a_day_in_progress_counts_in_no_trend_mean_and_is_compared_with_nothing() -> None:
+    """Today's page during the day: its trends showed -100% against yesterday and means that counted the part of
+    a day as a whole day (a 7-day mean of requests dropping). Its means are now those of the 7 and 28 days
+    before it, its changes left out, and the note says so."""
+    days = [f"2026-11-{n:02d}" for n in range(1, 21)]
+    requests = [1000.0 + 10 * n for n in range(19)] + [120.0]  # the 20th: 120 requests so far
+    values = pd.DataFrame({"requests": requests}, index=days)
+    stored = trends(values, days[-2:])
+    shown = in_progress_trends(stored[stored["day"] == days[-1]], stored[stored["day"] == days[-2]])
+    row = shown.set_index("metric").loc["requests"]
+    assert row["value"] == 120.0 and np.isnan(row["day_over_day"]) and np.isnan(row["previous_day"])
+    assert row["mean_7d"] == pytest.approx(np.mean(requests[-8:-1]))  # the 7 days before the 20th
+    assert row["mean_28d"] == pytest.approx(np.mean(requests[:-1])) and row["days_28"] == 19
+    section = detail_sections({"daily_trends": shown}, in_progress=True)[0]
+    assert {row["metric"]: row["day_over_day"] for row in section.rows}["requests"] == "—"
+    assert section.note.startswith("The day is in progress: its value so far is compared with nothing")
 
 
 def test_sections_format_each_metric_in_its_unit(tmp_path: Path) -> None:
