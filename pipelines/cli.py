@@ -21,11 +21,11 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from chatpulse.config import CONFIG_ENV, DEFAULT_CONFIG_FILE, ConfigError, Settings, load_settings
+from chatpulse.config import CONFIG_ENV, ConfigError, Settings, load_settings
 from chatpulse.days import DayOutOfRange, DaySpan
 from chatpulse.ingest.check import DEFAULT_ROWS
 from chatpulse.pipelines.cli_errors import CliError, run_error
-from chatpulse.pipelines.demo import DEMO_DAYS, planted_rows, unsynced_sqlite
+from chatpulse.pipelines.demo import DEMO_DAYS, own_config, planted_rows, ui_config, unsynced_sqlite
 from chatpulse.pipelines.instance import instance_lines, prepare_dagster_home, storage_variable_problem, write_instance
 from chatpulse.pipelines.preflight import check_rule_files, mail_failure
 from chatpulse.pipelines.scenarios_cli import scenarios
@@ -80,10 +80,8 @@ class _Commands(click.Group):
             raise _one_line(exc) from exc
         except ConfigError as exc:
             raise CliError(str(exc)) from exc
-        except RuntimeError as exc:
-            # A warehouse that cannot be opened (its message hides the password), from any command that reads it;
-            # looked up, not imported: this module is imported by every command, most of them without SQLAlchemy.
-            warehouse = sys.modules.get("chatpulse.warehouse")
+        except RuntimeError as exc:  # a warehouse that cannot be opened (its message hides the password)
+            warehouse = sys.modules.get("chatpulse.warehouse")  # looked up: most commands never import it
             if warehouse is not None and isinstance(exc, warehouse.WarehouseError):
                 raise CliError(str(exc)) from exc
             raise
@@ -237,14 +235,9 @@ def demo(invocation: Invocation, days: int) -> None:
     click.echo(f"report: {report_path(settings, chosen[-1])}")
 
 
-def _own_config(invocation: Invocation) -> bool:
-    """Whether a configuration of the user's own is named or found (--config, $CHATPULSE_CONFIG, ./chatpulse.yaml)."""
-    return bool(invocation.config_file or os.environ.get(CONFIG_ENV) or Path(DEFAULT_CONFIG_FILE).is_file())
-
-
 def _demo_config(invocation: Invocation) -> str | None:
     """The configuration the demo runs on: the one named or found, else the demo's, written into the data home."""
-    if _own_config(invocation):
+    if own_config(invocation.config_file):
         return invocation.config_file
     from chatpulse.sample.demo import write_demo_config
 
@@ -475,11 +468,9 @@ def ui(invocation: Invocation, port: int) -> None:
     """
     from chatpulse.pipelines.child import run_group
 
-    config_file = invocation.config_file
-    demo_file = invocation.settings().data_home / "demo.yaml"
-    if not _own_config(invocation) and demo_file.is_file():
-        config_file = str(demo_file)
-        click.echo(f"no configuration of your own: on the demo's, {demo_file}")
+    config_file = ui_config(invocation.config_file, invocation.settings().data_home)
+    if config_file != invocation.config_file:
+        click.echo(f"no configuration of your own: on the demo's, {config_file}")
     settings = load_settings(config_file)
     _use_config(config_file)
     _check_storage_variable(settings)

@@ -1,16 +1,33 @@
 """What `chatpulse demo` adds around generating and running sample days: it says which rows are broken on
-purpose, and it spares the throwaway sample's SQLite files the disk syncs that dominate a busy machine."""
+purpose, it spares the throwaway sample's SQLite files the disk syncs that dominate a busy machine, and the UI
+after it runs on its configuration."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+
+from chatpulse.config import CONFIG_ENV, DEFAULT_CONFIG_FILE
 
 # With the incident on the newest day, the fewest days that still give its latency_p95_spike rule the five
 # earlier days its baseline needs (alert_rules.yaml: min_days 5).
 DEMO_DAYS = 6
+
+
+def own_config(config_file: str | None) -> bool:
+    """Whether a configuration of the user's own is named or found (--config, $CHATPULSE_CONFIG, ./chatpulse.yaml)."""
+    return bool(config_file or os.environ.get(CONFIG_ENV) or Path(DEFAULT_CONFIG_FILE).is_file())
+
+
+def ui_config(config_file: str | None, data_home: Path) -> str | None:
+    """The configuration `chatpulse ui` runs on: the user's own, else the demo's once `chatpulse demo` wrote it
+    (<data_home>/demo.yaml: a day run from the UI keeps the demo's teams, budgets and bill), else the defaults."""
+    demo = data_home / "demo.yaml"
+    return str(demo) if not own_config(config_file) and demo.is_file() else config_file
 
 
 def planted_rows(counts: Mapping[str, int]) -> str:
