@@ -22,6 +22,7 @@ from chatpulse.alerting.rules import load_rules
 from chatpulse.assets.checks import day_check
 from chatpulse.assets.daystate import wait_for_earlier_days, write_day
 from chatpulse.assets.spend import spend_alerts
+from chatpulse.behaviour.scenarios import scenario_labels
 from chatpulse.daystate import other_reads
 from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from chatpulse.warehouse import Write
@@ -58,7 +59,7 @@ def alert_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         wait_for_earlier_days(context, chatpulse.settings.wait_for_earlier_days_minutes)  # baselines, budgets
         settings, store = chatpulse.settings, warehouse.warehouse
         day, now = date.fromisoformat(context.partition_key), datetime.now(UTC)
-        rules = load_rules(settings.alert_rules)
+        rules = load_rules(settings.alert_rules, scenario_labels(settings.scenario_rules, settings.scenario_model))
         tables = evaluate.Tables.read(store, day, rules, requests)
         breaches = evaluate.evaluate(rules, tables, day, settings.timezone, now)
         spend, budgets = spend_alerts(store, settings, day, now)

@@ -6,7 +6,7 @@ from datetime import date
 
 from chatpulse.behaviour.scenario_model import ModelFileError
 from chatpulse.behaviour.scenario_rules import ScenarioRuleError
-from chatpulse.behaviour.scenarios import check_scenario_files
+from chatpulse.behaviour.scenarios import check_scenario_files, scenario_labels
 from chatpulse.config import Settings
 from chatpulse.pipelines.cli_errors import CliError
 
@@ -31,8 +31,8 @@ def _check_alert_rules(settings: Settings) -> None:
     """The alert rules file, as the alerts step reads it: a mistake there left the day without its report and mail."""
     from chatpulse.alerting.rules import AlertRuleError, load_rules  # pandas and pydantic: only for run and check
 
-    try:
-        load_rules(settings.alert_rules)
+    try:  # the scenario files were checked first (_check_scenarios)
+        load_rules(settings.alert_rules, scenario_labels(settings.scenario_rules, settings.scenario_model))
     except AlertRuleError as exc:
         raise CliError(str(exc)) from exc
 

@@ -23,9 +23,12 @@ from chatpulse.alerting.evaluate import (
 )
 from chatpulse.alerting.rules import AlertRuleError, Rule, load_rules, parse_rule
 from chatpulse.assets.daystate import DAY_CONSISTENT
+from chatpulse.behaviour.scenarios import scenario_labels
 from chatpulse.config import ConfigError, MailSettings, load_settings, settings_from_mapping
 from chatpulse.days import day_bounds
+from chatpulse.pipelines.cli_errors import CliError
 from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
+from chatpulse.pipelines.preflight import check_rule_files
 from chatpulse.reports.mail import deliver
 from chatpulse.reports.render import report_file
 from chatpulse.sample.generate import write_sample
@@ -98,6 +101,25 @@ def test_rule_errors_name_the_file_and_key(tmp_path: Path, text: str, message: s
     path.write_text(text)
     with pytest.raises(AlertRuleError, match=f"^{re.escape(f'{path}: {message}')}"):
         load_rules(path)
+
+
+def test_a_rule_on_a_scenario_the_classifier_never_gives_is_refused(tmp_path: Path) -> None:
+    """`scenario: codng` was accepted and never fired; a label of one's own rules file is known."""
+    custom = tmp_path / "my_scenarios.yaml"
+    custom.write_text("rules:\n  - {label: billing, keywords: [invoice, refund]}\n")
+    known = scenario_labels(custom, None)
+    assert known[-1] == "billing" and "coding" in known
+    path = tmp_path / "rules.yaml"
+    rule = "  - {name: %s, metric: error_rate, comparison: '>', threshold: 0.1, window: 1d, scenario: %s}\n"
+    path.write_text("rules:\n" + rule % ("b", "billing") + rule % ("c", "codng"))
+    message = f"{path}: rules[1].scenario: unknown scenario 'codng' (did you mean 'coding'?); the classifier gives"
+    with pytest.raises(AlertRuleError, match=f"^{re.escape(message)}.* other, billing \\(line 3\\)$"):
+        load_rules(path, known)
+    assert len(load_rules(path)) == 2  # without the labels (the rules file read alone): not judged
+    config = tmp_path / "chatpulse.yaml"
+    config.write_text(f"data_home: {tmp_path}\nscenario_rules: {custom}\nalert_rules: {path}\n")
+    with pytest.raises(CliError, match=re.escape(message)):  # before a run's first step
+        check_rule_files(load_settings(config, env={}))
 
 
 @pytest.fixture(scope="module")

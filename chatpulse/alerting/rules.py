@@ -5,8 +5,9 @@ Errors name the file and the key path (`rules[2].window`), so a typo never passe
 
 from __future__ import annotations
 
+import difflib
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -14,7 +15,7 @@ import pandas as pd
 from pydantic import AfterValidator, Field, StrictFloat, StrictInt, ValidationInfo, field_validator, model_validator
 from pydantic import dataclasses as checked
 
-from chatpulse.yamlfile import YamlSection, expect, problem, read_yaml, validate
+from chatpulse.yamlfile import YamlSection, expect, line_of, problem, read_yaml, validate
 
 DEFAULT_RULES_PATH = Path(__file__).with_name("alert_rules.yaml")
 WINDOWS = {"5m": 5, "1h": 60, "1d": 1440}
@@ -118,14 +119,25 @@ def parse_rule(raw: object, key: str) -> Rule:
     return validate(Rule, raw, AlertRuleError, where=key)
 
 
-def load_rules(path: Path | None = None) -> tuple[Rule, ...]:
-    """The rules of a YAML file (default: the packaged alert_rules.yaml).
+def load_rules(path: Path | None = None, scenarios: Sequence[str] | None = None) -> tuple[Rule, ...]:
+    """The rules of a YAML file (default: the packaged alert_rules.yaml); given the `scenarios` the classifier
+    gives (behaviour.scenarios.scenario_labels), a rule's `scenario:` must be one of them (a typo never fired).
 
-    Raises AlertRuleError naming the file and the key (`rules[2].window: ...`).
+    Raises AlertRuleError naming the file, the key and its line (`rules[2].window: ... (line 9)`).
     """
     path = DEFAULT_RULES_PATH if path is None else Path(path)
     raw = read_yaml(path, AlertRuleError, "alert rules")
     try:
-        return validate(RulesFile, {} if raw is None else raw, AlertRuleError).rules
+        rules = validate(RulesFile, {} if raw is None else raw, AlertRuleError).rules
     except AlertRuleError as exc:
         raise AlertRuleError(f"{path}: {exc}") from None
+    for index, rule in enumerate(rules):
+        if scenarios is not None and rule.scenario is not None and rule.scenario not in scenarios:
+            close = difflib.get_close_matches(rule.scenario, scenarios, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            line = line_of(raw, ["rules", index, "scenario"])
+            raise AlertRuleError(
+                f"{path}: rules[{index}].scenario: unknown scenario {rule.scenario!r}{hint}; the classifier gives "
+                f"{', '.join(scenarios)} (line {line})"
+            )
+    return rules

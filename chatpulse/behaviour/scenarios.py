@@ -82,6 +82,16 @@ def check_scenario_files(rules: Path | None, model: Path | None) -> None:
         _check_labels(model, model_labels(model))
 
 
+def scenario_labels(rules: Path | None, model: Path | None) -> tuple[str, ...]:
+    """Every label the configured classifier can give: the built-in ones, then the rules file's and the model
+    file's (read from its small entries), each once. Raises ScenarioRuleError or ModelFileError naming the file,
+    as check_scenario_files does."""
+    labels = [*DEFAULT_LABELS, *(rule.label for rule in load_rules(rules))]
+    if model is not None:
+        labels += model_labels(model)
+    return tuple(dict.fromkeys(labels))
+
+
 def _texts(texts: pd.Series | Sequence[str | None]) -> pa.Array:
     """Text as Arrow strings, "" for missing (zero-copy from pandas' Arrow-backed strings)."""
     return pc.fill_null(pa.array(texts, pa.string()), "")
