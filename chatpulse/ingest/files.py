@@ -117,7 +117,7 @@ def _file_format(path: Path) -> str:
 def _read_bytes(path: Path) -> bytes:
     try:
         data = path.read_bytes()
-        return gzip.decompress(data) if path.name.lower().endswith(".gz") or data.startswith(GZIP_MAGIC) else data
+        return gzip.decompress(data) if gzipped(path) else data
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise ExtractError(f"{path}: cannot read file: {exc}") from exc
 
