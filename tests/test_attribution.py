@@ -201,6 +201,12 @@ def test_cache_write_tokens_are_summed_where_the_log_has_them() -> None:
     assert table["cache_write_tokens"].tolist() == [100, 100]
 
 
+def test_a_dimension_no_request_of_the_day_has_gives_one_unset_row() -> None:
+    frame = requests(at("01:00:00", metadata='{"other": 1}'), at("02:00:00", metadata=None))
+    table = dimension_daily(frame, DAY, "UTC", RATES, [Dimension(name="team")], top=5)
+    assert table[["dimension", "bucket", "requests"]].values.tolist() == [["all", "all", 2], ["team", "unset", 2]]
+
+
 def test_a_day_without_requests_still_has_its_overall_row() -> None:
     table = dimension_daily(requests(), DAY, "UTC", RATES, [Dimension(name="team")], top=5)
     assert table[["dimension", "bucket", "requests"]].values.tolist() == [["all", "all", 0]]

@@ -148,7 +148,8 @@ def _dimension_rows(
     unset_code, other_code = len(chosen), len(chosen) + 1
     group = np.full(len(distinct), other_code, dtype="int64")
     group[chosen] = np.arange(len(chosen))
-    codes = np.where(named, group[np.maximum(raw, 0)], unset_code)
+    codes = np.full(len(raw), unset_code, dtype="int64")  # indexing group only where named: it is empty on a day
+    codes[named] = group[raw[named]]  # when no request has a value
     out = _aggregate(rows, codes, len(chosen) + 2, costs)
     out["value"] = pd.Series([*text[chosen], None, None], dtype=object)
     out["bucket"] = [VALUE] * len(chosen) + [UNSET, OTHER]
