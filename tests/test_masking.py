@@ -44,6 +44,11 @@ MASKED = {
     f"visa {VISA} amex {AMEX}": "visa [CARD] amex [CARD]",
     f"银联卡 {' '.join(UNIONPAY[i : i + 4] for i in range(0, 19, 4))}": "银联卡 [CARD]",
     f"card {'-'.join(VISA[i : i + 4] for i in range(0, 16, 4))}.": "card [CARD].",
+    # A card beside other numbers: the CVV or expiry after it, an amount or an address before it.
+    f"card {' '.join(VISA[i : i + 4] for i in range(0, 16, 4))} 123": "card [CARD] 123",
+    f"Visa {'-'.join(VISA[i : i + 4] for i in range(0, 16, 4))} 06 2028": "Visa [CARD] 06 2028",
+    f"pay 5 {VISA}, from 192.168.1.20 {AMEX}": "pay 5 [CARD], from [IP] [CARD]",
+    f"{NOT_LUHN} {VISA}": f"{NOT_LUHN} [CARD]",
     # IP addresses, v4 and v6 (whole or shortened), also glued.
     "from 192.168.1.20 and ip10.0.0.1.": "from [IP] and ip[IP].",
     "v6 2001:db8::8a2e:370:7334 or 2001:0db8:85a3:0000:0000:8a2e:0370:7334!": "v6 [IP] or [IP]!",

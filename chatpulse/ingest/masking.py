@@ -51,7 +51,9 @@ class Mask:
     `apart` is a character class (without brackets) the match may not be glued to: `0-9` keeps a
     phone number out of a longer number while `tel13812345678` and `user_13812345678` are still
     masked; `before`, when given, replaces it on the left. `lead` instead is what may come right
-    before the match. `check`, when set, must also accept each match (the Luhn check of cards).
+    before the match. `check`, when set, must also accept each match (the Luhn check of cards); such a
+    mask's matches are taken from runs of `apart` characters joined by single spaces or dashes, by
+    whole pieces (see `checked`), so a card next to an expiry date or after another number is found.
     """
 
     token: str
@@ -75,10 +77,38 @@ class Mask:
     def replacement(self) -> str:
         return rf"\1{self.token}\2"
 
-    def python(self) -> re.Pattern[str]:
-        """The same pattern for Python's re, with lookarounds for `apart` (only checked masks need one)."""
-        before = self.before or self.apart
-        return re.compile(rf"(?:(?<![{before}])|(?<=\\u[0-9A-Fa-f]{{4}}))(?:{self.core})(?![{self.apart}])", re.ASCII)
+    def checked(self, text: str) -> str:
+        """`text` with each match `check` accepts replaced by the token (a mask with `apart` and `check` only).
+
+        A regex match alone is not enough: greedy, it takes `4111 1111 1111 1111 123` whole (failing Luhn)
+        and never the card inside. So each run of pieces (`apart` characters) joined by one space or dash
+        is tried piece-aligned, leftmost start first, longest first: what matches `core` whole and passes
+        `check` is replaced, and the search goes on after it. A run does not start inside a JSON escape
+        (`\\u00a0`), but may right after one.
+        """
+        piece = f"[{self.apart}]+"
+        inside_escape = "".join(rf"(?<!\\u{'[0-9A-Fa-f]' * width})" for width in range(4))
+        runs = re.compile(
+            rf"(?:(?<![{self.apart}]){inside_escape}|(?<=\\u[0-9A-Fa-f]{{4}})){piece}(?:[ -]{piece})*", re.ASCII
+        )
+        whole, pieces = re.compile(rf"(?:{self.core})\Z", re.ASCII), re.compile(piece, re.ASCII)
+        check = self.check
+        assert check is not None
+
+        def replace(run: re.Match[str]) -> str:
+            bounds = [found.span() for found in pieces.finditer(run[0])]
+            out, kept, first = [], 0, 0
+            while first < len(bounds):
+                for last in range(len(bounds) - 1, first - 1, -1):
+                    candidate = run[0][bounds[first][0] : bounds[last][1]]
+                    if whole.match(candidate) and check(candidate):
+                        out += [run[0][kept : bounds[first][0]], self.token]
+                        kept, first = bounds[last][1], last
+                        break
+                first += 1
+            return "".join(out) + run[0][kept:]
+
+        return runs.sub(replace, text)
 
 
 _MOBILE = r"(?:(?:\+|00)?86[ -]?)?1[3-9][0-9](?:[ -]?[0-9]{4}){2}"
@@ -146,11 +176,7 @@ def _replaced(texts: pa.Array, mask: Mask, passes: int) -> pa.Array:
         return texts
     found = texts.take(rows)
     if mask.check is not None:  # few texts hold a candidate: check and replace them in Python
-        check, pattern = mask.check, mask.python()
-        found = pa.array(
-            [pattern.sub(lambda m: mask.token if check(m[0]) else m[0], text) for text in found.to_pylist()],
-            pa.string(),
-        )
+        found = pa.array([mask.checked(text) for text in found.to_pylist()], pa.string())
         passes = 1
     else:
         found = pc.replace_substring_regex(found, mask.pattern, mask.replacement)
