@@ -8,6 +8,8 @@ or a table sees names the database as `SqlQuery.shown_url` gives it, the passwor
 
 from __future__ import annotations
 
+import re
+import urllib.parse
 from collections.abc import Mapping
 from typing import Annotated
 
@@ -28,8 +30,44 @@ class SqlSettingError(ValueError):
     """A SQL source's URL cannot be put together; the message starts with the key (`password_env: ...`)."""
 
 
+# Query parameters that carry a secret: libpq takes `?password=` and `?sslpassword=` as well as `user:pw@`.
+_SECRET_PARAMETER = re.compile(r"pass|pwd|secret|token", re.IGNORECASE)
+HIDDEN = "***"
+
+
+def url_secrets(url: sa.URL) -> list[str]:
+    """The secrets a URL holds, each as written and percent-encoded (as a driver's error may quote it): its
+    password and the values of its query parameters named like one (`password`, `sslpassword`, `token`)."""
+    values = [url.password] if url.password else []
+    for name, value in url.query.items():
+        if _SECRET_PARAMETER.search(name):
+            values += [value] if isinstance(value, str) else list(value)
+    forms: set[str] = set()
+    for value in map(str, values):
+        forms |= {value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
+    return sorted(forms - {""}, key=len, reverse=True)  # longest first: a secret inside another is hidden whole
+
+
+def shown(url: sa.URL) -> str:
+    """`url` as messages show it: the password and every secret query parameter as ***."""
+    query = {name: HIDDEN if _SECRET_PARAMETER.search(name) else value for name, value in url.query.items()}
+    text = url.set(query=query).render_as_string(hide_password=True)
+    return text.replace("=" + urllib.parse.quote(HIDDEN, safe=""), "=" + HIDDEN)  # rendering percent-encodes it
+
+
+def hidden(text: str, url: sa.URL) -> str:
+    """`text` (an error a driver raised) with each secret of `url` it quotes replaced by ***."""
+    for secret in url_secrets(url):
+        text = text.replace(secret, HIDDEN)
+    return text
+
+
 def _url(text: str) -> str:
-    if sa.make_url(text).password is not None:  # ArgumentError (a ValueError) for text that is no URL
+    try:
+        url = sa.make_url(text)
+    except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise ValueError("not a SQLAlchemy URL") from None
+    if url_secrets(url):
         raise ValueError("a password in the URL")
     return text
 
@@ -83,7 +121,7 @@ class SqlQuery(YamlSection):
                 raise SqlSettingError(f"url_env: the variable {self.url_env} is not set")
         try:
             url = sa.make_url(text)
-        except sa.exc.ArgumentError:
+        except (sa.exc.ArgumentError, ValueError):
             raise SqlSettingError(f"url_env: the variable {self.url_env} holds no SQLAlchemy URL") from None
         if self.password_env is not None:
             password = env.get(self.password_env)
@@ -95,6 +133,6 @@ class SqlQuery(YamlSection):
     def shown_url(self, env: Mapping[str, str]) -> str:
         """The database as messages name it: its URL with the password hidden (`$VARIABLE` when unset)."""
         try:
-            return self.connect_url(env).render_as_string(hide_password=True)
+            return shown(self.connect_url(env))
         except SqlSettingError:
             return self.url if self.url is not None else f"${self.url_env}"

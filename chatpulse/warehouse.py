@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from chatpulse.daystate import TABLE as DAY_STEPS
 from chatpulse.daystate import StepRun
 from chatpulse.schema import Kind
+from chatpulse.sqlconfig import hidden, shown
 from chatpulse.tables import LANDING_FILES, TABLES, metadata
 
 
@@ -30,24 +31,16 @@ class WarehouseError(RuntimeError):
     """The warehouse could not be opened; the message names its URL without the password."""
 
 
-def shown_database(url: str) -> str:
-    """A database URL as messages show it: the password replaced by ***."""
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return "<a database URL that cannot be read>"
-
-
 def _opening_error(url: str, exc: Exception) -> WarehouseError:
-    """`exc` (one line, any password it quotes hidden) as a WarehouseError naming the redacted URL."""
-    said = " ".join(str(getattr(exc, "orig", None) or exc).split())
+    """`exc` (one line, any secret of the URL it quotes hidden) as a WarehouseError naming the redacted URL."""
     try:
-        password = sa.make_url(url).password
-    except sa.exc.ArgumentError:
-        password = None
-    if password:
-        said = said.replace(str(password), "***")
-    return WarehouseError(f"cannot open the warehouse {shown_database(url)}: {said}")
+        parsed = sa.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):  # what the parser says may quote the URL, password and all
+        return WarehouseError(
+            "cannot open the warehouse: its URL is not a SQLAlchemy URL (dialect+driver://user@host:port/database)"
+        )
+    said = hidden(" ".join(str(getattr(exc, "orig", None) or exc).split()), parsed)
+    return WarehouseError(f"cannot open the warehouse {shown(parsed)}: {said}")
 
 
 @dataclass(frozen=True)
@@ -221,7 +214,7 @@ class Warehouse:
                 Path(self._sqlite_file).parent.mkdir(parents=True, exist_ok=True)
             metadata.create_all(self.engine)
             _add_missing_columns(self.engine)
-        except (sa.exc.SQLAlchemyError, ImportError, OSError) as exc:
+        except (sa.exc.SQLAlchemyError, ImportError, OSError, ValueError) as exc:  # ValueError: port not a number
             # from None: the chained error and its traceback would be printed (and stored by Dagster) too.
             raise _opening_error(url, exc) from None
 

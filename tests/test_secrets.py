@@ -4,6 +4,7 @@ event log, run config, tables or exception messages."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from dagster import DagsterInstance
 
 from chatpulse.config import ConfigError, load_settings, settings_from_mapping
 from chatpulse.pipelines.definitions import DAILY_JOB, build_definitions
-from chatpulse.warehouse import Warehouse, WarehouseError, shown_database
+from chatpulse.warehouse import Warehouse, WarehouseError
 
 from fixtures import Hook, Inbox, free_port, run_cli, write_jsonl
 
@@ -132,9 +133,17 @@ def test_an_unreachable_database_is_named_without_its_password() -> None:
     with pytest.raises(WarehouseError) as raised:
         Warehouse(url)
     message = str(raised.value)
-    assert message.startswith(f"cannot open the warehouse {shown_database(url)}: ")
+    assert message.startswith(f"cannot open the warehouse {sa.make_url(url).render_as_string(hide_password=True)}: ")
     assert "reporter:***@127.0.0.1" in message and "Connection refused" in message
     assert raised.value.__suppress_context__ and _leaks(message) == []
+    # The password as a query parameter (libpq takes ?password=), and a URL that cannot be parsed.
+    for url, shown in [
+        (f"postgresql+psycopg://reporter@127.0.0.1:{free_port()}/cp?password={DB_PASSWORD}", "?password=***"),
+        (f"postgresql+psycopg://reporter:{DB_PASSWORD}@127.0.0.1:notaport/cp", "is not a SQLAlchemy URL"),
+    ]:
+        with pytest.raises(WarehouseError, match=re.escape(shown)) as raised:
+            Warehouse(url)
+        assert _leaks(str(raised.value)) == []
     with pytest.raises(WarehouseError, match="No module named 'MySQLdb'") as missing:
         Warehouse(f"mysql://reporter:{DB_PASSWORD}@127.0.0.1/chatpulse")
     assert _leaks(str(missing.value)) == []

@@ -383,6 +383,9 @@ def test_a_run_judges_a_sql_source_by_its_query_columns(sqlite_logs: str, tmp_pa
     [
         ({"url": "sqlite://", "query": "SELECT 1"}, "sources[0].sql.query: the query needs the bind parameters"),
         ({"url": f"postgresql://u:{PASSWORD}@h/db", "query": QUERY}, "sources[0].sql.url: expected a SQLAlchemy URL"),
+        ({"url": f"postgresql://u@h/db?password={PASSWORD}", "query": QUERY}, "sources[0].sql.url: expected a SQLAlch"),
+        ({"url": f"postgresql://u:{PASSWORD}@h:port/db", "query": QUERY}, "sources[0].sql.url: expected a SQLAlchemy"),
+        ({"url": f"not a url {PASSWORD}", "query": QUERY}, "sources[0].sql.url: expected a SQLAlchemy URL"),
         ({"query": QUERY}, "sources[0].sql.url: give either url or url_env"),
         ({"url": "sqlite://", "query": QUERY, "password_env": "UNSET_VAR"}, "password_env: the variable UNSET_VAR"),
         ({"url": "sqlite://", "query": QUERY, "chunk_rows": 0}, "sources[0].sql.chunk_rows: expected a whole number"),
@@ -402,6 +405,10 @@ def test_the_url_may_come_whole_from_a_variable_and_a_bare_postgresql_gets_psyco
     assert sql.connect_url(env).drivername == "postgresql+psycopg"
     assert sql.connect_url(env).password == PASSWORD
     assert sql.shown_url(env) == "postgresql+psycopg://litellm:***@db.example.org:5432/litellm"
+    # libpq also takes the password as a query parameter (and a key's passphrase as sslpassword).
+    env = {"DATABASE_URL": f"postgresql://litellm@db.example.org/litellm?sslmode=require&password={PASSWORD}"}
+    assert sql.connect_url(env).query["password"] == PASSWORD
+    assert sql.shown_url(env) == "postgresql+psycopg://litellm@db.example.org/litellm?password=***&sslmode=require"
     assert PASSWORD not in repr(sql)
     with pytest.raises(ConfigError, match=r"sources\[0\].sql.url_env: the variable DATABASE_URL is not set"):
         settings_from_mapping({"sources": [source]}, tmp_path, {})

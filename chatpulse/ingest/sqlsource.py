@@ -19,8 +19,8 @@ an error: messages name the database by `SqlQuery.shown_url`.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -39,7 +39,7 @@ from chatpulse.ingest.daycache import DayCache
 from chatpulse.ingest.extract import ERRORS, RAW, Extract, extract_day, map_records
 from chatpulse.ingest.files import ExtractError, RawFile
 from chatpulse.schema import SOURCE_LINE, Kind
-from chatpulse.sqlconfig import BOUNDS
+from chatpulse.sqlconfig import BOUNDS, hidden
 from chatpulse.warehouse import FileStamp
 
 NOT_ON_DAY = "timestamp: not on the day its query read it for"
@@ -62,14 +62,8 @@ def _environment(env: Mapping[str, str] | None) -> Mapping[str, str]:
 def _failure(source: SourceConfig, env: Mapping[str, str], doing: str, exc: Exception) -> SqlSourceError:
     """`exc` in one line, any password it quotes hidden, naming the source and its database."""
     said = " ".join(str(getattr(exc, "orig", None) or exc).split())
-    password = env.get(source.sql.password_env) if source.sql.password_env else None
-    try:
-        password = password or source.sql.connect_url(env).password
-    except ValueError:
-        password = None
-    if password:
-        for form in {str(password), urllib.parse.quote(str(password), safe=""), urllib.parse.quote_plus(str(password))}:
-            said = said.replace(form, "***")
+    with contextlib.suppress(ValueError):  # a variable not set: nothing of it can be quoted
+        said = hidden(said, source.sql.connect_url(env))
     return SqlSourceError(f"source '{source.name}': cannot {doing} {source.sql.shown_url(env)}: {said}")
 
 
