@@ -438,7 +438,7 @@ def test_precedence_of_examples_custom_rules_model_and_rules():
     expected = model.labels[model.predict(texts[3:]).label[0]]
     assert labels.scenario[3] == expected and labels.rule[3].startswith("model: ")
     # a rule decides where the model is less than MODEL_TRUST sure
-    unsure = "xq zv wk pf"
+    unsure = "xq weather zv"
     probability = model.predict([unsure]).probability[0]
     assert probability < MODEL_TRUST
     assert classify(unsure, [Rule("found", keywords=("zv",))], model=model) == "found"
