@@ -21,11 +21,12 @@ from dagster import (
 from chatpulse.assets.daystate import MAIL_STEP, drawing_state, finished, wait_for_earlier_days
 from chatpulse.days import DaySpan, day_bounds
 from chatpulse.daystate import REPORT, other_reads
+from chatpulse.mail import MailError
 from chatpulse.metrics.users import window
 from chatpulse.pipelines.resources import ChatPulseSettings, WarehouseResource
 from chatpulse.pseudonyms import UserDisplay
 from chatpulse.reports.alerts import alert_summary
-from chatpulse.reports.mail import ReportInProgress, ReportUnfit, deliver
+from chatpulse.reports.mail import ReportInProgress, deliver
 from chatpulse.reports.pages import mark_day_state, write_pages
 from chatpulse.reports.render import render_report, report_file
 from chatpulse.reports.sections import detail_sections, in_progress_trends, rated_days
@@ -161,8 +162,10 @@ def report_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
                     "why": "the page was drawn before the day ended; the first run after it redraws and mails it",
                 }
             )
-        except ReportUnfit as exc:  # the page, not the server: a retry would fail the same way
-            raise Failure(str(exc), allow_retries=False) from exc
+        except MailError as exc:
+            if exc.permanent:  # the page, a refused login or recipient: a retry would fail the same way
+                raise Failure(str(exc), allow_retries=False) from exc
+            raise
         return MaterializeResult(metadata={"sent": message_id is not None, "message_id": message_id or "sent before"})
 
     return [daily_report, report_email]

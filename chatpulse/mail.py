@@ -16,7 +16,21 @@ from chatpulse.config import MailSettings
 
 
 class MailError(RuntimeError):
-    """The message could not be mailed; the message says which server refused it and why."""
+    """The message could not be mailed; the message says which server refused it and why. `permanent`: trying
+    again cannot help (the login, sender or recipients refused, the settings unusable), unlike an unreachable
+    server or a busy one (a 4xx reply)."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+def _permanent(exc: Exception) -> bool:
+    """Whether a send failed for good: a 5xx reply (RFC 5321 4.2.1: a permanent negative completion), recipients
+    refused, a server without what was asked of it, or a certificate that does not verify."""
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return 500 <= exc.smtp_code < 600
+    return isinstance(exc, smtplib.SMTPRecipientsRefused | smtplib.SMTPNotSupportedError | ssl.SSLCertVerificationError)
 
 
 def _this_machine(host: str) -> bool:
@@ -48,12 +62,14 @@ def send(message: EmailMessage, settings: MailSettings) -> None:
     if settings.username and settings.password is None:  # else a login with no password, refused as a wrong one
         raise MailError(
             f"cannot send mail through {settings.host}:{settings.port}: mail.username is set but "
-            f"{settings.password_env}, the variable of its password (mail.password_env), is not"
+            f"{settings.password_env}, the variable of its password (mail.password_env), is not",
+            permanent=True,
         )
     if settings.username and settings.security == "none" and not _this_machine(settings.host):
         raise MailError(
             f"cannot send mail through {settings.host}:{settings.port}: with mail.security none the login would "
-            "send the password unencrypted over the network; use starttls or ssl (none is for a relay on this machine)"
+            "send the password unencrypted over the network; use starttls or ssl (none is for a relay on this machine)",
+            permanent=True,
         )
     if message["Date"] is None:
         message["Date"] = formatdate(localtime=True)
@@ -76,4 +92,6 @@ def send(message: EmailMessage, settings: MailSettings) -> None:
     except (OSError, smtplib.SMTPException) as exc:
         said = str(exc).replace(settings.password, "***") if settings.password else str(exc)
         # from None: a chained error would print the server's exchange (and anything in it) again.
-        raise MailError(f"cannot send mail through {settings.host}:{settings.port}: {said}") from None
+        raise MailError(
+            f"cannot send mail through {settings.host}:{settings.port}: {said}", permanent=_permanent(exc)
+        ) from None

@@ -30,7 +30,10 @@ _INLINER = css_inline.CSSInliner(resolve_css_variables=True, minify_css=True)
 
 
 class ReportUnfit(MailError):
-    """The report itself cannot be mailed (missing, too big): unlike a refused send, trying again cannot help."""
+    """The report itself cannot be mailed (missing, too big): trying again cannot help."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, permanent=True)
 
 
 class ReportInProgress(ReportUnfit):
@@ -168,7 +171,8 @@ def deliver(
     """Mail the day's report once; returns the Message-ID, or None when it was already sent.
 
     Every send is recorded in `report_sends`, so a rerun of the day stays quiet unless forced. A page that is
-    missing, too big or of a day in progress raises ReportUnfit; a failed send, a plain MailError worth retrying.
+    missing, too big or of a day in progress raises ReportUnfit; a failed send, a MailError (`permanent` when
+    retrying cannot help).
     """
     stamp = day.isoformat()
     if not force and not warehouse.read("report_sends", stamp).empty:

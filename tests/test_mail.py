@@ -69,7 +69,8 @@ class LoginInbox(Inbox):
     ) -> AuthResult:
         assert isinstance(data, LoginPassword)
         self.logins.append((data.login.decode(), data.password.decode()))
-        return AuthResult(success=(data.login.decode(), data.password.decode()) == (USER, PASSWORD))
+        # handled=False: aiosmtpd then answers a refusal with 535 itself (True leaves the client waiting).
+        return AuthResult(success=(data.login.decode(), data.password.decode()) == (USER, PASSWORD), handled=False)
 
 
 @pytest.fixture(scope="module")
@@ -293,8 +294,9 @@ def test_a_refused_login_is_reported_and_not_recorded(
 ) -> None:
     inbox, settings = server
     report, warehouse = day_report
-    with pytest.raises(Exception, match=f"cannot send mail through 127.0.0.1:{settings.port}"):
+    with pytest.raises(MailError, match=rf"cannot send mail through 127.0.0.1:{settings.port}: \(535") as raised:
         deliver(DAY, replace(settings, password="wrong", timeout_s=2), warehouse, report)
+    assert raised.value.permanent and "wrong" not in str(raised.value)
     assert inbox.messages == [] and warehouse.read("report_sends").empty
 
 
@@ -313,14 +315,15 @@ def test_the_pipeline_mails_each_day_once(tmp_path: Path, smtp: tuple[Inbox, int
     assert [m["Subject"] for m in inbox.messages] == ["ChatPulse 2026-11-20: 5 requests, 20.0% errors, p95 860 ms"]
 
 
-def _mail_step(tmp_path: Path, port: int) -> ExecuteInProcessResult:
-    """Run only the report_email step of the day, as a retry or a run past midnight does."""
+def _mail_step(tmp_path: Path, port: int, login: str = "") -> ExecuteInProcessResult:
+    """Run only the report_email step of the day, as a retry or a run past midnight does; `login`, more lines
+    of the mail section."""
     config = tmp_path / "chatpulse.yaml"
     config.write_text(
         f"data_home: .\ntimezone: Asia/Shanghai\nmail:\n  host: 127.0.0.1\n  port: {port}\n  security: none\n"
-        "  sender: reports@example.com\n  recipients: [ops@example.com]\n"
+        "  sender: reports@example.com\n  recipients: [ops@example.com]\n" + login
     )
-    job = build_definitions(load_settings(config, env={}), str(config)).resolve_job_def(DAILY_JOB)
+    job = build_definitions(load_settings(config), str(config)).resolve_job_def(DAILY_JOB)
     return job.execute_in_process(
         partition_key=DAY.isoformat(),
         instance=DagsterInstance.ephemeral(),
@@ -363,6 +366,50 @@ def test_a_missing_report_fails_the_mail_step_without_retries(tmp_path: Path) ->
     assert "STEP_UP_FOR_RETRY" not in events and events.count("STEP_FAILURE") == 1  # retrying cannot write it
     failure = next(event for event in result.all_events if event.event_type_value == "STEP_FAILURE")
     assert "no report for 2026-11-20" in str(failure.step_failure_data.error)
+
+
+@pytest.mark.pipeline
+def test_a_refused_login_fails_the_mail_step_without_retries(
+    tmp_path: Path, day_report: tuple[Path, Warehouse], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wrong password (535) was retried three times with growing waits: minutes of a run, then the same refusal."""
+    inbox, port = LoginInbox(), free_port()
+    controller = Controller(
+        inbox, hostname="127.0.0.1", port=port, authenticator=inbox.authenticate, auth_require_tls=False
+    )
+    controller.start()
+    try:
+        login = f"  username: {USER}\n  password_env: SMTP_PW\n"
+        monkeypatch.setenv("SMTP_PW", "wrong")  # the run reads the configuration, and its variables, itself
+        result = _mail_step(tmp_path, port, login)
+    finally:
+        controller.stop()
+    events = [event.event_type_value for event in result.all_events]
+    assert "STEP_UP_FOR_RETRY" not in events and events.count("STEP_FAILURE") == 1
+    failure = next(event for event in result.all_events if event.event_type_value == "STEP_FAILURE")
+    assert f"cannot send mail through 127.0.0.1:{port}: (535" in str(failure.step_failure_data.error)
+    # one try of the step: smtplib offers the password once per mechanism the server lists (PLAIN, LOGIN)
+    assert inbox.logins == [(USER, "wrong")] * 2 and inbox.messages == []
+
+
+def test_a_busy_or_unreachable_server_is_worth_retrying_and_a_refusal_is_not() -> None:
+    settings = MailSettings(
+        host="127.0.0.1", port=free_port(), timeout_s=2.0, sender="r@x.org", recipients=("o@x.org",)
+    )
+    with pytest.raises(MailError) as unreachable:
+        send(EmailMessage(), settings)
+    assert not unreachable.value.permanent
+    inbox, port = LoginInbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        message = EmailMessage()
+        message["From"], message["To"] = "r@x.org", "not an address"
+        with pytest.raises(MailError) as refused:  # aiosmtpd answers a malformed address with 553
+            send(message, replace(settings, port=port))
+    finally:
+        controller.stop()
+    assert refused.value.permanent
 
 
 def test_the_subject_and_text_say_one_request_and_a_cost_under_a_cent_as_it_is() -> None:

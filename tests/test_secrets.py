@@ -40,7 +40,7 @@ class Refusing(Inbox):
         self, server: object, session: object, envelope: object, mechanism: str, data: object
     ) -> AuthResult:
         self.passwords.append(data.password.decode())  # type: ignore[attr-defined]
-        return AuthResult(success=False)
+        return AuthResult(success=False, handled=False)  # aiosmtpd answers 535 (handled=True: no answer at all)
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ def test_a_run_with_a_failing_webhook_and_smtp_login_shows_neither_secret(
     finally:
         hook.close()
     assert result.success
-    assert hook.attempts == 2 and inbox.passwords == [SMTP_PASSWORD]  # both were tried, with their secrets
+    assert hook.attempts == 2 and inbox.passwords == [SMTP_PASSWORD] * 2  # both tried; login: PLAIN, LOGIN
     warehouse = Warehouse(f"sqlite:///{tmp_path / 'warehouse.db'}")
     pending = warehouse.read("alert_deliveries").sort_values("channel")
     assert pending["target"].tolist() == ["mail", "alert_webhook"]  # configuration keys, never the URL
@@ -187,5 +187,5 @@ def test_a_refused_smtp_login_never_quotes_the_password(tmp_path: Path, refusing
     assert settings is not None and SMTP_PASSWORD not in repr(settings)
     with pytest.raises(MailError) as raised:
         send(failure_mail("daily_pipeline", "run-1", DAY, "boom", settings), settings)
-    assert inbox.passwords == [SMTP_PASSWORD] and _leaks(str(raised.value)) == []
+    assert inbox.passwords == [SMTP_PASSWORD] * 2 and _leaks(str(raised.value)) == []
     assert raised.value.__cause__ is None and raised.value.__suppress_context__
