@@ -1,4 +1,5 @@
 import gzip
+import json
 from datetime import date
 from pathlib import Path
 
@@ -322,3 +323,21 @@ def test_an_integer_past_64_bits_is_quarantined_not_a_crash(tmp_path: Path) -> N
     frame = read_source(path, REQUESTS, path.name)
     assert frame["prompt_tokens"].tolist()[0] == 12 and pd.isna(frame["prompt_tokens"].iloc[1])
     assert frame[ERRORS].tolist() == [None, ["prompt_tokens: out of range"]]
+
+
+def test_content_given_as_json_parts_or_an_object_is_kept_as_json_text(tmp_path: Path) -> None:
+    """OpenAI's chat format allows content as a list of parts: it was stored as Python's repr ({'type': ...})."""
+    parts = [{"type": "text", "text": "hi"}, {"type": "image_url", "image_url": {"url": "https://x.org/a.png"}}]
+    contents = [parts, {"text": "yo"}, "plain", [{"type": "text", "text": "¿qué?"}]]
+    write_jsonl(
+        tmp_path / "m.jsonl",
+        [
+            {"session_id": "s", "role": "user", "timestamp": f"2026-11-20T10:00:0{i}Z", "content": c}
+            for i, c in enumerate(contents)
+        ],
+    )
+    source = SourceConfig(name="m", kind=Kind.MESSAGES, pattern="m.jsonl")
+    frame = extract_day(tmp_path, [source], Kind.MESSAGES, date(2026, 11, 20), "UTC").frame
+    stored = frame["content"].tolist()
+    assert stored[2] == "plain"
+    assert [json.loads(text) for i, text in enumerate(stored) if i != 2] == [parts, {"text": "yo"}, contents[3]]

@@ -54,8 +54,14 @@ def to_string(values: pd.Series, blank_is_missing: bool = True) -> pd.Series:
 
     With `blank_is_missing` (every column but free text), text of whitespace alone is missing too, as a CSV's
     empty field is: a JSON log's `"request_id": ""` is no id (else every such row of a day would be one
-    request and the rest dropped as its duplicates), `"error_type": " "` no error.
+    request and the rest dropped as its duplicates), `"error_type": " "` no error. A JSON object or array
+    where text was expected (a `content` of parts) becomes its JSON text, not Python's repr of it.
     """
+    if values.dtype == object and pd.api.types.infer_dtype(values, skipna=True).startswith("mixed"):
+        nested = np.fromiter((isinstance(v, dict | list) for v in values), dtype=bool, count=len(values))
+        if nested.any():
+            values = values.copy()
+            values[nested] = [_json_text(value) for value in values[nested]]
     text = values if pd.api.types.is_string_dtype(values.dtype) and values.dtype != object else values.astype("str")
     if not blank_is_missing:
         return text
@@ -63,6 +69,13 @@ def to_string(values: pd.Series, blank_is_missing: bool = True) -> pd.Series:
     blank = pc.fill_null(pc.or_(pc.utf8_is_space(arrow), pc.equal(pc.binary_length(arrow), 0)), False)
     blank = blank.to_numpy(zero_copy_only=False)
     return text.mask(blank) if blank.any() else text
+
+
+def _json_text(value: Any) -> str:
+    try:
+        return orjson.dumps(value, default=json_value).decode()
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes: its text all the same
+        return str(value)
 
 
 def to_number(values: pd.Series, name: str, problems: Problems, integer: bool) -> pd.Series:
