@@ -78,6 +78,10 @@ def test_default_rules_load() -> None:
         ("rules: [{name: a, metric: tokens, comparison: '>', threshold: 1, colour: red}]", "rules[0].colour: unknown"),
         ("rules: {}", "rules: expected a list of rules"),
         (
+            "# alerts\nRule:\n  - {name: a, metric: tokens, comparison: '>', threshold: 1}",
+            "Rule: no 'rules' key; did you mean 'rules'? (line 2)",
+        ),
+        (
             "rules: [{name: a, metric: tokens, comparison: '>', threshold: true}]",
             "rules[0].threshold: expected a finite number, got True",
         ),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import difflib
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -127,6 +127,12 @@ def load_rules(path: Path | None = None, scenarios: Sequence[str] | None = None)
     """
     path = DEFAULT_RULES_PATH if path is None else Path(path)
     raw = read_yaml(path, AlertRuleError, "alert rules")
+    if isinstance(raw, Mapping) and "rules" not in raw:  # other keys are ignored: say so when one is a typo of it
+        close = difflib.get_close_matches("rules", [str(key) for key in raw], n=1, cutoff=0.6)
+        if close:
+            raise AlertRuleError(
+                f"{path}: {close[0]}: no 'rules' key; did you mean 'rules'? (line {line_of(raw, [close[0]])})"
+            )
     try:
         rules = validate(RulesFile, {} if raw is None else raw, AlertRuleError).rules
     except AlertRuleError as exc:
