@@ -16,7 +16,7 @@ from dagster import (
     asset,
 )
 
-from chatpulse.alerting.spend import bill_gap_breaches, budget_breaches, budget_status, history_start
+from chatpulse.alerting.spend import bill_gap, bill_gap_breaches, budget_breaches, budget_status, history_start
 from chatpulse.assets.checks import day_check
 from chatpulse.assets.daystate import write_day
 from chatpulse.config import Settings
@@ -43,10 +43,9 @@ def _gap_problems(table: pd.DataFrame, warn_share: float) -> list[str]:
     """Why the bill does not match the log, per provider (its `all` row): a gap over the share, a foreign currency."""
     problems = []
     for row in table[table["scope"] == "all"].itertuples():
-        for side in ("logged", "estimated"):
-            share = getattr(row, f"{side}_gap_share")
-            if pd.notna(share) and abs(share) > warn_share:
-                problems.append(f"{row.provider}: {side} cost differs from the bill by {share:+.1%}")
+        side, share = bill_gap(row)
+        if pd.notna(share) and abs(share) > warn_share:
+            problems.append(f"{row.provider}: {side} cost differs from the bill by {share:+.1%}")
         if row.non_usd_lines:
             problems.append(
                 f"{row.provider}: {row.non_usd_lines} bill lines in {row.non_usd_currencies}, not converted"

@@ -78,9 +78,13 @@ def _section(
     return Section(title, columns, rows, empty, note)
 
 
+# Three costs side by side: named apart, as "cost" beside the Cost card (which shows spend) read as the same.
+_COST_NAMES = {"cost_usd": "cost logged", "spend_usd": "spend (logged, else estimated)"}
+
+
 def _metric_name(metric: str) -> str:
     """A metric's name for people, its unit left to its formatted value: "latency_p95_ms" -> "latency p95"."""
-    return metric.removesuffix("_ms").removesuffix("_usd").replace("_", " ")
+    return _COST_NAMES.get(metric) or metric.removesuffix("_ms").removesuffix("_usd").replace("_", " ")
 
 
 def _trend_rows(trends: pd.DataFrame | None) -> pd.DataFrame | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from chatpulse.formatting import format_int, format_pct
+from chatpulse.formatting import format_int, format_pct, plural
 
 MODEL_ROWS = 12  # a day with more models lists the busiest; the note counts the rest
 USER_ROWS = 10
@@ -49,16 +49,18 @@ def model_rows(request_metrics: pd.DataFrame | None, model_costs: pd.DataFrame |
         rest = rows.iloc[len(shown) :]
         notes.append(
             f"The {len(shown)} busiest of {len(rows)} models; the other {len(rest)} made "
-            f"{format_int(rest['requests'].sum())} requests."
+            f"{plural(int(rest['requests'].sum()), 'request')}."
         )
     unpriced = pd.to_numeric(rows["unpriced_requests"], errors="coerce").sum()
     if unpriced > 0:
-        notes.append(f"{format_int(unpriced)} requests of models without a price are not in the estimated cost.")
+        verb = "is" if unpriced == 1 else "are"
+        notes.append(f"{plural(int(unpriced), 'request')} of models without a price {verb} not in the estimated cost.")
     unmetered = pd.to_numeric(rows["unmetered_requests"], errors="coerce").sum()
     if unmetered > 0:
+        verb, its = ("was", "its") if unmetered == 1 else ("were", "their")
         notes.append(
-            f"{format_int(unmetered)} requests were served without token counts (unmetered): their cost is unknown "
-            "and not in the estimated cost."
+            f"{plural(int(unmetered), 'request')} {verb} served without token counts (unmetered): {its} cost is "
+            "unknown and not in the estimated cost."
         )
     return shown.reset_index(drop=True), " ".join(notes)
 

@@ -96,6 +96,23 @@ def test_logged_cost_trend_is_missing_not_zero_on_a_day_that_logged_none() -> No
     assert (logged["mean_7d"], logged["days_7"]) == (1.5, 1)
 
 
+def test_the_spend_trend_is_the_cost_the_cost_card_shows() -> None:
+    """The Cost card shows spend (logged, else estimated) where only some requests logged a cost; the trends
+    showed only the logged part under "cost" ($0.06 beside a $0.39 card, a new user's day)."""
+    days = [_day(0), _day(1)]
+    tables = {name: pd.DataFrame({"day": days}) for name, _ in HEADLINES.values()}
+    tables["model_costs"] = pd.DataFrame({"day": days, "model": ["a", "a"]})
+    for name, column in HEADLINES.values():
+        tables[name][column] = np.nan
+    tables["daily_metrics"]["spend_usd"] = [1.08315, 0.39015]
+    tables["model_costs"]["cost_logged_usd"] = [0.95, 0.06]
+    rows = trends(headlines(tables), days).set_index(["day", "metric"])
+    spend = rows.loc[(_day(1), "spend_usd")]
+    assert (spend["value"], spend["previous_day"]) == (0.39015, 1.08315)
+    assert spend["day_over_day_pct"] == pytest.approx(0.39015 / 1.08315 - 1)
+    assert rows.loc[(_day(1), "cost_usd"), "value"] == 0.06
+
+
 def test_a_days_cost_is_the_same_sum_whatever_order_the_warehouse_returns_its_models_in() -> None:
     # Summed in floats, 0.1, 0.2, 0.3 and 0.3, 0.2, 0.1 differ in the last bit. A later day's trend read a day's
     # rows in another order than that day's own run, and its 7-day mean differed (PostgreSQL, days at once).

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from chatpulse.alerting.spend import bill_gap, bill_gap_breaches
 from chatpulse.config import DEFAULT_SOURCES
 from chatpulse.ingest.provider_bill import COST_COLUMNS, BillError, model_of, read_bills
 from chatpulse.metrics.pricing import estimate_cost, load_prices, prices_on
@@ -231,7 +232,29 @@ def test_reconciliation_by_hand() -> None:
     )
     assert models.loc["gpt-4o", "logged_gap_usd"] == pytest.approx(3.0 - 3.2)
     assert models.loc["gpt-4o-mini", "logged_usd"] == 0.0  # the day logged costs: a model without any logged $0
+    # A model nothing prices has an unknown estimate, never $0; a billed model the log never used, $0.
+    assert np.isnan(models.loc["claude-x", "estimated_usd"]) and models.loc["dall-e-3", "estimated_usd"] == 0.0
     assert models.loc["gpt-4o-mini", "non_usd_lines"] == 1
+
+
+def test_the_bill_gap_holds_the_cost_the_log_knows_whole_against_the_bill() -> None:
+    """Two of three requests logged their cost: their sum against the bill read as a 40% gap that was not there."""
+    rates = prices_on(load_prices(), DAY)
+    log = requests(
+        at("01:00:00", model="gpt-4o", prompt_tokens=1000, completion_tokens=100),
+        at("02:00:00", model="gpt-4o", prompt_tokens=2000, completion_tokens=100),
+        at("03:00:00", model="gpt-4o", prompt_tokens=3000, completion_tokens=100),
+    )
+    estimate = estimate_cost(log, rates)  # $2.50 / $10 per million in and out (OpenAI's gpt-4o prices)
+    assert estimate.tolist() == pytest.approx([0.0035, 0.006, 0.0085])
+    log["cost_usd"] = [estimate[0], estimate[1], np.nan]
+    bill = bill_lines(("openai", None, None, float(estimate.sum()), "USD"))
+    row = next(cost_reconciliation(log, DAY, "UTC", rates, bill, [], []).itertuples())
+    assert row.logged_gap_share == pytest.approx(-0.0085 / 0.018)  # what the alert held against the bill
+    assert bill_gap(row) == ("estimated", pytest.approx(0.0, abs=1e-12))
+    assert bill_gap_breaches(pd.DataFrame([row._asdict()]), 0.05, DAY, "UTC", datetime(2026, 12, 1, tzinfo=UTC)).empty
+    whole = next(cost_reconciliation(log.assign(cost_usd=0.01), DAY, "UTC", rates, bill, [], []).itertuples())
+    assert bill_gap(whole) == ("logged", pytest.approx((0.03 - 0.018) / 0.018))  # every request logged: that cost
 
 
 def test_a_bill_covers_its_providers_requests_and_a_day_without_bill_has_no_rows() -> None:

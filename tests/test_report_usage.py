@@ -103,6 +103,19 @@ def test_a_day_with_many_models_lists_the_busiest_and_counts_the_rest() -> None:
     assert section.note.startswith(f"The {MODEL_ROWS} busiest of {MODEL_ROWS + 3} models; the other 3 made 6 requests.")
 
 
+def test_the_models_note_counts_one_request_as_one() -> None:
+    """ "1 requests were served without token counts" on a new user's day."""
+    rows = [
+        {"request_id": "a", "timestamp": "2026-11-20T10:00:00Z", "model": "gpt-4o", "status_code": 200},
+        {"request_id": "b", "timestamp": "2026-11-20T10:01:00Z", "model": "house-model-7b", "status_code": 200,
+         "prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10},
+    ]  # fmt: skip
+    assert _section(_tables(rows), "Models").note == (
+        "1 request of models without a price is not in the estimated cost. 1 request was served without token "
+        "counts (unmetered): its cost is unknown and not in the estimated cost."
+    )
+
+
 def test_the_user_table_is_the_top_users_by_requests() -> None:
     rows = _rows(seed=11)
     section = _section(_tables(rows), "Users")

@@ -25,6 +25,7 @@ import calendar
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -184,18 +185,32 @@ def budget_breaches(budgets: Sequence[Budget], daily: pd.DataFrame, day: date, t
     return _frame(rows, day, now, end)
 
 
+def bill_gap(row: Any) -> tuple[str, float]:
+    """Which of the log's costs an `all` row of `cost_reconciliation` holds against the bill, and that gap's share
+    of the bill (NaN when there is none): the logged cost when every request logged one, else the estimate when
+    every request has one, else the logged cost where any was logged, else the estimate. A log that recorded
+    the cost of some requests only would otherwise show a gap as large as the requests it did not record."""
+    if row.requests and row.logged_requests == row.requests:
+        return "logged", row.logged_gap_share
+    if row.requests and row.unpriced_requests == 0 and pd.notna(row.estimated_gap_share):
+        return "estimated", row.estimated_gap_share
+    if pd.notna(row.logged_gap_share):
+        return "logged", row.logged_gap_share
+    return "estimated", row.estimated_gap_share
+
+
 def bill_gap_breaches(
     reconciliation: pd.DataFrame, warn_share: float, day: date, tz: str, now: datetime
 ) -> pd.DataFrame:
     """A warning per provider whose bill of `day` differs from the log by more than `warn_share` of the bill
-    (columns BREACH_COLUMNS): the logged cost's gap where the log recorded costs, else the estimate's.
+    (columns BREACH_COLUMNS), by the gap `bill_gap` chooses.
 
     `reconciliation` holds the day's `cost_reconciliation` rows; only their `all` rows are read.
     """
     start, end = day_bounds(day, tz)
     rows = []
     for row in reconciliation[reconciliation["scope"] == "all"].itertuples():
-        gap = row.logged_gap_share if pd.notna(row.logged_gap_share) else row.estimated_gap_share
+        _, gap = bill_gap(row)
         if pd.notna(gap) and abs(gap) > warn_share:
             rows.append(
                 _breach(

@@ -85,9 +85,11 @@ def _compare(bill: pd.DataFrame, log: pd.DataFrame, day_logged: bool, day_estima
     counts = ("requests", "logged_requests", "unpriced_requests", "bill_lines", "non_usd_lines")
     rows[list(counts)] = rows[list(counts)].fillna(0).astype("int64")
     rows["billed_usd"] = rows["billed_usd"].fillna(0.0)
-    # Within a day whose log recorded (or could price) some of the provider's cost, a value without any is $0.
+    # Within a day whose log recorded (or could price) some of the provider's cost, a value without any is $0;
+    # but requests none of which has an estimate (an unpriced model) have an unknown one, never $0.
     rows["logged_usd"] = rows["logged_usd"].fillna(0.0) if day_logged else np.nan
-    rows["estimated_usd"] = rows["estimated_usd"].fillna(0.0) if day_estimated else np.nan
+    absent = rows["requests"] == 0
+    rows["estimated_usd"] = rows["estimated_usd"].mask(absent, 0.0) if day_estimated else np.nan
     billed = rows["billed_usd"].where(rows["billed_usd"] != 0)
     for side in ("logged", "estimated"):
         rows[f"{side}_gap_usd"] = rows[f"{side}_usd"] - rows["billed_usd"]

@@ -23,6 +23,7 @@ HEADLINES: dict[str, tuple[str, str]] = {
     "total_tokens": ("daily_metrics", "total_tokens"),
     "cost_usd": ("model_costs", "cost_logged_usd"),
     "cost_estimate_usd": ("model_costs", "cost_estimate_usd"),
+    "spend_usd": ("daily_metrics", "spend_usd"),  # what the Cost card shows: logged, else estimated
     "unpriced_requests": ("model_costs", "unpriced_requests"),
     "sessions": ("daily_metrics", "sessions"),
     "single_turn_share": ("session_metrics", "single_turn_share"),
