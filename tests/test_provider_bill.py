@@ -237,6 +237,28 @@ def test_reconciliation_by_hand() -> None:
     assert models.loc["gpt-4o-mini", "non_usd_lines"] == 1
 
 
+def test_a_log_and_a_bill_that_name_one_model_apart_meet_on_one_row() -> None:
+    """The bill's line items name snapshots (`gpt-4o-2024-08-06, input`) where the log says `gpt-4o`, and the
+    other way round: each was billed $0 on one row and logged $0 on another."""
+    rates = prices_on(load_prices(), DAY)
+    log = requests(
+        at("01:00:00", model="gpt-4o", prompt_tokens=1000, cost_usd=0.5),
+        at("02:00:00", model="o3-mini-2025-01-31", prompt_tokens=1000, cost_usd=0.25),
+        at("03:00:00", model="acme-7b", prompt_tokens=1000, cost_usd=0.125),
+    )
+    bill = bill_lines(
+        ("openai", None, "gpt-4o-2024-08-06, input", 0.5, "USD"),
+        ("openai", None, "o3-mini, input", 0.25, "USD"),
+        ("openai", None, "acme-7b, input", 0.125, "USD"),
+    )
+    models = cost_reconciliation(log, DAY, "UTC", rates, bill, [], []).query("scope == 'model'")
+    assert models[["value", "billed_usd", "logged_usd", "requests"]].values.tolist() == [
+        ["acme-7b", 0.125, 0.125, 1],  # nothing prices it: met by its own name
+        ["gpt-4o", 0.5, 0.5, 1],
+        ["o3-mini", 0.25, 0.25, 1],
+    ]
+
+
 def test_the_bill_gap_holds_the_cost_the_log_knows_whole_against_the_bill() -> None:
     """Two of three requests logged their cost: their sum against the bill read as a 40% gap that was not there."""
     rates = prices_on(load_prices(), DAY)

@@ -2,7 +2,8 @@
 
 For each provider whose bill (chatpulse.ingest.provider_bill) has lines on the day, one `all` row; one
 row per project when the bill names projects and its `project_dimension` says which dimension holds
-them in the log; one row per model when its line items name models. Each row holds the billed USD, the
+them in the log; one row per model when its line items name models (each side's model named as the price
+table knows it, so a snapshot such as `gpt-4o-2024-08-06` meets `gpt-4o`). Each row holds the billed USD, the
 cost the log recorded for the provider's requests (`cost_usd`) and their estimate at the price table's
 rates, the differences `logged - billed` and `estimated - billed`, and each difference's share of the
 bill. A bill line in another currency is left out of `billed_usd` and counted with its currency, never
@@ -79,6 +80,21 @@ def _bill_side(lines: pd.DataFrame, key: str | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns).astype({"value": object})
 
 
+def _priced_as(names: pd.Series, provider: str, rates: DayPrices) -> pd.Series:
+    """Each model name as the price table knows it (`gpt-4o-2024-08-06` as `gpt-4o`), so a log and a bill that
+    name one model apart meet on one row; a name nothing prices stays as written."""
+
+    def one(name: str) -> str:
+        found = rates.book.entry(name, rates.day)
+        if found is not None:
+            return str(found[1])
+        match = rates.book.package_model(name, provider)
+        return name if match is None else str(match[1].id)
+
+    known = {name: one(str(name)) for name in names.dropna().unique()}
+    return names.map(known).astype(object).where(names.notna(), None)
+
+
 def _compare(bill: pd.DataFrame, log: pd.DataFrame, day_logged: bool, day_estimated: bool) -> pd.DataFrame:
     """Bill and log sides joined on value (a side without the value has none of it), with the gaps."""
     rows = bill.merge(log, on="value", how="outer")
@@ -127,7 +143,8 @@ def cost_reconciliation(
         if project_dimension in by_name and lines["project"].notna().any():
             scopes.append(("project", "project", dimension_labels(mine, by_name[project_dimension])))
         if lines["model"].notna().any():
-            scopes.append(("model", "model", mine["model"].astype(object).where(mine["model"].notna(), None)))
+            lines = lines.assign(model=_priced_as(lines["model"], str(provider), rates))
+            scopes.append(("model", "model", _priced_as(mine["model"], str(provider), rates)))
         for scope, key, labels in scopes:
             compared = _compare(_bill_side(lines, key), _log_side(labels, costs), day_logged, day_estimated)
             frames.append(compared.assign(provider=provider, scope=scope))
