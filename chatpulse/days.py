@@ -119,7 +119,9 @@ class DayGrid:
 def window_text(start: pd.Timestamp, end: pd.Timestamp, dash: str = "–", dated: bool = False) -> str:
     """A time window (tz-aware timestamps, shown in their zone) as text: hours within one day (``14:00–15:00 UTC``,
     with the day first when ``dated``), both dates where it spans midnights (a day's bill, a month's budget),
-    which bare hours would show as 00:00–00:00. An end at midnight closes its start's day."""
+    which bare hours would show as 00:00–00:00. An end at midnight closes its start's day. Where the two ends
+    fall in different offsets (a window across a daylight-saving change), each end names its own."""
+    own = f" {start:%Z}" if start.tzname() != end.tzname() else ""
     if end - start < pd.Timedelta(days=1) and (end - pd.Timedelta(microseconds=1)).date() == start.date():
-        return f"{start:%Y-%m-%d }" * dated + f"{start:%H:%M}{dash}{end:%H:%M %Z}"
-    return f"{start:%Y-%m-%d %H:%M}{dash}{end:%Y-%m-%d %H:%M %Z}"
+        return f"{start:%Y-%m-%d }" * dated + f"{start:%H:%M}{own}{dash}{end:%H:%M %Z}"
+    return f"{start:%Y-%m-%d %H:%M}{own}{dash}{end:%Y-%m-%d %H:%M %Z}"

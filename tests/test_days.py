@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 
 from chatpulse.config import SourceConfig
-from chatpulse.days import local_days
+from chatpulse.days import day_bounds, local_days, window_text
 from chatpulse.ingest.extract import extract_day
 from chatpulse.ingest.watch import file_days
 from chatpulse.schema import Kind
@@ -44,3 +44,14 @@ def test_an_undatable_file_goes_to_its_mtime_day_even_without_a_midnight(tmp_pat
     assert file_days(path, REQUESTS, SANTIAGO) == {"2024-09-08"}
     frame = extract_day(tmp_path, [REQUESTS], Kind.REQUESTS, date(2024, 9, 8), SANTIAGO).frame
     assert len(frame) == 1
+
+
+def test_a_window_across_a_daylight_saving_change_names_each_ends_offset() -> None:
+    """New York's 1 November 2026 has 25 hours: it starts at 00:00 EDT and ends at 00:00 EST."""
+    start, end = (t.tz_convert("America/New_York") for t in day_bounds(date(2026, 11, 1), "America/New_York"))
+    assert (end - start) == pd.Timedelta(hours=25)
+    assert window_text(start, end) == "2026-11-01 00:00 EDT–2026-11-02 00:00 EST"
+    before, after = (t.tz_convert("America/New_York") for t in day_bounds(date(2026, 10, 31), "America/New_York"))
+    assert window_text(before, after) == "2026-10-31 00:00–2026-11-01 00:00 EDT"
+    hour = pd.Timestamp("2026-11-01T05:00Z").tz_convert("America/New_York")  # the repeated 01:00
+    assert window_text(hour, hour + pd.Timedelta(hours=1)) == "01:00 EDT–01:00 EST"
