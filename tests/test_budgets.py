@@ -161,24 +161,34 @@ def _gap(share: float) -> pd.DataFrame:
             "logged_gap_share": [share],
             "estimated_gap_share": [0.0],
             "requests": [9],
+            "logged_requests": [9],
+            "unpriced_requests": [0],
         }
     )
 
 
-def test_the_bill_gap_alert_uses_the_logged_gap_else_the_estimated_one() -> None:
+def test_the_bill_gap_alert_uses_the_cost_the_log_knows_for_every_request() -> None:
+    """The logged gap where every request logged a cost, else the estimated one where every request has one,
+    else the logged one where any was logged: mistral logged 2 of 3 costs, and its -40% was not the bill's."""
     reconciliation = pd.DataFrame(
         {
-            "provider": ["openai", "openai", "anthropic", "google"],
-            "scope": ["all", "project", "all", "all"],
-            "logged_gap_share": [-0.06, -0.9, np.nan, 0.01],
-            "estimated_gap_share": [0.0, 0.0, 0.07, 0.5],
-            "requests": [100, 10, 5, 7],
+            "provider": ["openai", "openai", "anthropic", "google", "mistral", "deepseek"],
+            "scope": ["all", "project", "all", "all", "all", "all"],
+            "logged_gap_share": [-0.06, -0.9, np.nan, 0.01, -0.4, -0.3],
+            "estimated_gap_share": [0.0, 0.0, 0.07, 0.5, 0.0, np.nan],
+            "requests": [100, 10, 5, 7, 3, 3],
+            "logged_requests": [100, 10, 0, 7, 2, 2],
+            "unpriced_requests": [0, 0, 0, 0, 0, 1],
         }
     )
     now = datetime(2026, 11, 21, tzinfo=UTC)
     fired = bill_gap_breaches(reconciliation, 0.05, date(2026, 11, 20), "UTC", now)
-    assert _rules(fired) == [("bill gap openai", "warn", -0.06, 0.05), ("bill gap anthropic", "warn", 0.07, 0.05)]
-    assert fired["requests"].tolist() == [100, 5] and set(fired["metric"]) == {"bill_gap_share"}
+    assert _rules(fired) == [
+        ("bill gap openai", "warn", -0.06, 0.05),
+        ("bill gap anthropic", "warn", 0.07, 0.05),
+        ("bill gap deepseek", "warn", -0.3, 0.05),
+    ]
+    assert fired["requests"].tolist() == [100, 5, 3] and set(fired["metric"]) == {"bill_gap_share"}
     assert bill_gap_breaches(reconciliation.iloc[0:0], 0.05, date(2026, 11, 20), "UTC", now).empty
 
 
