@@ -19,6 +19,8 @@ from typing import Any
 
 import pandas as pd
 
+from chatpulse.schema import by_category
+
 PREFIX = "u_"
 HEX_DIGITS = 16  # 64 bits: no two of a billion users share a pseudonym by chance
 KEY_MIN_LENGTH = 16
@@ -54,8 +56,11 @@ class Pseudonyms:
     def users(self, ids: pd.Series) -> pd.Series:
         """Every id of a column replaced by its pseudonym (text), missing ones kept missing; index and name kept.
 
-        Hashes each distinct id once: a million rows of a few thousand users cost a few thousand hashes.
+        Hashes each distinct id once: a million rows of a few thousand users cost a few thousand hashes. A
+        categorical (schema.CODED) stays one.
         """
+        if isinstance(ids.dtype, pd.CategoricalDtype):
+            return by_category(ids, self.users)
         codes, distinct = pd.factorize(ids)
         if not len(distinct):
             return ids

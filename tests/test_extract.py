@@ -12,7 +12,7 @@ from chatpulse.ingest.clean import derive_ids
 from chatpulse.ingest.extract import ERRORS, extract_day, read_source
 from chatpulse.ingest.files import ExtractError, read_file
 from chatpulse.ingest.times import parse_timestamps
-from chatpulse.schema import Kind
+from chatpulse.schema import CODED, Kind
 
 from fixtures import write_jsonl
 
@@ -141,7 +141,10 @@ def test_a_day_from_several_files_is_their_rows_of_the_day_one_after_the_other(t
         rows = read_source(tmp_path / name, REQUESTS, name)
         stamps = rows["timestamp"].dt.strftime("%Y-%m-%d")
         own.append(rows[(stamps == "2026-11-20") | rows["timestamp"].isna()])  # the malformed line: its file's day
-    pd.testing.assert_frame_equal(frame, pd.concat(own, ignore_index=True), check_exact=True)
+    expected = pd.concat(own, ignore_index=True)
+    # Label columns are categoricals of the day's values (schema.CODED); every other column keeps its type.
+    assert {name for name in frame if isinstance(frame[name].dtype, pd.CategoricalDtype)} == CODED & set(frame)
+    pd.testing.assert_frame_equal(frame.astype(expected.dtypes.to_dict()), expected, check_exact=True)
     assert frame["request_id"].iloc[:-1].tolist() == ["a0", "a1", "a2", "b0", "b2", "c0"]
     assert frame[ERRORS].iloc[-1][0].startswith("line: malformed JSON")
 

@@ -33,6 +33,7 @@ import sqlalchemy as sa
 
 from chatpulse.behaviour.sessions import coded_sessions
 from chatpulse.days import DayGrid, day_bounds
+from chatpulse.schema import stacked
 from chatpulse.tables import TABLES
 
 # The tables of events that make sessions: a session_id or a user seen in either links rows of both.
@@ -143,8 +144,9 @@ def with_neighbours(frame: pd.DataFrame, neighbours: pd.DataFrame) -> pd.DataFra
     """
     if neighbours.empty:
         return frame
-    extra = neighbours.reindex(columns=frame.columns).astype(frame.dtypes.to_dict())
-    return pd.concat([frame, extra], ignore_index=True)
+    # Coded columns are stacked, not cast to the day's categories, which would lose the neighbours' other values.
+    types = {name: dtype for name, dtype in frame.dtypes.items() if not isinstance(dtype, pd.CategoricalDtype)}
+    return stacked([frame, neighbours.reindex(columns=frame.columns).astype(types)])
 
 
 def day_sessions(

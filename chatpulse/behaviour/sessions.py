@@ -130,7 +130,11 @@ def coded_sessions(
     sessions = pd.DataFrame(
         {
             "session_id": pd.Series(ids, index=index, dtype="str"),
-            "user_id": pd.Series(pd.Categorical.from_codes(user, categories=users), index=index).astype("str"),
+            # The uniques as values: a categorical's factorize gives a CategoricalIndex, whose own order from_codes
+            # would take instead.
+            "user_id": pd.Series(
+                pd.Categorical.from_codes(user, categories=np.asarray(users, dtype=object)), index=index
+            ).astype("str"),
             "start": pd.Series(start, index=index).dt.tz_localize("UTC"),
             "end": pd.Series(end, index=index).dt.tz_localize("UTC"),
             "duration_s": pd.Series(end - start, index=index).dt.total_seconds(),

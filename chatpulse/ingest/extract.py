@@ -26,7 +26,7 @@ from chatpulse.ingest.paths import Resolver, read_column, top_keys
 from chatpulse.ingest.text import NUL_REMOVED, longer_than, without_nul
 from chatpulse.ingest.times import parse_timestamps
 from chatpulse.mapping import split_path
-from chatpulse.schema import COLUMNS, FREE_TEXT, SOURCE_FILE, SOURCE_LINE, Kind
+from chatpulse.schema import COLUMNS, FREE_TEXT, SOURCE_FILE, SOURCE_LINE, Kind, coded, stacked, stacked_column
 from chatpulse.tokens import to_canonical
 from chatpulse.warehouse import FileStamp
 
@@ -370,7 +370,7 @@ def extract_day(
             continue
         hit = cache.read(label, stamp, day_key) if held and cache is not None else None
         if hit is not None:
-            parts.append(hit.frame)
+            parts.append(coded(hit.frame))
             unresolved[label] = hit.unresolved
             cached.append(label)
             continue
@@ -395,7 +395,8 @@ def extract_day(
             beyond = span.outside(days).to_numpy()
             outside.append(frame[beyond].assign(**{DAY: _day_names(days[beyond]).to_numpy()}))
         on_day = (days == pd.Timestamp(day)).to_numpy()
-        parts.append(frame if on_day.all() else frame[on_day])  # a file of the day alone is not copied
+        # A file of the day alone is not copied; its labels are coded as it is added, not when all are read.
+        parts.append(coded(frame if on_day.all() else frame[on_day]))
         mapped = frame = days = None  # its rows of the day are held in `parts` alone, for _joined to free as it joins
     empty = empty_frame(kind)
     return Extract(
@@ -409,17 +410,17 @@ def extract_day(
 
 
 def _joined(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    """The parts one after the other as pd.concat puts them (ignore_index), empties `parts`: a column at a
-    time when they share their columns, each taken from the parts as it is joined, so the parts and the
-    day's frame are never both whole. Columns stay Series (blocks.joined's arrays would take an object column
-    of text for str, where pd.concat keeps it object)."""
+    """The parts one after the other as schema.stacked puts them, CODED columns coded; empties `parts`: a
+    column at a time when they share their columns, each taken from the parts as it is joined, so the parts
+    and the day's frame are never both whole. Columns stay Series (blocks.joined's arrays would take an
+    object column of text for str, where pd.concat keeps it object)."""
     if len(parts) < 2 or any(list(part.columns) != list(parts[0].columns) for part in parts):
-        frame = pd.concat(parts, ignore_index=True)
+        frame = stacked(parts)
         parts.clear()
         return frame
     columns = {}
     for name in parts[0].columns:
-        columns[name] = pd.concat([part[name] for part in parts], ignore_index=True)
+        columns[name] = stacked_column([part[name] for part in parts])
         for part in parts:
             del part[name]
     parts.clear()

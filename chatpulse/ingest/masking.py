@@ -27,6 +27,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from chatpulse.schema import by_category
+
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _HEX = r"[0-9A-Fa-f]{1,4}"
 # An address written whole, or shortened by `::` with at least three groups left: `1::2` (a Python slice,
@@ -194,6 +196,8 @@ def _masked(texts: pa.Array) -> pa.Array:
 def mask(texts: pd.Series) -> pd.Series:
     """texts with e-mails, phone, card and ID numbers, IP addresses and API keys replaced by [EMAIL], [PHONE],
     [CARD], [ID_NUMBER], [IP] and [API_KEY]; index, name, dtype and missing values kept."""
+    if isinstance(texts.dtype, pd.CategoricalDtype):
+        return by_category(texts, mask)
     array = _arrow(texts)
     hits = _hits(array, _ANY)
     if not len(hits):
@@ -267,6 +271,8 @@ def mask_metadata(metadata: pd.Series, keep: frozenset[str] | None = None) -> pd
     number that would be masked are parsed (Python). Cutting to `keep` parses every row (about 0.5 s
     a million rows). A text that is not JSON (a log's own metadata string) is masked as text.
     """
+    if isinstance(metadata.dtype, pd.CategoricalDtype):
+        return by_category(metadata, lambda texts: mask_metadata(texts, keep))
     if keep is not None:
         present = np.flatnonzero(metadata.notna().to_numpy())
         metadata = metadata.copy()

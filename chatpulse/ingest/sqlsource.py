@@ -38,7 +38,7 @@ from chatpulse.ingest.convert import json_value
 from chatpulse.ingest.daycache import DayCache
 from chatpulse.ingest.extract import ERRORS, RAW, Extract, extract_day, map_records
 from chatpulse.ingest.files import ExtractError, RawFile
-from chatpulse.schema import SOURCE_LINE, Kind
+from chatpulse.schema import SOURCE_LINE, Kind, coded, stacked
 from chatpulse.sqlconfig import BOUNDS, hidden
 from chatpulse.warehouse import FileStamp
 
@@ -235,5 +235,5 @@ def extract_sources(
             # Two SQL sources of one name (both left to their kind's name) share it: their columns count together.
             columns[source.name] = tuple(dict.fromkeys((*columns.get(source.name, ()), *read.columns)))
     filled = [frame for frame in parts if len(frame)]
-    frame = pd.concat(filled, ignore_index=True) if len(filled) > 1 else filled[0] if filled else files.frame
+    frame = stacked(filled) if len(filled) > 1 else coded(filled[0]) if filled else files.frame
     return SourcesDay(replace(files, frame=frame), columns)
