@@ -16,11 +16,13 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from chatpulse.days import DaySpan
 from chatpulse.ingest.extract import DAY, ERRORS, RAW, REPAIRED, UNREADABLE, extract_repairs
 from chatpulse.ingest.validate import Validation, validate
-from chatpulse.schema import COLUMNS, ID_COLUMN, SOURCE_FILE, SOURCE_LINE, UNMETERED_COLUMN, Kind
+from chatpulse.schema import COLUMNS, ID_COLUMN, SOURCE_FILE, SOURCE_LINE, UNMETERED_COLUMN, Kind, by_category
 from chatpulse.tokens import UNMETERED, contradictions, unmetered
 
 OUTSIDE = "timestamp: outside the partition range"
@@ -97,14 +99,26 @@ def _flag_tokens(frame: pd.DataFrame) -> dict[str, pd.Series]:
 
 
 def _repair_roles(frame: pd.DataFrame) -> dict[str, pd.Series]:
-    """Normalise role spelling ('User ' -> 'user') before the role expectation runs."""
+    """Normalise role spelling ('User ' -> 'user') before the role expectation runs.
+
+    A categorical role (schema.CODED) is normalised in its few categories, not in every row."""
     role = frame["role"]
-    normalised = role.str.strip().str.lower()
-    mask = (role.notna() & (role != normalised)).astype(bool)
+    if isinstance(role.dtype, pd.CategoricalDtype):
+        categories = pd.Series(role.cat.categories)
+        changed = (categories != _normal_role(categories)).to_numpy(dtype=bool)
+        mask = pd.Series(np.append(changed, False)[role.cat.codes.to_numpy()], index=role.index)
+        normalised = by_category(role, _normal_role) if mask.any() else role
+    else:
+        normalised = _normal_role(role)
+        mask = (role.notna() & (role != normalised)).astype(bool)
     if not mask.any():
         return {}
     frame["role"] = normalised
     return {"role: normalised": mask}
+
+
+def _normal_role(roles: pd.Series) -> pd.Series:
+    return roles.str.strip().str.lower()
 
 
 REPAIRS: dict[Kind, Callable[[pd.DataFrame], dict[str, pd.Series]]] = {
@@ -188,13 +202,23 @@ def quarantine_outside(outside: pd.DataFrame, kind: Kind, span: DaySpan) -> pd.D
 def _duplicates(frame: pd.DataFrame, id_column: str, candidates: np.ndarray) -> np.ndarray:
     """Candidate rows whose id an earlier row (by file, then line) already has.
 
-    Only the two ordering columns are sorted, never the whole frame.
+    Only the two ordering columns are sorted, never the whole frame; the ids are sorted by Arrow (stable,
+    so the earliest row of each id leads its run), since hashing them (pandas' duplicated, a factorize)
+    keeps a table of every distinct id (5M message ids: +0.75 GB against +0.4 GB sorted).
     """
+    duplicate = np.zeros(len(frame), dtype=bool)
     rows = np.flatnonzero(candidates)
+    if len(rows) < 2:
+        return duplicate
     files = pd.factorize(frame[SOURCE_FILE].iloc[rows], sort=True)[0]
     rows = rows[np.lexsort((frame[SOURCE_LINE].to_numpy()[rows], files))]
-    duplicate = np.zeros(len(frame), dtype=bool)
-    duplicate[rows[frame[id_column].iloc[rows].duplicated().to_numpy()]] = True
+    ids = pa.array(frame[id_column].iloc[rows], pa.large_string(), from_pandas=True)
+    order = pc.sort_indices(ids).to_numpy()
+    ids = ids.take(pa.array(order))
+    earlier, later = ids.slice(0, len(ids) - 1), ids.slice(1)
+    both_missing = pc.and_(pc.is_null(earlier), pc.is_null(later))
+    repeated = pc.fill_null(pc.equal(earlier, later), both_missing).to_numpy(zero_copy_only=False)
+    duplicate[rows[order[1:][repeated]]] = True
     return duplicate
 
 
