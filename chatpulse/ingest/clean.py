@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from pandas.api.extensions import ExtensionArray
 
 from chatpulse.days import DaySpan
 from chatpulse.ingest.extract import DAY, ERRORS, RAW, REPAIRED, UNREADABLE, extract_repairs
@@ -222,13 +223,28 @@ def _duplicates(frame: pd.DataFrame, id_column: str, candidates: np.ndarray) -> 
     return duplicate
 
 
+# Rows of Arrow-backed text taken at a time: Arrow grows one output buffer for a whole column's take, which
+# at 4M requests' message content rose 0.35 GB beyond the column it made.
+TAKE_ROWS = 1 << 20
+
+
+def _take(column: pd.Series, rows: np.ndarray) -> ExtensionArray | np.ndarray:
+    """`column`'s values at `rows`; Arrow-backed text a TAKE_ROWS piece at a time, as a chunked array."""
+    dtype = column.dtype
+    if len(rows) <= TAKE_ROWS or not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
+        return column.take(rows).array
+    values = column.array.__arrow_array__()
+    pieces = (values.take(pa.array(rows[start : start + TAKE_ROWS])) for start in range(0, len(rows), TAKE_ROWS))
+    return pd.array(pa.chunked_array([chunk for piece in pieces for chunk in piece.chunks], values.type), dtype)
+
+
 def _taken(frame: pd.DataFrame, kept: np.ndarray, columns: list[str]) -> pd.DataFrame:
     """The kept rows of `columns`, each column dropped from `frame` (in place) once taken: a million
     requests' raw frame and its clean copy are then never held whole together (-370 MB at 1M)."""
     rows = np.flatnonzero(kept)
     taken = {}
     for column in columns:
-        taken[column] = frame[column].take(rows).array
+        taken[column] = _take(frame[column], rows)
         del frame[column]
     return pd.DataFrame(taken, index=pd.RangeIndex(len(rows)), copy=False)
 
