@@ -143,13 +143,21 @@ def stacked_column(parts: list[pd.Series]) -> pd.Series:
     return pd.concat(parts, ignore_index=True)
 
 
-def stacked(frames: list[pd.DataFrame]) -> pd.DataFrame:
+def stacked(frames: list[pd.DataFrame], *, consume: bool = False) -> pd.DataFrame:
     """The frames one after the other (pd.concat, ignore_index), their CODED columns coded (stacked_column);
-    codes the frames' own CODED columns first (in place)."""
+    codes the frames' own CODED columns first (in place). With `consume`, frames sharing their columns are
+    joined a column at a time, each column deleted from them once joined: the frames and their join are never
+    both whole."""
     frames = [coded(frame) for frame in frames]
-    if len(frames) > 1 and all(list(frame.columns) == list(frames[0].columns) for frame in frames):
-        return pd.DataFrame({name: stacked_column([frame[name] for frame in frames]) for name in frames[0].columns})
-    return coded(pd.concat(frames, ignore_index=True))
+    if len(frames) < 2 or any(list(frame.columns) != list(frames[0].columns) for frame in frames):
+        return coded(pd.concat(frames, ignore_index=True))
+    columns = {}
+    for name in list(frames[0].columns):
+        columns[name] = stacked_column([frame[name] for frame in frames])
+        if consume:
+            for frame in frames:
+                del frame[name]
+    return pd.DataFrame(columns, copy=False)
 
 
 # The columns is_error reads: a step that loads only some request columns loads these.

@@ -239,3 +239,20 @@ def test_text_taken_a_piece_at_a_time_gives_the_same_clean_rows(tmp_path: Path, 
     assert pieces["content"].array.__arrow_array__().num_chunks == 4
     assert pieces["content"].tolist() == [f"text {n}" for n in range(7)]
     pd.testing.assert_frame_equal(pieces, whole)
+
+
+def test_role_spellings_are_normalised_whether_the_role_is_coded_or_text(tmp_path: Path) -> None:
+    roles = ["User ", "user", "ASSISTANT", " system", "narrator"]
+    lines = [
+        {"message_id": f"m{n}", "session_id": "s", "timestamp": T, "role": role, "content": "x"}
+        for n, role in enumerate(roles)
+    ]
+    write_jsonl(tmp_path / "messages-1.jsonl", lines)
+    source = SourceConfig(name="messages", kind=Kind.MESSAGES, pattern="messages*")
+    extracted = extract_day(tmp_path, [source], Kind.MESSAGES, date(2026, 11, 20), "UTC").frame
+    assert isinstance(extracted["role"].dtype, pd.CategoricalDtype)  # extract codes it (schema.CODED)
+    for frame in (extracted.copy(), extracted.astype({"role": "str"})):
+        result = clean_partition(frame, Kind.MESSAGES, DAY)
+        assert result.clean["role"].astype(str).tolist() == ["user", "user", "assistant", "system"]
+        assert json.loads(result.quality["repairs"]) == {"role: normalised": 3}
+        assert json.loads(result.quality["reasons"]) == {"role: expect_column_values_to_be_in_set": 1}

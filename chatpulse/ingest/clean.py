@@ -104,17 +104,17 @@ def _repair_roles(frame: pd.DataFrame) -> dict[str, pd.Series]:
 
     A categorical role (schema.CODED) is normalised in its few categories, not in every row."""
     role = frame["role"]
-    if isinstance(role.dtype, pd.CategoricalDtype):
+    coded = isinstance(role.dtype, pd.CategoricalDtype)
+    if coded:
         categories = pd.Series(role.cat.categories)
         changed = (categories != _normal_role(categories)).to_numpy(dtype=bool)
         mask = pd.Series(np.append(changed, False)[role.cat.codes.to_numpy()], index=role.index)
-        normalised = by_category(role, _normal_role) if mask.any() else role
     else:
         normalised = _normal_role(role)
         mask = (role.notna() & (role != normalised)).astype(bool)
     if not mask.any():
         return {}
-    frame["role"] = normalised
+    frame["role"] = by_category(role, _normal_role) if coded else normalised
     return {"role: normalised": mask}
 
 

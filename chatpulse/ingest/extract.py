@@ -26,7 +26,7 @@ from chatpulse.ingest.paths import Resolver, read_column, top_keys
 from chatpulse.ingest.text import NUL_REMOVED, longer_than, without_nul
 from chatpulse.ingest.times import parse_timestamps
 from chatpulse.mapping import split_path
-from chatpulse.schema import COLUMNS, FREE_TEXT, SOURCE_FILE, SOURCE_LINE, Kind, coded, stacked, stacked_column
+from chatpulse.schema import COLUMNS, FREE_TEXT, SOURCE_FILE, SOURCE_LINE, Kind, coded, stacked
 from chatpulse.tokens import to_canonical
 from chatpulse.warehouse import FileStamp
 
@@ -397,34 +397,16 @@ def extract_day(
         on_day = (days == pd.Timestamp(day)).to_numpy()
         # A file of the day alone is not copied; its labels are coded as it is added, not when all are read.
         parts.append(coded(frame if on_day.all() else frame[on_day]))
-        mapped = frame = days = None  # its rows of the day are held in `parts` alone, for _joined to free as it joins
+        mapped = frame = days = None  # its rows of the day are held in `parts` alone, for stacked to free as it joins
     empty = empty_frame(kind)
     return Extract(
-        _joined(parts) if parts else empty,
+        stacked(parts, consume=True) if parts else empty,
         stamps,
         pd.concat(outside, ignore_index=True) if outside else empty.assign(**{DAY: pd.Series(dtype=object)}),
         unreadable,
         unresolved,
         tuple(cached),
     )
-
-
-def _joined(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    """The parts one after the other as schema.stacked puts them, CODED columns coded; empties `parts`: a
-    column at a time when they share their columns, each taken from the parts as it is joined, so the parts
-    and the day's frame are never both whole. Columns stay Series (blocks.joined's arrays would take an
-    object column of text for str, where pd.concat keeps it object)."""
-    if len(parts) < 2 or any(list(part.columns) != list(parts[0].columns) for part in parts):
-        frame = stacked(parts)
-        parts.clear()
-        return frame
-    columns = {}
-    for name in parts[0].columns:
-        columns[name] = stacked_column([part[name] for part in parts])
-        for part in parts:
-            del part[name]
-    parts.clear()
-    return pd.DataFrame(columns, copy=False)
 
 
 def extract_repairs(frame: pd.DataFrame) -> dict[str, pd.Series]:
