@@ -11,6 +11,7 @@ import json
 import pandas as pd
 
 from chatpulse.behaviour.midnight import with_neighbours
+from chatpulse.behaviour.scenarios import SESSION_ROW, UNKNOWN_MODEL, session_rows, session_usage
 from chatpulse.behaviour.sessions import build_sessions
 from chatpulse.ingest.masking import mask, mask_metadata
 from chatpulse.pseudonyms import Pseudonyms
@@ -44,6 +45,20 @@ def test_sessions_of_coded_events_name_the_same_users() -> None:
     pd.testing.assert_frame_equal(_decoded(ours), plain)
     # Each gap session's user is the one whose events it holds (its id starts with that user).
     assert (plain["session_id"].str.split("@").str[0] == plain["user_id"]).all()
+
+
+def test_a_session_whose_requests_name_no_model_is_the_unknown_models() -> None:
+    # A value that is none of a categorical's categories cannot fill its gaps: the day's run failed on it.
+    requests = clean_requests(
+        {"request_id": "a", "timestamp": "2026-11-20T10:00:00Z", "user_id": "u1", "model": "gpt-4o"},
+        {"request_id": "b", "timestamp": "2026-11-20T10:01:00Z", "user_id": "u2"},
+    )
+    plain = build_sessions(requests, clean_messages())
+    for frame in (requests, coded(requests.copy())):
+        frame[SESSION_ROW] = session_rows(plain, frame, clean_messages())[0]
+        usage = session_usage(plain, frame)
+        by_user = dict(zip(plain["user_id"], usage["model"], strict=True))
+        assert by_user == {"u1": "gpt-4o", "u2": UNKNOWN_MODEL}
 
 
 def test_neighbours_keep_the_labels_the_day_lacks() -> None:

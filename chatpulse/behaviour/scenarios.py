@@ -223,7 +223,8 @@ def session_usage(sessions: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFram
     """
     keyed = requests[(requests[SESSION_ROW] >= 0).to_numpy()]
     rows = keyed[SESSION_ROW].to_numpy()
-    model_codes, models = pd.factorize(keyed["model"].fillna(UNKNOWN_MODEL).to_numpy(dtype=object), sort=True)
+    # As objects first: a coded model (schema.CODED) cannot take UNKNOWN_MODEL, which is none of its categories.
+    model_codes, models = pd.factorize(keyed["model"].astype(object).fillna(UNKNOWN_MODEL).to_numpy(), sort=True)
     pairs = pd.DataFrame({"row": rows, "model": model_codes}).value_counts().reset_index()
     pairs = pairs.sort_values(["row", "count", "model"], ascending=[True, False, True], kind="stable").drop_duplicates(
         "row"
