@@ -126,5 +126,16 @@ class ParquetIOManager(ConfigurableIOManager):
         path = self._path(context)
         coded = [name for name in pq.read_schema(path).names if name in CODED and (columns is None or name in columns)]
         with pq.ParquetFile(path, read_dictionary=coded) as file:
-            # Each column's Arrow memory is freed as it becomes pandas (2M requests' clean frame: -0.16 GB at its peak).
-            return file.read(columns=columns).to_pandas(split_blocks=True, self_destruct=True)
+            # A row group at a time, the reader's buffers freed after each: reading a whole file holds its
+            # decompressed pages beside the columns (4M messages: +0.5 GB at the read, against +0.1).
+            if file.num_row_groups < 2:
+                table = file.read(columns=columns)
+            else:
+                parts = []
+                for group in range(file.num_row_groups):
+                    parts.append(file.read_row_group(group, columns=columns))
+                    return_freed_memory()
+                table = pa.concat_tables(parts)
+                del parts
+        # Each column's Arrow memory is freed as it becomes pandas (2M requests' clean frame: -0.16 GB at its peak).
+        return table.to_pandas(split_blocks=True, self_destruct=True)
