@@ -29,6 +29,7 @@ from chatpulse.behaviour.scenarios import (
     scenario_languages,
     scenario_summary,
     session_usage,
+    user_texts_only,
 )
 from chatpulse.ingest.daycache import drop_cached_older
 from chatpulse.ingest.files import ExtractError
@@ -88,6 +89,16 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         settings = chatpulse.settings
         gap = settings.session_gap_minutes
         day = date.fromisoformat(context.partition_key)
+        # The next day's ratings of the day's sessions (given the next morning) count with them, on this day.
+        try:
+            later = next_day_ratings(settings, warehouse.warehouse, day)
+        except ExtractError as exc:  # that day's own run fails on it; this one goes on without its ratings
+            context.log.warning(f"ratings of the next day not read, its ratings of this day's sessions left out: {exc}")
+            later = ratings.iloc[0:0]
+        # Of the messages, only what is read below is held through the step (Dagster holds the inputs too).
+        for frame in (messages, neighbour_messages):
+            user_texts_only(frame)
+            feedback.named_ids_only(frame, [ratings, later])
         # Whole sessions starting on the day: its events with those of the days either side that share one.
         requests = with_neighbours(requests, neighbour_requests)
         messages = with_neighbours(messages, neighbour_messages)
@@ -104,16 +115,10 @@ def session_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
             table, messages, load_rules(settings.scenario_rules), read_model(settings.scenario_model)
         )
         table = pd.concat([table, labels, usage], axis=1)
-        # The day's ratings, and the next day's that rate one of its sessions (given the next morning): those
-        # count with the session, on this day; the next day's header counts them among its own ratings.
-        # Each day's ratings are scored among themselves, as that day's own run scores them (a rater's 1 is one
-        # star or a thumbs up by the rater's other ratings of the day).
+        # The day's ratings, and the next day's that rate one of its sessions: the next day's header counts those
+        # among its own ratings. Each day's ratings are scored among themselves, as that day's own run scores them
+        # (a rater's 1 is one star or a thumbs up by the rater's other ratings of the day).
         own = feedback.rate(table, ratings, messages, requests)
-        try:
-            later = next_day_ratings(settings, warehouse.warehouse, day)
-        except ExtractError as exc:  # that day's own run fails on it; this one goes on without its ratings
-            context.log.warning(f"ratings of the next day not read, its ratings of this day's sessions left out: {exc}")
-            later = ratings.iloc[0:0]
         late = feedback.rate(table, later, messages, requests)
         rated = pd.concat([own, late[late[SESSION_ROW] >= 0]], ignore_index=True)
         table = pd.concat([table, feedback.session_ratings(table, rated)], axis=1)

@@ -11,6 +11,7 @@ labels and numbers leave this module: never message text or comments.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -47,6 +48,17 @@ def scores(feedback: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 def _instants(timestamps: pd.Series) -> np.ndarray:
     """UTC instants as naive datetime64[ns]."""
     return pd.to_datetime(timestamps, utc=True).dt.tz_localize(None).to_numpy("datetime64[ns]")
+
+
+def named_ids_only(messages: pd.DataFrame, ratings: Sequence[pd.DataFrame]) -> None:
+    """Keeps, in place, the message_id of only the messages one of `ratings` names (all that rate looks up), as a
+    categorical, the others missing: a day's message ids are all distinct (0.14 GB at 4M requests), rated ones few."""
+    wanted = pd.concat([frame["message_id"] for frame in ratings]).dropna().unique()
+    named = np.flatnonzero(messages["message_id"].isin(wanted).to_numpy(bool))
+    codes, ids = pd.factorize(messages["message_id"].iloc[named])
+    kept = np.full(len(messages), -1, dtype=np.int32)
+    kept[named] = codes
+    messages["message_id"] = pd.Categorical.from_codes(kept, categories=pd.Index(np.asarray(ids, dtype=object)))
 
 
 def rate(

@@ -177,6 +177,12 @@ def session_rows(
     return rows[: len(requests)], rows[len(requests) :]
 
 
+def user_texts_only(messages: pd.DataFrame) -> None:
+    """Clears, in place, the content of every message but the users' (label_sessions reads user turns only): the
+    answers hold most of a day's text (0.19 of 0.37 GB at 4M requests), and the frame is held all through a step."""
+    messages["content"] = messages["content"].where((messages["role"] == "user").to_numpy(bool))
+
+
 def label_sessions(
     sessions: pd.DataFrame, messages: pd.DataFrame, rules: Sequence[Rule], model: ScenarioModel | None = None
 ) -> pd.DataFrame:
