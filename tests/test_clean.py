@@ -2,7 +2,9 @@ import json
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from chatpulse.config import SourceConfig
 from chatpulse.ingest import clean
@@ -239,6 +241,18 @@ def test_text_taken_a_piece_at_a_time_gives_the_same_clean_rows(tmp_path: Path, 
     assert pieces["content"].array.__arrow_array__().num_chunks == 4
     assert pieces["content"].tolist() == [f"text {n}" for n in range(7)]
     pd.testing.assert_frame_equal(pieces, whole)
+
+
+def test_text_of_several_chunks_is_taken_chunk_by_chunk(monkeypatch) -> None:
+    # A hand-off holds a chunk per row group; Arrow's take on a chunked array would join them into a copy first.
+    chunks = [["a", "b", "c"], ["d", None], ["e", "f", "g", "h"], ["i"]]
+    column = pd.Series(pd.array(pa.chunked_array([pa.array(c, pa.large_string()) for c in chunks]), dtype="str"))
+    rows = np.array([0, 2, 5, 6, 7, 9])  # none of the second chunk, three of the third
+    monkeypatch.setattr(clean, "TAKE_ROWS", 2)
+    taken = pd.Series(clean._take(column, rows))
+    assert taken.tolist() == ["a", "c", "e", "f", "g", "i"] == [column[row] for row in rows]
+    assert [len(chunk) for chunk in taken.array.__arrow_array__().chunks] == [2, 2, 1, 1]
+    assert clean._take(column, np.array([], dtype=np.int64)).tolist() == []
 
 
 def test_role_spellings_are_normalised_whether_the_role_is_coded_or_text(tmp_path: Path) -> None:

@@ -229,13 +229,20 @@ TAKE_ROWS = 1 << 20
 
 
 def _take(column: pd.Series, rows: np.ndarray) -> ExtensionArray | np.ndarray:
-    """`column`'s values at `rows`; Arrow-backed text a TAKE_ROWS piece at a time, as a chunked array."""
+    """`column`'s values at `rows` (positions, ascending). Arrow-backed text is taken chunk by chunk, at most
+    TAKE_ROWS rows at a time, into a chunked array: Arrow's take on a chunked array first joins its chunks into
+    one copy (4M messages' content: +0.37 GB, and five times the time)."""
     dtype = column.dtype
-    if len(rows) <= TAKE_ROWS or not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
+    if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
         return column.take(rows).array
     values = column.array.__arrow_array__()
-    pieces = (values.take(pa.array(rows[start : start + TAKE_ROWS])) for start in range(0, len(rows), TAKE_ROWS))
-    return pd.array(pa.chunked_array([chunk for piece in pieces for chunk in piece.chunks], values.type), dtype)
+    bounds = np.cumsum([0, *(len(chunk) for chunk in values.chunks)])
+    pieces = []
+    for chunk, start, end in zip(values.chunks, bounds[:-1], bounds[1:], strict=True):
+        first, last = np.searchsorted(rows, [start, end])
+        for at in range(first, last, TAKE_ROWS):
+            pieces.append(chunk.take(pa.array(rows[at : min(at + TAKE_ROWS, last)] - start)))
+    return pd.array(pa.chunked_array(pieces, values.type), dtype)
 
 
 def _taken(frame: pd.DataFrame, kept: np.ndarray, columns: list[str]) -> pd.DataFrame:
