@@ -2,6 +2,7 @@
 
 import ctypes
 import ctypes.util
+import gc
 from functools import cache
 from pathlib import Path
 
@@ -77,6 +78,8 @@ def return_freed_memory(tune: bool = False) -> None:
     between steps where the frames need 0.5). With `tune` (once a run), glibc also returns memory as it
     is freed (mallopt). Does nothing where the C library is not glibc.
     """
+    # Frames caught in reference cycles (a step's context, a traceback) wait for the cyclic collector.
+    gc.collect()
     libc = _libc()
     if libc is not None:
         if tune:
