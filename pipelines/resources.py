@@ -129,15 +129,15 @@ class ParquetIOManager(ConfigurableIOManager):
         path = self._path(context)
         coded = [name for name in pq.read_schema(path).names if name in CODED and (columns is None or name in columns)]
         with pq.ParquetFile(path, read_dictionary=coded) as file:
-            # A row group at a time, the reader's buffers freed after each: reading a whole file holds its
-            # decompressed pages beside the columns (4M messages: +0.5 GB at the read, against +0.1).
+            # A row group at a time, the reader's buffers given back to Arrow's pool after each: reading a whole
+            # file holds its decompressed pages beside the columns (4M messages: +0.5 GB at the read, against +0.15).
             if file.num_row_groups < 2:
                 table = file.read(columns=columns)
             else:
                 parts = []
                 for group in range(file.num_row_groups):
                     parts.append(file.read_row_group(group, columns=columns))
-                    return_freed_memory()
+                    pa.default_memory_pool().release_unused()
                 table = pa.concat_tables(parts)
                 del parts
         # Each column's Arrow memory is freed as it becomes pandas (2M requests' clean frame: -0.16 GB at its peak).
