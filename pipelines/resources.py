@@ -108,6 +108,11 @@ class ParquetIOManager(ConfigurableIOManager):
         """Tune the allocator for the run (return_freed_memory)."""
         return_freed_memory(tune=True)
 
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        """What the run's start froze goes back to the collector: a process may go on to other runs (tests,
+        `chatpulse run` over several days), and what it froze would never be collected."""
+        gc.unfreeze()
+
     def _path(self, context: InputContext | OutputContext) -> Path:
         key = "/".join(context.asset_key.path)
         return Path(self.base_dir) / key / f"{context.asset_partition_key}.parquet"

@@ -253,6 +253,8 @@ def test_text_of_several_chunks_is_taken_chunk_by_chunk(monkeypatch) -> None:
     assert taken.tolist() == ["a", "c", "e", "f", "g", "i"] == [column[row] for row in rows]
     assert [len(chunk) for chunk in taken.array.__arrow_array__().chunks] == [2, 2, 1, 1]
     assert clean._take(column, np.array([], dtype=np.int64)).tolist() == []
+    for rows in ([9, 0, 5], [5, 5], [-1]):  # not ascending: taken as pandas takes them
+        assert clean._take(column, np.array(rows)).tolist() == column.take(rows).tolist()
 
 
 def test_role_spellings_are_normalised_whether_the_role_is_coded_or_text(tmp_path: Path) -> None:

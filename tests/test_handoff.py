@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from dagster import DailyPartitionsDefinition, build_input_context
+from dagster import DailyPartitionsDefinition, build_init_resource_context, build_input_context
 
 from chatpulse.pipelines.resources import ParquetIOManager
 
@@ -41,3 +42,13 @@ def test_a_hand_off_reads_back_as_written_whatever_its_row_groups(tmp_path: Path
     # One chunk per row group, as written: no chunk is joined to another on the way.
     assert loaded["request_id"].array.__arrow_array__().num_chunks == -(-len(frame) // row_group_size)
     pd.testing.assert_frame_equal(_load(tmp_path, ["latency_ms", "request_id"]), frame[["latency_ms", "request_id"]])
+
+
+def test_what_a_run_freezes_out_of_the_collector_goes_back_at_its_end(tmp_path: Path) -> None:
+    # Frozen objects that later become cyclic garbage are never collected: a process running run after run
+    # (tests, `chatpulse run` over days) would keep them all.
+    manager = ParquetIOManager(base_dir=str(tmp_path))
+    manager.setup_for_execution(build_init_resource_context())
+    assert gc.get_freeze_count() > 0
+    manager.teardown_after_execution(build_init_resource_context())
+    assert gc.get_freeze_count() == 0
