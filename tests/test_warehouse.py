@@ -5,9 +5,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import adbc_driver_manager.dbapi as adbc_dbapi
 import pandas as pd
+import pyarrow as pa
 import pytest
 
+from chatpulse import warehouse as warehouse_module
 from chatpulse.daystate import TABLE, StepRun
 from chatpulse.schema import Kind
 from chatpulse.tables import LANDING_FILES, TABLES
@@ -95,6 +98,45 @@ def test_a_failed_write_leaves_the_day_as_it_was(warehouse: Warehouse) -> None:
     with pytest.raises(KeyError):
         warehouse.replace_day("2026-11-20", Write("requests", _requests("b")), Write("no_such_table", _requests("x")))
     assert warehouse.read("requests")["request_id"].tolist() == ["a"]
+
+
+def test_a_write_in_several_slices_arrives_whole_and_in_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # SQLite ingests one slice in a second thread while the next is made Arrow.
+    monkeypatch.setattr(warehouse_module, "INGEST_BATCH", 2)
+    store = Warehouse(f"sqlite:///{tmp_path / 'w.db'}")
+    ids = [f"r{n}" for n in range(7)]
+    store.replace_day("2026-11-20", Write("requests", _requests(*ids)))
+    assert store.read("requests")["request_id"].tolist() == ids
+
+
+def test_a_slice_failing_in_either_thread_leaves_the_day_as_it_was(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(warehouse_module, "INGEST_BATCH", 2)
+    store = Warehouse(f"sqlite:///{tmp_path / 'w.db'}")
+    store.replace_day("2026-11-20", Write("requests", _requests("a")))
+    # The fifth row's latency is no number: its slice cannot be made Arrow while the slice before is ingested.
+    bad = _requests(*[f"r{n}" for n in range(6)]).astype({"latency_ms": object})
+    bad.loc[4, "latency_ms"] = "slow"
+    with pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError)):
+        store.replace_day("2026-11-20", Write("requests", bad))
+    assert store.read("requests")["request_id"].tolist() == ["a"]
+
+    # The second slice's ingest fails in the ingesting thread.
+    calls = []
+    real_ingest = adbc_dbapi.Cursor.adbc_ingest
+
+    def failing_ingest(self: adbc_dbapi.Cursor, *args: object, **kwargs: object) -> int:
+        calls.append(args[0])
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return real_ingest(self, *args, **kwargs)
+
+    monkeypatch.setattr(adbc_dbapi.Cursor, "adbc_ingest", failing_ingest)
+    with pytest.raises(OSError, match="disk full"):
+        store.replace_day("2026-11-20", Write("requests", _requests("b", "c", "d", "e", "f")))
+    assert calls == ["requests", "requests"]
+    assert store.read("requests")["request_id"].tolist() == ["a"]
 
 
 def test_file_stamps_round_trip(warehouse: Warehouse) -> None:
