@@ -266,7 +266,7 @@ class Warehouse:
         For a SQLite file this writes a million rows several times faster than
         executemany; the DELETEs are the portable statements compiled for SQLite.
         Each slice is ingested in a second thread while the next one is made Arrow: ADBC's ingest runs
-        without the GIL, so the two overlap (1M requests and their messages: 7.1 -> 5.1 s).
+        without the GIL, so the two overlap (1M clean requests: 3.3 -> 2.6 s, the same rows).
         """
         with adbc_sqlite.connect(self._sqlite_file) as conn, conn.cursor() as cursor:
             # Wait for another writer (a concurrent run, a reader's lock) as pysqlite does,
