@@ -13,7 +13,9 @@ import codecs
 import dataclasses
 import gzip
 import re
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
@@ -35,6 +37,8 @@ from chatpulse.layout import Records
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
 TURN_KEYS = ("turns", "messages")
 JSON_CHUNK_BYTES = 8 << 20
+# Threads parsing a streamed file's blocks beside the one reading it (_stream_jsonl).
+PARSE_THREADS = 2
 GZIP_MAGIC = b"\x1f\x8b"  # RFC 1952: every gzip member starts with these two bytes
 NEWLINE, CARRIAGE_RETURN, OPEN_BRACE, CLOSE_BRACE = b"\n\r{}"
 # Arrow column types whose pandas columns equal what the line path builds from the same values
@@ -391,17 +395,46 @@ def _blocks(path: Path) -> Iterator[bytes]:
         raise ExtractError(f"{path}: cannot read file: {exc}") from exc
 
 
+def _parse_block(
+    block: bytes, first_line: int, layout: str, text_columns: Sequence[str]
+) -> tuple[RawFile, bytes, bool]:
+    """One block of a streamed file parsed (_parse_chunk), LZ4-compressed, and whether it may hold a NUL."""
+    parsed = _parse_chunk(block, 0, len(block), first_line, layout, text_columns)
+    return parsed, pa.compress(block, codec="lz4", asbytes=True), may_hold_nul(block)
+
+
 def _stream_jsonl(path: Path, layout: str, text_columns: Sequence[str], parts: list | None) -> RawFile | None:
     """A JSON lines file read a block at a time (_blocks), never whole: each block is parsed (_parse_chunk)
-    and kept LZ4-compressed for its original lines (records: see read_file's `parts`). None for UTF-16 or 32."""
+    and kept LZ4-compressed for its original lines (records: see read_file's `parts`). None for UTF-16 or 32.
+
+    Blocks are parsed in PARSE_THREADS threads while the next ones are read: Arrow's reader and compute
+    functions, LZ4 and the decompression run without the GIL. Results are taken in file order, and at most
+    PARSE_THREADS blocks wait beyond the one being read.
+    """
     blocks: list[RawFile] = []
     packed: list[tuple[int, int, bytes]] = []
     first_line, nul, size = 1, False, 0
-    for block in _blocks(path):
-        blocks.append(_parse_chunk(block, 0, len(block), first_line, layout, text_columns))
-        packed.append((first_line, len(block), pa.compress(block, codec="lz4", asbytes=True)))
-        first_line += block.count(b"\n")
-        nul, size = nul or may_hold_nul(block), size + len(block)
+    pending: deque[tuple[int, int, Future[tuple[RawFile, bytes, bool]]]] = deque()
+
+    def take_oldest() -> None:
+        nonlocal nul
+        line, length, parsing = pending.popleft()
+        parsed, compressed, may_nul = parsing.result()
+        blocks.append(parsed)
+        packed.append((line, length, compressed))
+        nul = nul or may_nul
+
+    with ThreadPoolExecutor(max_workers=PARSE_THREADS, thread_name_prefix="parse") as parser:
+        for block in _blocks(path):
+            pending.append(
+                (first_line, len(block), parser.submit(_parse_block, block, first_line, layout, text_columns))
+            )
+            first_line += block.count(b"\n")
+            size += len(block)
+            if len(pending) > PARSE_THREADS:
+                take_oldest()
+        while pending:
+            take_oldest()
     if not packed:
         if path.stat().st_size and not size and _is_wide(path):
             return None
