@@ -50,3 +50,23 @@ def test_a_gzipped_file_is_read_whatever_its_name(tmp_path: Path) -> None:
     assert unnamed.records["request_id"].tolist() == ["r0", "r1", "r2"]
     pd.testing.assert_frame_equal(unnamed.records, named.records)
     assert not unnamed.malformed
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+def test_damaged_gzip_data_is_an_error_naming_the_file(tmp_path: Path, streamed: bool) -> None:
+    data = bytearray(gzip.compress(TEXT.encode()))
+    data[10] = 0xFF  # the first deflate block's header: block type 3, which RFC 1951 reserves (an error)
+    path = tmp_path / "r.jsonl.gz"
+    path.write_bytes(bytes(data))
+    with pytest.raises(files.ExtractError, match=f"^{path}: cannot read file: "):
+        # A document layout reads the file whole, rows stream it a block at a time.
+        read_file(path, "rows" if streamed else "document")
+
+
+def test_a_gz_file_that_is_no_gzip_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl.gz"
+    path.write_bytes(b"no")  # shorter than a gzip header
+    with pytest.raises(files.ExtractError, match=r"cannot read file: Not a gzipped file \(b'no'\)$"):
+        read_file(path)
+    path.write_bytes(b"")
+    assert read_file(path).records.empty
