@@ -17,7 +17,9 @@ label with evidence, so 1.0 means no other label matched at all.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -34,6 +36,8 @@ from chatpulse.yamlfile import YamlSection, expect, problem, read_yaml, validate
 OTHER = "other"
 FIRST_TURN_WEIGHT = 2.0
 LATER_TURNS_WEIGHT = 1.0
+# Rules matched at once (score_rules), each in its own thread.
+RULE_THREADS = 2
 DEFAULT_RULES_PATH = Path(__file__).with_name("scenario_rules.yaml")
 
 # The warehouse's widths (VARCHAR(n) in PostgreSQL, which refuses a longer value): a label is written to every
@@ -205,15 +209,35 @@ class Labels:
     over_model: np.ndarray | None = None
 
 
+def _rule_matches(first: pa.Array, later: pa.Array, rules: Sequence[Rule]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Each rule's matches among the first turns and the later ones, in the rules' order.
+
+    Matched in RULE_THREADS threads (RE2 in Arrow runs without the GIL), at most RULE_THREADS rules ahead of
+    the one taken, so only that many rules' matches are held at once.
+    """
+    with ThreadPoolExecutor(max_workers=RULE_THREADS, thread_name_prefix="rules") as pool:
+        pending: deque[tuple[Future[np.ndarray], Future[np.ndarray]]] = deque()
+        for rule in rules:
+            pending.append((pool.submit(matches, first, rule.expression), pool.submit(matches, later, rule.expression)))
+            if len(pending) > RULE_THREADS:
+                first_hit, later_hits = pending.popleft()
+                yield first_hit.result(), later_hits.result()
+        while pending:
+            first_hit, later_hits = pending.popleft()
+            yield first_hit.result(), later_hits.result()
+
+
 def score_rules(first: pa.Array, later: pa.Array, later_rows: np.ndarray, rules: Sequence[Rule]) -> Labels:
     """Rule labels of len(first) conversations from their lowercased first turns and later turns (with their row)."""
     count = len(first)
     labels = list(dict.fromkeys(rule.label for rule in rules))
     evidence = np.zeros((count, len(labels)))
     best_score, best_rule = np.zeros(count), np.full(count, -1)
-    for number, rule in enumerate(rules):
-        score = FIRST_TURN_WEIGHT * matches(first, rule.expression)
-        later_hit = np.bincount(later_rows[matches(later, rule.expression)], minlength=count) > 0
+    for number, (rule, (first_hit, later_hits)) in enumerate(
+        zip(rules, _rule_matches(first, later, rules), strict=True)
+    ):
+        score = FIRST_TURN_WEIGHT * first_hit
+        later_hit = np.bincount(later_rows[later_hits], minlength=count) > 0
         score += LATER_TURNS_WEIGHT * later_hit
         better = score > best_score
         best_rule[better], best_score[better] = number, score[better]
