@@ -17,7 +17,7 @@ def both_read_paths(path: Path, source: SourceConfig, monkeypatch: pytest.Monkey
     monkeypatch.setattr(files, "_parse_lines", lambda *args: by_line.append(1) or parse_lines(*args))
     arrow = read_source(path, source, "f")
     assert not by_line, "Arrow did not read the file"
-    monkeypatch.setattr(files, "_arrow_records", lambda *args: None)
+    monkeypatch.setattr(files, "arrow_records", lambda *args: None)
     lines = read_source(path, source, "f")
     assert by_line
     pd.testing.assert_frame_equal(arrow, lines)

@@ -134,7 +134,7 @@ def to_json(values: pd.Series, problems: Problems | None = None, name: str = "me
                 raise
             return None
 
-    # Rows often share one parsed object (files._flat_objects): each object is written once. The ids
+    # Rows often share one parsed object (arrowlines._flat_objects): each object is written once. The ids
     # stay unique while `held` keeps every value alive.
     held = values.to_numpy(dtype=object, na_value=None)
     done: dict[int, str | None] = {}

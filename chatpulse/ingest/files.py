@@ -12,7 +12,6 @@ import bisect
 import codecs
 import dataclasses
 import gzip
-import re
 import zlib
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -22,15 +21,13 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-import orjson
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 from isal import igzip
 from isal.igzip_lib import IsalError
-from pyarrow import json as pa_json
 
 from chatpulse.byteorder import WIDE_BOMS, as_utf8
+from chatpulse.ingest.arrowlines import arrow_records
 from chatpulse.ingest.csvrows import CsvLineError, csv_records
 from chatpulse.ingest.records import frame_of, is_sse, json_text, merged, numbered, records_of, responses, runs
 from chatpulse.ingest.text import json_line, may_hold_nul
@@ -45,12 +42,6 @@ GZIP_MAGIC = b"\x1f\x8b"  # RFC 1952: every gzip member starts with these two by
 # What reading a file can raise for the file's own fault: damaged deflate data is zlib.error from the standard
 # library, IsalError from ISA-L.
 UNREADABLE = (OSError, EOFError, gzip.BadGzipFile, zlib.error, IsalError)
-NEWLINE, CARRIAGE_RETURN, OPEN_BRACE, CLOSE_BRACE = b"\n\r{}"
-# Arrow column types whose pandas columns equal what the line path builds from the same values
-# (not null: the line path makes an all-null column float where a key is absent, else object).
-FLAT_TYPES = (pa.types.is_string, pa.types.is_int64, pa.types.is_float64, pa.types.is_boolean)
-# A JSON object whose values hold no object or array (its strings may hold anything escaped).
-FLAT_OBJECT = r'\{(?:[^{}\[\]"]|"(?:[^"\\]|\\.)*")*\}'
 
 
 class ExtractError(RuntimeError):
@@ -234,109 +225,6 @@ def _read_sse(data: bytes, records_at: Records | None) -> RawFile:
     return RawFile(frame_of(found), np.asarray(lines, dtype="int64"), malformed, json_text(found, lines, payloads))
 
 
-def _one_object_per_line(chunk: np.ndarray) -> bool:
-    """Every line starts with '{' and ends with '}' (before an optional CR).
-
-    Then no line is blank and no object spans two lines, so Arrow yields one row per
-    line exactly when no line holds two objects: its row count proves the line numbers.
-    Counting alone would pass '{"a":1}{"b":2}' followed by a blank line.
-    """
-    if chunk.size == 0 or chunk[-1] == NEWLINE:
-        return False
-    breaks = np.flatnonzero(chunk == NEWLINE)
-    starts = np.concatenate(([0], breaks + 1))
-    ends = np.concatenate((breaks, [chunk.size])) - 1
-    ends -= chunk[ends] == CARRIAGE_RETURN
-    return bool((chunk[starts] == OPEN_BRACE).all() and (chunk[ends] == CLOSE_BRACE).all())
-
-
-def _read_arrow(chunk: bytes, text_columns: Sequence[str]) -> pa.Table | None:
-    """The chunk as an Arrow table with the given columns read as text, None if Arrow rejects it."""
-    options = pa_json.ParseOptions(
-        explicit_schema=pa.schema([(name, pa.string()) for name in text_columns]), unexpected_field_behavior="infer"
-    )
-    try:
-        table = pa_json.read_json(pa.BufferReader(chunk), parse_options=options)
-        table.validate(full=True)  # Arrow reads invalid UTF-8 that orjson rejects
-    except pa.ArrowInvalid:
-        return None
-    return table
-
-
-def _arrow_records(chunk: bytes, text_columns: Sequence[str]) -> pd.DataFrame | None:
-    """A chunk's records through Arrow, exactly as the line path would give them, else None.
-
-    Arrow builds columns several times faster than parsing line by line, but a record
-    must not depend on the path it took: its metadata, hence its derived id, would then
-    depend on its neighbours. So only flat columns come from Arrow, and `text_columns`
-    (the ISO timestamps) are read as text rather than left for Arrow to take for times.
-    """
-    if not _one_object_per_line(np.frombuffer(chunk, dtype=np.uint8)):
-        return None
-    table = _read_arrow(chunk, text_columns)
-    if table is None or table.num_rows != chunk.count(b"\n") + 1:
-        return None
-    if any(table.column(name).null_count == table.num_rows for name in text_columns):
-        return None  # absent or all null: only the line path tells these apart
-    for field in table.schema:
-        # Past int64 Arrow reads an integer as a float, where orjson keeps it whole.
-        if pa.types.is_floating(field.type) and (pc.max(pc.abs(table.column(field.name))).as_py() or 0) >= 2.0**63:
-            return None
-    nested = [field.name for field in table.schema if not any(flat(field.type) for flat in FLAT_TYPES)]
-    records = table.drop_columns(nested).to_pandas()
-    objects = _flat_objects(chunk, table, nested)
-    if objects is not None:
-        records = records.join(pd.DataFrame(objects))[table.column_names]
-    elif nested:
-        # Arrow's lists, objects, times and all-null columns differ from the line path's
-        # (absent keys become null, ints floats, lists arrays, keys take the chunk's order,
-        # ISO text turns naive UTC), so these columns are built as the line path does.
-        try:
-            parsed = [orjson.loads(line) for line in chunk.split(b"\n")]
-        except orjson.JSONDecodeError:
-            return None
-        records = records.join(pd.DataFrame.from_records(parsed, columns=nested))[table.column_names]
-    return records
-
-
-def _flat_objects(chunk: bytes, table: pa.Table, nested: list[str]) -> dict[str, np.ndarray] | None:
-    """The nested columns of a chunk as the line path builds them, without parsing every line: else None.
-
-    Only where each is an object of flat values on every line (a struct of flat Arrow types, no nulls),
-    each line writes its key once and plainly (no escape in the chunk, so the literal "key" is that key),
-    and each line's object matches FLAT_OBJECT. Each distinct object text is then parsed by orjson, as
-    the line path parses it; rows with the same text share the dict.
-    """
-    if not nested or b"\\u" in chunk:
-        return None
-    bytes_ = np.frombuffer(chunk, dtype=np.uint8)
-    offsets = np.concatenate(([0], np.flatnonzero(bytes_ == NEWLINE) + 1, [len(chunk)])).astype(np.int32)
-    if len(offsets) - 1 != table.num_rows:
-        return None
-    # Each line as one binary value (its newline included), without copying the chunk.
-    lines = pa.Array.from_buffers(pa.binary(), table.num_rows, [None, pa.py_buffer(offsets), pa.py_buffer(chunk)])
-    columns: dict[str, np.ndarray] = {}
-    for name in nested:
-        column = table.column(name)
-        if (
-            not pa.types.is_struct(column.type)
-            or column.null_count
-            or not all(any(flat(field.type) for flat in FLAT_TYPES) for field in column.type)
-        ):
-            return None
-        key = orjson.dumps(name).decode()
-        if pc.min_max(pc.count_substring(lines, key)).as_py() != {"min": 1, "max": 1}:
-            return None
-        found = pc.extract_regex(lines, re.escape(key) + r"\s*:\s*(?P<value>" + FLAT_OBJECT + ")")
-        if found.null_count:
-            return None
-        texts = found.field("value").dictionary_encode()
-        parsed = np.empty(len(texts.dictionary), dtype=object)
-        parsed[:] = [orjson.loads(text) for text in texts.dictionary.to_pylist()]
-        columns[name] = parsed[texts.indices.to_numpy()]
-    return columns
-
-
 def _parse_chunk(
     data: bytes,
     start: int,
@@ -353,7 +241,7 @@ def _parse_chunk(
     """
     end -= data.endswith(b"\n", start, end)
     chunk = data[start:end]
-    records = _arrow_records(chunk, text_columns) if layout == "rows" and records_at is None else None
+    records = arrow_records(chunk, text_columns) if layout == "rows" and records_at is None else None
     if records is not None:
         return RawFile(records, np.arange(first_line, first_line + len(records), dtype="int64"), [])
     lines = [(first_line + i, line) for i, line in enumerate(chunk.split(b"\n")) if line.strip()]
