@@ -36,7 +36,7 @@ from chatpulse.yamlfile import YamlSection, expect, problem, read_yaml, validate
 OTHER = "other"
 FIRST_TURN_WEIGHT = 2.0
 LATER_TURNS_WEIGHT = 1.0
-# Rules matched at once (score_rules), each in its own thread.
+# Threads matching the rules (score_rules): RE2 in Arrow runs without the GIL.
 RULE_THREADS = 2
 DEFAULT_RULES_PATH = Path(__file__).with_name("scenario_rules.yaml")
 
