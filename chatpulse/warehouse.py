@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from chatpulse.daystate import StepRun
 from chatpulse.schema import Kind
 from chatpulse.sqlconfig import hidden, shown
 from chatpulse.tables import LANDING_FILES, TABLES, metadata
+from chatpulse.threads import in_order
 
 
 class WarehouseError(RuntimeError):
@@ -272,25 +272,23 @@ class Warehouse:
             # Wait for another writer (a concurrent run, a reader's lock) as pysqlite does,
             # rather than failing at once with "database is locked".
             cursor.execute("PRAGMA busy_timeout = 30000")  # ms
-            ingesting: Future[int] | None = None
             try:
                 for delete in deletes:
                     cursor.execute(
                         str(delete.compile(dialect=self.engine.dialect, compile_kwargs={"literal_binds": True}))
                     )
-                with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest") as ingester:
-                    for table, frame in inserts:
-                        # In slices, so at most two slices are held twice (as pandas and as Arrow).
-                        for start in range(0, len(frame), INGEST_BATCH):
-                            part = _arrow_table(table, frame.iloc[start : start + INGEST_BATCH], self.engine.dialect)
-                            if ingesting is not None:
-                                ingesting.result()  # one statement at a time on the connection, in order
-                            ingesting = ingester.submit(cursor.adbc_ingest, table.name, part, mode="append")
-                    if ingesting is not None:
-                        ingesting.result()
+                # In slices, so at most two slices are held twice (as pandas and as Arrow); one thread ingests
+                # them one at a time, in order, while the next is made (threads.in_order).
+                slices = (
+                    (table.name, _arrow_table(table, frame.iloc[start : start + INGEST_BATCH], self.engine.dialect))
+                    for table, frame in inserts
+                    for start in range(0, len(frame), INGEST_BATCH)
+                )
+                for _ in in_order(lambda named: cursor.adbc_ingest(*named, mode="append"), slices, threads=1):
+                    pass
                 conn.commit()
             except BaseException:
-                # The executor's exit waited for a slice still being ingested, so nothing runs on the connection.
+                # in_order waited for a slice still being ingested, so nothing runs on the connection.
                 conn.rollback()
                 raise
 

@@ -17,9 +17,7 @@ label with evidence, so 1.0 means no other label matched at all.
 from __future__ import annotations
 
 import re
-from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -31,6 +29,7 @@ from pydantic import AfterValidator, Field, StringConstraints
 from pydantic import dataclasses as checked
 
 from chatpulse.tables import TABLES
+from chatpulse.threads import in_order
 from chatpulse.yamlfile import YamlSection, expect, problem, read_yaml, validate
 
 OTHER = "other"
@@ -210,21 +209,11 @@ class Labels:
 
 
 def _rule_matches(first: pa.Array, later: pa.Array, rules: Sequence[Rule]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Each rule's matches among the first turns and the later ones, in the rules' order.
-
-    Matched in RULE_THREADS threads (RE2 in Arrow runs without the GIL), at most RULE_THREADS rules ahead of
-    the one taken, so only that many rules' matches are held at once.
-    """
-    with ThreadPoolExecutor(max_workers=RULE_THREADS, thread_name_prefix="rules") as pool:
-        pending: deque[tuple[Future[np.ndarray], Future[np.ndarray]]] = deque()
-        for rule in rules:
-            pending.append((pool.submit(matches, first, rule.expression), pool.submit(matches, later, rule.expression)))
-            if len(pending) > RULE_THREADS:
-                first_hit, later_hits = pending.popleft()
-                yield first_hit.result(), later_hits.result()
-        while pending:
-            first_hit, later_hits = pending.popleft()
-            yield first_hit.result(), later_hits.result()
+    """Each rule's matches among the first turns and the later ones, in the rules' order, RULE_THREADS rules at
+    a time (threads.in_order): only that many rules' matches are held at once."""
+    return in_order(
+        lambda rule: (matches(first, rule.expression), matches(later, rule.expression)), rules, RULE_THREADS
+    )
 
 
 def score_rules(first: pa.Array, later: pa.Array, later_rows: np.ndarray, rules: Sequence[Rule]) -> Labels:

@@ -13,10 +13,9 @@ import codecs
 import dataclasses
 import gzip
 import zlib
-from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -32,6 +31,7 @@ from chatpulse.ingest.csvrows import CsvLineError, csv_records
 from chatpulse.ingest.records import frame_of, is_sse, json_text, merged, numbered, records_of, responses, runs
 from chatpulse.ingest.text import json_line, may_hold_nul
 from chatpulse.layout import Records
+from chatpulse.threads import in_order
 
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
 TURN_KEYS = ("turns", "messages")
@@ -292,47 +292,39 @@ def _blocks(path: Path) -> Iterator[bytes]:
 
 
 def _parse_block(
-    block: bytes, first_line: int, layout: str, text_columns: Sequence[str]
-) -> tuple[RawFile, bytes, bool]:
-    """One block of a streamed file parsed (_parse_chunk), LZ4-compressed, and whether it may hold a NUL."""
+    numbered: tuple[bytes, int], layout: str, text_columns: Sequence[str]
+) -> tuple[RawFile, tuple[int, int, bytes], bool]:
+    """One block of a streamed file and its first line's number: the block parsed (_parse_chunk), kept
+    LZ4-compressed (first line, size, bytes), and whether it may hold a NUL."""
+    block, first_line = numbered
     parsed = _parse_chunk(block, 0, len(block), first_line, layout, text_columns)
-    return parsed, pa.compress(block, codec="lz4", asbytes=True), may_hold_nul(block)
+    return parsed, (first_line, len(block), pa.compress(block, codec="lz4", asbytes=True)), may_hold_nul(block)
+
+
+def _numbered_blocks(path: Path) -> Iterator[tuple[bytes, int]]:
+    """_blocks, each with the number of its first line."""
+    first_line = 1
+    for block in _blocks(path):
+        yield block, first_line
+        first_line += block.count(b"\n")
 
 
 def _stream_jsonl(path: Path, layout: str, text_columns: Sequence[str], parts: list | None) -> RawFile | None:
     """A JSON lines file read a block at a time (_blocks), never whole: each block is parsed (_parse_chunk)
     and kept LZ4-compressed for its original lines (records: see read_file's `parts`). None for UTF-16 or 32.
 
-    Blocks are parsed in PARSE_THREADS threads while the next ones are read: Arrow's reader and compute
-    functions, LZ4 and the decompression run without the GIL. Results are taken in file order, and at most
-    PARSE_THREADS blocks wait beyond the one being read.
+    Blocks are parsed in PARSE_THREADS threads while the next ones are read (threads.in_order): Arrow's reader
+    and compute functions, LZ4 and the decompression run without the GIL.
     """
-    blocks: list[RawFile] = []
-    packed: list[tuple[int, int, bytes]] = []
-    first_line, nul, size = 1, False, 0
-    pending: deque[tuple[int, int, Future[tuple[RawFile, bytes, bool]]]] = deque()
-
-    def take_oldest() -> None:
-        nonlocal nul
-        line, length, parsing = pending.popleft()
-        parsed, compressed, may_nul = parsing.result()
+    parse = partial(_parse_block, layout=layout, text_columns=text_columns)
+    blocks, packed, nuls = [], [], []
+    for parsed, kept, may_nul in in_order(parse, _numbered_blocks(path), PARSE_THREADS):
         blocks.append(parsed)
-        packed.append((line, length, compressed))
-        nul = nul or may_nul
-
-    with ThreadPoolExecutor(max_workers=PARSE_THREADS, thread_name_prefix="parse") as parser:
-        for block in _blocks(path):
-            pending.append(
-                (first_line, len(block), parser.submit(_parse_block, block, first_line, layout, text_columns))
-            )
-            first_line += block.count(b"\n")
-            size += len(block)
-            if len(pending) > PARSE_THREADS:
-                take_oldest()
-        while pending:
-            take_oldest()
+        packed.append(kept)
+        nuls.append(may_nul)
+    size = sum(length for _, length, _ in packed)
     if not packed:
-        if path.stat().st_size and not size and _is_wide(path):
+        if path.stat().st_size and _is_wide(path):
             return None
         return RawFile(pd.DataFrame(), np.empty(0, dtype="int64"), [])
     records = [block.records for block in blocks]
@@ -343,7 +335,7 @@ def _stream_jsonl(path: Path, layout: str, text_columns: Sequence[str], parts: l
         [entry for block in blocks for entry in block.malformed],
         repaired=[entry for block in blocks for entry in block.repaired],
         blocks=tuple(packed),
-        nul=nul,
+        nul=any(nuls),
         size=size,
     )
 
