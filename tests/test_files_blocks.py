@@ -20,12 +20,18 @@ TEXT = "\ufeff" + "\n".join(LINES) + "\r\n"
 
 
 @pytest.mark.parametrize("name", ["r.jsonl", "r.jsonl.gz"])
-def test_small_blocks_read_as_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+# A few lines a read, lines longer than a read (pending across reads), a first read of the byte order mark
+# alone; the last line ended or not.
+@pytest.mark.parametrize("read_bytes", [64, 16, 3])
+@pytest.mark.parametrize("end", ["\r\n", ""])
+def test_small_blocks_read_as_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, read_bytes: int, end: str
+) -> None:
     path = tmp_path / name
-    data = TEXT.encode()
+    data = TEXT.removesuffix("\r\n").encode() + end.encode()
     path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
     whole = read_file(path)
-    monkeypatch.setattr(files, "JSON_CHUNK_BYTES", 64)  # a few lines a block
+    monkeypatch.setattr(files, "JSON_CHUNK_BYTES", read_bytes)
     blocked = read_file(path)
     assert len(blocked.blocks) > 10
     pd.testing.assert_frame_equal(blocked.records, whole.records)

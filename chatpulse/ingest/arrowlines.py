@@ -116,10 +116,10 @@ def _flat_objects(chunk: bytes, table: pa.Table, nested: list[str]) -> dict[str,
         ):
             return None
         key = orjson.dumps(name).decode()
-        if pc.min_max(pc.count_substring(lines, key)).as_py() != {"min": 1, "max": 1}:
-            return None
         found = pc.extract_regex(lines, re.escape(key) + r"\s*:\s*(?P<value>" + FLAT_OBJECT + ")")
-        if found.null_count:
+        # Every line holds the key (no null), so as many keys in the chunk as lines means one on each line:
+        # counted over the chunk at once, several times faster than line by line.
+        if found.null_count or chunk.count(key.encode()) != table.num_rows:
             return None
         texts = found.field("value").dictionary_encode()
         parsed = np.empty(len(texts.dictionary), dtype=object)

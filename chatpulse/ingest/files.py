@@ -272,19 +272,20 @@ def _blocks(path: Path) -> Iterator[bytes]:
     UTF-32 one (read whole, as_utf8). Raises ExtractError when the file cannot be read."""
     try:
         with _open(path) as file:
-            pending = file.read(JSON_CHUNK_BYTES)
-            if any(pending.startswith(bom) for bom, _ in WIDE_BOMS):
+            first = file.read(JSON_CHUNK_BYTES)
+            if any(first.startswith(bom) for bom, _ in WIDE_BOMS):
                 return
-            pending = pending.removeprefix(codecs.BOM_UTF8)
-            while True:
-                cut = pending.rfind(b"\n") + 1
-                if cut and len(pending) >= JSON_CHUNK_BYTES:
-                    yield pending[:cut]
-                    pending = pending[cut:]
+            more, pending = first.removeprefix(codecs.BOM_UTF8) or file.read(JSON_CHUNK_BYTES), b""
+            while more:
+                # A block is what was pending and what was read up to its last newline, made in one copy
+                # (none where the read ends a line); a line longer than a read stays pending until it ends.
+                cut = more.rfind(b"\n") + 1
+                if cut:
+                    yield more if not pending and cut == len(more) else b"".join((pending, memoryview(more)[:cut]))
+                    pending = more[cut:]
+                else:
+                    pending += more
                 more = file.read(JSON_CHUNK_BYTES)
-                if not more:
-                    break
-                pending += more
             if pending:
                 yield pending
     except UNREADABLE as exc:
