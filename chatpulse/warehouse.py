@@ -98,8 +98,18 @@ def _arrow_table(table: sa.Table, frame: pd.DataFrame, dialect: sa.Dialect) -> p
             if isinstance(column.type, sa.DateTime):
                 arrays[column.name] = _timestamp_text(values, dialect)
             else:
-                arrays[column.name] = pa.array(values, type=_arrow_type(column), from_pandas=True)
+                arrays[column.name] = _arrow_values(values, _arrow_type(column))
     return pa.table(arrays)
+
+
+def _arrow_values(values: pd.Series, arrow_type: pa.DataType) -> pa.Array:
+    """A column as Arrow values of `arrow_type`: a categorical's categories are converted once and taken by
+    code, where pa.array converts it row by row (a coded column of a million rows: 0.2-0.3 s against 0.02)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()
+        categories = pa.array(values.cat.categories, type=arrow_type, from_pandas=True)
+        return categories.take(pa.array(codes, mask=codes < 0))
+    return pa.array(values, type=arrow_type, from_pandas=True)
 
 
 # Rows per Arrow table handed to SQLite's ingest (about 40 MB of requests).

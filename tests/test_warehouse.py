@@ -82,6 +82,23 @@ def test_values_round_trip_with_types(warehouse: Warehouse) -> None:
     assert row["latency_ms"] == 1.5 and row["status_code"] == 200 and pd.isna(row["prompt_tokens"])
 
 
+def test_coded_columns_are_written_as_their_values(warehouse: Warehouse) -> None:
+    # Categoricals (as extract codes text) with a missing value and an unused category, beside the same plain text.
+    frame = _requests("a", "b", "c", "d").assign(
+        model=pd.Categorical(["m2", None, "m1", "m2"], categories=["m1", "m2", "unused"]),
+        provider=pd.Categorical([None] * 4, categories=[]),
+        status_code=pd.Categorical([200, 500, None, 200]),
+    )
+    plain = frame.astype({"model": object, "provider": object, "status_code": "Int64"})
+    warehouse.replace_day("2026-11-20", Write("requests", frame))
+    warehouse.replace_day("2026-11-21", Write("requests", plain))
+    coded, written = warehouse.read("requests", "2026-11-20"), warehouse.read("requests", "2026-11-21")
+    columns = ["model", "provider", "status_code"]
+    pd.testing.assert_frame_equal(coded[columns], written[columns])
+    assert coded["model"].fillna("-").tolist() == ["m2", "-", "m1", "m2"] and coded["provider"].isna().all()
+    assert coded["status_code"].fillna(0).tolist() == [200, 500, 0, 200]
+
+
 def test_kind_scoped_writes_leave_other_kinds_alone(warehouse: Warehouse) -> None:
     quality = pd.DataFrame([{"rows_in": 1, "clean": 1, "quarantined": 0, "duplicates": 0, "repaired": 0}])
     warehouse.replace_day("2026-11-20", Write("data_quality", quality.assign(kind="requests"), kind="requests"))
