@@ -17,6 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow import json as pa_json
 
+from chatpulse.ingest.text import holds_escape
+
 NEWLINE, CARRIAGE_RETURN, OPEN_BRACE, CLOSE_BRACE = b"\n\r{}"
 # Arrow column types whose pandas columns equal what the line path builds from the same values
 # (not null: the line path makes an all-null column float where a key is absent, else object).
@@ -25,8 +27,9 @@ FLAT_TYPES = (pa.types.is_string, pa.types.is_int64, pa.types.is_float64, pa.typ
 FLAT_OBJECT = r'\{(?:[^{}\[\]"]|"(?:[^"\\]|\\.)*")*\}'
 
 
-def _one_object_per_line(chunk: np.ndarray) -> bool:
-    """Every line starts with '{' and ends with '}' (before an optional CR).
+def _one_object_per_line(chunk: np.ndarray, breaks: np.ndarray) -> bool:
+    """Every line of the chunk's bytes, which end where `breaks` (the newlines' positions) say, starts with '{'
+    and ends with '}' (before an optional CR).
 
     Then no line is blank and no object spans two lines, so Arrow yields one row per
     line exactly when no line holds two objects: its row count proves the line numbers.
@@ -34,7 +37,6 @@ def _one_object_per_line(chunk: np.ndarray) -> bool:
     """
     if chunk.size == 0 or chunk[-1] == NEWLINE:
         return False
-    breaks = np.flatnonzero(chunk == NEWLINE)
     starts = np.concatenate(([0], breaks + 1))
     ends = np.concatenate((breaks, [chunk.size])) - 1
     ends -= chunk[ends] == CARRIAGE_RETURN
@@ -62,10 +64,13 @@ def arrow_records(chunk: bytes, text_columns: Sequence[str]) -> pd.DataFrame | N
     depend on its neighbours. So only flat columns come from Arrow, and `text_columns`
     (the ISO timestamps) are read as text rather than left for Arrow to take for times.
     """
-    if not _one_object_per_line(np.frombuffer(chunk, dtype=np.uint8)):
+    # The newlines are found once, for the checks here and the lines of _flat_objects.
+    bytes_ = np.frombuffer(chunk, dtype=np.uint8)
+    breaks = np.flatnonzero(bytes_ == NEWLINE)
+    if not _one_object_per_line(bytes_, breaks):
         return None
     table = _read_arrow(chunk, text_columns)
-    if table is None or table.num_rows != chunk.count(b"\n") + 1:
+    if table is None or table.num_rows != len(breaks) + 1:
         return None
     if any(table.column(name).null_count == table.num_rows for name in text_columns):
         return None  # absent or all null: only the line path tells these apart
@@ -75,7 +80,7 @@ def arrow_records(chunk: bytes, text_columns: Sequence[str]) -> pd.DataFrame | N
             return None
     nested = [field.name for field in table.schema if not any(flat(field.type) for flat in FLAT_TYPES)]
     records = table.drop_columns(nested).to_pandas()
-    objects = _flat_objects(chunk, table, nested)
+    objects = _flat_objects(chunk, breaks, table, nested)
     if objects is not None:
         records = records.join(pd.DataFrame(objects))[table.column_names]
     elif nested:
@@ -90,18 +95,18 @@ def arrow_records(chunk: bytes, text_columns: Sequence[str]) -> pd.DataFrame | N
     return records
 
 
-def _flat_objects(chunk: bytes, table: pa.Table, nested: list[str]) -> dict[str, np.ndarray] | None:
-    """The nested columns of a chunk as the line path builds them, without parsing every line: else None.
+def _flat_objects(chunk: bytes, breaks: np.ndarray, table: pa.Table, nested: list[str]) -> dict[str, np.ndarray] | None:
+    """The nested columns of a chunk (its newlines at `breaks`) as the line path builds them, without parsing
+    every line: else None.
 
     Only where each is an object of flat values on every line (a struct of flat Arrow types, no nulls),
     each line writes its key once and plainly (no escape in the chunk, so the literal "key" is that key),
     and each line's object matches FLAT_OBJECT. Each distinct object text is then parsed by orjson, as
     the line path parses it; rows with the same text share the dict.
     """
-    if not nested or b"\\u" in chunk:
+    if not nested or holds_escape(chunk, b"\\u"):
         return None
-    bytes_ = np.frombuffer(chunk, dtype=np.uint8)
-    offsets = np.concatenate(([0], np.flatnonzero(bytes_ == NEWLINE) + 1, [len(chunk)])).astype(np.int32)
+    offsets = np.concatenate(([0], breaks + 1, [len(chunk)])).astype(np.int32)
     if len(offsets) - 1 != table.num_rows:
         return None
     # Each line as one binary value (its newline included), without copying the chunk.

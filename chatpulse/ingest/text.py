@@ -30,12 +30,20 @@ SURROGATE_REPLACED = "text: lone surrogate replaced by U+FFFD"
 NOT_UTF8 = "not valid UTF-8"
 LONE_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 SURROGATE = re.compile("[\ud800-\udfff]")
-NUL_SIGNS = (b"\x00", b"\\u0000")  # a NUL byte, or JSON's escape for one
 
 
 def may_hold_nul(data: bytes) -> bool:
     """Whether any value read from these bytes can hold a NUL character."""
-    return any(sign in data for sign in NUL_SIGNS)
+    return b"\x00" in data or holds_escape(data, b"\\u0000")
+
+
+def holds_escape(data: bytes, escape: bytes) -> bool:
+    """Whether `data` holds `escape` (which starts with a backslash).
+
+    Most log lines hold no backslash at all, and looking for one byte (memchr) is some forty times as fast
+    as looking for several (8 MiB of requests: 0.2 ms against 6-10 ms).
+    """
+    return b"\\" in data and escape in data
 
 
 def json_line(line: bytes) -> tuple[Any, list[str]]:
