@@ -195,6 +195,15 @@ def test_nul_is_removed_from_text_and_counted(tmp_path: Path) -> None:
     assert not any("\x00" in raw for raw in raws) and "\u2400" * 8 in raws
 
 
+def test_a_file_whose_only_nul_is_escaped_is_repaired(tmp_path: Path) -> None:
+    # No NUL byte anywhere: only JSON's escape tells the file may hold one.
+    line = f'{{"request_id": "e1", "timestamp": "{DAY}T10:00:00Z", "model": "gpt\\u0000-4o"}}\n'
+    (tmp_path / "requests-1.jsonl").write_text(line)
+    outcomes = clean_every_day(tmp_path, [SOURCE], Kind.REQUESTS)
+    assert _repairs(outcomes) == {NUL_REMOVED: 1}
+    assert outcomes[DAY].clean["model"].tolist() == ["gpt-4o"]
+
+
 @pytest.mark.postgres
 def test_text_with_nul_and_surrogates_is_stored_in_postgresql(tmp_path: Path, postgres_url: str) -> None:
     _nul_inputs(tmp_path)
