@@ -53,8 +53,11 @@ def _instants(timestamps: pd.Series) -> np.ndarray:
 def named_ids_only(messages: pd.DataFrame, ratings: Sequence[pd.DataFrame]) -> None:
     """Keeps, in place, the message_id of only the messages one of `ratings` names (all that rate looks up), as a
     categorical, the others missing: a day's message ids are all distinct (0.14 GB at 4M requests), rated ones few."""
-    wanted = pd.concat([frame["message_id"] for frame in ratings]).dropna().unique()
-    named = np.flatnonzero(messages["message_id"].isin(wanted).to_numpy(bool))
+    wanted = pd.concat([frame["message_id"] for frame in ratings]).dropna()
+    # Arrow's is_in, as rate's: pandas' isin on Arrow text makes a Python scalar of every wanted id (45,000 ids
+    # of a 1M day: 0.5 s against 0.02).
+    named = pc.is_in(pa.array(messages["message_id"], pa.string()), pa.array(wanted, pa.string()))
+    named = np.flatnonzero(named.to_numpy(zero_copy_only=False))
     codes, ids = pd.factorize(messages["message_id"].iloc[named])
     kept = np.full(len(messages), -1, dtype=np.int32)
     kept[named] = codes
