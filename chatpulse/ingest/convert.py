@@ -78,6 +78,10 @@ def _json_text(value: Any) -> str:
         return str(value)
 
 
+# What pandas' infer_dtype calls values that hold no boolean (it calls 1 and True "mixed-integer").
+NO_BOOLEANS = frozenset({"empty", "integer", "floating", "mixed-integer-float", "decimal"})
+
+
 def to_number(values: pd.Series, name: str, problems: Problems, integer: bool) -> pd.Series:
     """Values as float64 (Int64 where `integer`); a value that is no number is missing and its row's problem
     (`<name>: not a number`, `not an integer`, `out of range`). JSON's true and false are no numbers, though
@@ -86,7 +90,11 @@ def to_number(values: pd.Series, name: str, problems: Problems, integer: bool) -
         numbers = values.astype("float64")
     else:
         objects = values.astype(object)
-        if pd.api.types.is_bool_dtype(values) or values.dtype == object:  # text columns hold no booleans
+        # Text columns hold no booleans, nor do objects pandas finds to be numbers alone (a number column that
+        # became objects where another block of its file held text): only the rest are looked at one by one.
+        if pd.api.types.is_bool_dtype(values) or (
+            values.dtype == object and pd.api.types.infer_dtype(objects, skipna=True) not in NO_BOOLEANS
+        ):
             booleans = np.fromiter((isinstance(v, bool | np.bool_) for v in objects), dtype=bool, count=len(objects))
             objects = objects.mask(booleans) if booleans.any() else objects
         numbers = pd.to_numeric(objects, errors="coerce")
