@@ -1,3 +1,4 @@
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -97,6 +98,24 @@ def test_coded_columns_are_written_as_their_values(warehouse: Warehouse) -> None
     pd.testing.assert_frame_equal(coded[columns], written[columns])
     assert coded["model"].fillna("-").tolist() == ["m2", "-", "m1", "m2"] and coded["provider"].isna().all()
     assert coded["status_code"].fillna(0).tolist() == [200, 500, 0, 200]
+
+
+def test_a_new_sqlite_warehouse_has_large_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    new = Warehouse(f"sqlite:///{tmp_path / 'new.db'}")
+    new.replace_day("2026-11-20", Write("requests", _requests("a")))
+    old_file = tmp_path / "old.db"
+    with sqlite3.connect(old_file) as conn:  # a warehouse made before: SQLite's default pages, one table
+        conn.execute("CREATE TABLE requests (day VARCHAR(10) NOT NULL, request_id TEXT)")
+        conn.execute("INSERT INTO requests VALUES ('2026-11-19', 'x')")
+    old = Warehouse(f"sqlite:///{old_file}")
+    old.replace_day("2026-11-20", Write("requests", _requests("a")))
+    pages = {}
+    for name, store in (("new", new), ("old", old)):
+        store.engine.dispose()
+        with sqlite3.connect(tmp_path / f"{name}.db") as conn:
+            pages[name] = conn.execute("PRAGMA page_size").fetchone()[0]
+    assert pages == {"new": warehouse_module.SQLITE_PAGE_BYTES, "old": 4096}
+    assert sorted(old.read_days("requests", None, None)["request_id"]) == ["a", "x"]
 
 
 def test_kind_scoped_writes_leave_other_kinds_alone(warehouse: Warehouse) -> None:
