@@ -88,7 +88,7 @@ def test_coded_columns_are_written_as_their_values(warehouse: Warehouse) -> None
     frame = _requests("a", "b", "c", "d").assign(
         model=pd.Categorical(["m2", None, "m1", "m2"], categories=["m1", "m2", "unused"]),
         provider=pd.Categorical([None] * 4, categories=[]),
-        status_code=pd.Categorical([200, 500, None, 200]),
+        status_code=pd.Categorical([200, 500, None, 200], categories=[200, 500, 1.5]),  # 1.5: no row's, no integer
     )
     plain = frame.astype({"model": object, "provider": object, "status_code": "Int64"})
     warehouse.replace_day("2026-11-20", Write("requests", frame))
