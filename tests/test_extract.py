@@ -253,6 +253,17 @@ def test_arrow_reads_lists_and_objects_like_the_line_path(
     assert [m if isinstance(m, str) else None for m in frame["metadata"]] == metadata
 
 
+def test_an_object_under_a_key_that_ends_the_key_before_it_is_read_like_the_line_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Written compactly, the key ":{}," also appears where "k"'s key ends and its empty object follows: only the
+    # key itself holds b.
+    records = [{"timestamp": "2026-11-20T10:00:00Z", "k": {}, ":{},": {"b": n}} for n in (1, 2)]
+    lines = [json.dumps(record, separators=(",", ":")) for record in records]
+    frame = both_read_paths(write_jsonl(tmp_path / "r.jsonl", lines), _source(), monkeypatch)
+    assert [json.loads(m) for m in frame["metadata"]] == [{"k": {}, ":{},": {"b": n}} for n in (1, 2)]
+
+
 def test_the_same_record_gets_the_same_id_whatever_its_neighbours(tmp_path: Path) -> None:
     record = {"timestamp": "2026-11-20T10:00:00Z", "metadata": {"app": "a", "n": 1}}
     write_jsonl(tmp_path / "requests-a.jsonl", [record])

@@ -25,6 +25,9 @@ NEWLINE, CARRIAGE_RETURN, OPEN_BRACE, CLOSE_BRACE = b"\n\r{}"
 FLAT_TYPES = (pa.types.is_string, pa.types.is_int64, pa.types.is_float64, pa.types.is_boolean)
 # A JSON object whose values hold no object or array (its strings may hold anything escaped).
 FLAT_OBJECT = r'\{(?:[^{}\[\]"]|"(?:[^"\\]|\\.)*")*\}'
+# A key name starting as JSON may go on after a string (":{},", say) can also be found where a string before it
+# ends ("k":{},":{},":...), so a column under such a name is left to the line path.
+AFTER_A_STRING = re.compile(r"[\s:,}\]]")
 
 
 def _one_object_per_line(chunk: np.ndarray, breaks: np.ndarray) -> bool:
@@ -119,6 +122,8 @@ def _flat_objects(chunk: bytes, breaks: np.ndarray, table: pa.Table, nested: lis
             or column.null_count
             or not all(any(flat(field.type) for flat in FLAT_TYPES) for field in column.type)
         ):
+            return None
+        if AFTER_A_STRING.match(name):
             return None
         key = orjson.dumps(name).decode()
         found = pc.extract_regex(lines, re.escape(key) + r"\s*:\s*(?P<value>" + FLAT_OBJECT + ")")
