@@ -109,10 +109,9 @@ def _flat_objects(chunk: bytes, breaks: np.ndarray, table: pa.Table, nested: lis
     """
     if not nested or holds_escape(chunk, b"\\u"):
         return None
+    # Each line as one binary value (its newline included), without copying the chunk: arrow_records has
+    # checked that the table holds a row per line, as from_buffers needs.
     offsets = np.concatenate(([0], breaks + 1, [len(chunk)])).astype(np.int32)
-    if len(offsets) - 1 != table.num_rows:
-        return None
-    # Each line as one binary value (its newline included), without copying the chunk.
     lines = pa.Array.from_buffers(pa.binary(), table.num_rows, [None, pa.py_buffer(offsets), pa.py_buffer(chunk)])
     columns: dict[str, np.ndarray] = {}
     for name in nested:
